@@ -1,0 +1,186 @@
+"""The one model of wasp.toml.
+
+Every setting is declared here once: its type, default and doc (the `Meta` description). The
+loader (`load.py`) decodes strictly against these Structs, `docs/configuration.md` is derived from
+them, and every process reads its settings from a decoded `Config` (or a part of one sent to it).
+
+Names follow IIS's applicationHost.config in snake_case; defaults are IIS's
+(`shared/reference/iis-behaviour.md` §1.1–1.3). Durations are floats of seconds (written "90s",
+"20m", "29h", "1d", "250ms" or a bare number of seconds), sizes are ints of bytes ("512MB", "64KiB",
+a bare number of bytes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+
+class Duration(float):
+    """Seconds, written in the file as "90s", "20m", "29h", "1d", "250ms" or a number."""
+
+
+class Size(int):
+    """Bytes, written in the file as "512MB", "64KiB", "1GB" or a number."""
+
+
+def doc(text: str) -> Meta:
+    return Meta(description=text)
+
+
+class _Strict(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=False):
+    pass
+
+
+class ServerSettings(_Strict):
+    run_dir: Annotated[str, doc("Admin socket and pid file. Relative to the config file.")] = "run"
+    log_dir: Annotated[str, doc(
+        "W3C logs (W3SVC<site id>/u_exYYMMDD.log), httperr/, events. Relative to the config file."
+    )] = "logs"
+    server_header: Annotated[str, doc(
+        "Server header on responses the app does not name one in; \"\" sends none."
+    )] = "wasp"
+
+
+class Limits(_Strict):
+    """HTTP.sys limits and timeouts (webLimits, site limits and HTTP.sys registry parameters)."""
+
+    connection_timeout: Annotated[Duration, doc(
+        "Idle keep-alive connection, entity-body gap and pool-queue wait limit (HTTP.sys "
+        "IdleConnection / EntityBody / RequestQueue timers)."
+    )] = Duration(120)
+    header_wait_timeout: Annotated[Duration, doc(
+        "Time allowed to receive a complete request head (HTTP.sys HeaderWait)."
+    )] = Duration(120)
+    max_request_bytes: Annotated[Size, doc(
+        "Request line plus headers, in bytes (HTTP.sys MaxRequestBytes); over it: 431."
+    )] = Size(16384)
+    max_field_length: Annotated[Size, doc(
+        "One header line, in bytes (HTTP.sys MaxFieldLength); over it: 431."
+    )] = Size(16384)
+    max_url: Annotated[Size, doc("Request target length (HTTP.sys URL limit); over it: 414.")] = Size(16384)
+    max_allowed_content_length: Annotated[Size, doc(
+        "requestFiltering maxAllowedContentLength; over it: 413.1. 0 disables the check."
+    )] = Size(0)
+    max_connections: Annotated[int, doc("Open client connections across all sites; 0 = unlimited.")] = 0
+
+
+class ProcessModel(_Strict):
+    idle_timeout: Annotated[Duration, doc("Stop a pool's workers after this long with no request; 0 disables.")] = Duration(1200)
+    ping_interval: Annotated[Duration, doc("How often the manager pings each worker; 0 disables pinging.")] = Duration(30)
+    ping_response_time: Annotated[Duration, doc("A worker that has not answered a ping in this time is replaced.")] = Duration(90)
+    startup_time_limit: Annotated[Duration, doc("A worker not ready in this time is killed and counts as a failure.")] = Duration(90)
+    shutdown_time_limit: Annotated[Duration, doc("A draining worker still alive after this is killed (SIGKILL).")] = Duration(90)
+
+
+class Recycling(_Strict):
+    time: Annotated[Duration, doc("Recycle a worker after it has run this long; 0 disables.")] = Duration(29 * 3600)
+    requests: Annotated[int, doc("Recycle a worker after this many requests; 0 disables.")] = 0
+    schedule: Annotated[list[str], doc("Local times of day (\"HH:MM\") at which the pool recycles.")] = field(default_factory=list)
+    memory: Annotated[Size, doc("Recycle when a worker's virtual memory exceeds this; 0 disables.")] = Size(0)
+    private_memory: Annotated[Size, doc("Recycle when a worker's private memory (USS) exceeds this; 0 disables.")] = Size(0)
+    disallow_overlapping_rotation: Annotated[bool, doc("Stop the old worker before starting the new one.")] = False
+    disallow_rotation_on_config_change: Annotated[bool, doc("Do not recycle when this pool's config changes.")] = False
+
+
+class Failure(_Strict):
+    rapid_fail_protection: Annotated[bool, doc("Stop the pool after too many worker failures.")] = True
+    rapid_fail_protection_interval: Annotated[Duration, doc("Window in which failures are counted.")] = Duration(300)
+    rapid_fail_protection_max_crashes: Annotated[int, doc("Failures within the window that stop the pool.")] = 5
+    load_balancer_capabilities: Annotated[Literal["http_level", "tcp_level"], doc(
+        "http_level answers 503 when the pool cannot take a request; tcp_level closes the connection."
+    )] = "http_level"
+
+
+class Pool(_Strict):
+    name: Annotated[str, doc("Unique pool name.")]
+    queue_length: Annotated[int, Meta(ge=10, le=65535, description=(
+        "Requests the front holds for this pool; when full, 503 QueueFull."))] = 1000
+    max_processes: Annotated[int, Meta(ge=1, le=64, description="Workers in the pool (>1 = web garden).")] = 1
+    start_mode: Annotated[Literal["on_demand", "always_running"], doc(
+        "on_demand starts workers at the first request; always_running at start-up."
+    )] = "on_demand"
+    auto_start: Annotated[bool, doc("Start the pool when the server starts (otherwise it is Stopped).")] = True
+    threads: Annotated[int, Meta(ge=1, le=1024, description="WSGI threads per worker.")] = 16
+    max_concurrent_requests: Annotated[int, Meta(ge=1, le=100000, description=(
+        "Requests one worker takes at once when the pool hosts only ASGI apps."))] = 256
+    environment_variables: Annotated[dict[str, str], doc("Extra environment for the pool's workers.")] = field(default_factory=dict)
+    process_model: ProcessModel = field(default_factory=ProcessModel)
+    recycling: Recycling = field(default_factory=Recycling)
+    failure: Failure = field(default_factory=Failure)
+
+
+class Application(_Strict):
+    path: Annotated[str, doc("URL path the application answers under: \"/\", \"/api\", \"/api/v2\".")] = "/"
+    pool: Annotated[str, doc("Name of the pool that runs this application.")] = "DefaultAppPool"
+    physical_path: Annotated[str, doc("Static content root. Relative to the config file; \"\" = none.")] = ""
+    app: Annotated[str, doc("Python app as \"module:attribute\" (a factory call \"module:make()\" is allowed); \"\" = none.")] = ""
+    interface: Annotated[Literal["auto", "wsgi", "asgi"], doc("How to call `app`; auto inspects it.")] = "auto"
+    python_path: Annotated[list[str], doc("Directories put on sys.path before importing `app`. Relative to the config file.")] = field(default_factory=list)
+    default_documents: Annotated[list[str], doc("Files tried, in order, for a directory request.")] = field(
+        default_factory=lambda: ["Default.htm", "Default.asp", "index.htm", "index.html", "iisstart.htm"]
+    )
+    initialization_pages: Annotated[list[str], doc("Paths a new worker requests before it takes traffic.")] = field(default_factory=list)
+
+
+class SiteLog(_Strict):
+    enabled: Annotated[bool, doc("Write the W3C extended log for this site.")] = True
+    period: Annotated[Literal["daily", "hourly"], doc("Log file rollover period (UTC).")] = "daily"
+
+
+class Site(_Strict):
+    name: Annotated[str, doc("Unique site name.")]
+    id: Annotated[int, Meta(ge=1, description="Unique site id; the log folder is W3SVC<id>.")]
+    bindings: Annotated[list[str], doc("appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any.")]
+    server_auto_start: bool = True
+    log: SiteLog = field(default_factory=SiteLog)
+    applications: list[Application] = field(default_factory=list)
+
+
+class Config(_Strict):
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: Limits = field(default_factory=Limits)
+    pool_defaults: dict = field(default_factory=dict)  # raw table, merged into each pool by the loader
+    pools: list[Pool] = field(default_factory=list)
+    sites: list[Site] = field(default_factory=list)
+    # Not from the file: where it came from (for relative paths and reload).
+    source: str = ""
+
+
+class Binding(Struct, frozen=True):
+    """A parsed binding: "http/*:8080:api.example.test"."""
+
+    protocol: str
+    ip: str  # "*" or an address
+    port: int
+    host: str  # "" = any host, else lower-case
+
+    def __str__(self) -> str:
+        return f"{self.protocol}/{self.ip}:{self.port}:{self.host}"
+
+
+def encode(config: Config) -> bytes:
+    """A config as msgpack, to hand to a child process."""
+    return msgspec.msgpack.encode(config, enc_hook=_enc_hook)
+
+
+def _enc_hook(value):
+    if isinstance(value, Duration):
+        return float(value)
+    if isinstance(value, Size):
+        return int(value)
+    raise NotImplementedError(type(value))
+
+
+def decode(data: bytes) -> Config:
+    return msgspec.msgpack.decode(data, type=Config, dec_hook=_trusted_hook)
+
+
+def _trusted_hook(tp, value):
+    if tp is Duration:
+        return Duration(value)
+    if tp is Size:
+        return Size(value)
+    raise NotImplementedError(tp)

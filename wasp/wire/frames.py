@@ -1,0 +1,220 @@
+"""Frames on the front <-> worker data channel. No I/O: bytes in, frames out, and back.
+
+A frame is a 10-byte header, then `length` bytes of payload:
+
+    length: u32 LE | type: u8 | flags: u8 | stream: u32 LE
+
+`stream` is the request id the front picked (0 for channel-wide frames). Frames of many requests
+interleave on one channel. See docs/internals.md for the full protocol and who sends what when.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+
+import msgspec
+
+HEADER = struct.Struct("<IBBI")
+HEADER_SIZE = HEADER.size
+MAX_PAYLOAD = 16 * 1024 * 1024  # a larger frame is a protocol error: the channel is torn down
+
+#: Bytes the sender of a body may have in flight for one stream before it waits for WINDOW.
+INITIAL_WINDOW = 256 * 1024
+
+
+class FrameType(IntEnum):
+    HELLO = 1      # worker -> front, stream 0: Hello (msgpack)
+    REQUEST = 2    # front -> worker: RequestHead (msgpack); FIN flag = no body follows
+    BODY = 3       # both ways: raw body bytes (after a 101, raw tunnelled bytes)
+    END = 4        # both ways: the body is complete
+    RESPONSE = 5   # worker -> front: ResponseHead (see pack_response); FIN flag = body inline, done
+    FILE = 6       # worker -> front: FileSpan (msgpack); the front sends the file; ends the stream
+    CANCEL = 7     # front -> worker: the client went away; stop and send nothing more
+    WINDOW = 8     # both ways: u32 increment of the peer's send window for this stream
+    DRAIN = 9      # front -> worker, stream 0: no more requests will come on this channel
+    ABORT = 10     # worker -> front: the request failed; u16 status for the front to answer with
+                   # if no response was started (else the front resets the client connection)
+
+
+FLAG_FIN = 0x01
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing; the channel cannot be trusted any more."""
+
+
+def pack(ftype: int, stream: int, payload: bytes = b"", flags: int = 0) -> bytes:
+    return HEADER.pack(len(payload), ftype, flags, stream) + payload
+
+
+def pack_header(ftype: int, stream: int, length: int, flags: int = 0) -> bytes:
+    return HEADER.pack(length, ftype, flags, stream)
+
+
+class FrameReader:
+    """Accumulates bytes and yields complete frames as (type, flags, stream, payload) tuples."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, int, int, bytes]]:
+        buf = self._buf
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        frames = []
+        pos = 0
+        end = len(data)
+        unpack = HEADER.unpack_from
+        while end - pos >= HEADER_SIZE:
+            length, ftype, flags, stream = unpack(data, pos)
+            if length > MAX_PAYLOAD:
+                raise ProtocolError(f"frame of {length} bytes exceeds {MAX_PAYLOAD}")
+            start = pos + HEADER_SIZE
+            stop = start + length
+            if stop > end:
+                break
+            frames.append((ftype, flags, stream, data[start:stop]))
+            pos = stop
+        if pos < end:
+            buf += data[pos:] if pos else data
+        return frames
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+
+# ---- payloads -------------------------------------------------------------------------------
+
+
+class Hello(msgspec.Struct, array_like=True):
+    worker_id: int
+    pid: int
+    capacity: int  # requests the worker takes at once; the front never dispatches more
+
+
+class RequestHead(msgspec.Struct, array_like=True):
+    app: str                 # application key "<site id><app path>", e.g. "1/" or "1/api"
+    method: str
+    target: bytes            # raw request target as received
+    path: bytes              # cooked path: percent-decoded, dot segments resolved, "\" -> "/"
+    query: bytes             # raw query string, without "?"
+    version: str             # "1.1" or "1.0"
+    headers: list[tuple[bytes, bytes]]  # as received (names as sent), in order
+    client: tuple[str, int]
+    server: tuple[str, int]
+    scheme: str = "http"
+    content_length: int = -1  # -1: unknown (chunked) or none
+    websocket: bool = False   # an Upgrade: websocket request
+    warmup: bool = False      # an application-initialization request (APP_WARMING_UP)
+
+
+class FileSpan(msgspec.Struct, array_like=True):
+    """Answer with a file: the front opens `path` and sends `length` bytes from `offset`."""
+
+    status_and_headers: bytes  # same form as a ResponseHead's block: b"200 OK\r\nName: v\r\n..."
+    path: str
+    offset: int
+    length: int
+
+
+_hello_enc = msgspec.msgpack.Encoder()
+_hello_dec = msgspec.msgpack.Decoder(Hello)
+_req_dec = msgspec.msgpack.Decoder(RequestHead)
+_file_dec = msgspec.msgpack.Decoder(FileSpan)
+encode_msgpack = _hello_enc.encode
+
+
+def pack_hello(hello: Hello) -> bytes:
+    return pack(FrameType.HELLO, 0, encode_msgpack(hello))
+
+
+def unpack_hello(payload: bytes) -> Hello:
+    return _hello_dec.decode(payload)
+
+
+def pack_request(stream: int, head: RequestHead, has_body: bool) -> bytes:
+    return pack(FrameType.REQUEST, stream, encode_msgpack(head), 0 if has_body else FLAG_FIN)
+
+
+def unpack_request(payload: bytes) -> RequestHead:
+    return _req_dec.decode(payload)
+
+
+def pack_file(stream: int, span: FileSpan) -> bytes:
+    return pack(FrameType.FILE, stream, encode_msgpack(span))
+
+
+def unpack_file(payload: bytes) -> FileSpan:
+    return _file_dec.decode(payload)
+
+
+# RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body
+_RESP = struct.Struct("<Hqi")
+
+
+def pack_response(stream: int, block: bytes, content_length: int, substatus: int = 0,
+                  body: bytes | None = None) -> bytes:
+    """`block` is b"<status> <reason>\\r\\n" followed by header lines, each ending in CRLF.
+
+    With `body` given, the whole response travels in this one frame (FIN).
+    """
+    meta = _RESP.pack(substatus, content_length, len(block))
+    if body is None:
+        payload = meta + block
+        return HEADER.pack(len(payload), FrameType.RESPONSE, 0, stream) + payload
+    length = _RESP.size + len(block) + len(body)
+    return HEADER.pack(length, FrameType.RESPONSE, FLAG_FIN, stream) + meta + block + body
+
+
+def unpack_response(payload: bytes) -> tuple[int, int, bytes, bytes]:
+    """-> (substatus, content_length, block, inline body)."""
+    substatus, content_length, block_len = _RESP.unpack_from(payload)
+    start = _RESP.size
+    return substatus, content_length, payload[start:start + block_len], payload[start + block_len:]
+
+
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
+
+
+def pack_window(stream: int, increment: int) -> bytes:
+    return pack(FrameType.WINDOW, stream, _U32.pack(increment))
+
+
+def unpack_window(payload: bytes) -> int:
+    return _U32.unpack(payload)[0]
+
+
+def pack_abort(stream: int, status: int = 500) -> bytes:
+    return pack(FrameType.ABORT, stream, _U16.pack(status))
+
+
+def unpack_abort(payload: bytes) -> int:
+    return _U16.unpack(payload)[0] if len(payload) >= 2 else 500
+
+
+def pack_body(stream: int, data: bytes) -> bytes:
+    return HEADER.pack(len(data), FrameType.BODY, 0, stream) + data
+
+
+def pack_end(stream: int) -> bytes:
+    return HEADER.pack(0, FrameType.END, 0, stream)
+
+
+def pack_cancel(stream: int) -> bytes:
+    return HEADER.pack(0, FrameType.CANCEL, 0, stream)
+
+
+def pack_drain() -> bytes:
+    return HEADER.pack(0, FrameType.DRAIN, 0, 0)
+
+
+def status_of(block: bytes) -> int:
+    """The status code at the start of a response block."""
+    return int(block[:3])
