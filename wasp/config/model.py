@@ -92,6 +92,25 @@ class Failure(_Strict):
     load_balancer_capabilities: Annotated[Literal["http_level", "tcp_level"], doc(
         "http_level answers 503 when the pool cannot take a request; tcp_level closes the connection."
     )] = "http_level"
+    orphan_worker_process: Annotated[bool, doc(
+        "Leave a failing worker running, detached from the pool, for debugging, instead of killing it."
+    )] = False
+    orphan_action_exe: Annotated[str, doc("Command run when a worker is orphaned; %1% is replaced by its PID.")] = ""
+    auto_shutdown_exe: Annotated[str, doc("Command run when rapid-fail protection stops the pool; %1% is the pool name.")] = ""
+
+
+class Cpu(_Strict):
+    limit: Annotated[int, Meta(ge=0, le=100000, description=(
+        "CPU limit in 1/1000 of a percent of one core over reset_interval (IIS cpu.limit); 0 = none."))] = 0
+    action: Annotated[Literal["no_action", "kill_w3wp", "throttle", "throttle_under_load"], doc(
+        "What happens over the limit: log only, kill the worker, or throttle with cgroup v2 cpu.max."
+    )] = "no_action"
+    reset_interval: Annotated[Duration, doc("Window over which CPU use is measured.")] = Duration(300)
+
+
+class Identity(_Strict):
+    user: Annotated[str, doc("User the pool's workers run as (when the manager runs as root); \"\" = the default.")] = ""
+    group: Annotated[str, doc("Group the pool's workers run as; \"\" = the user's primary group.")] = ""
 
 
 class Pool(_Strict):
@@ -107,6 +126,13 @@ class Pool(_Strict):
     max_concurrent_requests: Annotated[int, Meta(ge=1, le=100000, description=(
         "Requests one worker takes at once when the pool hosts only ASGI apps."))] = 256
     environment_variables: Annotated[dict[str, str], doc("Extra environment for the pool's workers.")] = field(default_factory=dict)
+    python: Annotated[str, doc(
+        "Interpreter for this pool's workers (e.g. a virtualenv's bin/python); \"\" = the server's own. "
+        "wasp must be importable by it."
+    )] = ""
+    identity: Identity = field(default_factory=Identity)
+    memory_limit: Annotated[Size, doc("cgroup v2 memory.max for the pool's workers together; 0 = none.")] = Size(0)
+    cpu: Cpu = field(default_factory=Cpu)
     process_model: ProcessModel = field(default_factory=ProcessModel)
     recycling: Recycling = field(default_factory=Recycling)
     failure: Failure = field(default_factory=Failure)
@@ -123,6 +149,10 @@ class Application(_Strict):
         default_factory=lambda: ["Default.htm", "Default.asp", "index.htm", "index.html", "iisstart.htm"]
     )
     initialization_pages: Annotated[list[str], doc("Paths a new worker requests before it takes traffic.")] = field(default_factory=list)
+    execution_timeout: Annotated[Duration, doc(
+        "Longest a request may run in the app; over it the client gets 503 and a worker whose request "
+        "will not end is replaced after its thread stacks are logged. 0 = no limit."
+    )] = Duration(0)
 
 
 class SiteLog(_Strict):
@@ -134,7 +164,7 @@ class Site(_Strict):
     name: Annotated[str, doc("Unique site name.")]
     id: Annotated[int, Meta(ge=1, description="Unique site id; the log folder is W3SVC<id>.")]
     bindings: Annotated[list[str], doc("appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any.")]
-    server_auto_start: bool = True
+    server_auto_start: Annotated[bool, doc("Listen on the site's bindings when the server starts (otherwise the site is Stopped).")] = True
     log: SiteLog = field(default_factory=SiteLog)
     applications: list[Application] = field(default_factory=list)
 
@@ -158,7 +188,8 @@ class Binding(Struct, frozen=True):
     host: str  # "" = any host, else lower-case
 
     def __str__(self) -> str:
-        return f"{self.protocol}/{self.ip}:{self.port}:{self.host}"
+        ip = f"[{self.ip}]" if ":" in self.ip else self.ip  # IPv6, as written in the file
+        return f"{self.protocol}/{ip}:{self.port}:{self.host}"
 
 
 def encode(config: Config) -> bytes:

@@ -1,0 +1,47 @@
+"""docs/configuration.md is generated from model.py and its examples load."""
+
+from __future__ import annotations
+
+import pathlib
+
+import msgspec
+
+from wasp.config import model
+from wasp.config.docs import EXAMPLE, default_output, full_example, render
+from wasp.config.load import load_text
+
+DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_committed_docs_are_up_to_date():
+    assert pathlib.Path(default_output()) == DOC
+    assert DOC.read_text(encoding="utf-8") == render(), \
+        "docs/configuration.md is stale: run `python -m wasp.config.docs`"
+
+
+def test_every_key_is_documented():
+    text = render()
+    for cls in (model.ServerSettings, model.Limits, model.Pool, model.ProcessModel, model.Recycling,
+                model.Failure, model.Site, model.SiteLog, model.Application):
+        for info in msgspec.structs.fields(cls):
+            if isinstance(info.type, type) and issubclass(info.type, msgspec.Struct):
+                assert f".{info.name}]`" in text, info.name  # a sub-table has its own section
+            elif info.type == list[model.Application]:
+                assert "[[sites.applications]]" in text
+            else:
+                assert f"| `{info.name}` |" in text, info.name
+
+
+def test_example_loads():
+    config = load_text(EXAMPLE)
+    assert [p.name for p in config.pools] == ["DefaultAppPool", "api"]
+    assert config.pools[1].environment_variables == {"APP_ENV": "production",
+                                                      "DJANGO_SETTINGS_MODULE": "shop.settings"}
+
+
+def test_full_example_loads_and_equals_the_defaults():
+    config = load_text(full_example())
+    plain = load_text('[[pools]]\nname = "DefaultAppPool"\n[[sites]]\nname = "Default Web Site"\nid = 1\n'
+                      'bindings = ["http/*:8080:"]\n[[sites.applications]]\npath = "/"\n')
+    config.pool_defaults = plain.pool_defaults
+    assert config == plain

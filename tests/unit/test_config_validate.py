@@ -1,0 +1,188 @@
+"""Rules beyond types: names, paths, bindings, app specs, schedules, and rules across the config."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from wasp.config.load import load_text
+from wasp.errors import ConfigError
+
+
+def problems(text: str) -> list[tuple[str, int | None, str]]:
+    with pytest.raises(ConfigError) as info:
+        load_text(textwrap.dedent(text))
+    return [(p.path, p.line, p.message) for p in info.value.problems]
+
+
+def one(text: str) -> tuple[str, int | None, str]:
+    found = problems(text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def site(bindings='["http/*:8080:"]', apps=('path = "/"',), name="s", id=1) -> str:
+    text = f'\n[[sites]]\nname = "{name}"\nid = {id}\nbindings = {bindings}\n'
+    for app in apps:
+        text += f"\n[[sites.applications]]\n{app}\n"
+    return text
+
+
+POOL = '[[pools]]\nname = "DefaultAppPool"\n'
+
+
+def test_duplicate_pool_names():
+    path, line, message = one(POOL + '[[pools]]\nname = "x"\n[[pools]]\nname = "DefaultAppPool"\n')
+    assert (path, line) == ("pools[2].name", 6)
+    assert message == "duplicate pool name \"DefaultAppPool\"; already used by pools[0].name"
+
+
+def test_duplicate_site_names_and_ids():
+    found = problems(POOL + site(name="a", id=1, bindings='["http/*:1:"]')
+                     + site(name="a", id=1, bindings='["http/*:2:"]'))
+    assert [(p, line) for p, line, _ in found] == [("sites[1].name", 13), ("sites[1].id", 14)]
+    assert "duplicate site name \"a\"" in found[0][2]
+    assert "duplicate site id 1" in found[1][2]
+
+
+def test_application_naming_a_missing_pool():
+    path, line, message = one(POOL + site(apps=('path = "/"', 'path = "/api"\npool = "api"')))
+    assert (path, line) == ("sites[0].applications[1].pool", 14)
+    assert message == 'no pool is named "api"; pools: "DefaultAppPool"'
+
+
+def test_default_pool_name_must_exist_too():
+    path, line, message = one(site())
+    assert (path, line) == ("sites[0].applications[0].pool", 7)
+    assert "no pools are defined" in message
+
+
+def test_unused_pools_are_fine():
+    config = load_text(POOL + '[[pools]]\nname = "idle"\n' + site())
+    assert [p.name for p in config.pools] == ["DefaultAppPool", "idle"]
+
+
+def test_same_binding_on_two_sites_host_case_insensitive():
+    path, line, message = one(POOL + site(bindings='["http/*:80:Example.test"]')
+                              + site(name="t", id=2, bindings='["http/*:8081:", "http/*:80:EXAMPLE.TEST"]'))
+    assert (path, line) == ("sites[1].bindings[1]", 15)
+    assert "http/*:80:example.test" in message and "sites[0].bindings[0]" in message
+
+
+def test_same_port_different_host_or_ip_is_fine():
+    load_text(POOL + site(bindings='["http/*:80:", "http/*:80:a.test", "http/127.0.0.1:80:"]'))
+
+
+def test_binding_repeated_in_one_site():
+    path, _, message = one(POOL + site(bindings='["http/*:80:", "http/*:80:"]'))
+    assert path == "sites[0].bindings[1]"
+    assert "already used" in message
+
+
+@pytest.mark.parametrize("binding, fragment", [
+    ("https/*:443:", "TLS (https) is not supported yet"), ("http/*:0:", "1-65535"), ("http/*:99999:", "1-65535"),
+    ("http/localhost:80:", "IP address"), ("http/::1:80:", "brackets"), ("http/*:80", "HOST"),
+])
+def test_binding_syntax(binding, fragment):
+    path, line, message = one(POOL + site(bindings=f'["http/*:1:", "{binding}"]'))
+    assert (path, line) == ("sites[0].bindings[1]", 7)
+    assert fragment in message
+
+
+def test_binding_on_its_own_line_of_a_multiline_array():
+    path, line, _ = one(POOL + site(bindings='[\n  "http/*:1:",\n  "http/*:0:",\n]'))
+    assert (path, line) == ("sites[0].bindings[1]", 9)
+
+
+@pytest.mark.parametrize("app_path, fragment", [
+    ("api", "must start with"), ("/api/", "must not end with"), ("/a/../b", "segment"), ("/./a", "segment"),
+    ("/a//b", "segment"), ("/a?b", "character"), ("", "must start with"),
+])
+def test_application_path_syntax(app_path, fragment):
+    path, line, message = one(POOL + site(apps=('path = "/"', f'path = "{app_path}"')))
+    assert (path, line) == ("sites[0].applications[1].path", 13)
+    assert fragment in message
+
+
+def test_duplicate_application_path():
+    path, line, message = one(POOL + site(apps=('path = "/"', 'path = "/api"', 'path = "/API"')))
+    assert (path, line) == ("sites[0].applications[2].path", 16)
+    assert "already used by sites[0].applications[1]" in message
+
+
+def test_site_without_root_application():
+    path, line, message = one(POOL + site(apps=('path = "/api"',)))
+    assert (path, line) == ("sites[0].applications", 9)
+    assert "no root application" in message
+
+
+def test_site_without_any_application():
+    path, _, message = one(POOL + site(apps=()))
+    assert path == "sites[0].applications"
+    assert "no root application" in message
+
+
+@pytest.mark.parametrize("name", ["a|b", "a<b", "a/b", "a[1]", "a+b", "a=b", "a;b", "a:b", "a,b", "a?b",
+                                  "a*b", "a@b", 'a\\"b', "a&b", ""])
+def test_pool_name_characters(name):
+    path, line, _ = one(f'[[pools]]\nname = "{name}"\n')
+    assert (path, line) == ("pools[0].name", 2)
+
+
+def test_pool_name_with_space_and_dot_is_fine():
+    load_text('[[pools]]\nname = "My Pool .NET v4.5"\n')
+
+
+@pytest.mark.parametrize("name", ["a/b", "a?b", ""])
+def test_site_name_characters(name):
+    path, _, _ = one(POOL + site(name=name))
+    assert path == "sites[0].name"
+
+
+@pytest.mark.parametrize("entry", ["3:00", "24:00", "12:60", "12:00:60", "noon", "12-00", "12:00:00:00"])
+def test_schedule_entries(entry):
+    path, line, message = one(f'[[pools]]\nname = "p"\n[pools.recycling]\nschedule = ["03:00", "{entry}"]\n')
+    assert (path, line) == ("pools[0].recycling.schedule[1]", 4)
+    assert "HH:MM" in message
+
+
+def test_schedule_good_and_duplicate():
+    load_text('[[pools]]\nname = "p"\nrecycling.schedule = ["00:00", "23:59", "12:30:15"]\n')
+    path, _, message = one('[[pools]]\nname = "p"\nrecycling.schedule = ["03:00", "03:00:00"]\n')
+    assert path == "pools[0].recycling.schedule[1]" and "twice" in message
+
+
+@pytest.mark.parametrize("spec", ["mysite.wsgi:application", "app:make()", "a:b.c", "_m1:x"])
+def test_app_spec_good(spec):
+    load_text(POOL + site(apps=(f'path = "/"\napp = "{spec}"',)))
+
+
+@pytest.mark.parametrize("spec", ["mysite.wsgi", "mysite.wsgi:", ":app", "my-site:app", "m:f(1)", "m:app()x",
+                                  "1m:app", "a b:c"])
+def test_app_spec_bad(spec):
+    path, line, message = one(POOL + site(apps=(f'path = "/"\napp = "{spec}"',)))
+    assert (path, line) == ("sites[0].applications[0].app", 11)
+    assert "module.path:attribute" in message
+
+
+def test_environment_variable_names():
+    path, _, _ = one('[[pools]]\nname = "p"\nenvironment_variables = { "A=B" = "x" }\n')
+    assert path == "pools[0].environment_variables.A=B"
+
+
+def test_initialization_pages_are_paths():
+    path, _, _ = one(POOL + site(apps=('path = "/"\ninitialization_pages = ["/ok", "warm"]',)))
+    assert path == "sites[0].applications[0].initialization_pages[1]"
+
+
+def test_cross_checks_still_run_when_other_values_are_bad():
+    found = problems(POOL + '[[pools]]\nname = "DefaultAppPool"\nthreads = "x"\n'
+                     + site(apps=('path = "/"\npool = "missing"',)))
+    assert [p for p, _, _ in found] == ["pools[1].name", "pools[1].threads", "sites[0].applications[0].pool"]
+
+
+def test_an_undecodable_pool_is_not_also_reported_as_missing():
+    found = problems('[[pools]]\nname = "p"\nprocess_model = 3\nthreads = "x"\n[[pools]]\nthreads = 4\n'
+                     + site(apps=('path = "/"\npool = "p"',)))
+    assert [p for p, _, _ in found] == ["pools[0].process_model", "pools[0].threads", "pools[1].name"]

@@ -1,0 +1,88 @@
+"""Site bindings in appcmd's form: "protocol/IP:PORT:HOST".
+
+Examples: "http/*:8080:" (any address, any host), "http/127.0.0.1:8080:api.example.test",
+"http/[::1]:8080:". IP "*" means every address; an empty HOST means any Host header. The host is
+kept lower-case because Host headers compare case-insensitively.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from wasp.config.model import Binding
+
+_FORM = "protocol/IP:PORT:HOST, e.g. \"http/*:8080:\" or \"http/127.0.0.1:80:www.example.test\""
+_HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
+
+
+def parse_binding(text: str) -> Binding:
+    """Parse one binding; ValueError saying what is wrong and what the form is."""
+    if not isinstance(text, str):
+        raise ValueError(f"a binding is a string in the form {_FORM}")
+    protocol, slash, info = text.partition("/")
+    if not slash:
+        raise ValueError(f"binding \"{text}\" has no protocol; expected {_FORM}")
+    protocol = protocol.strip().lower()
+    if protocol == "https":
+        raise ValueError(f"binding \"{text}\": TLS (https) is not supported yet; bind http and terminate TLS in front of wasp")
+    if protocol != "http":
+        raise ValueError(f"binding \"{text}\": unknown protocol \"{protocol}\"; only \"http\" is supported")
+    ip, rest = _split_ip(text, info)
+    port_text, colon, host = rest.partition(":")
+    if not colon:
+        raise ValueError(f"binding \"{text}\" must end with \":HOST\" (\":\" alone for any host); expected {_FORM}")
+    port = _parse_port(text, port_text)
+    host = _parse_host(text, host)
+    return Binding(protocol=protocol, ip=ip, port=port, host=host)
+
+
+def _split_ip(text: str, info: str) -> tuple[str, str]:
+    """The IP part and what follows its ":"."""
+    if info.startswith("["):
+        end = info.find("]")
+        if end < 0:
+            raise ValueError(f"binding \"{text}\": IPv6 address has no closing \"]\"")
+        literal, rest = info[1:end], info[end + 1:]
+        try:
+            address = ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise ValueError(f"binding \"{text}\": \"{literal}\" is not an IPv6 address") from None
+        if not rest.startswith(":"):
+            raise ValueError(f"binding \"{text}\": expected \":PORT\" after the IPv6 address; expected {_FORM}")
+        return address.compressed, rest[1:]
+    if info.count(":") > 2:
+        raise ValueError(f"binding \"{text}\": put an IPv6 address in brackets, e.g. \"http/[::1]:8080:\"")
+    ip, colon, rest = info.partition(":")
+    if not colon:
+        raise ValueError(f"binding \"{text}\" has no port; expected {_FORM}")
+    if ip == "*":
+        return ip, rest
+    if ip == "":
+        raise ValueError(f"binding \"{text}\" has no IP address; use \"*\" for every address")
+    try:
+        address = ipaddress.IPv4Address(ip)
+    except ValueError:
+        raise ValueError(f"binding \"{text}\": \"{ip}\" is not \"*\" or an IP address") from None
+    return str(address), rest
+
+
+def _parse_port(text: str, port_text: str) -> int:
+    if not port_text.isdigit() or not port_text.isascii():
+        raise ValueError(f"binding \"{text}\": port \"{port_text}\" is not a number")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"binding \"{text}\": port {port} is outside 1-65535")
+    return port
+
+
+def _parse_host(text: str, host: str) -> str:
+    host = host.lower()
+    if host == "":
+        return host
+    if "*" in host:
+        raise ValueError(f"binding \"{text}\": wildcard host names are not supported; leave HOST empty for any host")
+    name = host[:-1] if host.endswith(".") else host
+    if not name or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"binding \"{text}\": \"{host}\" is not a valid host name")
+    return name

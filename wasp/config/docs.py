@@ -1,0 +1,352 @@
+"""docs/configuration.md, derived from model.py: `python -m wasp.config.docs [--output FILE | -]`.
+
+Every key's type, default, unit and description comes from its one declaration in model.py; this
+module adds only the prose around the tables and the example. A unit test regenerates the file and
+compares, so a setting added to the model without regenerating the docs fails the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import typing
+from typing import Any, Literal
+
+import msgspec
+
+from wasp.config.decode import unwrap
+from wasp.config.model import Config, Duration, Pool, Size
+from wasp.config.units import format_duration, format_size
+
+_SECTION_TEXT = {
+    "server": "Where the server keeps its files, and server-wide response settings.",
+    "limits": "HTTP.sys's limits and timeouts. They apply to every site.",
+    "pool_defaults": (
+        "IIS's applicationPoolDefaults. Every key of `[[pools]]` except `name` may be set here, sub-tables "
+        "included (`[pool_defaults.process_model]` …). Each pool inherits them; a pool's own keys win, "
+        "and sub-tables (and `environment_variables`) merge key by key. A problem in `[pool_defaults]` is "
+        "reported once, under `pool_defaults.…`."),
+    "pools": (
+        "Application pools (IIS applicationPools). Each pool runs its applications in its own worker "
+        "processes (`max_processes` > 1 = web garden). A pool no application names is fine."),
+    "pools.identity": "The Unix account of the pool's workers (IIS processModel identity).",
+    "pools.cpu": "CPU limit of the pool's workers (IIS `<cpu>`).",
+    "pools.process_model": "Worker lifetime: idle shutdown, health pings, start and stop limits (IIS processModel).",
+    "pools.recycling": (
+        "When a worker is replaced by a fresh one (IIS recycling/periodicRestart). The new worker starts "
+        "before the old one drains unless `disallow_overlapping_rotation`."),
+    "pools.failure": "Rapid-fail protection and what clients get when a pool cannot serve (IIS failure).",
+    "sites": (
+        "Web sites. A site has a unique `name` and `id` and answers on its bindings; requests are routed "
+        "by binding (IP, port, Host) and then by the longest application path."),
+    "sites.log": "The site's W3C extended access log, in `<log_dir>/W3SVC<id>/`.",
+    "sites.applications": (
+        "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
+        "files (`physical_path`), a Python app (`app`), or both (the app answers what is not a file). "
+        "Every site needs the root application `path = \"/\"`. Front and workers name an application "
+        "`<site id><path>`, e.g. `1/` or `1/api`."),
+}
+
+_INTRO = """\
+# Configuration reference: wasp.toml
+
+<!-- Generated from wasp/config/model.py by `python -m wasp.config.docs`. Do not edit by hand. -->
+
+wasp reads one TOML file (`wasp serve -c wasp.toml`). Its names are those of IIS's
+applicationHost.config in snake_case, and its defaults are IIS's. Without a file, `wasp serve`
+runs the embedded Default Web Site (`http/127.0.0.1:8080:`), and `wasp serve module:app` runs one
+app on the Default Web Site with everything else default.
+
+The loader is strict: an unknown key, a value of the wrong type or out of range, a bad binding, a
+duplicate name or an application naming a pool that does not exist are errors. All problems are
+reported at once, each with the dotted path of the key and its line:
+
+```text
+/etc/wasp/wasp.toml:27: pools[1].threads: 0 is out of range; allowed: 1 to 1024
+/etc/wasp/wasp.toml:51: sites[0].applications[1].pool: no pool is named "Nope"; pools: "DefaultAppPool"
+```
+
+## Values
+
+| kind | written as | notes |
+| --- | --- | --- |
+| duration | `"250ms"`, `"90s"`, `"20m"`, `"29h"`, `"1d"`, `"1h30m"`, or a number of seconds | never negative; `0` usually disables |
+| size | `"512MB"`, `"64KiB"`, `"1.5GB"`, `"0"`, or a whole number of bytes | KB/MB/GB/TB = 1000ⁿ, KiB/MiB/GiB/TiB = 1024ⁿ |
+| binding | `"http/IP:PORT:HOST"` (appcmd's form) | IP `*` = every address, or an IPv4 address, or an IPv6 address in brackets (`[::1]`); PORT 1–65535; empty HOST = any Host header, else compared case-insensitively. `https` is not supported yet. No two sites may share a binding. |
+| application path | `"/"`, `"/api"`, `"/api/v2"` | starts with `/`; no trailing `/` except the root; no `.` or `..` segment |
+| app | `"module.path:attribute"` or `"module:factory()"` | imported in the pool's workers; a trailing `()` calls the factory once |
+| schedule time | `"HH:MM"` or `"HH:MM:SS"` | local time of day |
+| pool name | any text without `\\|<>&"/[]+=;:,?*@` | IIS's applicationPoolName rule |
+
+Relative paths (`server.run_dir`, `server.log_dir`, `physical_path`, `python_path` entries, and a
+pool's `python` when it contains a `/`) are taken relative to the folder of the config file; `~` is
+expanded.
+"""
+
+
+def render() -> str:
+    """The whole of docs/configuration.md."""
+    out = [_INTRO, "## Sections\n"]
+    for info in msgspec.structs.fields(Config):
+        base, _ = unwrap(info.type)
+        if info.name == "source":
+            continue
+        if info.name == "pool_defaults":
+            out.append(_section("pool_defaults", Pool, array=False, skip={"name"}, with_subsections=False))
+        elif _is_struct(base):
+            out.append(_section(info.name, base, array=False))
+        elif _list_of_struct(base):
+            out.append(_section(info.name, typing.get_args(base)[0], array=True))
+    out.append("## Example\n\nA server with two sites and two pools:\n\n```toml\n" + EXAMPLE + "```\n")
+    out.append("## Every key with its default\n\nThe required keys are filled in with sample values; "
+               "everything else is the default. This file loads as it is.\n\n```toml\n"
+               + full_example() + "```\n")
+    return "\n".join(out)
+
+
+def _section(header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),
+             with_subsections: bool = True) -> str:
+    title = f"[[{header}]]" if array else f"[{header}]"
+    parts = [f"### `{title}`\n"]
+    text = _SECTION_TEXT.get(header) or (cls.__doc__ or "").strip()
+    if text:
+        parts.append(text + "\n")
+    rows = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    nested = []
+    for info in msgspec.structs.fields(cls):
+        base, metas = unwrap(info.type)
+        if info.name in skip:
+            continue
+        if _is_struct(base) or _list_of_struct(base):
+            nested.append((info.name, base))
+            continue
+        description = " ".join(m.description for m in metas if m.description)
+        rows.append(f"| `{info.name}` | {_cell(_type_text(base, metas))} | {_cell(_default_text(info))} | "
+                    f"{_cell(description)} |")
+    parts.append("\n".join(rows) + "\n")
+    if not with_subsections:
+        subs = ", ".join(f"`[{header}.{name}]`" for name, _ in nested)
+        parts.append(f"Sub-tables: {subs}, with the keys listed under `[[pools]]`.\n")
+    out = ["\n".join(parts)]
+    for name, base in nested:
+        if with_subsections:
+            if _is_struct(base):
+                out.append(_section(f"{header}.{name}", base, array=False))
+            else:
+                out.append(_section(f"{header}.{name}", typing.get_args(base)[0], array=True))
+    return "\n".join(out)
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _list_of_struct(tp: Any) -> bool:
+    return typing.get_origin(tp) is list and _is_struct(typing.get_args(tp)[0])
+
+
+def _type_text(tp: Any, metas: list) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        text = " | ".join(f"`{_toml(v)}`" for v in typing.get_args(tp))
+    elif isinstance(tp, type) and issubclass(tp, Duration):
+        text = "duration"
+    elif isinstance(tp, type) and issubclass(tp, Size):
+        text = "size (bytes)"
+    elif tp is bool:
+        text = "boolean"
+    elif tp is int:
+        text = "integer"
+    elif tp is float:
+        text = "number"
+    elif tp is str:
+        text = "string"
+    elif origin is list:
+        text = f"array of {_type_text(typing.get_args(tp)[0], []).split(',')[0]}s"
+    elif origin is dict:
+        text = f"table of {_type_text(typing.get_args(tp)[1], []).split(',')[0]}s"
+    else:
+        text = getattr(tp, "__name__", str(tp))
+    for meta in metas:
+        low = meta.ge if meta.ge is not None else meta.gt
+        high = meta.le if meta.le is not None else meta.lt
+        if low is not None and high is not None:
+            text += f", {low}–{high}"
+        elif low is not None:
+            text += f", ≥ {low}" if meta.ge is not None else f", > {low}"
+        elif high is not None:
+            text += f", ≤ {high}" if meta.le is not None else f", < {high}"
+    return text
+
+
+def _default_of(info: msgspec.structs.FieldInfo) -> Any:
+    if info.default is not msgspec.NODEFAULT:
+        return info.default
+    if info.default_factory is not msgspec.NODEFAULT:
+        return info.default_factory()
+    return msgspec.NODEFAULT
+
+
+def _default_text(info: msgspec.structs.FieldInfo) -> str:
+    value = _default_of(info)
+    if value is msgspec.NODEFAULT:
+        return "required"
+    base, _ = unwrap(info.type)
+    return f"`{_toml(value, base)}`"
+
+
+def _toml(value: Any, tp: Any = None) -> str:
+    """A value as it would be written in wasp.toml."""
+    if isinstance(tp, type) and issubclass(tp, Duration):
+        return f'"{format_duration(float(value))}"'
+    if isinstance(tp, type) and issubclass(tp, Size):
+        return f'"{format_size(int(value))}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    """Text fit for a Markdown table cell: one line, pipes escaped, "<id>" not taken for HTML."""
+    parts = text.replace("\n", " ").replace("|", "\\|").split("`")
+    for i in range(0, len(parts), 2):  # outside code spans
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
+
+
+# Values for required keys in the generated full example.
+_SAMPLES = {("Pool", "name"): "DefaultAppPool", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
+            ("Site", "bindings"): ["http/*:8080:"]}
+
+
+def full_example() -> str:
+    """A wasp.toml setting every key to its default (required keys get sample values)."""
+    out: list[str] = []
+    for info in msgspec.structs.fields(Config):
+        base, _ = unwrap(info.type)
+        if info.name == "source":
+            continue
+        if info.name == "pool_defaults":
+            _write_table(out, "pool_defaults", Pool, array=False, skip={"name"})
+        elif _is_struct(base):
+            _write_table(out, info.name, base, array=False)
+        elif _list_of_struct(base):
+            item = typing.get_args(base)[0]
+            # A pool's keys are all shown once under [pool_defaults]; each pool then needs only its name.
+            _write_table(out, info.name, item, array=True, only_required=item is Pool)
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),
+                 only_required: bool = False) -> None:
+    out.append(f"\n[[{header}]]" if array else f"\n[{header}]")
+    nested = []
+    for info in msgspec.structs.fields(cls):
+        base, _ = unwrap(info.type)
+        if info.name in skip:
+            continue
+        if _is_struct(base) or _list_of_struct(base):
+            nested.append((info.name, base))
+            continue
+        value = _default_of(info)
+        if value is msgspec.NODEFAULT:
+            out.append(f"{info.name} = {_toml(_SAMPLES[(cls.__name__, info.name)])}")
+        elif not only_required:
+            out.append(f"{info.name} = {_toml(value, base)}")
+    for name, base in nested:
+        if _list_of_struct(base):
+            _write_table(out, f"{header}.{name}", typing.get_args(base)[0], array=True)
+        elif not only_required:
+            _write_table(out, f"{header}.{name}", base, array=False)
+
+
+EXAMPLE = """\
+[server]
+run_dir = "run"
+log_dir = "logs"
+
+[limits]
+max_allowed_content_length = "30MB"
+
+[pool_defaults]
+queue_length = 1000
+threads = 16
+[pool_defaults.process_model]
+idle_timeout = "20m"
+[pool_defaults.recycling]
+time = "29h"
+schedule = ["03:00"]
+private_memory = "1GiB"
+[pool_defaults.environment_variables]
+APP_ENV = "production"
+
+[[pools]]
+name = "DefaultAppPool"
+
+[[pools]]
+name = "api"
+max_processes = 2                  # a web garden of two workers
+start_mode = "always_running"
+environment_variables = { DJANGO_SETTINGS_MODULE = "shop.settings" }
+[pools.process_model]
+idle_timeout = "0s"                # never stop for idleness
+
+[[sites]]
+name = "Default Web Site"
+id = 1
+bindings = ["http/*:8080:", "http/127.0.0.1:8080:www.example.test"]
+
+[[sites.applications]]
+path = "/"
+pool = "DefaultAppPool"
+physical_path = "www"
+
+[[sites.applications]]
+path = "/shop"
+pool = "api"
+app = "shop.wsgi:application"
+python_path = ["src"]
+
+[[sites]]
+name = "api"
+id = 2
+bindings = ["http/*:8080:api.example.test"]
+
+[[sites.applications]]
+path = "/"
+pool = "api"
+app = "api.main:create_app()"
+interface = "asgi"
+python_path = ["src"]
+"""
+
+
+def default_output() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "docs", "configuration.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wasp.config.docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", "-o", default=default_output(), help="file to write, or - for stdout")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Load wasp.toml strictly: every problem at once, each with its dotted path and line.
+
+Steps: parse TOML; check [pool_defaults] as a pool without a name and deep-merge it under every
+[[pools]] entry (the pool's own keys win; sub-tables merge key by key); decode against model.py
+(decode.py) running the per-value checks of validate.py; then the rules across the config; then
+make relative paths absolute against the config file's folder. Any problem raises ConfigError.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from typing import Any
+
+from wasp.config.decode import INVALID, Decoder
+from wasp.config.locate import LineLocator
+from wasp.config.model import Config, Pool
+from wasp.config.validate import FIELD_CHECKS, check_config
+from wasp.errors import ConfigError, ConfigProblem
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+_POOL_DEFAULTS_EXCLUDE = {"name": "a pool's name cannot be inherited; set name in each [[pools]] entry"}
+
+
+def load(path: str) -> Config:
+    """Load and validate a config file. Config.source is its absolute path."""
+    source = os.path.abspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read the config file: {exc.strerror or exc}", file=source)]) from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([ConfigProblem("", "the config file is not valid UTF-8", line, source)]) from None
+    return _load_text(text, source, os.path.dirname(source), file=source)
+
+
+def load_text(text: str, source: str = "<string>") -> Config:
+    """Load and validate config text; relative paths are taken against the current directory."""
+    return _load_text(text, source, os.getcwd(), file=None if source.startswith("<") else source)
+
+
+def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = None,
+              locator: LineLocator | None = None, file: str | None = None) -> Config:
+    """Validate an already-parsed config table (what tomllib returns), the way a file is.
+
+    Used for the built-in configs of defaults.py. `base_dir` (default: the current directory)
+    anchors relative paths; `locator` maps problems to lines when the data came from a text.
+    """
+    decoder = Decoder(FIELD_CHECKS)
+    data = dict(data)
+    defaults = data.get("pool_defaults", {})
+    defaults_ok = False
+    if isinstance(defaults, dict):  # anything else is reported when Config is decoded
+        before = len(decoder.problems)
+        decoder.struct(defaults, Pool, "pool_defaults", exclude=_POOL_DEFAULTS_EXCLUDE, partial=True)
+        defaults_ok = len(decoder.problems) == before
+    pool_names = set()
+    pools = data.get("pools")
+    if isinstance(pools, list):
+        # Inherited values were checked once, above; a pool never re-reports its defaults' problems.
+        if defaults_ok and defaults:
+            data["pools"] = [merge(defaults, p) if isinstance(p, dict) else p for p in pools]
+        pool_names = {p["name"] for p in pools if isinstance(p, dict) and isinstance(p.get("name"), str)}
+    config = decoder.struct(data, Config, "", exclude={"source": None})
+    if config is not INVALID:
+        check_config(config, decoder.add, pool_names)
+    if decoder.problems:
+        raise ConfigError(_problems(decoder.problems, locator, file))
+    config.source = source
+    resolve_paths(config, base_dir if base_dir is not None else os.getcwd())
+    return config
+
+
+def merge(defaults: dict, own: dict) -> dict:
+    """`own` over `defaults`, recursively for tables; lists and values are replaced, not merged."""
+    merged = dict(defaults)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_paths(config: Config, base_dir: str) -> None:
+    """Make the file's relative paths absolute against `base_dir` ("~" is expanded too)."""
+    def absolute(path: str) -> str:
+        return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
+    config.server.run_dir = absolute(config.server.run_dir)
+    config.server.log_dir = absolute(config.server.log_dir)
+    for pool in config.pools:
+        # "python3" is a command looked up on PATH; "venv/bin/python" is a path next to the file.
+        if "/" in pool.python:
+            pool.python = absolute(pool.python)
+    for site in config.sites:
+        for app in site.applications:
+            if app.physical_path:
+                app.physical_path = absolute(app.physical_path)
+            app.python_path = [absolute(p) for p in app.python_path]
+
+
+def _load_text(text: str, source: str, base_dir: str, file: str | None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        line = int(match.group(1)) if match else None
+        if match:
+            message = message[:match.start()]
+        elif message.endswith("(at end of document)"):
+            message = message[:-len("(at end of document)")].rstrip()
+            line = text.count("\n") + 1
+        raise ConfigError([ConfigProblem("", f"TOML syntax error: {message}", line, file)]) from None
+    return load_data(data, source, base_dir, LineLocator(text), file)
+
+
+def _problems(found: list[tuple[str, str]], locator: LineLocator | None, file: str | None) -> list[ConfigProblem]:
+    problems = [ConfigProblem(path, message, locator.line_of(path) if locator else None, file)
+                for path, message in found]
+    # Stable: problems on one line keep the order they were found in.
+    problems.sort(key=lambda p: p.line if p.line is not None else float("inf"))
+    return problems

@@ -1,0 +1,191 @@
+"""Rules beyond types: the syntax of names, paths, bindings and app specs (checked on each value
+as it is decoded, see FIELD_CHECKS), and rules across the whole config (`check_config`): unique
+names, ids and bindings, applications naming pools that exist, every site having a root
+application. IIS's own validators are the model (`reference/iis-behaviour.md` §1: applicationPoolName,
+siteName, applicationPath).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from wasp.config.bindings import parse_binding
+from wasp.config.model import Application, Config, Pool, Recycling, Site
+
+Add = Callable[[str, str], None]
+
+_POOL_NAME_FORBIDDEN = set('|<>&"/[]+=;:,?*@')
+_SITE_NAME_FORBIDDEN = set("/?")
+_SCHEDULE = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_APP_SPEC = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*(\(\))?")
+_ENV_NAME = re.compile(r"[^=\x00]+")
+
+
+def check_pool_name(name: str, path: str, add: Add) -> None:
+    if not name:
+        add(path, "a pool name cannot be empty")
+        return
+    bad = sorted(set(name) & _POOL_NAME_FORBIDDEN)
+    if bad:
+        add(path, f"pool name \"{name}\" contains {' '.join(bad)}; IIS forbids |<>&\"/[]+=;:,?*@ in pool names")
+    elif name != name.strip():
+        add(path, f"pool name \"{name}\" has leading or trailing spaces")
+
+
+def check_site_name(name: str, path: str, add: Add) -> None:
+    if not name.strip():
+        add(path, "a site name cannot be empty")
+    elif set(name) & _SITE_NAME_FORBIDDEN:
+        add(path, f"site name \"{name}\" contains \"/\" or \"?\", which IIS forbids in site names")
+
+
+def check_application_path(value: str, path: str, add: Add) -> None:
+    problem = application_path_problem(value)
+    if problem:
+        add(path, problem)
+
+
+def application_path_problem(value: str) -> str | None:
+    """IIS's applicationPath validator: "/" or "/a/b"; no trailing "/", no "." or ".." segment."""
+    if not value.startswith("/"):
+        return f"application path \"{value}\" must start with \"/\""
+    if value == "/":
+        return None
+    if value.endswith("/"):
+        return f"application path \"{value}\" must not end with \"/\" (only the root \"/\" does)"
+    segments = value[1:].split("/")
+    if any(s in ("", ".", "..") for s in segments):
+        return f"application path \"{value}\" has an empty, \".\" or \"..\" segment"
+    if any(c in value for c in "?#\\") or any(ord(c) < 32 for c in value):
+        return f"application path \"{value}\" contains a character not allowed in a URL path"
+    return None
+
+
+def check_app_spec(value: str, path: str, add: Add) -> None:
+    if value and not _APP_SPEC.fullmatch(value):
+        add(path, f"\"{value}\" is not an app spec; expected \"module.path:attribute\" "
+                  f"or \"module:factory()\", e.g. \"mysite.wsgi:application\"")
+
+
+def check_schedule(entries: list[str], path: str, add: Add) -> None:
+    seen: dict[int, int] = {}
+    for i, entry in enumerate(entries):
+        seconds = schedule_seconds(entry)
+        if seconds is None:
+            add(f"{path}[{i}]", f"\"{entry}\" is not a time of day; expected \"HH:MM\" or \"HH:MM:SS\" (00:00 to 23:59:59)")
+        elif seconds in seen:
+            add(f"{path}[{i}]", f"\"{entry}\" is listed twice (also {path}[{seen[seconds]}])")
+        else:
+            seen[seconds] = i
+
+
+def schedule_seconds(entry: str) -> int | None:
+    """Seconds after midnight of a recycling schedule entry, or None when it is not HH:MM[:SS]."""
+    match = _SCHEDULE.fullmatch(entry)
+    if not match:
+        return None
+    hours, minutes, seconds = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+    if hours > 23 or minutes > 59 or seconds > 59:
+        return None
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def check_bindings(bindings: list[str], path: str, add: Add) -> None:
+    for i, text in enumerate(bindings):
+        try:
+            parse_binding(text)
+        except ValueError as exc:
+            add(f"{path}[{i}]", str(exc))
+
+
+def check_environment(env: dict[str, str], path: str, add: Add) -> None:
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name):
+            add(f"{path}.{name}", f"\"{name}\" is not an environment variable name (empty, or has \"=\" or NUL)")
+        elif "\x00" in value:
+            add(f"{path}.{name}", "an environment variable cannot contain a NUL character")
+
+
+def check_initialization_pages(pages: list[str], path: str, add: Add) -> None:
+    for i, page in enumerate(pages):
+        if not page.startswith("/"):
+            add(f"{path}[{i}]", f"\"{page}\" must be a URL path starting with \"/\" (relative to the application)")
+
+
+def check_default_documents(names: list[str], path: str, add: Add) -> None:
+    for i, name in enumerate(names):
+        if not name or "/" in name or name in (".", ".."):
+            add(f"{path}[{i}]", f"\"{name}\" is not a file name")
+
+
+FIELD_CHECKS = {
+    (Pool, "name"): check_pool_name,
+    (Pool, "environment_variables"): check_environment,
+    (Recycling, "schedule"): check_schedule,
+    (Site, "name"): check_site_name,
+    (Site, "bindings"): check_bindings,
+    (Application, "path"): check_application_path,
+    (Application, "app"): check_app_spec,
+    (Application, "initialization_pages"): check_initialization_pages,
+    (Application, "default_documents"): check_default_documents,
+}
+
+
+def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
+    """Rules across the config. Entries that failed to decode are None and skipped; `pool_names`
+    includes the names of such pools so an application naming one is not blamed as well."""
+    _unique(((f"pools[{i}].name", p.name) for i, p in enumerate(config.pools) if p), "pool name", add)
+    _unique(((f"sites[{i}].name", s.name) for i, s in enumerate(config.sites) if s), "site name", add)
+    _unique(((f"sites[{i}].id", s.id) for i, s in enumerate(config.sites) if s), "site id", add)
+    bindings: dict[tuple, str] = {}
+    for i, site in enumerate(config.sites):
+        if site is None:
+            continue
+        for j, text in enumerate(site.bindings):
+            try:
+                binding = parse_binding(text)
+            except ValueError:
+                continue  # reported where the value was decoded
+            key = (binding.protocol, binding.ip, binding.port, binding.host)
+            path = f"sites[{i}].bindings[{j}]"
+            if key in bindings:
+                add(path, f"binding \"{binding}\" is already used by {bindings[key]}")
+            else:
+                bindings[key] = f"{path} (site \"{site.name}\")"
+        _check_applications(site, f"sites[{i}]", add, pool_names)
+
+
+def _check_applications(site: Site, path: str, add: Add, pool_names: set[str]) -> None:
+    seen: dict[str, str] = {}
+    for j, app in enumerate(site.applications):
+        if app is None:
+            continue
+        app_path = f"{path}.applications[{j}]"
+        if app.pool not in pool_names:
+            add(f"{app_path}.pool", f"no pool is named \"{app.pool}\"" + _known(pool_names))
+        # IIS matches URLs case-insensitively, so "/API" and "/api" would be the same application.
+        key = app.path.lower()
+        if key in seen:
+            add(f"{app_path}.path", f"application path \"{app.path}\" is already used by {seen[key]}")
+        else:
+            seen[key] = f"{app_path}"
+    if "/" not in seen and None not in site.applications:
+        add(f"{path}.applications", f"site \"{site.name}\" has no root application (path = \"/\")")
+
+
+def _known(pool_names: set[str]) -> str:
+    if not pool_names:
+        return "; no pools are defined"
+    return "; pools: " + ", ".join(f"\"{n}\"" for n in sorted(pool_names))
+
+
+def _unique(items, what: str, add: Add) -> None:
+    first: dict = {}
+    for path, value in items:
+        if value in first:
+            shown = f"\"{value}\"" if isinstance(value, str) else value
+            add(path, f"duplicate {what} {shown}; already used by {first[value]}")
+        else:
+            first[value] = path
