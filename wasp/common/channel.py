@@ -73,6 +73,12 @@ class ControlChannel:
     def _writable(self) -> None:
         self._flush()
 
+    @property
+    def pending(self) -> int:
+        """Messages queued but not yet written. Descriptors passed with `send` must stay open
+        until this is 0 (or the channel is closed): the kernel takes its copy at the write."""
+        return len(self._out)
+
     # ---- receiving ----
     def _readable(self) -> None:
         try:

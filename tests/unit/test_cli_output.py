@@ -1,0 +1,52 @@
+"""appcmd's output forms."""
+
+from __future__ import annotations
+
+from wasp.cli import output
+
+
+def test_site():
+    row = {"name": "Default Web Site", "id": 1, "bindings": ["http/*:8080:"], "state": "Started"}
+    assert output.site_line(row) == 'SITE "Default Web Site" (id:1,bindings:http/*:8080:,state:Started)'
+    row["bindings"] = ["http/*:61902:localhost", "http/127.0.0.1:80:a.test"]
+    assert output.site_line(row) == ('SITE "Default Web Site" (id:1,bindings:http/*:61902:localhost,'
+                                     'http/127.0.0.1:80:a.test,state:Started)')
+
+
+def test_app():
+    assert output.app_line({"site": "Default Web Site", "path": "/", "pool": "DefaultAppPool"}) == \
+        'APP "Default Web Site/" (applicationPool:DefaultAppPool)'
+    assert output.app_line({"site": "S", "path": "/api", "pool": "P"}) == 'APP "S/api" (applicationPool:P)'
+
+
+def test_pool_keeps_appcmds_shape_with_state_last():
+    row = {"name": "DefaultAppPool", "state": "Started", "workers": 2, "queue": 0}
+    assert output.pool_line(row) == 'APPPOOL "DefaultAppPool" (workers:2,queue:0,state:Started)'
+
+
+def test_wp():
+    assert output.wp_line({"pid": 4242, "pool": "DefaultAppPool"}) == 'WP "4242" (applicationPool:DefaultAppPool)'
+
+
+def test_request():
+    row = {"id": "fa00000008", "method": "GET", "url": "/x", "elapsed_ms": 2840.4,
+           "client": ["127.0.0.1", 51234], "stage": "ExecuteRequestHandler"}
+    assert output.request_line(row) == ('REQUEST "fa00000008" (url:GET /x, time:2840 msec, '
+                                        'client:127.0.0.1, stage:ExecuteRequestHandler)')
+
+
+def test_error_and_done():
+    assert output.error('Cannot find APPPOOL object with identifier "X".') == \
+        'ERROR ( message:Cannot find APPPOOL object with identifier "X". )'
+    assert output.command_done("TroubleshootingPhp", "recycled") == '"TroubleshootingPhp" successfully recycled'
+
+
+def test_event_line():
+    line = output.event_line({"time": "2024-01-01T00:00:00.000Z", "id": 5079, "level": "Information",
+                              "message": "An administrator has requested a recycle"})
+    assert line == "2024-01-01T00:00:00.000Z 5079 Information: An administrator has requested a recycle"
+
+
+def test_request_client_without_port():
+    for client, shown in (("127.0.0.1:51234", "127.0.0.1"), ("[::1]:8080", "::1"), ("::1", "::1")):
+        assert f"client:{shown}," in output.request_line({"id": 1, "client": client})

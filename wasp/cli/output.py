@@ -1,0 +1,59 @@
+"""appcmd's output forms (reference §6.2) for the admin API's rows. Pure functions."""
+
+from __future__ import annotations
+
+
+def error(message: str) -> str:
+    return f"ERROR ( message:{message} )"
+
+
+def site_line(row: dict) -> str:
+    bindings = ",".join(row.get("bindings", []))
+    return f'SITE "{row["name"]}" (id:{row["id"]},bindings:{bindings},state:{row.get("state", "Unknown")})'
+
+
+def app_line(row: dict) -> str:
+    return f'APP "{row["site"]}{row["path"]}" (applicationPool:{row["pool"]})'
+
+
+def pool_line(row: dict) -> str:
+    # appcmd shows (MgdVersion:…,MgdMode:…,state:…); wasp has no managed runtime, so the same
+    # shape carries what a wasp admin wants instead, with state last as appcmd has it.
+    return (f'APPPOOL "{row["name"]}" (workers:{row.get("workers", 0)},'
+            f'queue:{row.get("queue", 0)},state:{row.get("state", "Unknown")})')
+
+
+def wp_line(row: dict) -> str:
+    return f'WP "{row["pid"]}" (applicationPool:{row["pool"]})'
+
+
+def _client(value) -> str:
+    """The client's address without its port, as appcmd shows it."""
+    if isinstance(value, (list, tuple)) and value:
+        return str(value[0])
+    text = str(value)
+    if text.startswith("[") and "]" in text:
+        return text[1:text.index("]")]
+    if text.count(":") == 1:
+        return text.split(":", 1)[0]
+    return text
+
+
+def request_line(row: dict) -> str:
+    elapsed = int(round(float(row.get("elapsed_ms", 0))))
+    return (f'REQUEST "{row.get("id")}" (url:{row.get("method", "")} {row.get("url", "")}, '
+            f'time:{elapsed} msec, client:{_client(row.get("client", ""))}, '
+            f'stage:{row.get("stage", "")})')
+
+
+LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line,
+         "requests": request_line}
+
+
+def event_line(record: dict) -> str:
+    return f'{record.get("time", "")} {record.get("id", "")} {record.get("level", "")}: {record.get("message", "")}'
+
+
+def command_done(pool: str, verb: str) -> str:
+    """`"DefaultAppPool" successfully recycled` (appcmd's wording)."""
+    return f'"{pool}" successfully {verb}'

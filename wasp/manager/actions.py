@@ -1,0 +1,103 @@
+"""What the supervisor asks the manager's I/O side to do. Plain values; no I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnFront:
+    """Start the front, then send it `config` with the listening sockets."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopFront:
+    """Send the front `stop`."""
+
+
+@dataclass(frozen=True, slots=True)
+class KillFront:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PingFront:
+    ping_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnWorker:
+    """Start a worker of `pool` and send it `init` with the current config."""
+
+    worker_id: int
+    pool: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachWorker:
+    """Make a data socketpair: `attach` to the worker, `worker_add` to the front."""
+
+    worker_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopWorker:
+    """Graceful stop: `worker_drain` to the front (when `drain`), then `stop` to the worker."""
+
+    worker_id: int
+    drain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class KillWorker:
+    worker_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanWorker:
+    """Leave a failed worker running for debugging: the front stops using it, the manager forgets
+    it (reaping it whenever it exits) and runs `command` (\"\" = none)."""
+
+    worker_id: int
+    command: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """Run an admin's command line (IIS orphanActionExe, autoShutdownExe); its exit is ignored."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class PingWorker:
+    worker_id: int
+    ping_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetPoolState:
+    """`pool_state` to the front: "Started", or "Stopped"/"Disabled" with the 503 reason."""
+
+    pool: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An entry for the event log (and a line on stderr); ids in `wasp.manager.events`."""
+
+    event_id: int
+    pool: str = ""
+    pid: int = 0
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """Shutting down and every child is gone: the manager may clean up and exit."""
+
+
+Action = (SpawnFront | StopFront | KillFront | PingFront | SpawnWorker | AttachWorker | StopWorker
+          | KillWorker | OrphanWorker | RunCommand | PingWorker | SetPoolState | Event | Exit)

@@ -1,0 +1,191 @@
+"""Pools and worker processes as the manager sees them: state tables and records. No I/O.
+
+The states are IIS's (reference §6.3): a pool is Starting, Started, Stopping or Stopped, plus
+Disabled when rapid-fail protection took it offline; a worker is Starting (spawned, loading its
+apps), Ready (loaded and attached to the front), Draining (told to stop) and finally Gone; the
+front is Running, Stopping or Down.
+"""
+
+from __future__ import annotations
+
+import collections
+from enum import Enum
+
+from wasp.config.model import Pool
+
+
+class IllegalTransition(Exception):
+    """A state change the table does not allow: a bug in the caller, never a runtime condition."""
+
+
+class PoolState(Enum):
+    STARTING = "Starting"
+    STARTED = "Started"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    DISABLED = "Disabled"
+
+
+POOL_TRANSITIONS: dict[PoolState, frozenset[PoolState]] = {
+    PoolState.STARTING: frozenset({PoolState.STARTED, PoolState.STOPPING, PoolState.DISABLED}),
+    PoolState.STARTED: frozenset({PoolState.STOPPING, PoolState.DISABLED}),
+    # A start while the old workers still drain is allowed: the new ones start beside them.
+    PoolState.STOPPING: frozenset({PoolState.STOPPED, PoolState.STARTING}),
+    PoolState.STOPPED: frozenset({PoolState.STARTING}),
+    PoolState.DISABLED: frozenset({PoolState.STARTING, PoolState.STOPPING}),
+}
+
+
+class WorkerState(Enum):
+    STARTING = "Starting"
+    READY = "Ready"
+    DRAINING = "Draining"
+    GONE = "Gone"
+
+
+WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
+    WorkerState.STARTING: frozenset({WorkerState.READY, WorkerState.DRAINING, WorkerState.GONE}),
+    WorkerState.READY: frozenset({WorkerState.DRAINING, WorkerState.GONE}),
+    WorkerState.DRAINING: frozenset({WorkerState.GONE}),
+    WorkerState.GONE: frozenset(),
+}
+
+
+def check_transition(table: dict, current: Enum, new: Enum) -> None:
+    if new not in table[current]:
+        raise IllegalTransition(f"{current.value} -> {new.value}")
+
+
+class FailureWindow:
+    """Worker failures of one pool inside the rapid-fail interval (IIS rapidFailProtection)."""
+
+    __slots__ = ("times",)
+
+    def __init__(self) -> None:
+        self.times: collections.deque[float] = collections.deque()
+
+    def add(self, now: float, interval: float) -> int:
+        """Record a failure; returns how many fall inside the window ending now."""
+        self.times.append(now)
+        self.trim(now, interval)
+        return len(self.times)
+
+    def trim(self, now: float, interval: float) -> None:
+        while self.times and self.times[0] <= now - interval:
+            self.times.popleft()
+
+    def clear(self) -> None:
+        self.times.clear()
+
+
+class PoolRecord:
+    """One pool: its settings, state, how many workers it wants, and its failure history."""
+
+    def __init__(self, settings: Pool):
+        self.settings = settings
+        self.state = PoolState.STOPPED
+        # Workers to keep. always_running pools want max_processes while Started; on_demand pools
+        # want them after a `demand` and fewer as idle workers are shut down.
+        self.wanted = 0
+        self.failures = FailureWindow()
+        self.consecutive_failures = 0
+        self.spawn_not_before = 0.0  # back-off after consecutive failures
+        self.next_schedule: float | None = None  # wall-clock time of the next scheduled recycle
+        self.disabled_reason = ""
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def always_running(self) -> bool:
+        return self.settings.start_mode == "always_running"
+
+    def set_state(self, new: PoolState) -> None:
+        check_transition(POOL_TRANSITIONS, self.state, new)
+        self.state = new
+
+    def front_state(self) -> tuple[str, str]:
+        """(state, reason) of this pool in the front's terms (control op `pool_state`)."""
+        if self.state in (PoolState.STARTING, PoolState.STARTED):
+            return "Started", ""
+        if self.state is PoolState.DISABLED:
+            return "Disabled", "AppOffline"
+        return "Stopped", "Disabled"
+
+
+class WorkerRecord:
+    """One worker process of a pool."""
+
+    def __init__(self, worker_id: int, pool: str, now: float):
+        self.worker_id = worker_id
+        self.pool = pool
+        self.state = WorkerState.STARTING
+        self.pid = 0
+        self.started = now            # when it was spawned
+        self.state_since = now
+        self.ready_at: float | None = None
+        self.recycle_at: float | None = None  # recycling.time deadline, with jitter
+        # Overlapped rotation: still serving, but no longer counted towards the pool's workers;
+        # drained as soon as a new worker of the pool is ready.
+        self.retiring = False
+        # Non-overlapped rotation: draining, but keeps its slot so no replacement starts before
+        # it has exited.
+        self.holds_slot = False
+        self.stop_asked = False       # its exit is expected (drain, stop, kill we chose)
+        self.counts_as_failure = False  # killed for a reason rapid-fail protection counts
+        self.failure_reason = ""
+        self.load_error = ""
+        self.load_traceback = ""
+        # Health: the outstanding ping (id, sent at) and when the next one is due.
+        self.ping_id = 0
+        self.ping_sent: float | None = None
+        self.next_ping = now
+        self.last_pong: float | None = None
+        self.served = 0
+        self.inflight = 0
+        self.idle_s = 0.0
+        self.idle_check_at: float | None = None
+        self.vms = 0
+        self.uss = 0
+        self.kill_at: float | None = None  # startup or shutdown deadline
+        self.killed = False
+
+    def set_state(self, new: WorkerState, now: float) -> None:
+        check_transition(WORKER_TRANSITIONS, self.state, new)
+        self.state = new
+        self.state_since = now
+
+    @property
+    def live(self) -> bool:
+        return self.state is not WorkerState.GONE
+
+
+class FrontState(Enum):
+    DOWN = "Down"
+    RUNNING = "Running"
+    STOPPING = "Stopping"
+
+
+FRONT_TRANSITIONS = {
+    FrontState.DOWN: frozenset({FrontState.RUNNING}),
+    FrontState.RUNNING: frozenset({FrontState.DOWN, FrontState.STOPPING}),
+    FrontState.STOPPING: frozenset({FrontState.DOWN}),
+}
+
+
+class FrontRecord:
+    """The front process as the supervisor tracks it (one at a time)."""
+
+    def __init__(self) -> None:
+        self.state = FrontState.DOWN
+        self.started = 0.0
+        self.quick_deaths = 0
+        self.restart_at: float | None = None
+        self.ping_id = 0
+        self.ping_sent: float | None = None
+        self.next_ping = 0.0
+
+    def set_state(self, new: FrontState) -> None:
+        check_transition(FRONT_TRANSITIONS, self.state, new)
+        self.state = new
