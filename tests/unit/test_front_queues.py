@@ -1,0 +1,187 @@
+"""wasp.front.queues: bounded pool queues and dispatch to the worker with the most room."""
+
+from __future__ import annotations
+
+import pytest
+
+from wasp.config import model
+from wasp.front.queues import Dispatcher, PoolState
+from wasp.front.request import Request, Stage
+from wasp.wire.http import AppPoolUnavailable
+
+
+class Worker:
+    def __init__(self, pool, capacity):
+        self.pool_name = pool
+        self.capacity = capacity
+        self.inflight = 0
+        self.got = []
+
+    @property
+    def free(self):
+        return self.capacity - self.inflight
+
+    def dispatch(self, req):
+        self.inflight += 1
+        req.move(Stage.EXECUTING)
+        self.got.append(req)
+
+
+def config(queue_length=10, tcp=False, auto_start=True):
+    failure = model.Failure(load_balancer_capabilities="tcp_level" if tcp else "http_level")
+    return model.Config(pools=[model.Pool(name="P", queue_length=queue_length, failure=failure,
+                                          auto_start=auto_start)])
+
+
+@pytest.fixture
+def setup():
+    demands = []
+    d = Dispatcher(demands.append)
+    d.configure(config())
+    return d, demands
+
+
+def req(d, n=[0]):
+    n[0] += 1
+    r = Request(None, n[0], 0.0)
+    r.pool = d.pools["P"]
+    return r
+
+
+def test_no_worker_queues_and_demands_once(setup):
+    d, demands = setup
+    a, b = req(d), req(d)
+    d.submit(a, 1.0)
+    d.submit(b, 1.0)
+    assert a.stage is Stage.QUEUED and b.stage is Stage.QUEUED
+    assert list(d.pools["P"].queue) == [a, b]
+    assert demands == ["P"]
+
+
+def test_hello_pumps_the_queue_in_order(setup):
+    d, demands = setup
+    rs = [req(d) for _ in range(3)]
+    for r in rs:
+        d.submit(r, 1.0)
+    w = Worker("P", 2)
+    d.worker_ready(w)
+    assert w.got == rs[:2]
+    assert list(d.pools["P"].queue) == rs[2:]
+    w.inflight -= 1
+    d.pump(d.pools["P"])
+    assert w.got == rs
+
+
+def test_dispatch_goes_to_the_worker_with_most_free_capacity(setup):
+    d, _ = setup
+    w1, w2 = Worker("P", 4), Worker("P", 4)
+    w1.inflight = 3
+    w2.inflight = 1
+    d.worker_ready(w1)
+    d.worker_ready(w2)
+    r = req(d)
+    d.submit(r, 0)
+    assert w2.got == [r] and not w1.got
+
+
+def test_queue_full_is_503_queuefull(setup):
+    d, _ = setup
+    for _ in range(10):
+        d.submit(req(d), 0)
+    with pytest.raises(AppPoolUnavailable) as info:
+        d.submit(req(d), 0)
+    assert info.value.status == 503
+    assert info.value.reason == "QueueFull"
+    assert not info.value.close
+
+
+def test_tcp_level_pool_closes_instead():
+    d = Dispatcher(lambda p: None)
+    d.configure(config(tcp=True))
+    for _ in range(10):
+        d.submit(req(d), 0)
+    with pytest.raises(AppPoolUnavailable) as info:
+        d.submit(req(d), 0)
+    assert info.value.close
+
+
+def test_a_busy_pool_queues_behind_earlier_requests(setup):
+    d, _ = setup
+    w = Worker("P", 1)
+    d.worker_ready(w)
+    a, b, c = req(d), req(d), req(d)
+    d.submit(a, 0)
+    d.submit(b, 0)
+    w.inflight = 0  # a slot frees before anyone pumps: c must still not overtake b
+    d.submit(c, 0)
+    assert w.got == [a]
+    assert list(d.pools["P"].queue) == [b, c]
+
+
+def test_stopped_and_disabled_pools(setup):
+    d, _ = setup
+    queued = req(d)
+    d.submit(queued, 0)
+    assert d.set_state("P", "Stopped") == [queued]
+    with pytest.raises(AppPoolUnavailable) as info:
+        d.submit(req(d), 0)
+    assert info.value.reason == "Disabled"
+    d.set_state("P", "Disabled", "AppOffline")
+    with pytest.raises(AppPoolUnavailable) as info:
+        d.submit(req(d), 0)
+    assert info.value.reason == "AppOffline"
+    d.set_state("P", "Started")
+    d.submit(req(d), 0)
+    assert d.pools["P"].state is PoolState.STARTED
+
+
+def test_auto_start_false_pool_starts_stopped():
+    d = Dispatcher(lambda p: None)
+    d.configure(config(auto_start=False))
+    with pytest.raises(AppPoolUnavailable):
+        d.submit(req(d), 0)
+
+
+def test_expire_takes_the_oldest_only(setup):
+    d, _ = setup
+    old, new = req(d), req(d)
+    d.submit(old, 10.0)
+    d.submit(new, 100.0)
+    assert d.expire(130.0, 120.0) == [old]
+    assert list(d.pools["P"].queue) == [new]
+
+
+def test_withdraw(setup):
+    d, _ = setup
+    a, b = req(d), req(d)
+    d.submit(a, 0)
+    d.submit(b, 0)
+    d.withdraw(a)
+    d.withdraw(a)
+    assert list(d.pools["P"].queue) == [b]
+
+
+def test_worker_gone_keeps_the_queue_and_demands_again(setup):
+    d, demands = setup
+    w = Worker("P", 1)
+    d.worker_ready(w)
+    d.submit(req(d), 0)
+    waiting = req(d)
+    d.submit(waiting, 0)
+    d.worker_gone(w)
+    assert list(d.pools["P"].queue) == [waiting]
+    assert demands == ["P"]
+    w2 = Worker("P", 1)
+    d.worker_ready(w2)
+    assert w2.got == [waiting]
+
+
+def test_reconfigure_updates_limits_and_drops_removed_pools(setup):
+    d, _ = setup
+    r = req(d)
+    d.submit(r, 0)
+    assert d.configure(config(queue_length=20)) == []
+    assert d.pools["P"].limit == 20
+    orphans = d.configure(model.Config(pools=[model.Pool(name="Q")]))
+    assert orphans == [r]
+    assert set(d.pools) == {"Q"}

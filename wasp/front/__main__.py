@@ -1,0 +1,5 @@
+import sys
+
+from wasp.front.main import main
+
+sys.exit(main())

@@ -1,0 +1,676 @@
+"""One client connection: HTTP/1.x in, frames to a worker, the worker's response out.
+
+httptools parses; its callbacks fill a slotted Request. Requests are answered strictly in order:
+only the oldest request of a connection (`_pending[0]`) is submitted to its pool; later pipelined
+ones are parsed ahead and wait (reading pauses when too many wait or too much body is buffered).
+
+Back-pressure both ways uses the WINDOW frames of docs/internals.md: request body bytes go to the
+worker only within the stream's window, else they are buffered and the client is not read; response
+bytes are acknowledged to the worker only while the client transport is not over its high-water
+mark, else when `resume_writing` says it drained.
+
+Errors the front answers itself (HTTP.sys's: bad requests, limits, 503s) are HttpErrors turned into
+an HTTP.sys error page in `_send_error`, the one place that does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvalidMethodError, \
+    HttpParserInvalidURLError, HttpParserUpgrade, HttpRequestParser
+
+from wasp.errors import BadRequest, HttpError
+from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
+from wasp.front.response import ResponseWriter
+from wasp.wire import w3c
+from wasp.wire.http import (AppPoolUnavailable, EntityTooLarge, FieldTooLong, InvalidHeader,
+                            InvalidHostname, InvalidUrl, InvalidVerb, NoApplication, RequestTooLong,
+                            UnknownEncoding, UrlTooLong, VersionNotSupported, error_response)
+from wasp.wire.urls import cook_target
+
+#: Request body bytes the front holds for one connection before it stops reading the client.
+BODY_BUFFER_LIMIT = 64 * 1024
+#: Parsed requests waiting behind the one being answered before the front stops reading.
+MAX_PIPELINE = 16
+#: After a protocol error: how long to read and discard what the client still sends before closing,
+#: so the error page is not lost to a reset.
+LINGER = 2.0
+
+_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT, _UPGRADE, _USER_AGENT, _REFERER = range(1, 8)
+_SPECIAL = {b"host": _HOST, b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
+            b"expect": _EXPECT, b"upgrade": _UPGRADE, b"user-agent": _USER_AGENT, b"referer": _REFERER}
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+#: Errors that IIS logs in the site's W3C log (they happen after routing, in IIS proper);
+#: every other error the front answers goes to HTTPERR like HTTP.sys's.
+_W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort"})
+
+_OPEN = ConnState.OPEN
+_TUNNEL = ConnState.TUNNEL
+_CLOSING = ConnState.CLOSING
+_CLOSED = ConnState.CLOSED
+
+
+class _Stopped(Exception):
+    """Raised in a parser callback to stop parsing a connection that is closing."""
+
+
+def classify(exc: Exception) -> HttpError:
+    """The HttpError for an httptools exception (ours, raised in a callback, or llhttp's)."""
+    if isinstance(exc, HttpParserCallbackError):
+        inner = exc.__context__
+        if isinstance(inner, HttpError):
+            return inner
+        return HttpError(f"parser callback failed: {inner!r}", status=500, reason="Internal")
+    if isinstance(exc, HttpParserInvalidMethodError):
+        return InvalidVerb(str(exc))
+    if isinstance(exc, HttpParserInvalidURLError):
+        return InvalidUrl(str(exc))
+    message = str(exc)
+    if message == "Invalid HTTP version":
+        return VersionNotSupported(message)
+    if "header token" in message:
+        return InvalidHeader(message)
+    if "Transfer-Encoding" in message and "Content-Length" not in message:
+        return UnknownEncoding(message)
+    return BadRequest(message)
+
+
+class HttpConnection(ResponseWriter, asyncio.Protocol):
+    __slots__ = ("server", "transport", "parser", "state", "peer", "local", "table", "c_ip", "s_ip",
+                 "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_raw_head",
+                 "_lines", "_raw_line",
+                 "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
+                 "_early", "_sockfd")
+
+    def __init__(self, server):
+        self.server = server
+        self.transport = None
+        self.parser = HttpRequestParser(self)
+        # HTTP.sys accepts bare LF line ends (reference §5.4); llhttp needs both flags for the
+        # request line too. Bare CR inside the header block stays an error.
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True,
+                                             lenient_optional_lf_after_cr=True)
+        self.state = _OPEN
+        self.peer = ("", 0)
+        self.local = ("", 0)
+        self.table = None
+        self.c_ip = self.s_ip = b"-"
+        self.s_port = b"0"
+        self.deadline = 0.0
+        self.timer = ""
+        self._cur: Request | None = None
+        self._pending: deque[Request] = deque()
+        self._in_head = False
+        self._heads = 0
+        self._raw_head = 0
+        self._lines = 0
+        self._raw_line = 0
+        self._read_paused = False
+        self._write_paused = False
+        self._buffered = 0
+        self._broken = False
+        self._eof = False
+        self._upgrading = False
+        self._early: list[bytes] = []   # tunnel bytes that came before the 101
+        self._sockfd = -1
+
+    def move(self, state: ConnState) -> None:
+        if state not in CONN_MOVES[self.state]:
+            raise IllegalConnMove(f"connection {self.peer}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    # ================================================================ asyncio callbacks
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        server = self.server
+        peer = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self.peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
+        self.local = (str(local[0]), int(local[1])) if isinstance(local, tuple) else ("", 0)
+        self.c_ip = self.peer[0].encode() or b"-"
+        self.s_ip = self.local[0].encode() or b"-"
+        self.s_port = b"%d" % self.local[1]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                self._sockfd = sock.fileno()
+            except (OSError, AttributeError):
+                self._sockfd = -1
+        self.table = server.router.table(self.local[0], self.local[1])
+        server.connections.add(self)
+        self.deadline = server.now + server.idle_timeout
+        self.timer = "Timer_ConnectionIdle"
+        if server.over_connection_limit():
+            self._error_before_request(AppPoolUnavailable("ConnLimit"))
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state is not _OPEN:
+            if state is _TUNNEL:
+                self._tunnel_in(data)
+            return
+        if self._upgrading:
+            self._early.append(data)
+            self._buffered += len(data)
+            self._flow()
+            return
+        if self._broken:
+            return
+        heads = self._heads
+        lines = self._lines
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as exc:
+            self._upgraded(data, exc.args[0])
+        except HttpParserError as exc:
+            if self.state is _OPEN:
+                self._parse_failed(classify(exc))
+        if self.state is not _OPEN:
+            return
+        server = self.server
+        if self._in_head:
+            # httptools holds a header line until it is complete, so count raw bytes too: a read
+            # that began inside the head (or inside a line) belongs to it whole. A read in which a
+            # head (or line) began counts as 0: never over, at most one read under.
+            if heads == self._heads:
+                self._raw_head += len(data)
+                self._raw_line = self._raw_line + len(data) if lines == self._lines else 0
+                if self._raw_line > server.max_field_length:
+                    self._parse_failed(FieldTooLong("header line over max_field_length"))
+                    return
+                if self._raw_head > server.max_request_bytes + server.max_field_length:
+                    # Complete lines are checked exactly in on_header; this only bounds memory.
+                    self._parse_failed(RequestTooLong("request head over max_request_bytes"))
+                    return
+            else:
+                self._raw_head = 0
+                self._raw_line = 0
+                self.deadline = server.now + server.header_wait
+                self.timer = "Timer_HeaderWait"
+        elif self._cur is not None:
+            self.deadline = server.now + server.idle_timeout
+            self.timer = "Timer_EntityBody"
+        elif self._pending:
+            self.deadline = 0.0
+        if self._read_paused or self._buffered > BODY_BUFFER_LIMIT or len(self._pending) > MAX_PIPELINE \
+                or self._broken:
+            self._flow()
+
+    def eof_received(self):
+        state = self.state
+        if state is _TUNNEL:
+            req = self._pending[0] if self._pending else None
+            if req is not None and req.link is not None and req.link.owns(req):
+                req.link.send_end(req)
+                return True
+            return False
+        if state is _OPEN and self._pending and self._cur is None and not self._in_head:
+            # A client may shut down its side once it has sent its request(s): answer, then close.
+            # (With a request still incomplete, the client gave up on it: close, which cancels.)
+            self._eof = True
+            return True
+        return False
+
+    def connection_lost(self, exc) -> None:
+        if self.state is _CLOSED:
+            return
+        self.state = _CLOSED
+        server = self.server
+        server.connections.discard(self)
+        pending = self._pending
+        while pending:
+            req = pending.popleft()
+            self._drop(req)
+        self._cur = None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self._pending:
+            return
+        req = self._pending[0]
+        if req.file is not None:
+            self._pump_file(req)
+        elif req.unacked:
+            n = req.unacked
+            req.unacked = 0
+            if req.link is not None:
+                req.link.send_window(req, n)
+
+    # ================================================================ httptools callbacks
+    def on_message_begin(self) -> None:
+        server = self.server
+        self._cur = Request(self, next(server.ids), server.loop.time())
+        self._in_head = True
+        self._heads += 1
+
+    def on_url(self, url: bytes) -> None:
+        req = self._cur
+        req.target += url
+        if len(req.target) > self.server.max_url:
+            raise UrlTooLong("request target over max_url")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self._cur
+        if req.headers_done:
+            return  # trailer fields of a chunked body: not passed on
+        server = self.server
+        size = len(name) + len(value)
+        if size + 2 > server.max_field_length:
+            raise FieldTooLong("header line over max_field_length")
+        req.head_bytes += size + 4
+        if req.head_bytes + len(req.target) > server.max_request_bytes:
+            raise RequestTooLong("request head over max_request_bytes")
+        req.headers.append((name, value))
+        self._lines += 1
+        kind = _SPECIAL.get(name.lower())
+        if kind is None:
+            return
+        if kind == _HOST:
+            if req.host is not None:
+                raise InvalidHostname("more than one Host header")
+            req.host = value
+        elif kind == _CONTENT_LENGTH:
+            try:
+                req.content_length = int(value)
+            except ValueError:
+                raise BadRequest("bad Content-Length") from None
+        elif kind == _TRANSFER_ENCODING:
+            if value.strip().lower() != b"chunked":
+                raise UnknownEncoding("Transfer-Encoding other than chunked")
+            req.chunked = True
+        elif kind == _EXPECT:
+            req.expect = value.strip().lower() == b"100-continue"
+        elif kind == _UPGRADE:
+            req.upgrade = b"websocket" in value.lower()
+        elif kind == _USER_AGENT:
+            req.user_agent = value
+        else:
+            req.referer = value
+
+    def on_headers_complete(self) -> None:
+        if self.state is not _OPEN:
+            raise _Stopped()  # closing after an earlier answer: parse no further requests
+        req = self._cur
+        self._in_head = False
+        parser = self.parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise VersionNotSupported(f"HTTP/{version}")
+        req.version = version
+        method = parser.get_method()
+        req.method = method
+        req.is_head = method == b"HEAD"
+        req.keep_alive = parser.should_keep_alive()
+        path, query, authority = cook_target(req.target)
+        req.path = path
+        req.query = query
+        host = authority if authority is not None else req.host
+        if host is None and version == "1.1":
+            raise InvalidHostname("HTTP/1.1 request without Host")
+        site = self.table.site_for(host)
+        if site is None:
+            raise InvalidHostname("no binding matches the host")
+        app = site.app_for(path)
+        if app is None:
+            raise NoApplication("no application for the path")
+        req.app = app
+        req.pool = app.queue
+        server = self.server
+        limit = server.max_content
+        if limit and req.content_length > limit:
+            raise EntityTooLarge("Content-Length over max_allowed_content_length")
+        if req.upgrade and parser.should_upgrade():
+            req.websocket = True
+        req.headers_done = True
+        if not req.chunked and req.content_length <= 0:
+            req.body_done = True  # nothing follows the head: answers need not wait for the parser
+        pending = self._pending
+        pending.append(req)
+        if len(pending) == 1:
+            self._start(req)
+        else:
+            req.move(Stage.WAITING)
+
+    def on_body(self, data: bytes) -> None:
+        req = self._cur
+        if req.chunked:
+            # A chunked body has no Content-Length to check up front: count it (IIS does too).
+            req.received += len(data)
+            limit = self.server.max_content
+            if limit and req.received > limit:
+                raise EntityTooLarge("chunked body over max_allowed_content_length")
+        if req.link is not None and not req.body_buf and req.window >= len(data) \
+                and req.link.owns(req):
+            req.window -= len(data)
+            req.link.send_body(req, data)
+            return
+        if req.stage is Stage.DONE:
+            return  # already answered (e.g. 503): the rest of the body is read and dropped
+        if req.body_buf is None:
+            req.body_buf = [data]
+        else:
+            req.body_buf.append(data)
+        req.body_buffered += len(data)
+        self._buffered += len(data)
+        if req.link is not None:
+            self._push_body(req)
+
+    def on_message_complete(self) -> None:
+        req = self._cur
+        self._cur = None
+        req.body_done = True
+        if req.link is not None and req.has_body and not req.body_buf and req.link.owns(req):
+            req.link.send_end(req)
+        if self._eof:
+            return
+
+    # ================================================================ request side
+    def _start(self, req: Request) -> None:
+        """The oldest request's turn: submit it to its pool (or answer its error)."""
+        if req.error is not None:
+            self._send_error(req, req.error)
+            return
+        if req.pool is None:
+            self._send_error(req, AppPoolUnavailable("N/A"))
+            return
+        server = self.server
+        try:
+            server.dispatcher.submit(req, server.now)
+        except AppPoolUnavailable as exc:
+            self._send_error(req, exc)
+
+    def dispatched(self, req: Request) -> None:
+        """Called by the worker link right after the REQUEST frame went out."""
+        if req.expect and not req.body_done and req.version == "1.1" and self.state is _OPEN:
+            self.transport.write(_CONTINUE)
+        if req.body_buf:
+            self._push_body(req)
+        elif req.body_done and req.has_body:
+            req.link.send_end(req)
+
+    def _push_body(self, req: Request) -> None:
+        """Send buffered body bytes within the stream's window; END once all is sent."""
+        link = req.link
+        buf = req.body_buf
+        window = req.window
+        sent = 0
+        while buf and window > 0:
+            chunk = buf[0]
+            if len(chunk) <= window:
+                buf.pop(0)
+            else:
+                buf[0] = chunk[window:]
+                chunk = chunk[:window]
+            window -= len(chunk)
+            sent += len(chunk)
+            link.send_body(req, chunk)
+        req.window = window
+        req.body_buffered -= sent
+        self._buffered -= sent
+        if not buf and req.body_done and self.state is _OPEN:
+            link.send_end(req)
+        if self._read_paused:
+            self._flow()
+
+    def on_window(self, req: Request, increment: int) -> None:
+        req.window += increment
+        if req.body_buf:
+            if self.state is _TUNNEL:
+                self._push_tunnel(req)
+            else:
+                self._push_body(req)
+
+    def _flow(self) -> None:
+        """Pause or resume reading the client as buffers and the pipeline require."""
+        state = self.state
+        if state is _CLOSING or state is _CLOSED:
+            return
+        want = (self._buffered > BODY_BUFFER_LIMIT or len(self._pending) > MAX_PIPELINE
+                or (self._broken and state is _OPEN))
+        if want and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+        elif not want and self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _upgraded(self, data: bytes, offset: int) -> None:
+        req = self._pending[-1] if self._pending else None
+        rest = data[offset:]
+        if req is not None and req.websocket and req.stage is not Stage.DONE:
+            self._upgrading = True
+            if rest:
+                self._early.append(rest)
+                self._buffered += len(rest)
+        elif rest:
+            # An Upgrade wasp does not speak (h2c, ...): carry on with HTTP/1.1.
+            self.data_received(rest)
+
+    def _parse_failed(self, err: HttpError) -> None:
+        self._broken = True
+        req = self._cur
+        self._cur = None
+        self._in_head = False
+        if req is None or not req.headers_done:
+            if req is None:
+                server = self.server
+                req = Request(self, next(server.ids), server.loop.time())
+            req.error = err
+            req.keep_alive = False
+            self._pending.append(req)
+            if len(self._pending) == 1:
+                self._send_error(req, err)
+            else:
+                req.move(Stage.WAITING)
+        else:
+            # The head was fine, the body is not (bad chunk framing, ...).
+            req.keep_alive = False
+            stage = req.stage
+            if stage is Stage.WAITING:
+                req.error = err
+            elif stage is Stage.QUEUED:
+                self.server.dispatcher.withdraw(req)
+                self._send_error(req, err)
+            elif stage is Stage.EXECUTING:
+                req.link.cancel(req)
+                self._send_error(req, err)
+            elif stage is Stage.SENDING:
+                self._cut(req)
+        self._flow()
+
+    # ================================================================ endings
+
+    def on_abort(self, req: Request, status: int) -> None:
+        if req.stage < Stage.SENDING:
+            self._send_error(req, HttpError("the application failed", status=status or 500,
+                                            reason="WorkerAbort"))
+        else:
+            self._cut(req)
+
+    def on_abandoned(self, req: Request) -> None:
+        """The worker's channel closed with this request in flight (the worker crashed)."""
+        if req.stage < Stage.SENDING:
+            self._send_error(req, AppPoolUnavailable("Connection_Abandoned_By_AppPool"))
+        else:
+            self.server.log_error(self, req, None, "Connection_Abandoned_By_AppPool")
+            self._cut(req, logged=True)
+
+    def reject(self, req: Request, err: AppPoolUnavailable) -> None:
+        """A queued request the pool will not serve (pool stopped, queue timeout, pool removed)."""
+        if self.state is _CLOSED or req.stage is Stage.DONE:
+            return
+        self._send_error(req, err)
+
+    def _send_error(self, req: Request, err: HttpError) -> None:
+        """The one place an HttpError becomes a response."""
+        server = self.server
+        req.status = err.status
+        req.substatus = err.substatus
+        if req.stage is Stage.QUEUED:
+            server.dispatcher.withdraw(req)
+        elif req.link is not None and req.link.owns(req):
+            req.link.cancel(req)
+        if isinstance(err, AppPoolUnavailable):
+            if err.close:
+                # tcp_level: the load balancer sees a closed connection, not a 503.
+                server.log_error(self, req, None, err.reason)
+                req.stage = Stage.DONE
+                self._abort_connection()
+                return
+            close = (not (req.body_done and req.keep_alive) or server.stopping
+                     or (self._upgrading and req.websocket))
+        else:
+            close = True
+        if self.state is _OPEN:
+            self.transport.write(error_response(
+                err.status, err.reason, server=server.server_header, date=server.date, close=close,
+                head_only=req.is_head))
+        req.close_after = close
+        if err.reason in _W3C_REASONS:
+            self._finish(req)
+        else:
+            server.log_error(self, req, err.status, err.reason)
+            self._finish(req, log=False)
+
+    def _error_before_request(self, err: HttpError) -> None:
+        server = self.server
+        req = Request(self, next(server.ids), server.loop.time())
+        req.keep_alive = False
+        self._broken = True
+        self._pending.append(req)
+        self._send_error(req, err)
+
+    def _finish(self, req: Request, log: bool = True) -> None:
+        """The oldest request is answered: log it, then the next one's turn, or close."""
+        req.stage = Stage.DONE
+        server = self.server
+        if log:
+            server.log_access(self, req)
+        pending = self._pending
+        if pending and pending[0] is req:
+            pending.popleft()
+        if self.state is _CLOSED:
+            return
+        if req.close_after or self._eof and not pending:
+            self._close()
+            return
+        if req.body_buf:
+            self._buffered -= req.body_buffered
+            req.body_buf = None
+        if pending:
+            self._start(pending[0])
+        elif self.state is _OPEN and not self._in_head and self._cur is None:
+            self.deadline = server.now + server.idle_timeout
+            self.timer = "Timer_ConnectionIdle"
+        if self._read_paused:
+            self._flow()
+
+    def _drop(self, req: Request) -> None:
+        """The client is gone: stop the request wherever it is."""
+        stage = req.stage
+        if stage is Stage.DONE:
+            return
+        if stage is Stage.QUEUED:
+            self.server.dispatcher.withdraw(req)
+        link = req.link
+        if link is not None and link.owns(req):
+            link.cancel(req)
+        if req.file is not None:
+            req.file.close()
+            req.file = None
+        req.stage = Stage.DONE
+        if stage is Stage.SENDING:
+            req.win32 = w3c.ERROR_NETNAME_DELETED
+            self.server.log_access(self, req)
+        elif stage is Stage.QUEUED or stage is Stage.EXECUTING:
+            self.server.log_error(self, req, None, "Connection_Dropped")
+
+    def _cut(self, req: Request, logged: bool = False) -> None:
+        """A response that cannot be completed: the client sees the connection close mid-body."""
+        link = req.link
+        if link is not None and link.owns(req):
+            link.cancel(req)
+        if req.file is not None:
+            req.file.close()
+            req.file = None
+        req.stage = Stage.DONE
+        if not logged:
+            req.win32 = w3c.ERROR_NETNAME_DELETED
+            self.server.log_access(self, req)
+        if self._pending and self._pending[0] is req:
+            self._pending.popleft()
+        self._abort_connection()
+
+    def _abort_connection(self) -> None:
+        """Close now (whatever is buffered is still flushed). Nothing more is written or read."""
+        if self.state is not _CLOSED and self.state is not _CLOSING:
+            self.state = _CLOSING
+            self.deadline = 0.0
+            self.transport.close()
+            # Stop what is still in flight now, not when connection_lost comes: a worker's answer
+            # may arrive before it.
+            pending = self._pending
+            while pending:
+                self._drop(pending.popleft())
+
+    def abort(self) -> None:
+        self._abort_connection()
+
+    def _close(self) -> None:
+        """Close after the last response: at once when nothing is left unread, else shut down
+        writing and discard input for a while, so the client reads the response, not a reset."""
+        if self.state is _CLOSED or self.state is _CLOSING:
+            return
+        transport = self.transport
+        unread = self._cur is not None or self._in_head or self._pending or self._broken \
+            or self._upgrading
+        if not unread or not transport.can_write_eof():
+            self.state = _CLOSING
+            transport.close()
+            return
+        self.move(_CLOSING)
+        transport.write_eof()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self.deadline = self.server.now + LINGER
+        self.timer = ""
+
+    # ================================================================ timers and stop
+    def on_timer(self, now: float) -> None:
+        """The sweep found this connection past its deadline."""
+        self.deadline = 0.0
+        if self.state is _CLOSING:
+            self.transport.close()
+            return
+        if self.state is not _OPEN:
+            return
+        reason = self.timer
+        if reason == "Timer_EntityBody" and self._read_paused:
+            # The front stopped reading (the worker is slow to take the body): not the client's fault.
+            self.deadline = now + self.server.idle_timeout
+            return
+        if reason:
+            req = self._cur
+            self.server.log_error(self, req, None, reason)
+        self._abort_connection()
+
+    def pending_requests(self) -> list[Request]:
+        return list(self._pending)
+
+    @property
+    def idle(self) -> bool:
+        return (self.state is _OPEN and not self._pending and self._cur is None
+                and not self._in_head)
+
+    def close_if_idle(self) -> None:
+        if self.idle:
+            self._abort_connection()
+

@@ -1,0 +1,309 @@
+"""The front process (IIS's HTTP.sys): `python -m wasp.front --control-fd N --listen-fds A,B,...`.
+
+It serves on the listening sockets the manager bound, answers the manager's control messages
+(docs/internals.md), and talks to workers over the data channels the manager hands it. SIGTERM is
+a graceful stop, SIGINT is ignored (the manager decides), and a closed control channel (the
+manager died) ends the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+import traceback
+
+from wasp.common.channel import ControlChannel
+from wasp.config import model
+from wasp.front.connection import HttpConnection
+from wasp.front.server import Server
+from wasp.front.workers import WorkerLink
+from wasp.wire.http import AppPoolUnavailable
+
+BACKLOG = 2048
+#: Longest a graceful stop waits for in-flight requests when no pool names a shutdown limit.
+DEFAULT_STOP_LIMIT = 90.0
+
+Address = tuple[str, int]
+
+
+def _address(sock: socket.socket) -> Address:
+    name = sock.getsockname()
+    return (str(name[0]), int(name[1]))
+
+
+class Front:
+    def __init__(self, loop: asyncio.AbstractEventLoop, control_fd: int, listen_fds: list[int]):
+        self.loop = loop
+        self.server: Server | None = None
+        self.channel: ControlChannel | None = None
+        self.stopping = False
+        self._control_fd = control_fd
+        self._listen_fds = listen_fds
+        self._inherited: dict[Address, socket.socket] = {}
+        self._listeners: dict[Address, list] = {}   # address -> [socket, asyncio.Server | None]
+        self._done: asyncio.Future = loop.create_future()
+        self._tick_handle = None
+        self._stop_deadline = 0.0
+        self._handlers = {
+            "config": self._on_config,
+            "pool_state": self._on_pool_state,
+            "worker_add": self._on_worker_add,
+            "worker_drain": self._on_worker_drain,
+            "list_requests": self._on_list_requests,
+            "stop": lambda msg, fds: self.begin_stop(),
+            "ping": self._on_ping,
+        }
+
+    # ---- lifecycle ----
+    async def run(self) -> int:
+        sock = socket.socket(fileno=self._control_fd)
+        self.channel = ControlChannel(sock, self._on_message, self._on_control_closed, self.loop)
+        for fd in self._listen_fds:
+            try:
+                listener = socket.socket(fileno=fd)
+                self._inherited[_address(listener)] = listener
+            except OSError as exc:
+                print(f"wasp.front: listening descriptor {fd} is unusable: {exc}", file=sys.stderr)
+        self.loop.add_signal_handler(signal.SIGTERM, self.begin_stop)
+        self._tick_handle = self.loop.call_later(1.0, self._tick)
+        code = await self._done
+        self._shutdown()
+        return code
+
+    def begin_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        for address in list(self._listeners):
+            self._unlisten(address)
+        server = self.server
+        if server is None:
+            self._finish(0)
+            return
+        limits = [float(p.process_model.shutdown_time_limit) for p in server.config.pools]
+        self._stop_deadline = self.loop.time() + (max(limits) if limits else DEFAULT_STOP_LIMIT)
+        server.stop()
+        self._check_stopped()
+
+    def _check_stopped(self) -> None:
+        server = self.server
+        if not server.connections or self.loop.time() >= self._stop_deadline:
+            self._finish(0)
+
+    def _finish(self, code: int) -> None:
+        if not self._done.done():
+            self._done.set_result(code)
+
+    def _tick(self) -> None:
+        self._tick_handle = self.loop.call_later(1.0, self._tick)
+        server = self.server
+        if server is not None:
+            server.tick()
+            if self.stopping:
+                self._check_stopped()
+
+    def _shutdown(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for address in list(self._listeners):
+            self._unlisten(address)
+        for sock in self._inherited.values():
+            sock.close()
+        self._inherited.clear()
+        server = self.server
+        if server is not None:
+            for conn in list(server.connections):
+                if conn.transport is not None:
+                    conn.transport.close()
+            for link in list(server.links.values()):
+                link.close()
+            server.close_logs()
+            for message in server.access_log.errors + server.error_log.errors:
+                print(f"wasp.front: {message}", file=sys.stderr)
+        if self.channel is not None:
+            self.channel.close()
+
+    # ---- control channel ----
+    def _send(self, message: dict) -> None:
+        if self.channel is not None:
+            self.channel.send(message)
+
+    def _on_control_closed(self) -> None:
+        # The manager is gone: nobody supervises the workers or can restart us. Leave now.
+        self._finish(0)
+
+    def _on_message(self, message: dict, fds: list[int]) -> None:
+        handler = self._handlers.get(message.get("op"))
+        if handler is None:
+            for fd in fds:
+                os.close(fd)
+            return
+        try:
+            handler(message, fds)
+        except Exception as exc:  # a bad message must not take the front down
+            print(f"wasp.front: control message {message.get('op')!r} failed: {exc!r}", file=sys.stderr)
+
+    def _on_config(self, message: dict, fds: list[int]) -> None:
+        config = model.decode(message["config"])
+        if self.server is None:
+            self.server = Server(self.loop, config, self._send)
+            self.server.on_fault = _report_fault
+        else:
+            self.server.apply_config(config)
+        self._set_listeners(fds)
+
+    def _on_pool_state(self, message: dict, fds: list[int]) -> None:
+        server = self.server
+        if server is None:
+            return
+        name = message["pool"]
+        reason = message.get("reason") or ""
+        pool = server.dispatcher.pools.get(name)
+        for req in server.dispatcher.set_state(name, message["state"], reason):
+            req.conn.reject(req, AppPoolUnavailable(pool.reason, close=pool.tcp_level))
+
+    def _on_worker_add(self, message: dict, fds: list[int]) -> None:
+        if not fds:
+            return
+        if self.server is None:
+            for fd in fds:
+                os.close(fd)
+            return
+        for fd in fds[1:]:
+            os.close(fd)
+        server = self.server
+        worker_id = int(message["worker_id"])
+        link = WorkerLink(server, message["pool"], worker_id, int(message.get("pid") or 0))
+        old = server.links.get(worker_id)
+        if old is not None:
+            old.close()
+        server.links[worker_id] = link
+        sock = socket.socket(fileno=fds[0])
+        self.loop.create_task(self._connect(link, sock))
+
+    async def _connect(self, link: WorkerLink, sock: socket.socket) -> None:
+        try:
+            await self.loop.create_unix_connection(lambda: link, sock=sock)
+        except OSError as exc:
+            print(f"wasp.front: data channel of worker {link.worker_id} failed: {exc}", file=sys.stderr)
+            sock.close()
+            if self.server is not None and self.server.links.get(link.worker_id) is link:
+                del self.server.links[link.worker_id]
+
+    def _on_worker_drain(self, message: dict, fds: list[int]) -> None:
+        if self.server is not None:
+            link = self.server.links.get(int(message["worker_id"]))
+            if link is not None:
+                link.drain()
+
+    def _on_list_requests(self, message: dict, fds: list[int]) -> None:
+        requests = self.server.requests() if self.server is not None else []
+        self._send({"op": "requests", "id": message.get("id"), "requests": requests})
+
+    def _on_ping(self, message: dict, fds: list[int]) -> None:
+        stats = self.server.stats() if self.server is not None else {"pools": {}, "connections": 0}
+        self._send({"op": "pong", "id": message.get("id"), **stats})
+
+    # ---- listeners ----
+    def _set_listeners(self, fds: list[int]) -> None:
+        """Serve exactly the sockets of the latest `config`: keep the ones already served, start
+        the new ones, stop the ones no longer listed. Duplicated descriptors are closed."""
+        wanted: dict[Address, socket.socket | None] = {}
+        for fd in fds:
+            try:
+                sock = socket.socket(fileno=fd)
+            except OSError:
+                os.close(fd)
+                continue
+            try:
+                address = _address(sock)
+            except OSError:
+                sock.close()
+                continue
+            if address in self._listeners or address in wanted:
+                sock.close()
+                wanted.setdefault(address, None)
+                continue
+            inherited = self._inherited.pop(address, None)
+            if inherited is not None:
+                sock.close()
+                sock = inherited
+            wanted[address] = sock
+        for address in [a for a in self._listeners if a not in wanted]:
+            self._unlisten(address)
+        for sock in self._inherited.values():
+            sock.close()
+        self._inherited.clear()
+        if self.stopping:
+            for sock in wanted.values():
+                if sock is not None:
+                    sock.close()
+            return
+        for address, sock in wanted.items():
+            if sock is not None:
+                self._listeners[address] = [sock, None]
+                self.loop.create_task(self._listen(address, sock))
+
+    async def _listen(self, address: Address, sock: socket.socket) -> None:
+        server = self.server
+        try:
+            aserver = await self.loop.create_server(lambda: HttpConnection(server), sock=sock,
+                                                    backlog=BACKLOG)
+        except OSError as exc:
+            print(f"wasp.front: cannot serve {address[0]}:{address[1]}: {exc}", file=sys.stderr)
+            self._listeners.pop(address, None)
+            sock.close()
+            return
+        record = self._listeners.get(address)
+        if record is None or record[0] is not sock:
+            aserver.close()  # unlistened while starting
+            return
+        record[1] = aserver
+
+    def _unlisten(self, address: Address) -> None:
+        record = self._listeners.pop(address, None)
+        if record is None:
+            return
+        sock, aserver = record
+        if aserver is not None:
+            aserver.close()  # closes the socket too
+        else:
+            sock.close()
+
+
+def _report_fault(exc: BaseException) -> None:
+    print("wasp.front: internal error, connection closed:", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m wasp.front", description="wasp front process")
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--listen-fds", default="", help="comma-separated listening socket descriptors")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    listen_fds = [int(x) for x in args.listen_fds.split(",") if x.strip()]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.fstat(args.control_fd)
+    except OSError:
+        print(f"wasp.front: control descriptor {args.control_fd} is not open", file=sys.stderr)
+        return 3
+    try:
+        from wasp.common.proctitle import set_title
+        set_title("wasp: front")
+    except ImportError:
+        pass
+    import uvloop
+
+    async def run() -> int:
+        return await Front(asyncio.get_running_loop(), args.control_fd, listen_fds).run()
+
+    return uvloop.run(run())

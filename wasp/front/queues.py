@@ -1,0 +1,178 @@
+"""One bounded request queue per application pool, and dispatch to the pool's workers.
+
+HTTP.sys keeps a kernel queue per pool; worker processes pull from it. Here the front holds the
+queue and pushes to a worker with room: each worker said in HELLO how many requests it runs at
+once, and a request goes to the worker of its pool with the most free capacity. A request that
+finds no room waits in the queue (503 QueueFull when the queue holds `queue_length`); when a worker
+finishes one, it takes the next. Requests survive worker crashes and recycles in the queue.
+
+No I/O: workers are objects with `free`, `pool_name` and `dispatch(request)`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+from typing import Callable, Iterable, Protocol
+
+from wasp.config.model import Config
+from wasp.front.request import Request, Stage
+from wasp.wire.http import AppPoolUnavailable
+
+
+class PoolState(Enum):
+    STARTED = "Started"
+    STOPPED = "Stopped"
+    DISABLED = "Disabled"
+
+
+class Worker(Protocol):
+    pool_name: str
+
+    @property
+    def free(self) -> int: ...
+
+    def dispatch(self, request: Request) -> None: ...
+
+
+class PoolQueue:
+    __slots__ = ("name", "limit", "tcp_level", "state", "reason", "queue", "workers",
+                 "demand_sent", "served")
+
+    def __init__(self, name: str, limit: int, tcp_level: bool, started: bool):
+        self.name = name
+        self.limit = limit
+        self.tcp_level = tcp_level
+        self.state = PoolState.STARTED if started else PoolState.STOPPED
+        self.reason = "Disabled"
+        self.queue: deque[Request] = deque()
+        self.workers: list[Worker] = []
+        self.demand_sent = False
+        self.served = 0
+
+    def best_worker(self) -> Worker | None:
+        best = None
+        most = 0
+        for worker in self.workers:
+            free = worker.free
+            if free > most:
+                best, most = worker, free
+        return best
+
+
+class Dispatcher:
+    """The pools of the current config. `on_demand(pool)` asks the manager for a worker."""
+
+    def __init__(self, on_demand: Callable[[str], None]):
+        self.pools: dict[str, PoolQueue] = {}
+        self._on_demand = on_demand
+
+    # ---- configuration and pool state ----
+    def configure(self, config: Config) -> list[Request]:
+        """Take the pools of a (new) config. Returns the requests queued for pools that are gone:
+        the caller answers them 503."""
+        seen = set()
+        for pool in config.pools:
+            seen.add(pool.name)
+            tcp = pool.failure.load_balancer_capabilities == "tcp_level"
+            existing = self.pools.get(pool.name)
+            if existing is None:
+                self.pools[pool.name] = PoolQueue(pool.name, pool.queue_length, tcp, pool.auto_start)
+            else:
+                existing.limit = pool.queue_length
+                existing.tcp_level = tcp
+        orphans: list[Request] = []
+        for name in [n for n in self.pools if n not in seen]:
+            gone = self.pools.pop(name)
+            orphans.extend(gone.queue)
+            gone.queue.clear()
+        return orphans
+
+    def set_state(self, name: str, state: str, reason: str = "") -> list[Request]:
+        """A `pool_state` message. Returns the queued requests to answer (pool not Started)."""
+        pool = self.pools.get(name)
+        if pool is None:
+            return []
+        pool.state = PoolState(state)
+        if pool.state is PoolState.STARTED:
+            self.pump(pool)
+            return []
+        pool.reason = reason or ("AppOffline" if pool.state is PoolState.DISABLED else "Disabled")
+        rejected = list(pool.queue)
+        pool.queue.clear()
+        return rejected
+
+    # ---- requests ----
+    def submit(self, request: Request, now: float) -> None:
+        """Dispatch now or queue. Raises AppPoolUnavailable when the pool cannot take it."""
+        pool = request.pool
+        if pool.state is not PoolState.STARTED:
+            raise AppPoolUnavailable(pool.reason, close=pool.tcp_level)
+        queue = pool.queue
+        if not queue:
+            worker = pool.best_worker()
+            if worker is not None:
+                worker.dispatch(request)
+                return
+        if len(queue) >= pool.limit:
+            raise AppPoolUnavailable("QueueFull", close=pool.tcp_level)
+        request.move(Stage.QUEUED)
+        request.queued_at = now
+        queue.append(request)
+        if not pool.demand_sent and pool.best_worker() is None:
+            pool.demand_sent = True
+            self._on_demand(pool.name)
+
+    def withdraw(self, request: Request) -> None:
+        """The client went away while the request was queued."""
+        pool = request.pool
+        if pool is not None:
+            try:
+                pool.queue.remove(request)
+            except ValueError:
+                pass
+
+    def pump(self, pool: PoolQueue) -> None:
+        """Hand queued requests to workers with room, oldest first."""
+        queue = pool.queue
+        while queue:
+            worker = pool.best_worker()
+            if worker is None:
+                return
+            worker.dispatch(queue.popleft())
+
+    def expire(self, now: float, timeout: float) -> list[Request]:
+        """Requests queued longer than `timeout` (HTTP.sys RequestQueue timer): removed and
+        returned for a 503 Timer_AppPool."""
+        expired: list[Request] = []
+        limit = now - timeout
+        for pool in self.pools.values():
+            queue = pool.queue
+            while queue and queue[0].queued_at <= limit:
+                expired.append(queue.popleft())
+        return expired
+
+    # ---- workers ----
+    def worker_ready(self, worker: Worker) -> None:
+        pool = self.pools.get(worker.pool_name)
+        if pool is None:
+            return
+        if worker not in pool.workers:
+            pool.workers.append(worker)
+        pool.demand_sent = False
+        self.pump(pool)
+
+    def worker_gone(self, worker: Worker) -> None:
+        pool = self.pools.get(worker.pool_name)
+        if pool is None:
+            return
+        if worker in pool.workers:
+            pool.workers.remove(worker)
+        if (pool.queue and not pool.workers and not pool.demand_sent
+                and pool.state is PoolState.STARTED):
+            pool.demand_sent = True
+            self._on_demand(pool.name)
+
+    def queued(self) -> Iterable[Request]:
+        for pool in self.pools.values():
+            yield from pool.queue

@@ -1,0 +1,317 @@
+"""The response half of a client connection: heads, streamed bodies, files, WebSocket tunnels.
+
+`ResponseWriter` is mixed into `HttpConnection` (connection.py), which owns the state it uses.
+The front writes `HTTP/1.1 ` + the worker's block + its own Content-Length or chunked framing,
+Server (unless the app named one), Date (cached once a second) and Connection, then the body.
+Response bytes are acknowledged to the worker (WINDOW) only while the client transport is under its
+high-water mark, else at `resume_writing`, so a slow client slows the app, not the front's memory.
+Files go out with os.sendfile when the transport has nothing buffered.
+"""
+
+from __future__ import annotations
+
+import os
+
+from wasp.errors import HttpError
+from wasp.front.request import ConnState, Request, Stage
+from wasp.wire.frames import unpack_response
+
+#: Files up to this size are read and written with the head in one write; larger ones use sendfile.
+SMALL_FILE = 64 * 1024
+FILE_CHUNK = 256 * 1024
+#: When the socket is full, this much goes through the transport while sendfile waits.
+FILE_PRIMER = 64 * 1024
+SENDFILE_MAX = 8 * 1024 * 1024
+#: Bytes one connection may sendfile before the loop serves others.
+SENDFILE_TURN = 32 * 1024 * 1024
+#: Tunnel bytes from the client held for the worker before the front stops reading.
+TUNNEL_BUFFER_LIMIT = 64 * 1024
+
+_LAST_CHUNK = b"0\r\n\r\n"
+_OPEN = ConnState.OPEN
+_TUNNEL = ConnState.TUNNEL
+_CLOSED = ConnState.CLOSED
+
+
+class FileSpanSender:
+    __slots__ = ("fd", "offset", "remaining", "sendfile", "primed")
+
+    def __init__(self, fd: int, offset: int, length: int, sendfile: bool):
+        self.fd = fd
+        self.offset = offset
+        self.remaining = length
+        self.sendfile = sendfile
+        self.primed = False    # transport low-water mark set to 0 while this file is sent
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class ResponseWriter:
+    """Mixin: the worker link calls on_response / on_response_body / on_response_end / on_file."""
+
+    __slots__ = ()
+
+    def _head(self, req: Request, block: bytes, length: int) -> list:
+        """Response head parts: status line and the app's headers, then what the front adds."""
+        server = self.server
+        status = req.status
+        lower = block.lower()
+        parts = [b"HTTP/1.1 ", block]
+        if status < 200 or status == 204 or status == 304:
+            req.no_body = True
+        elif b"\ncontent-length:" in lower:
+            pass
+        elif length >= 0:
+            parts.append(b"Content-Length: %d\r\n" % length)
+        elif req.is_head:
+            pass
+        elif req.version == "1.1":
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+            req.chunked_out = True
+        else:
+            req.close_after = True  # HTTP/1.0 and no length: the end of the body is the close
+        if server.server_line and b"\nserver:" not in lower:
+            parts.append(server.server_line)
+        if b"\ndate:" not in lower:
+            parts.append(server.date_line)
+        if req.close_after or not req.keep_alive or not req.body_done or server.stopping \
+                or (self._upgrading and req.websocket):
+            req.close_after = True
+            parts.append(b"Connection: close\r\n\r\n")
+        elif req.version == "1.0":
+            parts.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
+        return parts
+
+    def on_response(self, req: Request, payload: bytes, fin: bool) -> None:
+        substatus, length, block, body = unpack_response(payload)
+        try:
+            status = int(block[:3])
+        except ValueError:
+            self.on_abort(req, 502)
+            return
+        req.status = status
+        req.substatus = substatus
+        if status == 101:
+            if req.websocket and not fin and self._upgrading:
+                self._start_tunnel(req, block)
+                return
+            req.close_after = True
+        if fin:
+            if length < 0 and not req.is_head:
+                length = len(body)
+            parts = self._head(req, block, length)
+            if body and not req.is_head and not req.no_body:
+                parts.append(body)
+            self.transport.write(b"".join(parts))
+            self._finish(req)
+        else:
+            self.transport.write(b"".join(self._head(req, block, length)))
+            req.move(Stage.SENDING)
+
+    def on_response_body(self, req: Request, data: bytes) -> None:
+        n = len(data)
+        if self.state is _TUNNEL:
+            self.transport.write(data)
+        elif req.is_head or req.no_body:
+            req.link.send_window(req, n)
+            return
+        elif req.chunked_out:
+            self.transport.writelines((b"%x\r\n" % n, data, b"\r\n"))
+        else:
+            self.transport.write(data)
+        if self._write_paused:
+            req.unacked += n
+        else:
+            req.link.send_window(req, n)
+
+    def on_response_end(self, req: Request) -> None:
+        if self.state is _TUNNEL:
+            req.close_after = True
+            self._finish(req)
+            return
+        if req.stage is not Stage.SENDING:
+            self.on_abort(req, 502)  # END without a RESPONSE: the worker broke the protocol
+            return
+        if req.chunked_out:
+            self.transport.write(_LAST_CHUNK)
+        req.unacked = 0
+        self._finish(req)
+
+    def on_file(self, req: Request, span) -> None:
+        block = span.status_and_headers
+        try:
+            req.status = int(block[:3])
+        except ValueError:
+            self.on_abort(req, 502)
+            return
+        length = span.length
+        parts = self._head(req, block, length)
+        if req.is_head or req.no_body or length <= 0:
+            self.transport.write(b"".join(parts))
+            self._finish(req)
+            return
+        try:
+            fd = os.open(span.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._send_error(req, HttpError("cannot open the file to send", status=500, reason="Internal"))
+            return
+        if length <= SMALL_FILE:
+            try:
+                data = os.pread(fd, length, span.offset)
+            except OSError:
+                data = b""
+            finally:
+                os.close(fd)
+            parts.append(data)
+            self.transport.write(b"".join(parts))
+            if len(data) != length:
+                self._cut(req)  # the file shrank: the promised length cannot be sent
+                return
+            self._finish(req)
+            return
+        req.move(Stage.SENDING)
+        head = b"".join(parts)
+        sockfd = self._sockfd
+        sendfile = False
+        if sockfd >= 0 and self.transport.get_write_buffer_size() == 0:
+            try:
+                written = os.write(sockfd, head)
+            except (BlockingIOError, InterruptedError):
+                written = 0
+            except OSError:
+                os.close(fd)
+                self._cut(req)
+                return
+            if written < len(head):
+                self.transport.write(head[written:])
+            else:
+                sendfile = True
+        else:
+            self.transport.write(head)
+        req.file = FileSpanSender(fd, span.offset, length, sendfile)
+        self._pump_file(req)
+
+    def _pump_file(self, req: Request) -> None:
+        """Send the rest of a file: sendfile while the socket takes it; when it is full, one
+        chunk through the transport, whose drain (resume_writing, low-water mark 0) says when
+        sendfile can go on. Without a socket (or after a partial head write), chunks only."""
+        sender = req.file
+        transport = self.transport
+        budget = SENDFILE_TURN
+        while sender.remaining > 0:
+            if self._write_paused:
+                return
+            if sender.sendfile and transport.get_write_buffer_size() == 0:
+                if budget <= 0:
+                    # Let other connections run; carry on in the next loop iteration.
+                    self.server.loop.call_soon(self._resume_file, req, sender)
+                    return
+                try:
+                    n = os.sendfile(self._sockfd, sender.fd, sender.offset, min(sender.remaining, SENDFILE_MAX))
+                except (BlockingIOError, InterruptedError):
+                    n = -1
+                except OSError:
+                    self._cut(req)
+                    return
+                if n == 0:
+                    self._cut(req)  # the file shrank under us
+                    return
+                if n > 0:
+                    sender.offset += n
+                    sender.remaining -= n
+                    budget -= n
+                    continue
+                if not sender.primed:
+                    sender.primed = True
+                    transport.set_write_buffer_limits(high=FILE_PRIMER // 4, low=0)
+                size = FILE_PRIMER
+            else:
+                size = FILE_CHUNK
+            try:
+                chunk = os.pread(sender.fd, min(sender.remaining, size), sender.offset)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._cut(req)
+                return
+            transport.write(chunk)
+            sender.offset += len(chunk)
+            sender.remaining -= len(chunk)
+        if sender.primed:
+            transport.set_write_buffer_limits()
+        sender.close()
+        req.file = None
+        self._finish(req)
+
+    def _resume_file(self, req: Request, sender: "FileSpanSender") -> None:
+        if req.file is sender and self.state is not _CLOSED:
+            self._pump_file(req)
+
+    def _start_tunnel(self, req: Request, block: bytes) -> None:
+        server = self.server
+        lower = block.lower()
+        parts = [b"HTTP/1.1 ", block]
+        if b"\nupgrade:" not in lower:
+            parts.append(b"Upgrade: websocket\r\n")
+        if b"\nconnection:" not in lower:
+            parts.append(b"Connection: Upgrade\r\n")
+        if server.server_line and b"\nserver:" not in lower:
+            parts.append(server.server_line)
+        parts.append(server.date_line)
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
+        req.move(Stage.SENDING)
+        self.move(_TUNNEL)
+        self._upgrading = False
+        self.deadline = 0.0
+        early = self._early
+        self._early = []
+        self._buffered = 0
+        if early:
+            req.body_buf = early
+            req.body_buffered = sum(len(b) for b in early)
+            self._push_tunnel(req)
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _tunnel_in(self, data: bytes) -> None:
+        req = self._pending[0] if self._pending else None
+        if req is None or req.link is None or not req.link.owns(req):
+            return
+        if not req.body_buf and req.window >= len(data):
+            req.window -= len(data)
+            req.link.send_body(req, data)
+            return
+        if req.body_buf is None:
+            req.body_buf = [data]
+        else:
+            req.body_buf.append(data)
+        req.body_buffered += len(data)
+        self._push_tunnel(req)
+
+    def _push_tunnel(self, req: Request) -> None:
+        link = req.link
+        buf = req.body_buf
+        while buf and req.window > 0:
+            chunk = buf[0]
+            if len(chunk) <= req.window:
+                buf.pop(0)
+            else:
+                buf[0] = chunk[req.window:]
+                chunk = chunk[:req.window]
+            req.window -= len(chunk)
+            req.body_buffered -= len(chunk)
+            link.send_body(req, chunk)
+        want = req.body_buffered > TUNNEL_BUFFER_LIMIT
+        if want != self._read_paused and self.state is _TUNNEL:
+            self._read_paused = want
+            if want:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()

@@ -1,0 +1,197 @@
+"""What every connection and worker link of the front shares: the tables built from the config,
+the pools, the logs, the clocks, and the once-a-second sweep.
+
+No sockets here: `main.py` owns the listeners and the control channel, and tests drive a Server
+with fake transports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Callable
+
+from wasp.config.model import Config
+from wasp.front.accesslog import AccessLog, ErrorLog
+from wasp.front.queues import Dispatcher
+from wasp.front.request import STAGE_NAMES, Request, Stage
+from wasp.front.routing import Router
+from wasp.wire import w3c
+from wasp.wire.http import AppPoolUnavailable, http_date
+
+
+class Server:
+    def __init__(self, loop, config: Config, send: Callable[[dict], None] | None = None):
+        self.loop = loop
+        self.send = send or (lambda message: None)
+        self.dispatcher = Dispatcher(self._demand)
+        self.connections: set = set()
+        self.links: dict[int, object] = {}
+        self.ids = itertools.count(1)
+        self.stopping = False
+        #: Called with an exception a connection or worker link hit (a bug): the process's main
+        #: reports it. The connection involved is closed; the front carries on.
+        self.on_fault: Callable[[BaseException], None] = lambda exc: None
+        self.config = config
+        self.access_log = AccessLog(config.server.log_dir)
+        self.error_log = ErrorLog(config.server.log_dir)
+        self._second = -1
+        self.apply_config(config)
+        self.refresh_clock()
+
+    # ---- configuration ----
+    def apply_config(self, config: Config) -> None:
+        self.config = config
+        self.router = Router(config)
+        limits = config.limits
+        # 0 means HTTP.sys's default (120 s), as IIS's headerWaitTimeout = 0 does.
+        self.idle_timeout = float(limits.connection_timeout) or 120.0
+        self.header_wait = float(limits.header_wait_timeout) or 120.0
+        self.max_request_bytes = int(limits.max_request_bytes)
+        self.max_field_length = int(limits.max_field_length)
+        self.max_url = int(limits.max_url)
+        self.max_content = int(limits.max_allowed_content_length)
+        self.max_connections = int(limits.max_connections)
+        header = config.server.server_header.encode("latin-1")
+        self.server_header = header
+        self.server_line = b"Server: " + header + b"\r\n" if header else b""
+        self.access_log.move(config.server.log_dir)
+        self.error_log.move(config.server.log_dir)
+        for req in self.dispatcher.configure(config):
+            req.conn.reject(req, AppPoolUnavailable("Disabled"))
+        pools = self.dispatcher.pools
+        for app in self.router.apps.values():
+            app.queue = pools.get(app.pool)
+        # Open connections route their next requests by the new bindings too.
+        for conn in self.connections:
+            if conn.transport is not None:
+                conn.table = self.router.table(conn.local[0], conn.local[1])
+
+    def over_connection_limit(self) -> bool:
+        return 0 < self.max_connections < len(self.connections)
+
+    # ---- clock ----
+    def refresh_clock(self, wall: float | None = None) -> None:
+        """Once a second: the cached Date header and log timestamps."""
+        self.now = self.loop.time()
+        wall = time.time() if wall is None else wall
+        second = int(wall)
+        if second == self._second:
+            return
+        self._second = second
+        self.wall = float(second)
+        self.date = http_date(second)
+        self.date_line = b"Date: " + self.date + b"\r\n"
+        self.log_when = w3c.log_datetime(second)
+        self.day_key = w3c.period_key(second, "daily")
+        self.hour_key = w3c.period_key(second, "hourly")
+
+    # ---- the sweep ----
+    def tick(self) -> None:
+        """Timers of every connection and queued request (one sweep instead of a timer each),
+        and the log flush."""
+        self.refresh_clock()
+        now = self.now
+        expired = [c for c in self.connections if c.deadline and c.deadline <= now]
+        for conn in expired:
+            try:
+                conn.on_timer(now)
+            except Exception as exc:
+                self.fault(exc, conn)
+        for req in self.dispatcher.expire(now, self.idle_timeout):
+            try:
+                req.conn.reject(req, AppPoolUnavailable("Timer_AppPool"))
+            except Exception as exc:
+                self.fault(exc, req.conn)
+        self.flush_logs()
+
+    def fault(self, exc: BaseException, conn=None) -> None:
+        """A bug surfaced while handling one connection: close it, report, carry on."""
+        if conn is not None and conn.transport is not None:
+            try:
+                conn.abort()
+            except Exception:
+                pass
+        self.on_fault(exc)
+
+    def flush_logs(self) -> None:
+        self.access_log.flush()
+        self.error_log.flush()
+
+    def close_logs(self) -> None:
+        self.access_log.close()
+        self.error_log.close()
+
+    # ---- logging ----
+    def log_access(self, conn, req: Request) -> None:
+        app = req.app
+        if app is None:
+            return
+        site = app.site
+        if not site.log_enabled:
+            return
+        key = self.hour_key if site.log_period == "hourly" else self.day_key
+        taken = int((self.loop.time() - req.t0) * 1000)
+        line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
+                               b"", conn.c_ip, req.user_agent, req.referer, req.status, req.substatus,
+                               req.win32, taken if taken > 0 else 0)
+        self.access_log.write(site.id, key, line, self.wall)
+
+    def log_error(self, conn, req: Request | None, status: int | None, reason: str) -> None:
+        """One HTTPERR line for something the front answered (or a connection it dropped)."""
+        version = method = uri = None
+        site_id = queue = None
+        if req is not None:
+            if req.version:
+                version = b"HTTP/" + req.version.encode()
+            method = req.method or None
+            if req.path:
+                uri = req.path + (b"?" + req.query if req.query else b"")
+            else:
+                uri = req.target or None
+            if req.app is not None:
+                site_id = req.app.site.id
+                queue = req.app.pool
+        line = w3c.httperr_line(self.log_when, conn.c_ip, conn.peer[1], conn.s_ip, conn.local[1],
+                                version, method, uri, status, site_id, reason, queue)
+        self.error_log.write(line, self.wall)
+
+    # ---- manager ----
+    def _demand(self, pool: str) -> None:
+        self.send({"op": "demand", "pool": pool})
+
+    def stats(self) -> dict:
+        inflight: dict[str, int] = {}
+        for link in self.links.values():  # draining workers too: their requests are in flight
+            inflight[link.pool_name] = inflight.get(link.pool_name, 0) + link.inflight
+        pools = {}
+        for name, pool in self.dispatcher.pools.items():
+            pools[name] = {"queued": len(pool.queue), "inflight": inflight.get(name, 0), "served": pool.served}
+        return {"pools": pools, "connections": len(self.connections)}
+
+    def requests(self) -> list[dict]:
+        """Requests in flight, for `list_requests`."""
+        now = self.loop.time()
+        out = []
+        for conn in self.connections:
+            for req in conn.pending_requests():
+                if req.stage is Stage.DONE or req.app is None:
+                    continue
+                out.append({
+                    "id": req.id,
+                    "pool": req.app.pool,
+                    "worker_id": req.link.worker_id if req.link is not None and req.stage >= Stage.EXECUTING else None,
+                    "url": (req.path + (b"?" + req.query if req.query else b"")).decode("utf-8", "replace"),
+                    "method": req.method.decode("latin-1"),
+                    "client": [conn.peer[0], conn.peer[1]],
+                    "elapsed_ms": int((now - req.t0) * 1000),
+                    "stage": STAGE_NAMES[req.stage],
+                    "site_id": req.app.site.id,
+                })
+        return out
+
+    def stop(self) -> None:
+        """Stop taking new work: responses close their connections, idle ones close now."""
+        self.stopping = True
+        for conn in list(self.connections):
+            conn.close_if_idle()

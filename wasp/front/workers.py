@@ -1,0 +1,246 @@
+"""The front's end of one worker's data channel (docs/internals.md, "Data channel frames").
+
+A WorkerLink multiplexes the requests dispatched to one worker over one Unix socket: it numbers
+streams, writes REQUEST/BODY/END/WINDOW/CANCEL/DRAIN frames, and hands the worker's frames to the
+connection that owns each stream. Frames are parsed in bulk (one `FrameReader.feed` per read) and
+written with `transport.write`, which uvloop gathers into one syscall per loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+
+from wasp.front.request import Stage
+from wasp.wire import frames as fr
+from wasp.wire.frames import FLAG_FIN, FrameType, RequestHead
+
+_RESPONSE = int(FrameType.RESPONSE)
+_BODY = int(FrameType.BODY)
+_END = int(FrameType.END)
+_WINDOW = int(FrameType.WINDOW)
+_FILE = int(FrameType.FILE)
+_ABORT = int(FrameType.ABORT)
+_HELLO = int(FrameType.HELLO)
+
+_STREAM_LIMIT = 2 ** 32
+
+_METHODS = {m.encode(): m for m in (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")}
+
+
+class LinkState(Enum):
+    WAITING_HELLO = "WaitingHello"
+    ACTIVE = "Active"
+    DRAINING = "Draining"
+    CLOSED = "Closed"
+
+
+_LINK_MOVES = {
+    LinkState.WAITING_HELLO: {LinkState.ACTIVE, LinkState.DRAINING, LinkState.CLOSED},
+    LinkState.ACTIVE: {LinkState.DRAINING, LinkState.CLOSED},
+    LinkState.DRAINING: {LinkState.CLOSED},
+    LinkState.CLOSED: set(),
+}
+
+
+class IllegalLinkMove(RuntimeError):
+    pass
+
+
+class WorkerLink(asyncio.Protocol):
+    """One worker. `server` is the front's Server (dispatcher, links registry)."""
+
+    def __init__(self, server, pool_name: str, worker_id: int, pid: int):
+        self.server = server
+        self.pool_name = pool_name
+        self.worker_id = worker_id
+        self.pid = pid
+        self.state = LinkState.WAITING_HELLO
+        self.capacity = 0
+        self.inflight = 0
+        self.served = 0
+        self.streams: dict = {}
+        self.transport = None
+        self._write = None
+        self._next = 1
+        self._reader = fr.FrameReader()
+        self._ended = 0          # streams that ended in the frames being handled
+        self._last = None        # the request of the frame being handled (for fault reports)
+
+    def move(self, state: LinkState) -> None:
+        if state not in _LINK_MOVES[self.state]:
+            raise IllegalLinkMove(f"worker {self.worker_id}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    @property
+    def free(self) -> int:
+        if self.state is LinkState.ACTIVE:
+            return self.capacity - self.inflight
+        return 0
+
+    # ---- asyncio ----
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._write = transport.write
+        if self.state is LinkState.DRAINING:
+            self._write(fr.pack_drain())
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self._reader.feed(data)
+        except fr.ProtocolError:
+            self.transport.close()
+            return
+        self._ended = 0
+        for frame in frames:
+            try:
+                self._frame(*frame)
+            except Exception as exc:
+                # A bug with one request must not cost the worker's other requests.
+                req = self.streams.pop(frame[2], None)
+                if req is not None:
+                    self._ended += 1
+                else:
+                    req = self._last
+                self.server.fault(exc, req.conn if req is not None else None)
+        if self._ended:
+            self._released(self._ended)
+
+    def _frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
+        """Hand one frame to its stream's connection; count streams that end in `_ended`."""
+        streams = self.streams
+        if ftype == _RESPONSE:
+            req = self._last = streams.get(sid)
+            if req is None:
+                return
+            if flags & FLAG_FIN:
+                del streams[sid]
+                self._ended += 1
+                req.conn.on_response(req, payload, True)
+            else:
+                req.conn.on_response(req, payload, False)
+        elif ftype == _BODY:
+            req = self._last = streams.get(sid)
+            if req is not None:
+                req.conn.on_response_body(req, payload)
+        elif ftype == _WINDOW:
+            req = self._last = streams.get(sid)
+            if req is not None:
+                req.conn.on_window(req, fr.unpack_window(payload))
+        elif ftype == _END:
+            req = self._last = streams.pop(sid, None)
+            if req is not None:
+                self._ended += 1
+                req.conn.on_response_end(req)
+        elif ftype == _FILE:
+            req = self._last = streams.pop(sid, None)
+            if req is not None:
+                self._ended += 1
+                req.conn.on_file(req, fr.unpack_file(payload))
+        elif ftype == _ABORT:
+            req = self._last = streams.pop(sid, None)
+            if req is not None:
+                self._ended += 1
+                req.conn.on_abort(req, fr.unpack_abort(payload))
+        elif ftype == _HELLO:
+            self._last = None
+            self._hello(payload)
+
+    def connection_lost(self, exc) -> None:
+        if self.state is not LinkState.CLOSED:
+            self.move(LinkState.CLOSED)
+        server = self.server
+        server.dispatcher.worker_gone(self)
+        if server.links.get(self.worker_id) is self:
+            del server.links[self.worker_id]
+        abandoned = list(self.streams.values())
+        self.streams.clear()
+        self.inflight = 0
+        for req in abandoned:
+            req.conn.on_abandoned(req)
+
+    # ---- frames from the worker ----
+    def _hello(self, payload: bytes) -> None:
+        try:
+            hello = fr.unpack_hello(payload)
+        except Exception:
+            self.transport.close()
+            return
+        self.capacity = max(1, hello.capacity)
+        if self.pid == 0:
+            self.pid = hello.pid
+        if self.state is LinkState.WAITING_HELLO:
+            self.move(LinkState.ACTIVE)
+            self.server.dispatcher.worker_ready(self)
+        elif self.state is LinkState.ACTIVE:
+            self._pump()
+
+    def _released(self, count: int) -> None:
+        self.inflight -= count
+        self.served += count
+        pool = self.server.dispatcher.pools.get(self.pool_name)
+        if pool is not None:
+            pool.served += count
+            if pool.queue and self.state is LinkState.ACTIVE:
+                self.server.dispatcher.pump(pool)
+
+    def _pump(self) -> None:
+        pool = self.server.dispatcher.pools.get(self.pool_name)
+        if pool is not None and pool.queue:
+            self.server.dispatcher.pump(pool)
+
+    # ---- frames to the worker ----
+    def dispatch(self, req) -> None:
+        sid = self._next
+        while sid in self.streams:
+            sid = sid % (_STREAM_LIMIT - 1) + 1
+        self._next = sid % (_STREAM_LIMIT - 1) + 1
+        req.link = self
+        req.stream = sid
+        req.window = fr.INITIAL_WINDOW
+        self.streams[sid] = req
+        self.inflight += 1
+        req.move(Stage.EXECUTING)
+        conn = req.conn
+        method = req.method
+        head = RequestHead(req.app.key, _METHODS.get(method) or method.decode("latin-1"), req.target,
+                           req.path, req.query, req.version, req.headers, conn.peer, conn.local,
+                           "http", req.content_length, req.websocket)
+        has_body = req.chunked or req.content_length > 0
+        self._write(fr.pack_request(sid, head, has_body))
+        if has_body or req.expect:
+            conn.dispatched(req)
+
+    def send_body(self, req, data: bytes) -> None:
+        self._write(fr.pack_body(req.stream, data))
+
+    def send_end(self, req) -> None:
+        self._write(fr.pack_end(req.stream))
+
+    def send_window(self, req, increment: int) -> None:
+        if req.stream in self.streams:
+            self._write(fr.pack_window(req.stream, increment))
+
+    def cancel(self, req) -> None:
+        """The client went away: tell the worker and free the slot now."""
+        if self.streams.pop(req.stream, None) is None:
+            return
+        if self.state is not LinkState.CLOSED:
+            self._write(fr.pack_cancel(req.stream))
+        self._released(1)
+
+    def drain(self) -> None:
+        """`worker_drain`: nothing more is dispatched here; DRAIN goes after what already was."""
+        if self.state in (LinkState.WAITING_HELLO, LinkState.ACTIVE):
+            self.move(LinkState.DRAINING)
+            self.server.dispatcher.worker_gone(self)
+            if self.transport is not None:
+                self._write(fr.pack_drain())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def owns(self, req) -> bool:
+        return self.streams.get(req.stream) is req
