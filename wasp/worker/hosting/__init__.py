@@ -1,0 +1,1 @@
+"""WSGI (threads) and ASGI (event loop) hosting of a pool's applications."""

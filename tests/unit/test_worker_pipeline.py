@@ -1,0 +1,218 @@
+"""The worker's pipeline and module registry, with in-memory fakes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wasp.errors import HttpError, NotFound
+from wasp.worker import modules  # noqa: F401  (registers the built-in modules)
+from wasp.worker.pipeline import DEFAULT_MODULES, Pipeline
+from wasp.worker.registry import (CONTINUE, FINISH, Module, ModuleError, Phase, lookup, register,
+                                  registered, unregister)
+
+from worker_fakes import make_app, make_ctx
+
+ALL = tuple(Phase)
+
+
+@pytest.fixture
+def temp_modules():
+    made = []
+
+    def make(module_id, phases, behaviour=None, log=None):
+        behaviour = behaviour or {}
+
+        def method_for(phase):
+            def step(self, ctx):
+                (log if log is not None else []).append((phase.name, module_id))
+                action = behaviour.get(phase)
+                if callable(action):
+                    return action(ctx)
+                return action or CONTINUE
+            return step
+
+        cls = type(module_id, (Module,), {p.method: method_for(p) for p in phases})
+        register(module_id, phases=phases)(cls)
+        made.append(module_id)
+        return cls
+
+    yield make
+    for module_id in made:
+        unregister(module_id)
+
+
+def answer(ctx):
+    ctx.respond(b"200 OK\r\nContent-Length: 2\r\n", b"ok")
+    return FINISH
+
+
+def test_phases_are_in_iis_order():
+    assert [p.name for p in Phase] == [
+        "BEGIN_REQUEST", "AUTHENTICATE_REQUEST", "AUTHORIZE_REQUEST", "RESOLVE_REQUEST_CACHE",
+        "MAP_REQUEST_HANDLER", "ACQUIRE_REQUEST_STATE", "PRE_EXECUTE_REQUEST_HANDLER",
+        "EXECUTE_REQUEST_HANDLER", "RELEASE_REQUEST_STATE", "UPDATE_REQUEST_CACHE", "LOG_REQUEST",
+        "END_REQUEST"]
+    assert Phase.EXECUTE_REQUEST_HANDLER.title == "ExecuteRequestHandler"
+
+
+def test_registry_refuses_duplicates_unknown_ids_and_missing_methods(temp_modules):
+    temp_modules("t.dup", (Phase.BEGIN_REQUEST,))
+    with pytest.raises(ModuleError, match="twice"):
+        temp_modules("t.dup", (Phase.BEGIN_REQUEST,))
+    with pytest.raises(ModuleError, match="unknown module 't.nope'"):
+        lookup("t.nope")
+    with pytest.raises(ModuleError, match="no end_request"):
+        register("t.bad", phases=(Phase.END_REQUEST,))(type("Bad", (Module,), {}))
+    assert set(DEFAULT_MODULES) <= set(registered())
+
+
+def test_unknown_or_repeated_module_fails_compilation():
+    app = make_app()
+    with pytest.raises(ModuleError):
+        Pipeline(app, ("static_file", "no_such_module"))
+    with pytest.raises(ModuleError):
+        Pipeline(app, ("static_file", "static_file"))
+
+
+def test_steps_run_in_phase_order_then_config_order(temp_modules):
+    log = []
+    temp_modules("t.b", (Phase.END_REQUEST, Phase.BEGIN_REQUEST), log=log)
+    temp_modules("t.a", (Phase.BEGIN_REQUEST, Phase.LOG_REQUEST, Phase.AUTHORIZE_REQUEST), log=log)
+    temp_modules("t.h", (Phase.MAP_REQUEST_HANDLER, Phase.EXECUTE_REQUEST_HANDLER), log=log,
+                 behaviour={Phase.MAP_REQUEST_HANDLER: lambda ctx: setattr(ctx, "handler", lookup_h(ctx)) or CONTINUE,
+                            Phase.EXECUTE_REQUEST_HANDLER: answer})
+    pipeline = Pipeline(make_app(), ("t.b", "t.a", "t.h"))
+
+    def lookup_h(ctx):
+        return pipeline.modules[2]
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    assert log == [("BEGIN_REQUEST", "t.b"), ("BEGIN_REQUEST", "t.a"), ("AUTHORIZE_REQUEST", "t.a"),
+                   ("MAP_REQUEST_HANDLER", "t.h"), ("EXECUTE_REQUEST_HANDLER", "t.h"),
+                   ("LOG_REQUEST", "t.a"), ("END_REQUEST", "t.b")]
+    assert ctx.channel.response()[:4] == (200, 0, {"content-length": "2"}, b"ok")
+    assert ctx.channel.finished == [ctx]
+
+
+def test_finish_skips_to_log_and_end(temp_modules):
+    log = []
+    temp_modules("t.early", (Phase.BEGIN_REQUEST, Phase.END_REQUEST), log=log,
+                 behaviour={Phase.BEGIN_REQUEST: answer})
+    temp_modules("t.late", ALL[1:-1], log=log)
+    pipeline = Pipeline(make_app(), ("t.early", "t.late"))
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    assert log == [("BEGIN_REQUEST", "t.early"), ("LOG_REQUEST", "t.late"), ("END_REQUEST", "t.early")]
+
+
+def test_http_error_becomes_one_response_and_log_end_still_run(temp_modules):
+    log = []
+
+    def deny(ctx):
+        raise HttpError("nope", status=403, substatus=6)
+    temp_modules("t.deny", (Phase.AUTHORIZE_REQUEST, Phase.LOG_REQUEST, Phase.END_REQUEST), log=log,
+                 behaviour={Phase.AUTHORIZE_REQUEST: deny})
+    temp_modules("t.after", (Phase.RESOLVE_REQUEST_CACHE,), log=log)
+    pipeline = Pipeline(make_app(), ("t.deny", "t.after"))
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    assert log == [("AUTHORIZE_REQUEST", "t.deny"), ("LOG_REQUEST", "t.deny"), ("END_REQUEST", "t.deny")]
+    assert len(ctx.channel.frames()) == 1
+    status, sub, headers, body, kind, _ = ctx.channel.response()
+    assert (status, sub, kind) == (403, 6, "response")
+    assert b"403 - Forbidden: Access is denied." in body  # remote client: custom error page
+    assert headers["content-type"] == "text/html" and int(headers["content-length"]) == len(body)
+
+
+def test_unexpected_exception_is_500_and_logged(temp_modules, caplog):
+    temp_modules("t.crash", (Phase.BEGIN_REQUEST,),
+                 behaviour={Phase.BEGIN_REQUEST: lambda ctx: 1 / 0})
+    pipeline = Pipeline(make_app(), ("t.crash",))
+    ctx = make_ctx(pipeline.app, client=("127.0.0.1", 1))
+    pipeline.run_sync(ctx)
+    status, sub, _h, body, _k, _ = ctx.channel.response()
+    assert (status, sub) == (500, 0)
+    assert b"HTTP Error 500.0 - Internal Server Error" in body and b"BeginRequest" in body
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_error_after_response_started_is_abort(temp_modules):
+    def half(ctx):
+        ctx.start_response(b"200 OK\r\n")
+        raise RuntimeError("half way")
+    temp_modules("t.half", (Phase.BEGIN_REQUEST,), behaviour={Phase.BEGIN_REQUEST: half})
+    pipeline = Pipeline(make_app(), ("t.half",))
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    kinds = [f[0] for f in ctx.channel.frames()]
+    assert kinds == [5, 10]  # RESPONSE, then ABORT
+
+
+def test_error_in_log_request_does_not_answer_twice(temp_modules):
+    def bad_log(ctx):
+        raise RuntimeError("log failed")
+    temp_modules("t.ok", (Phase.BEGIN_REQUEST,), behaviour={Phase.BEGIN_REQUEST: answer})
+    temp_modules("t.badlog", (Phase.LOG_REQUEST,), behaviour={Phase.LOG_REQUEST: bad_log})
+    pipeline = Pipeline(make_app(), ("t.ok", "t.badlog"))
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    assert len(ctx.channel.frames()) == 1 and ctx.channel.response()[0] == 200
+
+
+def test_unanswered_request_is_500(temp_modules):
+    cls = temp_modules("t.silent", (Phase.MAP_REQUEST_HANDLER, Phase.EXECUTE_REQUEST_HANDLER))
+    cls.catch_all = True
+    pipeline = Pipeline(make_app(), ("t.silent",))
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    assert ctx.channel.response()[0] == 500
+
+
+def test_no_handler_is_404_4(temp_modules):
+    temp_modules("t.nothing", (Phase.BEGIN_REQUEST,))
+    pipeline = Pipeline(make_app(), ("t.nothing",))
+    ctx = make_ctx(pipeline.app)
+    pipeline.run_sync(ctx)
+    assert ctx.channel.response()[:2] == (404, 4)
+
+
+def test_async_steps_are_awaited_and_stage_is_kept(temp_modules):
+    seen = []
+
+    async def slow(ctx):
+        seen.append(ctx.stage)
+        await asyncio.sleep(0)
+        return answer(ctx)
+    temp_modules("t.async", (Phase.MAP_REQUEST_HANDLER, Phase.EXECUTE_REQUEST_HANDLER),
+                 behaviour={Phase.MAP_REQUEST_HANDLER: lambda ctx: CONTINUE,
+                            Phase.EXECUTE_REQUEST_HANDLER: slow})
+    pipeline = Pipeline(make_app(), ("t.async",))
+    pipeline.modules[0].catch_all = True
+    pipeline.catch_all = pipeline.modules[0]
+    ctx = make_ctx(pipeline.app, threaded=False)
+    asyncio.run(pipeline.run_async(ctx))
+    assert seen == ["ExecuteRequestHandler (t.async)"]
+    assert ctx.channel.response()[0] == 200 and ctx.channel.finished == [ctx]
+
+
+def test_default_pipeline_maps_static_then_app(tmp_path):
+    def map_steps(pipeline):
+        return [name for p, name, _ in pipeline.main if p is Phase.MAP_REQUEST_HANDLER]
+    app = make_app()
+    pipeline = Pipeline(app)
+    assert [m.id for m in pipeline.modules] == list(DEFAULT_MODULES)
+    assert pipeline.catch_all.id == "static_file"
+    assert map_steps(pipeline) == []  # nothing to map: no physical_path, no app
+    ctx = make_ctx(app)
+    pipeline.run_sync(ctx)
+    assert ctx.channel.response()[:2] == (404, 0)
+    assert map_steps(Pipeline(make_app(physical_path=str(tmp_path)))) == ["default_document", "static_file"]
+    with_app = make_app(physical_path=str(tmp_path))
+    with_app.host = object()
+    assert map_steps(Pipeline(with_app)) == ["default_document", "static_file", "python_app"]
+
+
+def test_not_found_defaults():
+    assert (NotFound().status, NotFound().substatus) == (404, 0)

@@ -1,0 +1,5 @@
+import sys
+
+from wasp.worker.main import main
+
+sys.exit(main())

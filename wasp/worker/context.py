@@ -1,0 +1,205 @@
+"""One request in the worker: what the front sent, where the pipeline is, and how to answer.
+
+A RequestContext lives from the REQUEST frame to the end of END_REQUEST. The event loop feeds it
+(body bytes, WINDOW credit, CANCEL); the pipeline, running on a WSGI thread or on the loop, answers
+through it. Every frame for the stream goes out through `channel`, whose lock makes a frame written
+by a thread and one written by the loop never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from wasp.wire import frames
+from wasp.wire.frames import INITIAL_WINDOW
+
+#: A body wait (request bytes or response credit) longer than this ends the request.
+WAIT_LIMIT = 300.0
+
+
+class Cancelled(OSError):
+    """The client went away (CANCEL) or the data channel closed: stop and send nothing more.
+
+    An OSError because ASGI 2.4 asks servers to raise an IOError subclass from `send` on a closed
+    connection; WSGI apps see it raised out of `write` or their iteration.
+    """
+
+
+class RequestContext:
+    __slots__ = (
+        "channel", "sid", "head", "app", "threaded", "head_only",
+        "phase", "module", "handler",
+        "cancelled", "started", "finished", "status", "substatus",
+        "window", "body", "waiter", "start_time",
+        "located", "file_path", "file_stat", "is_dir",
+        "items",
+    )
+
+    def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
+        self.channel = channel
+        self.sid = sid
+        self.head = head
+        self.app = app
+        self.threaded = threaded
+        self.head_only = head.method == "HEAD"
+        self.phase = None        # the Phase running now, for `wasp list requests`
+        self.module = ""         # the module running now
+        self.handler = None      # chosen in MAP_REQUEST_HANDLER
+        self.cancelled = False
+        self.started = False     # a RESPONSE / FILE went out: errors now become ABORT
+        self.finished = False    # the last frame of the stream went out
+        self.status = 0
+        self.substatus = 0
+        self.window = channel.initial_window  # response bytes we may still send unacknowledged
+        self.body = None         # request body reader (flow.py), None when the REQUEST had FIN
+        self.waiter = None       # asyncio future a loop-run request sleeps on
+        self.start_time = time.monotonic()
+        self.located = False     # static lookup done (file_path / file_stat / is_dir valid)
+        self.file_path = None
+        self.file_stat = None
+        self.is_dir = False
+        self.items = None        # per-request scratch space for modules
+
+    @property
+    def stage(self) -> str:
+        """"ExecuteRequestHandler (python_app)", the way appcmd shows a request's state."""
+        if self.phase is None:
+            return "BeginRequest"
+        return f"{self.phase.title} ({self.module})" if self.module else self.phase.title
+
+    # ---- called on the loop by the data channel ----
+    def feed(self, data: bytes) -> None:
+        if self.body is not None:
+            self.body.feed(data)
+
+    def feed_end(self) -> None:
+        if self.body is not None:
+            self.body.end()
+
+    def on_window(self, increment: int) -> None:
+        if self.threaded:
+            cond = self.channel.cond
+            with cond:
+                self.window += increment
+                cond.notify_all()
+        else:
+            self.window += increment
+            self.wake()
+
+    def cancel(self) -> None:
+        """The stream is gone; the data channel already took it out of its table."""
+        self.cancelled = True
+        if self.body is not None:
+            self.body.cancel()
+        if self.threaded:
+            cond = self.channel.cond
+            with cond:
+                cond.notify_all()
+        else:
+            self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ---- answering (any thread) ----
+    def respond(self, block: bytes, body: bytes = b"", content_length: int | None = None,
+                substatus: int = 0) -> None:
+        """The whole response in one RESPONSE frame with FIN."""
+        if content_length is None:
+            content_length = len(body)
+        if self.head_only:
+            body = b""
+        self._mark(block, substatus)
+        self.channel.send_final(self, frames.pack_response(self.sid, block, content_length,
+                                                           substatus, body))
+
+    def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
+        """A RESPONSE without FIN: BODY frames and END follow."""
+        self._mark(block, substatus)
+        self._send(frames.pack_response(self.sid, block, content_length, substatus))
+
+    def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        self._mark(block, 0)
+        span = frames.FileSpan(block, path, offset, length)
+        self.channel.send_final(self, frames.pack_file(self.sid, span))
+
+    def end(self) -> None:
+        self.channel.send_final(self, frames.pack_end(self.sid))
+
+    def abort(self, status: int = 500) -> None:
+        self.channel.send_final(self, frames.pack_abort(self.sid, status))
+
+    def send_body(self, data) -> None:
+        """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
+        if self.head_only or not data:
+            if self.cancelled:
+                raise Cancelled("client went away")
+            return
+        view = memoryview(data)
+        while view:
+            n = self._reserve(len(view))
+            self._send(frames.pack_body(self.sid, view[:n]))
+            view = view[n:]
+
+    async def send_body_async(self, data) -> None:
+        """Body bytes from the loop, awaiting WINDOW credit."""
+        if self.head_only or not data:
+            if self.cancelled:
+                raise Cancelled("client went away")
+            return
+        view = memoryview(data)
+        loop = self.channel.loop
+        while view:
+            deadline = None
+            while self.window <= 0 and not self.cancelled:
+                if deadline is None:
+                    deadline = loop.time() + WAIT_LIMIT
+                elif loop.time() >= deadline:
+                    raise Cancelled("no WINDOW credit from the front in time")
+                self.waiter = loop.create_future()
+                try:
+                    await asyncio.wait_for(self.waiter, WAIT_LIMIT)
+                except asyncio.TimeoutError:
+                    pass
+                finally:
+                    self.waiter = None
+            if self.cancelled:
+                raise Cancelled("client went away")
+            n = min(self.window, len(view), frames.MAX_PAYLOAD)
+            self.window -= n
+            self._send(frames.pack_body(self.sid, view[:n]))
+            view = view[n:]
+
+    # ---- internals ----
+    def _mark(self, block: bytes, substatus: int) -> None:
+        self.started = True
+        self.status = frames.status_of(block)
+        self.substatus = substatus
+
+    def _send(self, data: bytes) -> None:
+        if not self.channel.send_frame(self, data):
+            raise Cancelled("client went away")
+
+    def _reserve(self, wanted: int) -> int:
+        cond = self.channel.cond
+        with cond:
+            if self.window <= 0 and not self.cancelled:
+                deadline = time.monotonic() + WAIT_LIMIT
+                while self.window <= 0 and not self.cancelled:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Cancelled("no WINDOW credit from the front in time")
+                    cond.wait(left)
+            if self.cancelled:
+                raise Cancelled("client went away")
+            n = min(self.window, wanted, frames.MAX_PAYLOAD)
+            self.window -= n
+            return n
+
+
+__all__ = ["RequestContext", "Cancelled", "INITIAL_WINDOW", "WAIT_LIMIT"]

@@ -1,0 +1,66 @@
+"""DefaultDocumentModule: a directory request is answered with its first default document.
+
+In IIS the module rewrites the request to the document and the StaticFile handler serves it; here
+it points the request's located file at the document, and static_file's MAP step then claims it.
+A directory named without its trailing slash is redirected (301) when static content would answer
+it; an application with a Python app gets such paths when there is no default document.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from wasp.worker.modules.static import locate, redirect_to_slash, resolve
+from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
+
+
+@register("default_document", phases=(Phase.MAP_REQUEST_HANDLER,))
+class DefaultDocumentModule(Module):
+    def setup(self, app) -> None:
+        physical = app.config.physical_path
+        self.root = os.path.realpath(physical) if physical else None
+        self.documents = list(app.config.default_documents)
+        self.has_app = bool(app.config.app)
+
+    def find(self, directory: str):
+        """(real path, stat) of the first default document in `directory`, or None.
+
+        Names are matched exactly first, then without regard to case, since IIS (on a
+        case-insensitive file system) finds "Default.htm" as "default.htm".
+        """
+        for name in self.documents:
+            found = resolve(self.root, directory, [name])
+            if found is not None and not stat.S_ISDIR(found[1].st_mode):
+                return found
+        try:
+            entries = {entry.lower(): entry for entry in os.listdir(directory)}
+        except OSError:
+            return None
+        for name in self.documents:
+            entry = entries.get(name.lower())
+            if entry is not None:
+                found = resolve(self.root, directory, [entry])
+                if found is not None and not stat.S_ISDIR(found[1].st_mode):
+                    return found
+        return None
+
+    def wants(self, phase) -> bool:
+        return self.root is not None  # without content there is nothing to map
+
+    def map_request_handler(self, ctx):
+        if ctx.handler is not None or self.root is None:
+            return CONTINUE
+        locate(ctx, self.root)
+        if not ctx.is_dir:
+            return CONTINUE
+        document = self.find(ctx.file_path)
+        if not ctx.head.path.endswith(b"/"):
+            if document is not None or not self.has_app:
+                redirect_to_slash(ctx)
+                return FINISH
+            return CONTINUE
+        if document is not None:
+            ctx.file_path, ctx.file_stat = document
+            ctx.is_dir = False
+        return CONTINUE

@@ -1,0 +1,286 @@
+"""StaticFileModule: files from the application's physical_path, sent by the front with sendfile.
+
+The front cooks the path already (percent-decoded, `\\` -> `/`, dot segments resolved), but the
+worker does not trust it: `locate` refuses NUL, backslashes and `..` segments (404.5, IIS's "URL
+sequence denied"), anything whose real path leaves the real root (a symlink out), and anything that
+is not a regular file or directory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import quote
+
+from wasp.errors import Forbidden, NotFound
+from wasp.worker.errorpages import MethodNotAllowed, RangeNotSatisfiable
+from wasp.worker.modules.mime import content_type
+from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
+
+# Windows FILETIME (100 ns ticks since 1601) of the Unix epoch: IIS builds ETags from FILETIMEs.
+_FILETIME_EPOCH = 116444736000000000
+
+
+class UnsafePath(NotFound):
+    substatus = 5  # IIS request filtering: URL sequence denied
+
+
+def app_relative(ctx) -> bytes:
+    """The cooked path below the application's path ("/x" for "/api/x" in "/api")."""
+    path = ctx.head.path
+    prefix = ctx.app.prefix_len
+    return path[prefix:] if prefix else path
+
+
+def check_path(rel: bytes) -> list[str]:
+    """The path's segments, or UnsafePath. Pure: unit-tested without a file system."""
+    if b"\x00" in rel:
+        raise UnsafePath("NUL in path")
+    if b"\\" in rel:
+        raise UnsafePath("backslash in path")
+    segments = []
+    for raw in rel.split(b"/"):
+        if raw == b"..":
+            raise UnsafePath("'..' segment in path")
+        if raw and raw != b".":
+            segments.append(os.fsdecode(raw))
+    return segments
+
+
+def _inside(root: str, real: str) -> bool:
+    return real == root or real.startswith(root + os.sep) or root == os.sep
+
+
+def _usable(st: os.stat_result) -> bool:
+    return stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)
+
+
+def safe_stat(root: str, candidate: str) -> tuple[str, os.stat_result] | None:
+    """(real path, stat) of `candidate` when it resolves inside `root` (a real path), else None."""
+    real = os.path.realpath(candidate)
+    if not _inside(root, real):
+        return None
+    try:
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    return (real, st) if _usable(st) else None
+
+
+def resolve(root: str, base: str, segments: list[str]) -> tuple[str, os.stat_result] | None:
+    """Like safe_stat(root, base/segments...) for a real `base` inside `root`, with one lstat
+    per segment instead of realpath's walk from "/"; a symlink on the way falls back to
+    realpath and the containment check."""
+    path = base
+    st = None
+    last = len(segments) - 1
+    for i, segment in enumerate(segments):
+        path = path + segment if path.endswith(os.sep) else path + os.sep + segment
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return None
+        if stat_mod.S_ISLNK(st.st_mode):
+            return safe_stat(root, os.path.join(path, *segments[i + 1:]))
+        if i < last and not stat_mod.S_ISDIR(st.st_mode):
+            return None
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+    return (path, st) if _usable(st) else None
+
+
+def locate(ctx, root: str) -> None:
+    """Fill ctx.file_path / file_stat / is_dir once per request (None when nothing is there)."""
+    if ctx.located:
+        return
+    ctx.located = True
+    found = resolve(root, root, check_path(app_relative(ctx)))
+    if found is None:
+        return
+    ctx.file_path, ctx.file_stat = found
+    ctx.is_dir = stat_mod.S_ISDIR(ctx.file_stat.st_mode)
+
+
+def redirect_to_slash(ctx) -> None:
+    """301 to the directory with a trailing slash, keeping the query (IIS's "Object Moved")."""
+    location = quote(ctx.head.path, safe="/:@!$&'()*+,;=-._~") + "/"
+    if ctx.head.query:
+        location += "?" + ctx.head.query.decode("latin-1")
+    body = (f'<head><title>Document Moved</title></head>\n<body><h1>Object Moved</h1>'
+            f'This document may be found <a HREF="{location}">here</a></body>').encode("latin-1")
+    block = (f"301 Moved Permanently\r\nContent-Type: text/html; charset=UTF-8\r\n"
+             f"Location: {location}\r\nContent-Length: {len(body)}\r\n").encode("latin-1")
+    ctx.respond(block, body)
+
+
+def header(head, name: bytes) -> bytes | None:
+    for key, value in head.headers:
+        if len(key) == len(name) and key.lower() == name:
+            return value
+    return None
+
+
+_DATES: dict[int, str] = {}
+
+
+def http_date(seconds: int) -> str:
+    date = _DATES.get(seconds)
+    if date is None:
+        if len(_DATES) > 4096:
+            _DATES.clear()
+        date = _DATES[seconds] = formatdate(seconds, usegmt=True)
+    return date
+
+
+def etag_of(st: os.stat_result) -> str:
+    filetime = st.st_mtime_ns // 100 + _FILETIME_EPOCH
+    return f'"{filetime:x}:{st.st_size:x}"'
+
+
+def _etag_matches(value: bytes, etag: str) -> bool:
+    text = value.decode("latin-1").strip()
+    if text == "*":
+        return True
+    weak = etag[2:] if etag.startswith("W/") else etag
+    for item in text.split(","):
+        item = item.strip()
+        if item.startswith("W/"):
+            item = item[2:]
+        if item == weak:
+            return True
+    return False
+
+
+def _http_date_seconds(value: bytes) -> int | None:
+    try:
+        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def not_modified(head, etag: str, mtime: int) -> bool:
+    inm = header(head, b"if-none-match")
+    if inm is not None:
+        return _etag_matches(inm, etag)
+    ims = header(head, b"if-modified-since")
+    if ims is not None:
+        since = _http_date_seconds(ims)
+        return since is not None and mtime <= since
+    return False
+
+
+def parse_range(value: bytes, size: int):
+    """One byte range of a `Range` header -> (start, end inclusive); "unsatisfiable"; or None when
+    the header is to be ignored (malformed, another unit, or several ranges: the whole file)."""
+    text = value.decode("latin-1").strip()
+    unit, _, spec = text.partition("=")
+    if unit.strip().lower() != "bytes" or not spec:
+        return None
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if len(parts) != 1:
+        return None
+    first, dash, last = parts[0].partition("-")
+    if not dash:
+        return None
+    first, last = first.strip(), last.strip()
+    if not first:
+        if not last.isdigit():
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - suffix), size - 1
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    end = int(last) if last else None
+    if end is not None and end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    if end is None:
+        end = size - 1
+    return start, min(end, size - 1)
+
+
+def _range_applies(head, etag: str, last_modified: str) -> bool:
+    value = header(head, b"if-range")
+    if value is None:
+        return True
+    text = value.decode("latin-1").strip()
+    if text.startswith('"') or text.startswith("W/"):
+        return text == etag  # If-Range needs a strong match
+    return text == last_modified
+
+
+def serve_file(ctx, path: str, st: os.stat_result, mime: str) -> None:
+    head = ctx.head
+    size = st.st_size
+    etag = etag_of(st)
+    mtime = int(st.st_mtime)
+    last_modified = http_date(mtime)
+    common = (f"Content-Type: {mime}\r\nLast-Modified: {last_modified}\r\n"
+              f"Accept-Ranges: bytes\r\nETag: {etag}\r\n")
+    if not_modified(head, etag, mtime):
+        ctx.respond(f"304 Not Modified\r\nLast-Modified: {last_modified}\r\nETag: {etag}\r\n"
+                    .encode("latin-1"))
+        return
+    status, start, length, extra = "200 OK", 0, size, ""
+    value = header(head, b"range")
+    if value is not None and _range_applies(head, etag, last_modified):
+        wanted = parse_range(value, size)
+        if wanted == "unsatisfiable":
+            raise RangeNotSatisfiable(size)
+        if wanted is not None:
+            start, end = wanted
+            length = end - start + 1
+            status = "206 Partial Content"
+            extra = f"Content-Range: bytes {start}-{end}/{size}\r\n"
+    block = f"{status}\r\n{common}{extra}Content-Length: {length}\r\n".encode("latin-1")
+    if ctx.head_only or length == 0:
+        ctx.respond(block, content_length=length)
+    else:
+        ctx.send_file(block, path, start, length)
+
+
+@register("static_file", phases=(Phase.MAP_REQUEST_HANDLER, Phase.EXECUTE_REQUEST_HANDLER))
+class StaticFileModule(Module):
+    catch_all = True  # IIS's `StaticFile path="*"`, the last entry of the handler list
+
+    def setup(self, app) -> None:
+        physical = app.config.physical_path
+        self.root = os.path.realpath(physical) if physical else None
+        self.has_app = bool(app.config.app)
+
+    def wants(self, phase) -> bool:
+        return self.root is not None  # without content there is nothing to map
+
+    def map_request_handler(self, ctx):
+        if ctx.handler is None and self.root is not None:
+            locate(ctx, self.root)
+            if ctx.file_path is not None and not ctx.is_dir:
+                ctx.handler = self
+        return CONTINUE
+
+    def execute_request_handler(self, ctx):
+        if self.root is None:
+            raise NotFound("the application has no physical_path")
+        locate(ctx, self.root)
+        if ctx.file_path is None:
+            raise NotFound("no such file")
+        if ctx.is_dir:
+            if not ctx.head.path.endswith(b"/"):
+                redirect_to_slash(ctx)
+                return FINISH
+            raise Forbidden("directory listing denied", substatus=14)
+        mime = content_type(ctx.file_path)
+        if mime is None:
+            raise NotFound("no MIME map entry for the extension", substatus=3)
+        if ctx.head.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed("GET, HEAD")
+        serve_file(ctx, ctx.file_path, ctx.file_stat, mime)
+        return FINISH

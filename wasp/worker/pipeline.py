@@ -1,0 +1,159 @@
+"""The integrated request pipeline, compiled once per application and run as one flat loop.
+
+Compilation walks the phases in IIS order and, within a phase, the modules in configuration order,
+collecting each (phase, module, bound method). EXECUTE_REQUEST_HANDLER is one step that calls the
+handler MAP_REQUEST_HANDLER chose (or the catch-all handler, like IIS's `StaticFile path="*"` at
+the end of the handler list). A step returning FINISH skips ahead to LOG_REQUEST; LOG_REQUEST and
+END_REQUEST always run. Any exception from a step becomes a response here and nowhere else:
+an HttpError its status page, anything else a logged 500; once a response has started, an ABORT.
+
+The same compiled steps run on a WSGI thread (`run_sync`) or as a task on the event loop
+(`run_async`, where a step may return an awaitable: the ASGI handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from wasp.errors import HttpError, NotFound
+from wasp.worker import errorpages
+from wasp.worker.context import Cancelled
+from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, Status, lookup
+
+log = logging.getLogger("wasp.worker")
+
+#: Module order until the config names one: IIS's DefaultDocumentModule before StaticFileModule,
+#: then the Python app handler.
+DEFAULT_MODULES = ("default_document", "static_file", "python_app")
+
+_TAIL = (Phase.LOG_REQUEST, Phase.END_REQUEST)
+
+
+class Pipeline:
+    def __init__(self, app, module_ids=DEFAULT_MODULES):
+        if len(set(module_ids)) != len(module_ids):
+            raise ModuleError(f"a module is listed twice in {list(module_ids)}")
+        self.app = app
+        self.modules: list[Module] = [lookup(module_id)() for module_id in module_ids]
+        for module in self.modules:
+            module.setup(app)
+        for module in self.modules:
+            module.validate()
+        self.catch_all = next((m for m in reversed(self.modules)
+                               if m.is_handler and getattr(m, "catch_all", False)), None)
+        self.main: list[tuple] = []
+        self.tail: list[tuple] = []
+        for phase in Phase:
+            target = self.tail if phase in _TAIL else self.main
+            if phase is Phase.EXECUTE_REQUEST_HANDLER:
+                target.append((phase, "", self._execute))
+                continue
+            for module in self.modules:
+                if phase in module.phases and module.wants(phase):
+                    target.append((phase, module.id, getattr(module, phase.method)))
+
+    def cleanup(self) -> None:
+        for module in self.modules:
+            try:
+                module.cleanup()
+            except Exception:
+                log.exception("cleanup of module %s failed", module.id)
+
+    # ---- the per-request loop ----
+    def run_sync(self, ctx) -> None:
+        try:
+            try:
+                for phase, name, step in self.main:
+                    ctx.phase = phase
+                    ctx.module = name
+                    if step(ctx) is FINISH:
+                        break
+            except Exception as exc:
+                self.fail(ctx, exc)
+            else:
+                self._check_answered(ctx)
+            for phase, name, step in self.tail:
+                ctx.phase = phase
+                ctx.module = name
+                try:
+                    step(ctx)
+                except Exception:
+                    log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
+        finally:
+            ctx.channel.done(ctx)
+
+    async def run_async(self, ctx) -> None:
+        try:
+            try:
+                for phase, name, step in self.main:
+                    ctx.phase = phase
+                    ctx.module = name
+                    status = step(ctx)
+                    if status.__class__ is not Status:
+                        status = await status
+                    if status is FINISH:
+                        break
+            except asyncio.CancelledError:
+                # The worker is exiting with this request still running.
+                self.fail(ctx, Cancelled("worker exiting"))
+                raise
+            except Exception as exc:
+                self.fail(ctx, exc)
+            else:
+                self._check_answered(ctx)
+            for phase, name, step in self.tail:
+                ctx.phase = phase
+                ctx.module = name
+                try:
+                    status = step(ctx)
+                    if status.__class__ is not Status:
+                        await status
+                except Exception:
+                    log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
+        finally:
+            ctx.channel.done(ctx)
+
+    def _execute(self, ctx):
+        handler = ctx.handler or self.catch_all
+        if handler is None:
+            raise NotFound("no handler", substatus=4)
+        ctx.handler = handler
+        ctx.module = handler.id
+        return handler.execute_request_handler(ctx)
+
+    def _check_answered(self, ctx) -> None:
+        if not ctx.finished and not ctx.cancelled:
+            self.fail(ctx, RuntimeError(f"the pipeline ended without a complete response "
+                                        f"(last module: {ctx.module or '-'})"))
+
+    # ---- the one place an error becomes a response ----
+    def fail(self, ctx, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled) or ctx.cancelled:
+            if not ctx.finished and not ctx.cancelled and ctx.started:
+                ctx.abort(500)
+            return
+        if not isinstance(exc, HttpError):
+            log.error("unhandled error in %s (%s, %s) for %s", ctx.app.key,
+                      ctx.phase.name if ctx.phase else "-", ctx.module or "-", _url(ctx),
+                      exc_info=(type(exc), exc, exc.__traceback__))
+            exc = HttpError(str(exc), status=500)
+        if ctx.finished:
+            return
+        try:
+            if ctx.started:
+                ctx.abort(500)
+                return
+            block, body = errorpages.render(exc, ctx)
+            ctx.respond(block, body, substatus=exc.substatus)
+        except Cancelled:
+            pass
+
+
+def _url(ctx) -> str:
+    head = ctx.head
+    path = head.path.decode("utf-8", "replace")
+    return f"{head.method} {path}?{head.query.decode('latin-1')}" if head.query else f"{head.method} {path}"
+
+
+__all__ = ["Pipeline", "DEFAULT_MODULES", "Phase", "Status", "CONTINUE", "FINISH"]

@@ -1,0 +1,414 @@
+"""The worker process's life (IIS w3wp): load the pool's apps, warm them up, serve, drain, exit.
+
+Its state is one Enum with a transition table. Control messages come from the manager, frames
+from the front; both arrive on the event loop. WSGI requests run on `pool.threads` threads that
+block on a SimpleQueue; ASGI and static-only requests run on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from enum import Enum
+
+from wasp.common.channel import ControlChannel
+from wasp.config import model
+from wasp.errors import AppLoadError
+from wasp.wire import frames
+from wasp.worker.application import Application, LoadFailure, load, pool_applications
+from wasp.worker.context import RequestContext
+from wasp.worker.datachannel import DataChannel
+from wasp.worker.flow import AsyncBody, BlockingBody
+
+log = logging.getLogger("wasp.worker")
+
+EXIT_OK = 0
+EXIT_LOAD_FAILED = 4
+LIFESPAN_SHUTDOWN_LIMIT = 30.0
+
+
+class State(Enum):
+    STARTING = "Starting"    # waiting for `init`
+    LOADING = "Loading"      # importing apps, lifespan startup, warm-up
+    READY = "Ready"          # serving
+    STOPPING = "Stopping"    # `stop` came: serving until DRAIN or the data channel closes
+    DRAINING = "Draining"    # no new requests: finishing the ones in flight
+    EXITING = "Exiting"      # lifespan shutdown, then exit
+
+
+TRANSITIONS = {
+    State.STARTING: {State.LOADING, State.EXITING},
+    State.LOADING: {State.READY, State.DRAINING, State.EXITING},
+    State.READY: {State.STOPPING, State.DRAINING, State.EXITING},
+    State.STOPPING: {State.DRAINING, State.EXITING},
+    State.DRAINING: {State.EXITING},
+    State.EXITING: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class Stats:
+    """Requests served and in flight; `begin` on the loop, `end` on whichever thread finished."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.inflight = 0
+        self.served = 0
+        self.last = time.monotonic()
+
+    def begin(self) -> None:
+        with self.lock:
+            self.inflight += 1
+            self.last = time.monotonic()
+
+    def end(self) -> int:
+        with self.lock:
+            self.inflight -= 1
+            self.served += 1
+            self.last = time.monotonic()
+            return self.inflight
+
+    def idle_seconds(self) -> float:
+        return 0.0 if self.inflight else round(time.monotonic() - self.last, 3)
+
+
+class WarmupChannel:
+    """Where an initialization page's response goes: nowhere, like IIS's fake request. Credit is
+    unlimited so nothing waits for a front that is not there."""
+
+    initial_window = 1 << 62
+
+    def __init__(self, loop, future):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.cond = threading.Condition()
+        self.streams: dict = {}
+        self.closed = False
+        self._future = future
+
+    def send_frame(self, ctx, data) -> bool:
+        return not ctx.finished
+
+    def send_final(self, ctx, data) -> bool:
+        if ctx.finished:
+            return False
+        ctx.finished = True
+        return True
+
+    def done(self, ctx) -> None:
+        self.loop.call_soon_threadsafe(_resolve, self._future, ctx.status)
+
+
+def _resolve(future, value) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class Worker:
+    def __init__(self, worker_id: int, pool: str, control_sock: socket.socket):
+        self.worker_id = worker_id
+        self.pool_name = pool
+        self.state = State.STARTING
+        self.stats = Stats()
+        self.apps: dict[str, Application] = {}
+        self.pool: model.Pool | None = None
+        self.capacity = 1
+        self.channel: DataChannel | None = None
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.tasks: set[asyncio.Task] = set()
+        self.stop_requested = False
+        self._control_sock = control_sock
+        self.control: ControlChannel | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._exit: asyncio.Future | None = None
+
+    # ---- state ----
+    def move(self, new: State) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"{self.state.name} -> {new.name}")
+        log.debug("state %s -> %s", self.state.value, new.value)
+        self.state = new
+
+    async def run(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        self._exit = self.loop.create_future()
+        self.control = ControlChannel(self._control_sock, self._on_control, self._on_control_close)
+        return await self._exit
+
+    def request_stop(self) -> None:
+        """`stop` from the manager or SIGTERM: graceful, as IIS's shutdown of a w3wp."""
+        self.stop_requested = True
+        if self.state is State.STARTING:
+            self._begin_exit(EXIT_OK)
+        elif self.state is State.READY:
+            channel = self.channel
+            if channel is None or channel.closed or channel.drained:
+                self._drain()
+            else:
+                self.move(State.STOPPING)
+
+    # ---- control channel ----
+    def _on_control(self, message: dict, fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "init" and self.state is State.STARTING:
+            self.move(State.LOADING)
+            self._spawn(self._init(message))
+        elif op == "attach":
+            self._attach(fds)
+        elif op == "ping":
+            self.control.send({"op": "pong", "id": message.get("id"), "served": self.stats.served,
+                               "inflight": self.stats.inflight, "idle_s": self.stats.idle_seconds()})
+        elif op == "stop":
+            self.request_stop()
+        else:
+            log.warning("control: unexpected %r in state %s", op, self.state.value)
+            for fd in fds:
+                os.close(fd)
+
+    def _on_control_close(self) -> None:
+        # The manager is gone: nobody supervises this worker any more; finish and leave.
+        if self.state in (State.STARTING, State.LOADING):
+            self.stop_requested = True
+            if self.state is State.STARTING:
+                self._begin_exit(EXIT_OK)
+        elif self.state in (State.READY, State.STOPPING):
+            self._drain()
+
+    async def _init(self, message: dict) -> None:
+        try:
+            await self._load(message)
+        except LoadFailure as exc:
+            self._load_failed(exc.message, exc.trace)
+            return
+        except AppLoadError as exc:
+            self._load_failed(str(exc), "")
+            return
+        except Exception as exc:  # a bug of ours, still reported as a load failure
+            import traceback
+            self._load_failed(f"worker init failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+            return
+        if self.stop_requested:
+            self._drain()
+            return
+        self.move(State.READY)
+        self.control.send({"op": "ready", "pid": os.getpid()})
+        log.info("ready: pool %s, %d application(s), capacity %d", self.pool_name, len(self.apps),
+                 self.capacity)
+
+    async def _load(self, message: dict) -> None:
+        config = model.decode(message["config"])
+        name = message.get("pool") or self.pool_name
+        pool = next((p for p in config.pools if p.name == name), None)
+        if pool is None:
+            raise AppLoadError(f"pool {name!r} is not in the configuration")
+        self.pool = pool
+        os.environ.update(pool.environment_variables)
+        os.environ["WASP_POOL"] = pool.name
+        os.environ["WASP_WORKER_ID"] = str(self.worker_id)
+        apps = pool_applications(config, pool.name)
+        for app in apps:
+            load(app, threads=pool.threads, multiprocess=pool.max_processes > 1)
+            self.apps[app.key] = app
+        wsgi = any(app.threaded for app in apps)
+        asgi = any(app.is_asgi for app in apps)
+        self.capacity = pool.threads if wsgi or not asgi else pool.max_concurrent_requests
+        if wsgi:
+            self._start_threads(pool.threads)
+        for app in apps:
+            if app.is_asgi:
+                from wasp.worker.hosting.asgi import Lifespan
+
+                app.lifespan = Lifespan(app.callable, app.key, app.state)
+                await app.lifespan.startup()
+        for app in apps:
+            for page in app.config.initialization_pages:
+                await self._warm_up(app, page)
+        # The apps' modules, classes and caches live as long as the worker: keep the cyclic GC
+        # from scanning them again on every full collection (and their pages shared after fork).
+        gc.collect()
+        gc.freeze()
+
+    def _load_failed(self, error: str, trace: str) -> None:
+        log.error("load failed: %s\n%s", error, trace)
+        self.control.send({"op": "load_failed", "error": error, "traceback": trace})
+        self._begin_exit(EXIT_LOAD_FAILED, shutdown_apps=False)
+
+    async def _warm_up(self, app: Application, page: str) -> None:
+        path, _, query = page.partition("?")
+        if not path.startswith("/"):
+            path = "/" + path
+        full = (app.script_name + path).encode("utf-8")
+        head = frames.RequestHead(
+            app=app.key, method="GET", target=full + (b"?" + query.encode() if query else b""),
+            path=full, query=query.encode("latin-1"), version="1.1",
+            headers=[(b"Host", b"localhost"), (b"User-Agent", b"IIS Application Initialization Warmup")],
+            client=("127.0.0.1", 0), server=("127.0.0.1", 0), warmup=True)
+        future = self.loop.create_future()
+        ctx = RequestContext(WarmupChannel(self.loop, future), 0, head, app, app.threaded)
+        if app.is_asgi:
+            ctx.body = AsyncBody(ctx, eof=True)
+        if app.threaded:
+            self.jobs.put(ctx)
+        elif app.is_asgi:
+            self._spawn(app.pipeline.run_async(ctx))
+        else:
+            app.pipeline.run_sync(ctx)
+        status = await future
+        log.info("warm-up GET %s -> %s", full.decode("utf-8"), status)
+
+    # ---- threads ----
+    def _start_threads(self, count: int) -> None:
+        for n in range(count):
+            thread = threading.Thread(target=self._thread_main, name=f"wsgi-{n}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _thread_main(self) -> None:
+        get = self.jobs.get
+        while True:
+            ctx = get()
+            if ctx is None:
+                return
+            try:
+                if ctx.cancelled:  # CANCEL came while it waited in the queue: don't run the app
+                    ctx.channel.done(ctx)
+                    continue
+                ctx.app.pipeline.run_sync(ctx)
+            except BaseException:
+                log.exception("request thread: unexpected error")
+
+    # ---- data channel ----
+    def _attach(self, fds: list[int]) -> None:
+        if not fds:
+            log.error("attach without a descriptor")
+            return
+        for fd in fds[1:]:
+            os.close(fd)
+        if self.state not in (State.READY, State.STOPPING) or (
+                self.state is State.STOPPING and self.channel is None):
+            os.close(fds[0])
+            return
+        old = self.channel
+        self.channel = None
+        if old is not None:
+            old.close()
+        sock = socket.socket(fileno=fds[0])
+        self.channel = DataChannel(sock, self.loop, on_request=self._on_request,
+                                   on_drain=self._on_drain, on_close=self._on_channel_close,
+                                   on_done=self._on_done)
+        self.channel.send_raw(frames.pack_hello(frames.Hello(self.worker_id, os.getpid(),
+                                                             self.capacity)))
+
+    def _on_request(self, channel: DataChannel, sid: int, flags: int, payload: bytes) -> None:
+        try:
+            head = frames.unpack_request(payload)
+        except Exception as exc:
+            log.error("undecodable REQUEST on stream %d: %s", sid, exc)
+            channel.send_raw(frames.pack_abort(sid, 500))
+            return
+        app = self.apps.get(head.app)
+        if app is None or self.state is State.DRAINING or self.state is State.EXITING:
+            if app is None:
+                log.error("REQUEST for application %r, which this worker does not host", head.app)
+            channel.send_raw(frames.pack_abort(sid, 503 if app is not None else 500))
+            return
+        threaded = app.threaded
+        ctx = RequestContext(channel, sid, head, app, threaded)
+        if head.websocket and app.is_asgi:
+            ctx.body = AsyncBody(ctx)  # tunnel bytes follow the 101 whatever the flags say
+        elif not flags & frames.FLAG_FIN:
+            ctx.body = BlockingBody(ctx) if threaded else AsyncBody(ctx)
+        elif app.is_asgi:
+            ctx.body = AsyncBody(ctx, eof=True)
+        channel.streams[sid] = ctx
+        self.stats.begin()
+        if threaded:
+            self.jobs.put(ctx)
+        elif app.is_asgi:
+            task = self.loop.create_task(app.pipeline.run_async(ctx))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            app.pipeline.run_sync(ctx)  # static only: answered without waiting on anything
+
+    def _on_done(self, ctx) -> None:
+        if self.stats.end() == 0 and self.state is State.DRAINING:
+            self.loop.call_soon_threadsafe(self._check_drained)
+
+    def _on_drain(self, channel: DataChannel) -> None:
+        if channel is self.channel and self.state is State.STOPPING:
+            self._drain()
+
+    def _on_channel_close(self, channel: DataChannel) -> None:
+        if channel is not self.channel:
+            return
+        self.channel = None
+        if self.state is State.STOPPING:
+            self._drain()
+
+    # ---- leaving ----
+    def _drain(self) -> None:
+        if self.state in (State.DRAINING, State.EXITING):
+            return
+        self.move(State.DRAINING)
+        log.info("draining: %d request(s) in flight", self.stats.inflight)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self.state is State.DRAINING and self.stats.inflight == 0:
+            self._begin_exit(EXIT_OK)
+
+    def _begin_exit(self, code: int, shutdown_apps: bool = True) -> None:
+        if self.state is State.EXITING:
+            return
+        self.move(State.EXITING)
+        self._spawn(self._exit_sequence(code, shutdown_apps))
+
+    async def _exit_sequence(self, code: int, shutdown_apps: bool) -> None:
+        if shutdown_apps:
+            for app in self.apps.values():
+                if app.lifespan is not None:
+                    await app.lifespan.shutdown(LIFESPAN_SHUTDOWN_LIMIT)
+            for app in self.apps.values():
+                if app.pipeline is not None:
+                    app.pipeline.cleanup()
+        for _ in self.threads:
+            self.jobs.put(None)
+        deadline = time.monotonic() + 5.0
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        if self.channel is not None:
+            self.channel.close()
+        # Let the last control message (load_failed) leave before the socket closes.
+        for _ in range(200):
+            if not getattr(self.control, "pending", 0):
+                break
+            await asyncio.sleep(0.01)
+        if self.control is not None:
+            self.control.close()
+        if not self._exit.done():
+            self._exit.set_result(code)
+
+    def _spawn(self, coro) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker task failed", exc_info=task.exception())
