@@ -185,3 +185,19 @@ def test_reconfigure_updates_limits_and_drops_removed_pools(setup):
     orphans = d.configure(model.Config(pools=[model.Pool(name="Q")]))
     assert orphans == [r]
     assert set(d.pools) == {"Q"}
+
+
+def test_a_restarted_pool_demands_a_worker_again(setup):
+    # The demand sent while the pool was being disabled was answered with a state, not a
+    # worker; after `start pool` the first request must ask for a worker again.
+    d, demands = setup
+    w = Worker("P", 1)
+    d.worker_ready(w)
+    d.submit(req(d), 0)
+    d.submit(req(d), 0)
+    d.worker_gone(w)
+    assert demands == ["P"]
+    d.set_state("P", "Disabled", "AppOffline")
+    d.set_state("P", "Started")
+    d.submit(req(d), 0)
+    assert demands == ["P", "P"]

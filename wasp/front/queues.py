@@ -94,8 +94,14 @@ class Dispatcher:
         if pool is None:
             return []
         pool.state = PoolState(state)
+        # A demand sent before the pool stopped was answered with a state, not a worker: the
+        # next request after a (re)start must ask again.
+        pool.demand_sent = False
         if pool.state is PoolState.STARTED:
             self.pump(pool)
+            if pool.queue and pool.best_worker() is None:
+                pool.demand_sent = True
+                self._on_demand(pool.name)
             return []
         pool.reason = reason or ("AppOffline" if pool.state is PoolState.DISABLED else "Disabled")
         rejected = list(pool.queue)
