@@ -48,14 +48,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what="condition"):
+    """Poll `predicate` until truthy or `timeout`. `what` may be a callable, evaluated only on
+    timeout, so the message shows the state at the end (server logs, statuses seen)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
 
 
 def wasp_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -214,8 +216,9 @@ class WaspServer:
 
     def __init__(self, directory: pathlib.Path, config_text: str | None, port: int,
                  args: list[str] | None = None, env: dict[str, str] | None = None,
-                 admin_sock: pathlib.Path | None | bool = True):
+                 admin_sock: pathlib.Path | None | bool = True, cwd: pathlib.Path | None = None):
         self.dir = directory
+        self.cwd = cwd or directory
         self.port = port
         self.config = directory / "wasp.toml"
         if config_text is not None:
@@ -224,6 +227,7 @@ class WaspServer:
         self.extra_env = env or {}
         # True: <dir>/run/admin.sock; None/False: do not wait for one; a path: wait for that path.
         self.admin_sock = directory / "run" / "admin.sock" if admin_sock is True else admin_sock or None
+        self.run_dir = self.admin_sock.parent if self.admin_sock else directory / "run"
         self.proc: subprocess.Popen | None = None
         self.stderr_path = directory / "server.stderr"
         self.known_pids: set[int] = set()
@@ -241,12 +245,12 @@ class WaspServer:
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wasp.cli.main", *self.args],
-            cwd=self.dir, stdout=self._stderr, stderr=subprocess.STDOUT, env=wasp_env(self.extra_env),
+            cwd=self.cwd, stdout=self._stderr, stderr=subprocess.STDOUT, env=wasp_env(self.extra_env),
             start_new_session=True,
         )
         self.known_pids.add(self.proc.pid)
         if wait:
-            wait_until(self._accepting, 30, what=f"wasp on port {self.port}\n{self.log_tail()}")
+            wait_until(self._accepting, 30, what=lambda: f"wasp on port {self.port}\n{self.log_tail()}")
         return self
 
     def _accepting(self) -> bool:
@@ -317,7 +321,8 @@ class WaspServer:
             self.output().splitlines()[-n:])
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        result = run_wasp(*args, "-c", str(self.config), cwd=self.dir, timeout=timeout)
+        where = ["-c", str(self.config)] if self.config.exists() else ["--run-dir", str(self.run_dir)]
+        result = run_wasp(*args, *where, cwd=self.dir, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"wasp {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
         return result

@@ -1,0 +1,255 @@
+"""The `wasp` admin commands against a running server (appcmd's list/recycle/stop/start), and a
+web garden."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import threading
+
+import pytest
+import requests
+
+CONFIG = """
+{pool_timing}
+[[pools]]
+name = "PoolA"
+
+[[pools]]
+name = "PoolB"
+
+[[sites]]
+name = "Site A"
+id = 1
+bindings = ["http/127.0.0.1:{port}:a.test"]
+[[sites.applications]]
+path = "/"
+pool = "PoolA"
+app = "crashy:app"
+python_path = ["{apps}"]
+
+[[sites]]
+name = "Site B"
+id = 2
+bindings = ["http/127.0.0.1:{port}:b.test"]
+[[sites.applications]]
+path = "/"
+pool = "PoolB"
+app = "crashy:app"
+python_path = ["{apps}"]
+[[sites.applications]]
+path = "/flask"
+pool = "PoolB"
+app = "flask_app:app"
+python_path = ["{apps}"]
+"""
+
+
+def get(server, host: str, path: str = "/pid", timeout: float = 30) -> requests.Response:
+    return requests.get(server.url + path, headers={"Host": host}, timeout=timeout)
+
+
+@pytest.fixture
+def server(wasp_server):
+    server = wasp_server(CONFIG)
+    for host in ("a.test", "b.test"):
+        r = get(server, host)
+        assert r.status_code == 200, (host, r.status_code, r.text[:300], server.diagnostics())
+    return server
+
+
+def lines(result) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_list_text_forms(server):
+    port = server.port
+    sites = lines(server.cli("list", "sites"))
+    assert f'SITE "Site A" (id:1,bindings:http/127.0.0.1:{port}:a.test,state:Started)' in sites, sites
+    assert f'SITE "Site B" (id:2,bindings:http/127.0.0.1:{port}:b.test,state:Started)' in sites, sites
+    apps = lines(server.cli("list", "apps"))
+    for expected in ('APP "Site A/" (applicationPool:PoolA)', 'APP "Site B/" (applicationPool:PoolB)',
+                     'APP "Site B/flask" (applicationPool:PoolB)'):
+        assert expected in apps, apps
+    pools = lines(server.cli("list", "pools"))
+    for name in ("PoolA", "PoolB"):
+        assert any(re.fullmatch(rf'APPPOOL "{name}" \(.*state:Started\)', line) for line in pools), pools
+    pid_a = int(get(server, "a.test").text)
+    pid_b = int(get(server, "b.test").text)
+    wps = lines(server.cli("list", "wp"))
+    assert f'WP "{pid_a}" (applicationPool:PoolA)' in wps, wps
+    assert f'WP "{pid_b}" (applicationPool:PoolB)' in wps, wps
+    assert len(wps) == 2, wps
+
+
+def test_list_json_forms(server):
+    pid_a = int(get(server, "a.test").text)
+    wps = server.list_json("wp")
+    assert {"pid": pid_a, "pool": "PoolA"}.items() <= next(r for r in wps if r["pid"] == pid_a).items(), wps
+    assert sorted(r["pool"] for r in wps) == ["PoolA", "PoolB"], wps
+    for what, needle in (("sites", "Site A"), ("apps", "PoolA"), ("pools", "PoolB")):
+        data = server.list_json(what)
+        assert isinstance(data, list) and data, (what, data)
+        assert needle in json.dumps(data), (what, data)
+    pools = {row["name"]: row for row in server.list_json("pools")}
+    assert pools["PoolA"].get("state") == "Started", pools
+
+
+def test_recycle_under_load_changes_pids_and_loses_nothing(server):
+    old = set(server.worker_pids("PoolA"))
+    assert len(old) == 1, old
+    stop = threading.Event()
+    results: list[object] = []
+    lock = threading.Lock()
+
+    def hammer():
+        session = requests.Session()
+        for _ in range(1500):
+            if stop.is_set():
+                return
+            try:
+                r = session.get(server.url + "/pid", headers={"Host": "a.test"}, timeout=30)
+                outcome = int(r.text) if r.status_code == 200 else f"{r.status_code} {r.text[:80]!r}"
+            except requests.RequestException as exc:
+                outcome = repr(exc)
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        server.wait_until(lambda: len(results) >= 60, 30, what="load before the recycle")
+        result = server.cli("recycle", "pool", "PoolA")
+        print("recycle said:", result.stdout.strip())
+        new = server.wait_until(lambda: (set(server.worker_pids("PoolA")) - old) or None, 45, interval=0.2,
+                                what=lambda: f"a new PoolA worker after recycle\n{server.diagnostics()}")
+        server.wait_until(lambda: any(isinstance(r, int) and r in new for r in list(results)), 30,
+                          what="requests answered by the new worker")
+        mark = len(results)
+        server.wait_until(lambda: len(results) >= max(mark + 40, 300), 60, what="load after the recycle")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    failures = [r for r in results if not isinstance(r, int)]
+    assert not failures, f"{len(failures)} of {len(results)} requests failed during recycle: {failures[:10]}"
+    seen = collections.Counter(results)
+    assert set(seen) & old and set(seen) & new, seen
+    server.wait_until(lambda: set(server.worker_pids("PoolA")).isdisjoint(old), 30,
+                      what=lambda: f"old worker {old} gone from `list wp`")
+
+
+def test_stop_pool_gives_503_and_start_serves_again(server):
+    server.cli("stop", "pool", "PoolA")
+    seen = []
+
+    def stopped():
+        r = get(server, "a.test", "/")
+        seen.append(r.status_code)
+        return r.status_code == 503 and [r]  # a Response is falsy when its status is an error
+
+    [r] = server.wait_until(stopped, 30, interval=0.2, what=lambda: f"503 after stop pool (saw {seen})")
+    assert "Service Unavailable" in r.text
+    assert get(server, "b.test", "/").text == "crashy", "stopping PoolA disturbed PoolB"
+    pools = lines(server.cli("list", "pools"))
+    assert any(re.fullmatch(r'APPPOOL "PoolA" \(.*state:Stopped\)', line) for line in pools), pools
+    assert not server.worker_pids("PoolA"), "a stopped pool still lists workers"
+
+    server.cli("start", "pool", "PoolA")
+    server.wait_until(lambda: get(server, "a.test", "/").status_code == 200, 45, interval=0.2,
+                      what=lambda: f"PoolA serving after start pool\n{server.diagnostics()}")
+    assert get(server, "a.test", "/").text == "crashy"
+    server.wait_until(lambda: re.search(r"\b503\b.*\bDisabled\b", server.output()), 15,
+                      what=lambda: f"a '503 ... Disabled' HTTPERR line for the stopped pool\n{server.diagnostics()}")
+
+
+GARDEN = """
+{pool_timing}
+[[pools]]
+name = "Garden"
+max_processes = 2
+threads = 2
+start_mode = "{start_mode}"
+
+[[sites]]
+name = "Garden Site"
+id = 1
+bindings = ["http/127.0.0.1:{port}:"]
+[[sites.applications]]
+path = "/"
+pool = "Garden"
+app = "flask_app:app"
+python_path = ["{apps}"]
+"""
+
+
+@pytest.mark.parametrize("start_mode", ["always_running", "on_demand"])
+def test_web_garden_uses_two_workers(wasp_server, start_mode):
+    server = wasp_server(GARDEN.replace("{start_mode}", start_mode))
+    pids: set[int] = set()
+    errors: list[str] = []
+
+    def one():
+        try:
+            r = requests.get(server.url + "/slow?s=0.3", timeout=60)
+            if r.status_code == 200:
+                pids.add(int(r.text.rsplit(" ", 1)[1]))
+            else:
+                errors.append(f"{r.status_code} {r.text[:80]}")
+        except requests.RequestException as exc:
+            errors.append(repr(exc))
+
+    for _ in range(20):
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        if len(pids) >= 2:
+            break
+    assert not errors, errors[:5]
+    assert len(pids) == 2, f"saw worker PIDs {pids} with max_processes = 2\n{server.diagnostics()}"
+    assert len(server.processes("worker", "Garden")) == 2
+
+
+def test_admin_errors_use_appcmd_wording(server):
+    missing = server.cli("stop", "pool", "Nope", check=False)
+    assert missing.returncode == 1, (missing.returncode, missing.stdout, missing.stderr)
+    assert 'ERROR ( message:Cannot find APPPOOL object with identifier "Nope". )' in missing.stderr, missing.stderr
+    assert server.cli("stop", "pool", "PoolB").stdout.strip() == '"PoolB" successfully stopped'
+    again = server.cli("stop", "pool", "PoolB", check=False)
+    assert again.returncode == 1
+    assert "ERROR ( message:Command execution failed. The object has already been stopped. )" in again.stderr, again.stderr
+    assert server.cli("start", "pool", "PoolB").stdout.strip() == '"PoolB" successfully started'
+    assert server.cli("recycle", "apppool", "PoolA").stdout.strip() == '"PoolA" successfully recycled'
+    usage = server.cli("list", "bananas", check=False)
+    assert usage.returncode == 2, (usage.returncode, usage.stdout, usage.stderr)
+
+
+def test_list_requests_shows_an_in_flight_request(server, tmp_path):
+    mark = tmp_path / "listed"
+    done = {}
+
+    def slow():
+        r = get(server, "b.test", f"/flask/slow?s=3&mark={mark}", timeout=60)
+        done["status"] = r.status_code
+
+    thread = threading.Thread(target=slow, daemon=True)
+    thread.start()
+    server.wait_until(mark.exists, 30, what="the slow request to reach the app")
+    listed = lines(server.cli("list", "requests"))
+    thread.join(60)
+    assert done.get("status") == 200
+    pattern = (r'REQUEST "[^"]+" \(url:GET /flask/slow\?s=3&mark=\S+, time:\d+ msec, '
+               r'client:127\.0\.0\.1, stage:ExecuteRequestHandler\)')
+    assert any(re.fullmatch(pattern, line) for line in listed), listed
+    rows = server.list_json("requests")
+    assert rows == [] or all("url" in row for row in rows), rows
+
+
+def test_admin_command_without_a_server_is_exit_1(wasp_server, tmp_path):
+    result = wasp_server.run_wasp("list", "pools", "--run-dir", str(tmp_path / "nothing-here"), cwd=tmp_path)
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert "ERROR ( message:Cannot reach the wasp server" in result.stderr, result.stderr
