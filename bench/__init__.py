@@ -1,0 +1,1 @@
+"""Benchmarks of wasp against the servers users would pick instead (see docs/benchmarks.md)."""

@@ -1,0 +1,1 @@
+"""The applications every server in the benchmark runs, so rows differ only by server."""

@@ -1,0 +1,117 @@
+"""The results as markdown: the table, ratios against each scenario's baseline, the targets."""
+
+from __future__ import annotations
+
+from bench.measure import Row, Rss, fmt_ms, quote_block, summary
+
+WSGI_RATIO = 2.0  # wasp vs nginx -> gunicorn gthread, and a lower p99
+ASGI_RATIO = 0.6  # wasp vs uvicorn
+RSS_LIMIT_MIB = 40.0
+
+
+def baseline_of(rows: list[Row], scenario: str) -> Row | None:
+    return next((r for r in rows if r.scenario == scenario and r.baseline), None)
+
+
+def ratio(row: Row, base: Row | None) -> float | None:
+    if base is None or row.result is None or base.result is None or not base.result.rps:
+        return None
+    return row.result.rps / base.result.rps
+
+
+def table(rows: list[Row]) -> list[str]:
+    out = ["| scenario | server | req/s | p50 ms | p99 ms | errors | ratio vs baseline |",
+           "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
+    for row in rows:
+        base = baseline_of(rows, row.scenario)
+        if row.result is None:
+            out.append(f"| {row.scenario} | {row.server} | — | — | — | did not run (see notes) | — |")
+            continue
+        r = row.result
+        x = ratio(row, base)
+        shown = "n/a" if x is None else f"{x:.2f}x"
+        if row.baseline:
+            shown += " (baseline)"
+        rate = f"{r.rps:,.0f}"
+        if len(row.rounds) > 1:
+            rate += f" ({min(row.rounds):,.0f}–{max(row.rounds):,.0f})"
+        out.append(f"| {row.scenario} | {row.server} | {rate} | {fmt_ms(r.p50_ms)} | "
+                   f"{fmt_ms(r.p99_ms)} | {r.error_text()} | {shown} |")
+    return out
+
+
+def notes(rows: list[Row], rss: Rss | None) -> list[str]:
+    out = []
+    for row in rows:
+        if row.failure:
+            out.append(f"- {row.scenario} / {row.server}: {quote_block(row.failure)}")
+        for note in row.notes:
+            out.append(f"- {row.scenario} / {row.server}: {note}")
+    if rss is not None:
+        if rss.failure:
+            out.append(f"- rss / wasp: {quote_block(rss.failure)}")
+        out.extend(f"- rss / wasp: {n}" for n in rss.notes)
+    return out
+
+
+def _compared(rows: list[Row], scenario: str, out: list[str]):
+    """(wasp, baseline) results when both ran; otherwise appends why not (if selected at all)."""
+    wasp = next((r for r in rows if r.scenario == scenario and r.server == "wasp"), None)
+    base = baseline_of(rows, scenario)
+    if wasp is None and base is None:
+        return None
+    if wasp is None or base is None:
+        out.append(f"UNKNOWN {scenario}: wasp and the baseline were not both selected")
+    elif wasp.result is None:
+        out.append(f"FAIL {scenario}: wasp did not run ({summary(wasp.failure)})")
+    elif base.result is None:
+        out.append(f"UNKNOWN {scenario}: baseline {base.server} did not run")
+    else:
+        return wasp.result, base.result, base.server
+    return None
+
+
+def targets(rows: list[Row], rss: Rss | None) -> list[str]:
+    """One PASS/FAIL line per target, with the numbers it was decided on."""
+    out: list[str] = []
+    pair = _compared(rows, "wsgi hello", out)
+    if pair:
+        w, b, name = pair
+        x = w.rps / b.rps
+        lower = w.p99_ms is not None and b.p99_ms is not None and w.p99_ms < b.p99_ms
+        ok = x >= WSGI_RATIO and lower and w.errors == 0
+        out.append(
+            f"{'PASS' if ok else 'FAIL'} wsgi hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
+            f"{b.rps:,.0f} (target >= {WSGI_RATIO}x); p99 {fmt_ms(w.p99_ms)} ms vs {fmt_ms(b.p99_ms)} ms "
+            f"(target lower); wasp errors {w.error_text()} (target 0)")
+    pair = _compared(rows, "asgi hello", out)
+    if pair:
+        w, b, name = pair
+        x = w.rps / b.rps
+        ok = x >= ASGI_RATIO and w.errors == 0
+        out.append(
+            f"{'PASS' if ok else 'FAIL'} asgi hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
+            f"{b.rps:,.0f} (target >= {ASGI_RATIO}x); wasp errors {w.error_text()} (target 0)")
+    for scenario in ("wsgi 100k", "static 1k", "static 100k"):
+        pair = _compared(rows, scenario, [])
+        if pair:
+            w, b, name = pair
+            out.append(f"INFO {scenario}: wasp {w.rps:,.0f} req/s = {w.rps / b.rps:.2f}x {name} "
+                       f"{b.rps:,.0f}; p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms (no target)")
+    if rss is not None:
+        if rss.front_mib is None:
+            out.append(f"FAIL rss: front RSS not measured ({summary(rss.failure)})")
+        else:
+            ok = rss.front_mib < RSS_LIMIT_MIB
+            out.append(f"{'PASS' if ok else 'FAIL'} rss: wasp front {rss.front_mib:.1f} MiB at rest "
+                       f"(target < {RSS_LIMIT_MIB:.0f})")
+    return out
+
+
+def rss_lines(rss: Rss) -> list[str]:
+    if rss.front_mib is None:
+        return []
+    workers = ", ".join(f"{w:.1f}" for w in rss.workers_mib) or "none found"
+    return [f"- front: {rss.front_mib:.1f} MiB",
+            f"- manager: {rss.manager_mib:.1f} MiB",
+            f"- workers: {workers} MiB"]

@@ -1,0 +1,226 @@
+"""Benchmark wasp against the servers users would pick instead, in the same run, as ratios.
+
+    python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,rss]
+                        [--quick] [--servers wasp,gunicorn,...] [--no-wasp-log] [--keep]
+
+Scenarios: wsgi, asgi, static, rss (default) and recycle, chaos (on request). Prints a markdown
+table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
+1 when any row could not run (a server did not start or answered wrongly), else 0.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
+
+DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "rss")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos")
+SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx")
+
+
+def _csv(allowed):
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(bad)}; choose from {', '.join(allowed)}")
+        return items
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=int, default=None, help="seconds per measured run (default 10)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    p.add_argument("--scenarios", type=_csv(ALL_SCENARIOS), default=list(DEFAULT_SCENARIOS),
+                   help=f"comma list of {', '.join(ALL_SCENARIOS)} (default {','.join(DEFAULT_SCENARIOS)})")
+    p.add_argument("--servers", type=_csv(SERVERS), default=list(SERVERS),
+                   help=f"only these servers' rows: {', '.join(SERVERS)}")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every row this many times, interleaved; report medians (default 1)")
+    p.add_argument("--quick", action="store_true",
+                   help="3 s runs, 1 s warm-up, short recycle/chaos runs: a smoke check, not a measurement")
+    p.add_argument("--no-wasp-log", dest="wasp_log", action="store_false",
+                   help="turn wasp's W3C access log off (the peers run without access logs)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the chaos scenario")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, server output)")
+    p.add_argument("--lock-wait", type=float, default=1800,
+                   help="seconds to wait for another benchmark run to finish first (default 1800)")
+    args = p.parse_args(argv)
+    if args.duration is None:
+        args.duration = 3 if args.quick else 10
+    if min(args.duration, args.connections, args.rounds) < 1:
+        p.error("--duration, --connections and --rounds must be at least 1")
+    return args
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+def environment() -> list[str]:
+    import gunicorn
+    import uvicorn
+    rev = _version(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
+    return [
+        f"- host: {platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        f"- Python {platform.python_version()}; gunicorn {gunicorn.__version__}; uvicorn {uvicorn.__version__}",
+        f"- {_version(['nginx', '-v'])}; {_version(['wrk', '-v']).split(' [')[0]}",
+        f"- wasp tree at {rev} (plus uncommitted changes, if any)",
+    ]
+
+
+def plan(args, workdir: str):
+    """(scenario, server key, deployment factory, path, body length, is baseline) in run order."""
+    from bench import servers as sv
+    log = args.wasp_log
+    cases = []
+    if "wsgi" in args.scenarios:
+        for label, app, length in (("wsgi hello", "wsgi_hello", 13), ("wsgi 100k", "wsgi_100k", 102400)):
+            cases += [
+                (label, "nginx-gunicorn", lambda app=app: sv.nginx_gunicorn(workdir, app), "/", length, True),
+                (label, "gunicorn", lambda app=app: sv.gunicorn(workdir, app), "/", length, False),
+                (label, "wasp", lambda app=app: sv.wasp(workdir, app, log), "/", length, False),
+            ]
+    if "asgi" in args.scenarios:
+        cases += [
+            ("asgi hello", "uvicorn", lambda: sv.uvicorn(workdir, "asgi_hello"), "/", 13, True),
+            ("asgi hello", "wasp", lambda: sv.wasp(workdir, "asgi_hello", log), "/", 13, False),
+        ]
+    if "static" in args.scenarios:
+        for label, path, length in (("static 1k", "/1k.txt", 1024), ("static 100k", "/100k.txt", 102400)):
+            cases += [
+                (label, "nginx", lambda: sv.nginx_static(workdir), path, length, True),
+                (label, "wasp", lambda: sv.wasp(workdir, None, log), path, length, False),
+            ]
+    return [c for c in cases if c[1] in args.servers]
+
+
+LOCK_PATH = os.path.join(tempfile.gettempdir(), "wasp-bench.lock")
+
+
+def take_turn(wait_s: float) -> tuple[object, str]:
+    """Two benchmark runs on 2 CPUs spoil each other's numbers, so runs take turns on a lock
+    file. Waits up to wait_s; then goes ahead and says so in the report. Returns the open lock
+    file (held until exit) and a note ("" when the turn came)."""
+    import fcntl
+    lock = open(LOCK_PATH, "a+")
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            return lock, ""
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return lock, f"another benchmark run held {LOCK_PATH} for {wait_s:.0f}s; ran alongside it"
+            if not told:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                print(f"waiting up to {wait_s:.0f}s for another benchmark run (pid {holder}) to finish",
+                      flush=True)
+                told = True
+            time.sleep(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install.ensure_peers()
+    from bench import report, stress
+    from bench.measure import Settings, combine, measure, measure_rss
+    from bench.procs import stop_all
+    from bench import servers as sv
+
+    # SIGTERM/SIGHUP unwind like Ctrl-C so every finally (and the atexit stop) runs.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+    _lock, lock_note = take_turn(args.lock_wait)
+    settings = Settings(args.duration, args.connections, warmup=1 if args.quick else 2,
+                        wasp_log=args.wasp_log)
+    workdir = tempfile.mkdtemp(prefix="wasp-bench-")
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    load_start = os.getloadavg()[0]
+    rows, rss, sections, rounds = [], None, [], []
+    try:
+        print(f"wasp benchmark: wrk -t1 -c{args.connections} -d{args.duration}s --latency, "
+              f"scenarios {','.join(args.scenarios)}; temp dir {workdir}", flush=True)
+        cases = plan(args, workdir)
+        rounds = [[] for _ in cases]
+        for n in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {n + 1} of {args.rounds}", flush=True)
+            for i, (scenario, _key, make, path, length, baseline) in enumerate(cases):
+                rounds[i].append(measure(scenario, make, path, length, settings, baseline))
+        rows = [combine(r) for r in rounds]
+        if "rss" in args.scenarios and "wasp" in args.servers:
+            rss = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss"))
+        if "recycle" in args.scenarios:
+            sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20))))
+        if "chaos" in args.scenarios:
+            sections.append(stress.run_chaos(workdir, settings, 10 if args.quick else 60, args.seed))
+    finally:
+        stop_all()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    lines = [f"# wasp benchmark, {started}", ""]
+    lines += environment()
+    rounds_text = f"; {args.rounds} rounds, medians (min–max req/s)" if args.rounds > 1 else ""
+    lines += [f"- load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` after a "
+              f"{settings.warmup} s warm-up; 2 workers everywhere; wasp access log "
+              f"{'on' if args.wasp_log else 'off'}{rounds_text}{'; QUICK (smoke check)' if args.quick else ''}",
+              f"- load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}: other work "
+              f"on these 2 CPUs skews every row"]
+    lines += [f"- WARNING: {lock_note}"] if lock_note else []
+    lines += [""]
+    if rows:
+        lines += report.table(rows) + [""]
+    if rss is not None and rss.front_mib is not None:
+        lines += ["## RSS at rest (wasp, WSGI hello, 2 workers)", ""] + report.rss_lines(rss) + [""]
+    for section in sections:
+        lines += [f"## {section.title}", ""] + section.lines + [""]
+    targets = report.targets(rows, rss) + [s.verdict for s in sections if s.verdict]
+    if targets:
+        lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
+    notes = report.notes(rows, rss)
+    if notes:
+        lines += ["## Notes", ""] + notes + [""]
+    text = "\n".join(lines)
+    print("\n" + text)
+    results = os.path.join(REPO, "bench", "results")
+    os.makedirs(results, exist_ok=True)
+    path = os.path.join(results, time.strftime("%Y%m%d-%H%M%S") + ".md")
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"written to {os.path.relpath(path, os.getcwd())}")
+    broken = any(r.failure for per_case in rounds for r in per_case) or (rss is not None and rss.failure) or any(s.failed for s in sections)
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

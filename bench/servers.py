@@ -1,0 +1,191 @@
+"""How each server in the comparison is configured and started.
+
+A `Deployment` is what a client talks to: one or more processes (nginx in front of gunicorn is
+two) and the port the client uses. Every server runs 2 workers where it has workers, the apps come
+from `bench/apps`, and nothing writes an access log except wasp when `wasp_log` is on.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+from bench.procs import Server, free_port
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATIC_DIR = os.path.join(REPO, "bench", "static")
+APPS = {
+    "wsgi_hello": "bench.apps.wsgi_hello:app",
+    "wsgi_100k": "bench.apps.wsgi_100k:app",
+    "asgi_hello": "bench.apps.asgi_hello:app",
+}
+
+
+@dataclass
+class Deployment:
+    label: str  # as printed in the table
+    port: int
+    servers: list[Server] = field(default_factory=list)  # started in order, stopped in reverse
+    ready_timeout: float = 30.0
+    config_path: str = ""  # wasp only: the wasp.toml the manager runs
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+            server.wait_ready(server.port, timeout=self.ready_timeout)
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+
+    def stop_notes(self) -> list[str]:
+        notes = []
+        for s in self.servers:
+            if s.leftovers:
+                notes.append(f"{s.name}: processes left after its exit, killed: {s.leftovers}")
+        return notes
+
+
+def _server(name: str, argv: list[str], workdir: str, port: int, **kw) -> Server:
+    return Server(name=name, argv=argv, workdir=workdir, port=port, **kw)
+
+
+def gunicorn(workdir: str, app: str, port: int | None = None, name: str = "gunicorn") -> Deployment:
+    port = port or free_port()
+    argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "2", "--threads", "8",
+            "-b", f"127.0.0.1:{port}", "--chdir", REPO, "--log-level", "warning",
+            "--no-control-socket", APPS[app]]
+    return Deployment("gunicorn gthread", port, [_server(name, argv, workdir, port, cwd=REPO)])
+
+
+def uvicorn(workdir: str, app: str) -> Deployment:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", APPS[app], "--app-dir", REPO, "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "2", "--http", "httptools", "--loop", "uvloop",
+            "--no-access-log", "--log-level", "warning"]
+    return Deployment("uvicorn", port, [_server("uvicorn", argv, workdir, port, cwd=REPO)])
+
+
+def _nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _nginx_conf(prefix: str, http_body: str) -> str:
+    # As root, nginx would switch its workers to "nobody", who cannot enter the 0700 temp dir.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    temps = "\n".join(f"    {kind}_temp_path {prefix}/{kind}_temp;"
+                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""{user}worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+{temps}
+    types {{ text/plain txt; text/html html; }}
+    default_type application/octet-stream;
+{http_body}
+}}
+"""
+
+
+def _nginx(workdir: str, name: str, port: int, http_body: str) -> Server:
+    prefix = os.path.join(workdir, name)
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(_nginx_conf(prefix, http_body))
+    argv = [_nginx_binary(), "-p", prefix + "/", "-c", conf, "-e", os.path.join(prefix, "error.log"),
+            "-g", "daemon off;"]
+    return _server(name, argv, workdir, port)
+
+
+def nginx_gunicorn(workdir: str, app: str) -> Deployment:
+    """The classic deployment: nginx with a keep-alive upstream in front of gunicorn gthread."""
+    upstream = gunicorn(workdir, app, name="gunicorn-upstream")
+    port = free_port()
+    body = f"""    upstream app {{
+        server 127.0.0.1:{upstream.port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}"""
+    nginx = _nginx(workdir, "nginx-proxy", port, body)
+    return Deployment("nginx -> gunicorn gthread", port, upstream.servers + [nginx])
+
+
+def nginx_static(workdir: str) -> Deployment:
+    port = free_port()
+    body = f"""    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen 127.0.0.1:{port};
+        root {STATIC_DIR};
+    }}"""
+    return Deployment("nginx", port, [_nginx(workdir, "nginx-static", port, body)])
+
+
+def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "") -> str:
+    """The wasp.toml for one run; run_dir and log_dir land next to it in the temp dir."""
+    if app:
+        target = f'app = "{APPS[app]}"\npython_path = ["{REPO}"]'
+    else:
+        target = f'physical_path = "{STATIC_DIR}"'
+    log = "" if wasp_log else "[sites.log]\nenabled = false\n"
+    return f"""[server]
+run_dir = "run"
+log_dir = "logs"
+
+[pool_defaults]
+max_processes = 2
+start_mode = "always_running"
+threads = 16
+{pool_extra}
+[[pools]]
+name = "bench"
+
+[[sites]]
+name = "bench"
+id = 1
+bindings = ["http/127.0.0.1:{port}:"]
+{log}
+[[sites.applications]]
+path = "/"
+pool = "bench"
+{target}
+"""
+
+
+def wasp_env() -> dict[str, str]:
+    """The package runs from the tree; PYTHONPATH lets the manager's children import it too."""
+    return {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def wasp_command(config_path: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "wasp.cli.main", *args, "-c", config_path]
+
+
+def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp",
+         pool_extra: str = "") -> Deployment:
+    """wasp's manager on a fresh port; `app` None serves bench/static as the site's content.
+    `pool_extra` is TOML appended to [pool_defaults] (sub-tables such as [pool_defaults.failure])."""
+    port = free_port()
+    folder = os.path.join(workdir, name)
+    os.makedirs(folder, exist_ok=True)
+    config = os.path.join(folder, "wasp.toml")
+    with open(config, "w") as f:
+        f.write(wasp_toml(port, app, wasp_log, pool_extra))
+    server = _server(name, wasp_command(config, "serve"), folder, port, cwd=REPO, env=wasp_env())
+    return Deployment("wasp", port, [server], ready_timeout=60.0, config_path=config)
