@@ -18,9 +18,19 @@ from wasp.wire.frames import FLAG_FIN, FrameType
 class FakeLoop:
     def __init__(self, now: float = 1000.0):
         self.now = now
+        self.soon: list = []
 
     def time(self) -> float:
         return self.now
+
+    def call_soon(self, callback, *args) -> None:
+        self.soon.append((callback, args))
+
+    def run_soon(self) -> None:
+        """End the loop turn: run what was scheduled with call_soon (e.g. corked writes)."""
+        while self.soon:
+            callback, args = self.soon.pop(0)
+            callback(*args)
 
 
 class FakeTransport:
@@ -54,6 +64,9 @@ class FakeTransport:
 
     def abort(self) -> None:
         self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def can_write_eof(self) -> bool:
         return True
@@ -99,6 +112,7 @@ class FakeWorker:
 
     def frames(self) -> list[tuple[int, int, int, bytes]]:
         """Frames the front wrote since the last call."""
+        self.link.server.loop.run_soon()
         return self._reader.feed(self.transport.take())
 
     def requests(self) -> list[tuple[int, fr.RequestHead, bool]]:

@@ -3,7 +3,8 @@
 A WorkerLink multiplexes the requests dispatched to one worker over one Unix socket: it numbers
 streams, writes REQUEST/BODY/END/WINDOW/CANCEL/DRAIN frames, and hands the worker's frames to the
 connection that owns each stream. Frames are parsed in bulk (one `FrameReader.feed` per read) and
-written with `transport.write`, which uvloop gathers into one syscall per loop iteration.
+gathered per loop turn and written with one `transport.write` (uvloop writes at once on every
+call, so without the cork each request would cost the front a syscall and the worker a wake-up).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class WorkerLink(asyncio.Protocol):
         self.streams: dict = {}
         self.transport = None
         self._write = None
+        self._cork: list = []
+        self._loop = server.loop
         self._next = 1
         self._reader = fr.FrameReader()
         self._ended = 0          # streams that ended in the frames being handled
@@ -82,9 +85,24 @@ class WorkerLink(asyncio.Protocol):
     # ---- asyncio ----
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self._write = transport.write
+        self._write = self._corked_write
         if self.state is LinkState.DRAINING:
             self._write(fr.pack_drain())
+
+    def _corked_write(self, data: bytes) -> None:
+        # Requests from many client connections read in one loop turn go to the worker in one
+        # write (and wake it once), not one syscall each.
+        cork = self._cork
+        if not cork:
+            self._loop.call_soon(self._uncork)
+        cork.append(data)
+
+    def _uncork(self) -> None:
+        cork = self._cork
+        transport = self.transport
+        if cork and transport is not None and not transport.is_closing():
+            transport.write(cork[0] if len(cork) == 1 else b"".join(cork))
+        cork.clear()
 
     def data_received(self, data: bytes) -> None:
         try:
