@@ -394,9 +394,16 @@ class ServerFactory:
         self.servers: list[WaspServer] = []
 
     def expand(self, config_text: str, port: int) -> str:
-        return (textwrap.dedent(config_text).replace("{pool_timing}", POOL_TIMING)
+        text = (textwrap.dedent(config_text).replace("{pool_timing}", POOL_TIMING)
                 .replace("{port}", str(port)).replace("{apps}", str(APPS))
                 .replace("{dir}", str(self.dir)))
+        if os.geteuid() == 0 and "identity" not in text:
+            # A root manager runs workers as an unprivileged account by default (see
+            # test_process_isolation.py for that behaviour). These tests' apps write marker
+            # files into pytest's 0700 temp folders, so they keep the workers as root, said
+            # explicitly the way a user would.
+            text += '\n[pool_defaults.identity]\nuser = "root"\n'
+        return text
 
     def __call__(self, config_text: str | None, port: int | None = None, start: bool = True,
                  **kwargs) -> WaspServer:

@@ -6,6 +6,7 @@ import os
 import sys
 
 from wasp.manager import spawn
+from wasp.manager.identity import Account
 
 
 def test_front_command():
@@ -29,14 +30,34 @@ def test_worker_env_has_pool_variables_and_finds_wasp():
     assert root in env.get("PYTHONPATH", "").split(os.pathsep) or root in sys.path
 
 
-def test_identity_is_ignored_unless_root(monkeypatch):
-    class Identity:
-        user = "nobody"
-        group = ""
+def test_worker_runs_as_the_account_with_its_home(monkeypatch):
+    seen = {}
 
-    monkeypatch.setattr(os, "getuid", lambda: 1000)
-    assert spawn.identity_of(Identity()) == (None, None)
-    monkeypatch.setattr(os, "getuid", lambda: 0)
-    user, group = spawn.identity_of(Identity())
-    assert user == "nobody" and group is not None
-    assert spawn.identity_of(None) == (None, None)
+    def fake_popen(argv, pass_fds, env, user=None, group=None, extra_groups=None):
+        seen.update(argv=argv, env=env, user=user, group=group, extra_groups=extra_groups)
+        raise OSError("not really starting it")
+
+    monkeypatch.setattr(spawn, "_popen", fake_popen)
+    account = Account("svc", 990, 991, (44,), "/var/lib/svc")
+    try:
+        spawn.spawn_worker(1, "P", {"USER": "kept"}, account=account)
+    except OSError:
+        pass
+    assert (seen["user"], seen["group"], seen["extra_groups"]) == (990, 991, [44])
+    assert seen["env"]["HOME"] == "/var/lib/svc" and seen["env"]["LOGNAME"] == "svc"
+    assert seen["env"]["USER"] == "kept"  # the pool's own variables win
+
+
+def test_no_account_keeps_the_managers_user(monkeypatch):
+    seen = {}
+
+    def fake_popen(argv, pass_fds, env, user=None, group=None, extra_groups=None):
+        seen.update(user=user, group=group, extra_groups=extra_groups)
+        raise OSError("not really starting it")
+
+    monkeypatch.setattr(spawn, "_popen", fake_popen)
+    try:
+        spawn.spawn_worker(1, "P", {})
+    except OSError:
+        pass
+    assert seen == {"user": None, "group": None, "extra_groups": None}

@@ -61,7 +61,33 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9010: ("Information", "Application pool '{pool}' was started."),
     9011: ("Information", "Application pool '{pool}' was stopped."),
     9012: ("Error", "Could not start a process for application pool '{pool}': {error}"),
+    9013: ("Information", "A process serving application pool '{pool}' was started as user "
+                          "'{user}'. The process id was '{pid}'."),
+    9014: ("Information", "A process serving application pool '{pool}' is ready after "
+                          "{startup_s} seconds and now takes requests. The process id was '{pid}'."),
+    9015: ("Warning", "A process serving application pool '{pool}' failed ({reason}) and was "
+                      "orphaned: it is left running, detached from the pool. The process id was "
+                      "'{pid}'."),
+    9016: ("Information", "A process serving application pool '{pool}' exited (code {code}). "
+                          "The process id was '{pid}'."),
+    9017: ("Warning", "The CPU and memory limits of application pool '{pool}' are not applied: "
+                      "{reason}"),
+    9018: ("Information", "Application pool '{pool}' runs in cgroup {cgroup} ({limits})."),
+    9019: ("Warning", "Application pool '{pool}': {reason}"),
+    9020: ("Warning", "Application pool '{pool}' used {used_pct}% CPU over the last {window_s} "
+                      "seconds, over its limit of {limit_pct}%; the action is {action}."),
+    # Request execution (from 9030): the worker's thread stacks are in the message and in `stacks`.
+    9030: ("Error", "Request execution limit exceeded: {url} (application {app}) in application "
+                    "pool '{pool}' still runs after {elapsed_s} seconds, past its "
+                    "execution_timeout of {limit_s} seconds and a grace period. The process id "
+                    "was '{pid}'; it is being replaced. Thread stacks:\n{stacks}"),
 }
+
+
+#: The recycling trigger behind each recycle event (IIS logEventOnRecycle flag names, snake_case),
+#: written as the event's `reason` field.
+RECYCLE_REASONS = {5074: "time", 5075: "requests", 5076: "schedule", 5077: "memory",
+                   5079: "on_demand", 5080: "config_change", 5117: "private_memory"}
 
 
 def format_message(event_id: int, pool: str, pid: int, data: dict) -> tuple[str, str]:
@@ -97,6 +123,8 @@ class EventLog:
         now = datetime.datetime.now(datetime.timezone.utc)
         record = {"seq": self.seq, "time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                   "id": event_id, "level": level, "pool": pool, "pid": pid, "message": message}
+        if event_id in RECYCLE_REASONS:
+            record["reason"] = RECYCLE_REASONS[event_id]
         for key, value in data.items():
             record.setdefault(key, value)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -24,9 +25,11 @@ from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import actions as A
 from wasp.manager import admin, listeners, spawn
+from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.events import EventLog
 from wasp.manager.supervisor import CommandError, Supervisor
+from wasp.manager.inflight import merge as merge_requests
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
@@ -50,7 +53,9 @@ class Manager:
         self.admin_path = os.path.join(run_dir, "admin.sock")
         self.pid_path = os.path.join(run_dir, "wasp.pid")
         self.events = EventLog(os.path.join(log_dir, "events.jsonl"), stderr)
-        self.sup = Supervisor(config)
+        self.cpu_count = _cpu_count()
+        self.sup = Supervisor(config, cpu_count=self.cpu_count)
+        self.isolation = Isolation(self.events, self.cpu_count, os.getpid())
         self.queue: asyncio.Queue = asyncio.Queue()
         self.front: Child | None = None
         self.front_generation = 0
@@ -71,6 +76,9 @@ class Manager:
             self.loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
         server = await admin.serve(self.admin_path, self.dispatch)
         try:
+            # Before the front exists: the manager may have to move itself into a leaf cgroup.
+            for pool in self.config.pools:
+                self.isolation.cgroup(pool)
             self._execute(self.sup.start(time.monotonic(), time.time()))
             addresses = ", ".join(f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
@@ -101,6 +109,7 @@ class Manager:
                 except OSError:
                     pass
             self.listeners.close()
+            self.isolation.close()
             self.events.write(9003)
             self.events.close()
         return 0
@@ -207,13 +216,20 @@ class Manager:
         settings = rec.settings if rec else None
         variables = dict(settings.environment_variables) if settings else {}
         try:
+            account = self.isolation.account(self.config, settings) if settings else None
             proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
                                             python=getattr(settings, "python", "") or None,
-                                            identity=getattr(settings, "identity", None))
-        except (OSError, ValueError, KeyError) as exc:
-            self.events.write(9012, a.pool, data={"error": str(exc)})
-            self.queue.put_nowait(("worker_exit", a.worker_id, -1))
+                                            account=account)
+        except KeyError as exc:
+            self._spawn_failed(a, f"no such user or group: {exc.args[0] if exc.args else exc}")
             return
+        except (OSError, ValueError) as exc:
+            self._spawn_failed(a, str(exc))
+            return
+        if settings is not None:
+            self.isolation.place(settings, proc.pid)
+        user = account.user if account else _user_name(os.geteuid())
+        self.events.write(9013, a.pool, proc.pid, {"user": user, "worker_id": a.worker_id})
         wid = a.worker_id
         eof = asyncio.Event()
         channel = ControlChannel(
@@ -222,6 +238,10 @@ class Manager:
         self.reaper.watch(child, lambda code: ("worker_exit", wid, code), eof)
         self.sup.worker_spawned(wid, proc.pid)
         channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool})
+
+    def _spawn_failed(self, a: A.SpawnWorker, error: str) -> None:
+        self.events.write(9012, a.pool, data={"error": error})
+        self.queue.put_nowait(("worker_exit", a.worker_id, -1))
 
     def _do_AttachWorker(self, a: A.AttachWorker) -> None:
         worker = self.workers.get(a.worker_id)
@@ -310,10 +330,15 @@ class Manager:
         elif op == "load_failed":
             self.sup.worker_load_failed(wid, str(message.get("error", "")),
                                         str(message.get("traceback", "")))
+        elif op == "stuck":
+            self._execute(self.sup.worker_stuck(wid, now, message))
+        elif op == "requests":
+            self._resolve(message)
         elif op == "pong":
             vms = uss = 0
             rec = self.sup.workers.get(wid)
             pool = self.sup.pools.get(rec.pool) if rec else None
+            cpu_s = 0.0
             child = self.workers.get(wid)
             if pool is not None and child is not None:
                 recycling = pool.settings.recycling
@@ -323,11 +348,14 @@ class Manager:
                         vms = p.memory_info().vms
                     if recycling.private_memory:
                         uss = p.memory_full_info().uss
+                    if pool.settings.cpu.limit:
+                        times = p.cpu_times()
+                        cpu_s = times.user + times.system
                 except psutil.Error:
                     pass
             self._execute(self.sup.worker_pong(
                 wid, now, served=int(message.get("served", 0)), inflight=int(message.get("inflight", 0)),
-                idle_s=float(message.get("idle_s", 0.0)), vms=vms, uss=uss))
+                idle_s=float(message.get("idle_s", 0.0)), vms=vms, uss=uss, cpu_s=cpu_s))
 
     # ------------------------------------------------------------------ reload
     def reload(self, now: float) -> list[str]:
@@ -357,6 +385,7 @@ class Manager:
         old = self.config
         self.config = new
         self.config_bytes = encode(new)
+        self.isolation.forget()
         if self.front is not None:
             names, fds = self.listeners.ordered()
             self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
@@ -412,6 +441,24 @@ class Manager:
             self.waiters.pop(ping_id, None)
             return None
 
+    async def _ask_workers(self) -> dict[int, list]:
+        """Each live worker's requests in flight (`list_requests`); a worker that does not answer
+        within a second is left out."""
+        waits = {}
+        for wid, child in list(self.workers.items()):
+            ping_id = self.sup.new_ping_id()
+            waits[wid] = (ping_id, self.loop.create_future())
+            self.waiters[ping_id] = waits[wid][1]
+            child.channel.send({"op": "list_requests", "id": ping_id})
+        if waits:
+            await asyncio.wait([f for _, f in waits.values()], timeout=1.0)
+        answers = {}
+        for wid, (ping_id, future) in waits.items():
+            self.waiters.pop(ping_id, None)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                answers[wid] = future.result().get("requests", [])
+        return answers
+
     async def dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
         if name == "sites":
             return 200, self.site_rows()
@@ -426,7 +473,7 @@ class Manager:
             answer = await self._ask_front({"op": "list_requests"})
             if answer is None:
                 return 503, {"error": "the front did not answer"}
-            return 200, list(answer.get("requests", []))
+            return 200, merge_requests(list(answer.get("requests", [])), await self._ask_workers())
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))
@@ -489,6 +536,20 @@ class Manager:
 
 
 # ---------------------------------------------------------------------- start-up
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (cpusets, containers)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
 
 def _answers(path: str) -> bool:
     """Whether a server listens on the admin socket at `path`."""

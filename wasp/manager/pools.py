@@ -78,6 +78,47 @@ class FailureWindow:
         self.times.clear()
 
 
+class CpuWindow:
+    """CPU seconds a pool's workers used since the window began (IIS cpu.resetInterval)."""
+
+    __slots__ = ("start", "base", "done", "acted")
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.base: dict[int, float] = {}   # worker id -> its CPU seconds when the window began
+        self.done = 0.0                    # used in this window by workers that have exited
+        self.acted = False                 # the limit's action already ran in this window
+
+    def reset(self, now: float, workers: list["WorkerRecord"]) -> None:
+        self.start = now
+        self.base = {w.worker_id: w.cpu_s for w in workers}
+        self.done = 0.0
+        self.acted = False
+
+    def used(self, workers: list["WorkerRecord"]) -> float:
+        return self.done + sum(max(0.0, w.cpu_s - self.base.get(w.worker_id, 0.0)) for w in workers)
+
+    def over_limit(self, now: float, workers: list["WorkerRecord"], limit_pct: float,
+                   interval: float, cpu_count: int) -> float | None:
+        """The percentage of the machine's CPU used so far in this window when it is over
+        `limit_pct` for the first time in the window, else None. A window that has run its
+        `interval` starts over (with the workers' current numbers as the base)."""
+        if self.start is None or now >= self.start + interval:
+            self.reset(now, workers)
+            return None
+        if self.acted:
+            return None
+        used_pct = 100 * self.used(workers) / (cpu_count * interval)
+        if used_pct <= limit_pct:
+            return None
+        self.acted = True
+        return round(used_pct, 1)
+
+    def retire(self, w: "WorkerRecord") -> None:
+        """A worker exited: keep what it used in this window."""
+        self.done += max(0.0, w.cpu_s - self.base.pop(w.worker_id, 0.0))
+
+
 class PoolRecord:
     """One pool: its settings, state, how many workers it wants, and its failure history."""
 
@@ -92,6 +133,7 @@ class PoolRecord:
         self.spawn_not_before = 0.0  # back-off after consecutive failures
         self.next_schedule: float | None = None  # wall-clock time of the next scheduled recycle
         self.disabled_reason = ""
+        self.cpu = CpuWindow()
 
     @property
     def name(self) -> str:
@@ -148,6 +190,9 @@ class WorkerRecord:
         self.idle_check_at: float | None = None
         self.vms = 0
         self.uss = 0
+        self.over_vms = 0             # memory samples in a row over recycling.memory
+        self.over_uss = 0             # ... over recycling.private_memory
+        self.cpu_s = 0.0              # CPU seconds (user + system) at the last pong
         self.kill_at: float | None = None  # startup or shutdown deadline
         self.killed = False
 

@@ -1,4 +1,4 @@
-"""Recycling arithmetic: jitter, scheduled times, spawn back-off. Pure functions."""
+"""Recycling arithmetic: jitter, scheduled times, memory samples, spawn back-off. Pure functions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import time as _time
 
 #: Largest spread added to recycling.time, so a web garden's workers do not all restart at once.
 MAX_JITTER_S = 60.0
+#: Samples in a row over a memory limit before a worker is recycled: one request that allocates a
+#: lot and frees it again must not recycle the worker. Samples come with each pong.
+MEMORY_SAMPLES = 3
 
 
 def jitter(period_s: float, rng: random.Random) -> float:
@@ -61,3 +64,18 @@ def spawn_backoff(consecutive_failures: int) -> float:
     if consecutive_failures <= 1:
         return 0.0
     return min(10.0, 0.25 * 2 ** (consecutive_failures - 2))
+
+
+def memory_verdict(recycling, w) -> int | None:
+    """Count the worker's latest memory sample (`w.vms`, `w.uss`) against the pool's limits.
+
+    Returns the recycle event id (5077 virtual, 5117 private) once a limit has been exceeded by
+    MEMORY_SAMPLES samples in a row, else None. A sample under the limit starts the count over."""
+    w.over_vms = w.over_vms + 1 if recycling.memory > 0 and w.vms > recycling.memory else 0
+    w.over_uss = (w.over_uss + 1 if recycling.private_memory > 0 and w.uss > recycling.private_memory
+                  else 0)
+    if w.over_vms >= MEMORY_SAMPLES:
+        return 5077
+    if w.over_uss >= MEMORY_SAMPLES:
+        return 5117
+    return None

@@ -15,6 +15,8 @@ import subprocess
 import sys
 
 import wasp
+from wasp.manager import identity
+from wasp.manager.identity import Account
 
 
 def _ignore_sigint() -> None:
@@ -23,14 +25,15 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _package_root() -> str:
+def package_root() -> str:
+    """The folder `wasp` is imported from (its parent), which every child must be able to read."""
     return os.path.dirname(os.path.dirname(os.path.abspath(wasp.__file__)))
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The manager's environment, plus what a child needs to import wasp from where we did."""
     env = dict(os.environ)
-    root = _package_root()
+    root = package_root()
     installed = set(site.getsitepackages()) | {site.getusersitepackages()}
     if root not in installed:
         # Running from a source tree: the child must find the same `wasp` whatever its cwd.
@@ -59,11 +62,11 @@ def worker_env(pool: str, worker_id: int, variables: dict[str, str]) -> dict[str
     return child_env(extra)
 
 
-def _popen(argv: list[str], pass_fds: list[int], env: dict[str, str],
-           user: str | None = None, group: str | None = None) -> subprocess.Popen:
+def _popen(argv: list[str], pass_fds: list[int], env: dict[str, str], user: int | None = None,
+           group: int | None = None, extra_groups: list[int] | None = None) -> subprocess.Popen:
     return subprocess.Popen(argv, pass_fds=pass_fds, env=env, close_fds=True,
                             stdin=subprocess.DEVNULL, preexec_fn=_ignore_sigint,
-                            user=user, group=group, extra_groups=[] if user and os.getuid() == 0 else None)
+                            user=user, group=group, extra_groups=extra_groups)
 
 
 def spawn_front(listen_fds: list[int]) -> tuple[subprocess.Popen, socket.socket]:
@@ -80,28 +83,20 @@ def spawn_front(listen_fds: list[int]) -> tuple[subprocess.Popen, socket.socket]
     return proc, ours
 
 
-def identity_of(identity) -> tuple[str | None, str | None]:
-    """(user, group) to run a pool's workers as: only when the manager is root, as IIS's
-    ApplicationPoolIdentity only applies to a service that may switch accounts."""
-    user = getattr(identity, "user", "") or None
-    group = getattr(identity, "group", "") or None
-    if os.getuid() != 0:
-        return None, None
-    if user and not group:
-        import pwd
-        group = str(pwd.getpwnam(user).pw_gid)
-    return user, group
-
-
 def spawn_worker(worker_id: int, pool: str, variables: dict[str, str], python: str | None = None,
-                 identity=None) -> tuple[subprocess.Popen, socket.socket]:
-    """Start a worker of `pool` (with the pool's interpreter and identity when set). Returns the
-    process and the manager's end of its control channel."""
-    user, group = identity_of(identity)
+                 account: Account | None = None) -> tuple[subprocess.Popen, socket.socket]:
+    """Start a worker of `pool` with the pool's interpreter, as `account` when given (see
+    `wasp.manager.identity`). Returns the process and the manager's end of its control channel."""
+    env = worker_env(pool, worker_id, variables)
+    user = group = extra_groups = None
+    if account is not None:
+        # What a login would set, but the pool's own variables still win.
+        env.update({k: v for k, v in identity.environment(account).items() if k not in variables})
+        user, group, extra_groups = account.uid, account.gid, list(account.groups)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = _popen(worker_command(theirs.fileno(), worker_id, pool, python), [theirs.fileno()],
-                      worker_env(pool, worker_id, variables), user, group)
+                      env, user, group, extra_groups)
     except BaseException:
         ours.close()
         raise

@@ -17,7 +17,7 @@ from wasp.manager import actions as A
 from wasp.manager.pools import (
     FrontRecord, FrontState, PoolRecord, PoolState, WorkerRecord, WorkerState,
 )
-from wasp.manager.recycling import jitter, next_scheduled, spawn_backoff
+from wasp.manager.recycling import jitter, memory_verdict, next_scheduled, spawn_backoff
 
 FRONT_PING_INTERVAL = 30.0
 FRONT_PING_RESPONSE = 90.0
@@ -36,9 +36,10 @@ class CommandError(Exception):
 
 
 class Supervisor:
-    def __init__(self, config: Config, rng: random.Random | None = None):
+    def __init__(self, config: Config, rng: random.Random | None = None, cpu_count: int = 1):
         self.config = config
         self.rng = rng or random.Random()
+        self.cpu_count = max(1, cpu_count)  # cpu.limit is a share of the whole machine, as in IIS
         self.pools: dict[str, PoolRecord] = {}
         self.workers: dict[int, WorkerRecord] = {}
         self.front = FrontRecord()
@@ -206,6 +207,7 @@ class Supervisor:
             w.recycle_at = w.started + period + jitter(period, self.rng)
         rec.consecutive_failures = 0
         rec.spawn_not_before = 0.0
+        self._pool_event(9014, rec, w.pid, startup_s=round(now - w.started, 3))
         self._emit(A.AttachWorker(worker_id))
         self._retire_surplus(rec, now)
         return self._take()
@@ -227,14 +229,29 @@ class Supervisor:
             w.load_error = error
             w.load_traceback = traceback
 
+    def worker_stuck(self, worker_id: int, now: float, report: dict) -> list:
+        """A request of the worker outran its execution limit and grace: log its thread stacks
+        (event 9030) and replace it by an overlapped recycle; its other threads serve meanwhile."""
+        w = self.workers.get(worker_id)
+        if w is None:
+            return []
+        data = {k: v for k, v in report.items() if k not in ("op", "pool", "pid")}
+        self._emit(A.Event(9030, pool=w.pool, pid=w.pid, data=data))
+        self._recycle_worker(w, now, None)
+        return self._take()
+
     def worker_exited(self, worker_id: int, code: int, now: float) -> list:
         w = self.workers.pop(worker_id, None)
         if w is None:
             return []
         w.set_state(WorkerState.GONE, now)
         rec = self.pools.get(w.pool)
+        if rec is not None:
+            rec.cpu.retire(w)
         failed = w.counts_as_failure
-        if not w.stop_asked and not self.shutting_down:
+        if w.stop_asked or self.shutting_down:
+            self._pool_event(9016, w.pool, w.pid, code=code)
+        else:
             failed = True
             if code == 4 or w.load_error:
                 self._pool_event(9009, w.pool, w.pid, code=code,
@@ -302,6 +319,7 @@ class Supervisor:
             return
         del self.workers[w.worker_id]
         w.set_state(WorkerState.GONE, now)
+        self._pool_event(9015, rec, w.pid, reason=reason)
         command = failure.orphan_action_exe.replace("%1%", str(w.pid))
         self._emit(A.OrphanWorker(w.worker_id, command))
         self._record_failure(rec, now)
@@ -324,7 +342,7 @@ class Supervisor:
         return interval if interval > 0 else STATS_PING_INTERVAL
 
     def worker_pong(self, worker_id: int, now: float, served: int = 0, inflight: int = 0,
-                    idle_s: float = 0.0, vms: int = 0, uss: int = 0) -> list:
+                    idle_s: float = 0.0, vms: int = 0, uss: int = 0, cpu_s: float = 0.0) -> list:
         w = self.workers.get(worker_id)
         if w is None:
             return []
@@ -332,17 +350,19 @@ class Supervisor:
         w.last_pong = now
         w.ping_sent = None
         w.served, w.inflight, w.idle_s, w.vms, w.uss = served, inflight, idle_s, vms, uss
+        w.cpu_s = max(w.cpu_s, cpu_s)
+        if rec is not None and rec.state is PoolState.STARTED:
+            self._check_cpu(rec, now)
         if rec is None or w.state is not WorkerState.READY or w.retiring:
             return self._take()
         w.next_ping = now + self._ping_period(rec)
         w.idle_check_at = None
         recycling = rec.settings.recycling
+        memory_event = memory_verdict(recycling, w)
         if recycling.requests > 0 and served >= recycling.requests:
             self._recycle_worker(w, now, 5075)
-        elif recycling.memory > 0 and vms > recycling.memory:
-            self._recycle_worker(w, now, 5077)
-        elif recycling.private_memory > 0 and uss > recycling.private_memory:
-            self._recycle_worker(w, now, 5117)
+        elif memory_event is not None:
+            self._recycle_worker(w, now, memory_event)
         else:
             idle_timeout = rec.settings.process_model.idle_timeout
             if idle_timeout > 0 and inflight == 0:
@@ -352,6 +372,23 @@ class Supervisor:
                     # Look again the moment it would be idle long enough, not a ping period later.
                     w.idle_check_at = now + (idle_timeout - idle_s)
         return self._take()
+
+    def _check_cpu(self, rec: PoolRecord, now: float) -> None:
+        """IIS cpu.limit with action no_action (an event) or kill_w3wp (the pool's workers are
+        killed; new ones start as needed). throttle and throttle_under_load are the cgroup's job."""
+        cpu = rec.settings.cpu
+        if cpu.limit <= 0 or cpu.reset_interval <= 0 or cpu.action not in ("no_action", "kill_w3wp"):
+            return
+        workers = self.workers_of(rec.name)
+        used_pct = rec.cpu.over_limit(now, workers, cpu.limit / 1000, cpu.reset_interval, self.cpu_count)
+        if used_pct is None:
+            return
+        self._pool_event(9020, rec, used_pct=used_pct, window_s=f"{cpu.reset_interval:g}",
+                         limit_pct=f"{cpu.limit / 1000:g}", action=cpu.action)
+        if cpu.action == "kill_w3wp":
+            for w in workers:
+                if not w.killed:
+                    self._kill(w, now)
 
     def _idle_stop(self, w: WorkerRecord, rec: PoolRecord, now: float) -> None:
         minutes = rec.settings.process_model.idle_timeout / 60

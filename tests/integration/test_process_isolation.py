@@ -1,0 +1,228 @@
+"""Isolation per pool: the account workers run as (never root by default when the manager is
+root), the pool's own interpreter (a real venv), its environment variables, and CPU and memory
+limits (cgroup v2 where the machine allows it, a clear event where it does not)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import psutil
+import pytest
+
+from process_support import PROCAPPS, events, get, gone, one_pool, pid_of, process_config, wait_event
+from wasp.manager import cgroups, identity, spawn
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="workers change user only when the manager runs as root")
+
+
+def _usable_by(acct, python: str, pythonpath: list[str]) -> str:
+    """'' when `acct` can start a worker with this interpreter, else the error."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(pythonpath)}
+    try:
+        done = subprocess.run([python, "-c", "import wasp.worker.worker, uvloop"], env=env, cwd="/",
+                              user=acct.uid, group=acct.gid, extra_groups=list(acct.groups),
+                              capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        return str(exc)
+    return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    """(python, PYTHONPATH entries) that the default worker account can use.
+
+    The server's own interpreter when that account can run it; otherwise (a pyenv under /root,
+    say) a system interpreter of the same version with copies of the worker's compiled
+    dependencies in a world-readable folder. Skips when neither works."""
+    if os.geteuid() != 0:
+        pytest.skip("workers change user only when the manager runs as root")
+    acct = identity.account(identity.default_user())
+    if identity.blocked(str(PROCAPPS), acct, 5):
+        pytest.skip(f"{acct.user} cannot read the test apps: {identity.blocked(str(PROCAPPS), acct, 5)}")
+    root = spawn.package_root()
+    if not _usable_by(acct, sys.executable, [root]):
+        yield sys.executable, [root]
+        return
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
+    if system is None or os.path.realpath(system).startswith(sys.prefix):
+        pytest.skip(f"{acct.user} cannot run {sys.executable} and there is no system {version}")
+    deps = tempfile.mkdtemp(prefix="wasp-runtime-", dir="/tmp")
+    try:
+        os.chmod(deps, 0o755)
+        import msgspec
+        import uvloop
+        for module in (msgspec, uvloop):
+            source = os.path.dirname(module.__file__)
+            shutil.copytree(source, os.path.join(deps, os.path.basename(source)))
+        for folder, dirs, files in os.walk(deps):
+            for name in dirs + files:
+                os.chmod(os.path.join(folder, name), 0o755)
+        problem = _usable_by(acct, system, [root, deps])
+        if problem:
+            pytest.skip(f"{acct.user} cannot start a worker with {system}: {problem}")
+        yield system, [root, deps]
+    finally:
+        shutil.rmtree(deps, ignore_errors=True)
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+IDENTITY_POOLS = """
+[[pools]]
+name = "Default"
+start_mode = "always_running"
+python = "{python}"
+environment_variables = { PYTHONPATH = "{pythonpath}" }
+
+[[pools]]
+name = "Named"
+start_mode = "always_running"
+python = "{python}"
+environment_variables = { PYTHONPATH = "{pythonpath}" }
+identity = { user = "daemon", group = "{group}" }
+
+[[sites]]
+name = "Site"
+id = 1
+bindings = ["http/127.0.0.1:{port}:"]
+[[sites.applications]]
+path = "/"
+pool = "Default"
+app = "procapp:app"
+python_path = ["{procapps}"]
+[[sites.applications]]
+path = "/named"
+pool = "Named"
+app = "procapp:app"
+python_path = ["{procapps}"]
+"""
+
+
+@ROOT_ONLY
+def test_root_manager_runs_workers_as_an_unprivileged_account(wasp_server, runtime):
+    python, pythonpath = runtime
+    default = identity.account(identity.default_user())
+    group = grp.getgrgid(default.gid).gr_name  # not daemon's own primary group
+    server = wasp_server(process_config(IDENTITY_POOLS.replace("{python}", python).replace(
+        "{pythonpath}", os.pathsep.join(pythonpath)).replace("{group}", group)))
+    daemon = identity.account("daemon", group)
+    info = get(server, "/info").json()
+    assert (info["uid"], info["euid"], info["gid"]) == (default.uid, default.uid, default.gid), info
+    assert info["env"]["HOME"] == default.home and info["env"]["USER"] == default.user
+    named = get(server, "/named/info").json()
+    assert (named["euid"], named["gid"]) == (daemon.uid, default.gid) and daemon.uid != default.uid, named
+    started = {e["pool"]: e["user"] for e in events(server, 9013)}
+    assert started == {"Default": default.user, "Named": "daemon"}
+    assert not events(server, 9019), "a warning about the default account"
+    # The front and the manager stay as the manager's user.
+    [front] = server.processes("front")
+    assert front.uids().effective == 0 and psutil.Process(server.proc.pid).uids().effective == 0
+    # The app can be read (it answered); it cannot write where it should not.
+    for folder in (pythonpath[-1], server.logs, server.run_dir):
+        r = get(server, f"/write?path={folder}/intruder")
+        assert r.text.startswith("refused"), (folder, r.text)
+    assert not (server.logs / "intruder").exists()
+
+
+@ROOT_ONLY
+def test_a_named_account_that_cannot_run_the_interpreter_is_refused_clearly(wasp_server):
+    acct = identity.account("nobody")
+    why = identity.blocked(os.path.realpath(sys.executable), acct, 5)
+    if why is None:
+        pytest.skip(f"nobody can run {sys.executable} here: nothing to refuse")
+    server = wasp_server(one_pool('start_mode = "always_running"\nidentity = { user = "nobody" }\n'
+                                  "[pools.failure]\nrapid_fail_protection_max_crashes = 1"))
+    [event] = wait_event(server, 9012, 15, pool="P")
+    assert "user 'nobody' cannot use" in event["error"] and why in event["error"]
+    assert get(server, "/pid").status_code == 503
+
+
+def test_pool_python_from_a_venv_and_its_environment_variables(wasp_server, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+                   check=True, timeout=120)
+    python = venv / "bin" / "python"
+    server = wasp_server(one_pool(
+        f'python = "{python}"\nenvironment_variables = {{ PROCAPP_COLOR = "teal" }}'))
+    info = get(server, "/info").json()
+    assert info["executable"] == str(python) and info["prefix"] == str(venv), info
+    assert info["env"]["PROCAPP_COLOR"] == "teal" and info["env"]["APP_POOL_ID"] == "P"
+    worker = psutil.Process(info["pid"])
+    assert worker.cmdline()[0] == str(python)
+
+
+def _cgroup_problem() -> str:
+    """'' when this machine lets the manager apply a memory limit, else why not."""
+    try:
+        tree = cgroups.CgroupTree.discover(os.getpid())
+        offered = open(os.path.join(tree.base, "cgroup.controllers")).read().split()
+    except (cgroups.Unavailable, OSError) as exc:
+        return str(exc)
+    if "memory" not in offered:
+        return f"the cgroup v2 memory controller is not available in {tree.base} (it offers: {' '.join(offered) or 'none'})"
+    if not os.access(tree.base, os.W_OK):
+        return f"{tree.base} is not writable"
+    return ""
+
+
+def test_cgroup_limits_are_applied_or_the_reason_is_logged(wasp_server):
+    server = wasp_server(one_pool(
+        'start_mode = "always_running"\nmemory_limit = "256MB"\n[pools.cpu]\nlimit = 50000\naction = "throttle"'))
+    pid = pid_of(server)
+    applied, refused = events(server, 9018, pool="P"), events(server, 9017, pool="P")
+    assert applied or refused, "neither 9018 nor 9017 for a pool with limits"
+    if refused:
+        print("\nlimits not applied here:", refused[0]["reason"])
+        assert refused[0]["reason"] and "limits of application pool 'P' are not applied" in refused[0]["message"]
+        assert "Warning" == refused[0]["level"]
+        return
+    path = applied[0]["cgroup"]
+    print("\nlimits applied in", path)
+    with open(f"/proc/{pid}/cgroup") as f:
+        assert path.endswith(f.read().strip().split("::")[-1])
+    assert open(os.path.join(path, "memory.max")).read().strip() == str(256 << 20)
+    quota, period = open(os.path.join(path, "cpu.max")).read().split()
+    assert int(quota) == round(0.5 * len(os.sched_getaffinity(0)) * int(period))
+
+
+def test_memory_limit_is_enforced_by_the_kernel(wasp_server):
+    problem = _cgroup_problem()
+    if problem:
+        pytest.skip(f"cgroup v2 memory limits cannot be applied on this machine: {problem}")
+    server = wasp_server(one_pool('start_mode = "always_running"\nmemory_limit = "128MB"'))
+    first = pid_of(server)
+    try:
+        get(server, "/alloc?mb=400")
+    except Exception:
+        pass
+    [crash] = wait_event(server, 5009, 20, pool="P")
+    assert crash["pid"] == first and crash["code"] == -9  # the kernel's OOM killer, inside the pool's cgroup
+    assert pid_of(server) != first
+
+
+def test_cpu_limit_kill_w3wp_kills_a_worker_over_its_share(wasp_server):
+    """cpu.limit works with or without cgroups for no_action and kill_w3wp: the manager measures
+    the pool's CPU time. The limit is a share of the whole machine: 0.4 CPU-seconds per 2 s here
+    whatever the number of CPUs, which one busy thread uses up."""
+    limit = max(1, 20000 // len(os.sched_getaffinity(0)))
+    server = wasp_server(one_pool(
+        f'start_mode = "always_running"\n[pools.cpu]\nlimit = {limit}\naction = "kill_w3wp"\n'
+        'reset_interval = "2s"'))
+    first = pid_of(server)
+    try:
+        get(server, "/burn?s=5", timeout=30)
+    except Exception:
+        pass
+    [event] = wait_event(server, 9020, 15, pool="P")
+    assert event["action"] == "kill_w3wp" and float(event["used_pct"]) > limit / 1000
+    server.wait_until(lambda: gone(first), 10, what="the worker over its CPU share to be killed")
+    assert pid_of(server) != first
+    assert not events(server, 5002)

@@ -1,0 +1,81 @@
+"""What keeps a pool's workers apart from the rest of the machine, for the manager's spawn path:
+the account they run as (`identity`) and their cgroup with the pool's CPU and memory limits
+(`cgroups`). Each decision is logged once, when it says something new (events 9017-9019)."""
+
+from __future__ import annotations
+
+import sys
+
+from wasp.config.model import Config, Pool
+from wasp.manager import cgroups, identity, spawn
+from wasp.manager.events import EventLog
+
+
+class Isolation:
+    def __init__(self, events: EventLog, cpu_count: int, manager_pid: int):
+        self.events = events
+        self.cpu_count = cpu_count
+        self.manager_pid = manager_pid
+        self.tree: cgroups.CgroupTree | None = None
+        self.tree_error = ""  # why there is no cgroup tree, once we looked
+        self._accounts: dict[str, identity.Resolved] = {}
+        self._notes: dict[tuple[str, int], dict] = {}
+
+    def forget(self) -> None:
+        """A new config: identities and application folders may have changed; look again."""
+        self._accounts.clear()
+
+    def account(self, config: Config, pool: Pool) -> identity.Account | None:
+        """The account the pool's workers run as (None: the manager's). Raises KeyError for an
+        unknown user or group, PermissionError for a named account that cannot run wasp."""
+        resolved = self._accounts.get(pool.name)
+        if resolved is None:
+            paths = [p for site in config.sites for app in site.applications if app.pool == pool.name
+                     for p in [app.physical_path, *app.python_path] if p]
+            resolved = identity.resolve(pool.identity, pool.python or sys.executable,
+                                        spawn.package_root(), paths)
+            self._accounts[pool.name] = resolved
+            for warning in resolved.warnings:
+                self.events.write(9019, pool.name, data={"reason": warning})
+        return resolved.account
+
+    def cgroup(self, pool: Pool) -> str | None:
+        """The pool's cgroup folder with its limits set, or None (no limits, or they cannot be
+        applied here: event 9017 says why)."""
+        limits = cgroups.limits_of(pool, self.cpu_count)
+        if limits is None:
+            return None
+        if self.tree is None and not self.tree_error:
+            try:
+                self.tree = cgroups.CgroupTree.discover(self.manager_pid)
+            except cgroups.Unavailable as exc:
+                self.tree_error = str(exc)
+        if self.tree is None:
+            self._note(pool.name, 9017, reason=self.tree_error)
+            return None
+        try:
+            path = self.tree.pool_cgroup(pool.name, limits)
+        except cgroups.Unavailable as exc:
+            self._note(pool.name, 9017, reason=str(exc))
+            return None
+        self._note(pool.name, 9018, cgroup=path, limits=limits.describe())
+        return path
+
+    def place(self, pool: Pool, pid: int) -> None:
+        """Move a new worker into its pool's cgroup, if the pool has one."""
+        path = self.cgroup(pool)
+        if path is None:
+            return
+        try:
+            cgroups.CgroupTree.add(path, pid)
+        except OSError as exc:
+            self._note(pool.name, 9017, reason=f"cannot move pid {pid} into {path}: {exc.strerror or exc}")
+
+    def close(self) -> None:
+        if self.tree is not None:
+            self.tree.close()
+
+    def _note(self, pool: str, event_id: int, **data) -> None:
+        if self._notes.get((pool, event_id)) != data:
+            self._notes[(pool, event_id)] = data
+            self.events.write(event_id, pool, data=data)
