@@ -243,7 +243,7 @@ def test_list_requests_shows_an_in_flight_request(server, tmp_path):
     thread.join(60)
     assert done.get("status") == 200
     pattern = (r'REQUEST "[^"]+" \(url:GET /flask/slow\?s=3&mark=\S+, time:\d+ msec, '
-               r'client:127\.0\.0\.1, stage:ExecuteRequestHandler\)')
+               r'client:127\.0\.0\.1, stage:ExecuteRequestHandler, module:python_app\)')
     assert any(re.fullmatch(pattern, line) for line in listed), listed
     rows = server.list_json("requests")
     assert rows == [] or all("url" in row for row in rows), rows

@@ -43,7 +43,8 @@ def request_line(row: dict) -> str:
     elapsed = int(round(float(row.get("elapsed_ms", 0))))
     return (f'REQUEST "{row.get("id")}" (url:{row.get("method", "")} {row.get("url", "")}, '
             f'time:{elapsed} msec, client:{_client(row.get("client", ""))}, '
-            f'stage:{row.get("stage", "")})')
+            f'stage:{row.get("stage", "")}'
+            + (f', module:{row["module"]}' if row.get("module") else "") + ")")
 
 
 LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line,

@@ -181,6 +181,7 @@ class Server:
                     "id": req.id,
                     "pool": req.app.pool,
                     "worker_id": req.link.worker_id if req.link is not None and req.stage >= Stage.EXECUTING else None,
+                    "stream": req.stream if req.link is not None and req.stage >= Stage.EXECUTING else None,
                     "url": (req.path + (b"?" + req.query if req.query else b"")).decode("utf-8", "replace"),
                     "method": req.method.decode("latin-1"),
                     "client": [conn.peer[0], conn.peer[1]],

@@ -33,7 +33,7 @@ class RequestContext:
         "cancelled", "started", "finished", "status", "substatus",
         "window", "body", "waiter", "start_time",
         "located", "file_path", "file_stat", "is_dir",
-        "items",
+        "items", "thread", "task", "coro", "expired_at", "stuck",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -60,6 +60,11 @@ class RequestContext:
         self.file_stat = None
         self.is_dir = False
         self.items = None        # per-request scratch space for modules
+        self.thread = 0          # ident of the WSGI thread running it (0: the loop / not yet)
+        self.task = None         # the asyncio Task of a request run on the loop (ASGI), once
+        self.coro = None         # it suspends; `coro` is its pipeline coroutine (for its stack)
+        self.expired_at = 0.0    # when execution_timeout cut it (answered ABORT 503); 0 = not
+        self.stuck = False       # still running a grace period after that: reported to the manager
 
     @property
     def stage(self) -> str:

@@ -95,8 +95,9 @@ class Pipeline:
                     if status is FINISH:
                         break
             except asyncio.CancelledError:
-                # The worker is exiting with this request still running.
-                self.fail(ctx, Cancelled("worker exiting"))
+                # The worker is exiting with this request still running, or the request ran
+                # past its execution limit (already answered 503).
+                self.fail(ctx, Cancelled("request task cancelled"))
                 raise
             except Exception as exc:
                 self.fail(ctx, exc)

@@ -21,6 +21,7 @@ from wasp.common.channel import ControlChannel
 from wasp.config import model
 from wasp.errors import AppLoadError
 from wasp.wire import frames
+from wasp.worker import eager, watchdog
 from wasp.worker.application import Application, LoadFailure, load, pool_applications
 from wasp.worker.context import RequestContext
 from wasp.worker.datachannel import DataChannel
@@ -57,28 +58,65 @@ class IllegalTransition(RuntimeError):
 
 
 class Stats:
-    """Requests served and in flight; `begin` on the loop, `end` on whichever thread finished."""
+    """Requests served and in flight; `begin` on the loop, `end` on whichever thread finished.
+    The requests themselves are kept too, for the execution limit and `list_requests`."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.inflight = 0
         self.served = 0
+        self.expired = 0   # in flight but already cut by execution_timeout
         self.last = time.monotonic()
+        self.running: dict = {}  # RequestContext -> None, oldest first
 
-    def begin(self) -> None:
+    def begin(self, ctx=None) -> None:
         with self.lock:
             self.inflight += 1
             self.last = time.monotonic()
+            if ctx is not None:
+                self.running[ctx] = None
 
-    def end(self) -> int:
+    def end(self, ctx=None) -> int:
         with self.lock:
             self.inflight -= 1
             self.served += 1
             self.last = time.monotonic()
+            if ctx is not None and self.running.pop(ctx, 0) is None and ctx.expired_at:
+                self.expired -= 1
             return self.inflight
+
+    def expire(self, ctx, now: float) -> bool:
+        """Mark a request cut by its execution limit; False when it already ended."""
+        with self.lock:
+            if ctx not in self.running or ctx.expired_at:
+                return False
+            ctx.expired_at = now
+            self.expired += 1
+            return True
+
+    def snapshot(self) -> list:
+        with self.lock:
+            return list(self.running)
+
+    @property
+    def live(self) -> int:
+        """Requests a graceful stop waits for: those cut by their execution limit are over for
+        their clients, and their threads may never come back."""
+        return self.inflight - self.expired
 
     def idle_seconds(self) -> float:
         return 0.0 if self.inflight else round(time.monotonic() - self.last, 3)
+
+
+class PingJob:
+    """A `ping` queued behind the requests for the WSGI threads: the thread that takes it has the
+    loop send the pong. When every thread is stuck no pong goes out, and the manager replaces the
+    worker after ping_response_time, as IIS's pings find a w3wp whose threads are all blocked."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, ping_id):
+        self.id = ping_id
 
 
 class WarmupChannel:
@@ -127,6 +165,9 @@ class Worker:
         self.threads: list[threading.Thread] = []
         self.tasks: set[asyncio.Task] = set()
         self.stop_requested = False
+        self.watch_every: float | None = None  # execution_timeout checks; None: no app has one
+        self._watch_timer: asyncio.TimerHandle | None = None
+        self.stuck_reported = False
         self._control_sock = control_sock
         self.control: ControlChannel | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -166,14 +207,24 @@ class Worker:
         elif op == "attach":
             self._attach(fds)
         elif op == "ping":
-            self.control.send({"op": "pong", "id": message.get("id"), "served": self.stats.served,
-                               "inflight": self.stats.inflight, "idle_s": self.stats.idle_seconds()})
+            if self.threads and self.state is not State.EXITING:
+                self.jobs.put(PingJob(message.get("id")))
+            else:
+                self._pong(message.get("id"))
+        elif op == "list_requests":
+            self.control.send({"op": "requests", "id": message.get("id"), "requests": watchdog.rows(
+                self.stats.snapshot(), self.channel, time.monotonic())})
         elif op == "stop":
             self.request_stop()
         else:
             log.warning("control: unexpected %r in state %s", op, self.state.value)
             for fd in fds:
                 os.close(fd)
+
+    def _pong(self, ping_id) -> None:
+        if self.control is not None:
+            self.control.send({"op": "pong", "id": ping_id, "served": self.stats.served,
+                               "inflight": self.stats.inflight, "idle_s": self.stats.idle_seconds()})
 
     def _on_control_close(self) -> None:
         # The manager is gone: nobody supervises this worker any more; finish and leave.
@@ -202,6 +253,8 @@ class Worker:
             return
         self.move(State.READY)
         self.control.send({"op": "ready", "pid": os.getpid()})
+        if self.watch_every is not None:
+            self._watch_timer = self.loop.call_later(self.watch_every, self._watch)
         log.info("ready: pool %s, %d application(s), capacity %d", self.pool_name, len(self.apps),
                  self.capacity)
 
@@ -222,6 +275,7 @@ class Worker:
         wsgi = any(app.threaded for app in apps)
         asgi = any(app.is_asgi for app in apps)
         self.capacity = pool.threads if wsgi or not asgi else pool.max_concurrent_requests
+        self.watch_every = watchdog.interval(app.config.execution_timeout for app in apps)
         if wsgi:
             self._start_threads(pool.threads)
         for app in apps:
@@ -275,14 +329,22 @@ class Worker:
 
     def _thread_main(self) -> None:
         get = self.jobs.get
+        ident = threading.get_ident()
         while True:
             ctx = get()
             if ctx is None:
                 return
             try:
+                if ctx.__class__ is PingJob:
+                    try:
+                        self.loop.call_soon_threadsafe(self._pong, ctx.id)
+                    except RuntimeError:
+                        pass  # the loop is closed: the worker is leaving
+                    continue
                 if ctx.cancelled:  # CANCEL came while it waited in the queue: don't run the app
                     ctx.channel.done(ctx)
                     continue
+                ctx.thread = ident
                 ctx.app.pipeline.run_sync(ctx)
             except BaseException:
                 log.exception("request thread: unexpected error")
@@ -331,18 +393,21 @@ class Worker:
         elif app.is_asgi:
             ctx.body = AsyncBody(ctx, eof=True)
         channel.streams[sid] = ctx
-        self.stats.begin()
+        self.stats.begin(ctx)
         if threaded:
             self.jobs.put(ctx)
         elif app.is_asgi:
-            task = self.loop.create_task(app.pipeline.run_async(ctx))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            coro = ctx.coro = app.pipeline.run_async(ctx)
+            task = ctx.task = eager.start(self.loop, coro)
+            if task is not None:  # it suspends: keep it owned until it ends
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
         else:
             app.pipeline.run_sync(ctx)  # static only: answered without waiting on anything
 
     def _on_done(self, ctx) -> None:
-        if self.stats.end() == 0 and self.state is State.DRAINING:
+        self.stats.end(ctx)
+        if self.state is State.DRAINING and self.stats.live <= 0:
             self.loop.call_soon_threadsafe(self._check_drained)
 
     def _on_drain(self, channel: DataChannel) -> None:
@@ -356,6 +421,55 @@ class Worker:
         if self.state is State.STOPPING:
             self._drain()
 
+    # ---- execution limits ----
+    def _watch(self) -> None:
+        self._watch_timer = None
+        if self.state is State.EXITING:
+            return
+        now = time.monotonic()
+        expired, stuck = watchdog.check(self.stats.snapshot(), now)
+        for ctx in expired:
+            if self.stats.expire(ctx, now):
+                self._cut(ctx)
+        for ctx in stuck:
+            self._stuck(ctx, now)
+        if expired and self.state is State.DRAINING:
+            self._check_drained()
+        if self.state is not State.EXITING:
+            self._watch_timer = self.loop.call_later(self.watch_every, self._watch)
+
+    def _cut(self, ctx) -> None:
+        """503 for a request past its execution limit (a cut connection if its response had
+        started); whatever its app produces afterwards goes nowhere."""
+        log.warning("%s (application %s) ran past its execution limit of %gs in %s: answered 503",
+                    watchdog.url_of(ctx), ctx.app.key, watchdog.limit_of(ctx), ctx.stage)
+        channel = ctx.channel
+        ctx.abort(503)
+        with channel.lock:
+            ctx.cancelled = True
+            if channel.streams.get(ctx.sid) is ctx:
+                del channel.streams[ctx.sid]
+        ctx.cancel()
+        if ctx.task is not None:
+            ctx.task.cancel()
+
+    def _stuck(self, ctx, now: float) -> None:
+        """A request cut a grace period ago still runs: report every thread's stack once; the
+        manager logs them and replaces this worker."""
+        elapsed = round(now - ctx.start_time, 3)
+        url = watchdog.url_of(ctx)
+        log.error("%s (application %s) still runs %.1fs after it started, past its execution limit "
+                  "and grace: this worker is stuck", url, ctx.app.key, elapsed)
+        if self.stuck_reported or self.control is None:
+            return
+        self.stuck_reported = True
+        self.control.send({
+            "op": "stuck", "stream": ctx.sid, "app": ctx.app.key, "url": url, "elapsed_s": elapsed,
+            "limit_s": watchdog.limit_of(ctx), "stage": ctx.stage,
+            "thread": watchdog.thread_names().get(ctx.thread, "") if ctx.thread else "",
+            "stacks": watchdog.thread_stacks(ctx.thread, ctx.coro),
+        })
+
     # ---- leaving ----
     def _drain(self) -> None:
         if self.state in (State.DRAINING, State.EXITING):
@@ -365,7 +479,7 @@ class Worker:
         self._check_drained()
 
     def _check_drained(self) -> None:
-        if self.state is State.DRAINING and self.stats.inflight == 0:
+        if self.state is State.DRAINING and self.stats.live <= 0:
             self._begin_exit(EXIT_OK)
 
     def _begin_exit(self, code: int, shutdown_apps: bool = True) -> None:
@@ -382,15 +496,30 @@ class Worker:
             for app in self.apps.values():
                 if app.pipeline is not None:
                     app.pipeline.cleanup()
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
         for _ in self.threads:
             self.jobs.put(None)
+        # A thread running a request cut by its execution limit may never come back.
+        stuck = {ctx.thread for ctx in self.stats.snapshot() if ctx.expired_at}
         deadline = time.monotonic() + 5.0
         for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.ident not in stuck:
+                thread.join(max(0.0, deadline - time.monotonic()))
         current = asyncio.current_task()
-        for task in list(self.tasks):
-            if task is not current:
-                task.cancel()
+        others = [task for task in self.tasks if task is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=1.0)
+        for task in others:
+            if not task.done():
+                # It swallows its cancellation (an app cut by its execution limit may): close its
+                # coroutine, or the loop's own shutdown would wait for it forever.
+                try:
+                    task.get_coro().close()
+                except RuntimeError as exc:
+                    log.error("a request task cannot be stopped: %s", exc)
         if self.channel is not None:
             self.channel.close()
         # Let the last control message (load_failed) leave before the socket closes.
