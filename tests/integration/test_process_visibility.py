@@ -60,6 +60,16 @@ def test_list_pools_and_worker_processes(wasp_server):
     assert {row["pid"] for row in rows} == {e["pid"] for e in events(server, 9014, pool="Web")}
     text = server.cli("list", "wp").stdout.splitlines()
     assert sorted(text) == sorted(f'WP "{row["pid"]}" (applicationPool:Web)' for row in rows)
+    # appcmd's /text:* view carries state, uptime, requests served and RSS in plain text too.
+    detail = server.cli("list", "wp", "--text", "*").stdout
+    blocks = [block for block in detail.split("WP\n") if block.strip()]
+    assert len(blocks) == 2, detail
+    for block in blocks:
+        fields = dict(line.strip().split(":", 1) for line in block.splitlines())
+        assert fields["APPPOOL.NAME"] == '"Web"' and fields["state"] == '"Ready"'
+        assert float(fields["uptime_s"].strip('"')) > 0 and int(fields["rss"].strip('"')) > 1 << 20
+        assert int(fields["requests"].strip('"')) >= 0
+    assert sorted(server.cli("list", "wp", "--text", "pid").stdout.split()) == sorted(str(r["pid"]) for r in rows)
 
 
 def test_events_carry_iis_ids_in_jsonl_and_through_the_cli(wasp_server):

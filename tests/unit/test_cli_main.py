@@ -156,6 +156,10 @@ def test_list_text_and_json(fake, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["list", "wp", "--json", "--run-dir", run_dir]) == 0
     assert json.loads(capsys.readouterr().out)[0]["pid"] == 4242
+    assert cli.main(["list", "wp", "--text", "*", "--run-dir", run_dir]) == 0
+    assert capsys.readouterr().out == 'WP\n  WP.NAME:"4242"\n  APPPOOL.NAME:"P"\n  state:"Ready"\n'
+    assert cli.main(["list", "wp", "--text", "state", "--run-dir", run_dir]) == 0
+    assert capsys.readouterr().out == "Ready\n"
 
 
 def test_recycle_and_unknown_pool(fake, tmp_path, capsys):

@@ -50,3 +50,16 @@ def test_event_line():
 def test_request_client_without_port():
     for client, shown in (("127.0.0.1:51234", "127.0.0.1"), ("[::1]:8080", "::1"), ("::1", "::1")):
         assert f"client:{shown}," in output.request_line({"id": 1, "client": client})
+
+
+def test_text_view_is_appcmds_detailed_form():
+    row = {"worker_id": 1, "pid": 4242, "pool": "Web", "state": "Ready", "uptime_s": 12.5,
+           "requests": 7, "rss": 30_000_000}
+    assert output.text_view("wp", row).splitlines() == [
+        "WP", '  WP.NAME:"4242"', '  APPPOOL.NAME:"Web"', '  worker_id:"1"', '  state:"Ready"',
+        '  uptime_s:"12.5"', '  requests:"7"', '  rss:"30000000"']
+    app = {"site": "Default Web Site", "path": "/api", "pool": "P", "app": "m:app"}
+    assert output.text_view("apps", app).splitlines() == [
+        "APP", '  APP.NAME:"Default Web Site/api"', '  APPPOOL.NAME:"P"', '  app:"m:app"']
+    assert output.text_attribute(row, "state") == "Ready"
+    assert output.text_attribute(row, "missing") == ""

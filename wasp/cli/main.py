@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list sites, apps, pools, worker processes or requests")
     p.add_argument("object", metavar="OBJECT", help="sites | apps | pools | wp | requests")
     p.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    p.add_argument("--text", metavar="ATTR", help=(
+        "like appcmd's /text: '*' prints every attribute of each object (a worker's state, "
+        "uptime, requests served, RSS), a name prints just that attribute a line"))
     _add_locate(p)
 
     for verb in ("recycle", "stop", "start"):
@@ -171,6 +174,12 @@ def cmd_list(args) -> int:
     rows = AdminClient(locate_run_dir(args)).get(what)
     if args.json:
         print(json.dumps(rows, indent=2))
+    elif args.text == "*":
+        for row in rows:
+            print(output.text_view(what, row))
+    elif args.text:
+        for row in rows:
+            print(output.text_attribute(row, args.text))
     else:
         for row in rows:
             print(output.LINES[what](row))

@@ -47,6 +47,46 @@ def request_line(row: dict) -> str:
             + (f', module:{row["module"]}' if row.get("module") else "") + ")")
 
 
+#: appcmd's object name and the row keys that make up its identity (`/text:*` prints them first).
+OBJECTS = {
+    "sites": ("SITE", (("SITE.NAME", "name"), ("SITE.ID", "id"))),
+    "apps": ("APP", (("APP.NAME", None), ("APPPOOL.NAME", "pool"))),
+    "pools": ("APPPOOL", (("APPPOOL.NAME", "name"),)),
+    "wp": ("WP", (("WP.NAME", "pid"), ("APPPOOL.NAME", "pool"))),
+    "requests": ("REQUEST", (("REQUEST.NAME", "id"),)),
+}
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return "" if value is None else str(value)
+
+
+def text_view(what: str, row: dict) -> str:
+    """appcmd's `/text:*` detailed view: the object, its identity, then every attribute."""
+    kind, identity = OBJECTS[what]
+    lines = [kind]
+    used = set()
+    for label, key in identity:
+        value = f'{row.get("site", "")}{row.get("path", "")}' if key is None else row.get(key)
+        lines.append(f'  {label}:"{_text(value)}"')
+        used.add(key)
+    if what == "apps":
+        used.update(("site", "path"))
+    lines.extend(f'  {key}:"{_text(value)}"' for key, value in row.items() if key not in used)
+    return "\n".join(lines)
+
+
+def text_attribute(row: dict, attribute: str) -> str:
+    """appcmd's `/text:ATTR`: the one value, or "" when the object has no such attribute."""
+    return _text(row.get(attribute))
+
+
 LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line,
          "requests": request_line}
 
