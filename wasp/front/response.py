@@ -11,6 +11,7 @@ Files go out with os.sendfile when the transport has nothing buffered.
 from __future__ import annotations
 
 import os
+import re
 
 from wasp.errors import HttpError
 from wasp.front.request import ConnState, Request, Stage
@@ -28,6 +29,9 @@ SENDFILE_TURN = 32 * 1024 * 1024
 TUNNEL_BUFFER_LIMIT = 64 * 1024
 
 _LAST_CHUNK = b"0\r\n\r\n"
+_NAMED = re.compile(rb"\n(content-length|server|date):", re.IGNORECASE).findall
+_HAS_LENGTH, _HAS_SERVER, _HAS_DATE = 1, 2, 4
+_NAME_BIT = {ord("c"): _HAS_LENGTH, ord("s"): _HAS_SERVER, ord("d"): _HAS_DATE}
 _OPEN = ConnState.OPEN
 _TUNNEL = ConnState.TUNNEL
 _CLOSED = ConnState.CLOSED
@@ -58,11 +62,15 @@ class ResponseWriter:
         """Response head parts: status line and the app's headers, then what the front adds."""
         server = self.server
         status = req.status
-        lower = block.lower()
+        # Which of Content-Length, Server and Date the app sent, by first letter: one regex
+        # scan costs a third of lower() and three `in` searches.
+        named = 0
+        for name in _NAMED(block):
+            named |= _NAME_BIT[name[0] | 0x20]
         parts = [b"HTTP/1.1 ", block]
         if status < 200 or status == 204 or status == 304:
             req.no_body = True
-        elif b"\ncontent-length:" in lower:
+        elif named & _HAS_LENGTH:
             pass
         elif length >= 0:
             parts.append(b"Content-Length: %d\r\n" % length)
@@ -73,9 +81,9 @@ class ResponseWriter:
             req.chunked_out = True
         else:
             req.close_after = True  # HTTP/1.0 and no length: the end of the body is the close
-        if server.server_line and b"\nserver:" not in lower:
+        if server.server_line and not named & _HAS_SERVER:
             parts.append(server.server_line)
-        if b"\ndate:" not in lower:
+        if not named & _HAS_DATE:
             parts.append(server.date_line)
         if req.close_after or not req.keep_alive or not req.body_done or server.stopping \
                 or (self._upgrading and req.websocket):

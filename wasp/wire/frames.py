@@ -156,6 +156,8 @@ def unpack_file(payload: bytes) -> FileSpan:
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body
 _RESP = struct.Struct("<Hqi")
+_RESP_FRAME = struct.Struct("<IBBI" + "Hqi")  # HEADER then _RESP
+_RESPONSE = int(FrameType.RESPONSE)
 
 
 def pack_response(stream: int, block: bytes, content_length: int, substatus: int = 0,
@@ -164,12 +166,13 @@ def pack_response(stream: int, block: bytes, content_length: int, substatus: int
 
     With `body` given, the whole response travels in this one frame (FIN).
     """
-    meta = _RESP.pack(substatus, content_length, len(block))
+    # Frame header and payload meta packed by one struct: this runs once per response.
+    size = len(block)
     if body is None:
-        payload = meta + block
-        return HEADER.pack(len(payload), FrameType.RESPONSE, 0, stream) + payload
-    length = _RESP.size + len(block) + len(body)
-    return HEADER.pack(length, FrameType.RESPONSE, FLAG_FIN, stream) + meta + block + body
+        return _RESP_FRAME.pack(_RESP.size + size, _RESPONSE, 0, stream, substatus, content_length,
+                                size) + block
+    return b"".join((_RESP_FRAME.pack(_RESP.size + size + len(body), _RESPONSE, FLAG_FIN, stream,
+                                      substatus, content_length, size), block, body))
 
 
 def unpack_response(payload: bytes) -> tuple[int, int, bytes, bytes]:

@@ -37,6 +37,8 @@ class Application:
         self.script_name = path                  # "" for "/"
         self.prefix_len = len(path.encode("utf-8"))
         self.callable = None
+        self.threaded = False                    # kept by the `interface` setter: read per request
+        self.is_asgi = False
         self.interface = ""                      # "wsgi", "asgi" or "" (static content only)
         self.host = None                         # hosting.wsgi.WSGIHost / hosting.asgi.ASGIHost
         self.pipeline = None
@@ -44,13 +46,16 @@ class Application:
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
 
     @property
-    def threaded(self) -> bool:
-        """WSGI requests run on the worker's threads; everything else on the event loop."""
-        return self.interface == "wsgi"
+    def interface(self) -> str:
+        return self._interface
 
-    @property
-    def is_asgi(self) -> bool:
-        return self.interface == "asgi"
+    @interface.setter
+    def interface(self, value: str) -> None:
+        # `threaded` (WSGI requests run on the worker's threads; everything else on the event
+        # loop) and `is_asgi` are plain attributes, not properties: every request reads them.
+        self._interface = value
+        self.threaded = value == "wsgi"
+        self.is_asgi = value == "asgi"
 
     def __repr__(self) -> str:
         return f"<Application {self.key} {self.interface or 'static'}>"
