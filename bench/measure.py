@@ -22,7 +22,7 @@ class Settings:
     duration: int
     connections: int
     warmup: int = 2
-    wasp_log: bool = True
+    wasp_log: bool = False  # like the peers, which write no access log
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Benchmark wasp against the servers users would pick instead, in the same run, as ratios.
 
     python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,rss]
-                        [--quick] [--servers wasp,gunicorn,...] [--no-wasp-log] [--keep]
+                        [--quick] [--servers wasp,gunicorn,...] [--wasp-log] [--keep]
 
 Scenarios: wsgi, asgi, static, rss (default) and recycle, chaos (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
@@ -54,8 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="measure every row this many times, interleaved; report medians (default 1)")
     p.add_argument("--quick", action="store_true",
                    help="3 s runs, 1 s warm-up, short recycle/chaos runs: a smoke check, not a measurement")
+    # Like for like by default: the peers run without access logs, so wasp does too.
+    p.add_argument("--wasp-log", dest="wasp_log", action="store_true", default=False,
+                   help="keep wasp's W3C access log on (IIS's default; the peers still log nothing)")
     p.add_argument("--no-wasp-log", dest="wasp_log", action="store_false",
-                   help="turn wasp's W3C access log off (the peers run without access logs)")
+                   help="wasp's W3C access log off (the default, like the peers)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the chaos scenario")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, server output)")
     p.add_argument("--lock-wait", type=float, default=1800,
