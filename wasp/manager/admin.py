@@ -21,13 +21,11 @@ from typing import Awaitable, Callable
 
 import httptools
 
+from wasp.wire.http import reason_phrase
+
 MAX_BODY = 64 * 1024
 MAX_HEAD = 16 * 1024
 READ_TIMEOUT = 10.0
-
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error",
-           503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 class AdminProtocolError(Exception):
@@ -126,7 +124,7 @@ def route(method: str, path: str) -> tuple[str, dict]:
 
 def render(status: int, payload, head_only: bool = False) -> bytes:
     body = json.dumps(payload, indent=1, default=str).encode() + b"\n"
-    head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
+    head = (f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             f"Connection: close\r\n\r\n").encode()
     return head if head_only else head + body

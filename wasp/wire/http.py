@@ -11,6 +11,7 @@ the page to answer with is looked up by that reason.
 from __future__ import annotations
 
 import time
+from http import HTTPStatus
 
 from wasp.errors import BadRequest, HttpError, NotFound, ServiceUnavailable
 
@@ -89,23 +90,13 @@ class AppPoolUnavailable(ServiceUnavailable):
 
 # ---- status lines ------------------------------------------------------------------------------
 
-REASONS: dict[int, str] = {
-    100: "Continue", 101: "Switching Protocols",
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 206: "Partial Content",
-    301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
-    307: "Temporary Redirect", 308: "Permanent Redirect",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-    412: "Precondition Failed", 413: "Request Entity Too Large", 414: "Request-URI Too Long",
-    415: "Unsupported Media Type", 416: "Requested Range Not Satisfiable", 417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
-}
-
-
 def reason_phrase(status: int) -> str:
-    return REASONS.get(status, "Unknown")
+    """The standard reason phrase (Python's HTTPStatus table), "Unknown" for unregistered codes.
+    Every process uses this one: the front's error pages, the worker's status lines, the admin API."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def no_body_status(status: int) -> bool:

@@ -9,9 +9,9 @@ matches (shared/reference/iis-behaviour.md §2.3).
 from __future__ import annotations
 
 import html
-from http import HTTPStatus
 
 from wasp.errors import HttpError
+from wasp.wire.http import reason_phrase
 
 
 class MethodNotAllowed(HttpError):
@@ -85,13 +85,6 @@ _HEAD = ('<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
          '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"/>\r\n')
 
 _LOCAL = ("127.0.0.1", "::1", "localhost")
-
-
-def reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 def custom_page(status: int) -> str:

@@ -15,8 +15,8 @@ import stat as stat_mod
 
 from wasp.errors import AppLoadError
 from wasp.wire.frames import INITIAL_WINDOW
+from wasp.wire.http import reason_phrase
 from wasp.worker.context import Cancelled
-from wasp.worker.errorpages import reason_phrase
 from wasp.worker.registry import FINISH
 
 log = logging.getLogger("wasp.worker")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 from wasp.errors import Forbidden, NotFound
+from wasp.wire.http import http_date as imf_fixdate
 from wasp.worker.errorpages import MethodNotAllowed, RangeNotSatisfiable
 from wasp.worker.modules.mime import content_type
 from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
@@ -132,7 +133,7 @@ def http_date(seconds: int) -> str:
     if date is None:
         if len(_DATES) > 4096:
             _DATES.clear()
-        date = _DATES[seconds] = formatdate(seconds, usegmt=True)
+        date = _DATES[seconds] = imf_fixdate(seconds).decode("ascii")
     return date
 
 
