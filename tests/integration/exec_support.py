@@ -9,12 +9,13 @@ writes when its task is cancelled), both in the server's folder.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import threading
 
-import psutil
 import requests
+
+import process_support
+from process_support import events, gone  # noqa: F401  (the test_exec_* modules import them from here)
 
 EXEC_APPS = pathlib.Path(__file__).resolve().parent / "exec_apps"
 
@@ -59,32 +60,9 @@ def pid_of(server) -> int:
     return int(r.text)
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def events(server, event_id: int) -> list[dict]:
-    try:
-        lines = (server.logs / "events.jsonl").read_text().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("id") == event_id:
-            out.append(record)
-    return out
-
-
 def wait_event(server, event_id: int, timeout: float = 30) -> dict:
-    return server.wait_until(lambda: events(server, event_id)[:1], timeout, interval=0.1,
-                             what=lambda: f"event {event_id}\n{server.diagnostics()}")[0]
+    """The first event `event_id` in the server's event log, once there is one."""
+    return process_support.wait_event(server, event_id, timeout)[0]
 
 
 def in_background(server, path: str, timeout: float = 60) -> dict:
