@@ -16,9 +16,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +24,12 @@ import time
 import psutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from bench.procs import Server, free_port  # noqa: E402
+from bench.servers import wasp_command, wasp_env  # noqa: E402
+
 APPS = os.path.join(REPO, "tests", "integration", "apps")
 MiB = 1 << 20
 
@@ -50,28 +53,6 @@ pool = "Big"
 app = "flask_app:app"
 python_path = ["{apps}"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"wasp exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("wasp did not answer in time")
 
 
 class PeakRss:
@@ -144,37 +125,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="wasp-bigbody-")
     port = free_port()
-    with open(os.path.join(workdir, "wasp.toml"), "w") as f:
+    config = os.path.join(workdir, "wasp.toml")
+    with open(config, "w") as f:
         f.write(CONFIG.replace("{port}", str(port)).replace("{apps}", APPS))
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = open(os.path.join(workdir, "server.log"), "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "wasp.cli.main", "serve", "-c", "wasp.toml"],
-                            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    children: list[psutil.Process] = []
+    server = Server("wasp", wasp_command(config, "serve"), workdir, port, env=wasp_env())
     try:
-        wait_ready(port, proc)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        with PeakRss(proc.pid) as rss:
+        server.start()
+        server.wait_ready(port, timeout=60)
+        with PeakRss(server.pid) as rss:
             lines = transfer(port, args.mib * MiB)
         for line in lines:
             print(line)
         for pid, peak in sorted(rss.peak.items(), key=lambda item: rss.role[item[0]]):
             print(f"peak RSS {rss.role[pid]:8s} pid {pid}: {peak / MiB:.1f} MiB")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        for child in children:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-        log.close()
+        server.stop()  # SIGTERM, SIGKILL after its limit, then any children left behind
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
