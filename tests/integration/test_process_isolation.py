@@ -122,6 +122,12 @@ def test_root_manager_runs_workers_as_an_unprivileged_account(wasp_server, runti
     started = {e["pool"]: e["user"] for e in events(server, 9013)}
     assert started == {"Default": default.user, "Named": "daemon"}
     assert not events(server, 9019), "a warning about the default account"
+    # Start-up says who each pool runs as when it is not the invoking user (root).
+    said = [line for line in server.stderr_path.read_text().splitlines() if "runs as user" in line]
+    assert sorted(said) == sorted([
+        f'wasp: pool "Default" runs as user {default.user} (uid {default.uid}); set identity.user to change it',
+        f'wasp: pool "Named" runs as user daemon (uid {daemon.uid}); set identity.user to change it',
+    ]), said
     # The front and the manager stay as the manager's user.
     [front] = server.processes("front")
     assert front.uids().effective == 0 and psutil.Process(server.proc.pid).uids().effective == 0

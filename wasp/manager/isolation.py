@@ -4,6 +4,7 @@ the account they run as (`identity`) and their cgroup with the pool's CPU and me
 
 from __future__ import annotations
 
+import os
 import sys
 
 from wasp.config import venv as venvs
@@ -41,6 +42,20 @@ class Isolation:
             for warning in resolved.warnings:
                 self.events.write(9019, pool.name, data={"reason": warning})
         return resolved.account
+
+    def other_accounts(self, config: Config) -> list[str]:
+        """One line for each pool whose workers run as a user other than the manager's, so a
+        root-run server says it runs a project as `nobody` before the project finds out."""
+        lines = []
+        for pool in config.pools:
+            try:
+                acct = self.account(config, pool)
+            except (KeyError, PermissionError):
+                continue  # the first spawn says why (event 9012)
+            if acct is not None and acct.uid != os.geteuid():
+                lines.append(f'wasp: pool "{pool.name}" runs as user {acct.user} (uid {acct.uid}); '
+                             "set identity.user to change it")
+        return lines
 
     def runtime_problem(self, pool: Pool, acct: identity.Account | None) -> str:
         """Why the pool's workers cannot start on its `python` or `virtualenv`, or "" when they

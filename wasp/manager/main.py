@@ -79,6 +79,8 @@ class Manager:
             # Before the front exists: the manager may have to move itself into a leaf cgroup.
             for pool in self.config.pools:
                 self.isolation.cgroup(pool)
+            for line in self.isolation.other_accounts(self.config):
+                self.stderr.write(line + "\n")
             self._execute(self.sup.start(time.monotonic(), time.time()))
             addresses = ", ".join(f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
