@@ -122,6 +122,12 @@ def test_root_manager_runs_workers_as_an_unprivileged_account(wasp_server, runti
     started = {e["pool"]: e["user"] for e in events(server, 9013)}
     assert started == {"Default": default.user, "Named": "daemon"}
     assert not events(server, 9019), "a warning about the default account"
+    # Start-up says who each pool runs as when it is not the invoking user (root).
+    said = [line for line in server.stderr_path.read_text().splitlines() if "runs as user" in line]
+    assert sorted(said) == sorted([
+        f'wasp: pool "Default" runs as user {default.user} (uid {default.uid}); set identity.user to change it',
+        f'wasp: pool "Named" runs as user daemon (uid {daemon.uid}); set identity.user to change it',
+    ]), said
     # The front and the manager stay as the manager's user.
     [front] = server.processes("front")
     assert front.uids().effective == 0 and psutil.Process(server.proc.pid).uids().effective == 0
@@ -145,10 +151,38 @@ def test_a_named_account_that_cannot_run_the_interpreter_is_refused_clearly(wasp
     assert get(server, "/pid").status_code == 503
 
 
+def _venv(path, broken_uvloop: bool = False):
+    """A real venv (python -m venv, no pip, no wasp) with packages of its own in site-packages:
+    `venvonly`, and `certifi` and `msgspec` that shadow the server's (ORIGIN = "venv" tells them
+    apart). With `broken_uvloop`, an interpreter on which uvloop cannot be imported."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    [site_packages] = (path / "lib").glob("python*/site-packages")
+    (site_packages / "venvonly.py").write_text('ORIGIN = "venv"\n')
+    for name in ("certifi", "msgspec"):
+        (site_packages / name).mkdir()
+        (site_packages / name / "__init__.py").write_text('ORIGIN = "venv"\n')
+    if broken_uvloop:
+        _break_uvloop(path)
+    return path, site_packages
+
+
+def _break_uvloop(venv) -> None:
+    [site_packages] = (venv / "lib").glob("python*/site-packages")
+    # Not a uvloop.py in site-packages: wasp's dependencies come from the server ahead of the
+    # venv's. What stops the import is the interpreter's own start-up, as a site hook could.
+    (site_packages / "sitecustomize.py").write_text('import sys\nsys.modules["uvloop"] = None\n')
+
+
+def _module(server, name: str) -> dict:
+    r = get(server, f"/module?name={name}")
+    assert r.status_code == 200, (r.status_code, r.text[:300], server.diagnostics())
+    return r.json()
+
+
 def test_pool_python_from_a_venv_and_its_environment_variables(wasp_server, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-                   check=True, timeout=120)
+    # A venv of the server's Python with nothing of wasp in it: the workers get wasp and its
+    # dependencies from the server, after the venv's own packages.
+    venv, site_packages = _venv(tmp_path / "venv")
     python = venv / "bin" / "python"
     server = wasp_server(one_pool(
         f'python = "{python}"\nenvironment_variables = {{ PROCAPP_COLOR = "teal" }}'))
@@ -157,6 +191,81 @@ def test_pool_python_from_a_venv_and_its_environment_variables(wasp_server, tmp_
     assert info["env"]["PROCAPP_COLOR"] == "teal" and info["env"]["APP_POOL_ID"] == "P"
     worker = psutil.Process(info["pid"])
     assert worker.cmdline()[0] == str(python)
+    assert _module(server, "venvonly")["origin"] == "venv"
+    certifi = _module(server, "certifi")  # the server has a certifi too (requests needs it)
+    assert certifi["origin"] == "venv" and certifi["file"].startswith(str(site_packages)), certifi
+    wasp = _module(server, "wasp")
+    assert wasp["file"].startswith(spawn.package_root()), wasp
+    # wasp's dependencies are the server's, even where the venv has its own copy.
+    msgspec = _module(server, "msgspec")
+    assert msgspec["origin"] == "" and not msgspec["file"].startswith(str(venv)), msgspec
+    # Only wasp and its dependencies come from the server, not the rest of its packages.
+    assert not any(p.startswith(sys.prefix) for p in wasp["path"]), wasp["path"]
+
+
+def test_pool_virtualenv_runs_on_the_servers_python_with_the_venv_first(wasp_server):
+    venv, site_packages = _venv(wasp_server.dir / "appenv")
+    server = wasp_server(one_pool('virtualenv = "appenv"'))  # relative to the config file
+    info = get(server, "/info").json()
+    assert info["executable"] == sys.executable and info["prefix"] == str(venv), info
+    assert psutil.Process(info["pid"]).cmdline()[0] == sys.executable
+    own = _module(server, "venvonly")
+    assert own["origin"] == "venv" and own["virtual_env"] == str(venv), own
+    certifi = _module(server, "certifi")
+    assert certifi["origin"] == "venv" and certifi["file"].startswith(str(site_packages)), certifi
+    path = certifi["path"]
+    ours = [i for i, p in enumerate(path) if p.startswith(sys.prefix) and p.endswith("site-packages")]
+    assert ours and path.index(str(site_packages)) < min(ours), path
+    # wasp's own msgspec was imported before the venv came first; the venv's does not replace it.
+    msgspec = _module(server, "msgspec")
+    assert msgspec["origin"] == "" and not msgspec["file"].startswith(str(venv)), msgspec
+
+
+def test_a_python_that_cannot_import_wasp_gives_one_clear_event(wasp_server, tmp_path):
+    venv, _ = _venv(tmp_path / "venv")
+    server = wasp_server(one_pool(f'python = "{venv}/bin/python"'))  # on demand: no worker yet
+    _break_uvloop(venv)
+    for _ in range(3):
+        assert get(server, "/pid").status_code == 503
+    [event] = wait_event(server, 9012, 15, pool="P")
+    error = event["error"]
+    assert "cannot import wasp" in error and "import of uvloop halted" in error, error
+    assert f'virtualenv = "{venv}"' in error and "pip install wasp-server" in error, error
+    wait_event(server, 5002, 15, pool="P")
+    assert len(events(server, 9012, pool="P")) == 1
+    assert not events(server, 5009), "a crash event for a worker that never started"
+
+
+def test_a_python_that_is_gone_gives_one_clear_event(wasp_server, tmp_path):
+    venv, _ = _venv(tmp_path / "venv")
+    server = wasp_server(one_pool(f'python = "{venv}/bin/python"'))
+    shutil.rmtree(venv)
+    assert get(server, "/pid").status_code == 503
+    [event] = wait_event(server, 9012, 15, pool="P")
+    assert f"python '{venv}/bin/python' does not exist" in event["error"], event
+    wait_event(server, 5002, 15, pool="P")
+    assert not events(server, 5009), "a crash event (pid 0) for a process that never started"
+
+
+def test_serve_refuses_a_pool_python_or_virtualenv_it_cannot_use(wasp_server, tmp_path):
+    venv, _ = _venv(tmp_path / "venv", broken_uvloop=True)
+    other = tmp_path / "old"
+    (other / "lib" / "python3.99" / "site-packages").mkdir(parents=True)
+    (other / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.99.1\n")
+    text = one_pool(f'python = "{venv}/bin/python"') + f"""
+[[pools]]
+name = "Old"
+virtualenv = "{other}"
+"""
+    config = tmp_path / "wasp.toml"
+    config.write_text(wasp_server.expand(text, wasp_server.free_port()))
+    validate = wasp_server.run_wasp("validate", "-c", str(config), timeout=60)
+    assert validate.returncode == 2, validate.stdout
+    assert "pools[0].python: " in validate.stdout and "cannot import wasp" in validate.stdout, validate.stdout
+    assert "pools[1].virtualenv: " in validate.stdout and "Python 3.99 virtualenv" in validate.stdout
+    assert f"{config}:" in validate.stdout  # with the file and line, like any config problem
+    done = wasp_server.run_wasp("serve", "-c", str(config), timeout=60)
+    assert done.returncode == 2 and "pools[1].virtualenv: " in done.stderr, (done.stdout, done.stderr)
 
 
 def _cgroup_problem() -> str:

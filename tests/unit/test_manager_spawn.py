@@ -61,3 +61,51 @@ def test_no_account_keeps_the_managers_user(monkeypatch):
     except OSError:
         pass
     assert seen == {"user": None, "group": None, "extra_groups": None}
+
+
+def test_a_pool_virtualenv_runs_on_the_servers_interpreter():
+    argv = spawn.worker_command(9, 2, "P", virtualenv="/srv/app/venv")
+    assert argv[:3] == [sys.executable, "-m", "wasp.worker"]
+    assert argv[-2:] == ["--virtualenv", "/srv/app/venv"]
+
+
+def test_a_pool_python_runs_the_boot_program_that_finds_wasp():
+    argv = spawn.worker_command(9, 2, "P", "/venv/bin/python")
+    assert argv[:2] == ["/venv/bin/python", "-c"] and argv[3:] == [
+        "--control-fd", "9", "--worker-id", "2", "--pool", "P"]
+    compile(argv[2], "<boot>", "exec")
+    assert repr(tuple(sys.version_info[:2])) in argv[2] and spawn.package_root() in argv[2]
+    # The server's own interpreter named as `python` is no foreign interpreter.
+    assert spawn.worker_command(9, 2, "P", sys.executable)[1:3] == ["-m", "wasp.worker"]
+
+
+def _top_level_names(dist_name: str, seen: set[str]) -> set[str]:
+    import importlib.metadata as md
+    import re
+
+    dist = md.distribution(dist_name)
+    names = set((dist.read_text("top_level.txt") or "").split())
+    if not names:
+        names = {f.parts[0].removesuffix(".py") for f in dist.files or ()
+                 if f.parts[0].endswith(".py") or (len(f.parts) > 1 and f.parts[1] == "__init__.py")}
+    for requirement in dist.requires or ():
+        if "extra ==" in requirement:
+            continue
+        dep = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
+        if dep.lower() not in seen:
+            seen.add(dep.lower())
+            names |= _top_level_names(dep, seen)
+    return names
+
+
+def test_worker_imports_are_wasps_runtime_dependencies():
+    names = _top_level_names("wasp-server", {"wasp-server"})
+    assert set(spawn.WORKER_IMPORTS) == names | {"wasp"}
+
+
+def test_a_virtualenv_is_activated_in_the_environment_and_pool_variables_win():
+    env = spawn.worker_environment("P", 1, {}, virtualenv="/srv/venv")
+    assert env["VIRTUAL_ENV"] == "/srv/venv"
+    assert env["PATH"].split(os.pathsep)[0] == "/srv/venv/bin"
+    assert spawn.worker_environment("P", 1, {"PATH": "/only"}, virtualenv="/srv/venv")["PATH"] == "/only"
+    assert "VIRTUAL_ENV" not in spawn.worker_environment("P", 1, {})

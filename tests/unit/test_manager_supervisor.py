@@ -547,3 +547,28 @@ def test_no_pool_commands_while_shutting_down():
     for command in (h.sup.start_pool, h.sup.stop_pool, h.sup.recycle_pool):
         with pytest.raises(CommandError, match="cannot accept control messages"):
             command("P", h.now)
+
+
+def test_a_worker_that_could_not_be_started_is_no_crash_and_a_permanent_reason_disables():
+    # No such user, interpreter or virtualenv: event 9012 (the manager's) says why; the pool is
+    # disabled at once instead of five 5009s for a process that never ran (pid 0).
+    h = Harness(config('start_mode = "always_running"'))
+    [wid] = h.live()
+    h.run(h.sup.worker_not_started(wid, h.now, permanent=True))
+    pool = h.sup.pools["P"]
+    assert pool.state is PoolState.DISABLED and h.live() == []
+    assert 5009 not in h.events() and 5002 in h.events()
+    assert A.SetPoolState("P", "Disabled", "AppOffline") in h.log
+    out = h.run(h.sup.start_pool("P", h.now))  # after the fix, `start apppool` tries again
+    assert pool.state is PoolState.STARTED and of(out, A.SpawnWorker)
+
+
+def test_a_passing_spawn_failure_counts_as_a_failure_without_a_crash_event():
+    h = Harness(config('start_mode = "always_running"'))
+    [wid] = h.live()
+    h.run(h.sup.worker_not_started(wid, h.now, permanent=False))
+    pool = h.sup.pools["P"]
+    assert pool.state is PoolState.STARTED and 5009 not in h.events()
+    assert len(pool.failures.times) == 1
+    h.advance(11)  # past the spawn back-off: it tries again
+    assert len(h.live()) == 1

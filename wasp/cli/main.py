@@ -139,6 +139,7 @@ def cmd_serve(args) -> int:
         else:
             config_file = _config_file(args.config)
             config = load(config_file) if config_file else defaults.default_config()
+        _check_environment(config, identities=os.geteuid() == 0)
     except ConfigError as exc:
         _print_problems(exc, sys.stderr)
         return 2
@@ -149,6 +150,16 @@ def cmd_serve(args) -> int:
     return serve(config, config_file)
 
 
+def _check_environment(config, identities: bool = True) -> None:
+    """Raise ConfigError for what the config names that this machine lacks (python, virtualenv,
+    identity.user: wasp.manager.environment)."""
+    from wasp.manager import environment
+
+    problems = environment.check(config, identities)
+    if problems:
+        raise ConfigError(problems)
+
+
 def cmd_validate(args) -> int:
     from wasp.config import defaults
     from wasp.config.load import load
@@ -156,6 +167,7 @@ def cmd_validate(args) -> int:
     path = _config_file(args.config)
     try:
         config = load(path) if path else defaults.default_config()
+        _check_environment(config)
     except ConfigError as exc:
         _print_problems(exc, sys.stdout)
         return 2

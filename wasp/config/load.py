@@ -97,6 +97,8 @@ def resolve_paths(config: Config, base_dir: str) -> None:
         # "python3" is a command looked up on PATH; "venv/bin/python" is a path next to the file.
         if "/" in pool.python:
             pool.python = absolute(pool.python)
+        if pool.virtualenv:
+            pool.virtualenv = absolute(pool.virtualenv)
     for site in config.sites:
         for app in site.applications:
             if app.physical_path:

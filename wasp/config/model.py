@@ -127,8 +127,14 @@ class Pool(_Strict):
         "Requests one worker takes at once when the pool hosts only ASGI apps."))] = 256
     environment_variables: Annotated[dict[str, str], doc("Extra environment for the pool's workers.")] = field(default_factory=dict)
     python: Annotated[str, doc(
-        "Interpreter for this pool's workers (e.g. a virtualenv's bin/python); \"\" = the server's own. "
-        "wasp must be importable by it."
+        "Another interpreter for this pool's workers; \"\" = the server's own. One of the server's "
+        "Python version gets wasp and its dependencies from the server; another needs wasp-server "
+        "installed. For a venv's packages, `virtualenv` is simpler."
+    )] = ""
+    virtualenv: Annotated[str, doc(
+        "A virtualenv (python -m venv) whose site-packages the pool's workers import first; they "
+        "run on the server's own interpreter, so the venv needs no wasp but must be of the same "
+        "Python major.minor. Relative to the config file; \"\" = none. Not with `python`."
     )] = ""
     identity: Identity = field(default_factory=Identity)
     memory_limit: Annotated[Size, doc("cgroup v2 memory.max for the pool's workers together; 0 = none.")] = Size(0)

@@ -138,6 +138,10 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
     includes the names of such pools so an application naming one is not blamed as well."""
     _unique(((f"pools[{i}].name", p.name) for i, p in enumerate(config.pools) if p), "pool name", add)
     _unique(((f"sites[{i}].name", s.name) for i, s in enumerate(config.sites) if s), "site name", add)
+    for i, pool in enumerate(config.pools):
+        if pool is not None and pool.python and pool.virtualenv:
+            add(f"pools[{i}].virtualenv", "set either python (another interpreter) or virtualenv "
+                                          "(the server's interpreter with the venv's packages), not both")
     _unique(((f"sites[{i}].id", s.id) for i, s in enumerate(config.sites) if s), "site id", add)
     bindings: dict[tuple, str] = {}
     for i, site in enumerate(config.sites):

@@ -4,8 +4,10 @@ the account they run as (`identity`) and their cgroup with the pool's CPU and me
 
 from __future__ import annotations
 
+import os
 import sys
 
+from wasp.config import venv as venvs
 from wasp.config.model import Config, Pool
 from wasp.manager import cgroups, identity, spawn
 from wasp.manager.events import EventLog
@@ -19,11 +21,13 @@ class Isolation:
         self.tree: cgroups.CgroupTree | None = None
         self.tree_error = ""  # why there is no cgroup tree, once we looked
         self._accounts: dict[str, identity.Resolved] = {}
+        self._runtimes: dict[tuple[str, int | None], str] = {}
         self._notes: dict[tuple[str, int], dict] = {}
 
     def forget(self) -> None:
         """A new config: identities and application folders may have changed; look again."""
         self._accounts.clear()
+        self._runtimes.clear()
 
     def account(self, config: Config, pool: Pool) -> identity.Account | None:
         """The account the pool's workers run as (None: the manager's). Raises KeyError for an
@@ -38,6 +42,40 @@ class Isolation:
             for warning in resolved.warnings:
                 self.events.write(9019, pool.name, data={"reason": warning})
         return resolved.account
+
+    def other_accounts(self, config: Config) -> list[str]:
+        """One line for each pool whose workers run as a user other than the manager's, so a
+        root-run server says it runs a project as `nobody` before the project finds out."""
+        lines = []
+        for pool in config.pools:
+            try:
+                acct = self.account(config, pool)
+            except (KeyError, PermissionError):
+                continue  # the first spawn says why (event 9012)
+            if acct is not None and acct.uid != os.geteuid():
+                lines.append(f'wasp: pool "{pool.name}" runs as user {acct.user} (uid {acct.uid}); '
+                             "set identity.user to change it")
+        return lines
+
+    def runtime_problem(self, pool: Pool, acct: identity.Account | None) -> str:
+        """Why the pool's workers cannot start on its `python` or `virtualenv`, or "" when they
+        can. A pool's own interpreter is run once (spawn.probe) and the verdict kept until the
+        next config, so a broken one gives one clear event instead of a crash per worker."""
+        key = (pool.name, acct.uid if acct else None)
+        if key not in self._runtimes:
+            problem = ""
+            if pool.python and pool.python != sys.executable:
+                env = spawn.worker_environment(pool.name, 0, dict(pool.environment_variables), acct)
+                problem = spawn.probe(pool.python, env, acct) or ""
+            elif pool.virtualenv:
+                problem = venvs.problem(pool.virtualenv) or ""
+                if not problem and acct is not None:
+                    why = identity.blocked(pool.virtualenv, acct, 5)
+                    if why:
+                        problem = f"user {acct.user!r} cannot read the virtualenv: {why}"
+                problem = f"virtualenv: {problem}" if problem else ""
+            self._runtimes[key] = problem
+        return self._runtimes[key]
 
     def cgroup(self, pool: Pool) -> str | None:
         """The pool's cgroup folder with its limits set, or None (no limits, or they cannot be

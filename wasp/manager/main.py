@@ -24,7 +24,7 @@ from wasp.common.proctitle import set_title
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import actions as A
-from wasp.manager import admin, listeners, spawn
+from wasp.manager import admin, environment, listeners, spawn
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.events import EventLog
@@ -79,6 +79,8 @@ class Manager:
             # Before the front exists: the manager may have to move itself into a leaf cgroup.
             for pool in self.config.pools:
                 self.isolation.cgroup(pool)
+            for line in self.isolation.other_accounts(self.config):
+                self.stderr.write(line + "\n")
             self._execute(self.sup.start(time.monotonic(), time.time()))
             addresses = ", ".join(f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
@@ -138,6 +140,9 @@ class Manager:
             _, wid, code = item
             self.workers.pop(wid, None)
             self._execute(self.sup.worker_exited(wid, code, now))
+        elif kind == "not_started":
+            self.workers.pop(item[1], None)
+            self._execute(self.sup.worker_not_started(item[1], now, item[2]))
         elif kind == "reaped":
             pass  # a command we ran for the admin; its outcome is its own business
         elif kind == "call":
@@ -217,11 +222,19 @@ class Manager:
         variables = dict(settings.environment_variables) if settings else {}
         try:
             account = self.isolation.account(self.config, settings) if settings else None
+            problem = self.isolation.runtime_problem(settings, account) if settings else None
+            if problem:
+                self._spawn_failed(a, problem, permanent=True)
+                return
             proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
                                             python=getattr(settings, "python", "") or None,
-                                            account=account)
+                                            account=account,
+                                            virtualenv=getattr(settings, "virtualenv", "") or None)
         except KeyError as exc:
-            self._spawn_failed(a, f"no such user or group: {exc.args[0] if exc.args else exc}")
+            self._spawn_failed(a, f"no such user or group: {exc.args[0] if exc.args else exc}", True)
+            return
+        except (FileNotFoundError, PermissionError) as exc:
+            self._spawn_failed(a, str(exc), permanent=True)
             return
         except (OSError, ValueError) as exc:
             self._spawn_failed(a, str(exc))
@@ -239,9 +252,10 @@ class Manager:
         self.sup.worker_spawned(wid, proc.pid)
         channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool})
 
-    def _spawn_failed(self, a: A.SpawnWorker, error: str) -> None:
+    def _spawn_failed(self, a: A.SpawnWorker, error: str, permanent: bool = False) -> None:
+        # One event that says why; no 5009 for a process that never ran (it would have pid 0).
         self.events.write(9012, a.pool, data={"error": error})
-        self.queue.put_nowait(("worker_exit", a.worker_id, -1))
+        self.queue.put_nowait(("not_started", a.worker_id, permanent))
 
     def _do_AttachWorker(self, a: A.AttachWorker) -> None:
         worker = self.workers.get(a.worker_id)
@@ -375,6 +389,9 @@ class Manager:
             return self._reject([str(p) for p in exc.problems])
         except OSError as exc:
             return self._reject([f"{self.config_file}: {exc.strerror or exc}"])
+        problems = environment.check(new, identities=os.geteuid() == 0)
+        if problems:
+            return self._reject([str(p) for p in problems])
         try:
             self.listeners.apply(listeners.plan(new))
         except (listeners.BindError, ValueError) as exc:

@@ -240,6 +240,33 @@ class Supervisor:
         self._recycle_worker(w, now, None)
         return self._take()
 
+    def worker_not_started(self, worker_id: int, now: float, permanent: bool) -> list:
+        """The worker's process could not be started at all (event 9012 says why): nothing ran,
+        so there is no 5009. A `permanent` reason (no such user, interpreter or virtualenv; an
+        interpreter that cannot import wasp) will not pass by retrying, so the pool is disabled at
+        once, as IIS disables a pool whose identity is invalid; anything else counts as a failure."""
+        w = self.workers.pop(worker_id, None)
+        if w is None:
+            return []
+        w.set_state(WorkerState.GONE, now)
+        rec = self.pools.get(w.pool)
+        if rec is not None:
+            rec.cpu.retire(w)
+        if self.shutting_down:
+            self._check_done()
+            return self._take()
+        if rec is None:
+            return self._take()
+        if rec.state in (PoolState.STARTED, PoolState.STARTING):
+            if permanent:
+                self._disable(rec, now)
+            else:
+                self._record_failure(rec, now)
+        if rec.state is PoolState.STOPPING and not self.workers_of(rec.name):
+            rec.set_state(PoolState.STOPPED)
+        self._ensure(rec, now)
+        return self._take()
+
     def worker_exited(self, worker_id: int, code: int, now: float) -> list:
         w = self.workers.pop(worker_id, None)
         if w is None:

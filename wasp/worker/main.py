@@ -22,6 +22,7 @@ def parse_args(argv):
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--pool", required=True)
+    parser.add_argument("--virtualenv", default="", help="the pool's venv, put first on sys.path")
     parser.add_argument("--log-level", default=os.environ.get("WASP_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
@@ -52,6 +53,12 @@ def main(argv=None) -> int:
 
     from wasp.worker.worker import Worker
 
+    if args.virtualenv:
+        try:
+            _enter_virtualenv(args.virtualenv)
+        except ValueError as exc:
+            log.error("cannot use virtualenv %s: %s", args.virtualenv, exc)
+            return EXIT_BOOT_ERROR
     worker = Worker(args.worker_id, args.pool, control)
 
     async def run() -> int:
@@ -67,6 +74,18 @@ def main(argv=None) -> int:
     log.info("exit %d (served %d)", code, worker.stats.served)
     logging.shutdown()
     return code
+
+
+def _enter_virtualenv(path: str) -> None:
+    # What wasp imports later on (WebSocket support) is imported now, from the server's packages,
+    # before the venv's come first: the venv's versions are for the app.
+    try:
+        import wasp.worker.hosting.websocket  # noqa: F401
+    except ImportError:
+        pass
+    from wasp.worker.venv import activate
+
+    activate(path)
 
 
 def _run_legacy(run):

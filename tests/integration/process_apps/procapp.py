@@ -8,7 +8,8 @@ initialization page); /slow?s=&mark= (sleeps, touching `mark` first); /alloc?mb=
 /reserve?mb= (keeps N MiB of address space it never touches: virtual memory, not resident);
 /spike?mb=&hold= (N MiB for `hold` seconds, then frees them); /hold?mark=&release=
 (touches `mark`, then waits until the file `release` exists, at most 60 s); /burn?s= (CPU for s seconds);
-/crash (the process exits at once); /write?path= (tries to create a file).
+/crash (the process exits at once); /write?path= (tries to create a file); /module?name=
+(imports a module: JSON with its file, its ORIGIN attribute, sys.path and VIRTUAL_ENV).
 """
 
 import json
@@ -86,6 +87,11 @@ def app(environ, start_response):
         body = f"burned in {os.getpid()}"
     elif path == "/crash":
         os._exit(1)
+    elif path == "/module":
+        import importlib
+        module = importlib.import_module(q["name"])
+        body = json.dumps({"file": module.__file__, "origin": getattr(module, "ORIGIN", ""),
+                           "path": sys.path, "virtual_env": os.environ.get("VIRTUAL_ENV", "")})
     elif path == "/write":
         try:
             with open(q["path"], "w") as f:
