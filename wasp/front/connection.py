@@ -145,7 +145,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
                 self._sockfd = -1
         self.table = server.router.table(self.local[0], self.local[1])
         server.connections.add(self)
-        self.deadline = server.now + server.idle_timeout
+        self.deadline = server.loop.time() + server.idle_timeout
         self.timer = "Timer_ConnectionIdle"
         if server.over_connection_limit():
             self._error_before_request(AppPoolUnavailable("ConnLimit"))
@@ -186,10 +186,10 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             else:
                 self._raw_head = 0
                 self._raw_line = 0
-                self.deadline = server.now + server.header_wait
+                self.deadline = server.loop.time() + server.header_wait
                 self.timer = "Timer_HeaderWait"
         elif self._cur is not None:
-            self.deadline = server.now + server.idle_timeout
+            self.deadline = server.loop.time() + server.idle_timeout
             self.timer = "Timer_EntityBody"
         elif self._pending:
             self.deadline = 0.0
@@ -421,7 +421,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             return
         server = self.server
         try:
-            server.dispatcher.submit(req, server.now)
+            server.dispatcher.submit(req, server.loop.time())
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
 
@@ -607,7 +607,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if pending:
             self._start(pending[0])
         elif self.state is _OPEN and not self._in_head and self._cur is None:
-            self.deadline = server.now + server.idle_timeout
+            self.deadline = server.loop.time() + server.idle_timeout
             self.timer = "Timer_ConnectionIdle"
         if self._read_paused:
             self._flow()
@@ -680,7 +680,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
-        self.deadline = self.server.now + LINGER
+        self.deadline = self.server.loop.time() + LINGER
         self.timer = ""
 
     # ================================================================ timers and stop
