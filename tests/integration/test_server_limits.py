@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import select
 import socket
 import time
 
@@ -166,3 +167,42 @@ def test_http_1_0_keep_alive_when_asked(server):
 def test_access_log_records_the_413(server):
     server.wait_until(lambda: re.search(r" 413 ", server.output()), 15,
                       what=lambda: f"a 413 line in the logs\n{server.diagnostics()}")
+
+
+def test_header_wait_never_cuts_before_its_time(server):
+    # The front sweeps once a second: the cut may come up to a sweep late, never early.
+    with server.connect(timeout=20) as conn:
+        time.sleep(0.5)  # start the timer off the sweep's beat
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        last_byte = time.monotonic()
+        try:
+            conn.read_until_close()
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - last_byte >= 2.0
+
+
+def test_an_endless_trailer_is_431_and_the_front_keeps_serving(server):
+    piece = b"a" * 4096
+    sent = 0
+    with server.connect(timeout=20) as conn:
+        conn.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\nX-Endless: ")
+        try:
+            for _ in range(80 * 1024 * 1024 // len(piece)):  # at most 80 MB, as the report's attack
+                if select.select([conn.sock], [], [], 0)[0]:
+                    break  # the front has answered: stop, so the answer is not lost to a reset
+                conn.sock.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except socket.timeout:
+            pass  # the front stopped reading: what it answered is below
+        try:
+            answer = conn.read_until_close()
+        except ConnectionResetError:
+            answer = b""
+    # The 431 goes out after max_field_length (socket buffers let the client send some more).
+    assert answer.startswith(b"HTTP/1.1 431"), (sent, answer[:200])
+    assert sent < 16 * 1024 * 1024, sent
+    assert requests.get(server.url + "/echo?after=trailer", timeout=20).text == "|/echo|after=trailer"

@@ -25,6 +25,7 @@ from wasp.errors import BadRequest, HttpError
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
 from wasp.wire import w3c
+from wasp.wire.chunked import ChunkScanner, head_end
 from wasp.wire.http import (AppPoolUnavailable, EntityTooLarge, FieldTooLong, InvalidHeader,
                             InvalidHostname, InvalidUrl, InvalidVerb, NoApplication, RequestTooLong,
                             UnknownEncoding, UrlTooLong, VersionNotSupported, error_response)
@@ -82,7 +83,7 @@ def classify(exc: Exception) -> HttpError:
 class HttpConnection(ResponseWriter, asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "state", "peer", "local", "table", "c_ip", "s_ip",
                  "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_raw_head",
-                 "_lines", "_raw_line",
+                 "_lines", "_raw_line", "_scan", "_tail",
                  "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
                  "_early", "_sockfd")
 
@@ -109,6 +110,8 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         self._raw_head = 0
         self._lines = 0
         self._raw_line = 0
+        self._scan: ChunkScanner | None = None   # the framing limits of the chunked body being read
+        self._tail = b""    # the last bytes of a read that ended inside a head
         self._read_paused = False
         self._write_paused = False
         self._buffered = 0
@@ -142,7 +145,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
                 self._sockfd = -1
         self.table = server.router.table(self.local[0], self.local[1])
         server.connections.add(self)
-        self.deadline = server.now + server.idle_timeout
+        self.deadline = server.loop.time() + server.idle_timeout
         self.timer = "Timer_ConnectionIdle"
         if server.over_connection_limit():
             self._error_before_request(AppPoolUnavailable("ConnLimit"))
@@ -162,13 +165,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             return
         heads = self._heads
         lines = self._lines
-        try:
-            self.parser.feed_data(data)
-        except HttpParserUpgrade as exc:
-            self._upgraded(data, exc.args[0])
-        except HttpParserError as exc:
-            if self.state is _OPEN:
-                self._parse_failed(classify(exc))
+        self._parse(data)
         if self.state is not _OPEN:
             return
         server = self.server
@@ -189,16 +186,60 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             else:
                 self._raw_head = 0
                 self._raw_line = 0
-                self.deadline = server.now + server.header_wait
+                self.deadline = server.loop.time() + server.header_wait
                 self.timer = "Timer_HeaderWait"
         elif self._cur is not None:
-            self.deadline = server.now + server.idle_timeout
+            self.deadline = server.loop.time() + server.idle_timeout
             self.timer = "Timer_EntityBody"
         elif self._pending:
             self.deadline = 0.0
         if self._read_paused or self._buffered > BODY_BUFFER_LIMIT or len(self._pending) > MAX_PIPELINE \
                 or self._broken:
             self._flow()
+
+    def _parse(self, data: bytes) -> None:
+        """Feed llhttp, cut where a head ends and where a chunked body ends, so that the
+        ChunkScanner of a chunked body walks exactly the bytes llhttp takes as that body (and
+        walks them first: a limit stops the connection before llhttp or httptools buffer them)."""
+        n = len(data)
+        pos = 0
+        while pos < n:
+            scan = self._scan
+            req = self._cur
+            if scan is not None:
+                try:
+                    end = scan.feed(data, pos)
+                except HttpError as err:
+                    self._parse_failed(err)
+                    return
+            elif req is None or self._in_head:
+                end = head_end(data, pos, self._tail if pos == 0 else b"")
+                if end < 0:
+                    end = n
+            else:
+                # A Content-Length body: cut where it ends, a pipelined chunked request may follow.
+                left = req.content_length - req.received
+                end = pos + left if 0 < left < n - pos else n
+            piece = data if pos == 0 and end == n else data[pos:end]
+            try:
+                self.parser.feed_data(piece)
+            except HttpParserUpgrade as exc:
+                self._upgraded(data[pos:] if pos else data, exc.args[0])
+                return
+            except HttpParserError as exc:
+                if self.state is _OPEN:
+                    self._parse_failed(classify(exc))
+                return
+            if self.state is not _OPEN or self._broken:
+                return
+            if scan is not None and (req.received != scan.data_bytes or scan.done != req.body_done):
+                # llhttp and the scanner disagree on where the body is: refuse rather than guess.
+                self._parse_failed(BadRequest("chunked framing out of step"))
+                return
+            if scan is not None and scan.done:
+                self._scan = None
+            pos = end
+        self._tail = data[-2:] if self._cur is None or self._in_head else b""
 
     def eof_received(self):
         state = self.state
@@ -329,6 +370,9 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if req.upgrade and parser.should_upgrade():
             req.websocket = True
         req.headers_done = True
+        if req.chunked:
+            self._scan = ChunkScanner(limit, server.max_field_length,
+                                      server.max_request_bytes - req.head_bytes - len(req.target))
         if not req.chunked and req.content_length <= 0:
             req.body_done = True  # nothing follows the head: answers need not wait for the parser
         pending = self._pending
@@ -340,12 +384,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
 
     def on_body(self, data: bytes) -> None:
         req = self._cur
-        if req.chunked:
-            # A chunked body has no Content-Length to check up front: count it (IIS does too).
-            req.received += len(data)
-            limit = self.server.max_content
-            if limit and req.received > limit:
-                raise EntityTooLarge("chunked body over max_allowed_content_length")
+        req.received += len(data)
         if req.link is not None and not req.body_buf and req.window >= len(data) \
                 and req.link.owns(req):
             req.window -= len(data)
@@ -382,7 +421,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             return
         server = self.server
         try:
-            server.dispatcher.submit(req, server.now)
+            server.dispatcher.submit(req, server.loop.time())
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
 
@@ -455,6 +494,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
 
     def _parse_failed(self, err: HttpError) -> None:
         self._broken = True
+        self._scan = None
         req = self._cur
         self._cur = None
         self._in_head = False
@@ -567,7 +607,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if pending:
             self._start(pending[0])
         elif self.state is _OPEN and not self._in_head and self._cur is None:
-            self.deadline = server.now + server.idle_timeout
+            self.deadline = server.loop.time() + server.idle_timeout
             self.timer = "Timer_ConnectionIdle"
         if self._read_paused:
             self._flow()
@@ -640,7 +680,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
-        self.deadline = self.server.now + LINGER
+        self.deadline = self.server.loop.time() + LINGER
         self.timer = ""
 
     # ================================================================ timers and stop

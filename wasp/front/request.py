@@ -101,7 +101,7 @@ class Request:
         self.head_bytes = 0
         self.headers_done = False
         self.body_done = False
-        self.received = 0       # body bytes of a chunked request so far (413.1 check)
+        self.received = 0       # body bytes so far (where a Content-Length body ends)
         self.app = None
         self.pool = None
         self.link = None

@@ -72,7 +72,8 @@ class Server:
 
     # ---- clock ----
     def refresh_clock(self, wall: float | None = None) -> None:
-        """Once a second: the cached Date header and log timestamps."""
+        """Once a second: the cached Date header and log timestamps. `now` is the sweep's time;
+        deadlines are set from `loop.time()`, never from it (it may be a second old)."""
         self.now = self.loop.time()
         wall = time.time() if wall is None else wall
         second = int(wall)
