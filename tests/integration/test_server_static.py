@@ -4,6 +4,8 @@ the root (dot segments in every spelling, backslashes, symlinks, NUL bytes)."""
 from __future__ import annotations
 
 import os
+import socket
+import threading
 
 import pytest
 import requests
@@ -135,3 +137,75 @@ def test_no_escape_from_the_root(server, target):
             return  # the server closed the connection: nothing leaked
     assert SECRET.encode() not in response.body, f"{target} leaked the secret: {response.status}"
     assert response.status in (400, 403, 404), f"{target} -> {response.status} {response.body[:200]!r}"
+
+
+BUSY_CONFIG = """
+{pool_timing}
+[[pools]]
+name = "Busy"
+threads = 2
+[pools.process_model]
+ping_response_time = "120s"  # held threads answer no ping: keep the worker while the test holds them
+
+[[sites]]
+name = "Busy Site"
+id = 1
+bindings = ["http/127.0.0.1:{port}:"]
+[[sites.applications]]
+path = "/"
+pool = "Busy"
+physical_path = "www"
+app = "blocking:app"
+python_path = ["{apps}"]
+"""
+
+
+def test_static_files_do_not_wait_for_busy_app_threads(wasp_server):
+    """Both WSGI threads of the pool are held by app requests; a static file, a default document
+    and a 304 of the same application are answered while those requests are still running."""
+    root = wasp_server.dir / "www"
+    root.mkdir()
+    (root / "index.html").write_text(INDEX)
+    (root / "style.css").write_text(CSS)
+    server = wasp_server(BUSY_CONFIG)
+    warm = get(server, "/hello")
+    assert (warm.status_code, warm.text) == (200, "app answered /hello"), server.diagnostics()
+
+    held: list = []
+    results: dict[int, object] = {}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+        port = listener.getsockname()[1]
+
+        def block(i: int) -> None:
+            try:
+                r = requests.get(f"{server.url}/block?port={port}", timeout=90)
+                results[i] = (r.status_code, r.text)
+            except requests.RequestException as exc:
+                results[i] = repr(exc)
+
+        clients = [threading.Thread(target=block, args=(i,), daemon=True) for i in range(2)]
+        for t in clients:
+            t.start()
+        try:
+            for _ in clients:  # each accepted "in" is one WSGI thread now held by the app
+                conn, _addr = listener.accept()
+                held.append(conn)
+                conn.settimeout(30)
+                assert conn.recv(2) == b"in"
+            css = requests.get(server.url + "/style.css", timeout=20)
+            index = requests.get(server.url + "/", timeout=20)
+            cached = requests.get(server.url + "/style.css", timeout=20,
+                                  headers={"If-None-Match": css.headers.get("ETag", "")})
+            # Nothing was released yet: both app requests are still in flight.
+            assert results == {} and all(t.is_alive() for t in clients), results
+        finally:
+            for conn in held:
+                conn.sendall(b"x")
+                conn.close()
+            for t in clients:
+                t.join(60)
+    assert (css.status_code, css.text) == (200, CSS)
+    assert (index.status_code, index.text) == (200, INDEX)
+    assert cached.status_code == 304
+    assert results == {0: (200, "released"), 1: (200, "released")}, (results, server.diagnostics())

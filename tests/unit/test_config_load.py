@@ -479,3 +479,52 @@ def test_loaded_config_round_trips_through_the_wire():
     from wasp.config.model import decode, encode
     config = load_text(ARCHITECTURE_EXAMPLE)
     assert decode(encode(config)) == config
+
+
+# ---- http_errors: site level, application level, inheritance ----
+
+HTTP_ERRORS = '''
+[[pools]]
+name = "DefaultAppPool"
+
+[[sites]]
+name = "A"
+id = 1
+bindings = ["http/*:8080:a.test"]
+[sites.http_errors]
+error_mode = "Custom"
+[[sites.applications]]
+path = "/"
+[[sites.applications]]
+path = "/debug"
+[sites.applications.http_errors]
+error_mode = "Detailed"
+
+[[sites]]
+name = "B"
+id = 2
+bindings = ["http/*:8080:b.test"]
+[[sites.applications]]
+path = "/"
+'''
+
+
+def test_http_errors_default_is_iis_detailed_local_only_and_apps_inherit_the_site():
+    config = load_text(HTTP_ERRORS)
+    a, b = config.sites
+    assert a.http_errors.error_mode == "Custom"
+    assert [app.http_errors.error_mode for app in a.applications] == ["Custom", "Detailed"]
+    assert b.http_errors.error_mode == "DetailedLocalOnly"
+    assert b.applications[0].http_errors.error_mode == "DetailedLocalOnly"
+    # what the manager sends a worker carries the effective value of each application
+    from wasp.config import model
+    again = model.decode(model.encode(config))
+    assert [app.http_errors.error_mode for app in again.sites[0].applications] == ["Custom", "Detailed"]
+
+
+def test_http_errors_bad_value_and_unknown_key_name_their_path():
+    found = problems(HTTP_ERRORS.replace('error_mode = "Custom"', 'error_mode = "custom"')
+                     .replace('error_mode = "Detailed"', 'errormode = "Detailed"'))
+    assert [(path, line) for path, line, _m in found] == [
+        ("sites[0].http_errors.error_mode", 10), ("sites[0].applications[1].http_errors.errormode", 16)]
+    assert "DetailedLocalOnly" in found[0][2]

@@ -339,6 +339,17 @@ def test_missing_file_is_500(rig):
     assert split_responses(bytes(transport.out))[0][0] == 500
 
 
+def test_a_file_the_front_cannot_open_is_500_without_its_path(rig):
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _, _)] = worker.requests()
+    worker.feed(fr.pack_file(sid, fr.FileSpan(b"200 OK\r\n", "/srv/secret-7f3a/file.bin", 0, 100)))
+    [(status, _headers, body)] = split_responses(bytes(transport.out))
+    assert status == 500 and b"secret-7f3a" not in body and b"file.bin" not in body
+    assert b"HTTP Error 500. The server encountered an internal error." in body
+
+
 # ---- failures ----
 
 def test_abort_before_response_is_500_after_is_a_cut(rig):

@@ -104,3 +104,21 @@ def test_host_key(value, key):
 def test_host_key_rejects(value):
     with pytest.raises(InvalidHostname):
         host_key(value)
+
+
+def test_front_error_pages_carry_nothing_but_status_and_reason():
+    """HTTP.sys's pages are fixed text chosen by (status, reason): no request, path or exception
+    text can reach them (the front's half of "errors do not leak")."""
+    from wasp.wire import http
+    reasons = list(http._PAGES) + ["Internal", "QueueFull", "AppOffline", "Timer_ConnectionIdle", ""]
+    for status in list(range(400, 418)) + list(range(500, 506)) + [421, 429, 431]:
+        for reason in reasons:
+            body = error_body(status, reason)
+            title, heading, message = (http._PAGES[reason][1:] if reason in http._PAGES
+                                       and http._PAGES[reason][0] == status
+                                       else http._STATUS_PAGES.get(status) or (
+                                           http.reason_phrase(status), http.reason_phrase(status),
+                                           f"HTTP Error {status}. {http.reason_phrase(status)}."))
+            assert body == error_page(title, heading, message), (status, reason)
+            text = body.decode("ascii").split("\r\n", 1)[1]  # after the DOCTYPE line
+            assert "/" not in text.replace("</", "").replace("text/html", ""), (status, reason, text)

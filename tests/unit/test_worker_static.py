@@ -11,6 +11,7 @@ from wasp.worker import modules  # noqa: F401
 from wasp.worker.modules import static
 from wasp.worker.modules.mime import content_type
 from wasp.worker.pipeline import Pipeline
+from wasp.worker.registry import Phase
 
 from worker_fakes import make_app, make_ctx
 
@@ -182,6 +183,31 @@ def test_app_with_physical_path_gets_what_static_does_not_claim(site, tmp_path):
         app.pipeline.run_sync(ctx)
         result = ctx.channel.response()
         assert (result[4] if expected == "file" else result[3]) == expected, path
+
+
+def test_only_the_wsgi_handler_is_handed_to_a_thread(site, tmp_path):
+    """run_front (on the loop) answers files, default documents, redirects and their errors
+    itself; only a request the WSGI app handles is left for run_handler_sync on a thread."""
+    (tmp_path / "tinyapp.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [environ['PATH_INFO'].encode()]\n")
+    from wasp.worker.application import load
+    app = make_app("/", physical_path=str(site), app="tinyapp:app", python_path=[str(tmp_path)])
+    load(app, threads=1, multiprocess=False)
+    for path, method, status in (("/hello.txt", "GET", 200), ("/docs/", "GET", 200),
+                                 ("/docs", "GET", 301), ("/hello.txt", "POST", 405)):
+        ctx = make_ctx(app, path=path, method=method)
+        assert app.pipeline.run_front(ctx) is False, path
+        assert ctx.finished and ctx.channel.finished == [ctx], path
+        assert ctx.channel.response()[0] == status, path
+    for path in ("/nothing", "/bare/"):
+        ctx = make_ctx(app, path=path)
+        assert app.pipeline.run_front(ctx) is True, path
+        assert not ctx.started and ctx.channel.written == [] and ctx.channel.finished == []
+        assert ctx.phase is Phase.MAP_REQUEST_HANDLER and ctx.handler.id == "python_app"
+        app.pipeline.run_handler_sync(ctx)
+        assert ctx.channel.response()[3] == path.encode() and ctx.channel.finished == [ctx]
 
 
 # ---- conditional requests and ranges ----

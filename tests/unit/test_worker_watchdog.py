@@ -228,3 +228,29 @@ def test_coroutine_stack_follows_what_it_awaits():
         loop.run_until_complete(asyncio.wait([task]))
     finally:
         loop.close()
+
+
+def test_the_execution_limit_of_a_wsgi_request_counts_from_when_a_thread_takes_it(tmp_path):
+    (tmp_path / "okapp.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n")
+    from wasp.worker.application import load
+    app = make_app("/", app="okapp:app", python_path=[str(tmp_path)], execution_timeout=30.0)
+    load(app, threads=1, multiprocess=False)
+    worker, socks = make_worker()
+    try:
+        ctx = make_ctx(app, path="/x")
+        assert app.pipeline.run_front(ctx) is True
+        ctx.start_time -= 25.0   # it waited 25 s of its 30 s limit for a thread
+        queued_since = ctx.start_time
+        worker._start_threads(1)
+        worker.jobs.put(ctx)
+        worker.jobs.put(None)
+        worker.threads[0].join(5)
+        assert ctx.channel.response()[3] == b"ok" and ctx.channel.finished == [ctx]
+        assert ctx.start_time >= queued_since + 25.0  # the limit restarted when the thread took it
+        assert watchdog.check([ctx], ctx.start_time + 29.0) == ([], [])
+    finally:
+        for s in socks:
+            s.close()

@@ -41,6 +41,13 @@ _SECTION_TEXT = {
         "Web sites. A site has a unique `name` and `id` and answers on its bindings; requests are routed "
         "by binding (IP, port, Host) and then by the longest application path."),
     "sites.log": "The site's W3C extended access log, in `<log_dir>/W3SVC<id>/`.",
+    "sites.http_errors": (
+        "IIS httpErrors: the error page clients get when a request fails in a worker (a module's "
+        "404, 403.14, 405, ... or a 500 for an app that raises); a response an app writes itself is "
+        "passed on unchanged. Every application of the site inherits it."),
+    "sites.applications.http_errors": (
+        "The application's httpErrors: a key set here overrides the site's `[sites.http_errors]`, a key "
+        "left out is the site's."),
     "sites.applications": (
         "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
         "files (`physical_path`), a Python app (`app`), or both (the app answers what is not a file). "

@@ -13,9 +13,11 @@ import re
 import tomllib
 from typing import Any
 
+import msgspec
+
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
-from wasp.config.model import Config, Pool
+from wasp.config.model import Config, HttpErrors, Pool
 from wasp.config.validate import FIELD_CHECKS, check_config
 from wasp.errors import ConfigError, ConfigProblem
 
@@ -71,8 +73,21 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
     if decoder.problems:
         raise ConfigError(_problems(decoder.problems, locator, file))
     config.source = source
+    inherit_http_errors(config, data)
     resolve_paths(config, base_dir if base_dir is not None else os.getcwd())
     return config
+
+
+def inherit_http_errors(config: Config, data: dict[str, Any]) -> None:
+    """An application's http_errors keys it does not set are its site's (IIS: a section's
+    attributes not set at a level come from the level above). `data` is the decoded file, whose
+    sites and applications line up with the config's once it decoded without a problem."""
+    for site, raw_site in zip(config.sites, data.get("sites") or ()):
+        for app, raw_app in zip(site.applications, raw_site.get("applications") or ()):
+            own = raw_app.get("http_errors") or {}
+            for info in msgspec.structs.fields(HttpErrors):
+                if info.encode_name not in own:
+                    setattr(app.http_errors, info.name, getattr(site.http_errors, info.name))
 
 
 def merge(defaults: dict, own: dict) -> dict:

@@ -144,6 +144,19 @@ class Pool(_Strict):
     failure: Failure = field(default_factory=Failure)
 
 
+class HttpErrors(_Strict):
+    """IIS system.webServer/httpErrors: what an error response shows the client."""
+
+    error_mode: Annotated[Literal["DetailedLocalOnly", "Custom", "Detailed"], doc(
+        "Custom: IIS's terse custom error page (no substatus, module, handler or physical path) for "
+        "everyone. Detailed: IIS's detailed error page (status.substatus, module, notification, handler, "
+        "URL, physical path) for everyone. DetailedLocalOnly: detailed for a local request only, one "
+        "from a loopback address without an X-Forwarded-For, Forwarded or X-Real-IP header; custom for "
+        "the rest. Behind a reverse proxy on the same host that sends none of those headers, every "
+        "visitor looks local: set Custom there."
+    )] = "DetailedLocalOnly"
+
+
 class Application(_Strict):
     path: Annotated[str, doc("URL path the application answers under: \"/\", \"/api\", \"/api/v2\".")] = "/"
     pool: Annotated[str, doc("Name of the pool that runs this application.")] = "DefaultAppPool"
@@ -159,6 +172,7 @@ class Application(_Strict):
         "Longest a request may run in the app; over it the client gets 503 and a worker whose request "
         "will not end is replaced after its thread stacks are logged. 0 = no limit."
     )] = Duration(0)
+    http_errors: HttpErrors = field(default_factory=HttpErrors)  # keys not set here: the site's
 
 
 class SiteLog(_Strict):
@@ -172,6 +186,7 @@ class Site(_Strict):
     bindings: Annotated[list[str], doc("appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any.")]
     server_auto_start: Annotated[bool, doc("Listen on the site's bindings when the server starts (otherwise the site is Stopped).")] = True
     log: SiteLog = field(default_factory=SiteLog)
+    http_errors: HttpErrors = field(default_factory=HttpErrors)
     applications: list[Application] = field(default_factory=list)
 
 

@@ -1,14 +1,17 @@
-"""IIS-style error responses (httpErrors, errorMode DetailedLocalOnly).
+"""IIS-style error responses, as the application's `http_errors.error_mode` says.
 
-A loopback client gets IIS's detailed error page (status.substatus, module, notification, handler,
-URL, physical path); anyone else gets the custom error page of the en-US `custerr` folder, or,
-for a status without one, a one-line message, which is what IIS sends when no `<error>` entry
-matches (shared/reference/iis-behaviour.md §2.3).
+Detailed: IIS's detailed error page (status.substatus, module, notification, handler, URL,
+physical path). Custom: the custom error page of IIS's en-US `custerr` folder or, for a status
+without one, a one-line message, which is what IIS sends when no `<error>` entry matches
+(shared/reference/iis-behaviour.md §2.3): no substatus, module, handler, path or exception text.
+DetailedLocalOnly (IIS's default): detailed for a local request (`is_local`), custom otherwise.
+Neither page ever carries an exception's message or traceback; those go to the worker log.
 """
 
 from __future__ import annotations
 
 import html
+import ipaddress
 
 from wasp.errors import HttpError
 from wasp.wire.http import reason_phrase
@@ -84,7 +87,33 @@ _HEAD = ('<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
          '<html xmlns="http://www.w3.org/1999/xhtml">\r\n<head>\r\n'
          '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"/>\r\n')
 
-_LOCAL = ("127.0.0.1", "::1", "localhost")
+#: Headers a reverse proxy adds for the client it forwards (nginx's X-Real-IP included).
+_FORWARDING = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+
+
+def is_local(head) -> bool:
+    """IIS's local request: one from the machine itself, told by the client address (a loopback
+    address, IPv4-mapped ones included). A request carrying a forwarding header is not local
+    whatever address it comes from: behind a reverse proxy on the same host every connection is
+    from loopback, and the visitor is whoever the proxy says it forwards for."""
+    client = head.client
+    if not client:
+        return False
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not address.is_loopback:
+        return False
+    return not any(name.lower() in _FORWARDING for name, _value in head.headers)
+
+
+def detailed_for(ctx) -> bool:
+    """Whether `ctx`'s client gets the detailed error page."""
+    mode = ctx.app.config.http_errors.error_mode
+    return mode == "Detailed" or (mode == "DetailedLocalOnly" and is_local(ctx.head))
 
 
 def custom_page(status: int) -> str:
@@ -119,7 +148,7 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
     """-> (response block, body) for an HttpError raised while serving `ctx`."""
     status, substatus = exc.status, exc.substatus
     head = ctx.head
-    if head.client and head.client[0] in _LOCAL:
+    if detailed_for(ctx):
         handler = getattr(ctx.handler, "id", "") if ctx.handler is not None else ""
         text = detailed_page(
             status, substatus, module=ctx.module or "", handler=handler,
@@ -132,3 +161,4 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
     lines.extend(f"{name}: {value}\r\n" for name, value in getattr(exc, "headers", ()))
     lines.append(f"Content-Length: {len(body)}\r\n")
     return "".join(lines).encode("latin-1"), body
+

@@ -7,8 +7,12 @@ the end of the handler list). A step returning FINISH skips ahead to LOG_REQUEST
 END_REQUEST always run. Any exception from a step becomes a response here and nowhere else:
 an HttpError its status page, anything else a logged 500; once a response has started, an ABORT.
 
-The same compiled steps run on a WSGI thread (`run_sync`) or as a task on the event loop
-(`run_async`, where a step may return an awaitable: the ASGI handler).
+The same compiled steps run on the event loop (`run_sync`, static content only), as a task on
+the loop (`run_async`, where a step may return an awaitable: the ASGI handler), or split for an
+application with a WSGI app: `run_front` runs the phases up to the handler on the loop, and only
+when MAP_REQUEST_HANDLER chose a blocking handler (the WSGI host) does the rest, from
+EXECUTE_REQUEST_HANDLER on, run on a thread (`run_handler_sync`). A static file, a default
+document, a redirect or an error page of such an application never waits for a free thread.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class Pipeline:
             for module in self.modules:
                 if phase in module.phases and module.wants(phase):
                     target.append((phase, module.id, getattr(module, phase.method)))
+        split = next(i for i, (phase, _name, _step) in enumerate(self.main)
+                     if phase is Phase.EXECUTE_REQUEST_HANDLER)
+        self.before = self.main[:split]  # run on the loop by run_front
+        self.after = self.main[split:]   # EXECUTE_REQUEST_HANDLER on
 
     def cleanup(self) -> None:
         for module in self.modules:
@@ -62,9 +70,37 @@ class Pipeline:
 
     # ---- the per-request loop ----
     def run_sync(self, ctx) -> None:
+        self._run_sync(ctx, self.main)
+
+    def run_front(self, ctx) -> bool:
+        """The phases before the handler, on the loop. True when the mapped handler blocks (WSGI):
+        the caller hands the request to a thread, which calls `run_handler_sync`. Otherwise the
+        request has been answered and ended here."""
+        rest = ()
+        try:
+            for phase, name, step in self.before:
+                ctx.phase = phase
+                ctx.module = name
+                if step(ctx) is FINISH:
+                    break
+            else:
+                handler = ctx.handler or self.catch_all
+                if handler is not None and handler.blocking:
+                    return True
+                rest = self.after
+        except Exception as exc:
+            self.fail(ctx, exc)
+        self._run_sync(ctx, rest)
+        return False
+
+    def run_handler_sync(self, ctx) -> None:
+        """The rest of a request `run_front` handed off: the handler and the last phases."""
+        self._run_sync(ctx, self.after)
+
+    def _run_sync(self, ctx, steps) -> None:
         try:
             try:
-                for phase, name, step in self.main:
+                for phase, name, step in steps:
                     ctx.phase = phase
                     ctx.module = name
                     if step(ctx) is FINISH:

@@ -64,6 +64,9 @@ class Module:
 
     id: str = ""
     phases: tuple[Phase, ...] = ()
+    #: A handler that blocks its thread (the WSGI host): the pipeline runs it on a WSGI thread,
+    #: everything else on the event loop.
+    blocking: bool = False
 
     def setup(self, app) -> None:
         """Read what this module needs from the application (`app.config` is its config)."""

@@ -1,8 +1,9 @@
 """The worker process's life (IIS w3wp): load the pool's apps, warm them up, serve, drain, exit.
 
 Its state is one Enum with a transition table. Control messages come from the manager, frames
-from the front; both arrive on the event loop. WSGI requests run on `pool.threads` threads that
-block on a SimpleQueue; ASGI and static-only requests run on the loop.
+from the front; both arrive on the event loop. Every request's pipeline runs on the loop up to its
+handler; only a WSGI app's handler goes to one of `pool.threads` threads that block on a
+SimpleQueue, so static files, default documents and error pages never wait for a thread.
 """
 
 from __future__ import annotations
@@ -277,7 +278,12 @@ class Worker:
             self.apps[app.key] = app
         wsgi = any(app.threaded for app in apps)
         asgi = any(app.is_asgi for app in apps)
-        self.capacity = pool.threads if wsgi or not asgi else pool.max_concurrent_requests
+        # A pool with a WSGI app takes twice its threads: `threads` requests run on the threads,
+        # as many more may wait in this worker for one, and while they do the loop still answers
+        # what needs no thread (static files, redirects, error pages) instead of the front
+        # holding those in the pool's queue behind busy threads.
+        self.capacity = (2 * pool.threads if wsgi else pool.threads if not asgi
+                         else pool.max_concurrent_requests)
         self.watch_every = watchdog.interval(app.config.execution_timeout for app in apps)
         if wsgi:
             self._start_threads(pool.threads)
@@ -315,7 +321,8 @@ class Worker:
         if app.is_asgi:
             ctx.body = AsyncBody(ctx, eof=True)
         if app.threaded:
-            self.jobs.put(ctx)
+            if app.pipeline.run_front(ctx):
+                self.jobs.put(ctx)
         elif app.is_asgi:
             self._spawn(app.pipeline.run_async(ctx))
         else:
@@ -333,6 +340,7 @@ class Worker:
     def _thread_main(self) -> None:
         get = self.jobs.get
         ident = threading.get_ident()
+        monotonic = time.monotonic
         while True:
             ctx = get()
             if ctx is None:
@@ -348,7 +356,9 @@ class Worker:
                     ctx.channel.done(ctx)
                     continue
                 ctx.thread = ident
-                ctx.app.pipeline.run_sync(ctx)
+                # The execution limit counts from here, not from the wait for a thread.
+                ctx.start_time = monotonic()
+                ctx.app.pipeline.run_handler_sync(ctx)
             except BaseException:
                 log.exception("request thread: unexpected error")
 
@@ -398,7 +408,9 @@ class Worker:
         channel.streams[sid] = ctx
         self.stats.begin(ctx)
         if threaded:
-            self.jobs.put(ctx)
+            # The loop maps the handler; only the WSGI handler waits for a thread.
+            if app.pipeline.run_front(ctx):
+                self.jobs.put(ctx)
         elif asgi:
             coro = ctx.coro = app.pipeline.run_async(ctx)
             task = ctx.task = eager.start(self.loop, coro)

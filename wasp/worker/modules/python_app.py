@@ -13,6 +13,7 @@ from wasp.worker.registry import CONTINUE, Module, Phase, register
 class PythonAppModule(Module):
     def setup(self, app) -> None:
         self.host = app.host
+        self.blocking = app.threaded  # a WSGI app runs on the worker's threads
 
     def wants(self, phase) -> bool:
         return self.host is not None
