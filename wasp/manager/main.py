@@ -21,6 +21,7 @@ import psutil
 
 from wasp.common.channel import ControlChannel
 from wasp.common.proctitle import set_title
+from wasp.config import rundir
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import actions as A
@@ -565,11 +566,16 @@ def _answers(path: str) -> bool:
 
 
 def prepare_dirs(run_dir: str, log_dir: str) -> None:
-    """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses.
+    """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses, or one that
+    is not ours and private (wasp/config/rundir.py: a local user may have pre-created it).
 
     A live server is one answering on its admin socket: a pid file alone may be stale, its pid
     reused by an unrelated process."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    base = rundir.run_dir_base()
+    if os.path.dirname(run_dir) == base:  # a fallback run dir: the shared base must be ours too
+        rundir.private_dir(base)
+    os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+    rundir.private_dir(run_dir)
     os.makedirs(log_dir, exist_ok=True)
     if _answers(os.path.join(run_dir, "admin.sock")):
         try:
@@ -589,7 +595,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
     try:
         prepare_dirs(run_dir, log_dir)
         listener_set.apply(listeners.plan(config))
-    except (StartupError, listeners.BindError, OSError, ValueError) as exc:
+    except (StartupError, rundir.RunDirError, listeners.BindError, OSError, ValueError) as exc:
         listener_set.close()
         stderr.write(f"wasp: {exc}\n")
         return 1
