@@ -402,3 +402,38 @@ def test_a_pre_created_unsafe_base_is_refused(wasp_server, xdg, projects, unsafe
     assert result.returncode == 1, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     assert f"refusing {base}" in result.stderr, result.stderr
     assert not list((tmp_path / "elsewhere").iterdir()) if unsafe == "symlink" else True
+
+
+# ---------------------------------------------------------------------- start|stop site
+
+def test_stop_site_stops_listening_and_start_listens_again(wasp_server):
+    own = wasp_server.free_port()
+    text = CONFIG.replace('bindings = ["http/127.0.0.1:{port}:b.test"]',
+                          f'bindings = ["http/127.0.0.1:{{port}}:b.test", "http/127.0.0.1:{own}:"]')
+    server = wasp_server(text)
+    assert get(server, "b.test", "/").text == "crashy" and get(server, "a.test", "/").text == "crashy"
+    pids = set(server.worker_pids())
+    assert len(pids) == 2, pids
+    assert requests.get(f"http://127.0.0.1:{own}/", timeout=30).text == "crashy"
+    assert server.cli("stop", "site", "Site B").stdout.strip() == '"Site B" successfully stopped.'
+    # Its own port closed; on the shared port its host no longer routes; Site A is untouched.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{own}/", timeout=30)
+    r = get(server, "b.test", "/")
+    assert r.status_code == 400 and "Invalid Hostname" in r.text, (r.status_code, r.text[:200])
+    assert get(server, "a.test", "/").text == "crashy"
+    sites = lines(server.cli("list", "sites"))
+    assert any(line.startswith('SITE "Site B"') and line.endswith("state:Stopped)") for line in sites), sites
+    assert any(line.startswith('SITE "Site A"') and line.endswith("state:Started)") for line in sites), sites
+    assert set(server.worker_pids()) == pids, "stopping a site touched the workers"
+    again = server.cli("stop", "site", "Site B", check=False)
+    assert again.returncode == 1 and "already been stopped" in again.stderr, again.stderr
+    missing = server.cli("stop", "site", "Nope", check=False)
+    assert missing.returncode == 1
+    assert 'ERROR ( message:Cannot find SITE object with identifier "Nope". )' in missing.stderr, missing.stderr
+
+    assert server.cli("start", "site", "Site B").stdout.strip() == '"Site B" successfully started.'
+    assert requests.get(f"http://127.0.0.1:{own}/", timeout=30).text == "crashy"
+    assert get(server, "b.test", "/").text == "crashy"
+    sites = lines(server.cli("list", "sites"))
+    assert all(line.endswith("state:Started)") for line in sites), sites

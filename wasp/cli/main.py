@@ -4,6 +4,7 @@
     wasp validate [-c FILE]
     wasp list sites|apps|pools|wp|requests [--json | --text ATTR] [-c FILE | --run-dir DIR]
     wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]     (recycle pool '*': every started pool)
+    wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
     wasp --version
@@ -84,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_locate(p)
 
     for verb in ("recycle", "stop", "start"):
-        p = sub.add_parser(verb, help=f"{verb} an application pool")
-        p.add_argument("object", metavar="pool", help='"pool" (or "apppool")')
+        p = sub.add_parser(verb, help=f"{verb} an application pool" + ("" if verb == "recycle" else " or a site"))
+        p.add_argument("object", metavar="pool" if verb == "recycle" else "pool|site",
+                       help='"pool" (or "apppool")' + ("" if verb == "recycle" else ', or "site"'))
         p.add_argument("name", metavar="NAME")
         _add_locate(p)
 
@@ -220,6 +222,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_pool(args) -> int:
+    if args.object.lower() in ("site", "sites") and args.command in ("start", "stop"):
+        answer = AdminClient(locate_run_dir(args)).site_command(args.command, args.name)
+        print(answer.get("message", "") if isinstance(answer, dict) else answer)
+        return 0
     if args.object.lower() not in ("pool", "apppool", "pools", "apppools"):
         raise Usage(f"Command '{args.command.upper()}' is not supported on object '{args.object.upper()}'.")
     verb = args.command

@@ -25,7 +25,7 @@ from wasp.config import rundir
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import actions as A
-from wasp.manager import admin, listeners, spawn
+from wasp.manager import admin, listeners, sites, spawn
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.events import EventLog
@@ -46,6 +46,7 @@ class Manager:
                  run_dir: str, log_dir: str, stderr: TextIO):
         self.config = config
         self.config_bytes = encode(config)
+        self.site_overrides: dict[str, bool] = {}  # `wasp start|stop site`: name -> started?
         self.config_file = config_file
         self.listeners = listener_set
         self.run_dir = run_dir
@@ -377,15 +378,17 @@ class Manager:
         except OSError as exc:
             return self._reject([f"{self.config_file}: {exc.strerror or exc}"])
         try:
-            self.listeners.apply(listeners.plan(new))
+            overrides = sites.forget_missing(new, self.site_overrides)
+            self.listeners.apply(listeners.plan(sites.effective(new, overrides)))
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
+        self.site_overrides = overrides
         if new.server.run_dir != self.config.server.run_dir or new.server.log_dir != self.config.server.log_dir:
             self.stderr.write("wasp: server.run_dir and server.log_dir changes take effect at the "
                               "next start\n")
         old = self.config
         self.config = new
-        self.config_bytes = encode(new)
+        self.config_bytes = encode(sites.effective(new, overrides))
         self.isolation.forget()
         if self.front is not None:
             names, fds = self.listeners.ordered()
@@ -488,6 +491,8 @@ class Manager:
             return 200, {"ok": True, "message": "configuration reloaded"}
         if name in ("recycle_pool", "stop_pool", "start_pool"):
             return await self._pool_command(name, args["name"])
+        if name in ("start_site", "stop_site"):
+            return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
         return 404, {"error": f"no such resource: {request.path}"}
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
@@ -505,10 +510,28 @@ class Manager:
         verb = {"recycle_pool": "recycled", "stop_pool": "stopped", "start_pool": "started"}[name]
         return 200, {"ok": True, "message": f'"{pool}" successfully {verb}'}
 
+    def site_command(self, verb: str, name: str) -> tuple[int, object]:
+        """Start or stop listening for a site (wasp/manager/sites.py); the pools are untouched."""
+        try:
+            overrides = sites.command(self.config, self.site_overrides, verb, name)
+            effective = sites.effective(self.config, overrides)
+            self.listeners.apply(listeners.plan(effective))
+        except sites.SiteCommandError as exc:
+            return exc.status, {"error": str(exc)}
+        except (listeners.BindError, ValueError) as exc:
+            return 409, {"error": f"Command execution failed. {exc}"}
+        self.site_overrides = overrides
+        self.config_bytes = encode(effective)
+        if self.front is not None:
+            names, fds = self.listeners.ordered()
+            self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+        return 200, {"ok": True, "message": f'"{name}" successfully {verb}ped.' if verb == "stop"
+                     else f'"{name}" successfully {verb}ed.'}
+
     # ------------------------------------------------------------------ views
     def site_rows(self) -> list[dict]:
         return [{"name": s.name, "id": s.id, "bindings": list(s.bindings),
-                 "state": "Started" if s.server_auto_start else "Stopped"}
+                 "state": "Started" if sites.is_started(self.config, self.site_overrides, s.name) else "Stopped"}
                 for s in self.config.sites]
 
     def app_rows(self) -> list[dict]:
