@@ -437,3 +437,55 @@ def test_stop_site_stops_listening_and_start_listens_again(wasp_server):
     assert get(server, "b.test", "/").text == "crashy"
     sites = lines(server.cli("list", "sites"))
     assert all(line.endswith("state:Started)") for line in sites), sites
+
+
+# ---------------------------------------------------------------------- -b unix:PATH
+
+ENV_APP = '''
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{environ.get('REMOTE_ADDR')} {environ.get('PATH_INFO')}".encode()]
+'''
+
+
+def unix_get(path: str, target: str) -> tuple[int, bytes]:
+    import http.client
+    import socket as socket_module
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+            self.sock.settimeout(30)
+            self.sock.connect(path)
+
+    conn = UnixConnection("localhost", timeout=30)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_serve_on_a_unix_socket(wasp_server, xdg, projects):
+    project = projects[0]
+    (project / "envapp.py").write_text(ENV_APP)
+    os.chmod(project / "envapp.py", 0o644)
+    sock_path = xdg / "app.sock"
+    port = wasp_server.free_port()
+    server = wasp_server(None, port=port, args=["serve", "envapp:app", "-b", f"unix:{sock_path}", "-b", str(port),
+                                                "--run-dir", str(xdg / "run")],
+                         admin_sock=xdg / "run" / "admin.sock", cwd=project)
+    status, body = unix_get(str(sock_path), "/hello")
+    assert (status, body) == (200, b"127.0.0.1 /hello"), server.diagnostics()
+    assert os.stat(sock_path).st_mode & 0o777 == 0o660
+    assert requests.get(server.url + "/tcp", timeout=30).text == "127.0.0.1 /tcp"
+    sites = lines(server.cli("list", "sites"))
+    assert f"bindings:http/unix:{sock_path}:,http/127.0.0.1:{port}:" in sites[0], sites
+    # A second server cannot take the socket while the first listens on it.
+    second = wasp_server.run_wasp("serve", "envapp:app", "-b", f"unix:{sock_path}", "--run-dir", str(xdg / "run2"),
+                                  cwd=project)
+    assert second.returncode == 1 and f"cannot listen on unix:{sock_path}" in second.stderr, second.stderr
+    assert unix_get(str(sock_path), "/still")[0] == 200
+    assert server.stop() == 0
+    assert not sock_path.exists(), "the socket file outlived the server"

@@ -62,9 +62,15 @@ def test_reload_with_an_invalid_file_reaches_for_the_server(tmp_path, capsys):
     ("8000", "127.0.0.1:8000"), ("localhost:8000", "127.0.0.1:8000"), (":8000", "*:8000"),
     ("*:8000", "*:8000"), ("0.0.0.0:8000", "0.0.0.0:8000"), ("127.0.0.1:80", "127.0.0.1:80"),
     ("[::]:8000", "[::]:8000"), ("[::1]:8000", "[::1]:8000"), ("[0:0::1]:9", "[::1]:9"),
+    ("unix:/run/app.sock", "unix:/run/app.sock"),
 ])
 def test_bind_forms(text, ip_port):
     assert parse_bind(text) == ip_port
+
+
+def test_unix_bind_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse_bind("unix:app.sock") == f"unix:{tmp_path}/app.sock"
 
 
 @pytest.mark.parametrize("text, says", [
@@ -72,6 +78,7 @@ def test_bind_forms(text, ip_port):
     ("example.com:80", "does not look up host names"), ("127.0.0.1:0", "outside 1-65535"),
     ("::1:8000", "brackets"), ("[::1]8000", "[ADDRESS]:PORT"), ("[zz]:80", "not an IPv6 address"),
     ("", "is not HOST:PORT"), ("localhost", "is not HOST:PORT"), ("99999", "outside 1-65535"),
+    ("unix:", "needs the path"), ("unix:/" + "a" * 120, "at most 107 bytes"),
 ])
 def test_bind_errors_speak_the_users_terms(text, says):
     with pytest.raises(BindError) as info:

@@ -6,12 +6,15 @@ an appcmd binding ("http/IP:PORT:"). Pure functions.
     :8000, *:8000    every IPv4 address (binding "*")
     0.0.0.0:8000     every IPv4 address
     [::]:8000        every IPv6 address; [::1]:8000 IPv6 loopback
-    unix:PATH        a Unix socket: not supported yet, said so
+    unix:PATH        a Unix socket (made absolute; mode 0660, see wasp/manager/listeners.py)
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+
+from wasp.config.bindings import MAX_UNIX_PATH
 
 FORMS = "HOST:PORT, :PORT, PORT or unix:PATH"
 
@@ -33,7 +36,13 @@ def parse_bind(text: str) -> str:
     """The "IP:PORT" of a binding for one -b value; BindError naming the forms."""
     text = text.strip()
     if text.startswith("unix:"):
-        raise BindError(f"-b: {text!r}: Unix sockets are not supported yet; bind HOST:PORT")
+        path = text[len("unix:"):]
+        if not path or path.endswith("/"):
+            raise BindError(f"-b: {text!r}: unix:PATH needs the path of the socket file")
+        path = os.path.abspath(path)
+        if "\0" in path or len(path.encode("utf-8", "surrogateescape")) > MAX_UNIX_PATH:
+            raise BindError(f"-b: {text!r}: a Unix socket path has at most {MAX_UNIX_PATH} bytes")
+        return f"unix:{path}"
     if text.isascii() and text.isdigit():
         return f"127.0.0.1:{_port(text, text)}"
     if text.startswith("["):

@@ -82,7 +82,7 @@ class Manager:
             for pool in self.config.pools:
                 self.isolation.cgroup(pool)
             self._execute(self.sup.start(time.monotonic(), time.time()))
-            addresses = ", ".join(f"{ip}:{port}" for ip, port in self.listeners.sockets)
+            addresses = ", ".join(ip if ip.startswith("unix:") else f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
             while not self._exit:
                 now = time.monotonic()
