@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import pathlib
 import re
 import threading
 
@@ -253,3 +255,238 @@ def test_admin_command_without_a_server_is_exit_1(wasp_server, tmp_path):
     result = wasp_server.run_wasp("list", "pools", "--run-dir", str(tmp_path / "nothing-here"), cwd=tmp_path)
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     assert "ERROR ( message:Cannot reach the wasp server" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------- a broken config file
+
+BROKEN = """
+[[pools]]
+name = "PoolA"
+max_processes = "two"
+"""
+
+
+def test_admin_commands_reach_the_server_while_its_config_is_broken(server):
+    server.config.write_text(server.config.read_text() + BROKEN)
+    assert server.cli("validate", check=False).returncode == 2  # it really is invalid
+    pools = lines(server.cli("list", "pools"))
+    assert any(line.startswith('APPPOOL "PoolA"') for line in pools), pools
+    assert lines(server.cli("events")), "no events through -c of a broken file"
+    assert server.cli("recycle", "pool", "PoolA").stdout.strip() == '"PoolA" successfully recycled'
+    reload = server.cli("reload", check=False)
+    assert reload.returncode == 1, (reload.returncode, reload.stdout, reload.stderr)
+    assert "max_processes" in reload.stderr and "configuration reload rejected" in reload.stderr, reload.stderr
+    events = [json.loads(line) for line in (server.logs / "events.jsonl").read_text().splitlines()]
+    assert any(e["id"] == 9005 and "max_processes" in str(e) for e in events), events[-5:]
+    assert get(server, "b.test", "/").text == "crashy", "the rejected reload disturbed the server"
+    # The plain lines carry each event's sequence number, and --since takes one or a duration.
+    # (More events may come meanwhile: the recycled worker exits; so compare prefixes.)
+    listed = lines(server.cli("events"))
+    seqs = [int(line.split()[0].lstrip("#")) for line in listed]
+    assert all(line.startswith("#") for line in listed) and seqs == sorted(seqs) and len(seqs) >= 3, listed
+    assert lines(server.cli("events", "--since", str(seqs[-2])))[:1] == listed[-1:]
+    assert lines(server.cli("events", "--since", "1h"))[:len(listed)] == listed
+
+
+def test_recycle_every_started_pool_and_text_errors(server):
+    old = {row["pid"]: row["pool"] for row in server.list_json("wp")}
+    server.cli("stop", "pool", "PoolB")
+    result = server.cli("recycle", "pool", "*")
+    assert lines(result) == ['"PoolA" successfully recycled'], result.stdout  # PoolB is stopped
+    server.wait_until(lambda: not (set(server.worker_pids("PoolA")) & {p for p, n in old.items() if n == "PoolA"}),
+                      45, interval=0.2, what="the recycled PoolA worker gone")
+    star = server.cli("stop", "pool", "*", check=False)
+    assert star.returncode == 2 and "only for recycle" in star.stderr, star.stderr
+    unknown = server.cli("list", "pools", "--text", "colour", check=False)
+    assert unknown.returncode == 2, (unknown.returncode, unknown.stdout, unknown.stderr)
+    assert 'Unknown attribute "colour"' in unknown.stderr, unknown.stderr
+    assert sorted(lines(server.cli("list", "pools", "--text", "APPPOOL.NAME"))) == ["PoolA", "PoolB"]
+
+
+# ---------------------------------------------------------------------- `wasp serve APP_SPEC`
+
+HELLO = '''
+import os
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [os.path.basename(os.getcwd()).encode() + b" " + os.path.basename(os.path.dirname(__file__)).encode()]
+'''
+
+
+@pytest.fixture
+def projects():
+    """Two project folders any worker account can read (pytest's tmp_path is 0700 root's)."""
+    import shutil
+    import tempfile
+    top = tempfile.mkdtemp(prefix="wasp-projects-")
+    os.chmod(top, 0o755)
+    dirs = []
+    for name in ("alpha", "beta"):
+        path = pathlib.Path(top) / name
+        path.mkdir(mode=0o755)
+        (path / "app.py").write_text(HELLO)
+        os.chmod(path / "app.py", 0o644)
+        dirs.append(path)
+    yield dirs
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def xdg():
+    """A short XDG_RUNTIME_DIR (a Unix socket path has ~100 bytes; pytest's tmp_path is long)."""
+    import shutil
+    import tempfile
+    path = pathlib.Path(tempfile.mkdtemp(prefix="wx-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_two_single_app_servers_side_by_side(wasp_server, xdg, projects):
+    tmp_path = xdg
+    env = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    servers = []
+    for project in projects:
+        port = wasp_server.free_port()
+        servers.append(wasp_server(None, port=port, args=["serve", "app:app", "-b", f"localhost:{port}",
+                                                          "--workers", "2", "--threads", "3"],
+                                   env=env, admin_sock=None, cwd=project))
+    for project, server in zip(projects, servers):
+        r = requests.get(server.url + "/", timeout=30)
+        assert (r.status_code, r.text.split()[-1]) == (200, project.name), server.diagnostics()
+        # From the project folder with no -c and no --run-dir, the CLI finds this server.
+        found = wasp_server.run_wasp("list", "sites", cwd=project, env=env)
+        assert found.returncode == 0, (found.stdout, found.stderr)
+        assert f"http/127.0.0.1:{server.port}:" in found.stdout, found.stdout
+        pool = wasp_server.run_wasp("list", "pools", "--json", cwd=project, env=env)
+        (row,) = json.loads(pool.stdout)
+        assert row["name"] == "DefaultAppPool"
+    bases = sorted(p.name for p in (tmp_path / "wasp").iterdir())
+    assert len(bases) == 2 and bases[0].startswith("alpha-") and bases[1].startswith("beta-"), bases
+    assert os.stat(tmp_path / "wasp").st_mode & 0o777 == 0o700
+    for server in servers:
+        assert server.stop() == 0
+
+
+def test_run_dir_flag_on_serve(wasp_server, tmp_path, projects):
+    port = wasp_server.free_port()
+    run_dir = tmp_path / "mine"
+    server = wasp_server(None, port=port, args=["serve", "app:app", "-b", str(port), "--run-dir", str(run_dir)],
+                         admin_sock=run_dir / "admin.sock", cwd=projects[0])
+    assert requests.get(server.url + "/", timeout=30).status_code == 200
+    assert json.loads(server.cli("list", "wp", "--json").stdout)
+    assert os.stat(run_dir).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("unsafe", ["mode", "owner", "symlink"])
+def test_a_pre_created_unsafe_base_is_refused(wasp_server, xdg, projects, unsafe):
+    tmp_path = xdg
+    base = tmp_path / "wasp"
+    if unsafe == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        base.symlink_to(tmp_path / "elsewhere")
+    else:
+        base.mkdir(mode=0o700)
+        if unsafe == "mode":
+            os.chmod(base, 0o777)
+        else:
+            if os.geteuid() != 0:
+                pytest.skip("chown to another user needs root")
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(base, nobody.pw_uid, nobody.pw_gid)
+    port = wasp_server.free_port()
+    result = wasp_server.run_wasp("serve", "app:app", "-b", str(port), cwd=projects[0],
+                                  env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert result.returncode == 1, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    assert f"refusing {base}" in result.stderr, result.stderr
+    if unsafe == "symlink":
+        assert not list((tmp_path / "elsewhere").iterdir()), "wasp wrote through the symlink"
+
+
+# ---------------------------------------------------------------------- start|stop site
+
+def test_stop_site_stops_listening_and_start_listens_again(wasp_server):
+    own = wasp_server.free_port()
+    text = CONFIG.replace('bindings = ["http/127.0.0.1:{port}:b.test"]',
+                          f'bindings = ["http/127.0.0.1:{{port}}:b.test", "http/127.0.0.1:{own}:"]')
+    server = wasp_server(text)
+    assert get(server, "b.test", "/").text == "crashy" and get(server, "a.test", "/").text == "crashy"
+    pids = set(server.worker_pids())
+    assert len(pids) == 2, pids
+    assert requests.get(f"http://127.0.0.1:{own}/", timeout=30).text == "crashy"
+    assert server.cli("stop", "site", "Site B").stdout.strip() == '"Site B" successfully stopped.'
+    # Its own port closed; on the shared port its host no longer routes; Site A is untouched.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{own}/", timeout=30)
+    r = get(server, "b.test", "/")
+    assert r.status_code == 400 and "Invalid Hostname" in r.text, (r.status_code, r.text[:200])
+    assert get(server, "a.test", "/").text == "crashy"
+    sites = lines(server.cli("list", "sites"))
+    assert any(line.startswith('SITE "Site B"') and line.endswith("state:Stopped)") for line in sites), sites
+    assert any(line.startswith('SITE "Site A"') and line.endswith("state:Started)") for line in sites), sites
+    assert set(server.worker_pids()) == pids, "stopping a site touched the workers"
+    again = server.cli("stop", "site", "Site B", check=False)
+    assert again.returncode == 1 and "already been stopped" in again.stderr, again.stderr
+    missing = server.cli("stop", "site", "Nope", check=False)
+    assert missing.returncode == 1
+    assert 'ERROR ( message:Cannot find SITE object with identifier "Nope". )' in missing.stderr, missing.stderr
+
+    assert server.cli("start", "site", "Site B").stdout.strip() == '"Site B" successfully started.'
+    assert requests.get(f"http://127.0.0.1:{own}/", timeout=30).text == "crashy"
+    assert get(server, "b.test", "/").text == "crashy"
+    sites = lines(server.cli("list", "sites"))
+    assert all(line.endswith("state:Started)") for line in sites), sites
+
+
+# ---------------------------------------------------------------------- -b unix:PATH
+
+ENV_APP = '''
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{environ.get('REMOTE_ADDR')} {environ.get('PATH_INFO')}".encode()]
+'''
+
+
+def unix_get(path: str, target: str) -> tuple[int, bytes]:
+    import http.client
+    import socket as socket_module
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+            self.sock.settimeout(30)
+            self.sock.connect(path)
+
+    conn = UnixConnection("localhost", timeout=30)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_serve_on_a_unix_socket(wasp_server, xdg, projects):
+    project = projects[0]
+    (project / "envapp.py").write_text(ENV_APP)
+    os.chmod(project / "envapp.py", 0o644)
+    sock_path = xdg / "app.sock"
+    port = wasp_server.free_port()
+    server = wasp_server(None, port=port, args=["serve", "envapp:app", "-b", f"unix:{sock_path}", "-b", str(port),
+                                                "--run-dir", str(xdg / "run")],
+                         admin_sock=xdg / "run" / "admin.sock", cwd=project)
+    status, body = unix_get(str(sock_path), "/hello")
+    assert (status, body) == (200, b"127.0.0.1 /hello"), server.diagnostics()
+    assert os.stat(sock_path).st_mode & 0o777 == 0o660
+    assert requests.get(server.url + "/tcp", timeout=30).text == "127.0.0.1 /tcp"
+    sites = lines(server.cli("list", "sites"))
+    assert f"bindings:http/unix:{sock_path}:,http/127.0.0.1:{port}:" in sites[0], sites
+    # A second server cannot take the socket while the first listens on it.
+    second = wasp_server.run_wasp("serve", "envapp:app", "-b", f"unix:{sock_path}", "--run-dir", str(xdg / "run2"),
+                                  cwd=project)
+    assert second.returncode == 1 and f"cannot listen on unix:{sock_path}" in second.stderr, second.stderr
+    assert unix_get(str(sock_path), "/still")[0] == 200
+    assert server.stop() == 0
+    assert not sock_path.exists(), "the socket file outlived the server"

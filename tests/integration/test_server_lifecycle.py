@@ -268,8 +268,11 @@ def test_port_in_use_exits_1_with_the_reason(wasp_server, tmp_path):
 
 def test_serve_module_app_with_bind(wasp_server, tmp_path):
     port = wasp_server.free_port()
-    server = wasp_server(None, port=port, args=["serve", "flask_app:app", "--bind", f"127.0.0.1:{port}"],
-                         env={"XDG_RUNTIME_DIR": str(tmp_path)}, admin_sock=tmp_path / "wasp" / "admin.sock",
+    # Its run dir is derived from the project, app and binding: given here so the test knows it.
+    run_dir = tmp_path / "run-flask"
+    server = wasp_server(None, port=port, args=["serve", "flask_app:app", "--bind", f"127.0.0.1:{port}",
+                                                "--run-dir", str(run_dir)],
+                         env={"XDG_RUNTIME_DIR": str(tmp_path)}, admin_sock=run_dir / "admin.sock",
                          cwd=wasp_server.apps)
     r = requests.get(server.url + "/", timeout=30)
     assert (r.status_code, r.text) == (200, "Hello from Flask"), server.diagnostics()

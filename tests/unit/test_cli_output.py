@@ -42,9 +42,10 @@ def test_error_and_done():
 
 
 def test_event_line():
-    line = output.event_line({"time": "2024-01-01T00:00:00.000Z", "id": 5079, "level": "Information",
+    line = output.event_line({"seq": 42, "time": "2024-01-01T00:00:00.000Z", "id": 5079, "level": "Information",
                               "message": "An administrator has requested a recycle"})
-    assert line == "2024-01-01T00:00:00.000Z 5079 Information: An administrator has requested a recycle"
+    # The sequence number first: it is what `wasp events --since 42` takes.
+    assert line == "#42 2024-01-01T00:00:00.000Z 5079 Information: An administrator has requested a recycle"
 
 
 def test_request_client_without_port():

@@ -51,3 +51,21 @@ def test_str_round_trips():
     for text in ("http/*:8080:", "http/127.0.0.1:80:www.example.test", "http/[::1]:8080:"):
         assert str(parse_binding(text)) == text
         assert parse_binding(str(parse_binding(text))) == parse_binding(text)
+
+
+def test_unix_socket_binding():
+    b = parse_binding("http/unix:/run/wasp/app.sock:")
+    assert (b.protocol, b.ip, b.port, b.host) == ("http", "unix:/run/wasp/app.sock", 0, "")
+    assert str(b) == "http/unix:/run/wasp/app.sock:"
+    named = parse_binding("http/unix:/run/a:b.sock:API.example.test")  # HOST after the last ":"
+    assert (named.ip, named.host) == ("unix:/run/a:b.sock", "api.example.test")
+    assert str(parse_binding(str(named))) == str(named)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("http/unix:app.sock:", "must be absolute"), ("http/unix:/run/app.sock", "must end with"),
+    ("http/unix:/run/:", "is a folder"), ("http/unix:/" + "a" * 120 + ":", "at most 107 bytes"),
+])
+def test_unix_socket_binding_errors(text, says):
+    with pytest.raises(ValueError, match=says):
+        parse_binding(text)

@@ -26,8 +26,8 @@ def test_default_run_dir_without_xdg(monkeypatch):
 def test_default_config(monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     config = default_config()
-    assert config.server.run_dir == "/run/user/1000/wasp"
-    assert config.server.log_dir == "/run/user/1000/wasp/logs"
+    assert config.server.run_dir == "/run/user/1000/wasp/default-site"
+    assert config.server.log_dir == "/run/user/1000/wasp/default-site/logs"
     assert [p.name for p in config.pools] == ["DefaultAppPool"]
     (site,) = config.sites
     assert (site.name, site.id, site.bindings) == ("Default Web Site", 1, ["http/127.0.0.1:8080:"])
@@ -72,3 +72,29 @@ def test_single_app_config_is_validated():
 
 def test_default_site_dir_is_in_the_package():
     assert defaults.default_site_dir().endswith(os.path.join("wasp", "default_site", "www"))
+
+
+def test_single_app_run_dir_is_per_project_app_and_binding(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    a = single_app_config("app:app").server.run_dir
+    assert a == single_app_config("app:app").server.run_dir  # the CLI can derive it again
+    assert os.path.dirname(a) == str(tmp_path / "xdg" / "wasp")
+    assert os.path.basename(a).startswith("one-")
+    assert single_app_config("app:app", "127.0.0.1:8001").server.run_dir != a
+    assert single_app_config("other:app").server.run_dir != a
+    monkeypatch.chdir(tmp_path / "two")
+    assert single_app_config("app:app").server.run_dir != a
+    config = single_app_config("app:app", run_dir=str(tmp_path / "mine"))
+    assert (config.server.run_dir, config.server.log_dir) == (str(tmp_path / "mine"), str(tmp_path / "mine" / "logs"))
+
+
+def test_single_app_workers_threads_and_several_bindings():
+    config = single_app_config("m:app", ["127.0.0.1:8000", "[::1]:8000"], workers=3, threads=4)
+    assert config.sites[0].bindings == ["http/127.0.0.1:8000:", "http/[::1]:8000:"]
+    (pool,) = config.pools
+    assert (pool.max_processes, pool.threads) == (3, 4)
+    with pytest.raises(ConfigError):
+        single_app_config("m:app", workers=0)

@@ -135,3 +135,12 @@ def test_site_without_root_application_has_no_app_for_other_paths():
 def test_application_keys_are_site_id_and_path():
     r = router(site(7, ["http/*:80:"], apps=("/", "/a")))
     assert sorted(r.apps) == ["7/", "7/a"]
+
+
+def test_a_unix_socket_routes_by_its_path():
+    r = router(site(1, ["http/unix:/run/a.sock:"]), site(2, ["http/unix:/run/b.sock:api.test", "http/*:80:"]))
+    assert site_id(r, "unix:/run/a.sock", 0, b"anything") == 1
+    assert site_id(r, "unix:/run/b.sock", 0, b"api.test") == 2
+    with pytest.raises(InvalidHostname):
+        r.route("unix:/run/b.sock", 0, b"other.test", b"/")
+    assert site_id(r, "127.0.0.1", 80, b"x") == 2

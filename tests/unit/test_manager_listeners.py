@@ -82,3 +82,52 @@ def test_failed_bind_changes_nothing():
     finally:
         held.close()
         blocker.close()
+
+
+# ---------------------------------------------------------------------- Unix socket bindings
+
+def test_plan_has_one_unix_address_per_path():
+    config = cfg((["http/unix:/run/a.sock:", "http/unix:/run/a.sock:x.test", "http/127.0.0.1:8080:"], True),
+                 (["http/unix:/run/b.sock:"], False))
+    assert plan(config) == [("unix:/run/a.sock", 0), ("127.0.0.1", 8080)]
+
+
+def test_unix_listener_mode_stale_file_and_cleanup(tmp_path):
+    import os
+    import stat as st
+    path = tmp_path / "app.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # a file nothing listens on: replaced
+    listeners = ListenerSet()
+    listeners.apply([(f"unix:{path}", 0)])
+    assert st.S_IMODE(os.lstat(path).st_mode) == 0o660
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(path))
+    # A second set cannot take it while the first listens.
+    with pytest.raises(BindError, match=f"cannot listen on unix:{path}"):
+        ListenerSet().apply([(f"unix:{path}", 0)])
+    listeners.close()
+    assert not path.exists(), "the socket file outlived the listener"
+
+
+def test_unix_listener_never_removes_another_file(tmp_path):
+    path = tmp_path / "app.sock"
+    path.write_text("precious")
+    with pytest.raises(BindError, match="not a socket"):
+        ListenerSet().apply([(f"unix:{path}", 0)])
+    assert path.read_text() == "precious"
+
+
+def test_closing_leaves_a_socket_file_someone_else_put_there(tmp_path):
+    path = tmp_path / "app.sock"
+    listeners = ListenerSet()
+    listeners.apply([(f"unix:{path}", 0)])
+    path.unlink()
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(str(path))
+    try:
+        listeners.close()
+        assert path.exists()
+    finally:
+        other.close()

@@ -74,5 +74,8 @@ class AdminClient:
     def pool_command(self, verb: str, pool: str, timeout: float | None = None):
         return self.request("POST", f"/pools/{urllib.parse.quote(pool, safe='')}/{verb}", timeout)
 
+    def site_command(self, verb: str, site: str):
+        return self.request("POST", f"/sites/{urllib.parse.quote(site, safe='')}/{verb}")
+
     def reload(self):
         return self.request("POST", "/reload")

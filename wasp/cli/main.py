@@ -1,11 +1,17 @@
 """The `wasp` command: run the server, check a config, and appcmd-style administration.
 
-    wasp serve [-c FILE] [APP_SPEC] [--bind IP:PORT]
+    wasp serve [-c FILE | APP_SPEC [-b ADDRESS]... [--workers N] [--threads N]] [--run-dir DIR]
     wasp validate [-c FILE]
-    wasp list sites|apps|pools|wp|requests [--json] [-c FILE | --run-dir DIR]
-    wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]
+    wasp list sites|apps|pools|wp|requests [--json | --text ATTR] [-c FILE | --run-dir DIR]
+    wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]     (recycle pool '*': every started pool)
+    wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
-    wasp events [--follow] [--since N] [--json] [-c FILE | --run-dir DIR]
+    wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
+    wasp --version
+
+The admin commands find the server from -c FILE (reading only its server.run_dir, so they work
+while the file is invalid), --run-dir DIR, ./wasp.toml, or else the `wasp serve APP_SPEC` server
+running from this directory (wasp/cli/locate.py).
 
 Exit codes: 0 done; 1 an error (server not running, unknown pool, ...); 2 an invalid config or
 bad usage.
@@ -14,13 +20,17 @@ bad usage.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
 import time
+from importlib import metadata
 
 from wasp.cli import output
+from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
+from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
 from wasp.errors import ConfigError
 
 DEFAULT_FILE = "wasp.toml"
@@ -45,6 +55,7 @@ def _add_locate(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasp", description="wasp: a web application server for "
                                      "Python with the architecture of IIS.")
+    parser.add_argument("--version", action="version", version=f"wasp {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -53,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"config file (default: ./{DEFAULT_FILE} if it exists, else the embedded default site)")
     p.add_argument("app_spec", nargs="?", metavar="APP_SPEC",
                    help='serve one app, "module:attribute", with every other setting default')
-    p.add_argument("--bind", metavar="IP:PORT", help="with APP_SPEC: where to listen (default 127.0.0.1:8000)")
+    p.add_argument("-b", "--bind", metavar="ADDRESS", action="append", help=(
+        "with APP_SPEC: where to listen, HOST:PORT, :PORT (every address), PORT (127.0.0.1) or "
+        "[IPv6]:PORT; repeat for several (default 127.0.0.1:8000)"))
+    p.add_argument("--workers", type=int, metavar="N", help="with APP_SPEC: worker processes (the pool's max_processes)")
+    p.add_argument("--threads", type=int, metavar="N", help="with APP_SPEC: threads per worker")
+    p.add_argument("--run-dir", metavar="DIR", help=(
+        "where the admin socket and pid file go (default: the config's server.run_dir, or one "
+        "derived from this directory, the app and its bindings)"))
 
     p = sub.add_parser("validate", help="check a config file and print every problem")
     p.add_argument("-c", "--config", metavar="FILE", help=f"config file (default ./{DEFAULT_FILE})")
@@ -67,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_locate(p)
 
     for verb in ("recycle", "stop", "start"):
-        p = sub.add_parser(verb, help=f"{verb} an application pool")
-        p.add_argument("object", metavar="pool", help='"pool" (or "apppool")')
+        p = sub.add_parser(verb, help=f"{verb} an application pool" + ("" if verb == "recycle" else " or a site"))
+        p.add_argument("object", metavar="pool" if verb == "recycle" else "pool|site",
+                       help='"pool" (or "apppool")' + ("" if verb == "recycle" else ', or "site"'))
         p.add_argument("name", metavar="NAME")
         _add_locate(p)
 
@@ -77,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("events", help="print the event log")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    p.add_argument("--since", type=int, default=0, metavar="N", help="only events after number N")
+    p.add_argument("--since", default="0", metavar="N|DURATION",
+                   help="only events after sequence number N, or of the last DURATION (30s, 10m, 1h, 2d)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
     return parser
@@ -100,25 +120,30 @@ def _config_file(arg: str | None) -> str | None:
     return None
 
 
+def _version() -> str:
+    try:
+        return metadata.version("wasp")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        import wasp
+        return wasp.__version__
+
+
 def locate_run_dir(args) -> str:
-    """The run_dir of the server to talk to: --run-dir, else -c FILE's (or ./wasp.toml's), else
-    the default one."""
+    """The run_dir of the server to talk to: --run-dir, else -c FILE's (or ./wasp.toml's) read
+    without validating the file, else the `wasp serve APP_SPEC` server of this directory."""
     if getattr(args, "run_dir", None):
         return os.path.abspath(args.run_dir)
     path = _config_file(getattr(args, "config", None))
     if path is None:
-        from wasp.config.defaults import default_run_dir
-        return default_run_dir()
-    from wasp.config.load import load
-    return os.path.abspath(load(path).server.run_dir)
+        return fallback_run_dir(os.getcwd())
+    return dirs_from_file(path)[0]
 
 
 def _log_dir(args) -> str | None:
     path = _config_file(getattr(args, "config", None))
     if getattr(args, "run_dir", None) or path is None:
         return None
-    from wasp.config.load import load
-    return load(path).server.log_dir
+    return dirs_from_file(path)[1]
 
 
 # ---------------------------------------------------------------------- commands
@@ -129,17 +154,25 @@ def cmd_serve(args) -> int:
 
     if args.app_spec and args.config:
         raise Usage("give either -c FILE or APP_SPEC, not both")
-    if args.bind and not args.app_spec:
-        raise Usage("--bind goes with APP_SPEC (a config file names its own bindings)")
+    for flag, value in (("-b/--bind", args.bind), ("--workers", args.workers), ("--threads", args.threads)):
+        if value is not None and not args.app_spec:
+            raise Usage(f"{flag} goes with APP_SPEC (a config file names its own)")
     config_file = None
     try:
         if args.app_spec:
-            config = (defaults.single_app_config(args.app_spec, args.bind) if args.bind
-                      else defaults.single_app_config(args.app_spec))
+            binds = [parse_bind(b) for b in args.bind] if args.bind else ["127.0.0.1:8000"]
+            config = defaults.single_app_config(args.app_spec, binds, workers=args.workers,
+                                                threads=args.threads, run_dir=args.run_dir)
         else:
             config_file = _config_file(args.config)
             config = load(config_file) if config_file else defaults.default_config()
+            if args.run_dir:
+                config.server.run_dir = os.path.abspath(args.run_dir)
+                if not config_file:
+                    config.server.log_dir = os.path.join(config.server.run_dir, "logs")
         _check_environment(config, identities=os.geteuid() == 0)
+    except BindError as exc:
+        raise Usage(str(exc)) from None
     except ConfigError as exc:
         _print_problems(exc, sys.stderr)
         return 2
@@ -190,8 +223,10 @@ def cmd_list(args) -> int:
         for row in rows:
             print(output.text_view(what, row))
     elif args.text:
+        if rows and not all(output.has_attribute(what, row, args.text) for row in rows):
+            raise Usage(f'Unknown attribute "{args.text}".  Replace with -? for help.')
         for row in rows:
-            print(output.text_attribute(row, args.text))
+            print(output.text_attribute(row, args.text, what))
     else:
         for row in rows:
             print(output.LINES[what](row))
@@ -199,15 +234,44 @@ def cmd_list(args) -> int:
 
 
 def cmd_pool(args) -> int:
+    if args.object.lower() in ("site", "sites") and args.command in ("start", "stop"):
+        answer = AdminClient(locate_run_dir(args)).site_command(args.command, args.name)
+        print(answer.get("message", "") if isinstance(answer, dict) else answer)
+        return 0
     if args.object.lower() not in ("pool", "apppool", "pools", "apppools"):
         raise Usage(f"Command '{args.command.upper()}' is not supported on object '{args.object.upper()}'.")
     verb = args.command
+    if args.name == "*":
+        return _recycle_all(args) if verb == "recycle" else _usage_star(verb)
     # A stop waits for the pool's workers to exit (up to its shutdown_time_limit).
     answer = AdminClient(locate_run_dir(args)).pool_command(verb, args.name, timeout=3600 if verb == "stop" else None)
     done = {"recycle": "recycled", "stop": "stopped", "start": "started"}[verb]
     print(answer.get("message") if isinstance(answer, dict) and answer.get("message")
           else output.command_done(args.name, done))
     return 0
+
+
+def _usage_star(verb: str) -> int:
+    raise Usage(f"'*' names every pool only for recycle; {verb} one pool at a time: wasp {verb} pool NAME")
+
+
+def _recycle_all(args) -> int:
+    """`recycle pool '*'`: every started pool, one after the other (each like `recycle pool NAME`)."""
+    client = AdminClient(locate_run_dir(args))
+    started = [row["name"] for row in client.get("pools") if row.get("state") == "Started"]
+    if not started:
+        raise AdminError(409, "Command execution failed. No application pool is started.")
+    failed = 0
+    for name in started:
+        try:
+            answer = client.pool_command("recycle", name)
+        except AdminError as exc:  # stopped meanwhile, say: tell, and go on with the others
+            print(output.error(exc.message), file=sys.stderr)
+            failed += 1
+            continue
+        print(answer.get("message") if isinstance(answer, dict) and answer.get("message")
+              else output.command_done(name, "recycled"))
+    return 1 if failed else 0
 
 
 def cmd_reload(args) -> int:
@@ -227,9 +291,44 @@ def _print_event(record: dict, as_json: bool) -> None:
     print(json.dumps(record) if as_json else output.event_line(record), flush=True)
 
 
+def parse_since(text: str) -> tuple[int, float | None]:
+    """`--since`: a sequence number N (events after it) or a duration (30s, 10m, 1h, 2d: events
+    of that last stretch of time). (seq, seconds or None)."""
+    text = text.strip()
+    if text.isascii() and text.isdigit():
+        return int(text), None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit in units and number:
+        try:
+            value = float(number)
+        except ValueError:
+            value = -1.0
+        if 0 <= value < 1e9:
+            return 0, value * units[unit]
+    raise Usage(f"--since: {text!r} is not a sequence number (42) or a duration (30s, 10m, 1h, 2d)")
+
+
+def _recent(records: list[dict], seconds: float | None) -> list[dict]:
+    if seconds is None:
+        return records
+    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    kept = []
+    for record in records:
+        try:
+            when = datetime.datetime.fromisoformat(str(record.get("time", "")).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        if when >= cutoff:
+            kept.append(record)
+    return kept
+
+
 def cmd_events(args) -> int:
+    since, seconds = parse_since(args.since)
     client = AdminClient(locate_run_dir(args))
-    since = args.since
     try:
         records = client.get("events", since=since)
     except ServerNotRunning:
@@ -241,8 +340,9 @@ def cmd_events(args) -> int:
             raise
         from wasp.manager.events import read_events
         records = read_events(os.path.join(log_dir, "events.jsonl"), since)
-    for record in records:
+    for record in _recent(records, seconds):
         _print_event(record, args.json)
+    for record in records:
         since = max(since, int(record.get("seq", 0)))
     while args.follow:
         time.sleep(FOLLOW_INTERVAL)
@@ -271,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ConfigError as exc:
         _print_problems(exc, sys.stderr)
+        return 1
+    except LocateError as exc:
+        print(output.error(str(exc)), file=sys.stderr)
         return 1
     except ServerNotRunning as exc:
         print(output.error(f"Cannot reach the wasp server: {exc}. Start it with \"wasp serve\"."),

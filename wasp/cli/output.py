@@ -82,9 +82,25 @@ def text_view(what: str, row: dict) -> str:
     return "\n".join(lines)
 
 
-def text_attribute(row: dict, attribute: str) -> str:
-    """appcmd's `/text:ATTR`: the one value, or "" when the object has no such attribute."""
-    return _text(row.get(attribute))
+def _key(what: str, attribute: str):
+    """The row key of an attribute: itself, or the one an identity label (WP.NAME) stands for."""
+    for label, key in OBJECTS.get(what, ("", ()))[1]:
+        if attribute.upper() == label:
+            return key
+    return attribute
+
+
+def has_attribute(what: str, row: dict, attribute: str) -> bool:
+    key = _key(what, attribute)
+    return key is None or key in row
+
+
+def text_attribute(row: dict, attribute: str, what: str = "") -> str:
+    """appcmd's `/text:ATTR`: the one value (an identity label such as APPPOOL.NAME works too)."""
+    key = _key(what, attribute)
+    if key is None:
+        return _text(f'{row.get("site", "")}{row.get("path", "")}')
+    return _text(row.get(key))
 
 
 LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line,
@@ -92,7 +108,9 @@ LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line
 
 
 def event_line(record: dict) -> str:
-    return f'{record.get("time", "")} {record.get("id", "")} {record.get("level", "")}: {record.get("message", "")}'
+    """`#SEQ TIME ID LEVEL: MESSAGE`; the sequence number is what `events --since N` takes."""
+    return (f'#{record.get("seq", "?")} {record.get("time", "")} {record.get("id", "")} '
+            f'{record.get("level", "")}: {record.get("message", "")}')
 
 
 def command_done(pool: str, verb: str) -> str:

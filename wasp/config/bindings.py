@@ -3,6 +3,10 @@
 Examples: "http/*:8080:" (any address, any host), "http/127.0.0.1:8080:api.example.test",
 "http/[::1]:8080:". IP "*" means every address; an empty HOST means any Host header. The host is
 kept lower-case because Host headers compare case-insensitively.
+
+A Unix socket takes the place of IP:PORT: "http/unix:/run/wasp/app.sock:" (an absolute path;
+HOST after the last ":", empty for any host). Its Binding has ip "unix:/run/wasp/app.sock" and
+port 0.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from wasp.config.model import Binding
+from wasp.config.model import UNIX_PREFIX, Binding
 
 _FORM = "protocol/IP:PORT:HOST, e.g. \"http/*:8080:\" or \"http/127.0.0.1:80:www.example.test\""
+#: sun_path holds 108 bytes with the terminating NUL.
+MAX_UNIX_PATH = 107
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
 
 
@@ -28,6 +34,8 @@ def parse_binding(text: str) -> Binding:
         raise ValueError(f"binding \"{text}\": TLS (https) is not supported yet; bind http and terminate TLS in front of wasp")
     if protocol != "http":
         raise ValueError(f"binding \"{text}\": unknown protocol \"{protocol}\"; only \"http\" is supported")
+    if info.startswith(UNIX_PREFIX):
+        return _parse_unix(text, protocol, info[len(UNIX_PREFIX):])
     ip, rest = _split_ip(text, info)
     port_text, colon, host = rest.partition(":")
     if not colon:
@@ -35,6 +43,20 @@ def parse_binding(text: str) -> Binding:
     port = _parse_port(text, port_text)
     host = _parse_host(text, host)
     return Binding(protocol=protocol, ip=ip, port=port, host=host)
+
+
+def _parse_unix(text: str, protocol: str, rest: str) -> Binding:
+    path, colon, host = rest.rpartition(":")
+    if not colon:
+        raise ValueError(f"binding \"{text}\" must end with \":HOST\" (\":\" alone for any host), "
+                         "e.g. \"http/unix:/run/wasp/app.sock:\"")
+    if not path.startswith("/"):
+        raise ValueError(f"binding \"{text}\": the Unix socket path \"{path}\" must be absolute")
+    if "\0" in path or len(path.encode("utf-8", "surrogateescape")) > MAX_UNIX_PATH:
+        raise ValueError(f"binding \"{text}\": a Unix socket path has at most {MAX_UNIX_PATH} bytes and no NUL")
+    if path.endswith("/"):
+        raise ValueError(f"binding \"{text}\": \"{path}\" is a folder, not a socket path")
+    return Binding(protocol=protocol, ip=UNIX_PREFIX + path, port=0, host=_parse_host(text, host))
 
 
 def _split_ip(text: str, info: str) -> tuple[str, str]:

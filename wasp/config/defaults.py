@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import wasp
+from wasp.config import rundir
 from wasp.config.load import load_data
 from wasp.config.model import Config
 
@@ -18,12 +19,9 @@ DEFAULT_BINDING = "http/127.0.0.1:8080:"
 
 
 def default_run_dir() -> str:
-    """Where the admin socket and pid file go when no config names a place: $XDG_RUNTIME_DIR/wasp
-    (a per-user tmpfs on systemd machines) or else /tmp/wasp-<uid>."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return os.path.join(runtime, "wasp")
-    return f"/tmp/wasp-{os.getuid()}"
+    """The base of the fallback run dirs: $XDG_RUNTIME_DIR/wasp (a per-user tmpfs on systemd
+    machines) or else /tmp/wasp-<uid>; each server has its own folder below it (rundir.py)."""
+    return rundir.run_dir_base()
 
 
 def default_site_dir() -> str:
@@ -35,7 +33,7 @@ def default_config() -> Config:
     """The Default Web Site: a welcome page on "/" and a small WSGI demo on "/demo"."""
     wasp_parent = os.path.dirname(os.path.dirname(os.path.abspath(wasp.__file__)))
     return load_data({
-        "server": _server(),
+        "server": _server(rundir.default_site_run_dir()),
         "pools": [{"name": DEFAULT_POOL}],
         "sites": [{
             "name": DEFAULT_SITE,
@@ -52,24 +50,35 @@ def default_config() -> Config:
     }, source="")
 
 
-def single_app_config(app_spec: str, bind: str = "127.0.0.1:8000") -> Config:
-    """One app on "/" of the Default Web Site, bound to `bind` ("IP:PORT", "[IPv6]:PORT", "*:PORT"
-    or a bare port on 127.0.0.1). The current directory goes on the app's python_path so that
-    `myproject.wsgi:application` imports from where the user stands."""
-    if bind.isdigit():
-        bind = f"127.0.0.1:{bind}"
+def single_app_config(app_spec: str, bind: str | list[str] = "127.0.0.1:8000", *,
+                      workers: int | None = None, threads: int | None = None,
+                      run_dir: str | None = None) -> Config:
+    """One app on "/" of the Default Web Site, bound to `bind` (one or several "IP:PORT",
+    "[IPv6]:PORT", "*:PORT" or a bare port on 127.0.0.1), with `workers` processes
+    (max_processes) of `threads` threads. The current directory goes on the app's python_path so
+    that `myproject.wsgi:application` imports from where the user stands. The run dir, unless
+    given, is derived from that directory, the app and the bindings: two such servers run side by
+    side."""
+    binds = [bind] if isinstance(bind, str) else list(bind)
+    binds = [f"127.0.0.1:{b}" if b.isdigit() else b for b in binds]
+    pool: dict = {"name": DEFAULT_POOL}
+    if workers is not None:
+        pool["max_processes"] = workers
+    if threads is not None:
+        pool["threads"] = threads
+    cwd = os.getcwd()
+    run_dir = os.path.abspath(run_dir) if run_dir else rundir.project_run_dir(cwd, app_spec, *binds)
     return load_data({
-        "server": _server(),
-        "pools": [{"name": DEFAULT_POOL}],
+        "server": _server(run_dir),
+        "pools": [pool],
         "sites": [{
             "name": DEFAULT_SITE,
             "id": 1,
-            "bindings": [f"http/{bind}:"],
-            "applications": [{"path": "/", "pool": DEFAULT_POOL, "app": app_spec, "python_path": [os.getcwd()]}],
+            "bindings": [f"http/{b}:" for b in binds],
+            "applications": [{"path": "/", "pool": DEFAULT_POOL, "app": app_spec, "python_path": [cwd]}],
         }],
     }, source="")
 
 
-def _server() -> dict:
-    run_dir = default_run_dir()
+def _server(run_dir: str) -> dict:
     return {"run_dir": run_dir, "log_dir": os.path.join(run_dir, "logs")}

@@ -183,7 +183,7 @@ class SiteLog(_Strict):
 class Site(_Strict):
     name: Annotated[str, doc("Unique site name.")]
     id: Annotated[int, Meta(ge=1, description="Unique site id; the log folder is W3SVC<id>.")]
-    bindings: Annotated[list[str], doc("appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any.")]
+    bindings: Annotated[list[str], doc("appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any; \"http/unix:/abs/path.sock:HOST\" = a Unix socket (mode 0660).")]
     server_auto_start: Annotated[bool, doc("Listen on the site's bindings when the server starts (otherwise the site is Stopped).")] = True
     log: SiteLog = field(default_factory=SiteLog)
     http_errors: HttpErrors = field(default_factory=HttpErrors)
@@ -200,6 +200,10 @@ class Config(_Strict):
     source: str = ""
 
 
+#: A Binding whose ip starts with this is a Unix socket at the path that follows (port 0).
+UNIX_PREFIX = "unix:"
+
+
 class Binding(Struct, frozen=True):
     """A parsed binding: "http/*:8080:api.example.test"."""
 
@@ -209,6 +213,8 @@ class Binding(Struct, frozen=True):
     host: str  # "" = any host, else lower-case
 
     def __str__(self) -> str:
+        if self.ip.startswith(UNIX_PREFIX):  # a Unix socket: "http/unix:/run/app.sock:HOST"
+            return f"{self.protocol}/{self.ip}:{self.host}"
         ip = f"[{self.ip}]" if ":" in self.ip else self.ip  # IPv6, as written in the file
         return f"{self.protocol}/{ip}:{self.port}:{self.host}"
 

@@ -21,6 +21,7 @@ from collections import deque
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvalidMethodError, \
     HttpParserInvalidURLError, HttpParserUpgrade, HttpRequestParser
 
+from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
@@ -134,6 +135,12 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         self.local = (str(local[0]), int(local[1])) if isinstance(local, tuple) else ("", 0)
+        if isinstance(local, (str, bytes)) and local:
+            # A Unix socket binding: routed by its path (the Binding's "unix:/path", port 0); the
+            # client is on this machine and has no address, so it is 127.0.0.1 (port 0).
+            path = local.decode("utf-8", "surrogateescape") if isinstance(local, bytes) else local
+            self.local = (UNIX_PREFIX + path, 0)
+            self.peer = ("127.0.0.1", 0)
         self.c_ip = self.peer[0].encode() or b"-"
         self.s_ip = self.local[0].encode() or b"-"
         self.s_port = b"%d" % self.local[1]

@@ -18,6 +18,7 @@ import traceback
 
 from wasp.common.channel import ControlChannel
 from wasp.config import model
+from wasp.config.model import UNIX_PREFIX
 from wasp.front.connection import HttpConnection
 from wasp.front.server import Server
 from wasp.front.workers import WorkerLink
@@ -32,6 +33,8 @@ Address = tuple[str, int]
 
 def _address(sock: socket.socket) -> Address:
     name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:  # a Unix socket binding: ("unix:/path", 0), as in the config
+        return (UNIX_PREFIX + (name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name), 0)
     return (str(name[0]), int(name[1]))
 
 

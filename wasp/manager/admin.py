@@ -3,7 +3,7 @@
     curl --unix-socket run/admin.sock http://wasp/pools
 
 GET  /sites /apps /pools /wp /requests /events?since=N
-POST /pools/<name>/recycle|stop|start   /reload
+POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload
 
 One request per connection (the answer carries `Connection: close`). Parsing and routing are
 sans-I/O (`RequestParser`, `route`); `serve` wires them to a socket and to a dispatch coroutine the
@@ -101,6 +101,7 @@ class RouteError(Exception):
 
 
 POOL_VERBS = ("recycle", "stop", "start")
+SITE_VERBS = ("stop", "start")
 LISTS = ("sites", "apps", "pools", "wp", "requests", "events")
 
 
@@ -119,6 +120,10 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
         return parts[2] + "_pool", {"name": parts[1]}
+    if len(parts) == 3 and parts[0] == "sites" and parts[2] in SITE_VERBS:
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return parts[2] + "_site", {"name": parts[1]}
     raise RouteError(404, f"no such resource: {path}")
 
 

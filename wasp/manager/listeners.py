@@ -7,13 +7,18 @@ restarts: connections that arrive meanwhile wait in the kernel's backlog.
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import stat
 
 from wasp.config.bindings import parse_binding
-from wasp.config.model import Config
+from wasp.config.model import UNIX_PREFIX, Config
 
 BACKLOG = 2048
 WILDCARD_V4 = "0.0.0.0"
+#: A Unix socket binding's file: owner and group may connect (put a proxy such as nginx in the
+#: group), others may not.
+UNIX_MODE = 0o660
 
 Address = tuple[str, int]
 
@@ -34,6 +39,10 @@ def plan(config: Config) -> list[Address]:
             continue
         for text in site.bindings:
             binding = parse_binding(text)
+            if binding.ip.startswith(UNIX_PREFIX):
+                if (binding.ip, 0) not in wanted:
+                    wanted.append((binding.ip, 0))
+                continue
             ip = WILDCARD_V4 if binding.ip in ("*", "") else _ip(binding.ip)
             wanted.append((ip, binding.port))
     wildcard_ports = {port for ip, port in wanted if ip == WILDCARD_V4}
@@ -46,8 +55,51 @@ def plan(config: Config) -> list[Address]:
     return out
 
 
+def _answers(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def bind_unix(path: str) -> socket.socket:
+    """Listen on a Unix socket at `path`, mode UNIX_MODE. A socket file left by a server that is
+    gone is replaced; one something still listens on is EADDRINUSE; any other file is left alone
+    (EEXIST): wasp never deletes what is not a socket."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        if _answers(path):
+            raise OSError(errno.EADDRINUSE, f"something listens on {path}")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o777 & ~UNIX_MODE)  # never, even for an instant, wider than UNIX_MODE
+    try:
+        sock.bind(path)
+        os.chmod(path, UNIX_MODE)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    return sock
+
+
 def bind(address: Address) -> socket.socket:
     ip, port = address
+    if ip.startswith(UNIX_PREFIX):
+        return bind_unix(ip[len(UNIX_PREFIX):])
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -67,7 +119,8 @@ class BindError(Exception):
     def __init__(self, address: Address, error: OSError):
         self.address = address
         self.error = error
-        super().__init__(f"cannot listen on {address[0]}:{address[1]}: {error.strerror or error}")
+        where = address[0] if address[0].startswith(UNIX_PREFIX) else f"{address[0]}:{address[1]}"
+        super().__init__(f"cannot listen on {where}: {error.strerror or error}")
 
 
 class ListenerSet:
@@ -75,6 +128,7 @@ class ListenerSet:
 
     def __init__(self) -> None:
         self.sockets: dict[Address, socket.socket] = {}
+        self.files: dict[Address, tuple[int, int] | None] = {}  # a Unix socket's file (dev, ino)
 
     def apply(self, addresses: list[Address]) -> None:
         """Hold exactly these addresses: keep the ones already open, bind the new ones, close the
@@ -91,7 +145,8 @@ class ListenerSet:
                 except OSError as exc:
                     # 0.0.0.0:P replacing 127.0.0.1:P (or the reverse) clashes with the socket
                     # it replaces: close those of that port and try once more.
-                    clashing = [a for a in removed if a[1] == address[1] and a in self.sockets]
+                    clashing = [a for a in removed if a[1] == address[1] and a in self.sockets
+                                and not a[0].startswith(UNIX_PREFIX)]
                     if exc.errno != errno.EADDRINUSE or not clashing:
                         raise BindError(address, exc) from exc
                     for a in clashing:
@@ -107,8 +162,9 @@ class ListenerSet:
         for address in removed:
             sock = self.sockets.pop(address, None)
             if sock is not None:
-                sock.close()
+                _close(address, sock, self.files.pop(address, None))
         self.sockets.update(new)
+        self.files.update((a, _file_id(a)) for a in new if a[0].startswith(UNIX_PREFIX))
         # Keep the config's order: the front receives them as a list.
         self.sockets = {a: self.sockets[a] for a in addresses}
 
@@ -118,6 +174,26 @@ class ListenerSet:
         return [[ip, port] for ip, port in addresses], [self.sockets[a].fileno() for a in addresses]
 
     def close(self) -> None:
-        for sock in self.sockets.values():
-            sock.close()
+        for address, sock in self.sockets.items():
+            _close(address, sock, self.files.get(address))
         self.sockets.clear()
+        self.files.clear()
+
+
+def _file_id(address: Address) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(address[0][len(UNIX_PREFIX):])
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _close(address: Address, sock: socket.socket, file_id: tuple[int, int] | None) -> None:
+    """Close a listener; a Unix socket's file goes too, when it is still the one we bound (not
+    one another server has put there since)."""
+    if address[0].startswith(UNIX_PREFIX) and file_id is not None and _file_id(address) == file_id:
+        try:
+            os.unlink(address[0][len(UNIX_PREFIX):])
+        except OSError:
+            pass
+    sock.close()

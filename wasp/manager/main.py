@@ -21,10 +21,11 @@ import psutil
 
 from wasp.common.channel import ControlChannel
 from wasp.common.proctitle import set_title
+from wasp.config import rundir
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import actions as A
-from wasp.manager import admin, environment, listeners, spawn
+from wasp.manager import admin, environment, listeners, sites, spawn
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.events import EventLog
@@ -45,6 +46,7 @@ class Manager:
                  run_dir: str, log_dir: str, stderr: TextIO):
         self.config = config
         self.config_bytes = encode(config)
+        self.site_overrides: dict[str, bool] = {}  # `wasp start|stop site`: name -> started?
         self.config_file = config_file
         self.listeners = listener_set
         self.run_dir = run_dir
@@ -82,7 +84,7 @@ class Manager:
             for line in self.isolation.other_accounts(self.config):
                 self.stderr.write(line + "\n")
             self._execute(self.sup.start(time.monotonic(), time.time()))
-            addresses = ", ".join(f"{ip}:{port}" for ip, port in self.listeners.sockets)
+            addresses = ", ".join(ip if ip.startswith("unix:") else f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
             while not self._exit:
                 now = time.monotonic()
@@ -393,15 +395,17 @@ class Manager:
         if problems:
             return self._reject([str(p) for p in problems])
         try:
-            self.listeners.apply(listeners.plan(new))
+            overrides = sites.forget_missing(new, self.site_overrides)
+            self.listeners.apply(listeners.plan(sites.effective(new, overrides)))
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
+        self.site_overrides = overrides
         if new.server.run_dir != self.config.server.run_dir or new.server.log_dir != self.config.server.log_dir:
             self.stderr.write("wasp: server.run_dir and server.log_dir changes take effect at the "
                               "next start\n")
         old = self.config
         self.config = new
-        self.config_bytes = encode(new)
+        self.config_bytes = encode(sites.effective(new, overrides))
         self.isolation.forget()
         if self.front is not None:
             names, fds = self.listeners.ordered()
@@ -504,6 +508,8 @@ class Manager:
             return 200, {"ok": True, "message": "configuration reloaded"}
         if name in ("recycle_pool", "stop_pool", "start_pool"):
             return await self._pool_command(name, args["name"])
+        if name in ("start_site", "stop_site"):
+            return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
         return 404, {"error": f"no such resource: {request.path}"}
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
@@ -521,10 +527,28 @@ class Manager:
         verb = {"recycle_pool": "recycled", "stop_pool": "stopped", "start_pool": "started"}[name]
         return 200, {"ok": True, "message": f'"{pool}" successfully {verb}'}
 
+    def site_command(self, verb: str, name: str) -> tuple[int, object]:
+        """Start or stop listening for a site (wasp/manager/sites.py); the pools are untouched."""
+        try:
+            overrides = sites.command(self.config, self.site_overrides, verb, name)
+            effective = sites.effective(self.config, overrides)
+            self.listeners.apply(listeners.plan(effective))
+        except sites.SiteCommandError as exc:
+            return exc.status, {"error": str(exc)}
+        except (listeners.BindError, ValueError) as exc:
+            return 409, {"error": f"Command execution failed. {exc}"}
+        self.site_overrides = overrides
+        self.config_bytes = encode(effective)
+        if self.front is not None:
+            names, fds = self.listeners.ordered()
+            self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+        return 200, {"ok": True, "message": f'"{name}" successfully {verb}ped.' if verb == "stop"
+                     else f'"{name}" successfully {verb}ed.'}
+
     # ------------------------------------------------------------------ views
     def site_rows(self) -> list[dict]:
         return [{"name": s.name, "id": s.id, "bindings": list(s.bindings),
-                 "state": "Started" if s.server_auto_start else "Stopped"}
+                 "state": "Started" if sites.is_started(self.config, self.site_overrides, s.name) else "Stopped"}
                 for s in self.config.sites]
 
     def app_rows(self) -> list[dict]:
@@ -582,11 +606,16 @@ def _answers(path: str) -> bool:
 
 
 def prepare_dirs(run_dir: str, log_dir: str) -> None:
-    """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses.
+    """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses, or one that
+    is not ours and private (wasp/config/rundir.py: a local user may have pre-created it).
 
     A live server is one answering on its admin socket: a pid file alone may be stale, its pid
     reused by an unrelated process."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    base = rundir.run_dir_base()
+    if os.path.dirname(run_dir) == base:  # a fallback run dir: the shared base must be ours too
+        rundir.private_dir(base)
+    os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+    rundir.private_dir(run_dir)
     os.makedirs(log_dir, exist_ok=True)
     if _answers(os.path.join(run_dir, "admin.sock")):
         try:
@@ -606,7 +635,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
     try:
         prepare_dirs(run_dir, log_dir)
         listener_set.apply(listeners.plan(config))
-    except (StartupError, listeners.BindError, OSError, ValueError) as exc:
+    except (StartupError, rundir.RunDirError, listeners.BindError, OSError, ValueError) as exc:
         listener_set.close()
         stderr.write(f"wasp: {exc}\n")
         return 1
