@@ -136,9 +136,22 @@ def test_private_dir_refuses_group_or_other_bits(tmp_path, mode):
     path = tmp_path / "base"
     path.mkdir()
     os.chmod(path, mode)
-    with pytest.raises(rundir.RunDirError, match="0700"):
+    with pytest.raises(rundir.RunDirError, match=f"{mode:04o}.*chmod 700"):
         rundir.private_dir(str(path))
     assert stat.S_IMODE(os.lstat(path).st_mode) == mode  # refused, not silently "fixed"
+
+
+@pytest.mark.parametrize("mode,refused", [(0o755, False), (0o750, False), (0o775, True), (0o757, True)])
+def test_a_named_run_dir_may_be_readable_but_never_writable_by_others(tmp_path, mode, refused):
+    path = tmp_path / "run"
+    path.mkdir()
+    os.chmod(path, mode)
+    if refused:
+        with pytest.raises(rundir.RunDirError, match="may write to it"):
+            rundir.private_dir(str(path), forbidden=0o022)
+    else:
+        rundir.private_dir(str(path), forbidden=0o022)
+    assert stat.S_IMODE(os.lstat(path).st_mode) == mode
 
 
 def test_private_dir_refuses_a_symlink(tmp_path):

@@ -51,9 +51,11 @@ def project_run_dir(project_dir: str, *serves: str) -> str:
     return os.path.join(run_dir_base(), project_prefix(project_dir) + _digest(*serves))
 
 
-def private_dir(path: str, create: bool = True) -> None:
+def private_dir(path: str, create: bool = True, forbidden: int = 0o077) -> None:
     """Make sure `path` is a folder of ours that nobody else can enter: create it 0700 (with
-    `create`), refuse a symlink, a non-folder, another owner or any group/other permission bit."""
+    `create`), refuse a symlink, a non-folder, another owner or any of the `forbidden` group/other
+    permission bits (all of them by default; a run_dir the config names only needs to be safe
+    from writes by others, `forbidden=0o022`, since its admin socket is 0600 itself)."""
     if create:
         try:
             os.mkdir(path, 0o700)
@@ -77,9 +79,10 @@ def private_dir(path: str, create: bool = True) -> None:
         if st.st_uid != os.geteuid():
             raise RunDirError(f"refusing {path}: it belongs to uid {st.st_uid}, not to us "
                               f"(uid {os.geteuid()}); remove it or name another run_dir")
-        if st.st_mode & 0o077:
+        if st.st_mode & forbidden:
+            what = "enter" if forbidden & 0o055 else "write to"
             raise RunDirError(f"refusing {path}: its mode is {stat.S_IMODE(st.st_mode):04o}, others "
-                              "may enter it; it must be 0700 (chmod 700 it, or remove it)")
+                              f"may {what} it; chmod 700 it, or remove it")
         if st.st_mode & 0o700 != 0o700:  # a umask took some of our own bits
             os.fchmod(fd, 0o700)
     finally:

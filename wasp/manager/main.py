@@ -612,10 +612,12 @@ def prepare_dirs(run_dir: str, log_dir: str) -> None:
     A live server is one answering on its admin socket: a pid file alone may be stale, its pid
     reused by an unrelated process."""
     base = rundir.run_dir_base()
-    if os.path.dirname(run_dir) == base:  # a fallback run dir: the shared base must be ours too
+    fallback = os.path.dirname(run_dir) == base
+    if fallback:  # a fallback run dir: the shared base must be ours and private too
         rundir.private_dir(base)
     os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-    rundir.private_dir(run_dir)
+    # One the config names may be readable (0755), never writable, by others.
+    rundir.private_dir(run_dir, forbidden=0o077 if fallback else 0o022)
     os.makedirs(log_dir, exist_ok=True)
     if _answers(os.path.join(run_dir, "admin.sock")):
         try:
