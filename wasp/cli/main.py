@@ -190,8 +190,10 @@ def cmd_pool(args) -> int:
     if args.object.lower() not in ("pool", "apppool", "pools", "apppools"):
         raise Usage(f"Command '{args.command.upper()}' is not supported on object '{args.object.upper()}'.")
     verb = args.command
-    # A stop waits for the pool's workers to exit (up to its shutdown_time_limit).
-    answer = AdminClient(locate_run_dir(args)).pool_command(verb, args.name, timeout=3600 if verb == "stop" else None)
+    # A stop waits for the pool's workers to exit (up to its shutdown_time_limit), a recycle for
+    # the new ones to be ready (up to its startup_time_limit).
+    answer = AdminClient(locate_run_dir(args)).pool_command(
+        verb, args.name, timeout=3600 if verb in ("stop", "recycle") else None)
     done = {"recycle": "recycled", "stop": "stopped", "start": "started"}[verb]
     print(answer.get("message") if isinstance(answer, dict) and answer.get("message")
           else output.command_done(args.name, done))

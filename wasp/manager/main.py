@@ -332,6 +332,8 @@ class Manager:
                                         str(message.get("traceback", "")))
         elif op == "stuck":
             self._execute(self.sup.worker_stuck(wid, now, message))
+        elif op == "recycle_me":
+            self._execute(self.sup.worker_recycle_me(wid, str(message.get("reason", "")), now))
         elif op == "requests":
             self._resolve(message)
         elif op == "pong":
@@ -491,11 +493,26 @@ class Manager:
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
         method = getattr(self.sup, name)
+        before: dict = {}
+
+        def run(now: float) -> None:
+            rec = self.sup.pools.get(pool)
+            if rec is not None:
+                before["old"] = {w.worker_id for w in self.sup.workers_of(pool)
+                                 if w.state.value == "Ready"}
+                before["failures"] = rec.start_failures
+            self._execute(method(pool, now))
+
         try:
-            await self._call(lambda now: self._execute(method(pool, now)))
+            await self._call(run)
         except CommandError as exc:
             status = 404 if str(exc).startswith("Cannot find") else 409
             return status, {"error": str(exc)}
+        if name == "recycle_pool":
+            # Like appcmd's /wait: answer once the new workers are ready, or a replacement failed.
+            reason = await self._wait_recycled(pool, before["old"], before["failures"])
+            if reason:
+                return 500, {"error": f'"{pool}" could not be recycled: {reason}', "reason": reason}
         if name == "stop_pool":
             # Like appcmd's default /wait: answer once the pool's workers are gone.
             rec = self.sup.pools.get(pool)
@@ -503,6 +520,22 @@ class Manager:
             await self._wait_for(lambda: not self.sup.workers_of(pool), limit + 5)
         verb = {"recycle_pool": "recycled", "stop_pool": "stopped", "start_pool": "started"}[name]
         return 200, {"ok": True, "message": f'"{pool}" successfully {verb}'}
+
+    async def _wait_recycled(self, pool: str, old: set[int], failures: int) -> str:
+        rec = self.sup.pools.get(pool)
+        pm = rec.settings.process_model if rec else None
+        limit = (pm.startup_time_limit or 600.0) if pm else 0.0
+        if rec and rec.settings.recycling.disallow_overlapping_rotation:
+            limit += pm.shutdown_time_limit or 600.0  # the old workers exit first
+        outcome: list = []
+
+        def settled() -> bool:
+            outcome[:] = [self.sup.recycle_outcome(pool, old, failures)]
+            return outcome[0] is not None
+
+        if not await self._wait_for(settled, limit + 5):
+            return f"the new worker was not ready within {limit + 5:g} seconds"
+        return outcome[0]
 
     # ------------------------------------------------------------------ views
     def site_rows(self) -> list[dict]:
@@ -517,7 +550,7 @@ class Manager:
 
     def pool_rows(self, stats: dict) -> list[dict]:
         front_pools = stats.get("pools", {}) if isinstance(stats, dict) else {}
-        rows = self.sup.pool_rows()
+        rows = self.sup.pool_rows(time.monotonic())
         for row in rows:
             numbers = front_pools.get(row["name"], {})
             row["queue"] = int(numbers.get("queued", 0))
