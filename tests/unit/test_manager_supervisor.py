@@ -27,6 +27,7 @@ def config(pool_toml: str = "", extra: str = ""):
         bindings = ["http/127.0.0.1:8080:"]
         [[sites.applications]]
         path = "/"
+        app = "m:app"
         pool = "P"
         """))
 
@@ -431,6 +432,7 @@ def test_reconfigure_adds_removes_and_recycles_changed_pools():
         bindings = ["http/127.0.0.1:8080:"]
         [[sites.applications]]
         path = "/"
+        app = "m:app"
         pool = "P"
         """))
     out = h.run(h.sup.reconfigure(new, {"P"}, h.now, h.wall))

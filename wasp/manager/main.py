@@ -378,7 +378,12 @@ class Manager:
         except OSError as exc:
             return self._reject([f"{self.config_file}: {exc.strerror or exc}"])
         try:
-            self.listeners.apply(listeners.plan(new))
+            planned = listeners.plan(new)
+            if not planned and self.listeners.sockets:
+                # Applied, it would close every port and stop every worker: never silently.
+                return self._reject(["the new configuration listens on nothing (no started site "
+                                     "has a binding); the running configuration keeps serving"])
+            self.listeners.apply(planned)
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
         if new.server.run_dir != self.config.server.run_dir or new.server.log_dir != self.config.server.log_dir:
