@@ -72,7 +72,7 @@ class Manager:
         self.loop = asyncio.get_running_loop()
         self.reaper = Reaper(self.loop, self.queue.put_nowait)
         self.passed_fds = PassedFds(self.loop)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
             self.loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
         server = await admin.serve(self.admin_path, self.dispatch)
         try:
@@ -155,13 +155,19 @@ class Manager:
         if signum == signal.SIGHUP:
             self.reload(now)
             return
-        self._signals += 1
-        if self._signals == 1:
-            self.stderr.write(f"wasp: {signal.Signals(signum).name}: stopping gracefully "
-                              "(send it again to stop at once)\n")
+        # Service managers repeat SIGTERM (and send it to the whole group): it never escalates.
+        # Only SIGQUIT, or a second SIGINT (Ctrl-C twice), stops at once.
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            self._signals += 1
+        if signum == signal.SIGQUIT or self._signals >= 2:
+            self.stderr.write(f"wasp: {name}: stopping at once\n")
             self._execute(self.sup.shutdown(now))
-        else:
             self._execute(self.sup.kill_everything())
+        elif not self.sup.shutting_down:
+            again = " (Ctrl-C again or SIGQUIT to stop at once)"
+            self.stderr.write(f"wasp: {name}: stopping gracefully{again}\n")
+            self._execute(self.sup.shutdown(now))
 
     # ------------------------------------------------------------------ actions
     def _execute(self, actions: list) -> None:
