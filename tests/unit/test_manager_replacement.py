@@ -183,3 +183,29 @@ def test_a_busy_worker_is_looked_at_again_one_idle_timeout_later():
     h.advance(2)
     h.pong(1, idle_s=0.0, inflight=1)
     assert h.sup.next_deadline(h.now, h.wall) == h.now + 2
+
+
+def test_an_admin_recycle_while_replacements_fail_tries_again_at_once():
+    h = Harness(config(RAPID))
+    h.ready(1)
+    h.run(h.sup.recycle_pool("P", h.now))
+    for wid in (2, 3, 4):
+        fail_load(h, wid)
+        h.advance(replacement_backoff(wid - 1))
+    fail_load(h, 5)  # now 8 s to wait
+    out = h.run(h.sup.recycle_pool("P", h.now))
+    assert spawned(out) == [6]
+    assert h.sup.recycle_outcome("P", {1}, h.sup.pools["P"].start_failures) is None
+    h.ready(6)
+    assert h.sup.recycle_outcome("P", {1}, 0) is not None  # failures since are reported
+    assert h.sup.recycle_outcome("P", {1}, h.sup.pools["P"].start_failures) == ""
+
+
+def test_recycle_outcome_reports_the_first_failed_replacement():
+    h = Harness(config(RAPID))
+    h.ready(1)
+    failures = h.sup.pools["P"].start_failures
+    h.run(h.sup.recycle_pool("P", h.now))
+    assert h.sup.recycle_outcome("P", {1}, failures) is None
+    fail_load(h, 2)
+    assert h.sup.recycle_outcome("P", {1}, failures) == "ZeroDivisionError: division by zero"

@@ -466,8 +466,13 @@ class Supervisor:
         if rec.state is not PoolState.STARTED:
             raise CommandError(NOT_NOW)
         self._pool_event(event_id, rec)
+        if rec.recycle_attempts:
+            # Replacements are failing (a broken deploy): an administrator's recycle, typically
+            # after fixing it, tries again at once instead of waiting out the back-off.
+            rec.spawn_not_before, rec.recycle_retry_at = 0.0, None
         for w in self.workers_of(name):
             self._recycle_worker(w, now, None)
+        self._ensure(rec, now)
         return self._take()
 
     def stop_pool(self, name: str, now: float) -> list:
