@@ -30,6 +30,7 @@ id = 1
 bindings = ["http/127.0.0.1:8080:"]
 [[sites.applications]]
 path = "/"
+app = "m:app"
 pool = "P"
 """
 

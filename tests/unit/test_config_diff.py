@@ -19,6 +19,7 @@ id = 1
 bindings = ["http/*:8080:"]
 [[sites.applications]]
 path = "/"
+app = "m:app"
 pool = "a"
 [[sites.applications]]
 path = "/api"
@@ -31,6 +32,7 @@ id = 2
 bindings = ["http/*:8081:"]
 [[sites.applications]]
 path = "/"
+app = "m:app"
 pool = "b"
 '''
 
@@ -72,7 +74,7 @@ def test_application_moved_between_pools():
 
 
 def test_application_added():
-    assert changed(BASE + '[[sites.applications]]\npath = "/x"\npool = "idle"\n') == {"idle"}
+    assert changed(BASE + '[[sites.applications]]\npath = "/x"\npool = "idle"\napp = "m:app"\n') == {"idle"}
 
 
 def test_site_bindings_change_the_pools_of_that_site():

@@ -32,7 +32,9 @@ def test_every_key_is_documented():
                 assert f"| `{info.name}` |" in text, info.name
 
 
-def test_example_loads():
+def test_example_loads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "www").mkdir()  # the example's physical_path, relative to the config
     config = load_text(EXAMPLE)
     assert [p.name for p in config.pools] == ["DefaultAppPool", "api"]
     assert config.pools[1].environment_variables == {"APP_ENV": "production",
@@ -40,8 +42,9 @@ def test_example_loads():
 
 
 def test_full_example_loads_and_equals_the_defaults():
-    config = load_text(full_example())
+    # An application needs app or physical_path: both default to "", so the example sets one.
+    config = load_text(full_example().replace('app = ""', 'app = "m:app"'))
     plain = load_text('[[pools]]\nname = "DefaultAppPool"\n[[sites]]\nname = "Default Web Site"\nid = 1\n'
-                      'bindings = ["http/*:8080:"]\n[[sites.applications]]\npath = "/"\n')
+                      'bindings = ["http/*:8080:"]\n[[sites.applications]]\npath = "/"\napp = "m:app"\n')
     config.pool_defaults = plain.pool_defaults
     assert config == plain

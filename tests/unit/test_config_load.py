@@ -22,13 +22,16 @@ bindings = ["http/*:8080:"]
 
 [[sites.applications]]
 path = "/"
+app = "m:app"
 '''
 
 
 def problems(text: str) -> list[tuple[str, int | None, str]]:
     with pytest.raises(ConfigError) as info:
         load_text(textwrap.dedent(text))
-    return [(p.path, p.line, p.message) for p in info.value.problems]
+    # Fragments without [[sites]] test other rules: leave out the "no site" problem they all have.
+    return [(p.path, p.line, p.message) for p in info.value.problems
+            if not (p.path == "sites" and "[[sites]]" not in text)]
 
 
 def one(text: str) -> tuple[str, int | None, str]:
@@ -37,10 +40,51 @@ def one(text: str) -> tuple[str, int | None, str]:
     return found[0]
 
 
-def test_empty_config_is_valid():
-    config = load_text("")
-    assert config.pools == [] and config.sites == []
+def site_for(pool: str) -> str:
+    """A minimal site for fragments that test something else: a config must serve something."""
+    return (f'\n[[sites]]\nname = "s"\nid = 1\nbindings = ["http/*:8080:"]\n'
+            f'[[sites.applications]]\npath = "/"\npool = "{pool}"\napp = "m:app"\n')
+
+
+def test_minimal_config_source():
+    config = load_text(SITE)
     assert config.source == "<string>"
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", '[server]\nrun_dir = "run"\n',
+                                  SITE[:SITE.index("[[sites]]")]])
+def test_empty_or_truncated_config_is_an_error(text):
+    """It would decode to all defaults and serve nothing: no port, no worker."""
+    with pytest.raises(ConfigError) as info:
+        load_text(text)
+    [problem] = info.value.problems
+    assert problem.path == "sites" and "no site is defined" in problem.message
+
+
+def test_site_with_no_binding_is_an_error():
+    path, line, message = one(SITE.replace('bindings = ["http/*:8080:"]', "bindings = []"))
+    assert (path, line) == ("sites[0].bindings", 8) and "has no binding" in message
+
+
+def test_application_with_neither_app_nor_physical_path_is_an_error():
+    path, line, message = one(SITE.replace('app = "m:app"\n', ""))
+    assert (path, line) == ("sites[0].applications[0]", 10)
+    assert "neither app" in message and "physical_path" in message
+
+
+def test_physical_path_must_be_an_existing_folder(tmp_path):
+    (tmp_path / "www").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    config_file = tmp_path / "wasp.toml"
+    config_file.write_text(SITE.replace('app = "m:app"', 'physical_path = "www"'))
+    assert load(str(config_file)).sites[0].applications[0].physical_path == str(tmp_path / "www")
+    for value, what in (("nope", "does not exist"), ("file.txt", "is not a folder")):
+        config_file.write_text(SITE.replace('app = "m:app"', f'physical_path = "{value}"'))
+        with pytest.raises(ConfigError) as info:
+            load(str(config_file))
+        [problem] = info.value.problems
+        assert (problem.path, problem.line) == ("sites[0].applications[0].physical_path", 12)
+        assert problem.message == f"physical_path {tmp_path / value} {what}"
 
 
 def test_minimal_site_loads_with_defaults():
@@ -160,7 +204,7 @@ def test_durations_and_sizes_decode():
         recycling.memory = "512MB"
         recycling.private_memory = "512MiB"
         recycling.time = "1d"
-    ''')
+    ''' + site_for("p"))
     assert config.limits.connection_timeout == 0.25
     assert config.limits.header_wait_timeout == 30.0
     assert config.limits.max_request_bytes == 65536
@@ -254,6 +298,7 @@ def test_many_problems_at_once_sorted_by_line():
         [[sites.applications]]
         path = "api"
         pool = "nope"
+        app = "m:app"
     ''')
     assert [(p, line) for p, line, _ in found] == [
         ("server.run_dir", 3), ("limits.max_url", 5), ("pools[0].name", 7), ("pools[0].threads", 8),
@@ -312,7 +357,7 @@ def test_pool_defaults_are_inherited_and_overridden():
         environment_variables = { B = "two", C = "3" }
         [pools.process_model]
         idle_timeout = "0s"
-    ''')
+    ''' + site_for("inherits"))
     inherits, overrides = config.pools
     assert (inherits.threads, inherits.queue_length) == (4, 50)
     assert inherits.process_model.idle_timeout == 300
@@ -332,7 +377,7 @@ def test_pool_defaults_lists_are_replaced_not_merged():
         [[pools]]
         name = "p"
         recycling.schedule = ["04:00"]
-    ''')
+    ''' + site_for("p"))
     assert config.pools[0].recycling.schedule == ["04:00"]
 
 
@@ -374,6 +419,7 @@ def test_merge():
 def test_relative_paths_are_made_absolute_against_the_file(tmp_path):
     folder = tmp_path / "conf"
     folder.mkdir()
+    (tmp_path / "www").mkdir()
     path = folder / "wasp.toml"
     path.write_text(textwrap.dedent('''
         [server]
@@ -396,6 +442,7 @@ def test_relative_paths_are_made_absolute_against_the_file(tmp_path):
         python_path = ["src", "/opt/lib"]
         [[sites.applications]]
         path = "/x"
+        app = "m:app"
         pool = "p"
     '''))
     config = load(str(path))
@@ -412,12 +459,12 @@ def test_relative_paths_are_made_absolute_against_the_file(tmp_path):
 
 def test_load_text_resolves_against_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = load_text('[server]\nrun_dir = "run"\n')
+    config = load_text('[server]\nrun_dir = "run"\n' + SITE)
     assert config.server.run_dir == str(tmp_path / "run")
 
 
 def test_load_relative_path_gives_absolute_source(tmp_path, monkeypatch):
-    (tmp_path / "wasp.toml").write_text("")
+    (tmp_path / "wasp.toml").write_text(SITE)
     monkeypatch.chdir(tmp_path)
     assert load("wasp.toml").source == str(tmp_path / "wasp.toml")
 
@@ -467,7 +514,9 @@ app = "mysite.wsgi:application" # optional Python app; interface "auto" | "wsgi"
 '''
 
 
-def test_architecture_example_loads():
+def test_architecture_example_loads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "www").mkdir()
     config = load_text(ARCHITECTURE_EXAMPLE)
     assert isinstance(config, Config)
     assert config.pools[0].process_model.idle_timeout == 1200
@@ -475,8 +524,10 @@ def test_architecture_example_loads():
     assert config.sites[0].applications[0].physical_path == os.path.join(os.getcwd(), "www")
 
 
-def test_loaded_config_round_trips_through_the_wire():
+def test_loaded_config_round_trips_through_the_wire(tmp_path, monkeypatch):
     from wasp.config.model import decode, encode
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "www").mkdir()
     config = load_text(ARCHITECTURE_EXAMPLE)
     assert decode(encode(config)) == config
 
@@ -495,8 +546,10 @@ bindings = ["http/*:8080:a.test"]
 error_mode = "Custom"
 [[sites.applications]]
 path = "/"
+app = "m:app"
 [[sites.applications]]
 path = "/debug"
+app = "m:app"
 [sites.applications.http_errors]
 error_mode = "Detailed"
 
@@ -506,6 +559,7 @@ id = 2
 bindings = ["http/*:8080:b.test"]
 [[sites.applications]]
 path = "/"
+app = "m:app"
 '''
 
 
@@ -526,5 +580,5 @@ def test_http_errors_bad_value_and_unknown_key_name_their_path():
     found = problems(HTTP_ERRORS.replace('error_mode = "Custom"', 'error_mode = "custom"')
                      .replace('error_mode = "Detailed"', 'errormode = "Detailed"'))
     assert [(path, line) for path, line, _m in found] == [
-        ("sites[0].http_errors.error_mode", 10), ("sites[0].applications[1].http_errors.errormode", 16)]
+        ("sites[0].http_errors.error_mode", 10), ("sites[0].applications[1].http_errors.errormode", 18)]
     assert "DetailedLocalOnly" in found[0][2]

@@ -76,6 +76,9 @@ def test_activation_puts_the_venv_before_the_servers_packages(tmp_path, monkeypa
     assert sys.prefix == sys.exec_prefix == str(tmp_path / "v") and sys.base_prefix == base
 
 
+_SITE = '[[sites]]\nname = "S"\nid = 1\nbindings = ["http/*:8080:"]\n[[sites.applications]]\npool = "P"\napp = "m:app"\n'
+
+
 def test_python_and_virtualenv_together_is_a_config_error():
     with pytest.raises(ConfigError) as info:
         load_text(textwrap.dedent("""
@@ -83,13 +86,13 @@ def test_python_and_virtualenv_together_is_a_config_error():
             name = "P"
             python = "/usr/bin/python3"
             virtualenv = "/srv/venv"
-            """))
+            """) + _SITE)
     [problem] = info.value.problems
     assert problem.path == "pools[0].virtualenv" and "not both" in problem.message and problem.line == 5
 
 
 def test_a_relative_virtualenv_is_relative_to_the_config_file(tmp_path):
-    (tmp_path / "wasp.toml").write_text('[[pools]]\nname = "P"\nvirtualenv = "venv"\n')
+    (tmp_path / "wasp.toml").write_text('[[pools]]\nname = "P"\nvirtualenv = "venv"\n' + _SITE)
     assert load(str(tmp_path / "wasp.toml")).pools[0].virtualenv == str(tmp_path / "venv")
 
 
@@ -100,5 +103,6 @@ def test_the_readme_example_loads():
     readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Per-pool virtualenvs", 1)[1].split("\n## ", 1)[0]
     [example] = re.findall(r"```toml\n(.*?)```", section, re.S)
-    [pool] = load_text(example).pools
+    # The README shows the pool; a config needs a site too.
+    [pool] = load_text(example + _SITE.replace('pool = "P"', 'pool = "shop"')).pools
     assert pool.virtualenv == "/srv/shop/venv" and pool.python == ""

@@ -9,9 +9,12 @@ from wasp.config.load import load
 from wasp.manager import environment, spawn
 
 
+_SITE = '\n[[sites]]\nname = "S"\nid = 1\nbindings = ["http/*:8080:"]\n[[sites.applications]]\npool = "P"\napp = "m:app"\n'
+
+
 def _config(tmp_path, pool: str):
     path = tmp_path / "wasp.toml"
-    path.write_text(f'[server]\nrun_dir = "run"\n\n[[pools]]\nname = "P"\n{pool}\n')
+    path.write_text(f'[server]\nrun_dir = "run"\n\n[[pools]]\nname = "P"\n{pool}\n{_SITE}')
     return load(str(path)), str(path)
 
 

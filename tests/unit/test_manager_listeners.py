@@ -22,6 +22,7 @@ def cfg(*sites: tuple[list[str], bool]):
             server_auto_start = {str(auto).lower()}
             [[sites.applications]]
             path = "/"
+            app = "m:app"
             pool = "P"
             """).replace("'", '"')
     return load_text(text)

@@ -13,9 +13,9 @@ def config(b_auto_start: bool = True):
         "pools": [{"name": "P"}],
         "sites": [
             {"name": "A", "id": 1, "bindings": ["http/127.0.0.1:8080:a.test"],
-             "applications": [{"path": "/", "pool": "P"}]},
+             "applications": [{"path": "/", "pool": "P", "app": "m:app"}]},
             {"name": "B", "id": 2, "bindings": ["http/127.0.0.1:8080:b.test", "http/127.0.0.1:8081:"],
-             "server_auto_start": b_auto_start, "applications": [{"path": "/", "pool": "P"}]},
+             "server_auto_start": b_auto_start, "applications": [{"path": "/", "pool": "P", "app": "m:app"}]},
         ],
     }, source="")
 

@@ -27,6 +27,7 @@ def config(pool_toml: str = "", extra: str = ""):
         bindings = ["http/127.0.0.1:8080:"]
         [[sites.applications]]
         path = "/"
+        app = "m:app"
         pool = "P"
         """))
 
@@ -235,9 +236,9 @@ def test_recycle_when_replacement_fails_keeps_old_serving():
     h = Harness(config('start_mode = "always_running"'))
     h.ready(1)
     h.run(h.sup.recycle_pool("P", h.now))
-    out = h.exited(2, code=1)
+    h.exited(2, code=1)
     assert h.sup.workers[1].state is WorkerState.READY
-    assert of(out, A.SpawnWorker)  # tries again
+    assert of(h.advance(1), A.SpawnWorker)  # tries again, after a back-off
 
 
 def test_non_overlapped_recycle_stops_old_first():
@@ -431,6 +432,7 @@ def test_reconfigure_adds_removes_and_recycles_changed_pools():
         bindings = ["http/127.0.0.1:8080:"]
         [[sites.applications]]
         path = "/"
+        app = "m:app"
         pool = "P"
         """))
     out = h.run(h.sup.reconfigure(new, {"P"}, h.now, h.wall))
@@ -482,7 +484,7 @@ def test_views():
     h.pong(1, served=7)
     rows = h.sup.pool_rows()
     assert rows == [{"name": "P", "state": "Started", "workers": 2, "start_mode": "always_running",
-                     "max_processes": 2}]
+                     "max_processes": 2, "recycle": "ok"}]
     wp = h.sup.worker_rows(h.now + 5)
     assert [(r["worker_id"], r["state"], r["requests"]) for r in wp] == [(1, "Ready", 7), (2, "Starting", 0)]
     assert wp[0]["uptime_s"] == pytest.approx(5)
@@ -572,3 +574,17 @@ def test_a_passing_spawn_failure_counts_as_a_failure_without_a_crash_event():
     assert len(pool.failures.times) == 1
     h.advance(11)  # past the spawn back-off: it tries again
     assert len(h.live()) == 1
+
+
+def test_a_permanent_spawn_failure_while_a_worker_serves_is_a_failed_replacement():
+    # The pool's venv vanished under a running server, then a recycle: the replacement cannot
+    # even be started, but the serving worker must stay and the pool must not be disabled.
+    h = Harness(config('start_mode = "always_running"'))
+    h.ready(1)
+    h.run(h.sup.recycle_pool("P", h.now))
+    [new] = [wid for wid in h.live() if wid != 1]
+    h.run(h.sup.worker_not_started(new, h.now, permanent=True, error="virtualenv /srv/v is gone"))
+    pool = h.sup.pools["P"]
+    assert pool.state is PoolState.STARTED and h.sup.workers[1].state is WorkerState.READY
+    assert 5002 not in h.events() and 9021 in h.events()
+    assert pool.recycle_error == "virtualenv /srv/v is gone"

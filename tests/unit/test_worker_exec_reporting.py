@@ -28,6 +28,7 @@ def _supervisor(pool_extra: str = ""):
         bindings = ["http/127.0.0.1:8080:"]
         [[sites.applications]]
         path = "/"
+        app = "m:app"
         pool = "P"
         """))
     sup = Supervisor(cfg, rng=random.Random(1))

@@ -38,3 +38,22 @@ def test_stats():
     assert stats.idle_seconds() == 0.0
     assert stats.end() == 1 and stats.end() == 0
     assert stats.served == 2 and stats.idle_seconds() >= 0.0
+
+
+def test_stats_report_the_request_limit_once_from_any_thread():
+    import threading
+
+    stats = Stats()
+    stats.limit = 5
+    calls = []
+    stats.on_limit = lambda: calls.append(stats.served)
+    for _ in range(4):
+        stats.begin()
+        stats.end()
+    assert calls == []
+    threads = [threading.Thread(target=lambda: (stats.begin(), stats.end())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and calls[0] >= 5 and stats.served == 12

@@ -243,8 +243,10 @@ def cmd_pool(args) -> int:
     verb = args.command
     if args.name == "*":
         return _recycle_all(args) if verb == "recycle" else _usage_star(verb)
-    # A stop waits for the pool's workers to exit (up to its shutdown_time_limit).
-    answer = AdminClient(locate_run_dir(args)).pool_command(verb, args.name, timeout=3600 if verb == "stop" else None)
+    # A stop waits for the pool's workers to exit (up to its shutdown_time_limit), a recycle for
+    # the new ones to be ready (up to its startup_time_limit).
+    answer = AdminClient(locate_run_dir(args)).pool_command(
+        verb, args.name, timeout=3600 if verb in ("stop", "recycle") else None)
     done = {"recycle": "recycled", "stop": "stopped", "start": "started"}[verb]
     print(answer.get("message") if isinstance(answer, dict) and answer.get("message")
           else output.command_done(args.name, done))
@@ -264,8 +266,8 @@ def _recycle_all(args) -> int:
     failed = 0
     for name in started:
         try:
-            answer = client.pool_command("recycle", name)
-        except AdminError as exc:  # stopped meanwhile, say: tell, and go on with the others
+            answer = client.pool_command("recycle", name, timeout=3600)  # waits, as NAME does
+        except AdminError as exc:  # stopped meanwhile, or broken: tell, and go on with the others
             print(output.error(exc.message), file=sys.stderr)
             failed += 1
             continue

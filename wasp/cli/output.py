@@ -19,8 +19,10 @@ def app_line(row: dict) -> str:
 def pool_line(row: dict) -> str:
     # appcmd shows (MgdVersion:…,MgdMode:…,state:…); wasp has no managed runtime, so the same
     # shape carries what a wasp admin wants instead, with state last as appcmd has it.
+    recycle = row.get("recycle", "ok")
+    failing = f"recycle:{recycle}," if recycle and recycle != "ok" else ""
     return (f'APPPOOL "{row["name"]}" (workers:{row.get("workers", 0)},'
-            f'queue:{row.get("queue", 0)},state:{row.get("state", "Unknown")})')
+            f'queue:{row.get("queue", 0)},{failing}state:{row.get("state", "Unknown")})')
 
 
 def wp_line(row: dict) -> str:

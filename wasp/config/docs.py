@@ -39,7 +39,9 @@ _SECTION_TEXT = {
     "pools.failure": "Rapid-fail protection and what clients get when a pool cannot serve (IIS failure).",
     "sites": (
         "Web sites. A site has a unique `name` and `id` and answers on its bindings; requests are routed "
-        "by binding (IP, port, Host) and then by the longest application path."),
+        "by binding (IP, port, Host) and then by the longest application path. A config needs at "
+        "least one site, and every site at least one binding (an empty file is an error, not a "
+        "server that serves nothing)."),
     "sites.log": "The site's W3C extended access log, in `<log_dir>/W3SVC<id>/`.",
     "sites.http_errors": (
         "IIS httpErrors: the error page clients get when a request fails in a worker (a module's "
@@ -50,7 +52,8 @@ _SECTION_TEXT = {
         "left out is the site's."),
     "sites.applications": (
         "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
-        "files (`physical_path`), a Python app (`app`), or both (the app answers what is not a file). "
+        "files (`physical_path`, an existing folder), a Python app (`app`), or both (the app answers "
+        "what is not a file); one of the two is required. "
         "Every site needs the root application `path = \"/\"`. Front and workers name an application "
         "`<site id><path>`, e.g. `1/` or `1/api`."),
 }

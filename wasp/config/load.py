@@ -18,7 +18,7 @@ import msgspec
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
 from wasp.config.model import Config, HttpErrors, Pool
-from wasp.config.validate import FIELD_CHECKS, check_config
+from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
@@ -70,11 +70,13 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
     config = decoder.struct(data, Config, "", exclude={"source": None})
     if config is not INVALID:
         check_config(config, decoder.add, pool_names)
+    if not decoder.problems:
+        resolve_paths(config, base_dir if base_dir is not None else os.getcwd())
+        check_paths(config, decoder.add)
     if decoder.problems:
         raise ConfigError(_problems(decoder.problems, locator, file))
     config.source = source
     inherit_http_errors(config, data)
-    resolve_paths(config, base_dir if base_dir is not None else os.getcwd())
     return config
 
 

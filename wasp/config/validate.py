@@ -7,6 +7,7 @@ siteName, applicationPath).
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Callable
 
@@ -143,10 +144,16 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
             add(f"pools[{i}].virtualenv", "set either python (another interpreter) or virtualenv "
                                           "(the server's interpreter with the venv's packages), not both")
     _unique(((f"sites[{i}].id", s.id) for i, s in enumerate(config.sites) if s), "site id", add)
+    if not config.sites:
+        # An empty or truncated file decodes to all defaults: it would serve nothing at all.
+        add("sites", "no site is defined: add a [[sites]] entry with bindings and a root application")
     bindings: dict[tuple, str] = {}
     for i, site in enumerate(config.sites):
         if site is None:
             continue
+        if not site.bindings:
+            add(f"sites[{i}].bindings", f"site \"{site.name}\" has no binding; "
+                                        "add one such as \"http/*:80:\"")
         for j, text in enumerate(site.bindings):
             try:
                 binding = parse_binding(text)
@@ -167,6 +174,9 @@ def _check_applications(site: Site, path: str, add: Add, pool_names: set[str]) -
         if app is None:
             continue
         app_path = f"{path}.applications[{j}]"
+        if not app.app and not app.physical_path:
+            add(app_path, f"application \"{app.path}\" has neither app (a Python app spec) nor "
+                          "physical_path (a folder of static files): it would serve nothing")
         if app.pool not in pool_names:
             add(f"{app_path}.pool", f"no pool is named \"{app.pool}\"" + _known(pool_names))
         # IIS matches URLs case-insensitively, so "/API" and "/api" would be the same application.
@@ -177,6 +187,16 @@ def _check_applications(site: Site, path: str, add: Add, pool_names: set[str]) -
             seen[key] = f"{app_path}"
     if "/" not in seen and None not in site.applications:
         add(f"{path}.applications", f"site \"{site.name}\" has no root application (path = \"/\")")
+
+
+def check_paths(config: Config, add: Add) -> None:
+    """Rules on the file system, after relative paths were resolved against the config file."""
+    for i, site in enumerate(config.sites):
+        for j, app in enumerate(site.applications):
+            if app.physical_path and not os.path.isdir(app.physical_path):
+                what = "is not a folder" if os.path.exists(app.physical_path) else "does not exist"
+                add(f"sites[{i}].applications[{j}].physical_path",
+                    f"physical_path {app.physical_path} {what}")
 
 
 def _known(pool_names: set[str]) -> str:

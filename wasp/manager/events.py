@@ -76,6 +76,9 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9019: ("Warning", "Application pool '{pool}': {reason}"),
     9020: ("Warning", "Application pool '{pool}' used {used_pct}% CPU over the last {window_s} "
                       "seconds, over its limit of {limit_pct}%; the action is {action}."),
+    9021: ("Error", "A replacement process for application pool '{pool}' failed to start "
+                    "(attempt {attempt}): {error}. The pool's running workers keep serving; the "
+                    "next try is in {retry_s} seconds."),
     # Request execution (from 9030): the worker's thread stacks are in the message and in `stacks`.
     9030: ("Error", "Request execution limit exceeded: {url} (application {app}) in application "
                     "pool '{pool}' still runs after {elapsed_s} seconds, past its "

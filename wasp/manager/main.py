@@ -74,7 +74,7 @@ class Manager:
         self.loop = asyncio.get_running_loop()
         self.reaper = Reaper(self.loop, self.queue.put_nowait)
         self.passed_fds = PassedFds(self.loop)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
             self.loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
         server = await admin.serve(self.admin_path, self.dispatch)
         try:
@@ -144,7 +144,7 @@ class Manager:
             self._execute(self.sup.worker_exited(wid, code, now))
         elif kind == "not_started":
             self.workers.pop(item[1], None)
-            self._execute(self.sup.worker_not_started(item[1], now, item[2]))
+            self._execute(self.sup.worker_not_started(item[1], now, item[2], item[3]))
         elif kind == "reaped":
             pass  # a command we ran for the admin; its outcome is its own business
         elif kind == "call":
@@ -162,13 +162,19 @@ class Manager:
         if signum == signal.SIGHUP:
             self.reload(now)
             return
-        self._signals += 1
-        if self._signals == 1:
-            self.stderr.write(f"wasp: {signal.Signals(signum).name}: stopping gracefully "
-                              "(send it again to stop at once)\n")
+        # Service managers repeat SIGTERM (and send it to the whole group): it never escalates.
+        # Only SIGQUIT, or a second SIGINT (Ctrl-C twice), stops at once.
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            self._signals += 1
+        if signum == signal.SIGQUIT or self._signals >= 2:
+            self.stderr.write(f"wasp: {name}: stopping at once\n")
             self._execute(self.sup.shutdown(now))
-        else:
             self._execute(self.sup.kill_everything())
+        elif not self.sup.shutting_down:
+            again = " (Ctrl-C again or SIGQUIT to stop at once)"
+            self.stderr.write(f"wasp: {name}: stopping gracefully{again}\n")
+            self._execute(self.sup.shutdown(now))
 
     # ------------------------------------------------------------------ actions
     def _execute(self, actions: list) -> None:
@@ -257,7 +263,7 @@ class Manager:
     def _spawn_failed(self, a: A.SpawnWorker, error: str, permanent: bool = False) -> None:
         # One event that says why; no 5009 for a process that never ran (it would have pid 0).
         self.events.write(9012, a.pool, data={"error": error})
-        self.queue.put_nowait(("not_started", a.worker_id, permanent))
+        self.queue.put_nowait(("not_started", a.worker_id, permanent, error))
 
     def _do_AttachWorker(self, a: A.AttachWorker) -> None:
         worker = self.workers.get(a.worker_id)
@@ -348,6 +354,8 @@ class Manager:
                                         str(message.get("traceback", "")))
         elif op == "stuck":
             self._execute(self.sup.worker_stuck(wid, now, message))
+        elif op == "recycle_me":
+            self._execute(self.sup.worker_recycle_me(wid, str(message.get("reason", "")), now))
         elif op == "requests":
             self._resolve(message)
         elif op == "pong":
@@ -396,7 +404,12 @@ class Manager:
             return self._reject([str(p) for p in problems])
         try:
             overrides = sites.forget_missing(new, self.site_overrides)
-            self.listeners.apply(listeners.plan(sites.effective(new, overrides)))
+            planned = listeners.plan(sites.effective(new, overrides))
+            if not planned and self.listeners.sockets:
+                # Applied, it would close every port and stop every worker: never silently.
+                return self._reject(["the new configuration listens on nothing (no started site "
+                                     "has a binding); the running configuration keeps serving"])
+            self.listeners.apply(planned)
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
         self.site_overrides = overrides
@@ -514,11 +527,26 @@ class Manager:
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
         method = getattr(self.sup, name)
+        before: dict = {}
+
+        def run(now: float) -> None:
+            rec = self.sup.pools.get(pool)
+            if rec is not None:
+                before["old"] = {w.worker_id for w in self.sup.workers_of(pool)
+                                 if w.state.value == "Ready"}
+                before["failures"] = rec.start_failures
+            self._execute(method(pool, now))
+
         try:
-            await self._call(lambda now: self._execute(method(pool, now)))
+            await self._call(run)
         except CommandError as exc:
             status = 404 if str(exc).startswith("Cannot find") else 409
             return status, {"error": str(exc)}
+        if name == "recycle_pool":
+            # Like appcmd's /wait: answer once the new workers are ready, or a replacement failed.
+            reason = await self._wait_recycled(pool, before["old"], before["failures"])
+            if reason:
+                return 500, {"error": f'"{pool}" could not be recycled: {reason}', "reason": reason}
         if name == "stop_pool":
             # Like appcmd's default /wait: answer once the pool's workers are gone.
             rec = self.sup.pools.get(pool)
@@ -526,6 +554,22 @@ class Manager:
             await self._wait_for(lambda: not self.sup.workers_of(pool), limit + 5)
         verb = {"recycle_pool": "recycled", "stop_pool": "stopped", "start_pool": "started"}[name]
         return 200, {"ok": True, "message": f'"{pool}" successfully {verb}'}
+
+    async def _wait_recycled(self, pool: str, old: set[int], failures: int) -> str:
+        rec = self.sup.pools.get(pool)
+        pm = rec.settings.process_model if rec else None
+        limit = (pm.startup_time_limit or 600.0) if pm else 0.0
+        if rec and rec.settings.recycling.disallow_overlapping_rotation:
+            limit += pm.shutdown_time_limit or 600.0  # the old workers exit first
+        outcome: list = []
+
+        def settled() -> bool:
+            outcome[:] = [self.sup.recycle_outcome(pool, old, failures)]
+            return outcome[0] is not None
+
+        if not await self._wait_for(settled, limit + 5):
+            return f"the new worker was not ready within {limit + 5:g} seconds"
+        return outcome[0]
 
     def site_command(self, verb: str, name: str) -> tuple[int, object]:
         """Start or stop listening for a site (wasp/manager/sites.py); the pools are untouched."""
@@ -558,7 +602,7 @@ class Manager:
 
     def pool_rows(self, stats: dict) -> list[dict]:
         front_pools = stats.get("pools", {}) if isinstance(stats, dict) else {}
-        rows = self.sup.pool_rows()
+        rows = self.sup.pool_rows(time.monotonic())
         for row in rows:
             numbers = front_pools.get(row["name"], {})
             row["queue"] = int(numbers.get("queued", 0))

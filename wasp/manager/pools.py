@@ -134,6 +134,15 @@ class PoolRecord:
         self.next_schedule: float | None = None  # wall-clock time of the next scheduled recycle
         self.disabled_reason = ""
         self.cpu = CpuWindow()
+        # A replacement that failed to start while a worker of the pool still serves (a broken
+        # deploy): retried with a back-off, never counted by rapid-fail protection.
+        self.recycle_attempts = 0     # failed replacements in a row; 0 = not failing
+        self.recycle_error = ""
+        self.recycle_retry_at: float | None = None
+        # Every worker that failed before it was ready, and why the last one did: what
+        # `recycle pool` waits for besides success.
+        self.start_failures = 0
+        self.last_start_error = ""
 
     @property
     def name(self) -> str:

@@ -66,6 +66,16 @@ def spawn_backoff(consecutive_failures: int) -> float:
     return min(10.0, 0.25 * 2 ** (consecutive_failures - 2))
 
 
+#: A failed replacement (a broken deploy, the old worker still serving) is retried after 1 s,
+#: doubling up to this cap.
+REPLACEMENT_BACKOFF_CAP = 60.0
+
+
+def replacement_backoff(attempts: int) -> float:
+    """Delay before the next try after `attempts` failed replacements in a row: 1, 2, 4 ... 60 s."""
+    return min(REPLACEMENT_BACKOFF_CAP, 2.0 ** max(0, attempts - 1))
+
+
 def memory_verdict(recycling, w) -> int | None:
     """Count the worker's latest memory sample (`w.vms`, `w.uss`) against the pool's limits.
 

@@ -1,7 +1,11 @@
 """The only code that starts processes: the front and the workers.
 
-Children stay in the manager's process group but ignore SIGINT, so a Ctrl-C in the terminal
-reaches the manager alone, which then stops everything in order (front first, then workers).
+Each child runs in a process group of its own (and ignores SIGINT besides), so a signal sent to
+the manager's whole group (Ctrl-C in a terminal, systemd's default KillMode=control-group stop,
+GNU `timeout`) reaches the manager alone, which then stops everything in order (front first, then
+workers). Children take their stop orders from the control channel only; when the manager dies
+they read EOF on it and leave (the front at once, workers once in-flight requests are done), and
+SIGKILL stays the manager's hard stop.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ def _popen(argv: list[str], pass_fds: list[int], env: dict[str, str], user: int 
            group: int | None = None, extra_groups: list[int] | None = None) -> subprocess.Popen:
     return subprocess.Popen(argv, pass_fds=pass_fds, env=env, close_fds=True,
                             stdin=subprocess.DEVNULL, preexec_fn=_ignore_sigint,
+                            process_group=0,  # out of the group signals are sent to
                             user=user, group=group, extra_groups=extra_groups)
 
 

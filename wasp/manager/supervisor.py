@@ -17,7 +17,9 @@ from wasp.manager import actions as A
 from wasp.manager.pools import (
     FrontRecord, FrontState, PoolRecord, PoolState, WorkerRecord, WorkerState,
 )
-from wasp.manager.recycling import jitter, memory_verdict, next_scheduled, spawn_backoff
+from wasp.manager.recycling import (
+    jitter, memory_verdict, next_scheduled, replacement_backoff, spawn_backoff,
+)
 
 FRONT_PING_INTERVAL = 30.0
 FRONT_PING_RESPONSE = 90.0
@@ -207,6 +209,11 @@ class Supervisor:
             w.recycle_at = w.started + period + jitter(period, self.rng)
         rec.consecutive_failures = 0
         rec.spawn_not_before = 0.0
+        rec.recycle_attempts, rec.recycle_error, rec.recycle_retry_at = 0, "", None
+        idle_timeout = settings.process_model.idle_timeout
+        if idle_timeout > 0:
+            # The first idle check is due at ready + idle_timeout, not at the first ping.
+            w.idle_check_at = now + idle_timeout
         self._pool_event(9014, rec, w.pid, startup_s=round(now - w.started, 3))
         self._emit(A.AttachWorker(worker_id))
         self._retire_surplus(rec, now)
@@ -240,11 +247,13 @@ class Supervisor:
         self._recycle_worker(w, now, None)
         return self._take()
 
-    def worker_not_started(self, worker_id: int, now: float, permanent: bool) -> list:
+    def worker_not_started(self, worker_id: int, now: float, permanent: bool, error: str = "") -> list:
         """The worker's process could not be started at all (event 9012 says why): nothing ran,
         so there is no 5009. A `permanent` reason (no such user, interpreter or virtualenv; an
-        interpreter that cannot import wasp) will not pass by retrying, so the pool is disabled at
-        once, as IIS disables a pool whose identity is invalid; anything else counts as a failure."""
+        interpreter that cannot import wasp) will not pass by retrying, so a pool with nothing
+        serving is disabled at once, as IIS disables a pool whose identity is invalid. While
+        another worker of the pool serves, it is a failed replacement like any other (a broken
+        deploy never takes a healthy pool down); anything else counts as a failure."""
         w = self.workers.pop(worker_id, None)
         if w is None:
             return []
@@ -258,13 +267,24 @@ class Supervisor:
         if rec is None:
             return self._take()
         if rec.state in (PoolState.STARTED, PoolState.STARTING):
-            if permanent:
+            serving = any(x.state is WorkerState.READY for x in self.workers_of(rec.name))
+            if permanent and not serving:
                 self._disable(rec, now)
             else:
-                self._record_failure(rec, now)
+                self._start_failed_or_crashed(rec, w, now, error)
         if rec.state is PoolState.STOPPING and not self.workers_of(rec.name):
             rec.set_state(PoolState.STOPPED)
         self._ensure(rec, now)
+        return self._take()
+
+    def worker_recycle_me(self, worker_id: int, reason: str, now: float) -> list:
+        """The worker reached one of its own limits (`recycle_me`): recycling.requests, counted
+        by the worker as each request ends, so the recycle comes after exactly that many."""
+        w = self.workers.get(worker_id)
+        rec = self.pools.get(w.pool) if w is not None else None
+        if (reason == "requests" and rec is not None and rec.state is PoolState.STARTED
+                and rec.settings.recycling.requests > 0):
+            self._recycle_worker(w, now, 5075)
         return self._take()
 
     def worker_exited(self, worker_id: int, code: int, now: float) -> list:
@@ -276,15 +296,17 @@ class Supervisor:
         if rec is not None:
             rec.cpu.retire(w)
         failed = w.counts_as_failure
+        error = w.failure_reason
         if w.stop_asked or self.shutting_down:
             self._pool_event(9016, w.pool, w.pid, code=code)
         else:
             failed = True
             if code == 4 or w.load_error:
-                self._pool_event(9009, w.pool, w.pid, code=code,
-                                 error=w.load_error or "exit code 4",
+                error = w.load_error or "the application failed to load (exit code 4)"
+                self._pool_event(9009, w.pool, w.pid, code=code, error=error,
                                  traceback=w.load_traceback)
             else:
+                error = f"the process exited with code {code}"
                 self._pool_event(5009, w.pool, w.pid, code=code)
         if self.shutting_down:
             self._check_done()
@@ -292,11 +314,30 @@ class Supervisor:
         if rec is None:
             return self._take()
         if failed and rec.state in (PoolState.STARTED, PoolState.STARTING):
-            self._record_failure(rec, now)
+            self._start_failed_or_crashed(rec, w, now, error)
         if rec.state is PoolState.STOPPING and not self.workers_of(rec.name):
             rec.set_state(PoolState.STOPPED)
         self._ensure(rec, now)
         return self._take()
+
+    def _start_failed_or_crashed(self, rec: PoolRecord, w: WorkerRecord, now: float,
+                                 error: str) -> None:
+        """A worker failed. One that never became ready while another worker of the pool is
+        ready and serving (the retiring one of an overlapped recycle, or a web garden's others)
+        is a failed replacement: a broken deploy, retried with a back-off; the serving workers
+        stay and rapid-fail protection does not count it. Anything else counts, as in IIS."""
+        if w.ready_at is None:
+            rec.start_failures += 1
+            rec.last_start_error = error or "the process failed before it was ready"
+            if any(x.state is WorkerState.READY for x in self.workers_of(rec.name)):
+                rec.recycle_attempts += 1
+                rec.recycle_error = rec.last_start_error
+                delay = replacement_backoff(rec.recycle_attempts)
+                rec.recycle_retry_at = rec.spawn_not_before = now + delay
+                self._pool_event(9021, rec, w.pid, attempt=rec.recycle_attempts,
+                                 retry_s=f"{delay:g}", error=rec.recycle_error)
+                return
+        self._record_failure(rec, now)
 
     def _record_failure(self, rec: PoolRecord, now: float) -> None:
         rec.consecutive_failures += 1
@@ -349,7 +390,7 @@ class Supervisor:
         self._pool_event(9015, rec, w.pid, reason=reason)
         command = failure.orphan_action_exe.replace("%1%", str(w.pid))
         self._emit(A.OrphanWorker(w.worker_id, command))
-        self._record_failure(rec, now)
+        self._start_failed_or_crashed(rec, w, now, reason)
         self._ensure(rec, now)
 
     def _kill(self, w: WorkerRecord, now: float, failure_reason: str = "") -> None:
@@ -392,12 +433,11 @@ class Supervisor:
             self._recycle_worker(w, now, memory_event)
         else:
             idle_timeout = rec.settings.process_model.idle_timeout
-            if idle_timeout > 0 and inflight == 0:
-                if idle_s >= idle_timeout:
-                    self._idle_stop(w, rec, now)
-                else:
-                    # Look again the moment it would be idle long enough, not a ping period later.
-                    w.idle_check_at = now + (idle_timeout - idle_s)
+            if idle_timeout > 0 and inflight == 0 and idle_s >= idle_timeout:
+                self._idle_stop(w, rec, now)
+            elif idle_timeout > 0:
+                # Look again the moment it could be idle long enough, not a ping period later.
+                w.idle_check_at = now + (idle_timeout - idle_s if inflight == 0 else idle_timeout)
         return self._take()
 
     def _check_cpu(self, rec: PoolRecord, now: float) -> None:
@@ -419,7 +459,8 @@ class Supervisor:
 
     def _idle_stop(self, w: WorkerRecord, rec: PoolRecord, now: float) -> None:
         minutes = rec.settings.process_model.idle_timeout / 60
-        self._pool_event(5186, rec, w.pid, minutes=f"{round(minutes, 2):g}")
+        # idle_s: how long it had been idle when stopped (the timeout plus the check's lateness).
+        self._pool_event(5186, rec, w.pid, minutes=f"{round(minutes, 2):g}", idle_s=w.idle_s)
         if not rec.always_running:
             rec.wanted = max(0, rec.wanted - 1)
         self._stop_worker(w, now)
@@ -455,8 +496,13 @@ class Supervisor:
         if rec.state is not PoolState.STARTED:
             raise CommandError(NOT_NOW)
         self._pool_event(event_id, rec)
+        if rec.recycle_attempts:
+            # Replacements are failing (a broken deploy): an administrator's recycle, typically
+            # after fixing it, tries again at once instead of waiting out the back-off.
+            rec.spawn_not_before, rec.recycle_retry_at = 0.0, None
         for w in self.workers_of(name):
             self._recycle_worker(w, now, None)
+        self._ensure(rec, now)
         return self._take()
 
     def stop_pool(self, name: str, now: float) -> list:
@@ -597,6 +643,7 @@ class Supervisor:
                         self._recycle_worker(w, now, 5076)
             if rec.spawn_not_before and now >= rec.spawn_not_before:
                 rec.spawn_not_before = 0.0
+                rec.recycle_retry_at = None
                 self._ensure(rec, now)
         return self._take()
 
@@ -666,7 +713,7 @@ class Supervisor:
         return min(times) if times else None
 
     # ------------------------------------------------------------------ views for the admin API
-    def pool_rows(self) -> list[dict]:
+    def pool_rows(self, now: float | None = None) -> list[dict]:
         return [{
             "name": rec.name,
             "state": rec.state.value,
@@ -674,7 +721,37 @@ class Supervisor:
                            if w.state in (WorkerState.STARTING, WorkerState.READY)),
             "start_mode": rec.settings.start_mode,
             "max_processes": rec.settings.max_processes,
+            "recycle": self._recycle_view(rec, now),
         } for rec in self.pools.values()]
+
+    def recycle_outcome(self, name: str, old: set[int], failures_before: int) -> str | None:
+        """How a `recycle pool` begun when `old` were the pool's ready workers is going: None while
+        under way, "" once new workers are ready and the old ones retired, else why it failed
+        (the first replacement that failed to start, or the pool is no longer Started)."""
+        rec = self.pools.get(name)
+        if rec is None:
+            return "the pool was removed"
+        if rec.start_failures > failures_before:
+            return rec.last_start_error
+        if rec.state is not PoolState.STARTED:
+            return f"the pool is {rec.state.value}"
+        workers = self.workers_of(name)
+        if any(w.worker_id in old and w.state is WorkerState.READY for w in workers):
+            return None
+        ready = sum(1 for w in workers if w.worker_id not in old and w.state is WorkerState.READY
+                    and not w.retiring)
+        return "" if ready >= min(len(old), rec.wanted) else None
+
+    @staticmethod
+    def _recycle_view(rec: PoolRecord, now: float | None) -> str:
+        """"ok", or "failing (attempt N, next in Ns): <error>" while replacements fail."""
+        if not rec.recycle_attempts:
+            return "ok"
+        if rec.recycle_retry_at is not None and now is not None:
+            when = f"next in {max(0.0, rec.recycle_retry_at - now):.0f}s"
+        else:
+            when = "retrying now"
+        return f"failing (attempt {rec.recycle_attempts}, {when}): {rec.recycle_error}"
 
     def worker_rows(self, now: float) -> list[dict]:
         return [{

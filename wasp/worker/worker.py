@@ -70,6 +70,9 @@ class Stats:
         self.expired = 0   # in flight but already cut by execution_timeout
         self.last = time.monotonic()
         self.running: dict = {}  # RequestContext -> None, oldest first
+        # recycling.requests: `on_limit` is called once, by the end that reaches it (any thread).
+        self.limit = 0
+        self.on_limit = None
 
     def begin(self, ctx=None) -> None:
         # `last` only matters while nothing is in flight (idle_seconds), so only the end that
@@ -83,11 +86,14 @@ class Stats:
         with self.lock:
             inflight = self.inflight = self.inflight - 1
             self.served += 1
+            reached = self.served == self.limit
             if not inflight:
                 self.last = time.monotonic()
             if ctx is not None and self.running.pop(ctx, 0) is None and ctx.expired_at:
                 self.expired -= 1
-            return inflight
+        if reached and self.on_limit is not None:
+            self.on_limit()
+        return inflight
 
     def expire(self, ctx, now: float) -> bool:
         """Mark a request cut by its execution limit; False when it already ended."""
@@ -230,6 +236,11 @@ class Worker:
             self.control.send({"op": "pong", "id": ping_id, "served": self.stats.served,
                                "inflight": self.stats.inflight, "idle_s": self.stats.idle_seconds()})
 
+    def _recycle_me(self) -> None:
+        if self.control is not None and not self.control.closed:
+            self.control.send({"op": "recycle_me", "reason": "requests",
+                               "served": self.stats.served})
+
     def _on_control_close(self) -> None:
         # The manager is gone: nobody supervises this worker any more; finish and leave.
         if self.state in (State.STARTING, State.LOADING):
@@ -269,6 +280,12 @@ class Worker:
         if pool is None:
             raise AppLoadError(f"pool {name!r} is not in the configuration")
         self.pool = pool
+        if pool.recycling.requests > 0:
+            # The worker counts its requests itself, so the recycle comes after exactly that many
+            # (the manager's pings would see the count late). It keeps serving until the manager
+            # has a replacement ready, as an overlapped recycle in IIS does.
+            self.stats.limit = pool.recycling.requests
+            self.stats.on_limit = lambda: self.loop.call_soon_threadsafe(self._recycle_me)
         os.environ.update(pool.environment_variables)
         os.environ["WASP_POOL"] = pool.name
         os.environ["WASP_WORKER_ID"] = str(self.worker_id)
