@@ -14,9 +14,9 @@ from this directory, else the only one running at all.
 from __future__ import annotations
 
 import os
-import socket
 import tomllib
 
+from wasp.common.unixsock import answers
 from wasp.config import rundir
 from wasp.config.model import ServerSettings
 
@@ -48,19 +48,6 @@ def dirs_from_file(path: str) -> tuple[str, str]:
     if not isinstance(server, dict):
         server = {}
     return _setting(server, "run_dir", path), _setting(server, "log_dir", path)
-
-
-def answers(socket_path: str) -> bool:
-    """Whether a server accepts connections on this admin socket."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(1.0)
-    try:
-        sock.connect(socket_path)
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
 
 
 def live_servers(project_dir: str) -> tuple[list[str], list[str]]:

@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 
+from wasp.common.unixsock import answers
 from wasp.config.bindings import parse_binding
 from wasp.config.model import UNIX_PREFIX, Config
 
@@ -55,18 +56,6 @@ def plan(config: Config) -> list[Address]:
     return out
 
 
-def _answers(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
 def bind_unix(path: str) -> socket.socket:
     """Listen on a Unix socket at `path`, mode UNIX_MODE. A socket file left by a server that is
     gone is replaced; one something still listens on is EADDRINUSE; any other file is left alone
@@ -78,7 +67,7 @@ def bind_unix(path: str) -> socket.socket:
     if st is not None:
         if not stat.S_ISSOCK(st.st_mode):
             raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
-        if _answers(path):
+        if answers(path):
             raise OSError(errno.EADDRINUSE, f"something listens on {path}")
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -21,6 +21,7 @@ import psutil
 
 from wasp.common.channel import ControlChannel
 from wasp.common.proctitle import set_title
+from wasp.common.unixsock import answers
 from wasp.config import rundir
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
@@ -636,19 +637,6 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def _answers(path: str) -> bool:
-    """Whether a server listens on the admin socket at `path`."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(2.0)
-    try:
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
 def prepare_dirs(run_dir: str, log_dir: str) -> None:
     """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses, or one that
     is not ours and private (wasp/config/rundir.py: a local user may have pre-created it).
@@ -663,7 +651,7 @@ def prepare_dirs(run_dir: str, log_dir: str) -> None:
     # One the config names may be readable (0755), never writable, by others.
     rundir.private_dir(run_dir, forbidden=0o077 if fallback else 0o022)
     os.makedirs(log_dir, exist_ok=True)
-    if _answers(os.path.join(run_dir, "admin.sock")):
+    if answers(os.path.join(run_dir, "admin.sock"), timeout=2.0):
         try:
             with open(os.path.join(run_dir, "wasp.pid")) as f:
                 pid = f.read().strip()
