@@ -254,13 +254,10 @@ class Supervisor:
         serving is disabled at once, as IIS disables a pool whose identity is invalid. While
         another worker of the pool serves, it is a failed replacement like any other (a broken
         deploy never takes a healthy pool down); anything else counts as a failure."""
-        w = self.workers.pop(worker_id, None)
+        w = self._remove(worker_id, now)
         if w is None:
             return []
-        w.set_state(WorkerState.GONE, now)
         rec = self.pools.get(w.pool)
-        if rec is not None:
-            rec.cpu.retire(w)
         if self.shutting_down:
             self._check_done()
             return self._take()
@@ -272,9 +269,7 @@ class Supervisor:
                 self._disable(rec, now)
             else:
                 self._start_failed_or_crashed(rec, w, now, error)
-        if rec.state is PoolState.STOPPING and not self.workers_of(rec.name):
-            rec.set_state(PoolState.STOPPED)
-        self._ensure(rec, now)
+        self._settle(rec, now)
         return self._take()
 
     def worker_recycle_me(self, worker_id: int, reason: str, now: float) -> list:
@@ -288,13 +283,10 @@ class Supervisor:
         return self._take()
 
     def worker_exited(self, worker_id: int, code: int, now: float) -> list:
-        w = self.workers.pop(worker_id, None)
+        w = self._remove(worker_id, now)
         if w is None:
             return []
-        w.set_state(WorkerState.GONE, now)
         rec = self.pools.get(w.pool)
-        if rec is not None:
-            rec.cpu.retire(w)
         failed = w.counts_as_failure
         error = w.failure_reason
         if w.stop_asked or self.shutting_down:
@@ -315,10 +307,24 @@ class Supervisor:
             return self._take()
         if failed and rec.state in (PoolState.STARTED, PoolState.STARTING):
             self._start_failed_or_crashed(rec, w, now, error)
+        self._settle(rec, now)
+        return self._take()
+
+    def _remove(self, worker_id: int, now: float) -> WorkerRecord | None:
+        """A worker's process is gone (or never was): forget it, keeping its CPU use."""
+        w = self.workers.pop(worker_id, None)
+        if w is not None:
+            w.set_state(WorkerState.GONE, now)
+            rec = self.pools.get(w.pool)
+            if rec is not None:
+                rec.cpu.retire(w)
+        return w
+
+    def _settle(self, rec: PoolRecord, now: float) -> None:
+        """After a worker left: a stopping pool with none left is stopped; others get theirs."""
         if rec.state is PoolState.STOPPING and not self.workers_of(rec.name):
             rec.set_state(PoolState.STOPPED)
         self._ensure(rec, now)
-        return self._take()
 
     def _start_failed_or_crashed(self, rec: PoolRecord, w: WorkerRecord, now: float,
                                  error: str) -> None:
