@@ -26,6 +26,11 @@ def test_the_doc_quotes_the_example_project(wasp_server):
     block = settings.split("# --- static files (docs/django.md) ---\n", 1)[1].split("# --- end ---", 1)[0]
     assert doc_block("python") == block
     assert doc_block("toml") == (project / "wasp.toml").read_text()
+    # The README's short version is the applications part of the same file, word for word.
+    readme = (wasp_server.apps.parents[2] / "README.md").read_text()
+    section = readme.split("## A Django project's static files", 1)[1].split("\n## ", 1)[0]
+    [snippet] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    assert snippet in doc_block("toml")
 
 
 def test_django_page_and_collected_static_file(wasp_server, tmp_path):
