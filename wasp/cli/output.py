@@ -46,7 +46,8 @@ def request_line(row: dict) -> str:
     return (f'REQUEST "{row.get("id")}" (url:{row.get("method", "")} {row.get("url", "")}, '
             f'time:{elapsed} msec, client:{_client(row.get("client", ""))}, '
             f'stage:{row.get("stage", "")}'
-            + (f', module:{row["module"]}' if row.get("module") else "") + ")")
+            + (f', module:{row["module"]}' if row.get("module") else "")
+            + (f', protocol:{row["protocol"]}' if row.get("protocol") else "") + ")")
 
 
 #: appcmd's object name and the row keys that make up its identity (`/text:*` prints them first).

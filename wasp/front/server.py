@@ -199,6 +199,7 @@ class Server:
                     "stream": req.stream if req.link is not None and req.stage >= Stage.EXECUTING else None,
                     "url": (req.path + (b"?" + req.query if req.query else b"")).decode("utf-8", "replace"),
                     "method": req.method.decode("latin-1"),
+                    "protocol": ("HTTP/" if conn.tls is None else "HTTPS/") + (req.version or "1.1"),
                     "client": [conn.peer[0], conn.peer[1]],
                     "elapsed_ms": int((now - req.t0) * 1000),
                     "stage": STAGE_NAMES[req.stage],

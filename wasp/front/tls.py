@@ -94,11 +94,16 @@ def _protocol_policy(context: ssl.SSLContext) -> None:
     context.set_alpn_protocols(list(ALPN_PROTOCOLS))
 
 
-def certificate_context(cert: Cert) -> ssl.SSLContext:
-    """A context serving one certificate chain; ssl.SSLError/OSError when the files do not load."""
+def certificate_context(cert: Cert, client_ca: str = "") -> ssl.SSLContext:
+    """A context serving one certificate chain; ssl.SSLError/OSError when the files do not load.
+    OpenSSL verifies a client certificate against the store of the context the SNI callback
+    switched to, so the port's client CA is loaded here too."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _protocol_policy(context)
     context.load_cert_chain(cert.certificate, cert.key or None, password=_no_password)
+    if client_ca:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
@@ -134,14 +139,14 @@ class TlsState:
     def __init__(self, report=lambda message: None):
         self.report = report
         self.plans: dict[int, PortPlan] = {}
-        self.loaded: dict[Cert, _Loaded] = {}
+        self.loaded: dict[tuple[Cert, str], _Loaded] = {}   # (certificate, port's client CA) -> context
         self.listeners: dict[int, tuple[str, tuple, ssl.SSLContext]] = {}  # port -> (ca, stamp, ctx)
 
     # ---- configuration ----
     def apply(self, config: Config) -> None:
         """Take a new config's plan; (re)load certificates whose files changed or are new."""
         self.plans = plan(config)
-        wanted = {c for p in self.plans.values() for c in (p.default, *p.hosts.values())}
+        wanted = {(c, p.client_ca) for p in self.plans.values() for c in (p.default, *p.hosts.values())}
         for cert in list(self.loaded):
             if cert not in wanted:
                 del self.loaded[cert]
@@ -156,16 +161,18 @@ class TlsState:
         for cert in list(self.loaded):
             self._load(cert, force=False)
 
-    def _load(self, cert: Cert, force: bool) -> None:
-        stamp = _stamp((cert.certificate, cert.key) if cert.key else (cert.certificate,))
-        old = self.loaded.get(cert)
+    def _load(self, which: tuple[Cert, str], force: bool) -> None:
+        cert, ca = which
+        stamp = _stamp((cert.certificate, cert.key, ca))
+        old = self.loaded.get(which)
         if old is not None and (old.stamp == stamp or old.refused == stamp) and not (force and old.context is None):
             return
-        problems = binding_problems(SiteBinding(binding="", certificate=cert.certificate, key=cert.key))
+        problems = binding_problems(SiteBinding(binding="", certificate=cert.certificate, key=cert.key,
+                                                client_ca=ca))
         context = None
         if not problems:
             try:
-                context = certificate_context(cert)
+                context = certificate_context(cert, ca)
             except (ssl.SSLError, OSError, ValueError) as exc:
                 problems = [("certificate", str(exc))]
         if context is None:
@@ -174,11 +181,11 @@ class TlsState:
                 old.refused = stamp
                 self.report(f"certificate {cert.certificate} not reloaded, the one loaded before keeps serving: {why}")
             else:
-                self.loaded[cert] = entry = _Loaded(None, stamp)
+                self.loaded[which] = entry = _Loaded(None, stamp)
                 entry.refused = stamp
                 self.report(f"certificate {cert.certificate} cannot be loaded: {why}")
             return
-        self.loaded[cert] = _Loaded(context, stamp)
+        self.loaded[which] = _Loaded(context, stamp)
 
     # ---- serving ----
     def listener_context(self, port: int) -> ssl.SSLContext | None:
@@ -214,9 +221,10 @@ class TlsState:
             port_plan = self.plans.get(port)
             if port_plan is None:
                 return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
-            loaded = self.loaded.get(select(port_plan, server_name))
+            ca = port_plan.client_ca
+            loaded = self.loaded.get((select(port_plan, server_name), ca))
             if loaded is None or loaded.context is None:
-                loaded = self.loaded.get(port_plan.default)
+                loaded = self.loaded.get((port_plan.default, ca))
                 if loaded is None or loaded.context is None:
                     return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
             ssl_object.context = loaded.context
