@@ -121,3 +121,29 @@ def test_validate_accepts_good_certificates(tmp_path):
                     .replace("{dir}", str(tmp_path)))
     result = run_wasp("validate", "-c", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reload_adding_a_client_ca_restarts_the_ports_listener(wasp_server, tmp_path):
+    ca = CA(tmp_path / "certs")
+    (tmp_path / "hello.txt").write_text("hello")
+    alice = ca.issue("alice", client=True)
+    text = config(*ca.issue("site")).replace('[[sites.applications]]', 'access = { ssl_flags = ["ssl_require_cert"] }\n[[sites.applications]]')
+    server = wasp_server(text)
+
+    def status() -> int:
+        with RawConnection(server.port) as conn:
+            conn.sock = client_context(ca, alice).wrap_socket(conn.sock, server_hostname=None)
+            return conn.request("GET", "/hello.txt").status
+
+    with keep_alive_raw(server, ca) as before:
+        assert status() == 403   # no client_ca: the certificate is never asked for
+        server.config.write_text(server.config.read_text().replace('key = ', f'client_ca = "{ca.path}", key = ', 1))
+        server.cli("reload")
+        wait_until(lambda: status() == 200, 20, what=lambda: server.log_tail())
+        assert before.request("GET", "/hello.txt").status == 403   # open connection: untouched
+
+
+def keep_alive_raw(server, ca) -> RawConnection:
+    conn = RawConnection(server.port)
+    conn.sock = client_context(ca).wrap_socket(conn.sock, server_hostname=None)
+    return conn
