@@ -93,13 +93,21 @@ def test_one_client_ca_per_port():
 
 
 def test_access_flags_site_and_application():
-    config = load_text(POOL + site('["http/*:80:"]', extra='access = { ssl_flags = ["ssl"] }')
+    config = load_text(POOL + site(f'["http/*:80:", {tls("a.test", ca="ca.pem")}]', extra='access = { ssl_flags = ["ssl"] }')
                        + '[[sites.applications]]\npath = "/api"\naccess = { ssl_flags = ["ssl_require_cert", "ssl_negotiate_cert"] }\n'
                        + '[[sites.applications]]\npath = "/open"\naccess = { ssl_flags = [] }\n')
     apps = Router(config).apps
     assert apps["1/"].access == ACCESS_SSL
     assert apps["1/api"].access == ACCESS_REQUIRE_CERT | ACCESS_NEGOTIATE_CERT
     assert apps["1/open"].access == 0
+
+
+def test_client_certificate_flags_need_a_client_ca_on_the_sites_ports():
+    found = problems(POOL + site(f'[{tls("a.test")}]', extra='access = { ssl_flags = ["ssl_require_cert"] }')
+                     + '[[sites.applications]]\npath = "/x"\naccess = { ssl_flags = ["ssl_negotiate_cert"] }\n')
+    assert [p for p, _, _ in found] == ["sites[0].access.ssl_flags", "sites[0].applications[1].access.ssl_flags"]
+    assert "no https binding on this site's ports has a client_ca" in found[0][2]
+    load_text(POOL + site(f'[{tls("a.test", ca="ca.pem")}]', extra='access = { ssl_flags = ["ssl_require_cert"] }'))
 
 
 def test_bad_access_flag():

@@ -187,6 +187,36 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
                 bindings[key] = f"{path} (site \"{site.name}\")"
         _check_applications(site, f"sites[{i}]", add, pool_names)
     _check_tls_ports(config, add)
+    _check_access(config, add)
+
+
+def _check_access(config: Config, add: Add) -> None:
+    """Client certificate flags on a site none of whose https ports asks for a certificate would
+    refuse (ssl_require_cert) every request: say so instead."""
+    ca_ports = set()
+    site_ports: list[set[int]] = []
+    for site in config.sites:
+        ports = set()
+        for entry in (site.bindings if site is not None else ()):
+            try:
+                binding = parse_binding(entry)
+            except ValueError:
+                continue
+            if binding.protocol == "https":
+                ports.add(binding.port)
+                if isinstance(entry, SiteBinding) and entry.client_ca:
+                    ca_ports.add(binding.port)
+        site_ports.append(ports)
+    for i, site in enumerate(config.sites):
+        if site is None or site_ports[i] & ca_ports:
+            continue
+        sections = [(f"sites[{i}].access", site.access)]
+        sections += [(f"sites[{i}].applications[{j}].access", app.access)
+                     for j, app in enumerate(site.applications) if app is not None and app.access is not None]
+        for path, access in sections:
+            if {"ssl_require_cert", "ssl_negotiate_cert"} & set(access.ssl_flags):
+                add(f"{path}.ssl_flags", "client certificates are never asked for: no https binding on this "
+                                         "site's ports has a client_ca")
 
 
 def _check_tls_ports(config: Config, add: Add) -> None:
