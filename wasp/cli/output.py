@@ -47,7 +47,9 @@ def request_line(row: dict) -> str:
             f'time:{elapsed} msec, client:{_client(row.get("client", ""))}, '
             f'stage:{row.get("stage", "")}'
             + (f', module:{row["module"]}' if row.get("module") else "")
-            + (f', protocol:{row["protocol"]}' if row.get("protocol") else "") + ")")
+            # appcmd has no protocol field: plain http lines stay as appcmd prints them.
+            + (f', protocol:{row["protocol"]}' if str(row.get("protocol", "")).startswith("HTTPS") else "")
+            + ")")
 
 
 #: appcmd's object name and the row keys that make up its identity (`/text:*` prints them first).
