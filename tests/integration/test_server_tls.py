@@ -155,7 +155,9 @@ def test_a_handshake_that_never_starts_is_dropped_after_the_header_wait(tls_site
         except ConnectionResetError:
             data = b""
     assert data == b""
-    assert time.monotonic() - t0 >= 2.0  # header_wait_timeout: never before
+    # header_wait_timeout: never before. uvloop's handshake timer is a libuv timer, counted in whole
+    # milliseconds from the loop's cached clock, so it may end up to a few ms short.
+    assert time.monotonic() - t0 >= 2.0 - 0.01
 
 
 # ---- what apps see --------------------------------------------------------------------------
