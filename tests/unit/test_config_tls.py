@@ -19,7 +19,7 @@ POOL = '[[pools]]\nname = "DefaultAppPool"\n'
 
 
 def site(bindings: str, name="s", id=1, extra="") -> str:
-    return f'\n[[sites]]\nname = "{name}"\nid = {id}\nbindings = {bindings}\n{extra}\n[[sites.applications]]\npath = "/"\n'
+    return f'\n[[sites]]\nname = "{name}"\nid = {id}\nbindings = {bindings}\n{extra}\n[[sites.applications]]\npath = "/"\napp = "m:app"\n'
 
 
 def tls(host="", port=443, cert="c.pem", key="k.pem", flags='["sni"]', ca="") -> str:
@@ -47,7 +47,7 @@ def test_table_binding_loads_with_paths_made_absolute(tmp_path, monkeypatch):
 
 def test_array_of_tables_form():
     config = load_text(POOL + '[[sites]]\nname = "s"\nid = 1\n[[sites.bindings]]\nbinding = "https/*:443:"\n'
-                       'certificate = "c.pem"\n[[sites.applications]]\npath = "/"\n')
+                       'certificate = "c.pem"\n[[sites.applications]]\npath = "/"\napp = "m:app"\n')
     assert config.sites[0].bindings[0].certificate.endswith("/c.pem")
 
 
@@ -94,8 +94,8 @@ def test_one_client_ca_per_port():
 
 def test_access_flags_site_and_application():
     config = load_text(POOL + site(f'["http/*:80:", {tls("a.test", ca="ca.pem")}]', extra='access = { ssl_flags = ["ssl"] }')
-                       + '[[sites.applications]]\npath = "/api"\naccess = { ssl_flags = ["ssl_require_cert", "ssl_negotiate_cert"] }\n'
-                       + '[[sites.applications]]\npath = "/open"\naccess = { ssl_flags = [] }\n')
+                       + '[[sites.applications]]\npath = "/api"\napp = "m:app"\naccess = { ssl_flags = ["ssl_require_cert", "ssl_negotiate_cert"] }\n'
+                       + '[[sites.applications]]\npath = "/open"\napp = "m:app"\naccess = { ssl_flags = [] }\n')
     apps = Router(config).apps
     assert apps["1/"].access == ACCESS_SSL
     assert apps["1/api"].access == ACCESS_REQUIRE_CERT | ACCESS_NEGOTIATE_CERT
@@ -104,7 +104,7 @@ def test_access_flags_site_and_application():
 
 def test_client_certificate_flags_need_a_client_ca_on_the_sites_ports():
     found = problems(POOL + site(f'[{tls("a.test")}]', extra='access = { ssl_flags = ["ssl_require_cert"] }')
-                     + '[[sites.applications]]\npath = "/x"\naccess = { ssl_flags = ["ssl_negotiate_cert"] }\n')
+                     + '[[sites.applications]]\npath = "/x"\napp = "m:app"\naccess = { ssl_flags = ["ssl_negotiate_cert"] }\n')
     assert [p for p, _, _ in found] == ["sites[0].access.ssl_flags", "sites[0].applications[1].access.ssl_flags"]
     assert "no https binding on this site's ports has a client_ca" in found[0][2]
     load_text(POOL + site(f'[{tls("a.test", ca="ca.pem")}]', extra='access = { ssl_flags = ["ssl_require_cert"] }'))
