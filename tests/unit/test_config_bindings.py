@@ -14,6 +14,7 @@ from wasp.config.model import Binding
     ("http/[::1]:8080:", Binding("http", "::1", 8080, "")),
     ("http/[0:0::1]:8080:host", Binding("http", "::1", 8080, "host")),
     ("HTTP/*:1:", Binding("http", "*", 1, "")),
+    ("https/*:443:www.example.test", Binding("https", "*", 443, "www.example.test")),
     ("http/*:65535:a-b.c_d", Binding("http", "*", 65535, "a-b.c_d")),
     ("http/*:80:example.test.", Binding("http", "*", 80, "example.test")),
 ])
@@ -22,7 +23,6 @@ def test_parse(text, expected):
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("https/*:443:", "TLS"),
     ("ftp/*:21:", "unknown protocol"),
     ("*:8080:", "no protocol"),
     ("http/*:8080", "must end with"),

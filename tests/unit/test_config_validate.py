@@ -85,7 +85,7 @@ def test_binding_repeated_in_one_site():
 
 
 @pytest.mark.parametrize("binding, fragment", [
-    ("https/*:443:", "TLS (https) is not supported yet"), ("http/*:0:", "1-65535"), ("http/*:99999:", "1-65535"),
+    ("https/*:443:", "needs a certificate"), ("http/*:0:", "1-65535"), ("http/*:99999:", "1-65535"),
     ("http/localhost:80:", "IP address"), ("http/::1:80:", "brackets"), ("http/*:80", "HOST"),
 ])
 def test_binding_syntax(binding, fragment):

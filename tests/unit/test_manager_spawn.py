@@ -99,8 +99,19 @@ def _top_level_names(dist_name: str, seen: set[str]) -> set[str]:
 
 
 def test_worker_imports_are_wasps_runtime_dependencies():
-    names = _top_level_names("wasp-server", {"wasp-server"})
+    names = _top_level_names("wasp-server", {"wasp-server", *spawn.SERVER_ONLY_IMPORTS})
     assert set(spawn.WORKER_IMPORTS) == names | {"wasp"}
+
+
+def test_a_worker_never_imports_the_server_only_dependencies():
+    import subprocess
+    import sys
+
+    code = ("import sys, wasp.worker.main, wasp.worker.hosting.wsgi, wasp.worker.hosting.asgi; "
+            f"print(sorted(n for n in {spawn.SERVER_ONLY_IMPORTS!r} if n in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_a_virtualenv_is_activated_in_the_environment_and_pool_variables_win():

@@ -108,3 +108,11 @@ def test_a_slow_pong_is_fine_up_to_ping_response_time():
     # No pong at all: replaced once ping_response_time has passed.
     dead = sup.tick(13.1, 1_700_000_000.0)
     assert [a.event_id for a in dead if isinstance(a, A.Event)] == [5010]
+
+
+def test_request_line_names_https_only():
+    row = {"id": 3, "method": "GET", "url": "/", "elapsed_ms": 5, "client": ["127.0.0.1", 5000],
+           "stage": "Queued"}
+    plain = request_line({**row, "protocol": "HTTP/1.1"})
+    assert plain == request_line(row) and "protocol" not in plain
+    assert request_line({**row, "protocol": "HTTPS/1.1"}).endswith(", stage:Queued, protocol:HTTPS/1.1)")

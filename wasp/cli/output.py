@@ -46,7 +46,10 @@ def request_line(row: dict) -> str:
     return (f'REQUEST "{row.get("id")}" (url:{row.get("method", "")} {row.get("url", "")}, '
             f'time:{elapsed} msec, client:{_client(row.get("client", ""))}, '
             f'stage:{row.get("stage", "")}'
-            + (f', module:{row["module"]}' if row.get("module") else "") + ")")
+            + (f', module:{row["module"]}' if row.get("module") else "")
+            # appcmd has no protocol field: plain http lines stay as appcmd prints them.
+            + (f', protocol:{row["protocol"]}' if str(row.get("protocol", "")).startswith("HTTPS") else "")
+            + ")")
 
 
 #: appcmd's object name and the row keys that make up its identity (`/text:*` prints them first).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from wasp.config.model import UNIX_PREFIX, Binding
+from wasp.config.model import UNIX_PREFIX, Binding, SiteBinding
 
 _FORM = "protocol/IP:PORT:HOST, e.g. \"http/*:8080:\" or \"http/127.0.0.1:80:www.example.test\""
 #: sun_path holds 108 bytes with the terminating NUL.
@@ -22,19 +22,27 @@ MAX_UNIX_PATH = 107
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
 
 
-def parse_binding(text: str) -> Binding:
-    """Parse one binding; ValueError saying what is wrong and what the form is."""
+def binding_text(entry: str | SiteBinding) -> str:
+    """The appcmd string of a binding entry, written as a string or as a table."""
+    return entry.binding if isinstance(entry, SiteBinding) else entry
+
+
+def parse_binding(text: str | SiteBinding) -> Binding:
+    """Parse one binding (a string, or the `binding` of a table); ValueError saying what is wrong
+    and what the form is."""
+    if isinstance(text, SiteBinding):
+        text = text.binding
     if not isinstance(text, str):
         raise ValueError(f"a binding is a string in the form {_FORM}")
     protocol, slash, info = text.partition("/")
     if not slash:
         raise ValueError(f"binding \"{text}\" has no protocol; expected {_FORM}")
     protocol = protocol.strip().lower()
-    if protocol == "https":
-        raise ValueError(f"binding \"{text}\": TLS (https) is not supported yet; bind http and terminate TLS in front of wasp")
-    if protocol != "http":
-        raise ValueError(f"binding \"{text}\": unknown protocol \"{protocol}\"; only \"http\" is supported")
+    if protocol not in ("http", "https"):
+        raise ValueError(f"binding \"{text}\": unknown protocol \"{protocol}\"; expected \"http\" or \"https\"")
     if info.startswith(UNIX_PREFIX):
+        if protocol == "https":
+            raise ValueError(f"binding \"{text}\": https is served on TCP ports only; bind the Unix socket with http")
         return _parse_unix(text, protocol, info[len(UNIX_PREFIX):])
     ip, rest = _split_ip(text, info)
     port_text, colon, host = rest.partition(":")

@@ -244,6 +244,9 @@ class Decoder:
                 return value
         if len(choices) == 1:
             return self.value(raw, choices[0], path)
+        tables = [m for m in choices if isinstance(unwrap(m)[0], type) and issubclass(unwrap(m)[0], msgspec.Struct)]
+        if isinstance(raw, dict) and len(tables) == 1:
+            return self.value(raw, tables[0], path)  # a table can only be that one: say what is wrong in it
         self.add(path, f"expected {' or '.join(describe(m) for m in choices)}, got {kind(raw)}")
         return INVALID
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import types
 import typing
 from typing import Any, Literal
 
 import msgspec
 
 from wasp.config.decode import unwrap
-from wasp.config.model import Config, Duration, Pool, Size
+from wasp.config.model import Config, Duration, Pool, SiteBinding, Size
 from wasp.config.units import format_duration, format_size
 
 _SECTION_TEXT = {
@@ -50,6 +51,22 @@ _SECTION_TEXT = {
     "sites.applications.http_errors": (
         "The application's httpErrors: a key set here overrides the site's `[sites.http_errors]`, a key "
         "left out is the site's."),
+    "sites.access": (
+        "IIS's system.webServer/security/access for the site: \"Require SSL\" and client certificates. An "
+        "application with its own `access` table uses that one instead (it replaces the site's, as a "
+        "`<location>` in IIS does). The front checks it for every request of the application: 403.4 "
+        "\"SSL required\", 403.7 \"client certificate required\" (logged in the site's W3C log)."),
+    "sites.bindings": (
+        "An https binding: an entry of `bindings` written as a table (inline, `{ binding = … }`, or as "
+        "`[[sites.bindings]]`), with the certificate IIS would bind to it. A port is either http or https. "
+        "A handshake gets the certificate of the binding whose host the client names by SNI (bindings "
+        "with `ssl_flags = [\"sni\"]`, host compared case-insensitively); a client that sends no SNI, "
+        "or a name no such binding has, gets the port's IP:port certificate (the binding without "
+        "\"sni\"), else the first https binding's of that port. The request is then routed by its "
+        "Host header like any other. TLS 1.2 and 1.3 only, ECDHE with AES-GCM or ChaCha20 for 1.2, ALPN "
+        "`http/1.1`. Certificates are re-read on `wasp reload` and when their files change (checked "
+        "every 3 s); a bad new file keeps the old certificate serving. `wasp validate` refuses a missing, "
+        "unreadable, expired, not yet valid or mismatched certificate or key."),
     "sites.applications": (
         "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
         "files (`physical_path`, an existing folder), a Python app (`app`), or both (the app answers "
@@ -83,14 +100,14 @@ reported at once, each with the dotted path of the key and its line:
 | --- | --- | --- |
 | duration | `"250ms"`, `"90s"`, `"20m"`, `"29h"`, `"1d"`, `"1h30m"`, or a number of seconds | never negative; `0` usually disables |
 | size | `"512MB"`, `"64KiB"`, `"1.5GB"`, `"0"`, or a whole number of bytes | KB/MB/GB/TB = 1000ⁿ, KiB/MiB/GiB/TiB = 1024ⁿ |
-| binding | `"http/IP:PORT:HOST"` (appcmd's form) | IP `*` = every address, or an IPv4 address, or an IPv6 address in brackets (`[::1]`); PORT 1–65535; empty HOST = any Host header, else compared case-insensitively. `https` is not supported yet. No two sites may share a binding. |
+| binding | `"http/IP:PORT:HOST"` (appcmd's form); https as a table `{ binding = "https/IP:PORT:HOST", certificate = "…", key = "…" }` | IP `*` = every address, or an IPv4 address, or an IPv6 address in brackets (`[::1]`); PORT 1–65535; empty HOST = any Host header, else compared case-insensitively. No two sites may share a binding. |
 | application path | `"/"`, `"/api"`, `"/api/v2"` | starts with `/`; no trailing `/` except the root; no `.` or `..` segment |
 | app | `"module.path:attribute"` or `"module:factory()"` | imported in the pool's workers; a trailing `()` calls the factory once |
 | schedule time | `"HH:MM"` or `"HH:MM:SS"` | local time of day |
 | pool name | any text without `\\|<>&"/[]+=;:,?*@` | IIS's applicationPoolName rule |
 
-Relative paths (`server.run_dir`, `server.log_dir`, `physical_path`, `python_path` entries, and a
-pool's `python` when it contains a `/`) are taken relative to the folder of the config file; `~` is
+Relative paths (`server.run_dir`, `server.log_dir`, `physical_path`, `python_path` entries, a
+binding's `certificate`, `key` and `client_ca`, and a pool's `python` when it contains a `/`) are taken relative to the folder of the config file; `~` is
 expanded.
 """
 
@@ -108,6 +125,7 @@ def render() -> str:
             out.append(_section(info.name, base, array=False))
         elif _list_of_struct(base):
             out.append(_section(info.name, typing.get_args(base)[0], array=True))
+    out.append(_section("sites.bindings", SiteBinding, array=True))
     out.append("## Example\n\nA server with two sites and two pools:\n\n```toml\n" + EXAMPLE + "```\n")
     out.append("## Every key with its default\n\nThe required keys are filled in with sample values; "
                "everything else is the default. This file loads as it is.\n\n```toml\n"
@@ -158,7 +176,10 @@ def _list_of_struct(tp: Any) -> bool:
 
 def _type_text(tp: Any, metas: list) -> str:
     origin = typing.get_origin(tp)
-    if origin is Literal:
+    if origin is typing.Union or origin is types.UnionType:
+        members = [m for m in typing.get_args(tp) if m is not type(None)]
+        text = " or ".join("table" if _is_struct(m) else _type_text(m, []) for m in members)
+    elif origin is Literal:
         text = " | ".join(f"`{_toml(v)}`" for v in typing.get_args(tp))
     elif isinstance(tp, type) and issubclass(tp, Duration):
         text = "duration"
@@ -173,7 +194,8 @@ def _type_text(tp: Any, metas: list) -> str:
     elif tp is str:
         text = "string"
     elif origin is list:
-        text = f"array of {_type_text(typing.get_args(tp)[0], []).split(',')[0]}s"
+        item = _type_text(typing.get_args(tp)[0], []).split(',')[0]
+        text = "array of " + " or ".join(f"{t}s" for t in item.split(" or "))
     elif origin is dict:
         text = f"table of {_type_text(typing.get_args(tp)[1], []).split(',')[0]}s"
     else:
@@ -202,6 +224,8 @@ def _default_text(info: msgspec.structs.FieldInfo) -> str:
     value = _default_of(info)
     if value is msgspec.NODEFAULT:
         return "required"
+    if value is None:
+        return "not set"
     base, _ = unwrap(info.type)
     return f"`{_toml(value, base)}`"
 
@@ -268,6 +292,8 @@ def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: s
             nested.append((info.name, base))
             continue
         value = _default_of(info)
+        if value is None:
+            continue  # not set: TOML has no null
         if value is msgspec.NODEFAULT:
             out.append(f"{info.name} = {_toml(_SAMPLES[(cls.__name__, info.name)])}")
         elif not only_required:

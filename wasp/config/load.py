@@ -15,9 +15,10 @@ from typing import Any
 
 import msgspec
 
+from wasp.config import certificates
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
-from wasp.config.model import Config, HttpErrors, Pool
+from wasp.config.model import Config, HttpErrors, Pool, SiteBinding
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
 
@@ -37,7 +38,7 @@ def load(path: str) -> Config:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError([ConfigProblem("", "the config file is not valid UTF-8", line, source)]) from None
-    return _load_text(text, source, os.path.dirname(source), file=source)
+    return _load_text(text, source, os.path.dirname(source), file=source, files=True)
 
 
 def load_text(text: str, source: str = "<string>") -> Config:
@@ -46,11 +47,12 @@ def load_text(text: str, source: str = "<string>") -> Config:
 
 
 def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = None,
-              locator: LineLocator | None = None, file: str | None = None) -> Config:
+              locator: LineLocator | None = None, file: str | None = None, files: bool = False) -> Config:
     """Validate an already-parsed config table (what tomllib returns), the way a file is.
 
     Used for the built-in configs of defaults.py. `base_dir` (default: the current directory)
     anchors relative paths; `locator` maps problems to lines when the data came from a text.
+    `files` also checks the files the config names (certificates), as `load` does for a file.
     """
     decoder = Decoder(FIELD_CHECKS)
     data = dict(data)
@@ -77,6 +79,10 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
         raise ConfigError(_problems(decoder.problems, locator, file))
     config.source = source
     inherit_http_errors(config, data)
+    if files:
+        found = certificates.check_files(config)
+        if found:
+            raise ConfigError(_problems(found, locator, file))
     return config
 
 
@@ -121,9 +127,14 @@ def resolve_paths(config: Config, base_dir: str) -> None:
             if app.physical_path:
                 app.physical_path = absolute(app.physical_path)
             app.python_path = [absolute(p) for p in app.python_path]
+        for entry in site.bindings:
+            if isinstance(entry, SiteBinding):
+                for name in ("certificate", "key", "client_ca"):
+                    if getattr(entry, name):
+                        setattr(entry, name, absolute(getattr(entry, name)))
 
 
-def _load_text(text: str, source: str, base_dir: str, file: str | None) -> Config:
+def _load_text(text: str, source: str, base_dir: str, file: str | None, files: bool = False) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -136,7 +147,7 @@ def _load_text(text: str, source: str, base_dir: str, file: str | None) -> Confi
             message = message[:-len("(at end of document)")].rstrip()
             line = text.count("\n") + 1
         raise ConfigError([ConfigProblem("", f"TOML syntax error: {message}", line, file)]) from None
-    return load_data(data, source, base_dir, LineLocator(text), file)
+    return load_data(data, source, base_dir, LineLocator(text), file, files)
 
 
 def _problems(found: list[tuple[str, str]], locator: LineLocator | None, file: str | None) -> list[ConfigProblem]:

@@ -173,6 +173,9 @@ class Application(_Strict):
         "will not end is replaced after its thread stacks are logged. 0 = no limit."
     )] = Duration(0)
     http_errors: HttpErrors = field(default_factory=HttpErrors)  # keys not set here: the site's
+    access: Annotated[Access | None, doc(
+        "This application's security/access section; not set = the site's."
+    )] = None
 
 
 class SiteLog(_Strict):
@@ -180,13 +183,53 @@ class SiteLog(_Strict):
     period: Annotated[Literal["daily", "hourly"], doc("Log file rollover period (UTC).")] = "daily"
 
 
+class SiteBinding(_Strict):
+    """A binding written as a table: an https binding with its certificate (IIS binds a
+    certificate to a binding)."""
+
+    binding: Annotated[str, doc("appcmd form \"https/IP:PORT:HOST\", as in a plain string binding.")]
+    certificate: Annotated[str, doc(
+        "PEM file with the server certificate first, then its chain. Relative to the config file."
+    )] = ""
+    key: Annotated[str, doc(
+        "PEM file with the certificate's private key (unencrypted); \"\" = the key is in `certificate`. "
+        "Relative to the config file."
+    )] = ""
+    ssl_flags: Annotated[list[Literal["sni"]], doc(
+        "IIS binding sslFlags by name: \"sni\" (1) offers this certificate to clients that ask for "
+        "HOST by SNI. Without it the certificate is the IP:port certificate, served to every client "
+        "of the port that names no SNI host of it."
+    )] = field(default_factory=list)
+    client_ca: Annotated[str, doc(
+        "PEM file of the CAs client certificates are verified against. When set, the handshake asks "
+        "for a client certificate (a client may send none; one that does not verify is refused). "
+        "The handshake asks before it knows the host, so a port has one client_ca: it applies to every "
+        "https binding of the port. Relative to the config file; \"\" = no client certificates."
+    )] = ""
+
+
+class Access(_Strict):
+    """system.webServer/security/access."""
+
+    ssl_flags: Annotated[list[Literal["ssl", "ssl_negotiate_cert", "ssl_require_cert"]], doc(
+        "IIS access sslFlags: \"ssl\" (Require SSL: a plain http request gets 403.4), "
+        "\"ssl_negotiate_cert\" (accept client certificates: one is passed to the app if sent), "
+        "\"ssl_require_cert\" (a request without a verified client certificate gets 403.7)."
+    )] = field(default_factory=list)
+
+
 class Site(_Strict):
     name: Annotated[str, doc("Unique site name.")]
     id: Annotated[int, Meta(ge=1, description="Unique site id; the log folder is W3SVC<id>.")]
-    bindings: Annotated[list[str], doc("appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any; \"http/unix:/abs/path.sock:HOST\" = a Unix socket (mode 0660).")]
+    bindings: Annotated[list[str | SiteBinding], doc(
+        "appcmd form \"http/IP:PORT:HOST\"; IP \"*\" = any, empty HOST = any; \"http/unix:/abs/path.sock:HOST\" "
+        "= a Unix socket (mode 0660). An https binding is a table: { binding = \"https/*:443:www.example.test\", "
+        "certificate = \"www.pem\", key = \"www.key\", ssl_flags = [\"sni\"] }."
+    )]
     server_auto_start: Annotated[bool, doc("Listen on the site's bindings when the server starts (otherwise the site is Stopped).")] = True
     log: SiteLog = field(default_factory=SiteLog)
     http_errors: HttpErrors = field(default_factory=HttpErrors)
+    access: Access = field(default_factory=Access)
     applications: list[Application] = field(default_factory=list)
 
 

@@ -11,8 +11,8 @@ import os
 import re
 from typing import Callable
 
-from wasp.config.bindings import parse_binding
-from wasp.config.model import Application, Config, Pool, Recycling, Site
+from wasp.config.bindings import binding_text, parse_binding
+from wasp.config.model import Application, Config, Pool, Recycling, Site, SiteBinding
 
 Add = Callable[[str, str], None]
 
@@ -93,12 +93,32 @@ def schedule_seconds(entry: str) -> int | None:
     return hours * 3600 + minutes * 60 + seconds
 
 
-def check_bindings(bindings: list[str], path: str, add: Add) -> None:
-    for i, text in enumerate(bindings):
+def check_bindings(bindings: list[str | SiteBinding], path: str, add: Add) -> None:
+    for i, entry in enumerate(bindings):
         try:
-            parse_binding(text)
+            binding = parse_binding(entry)
         except ValueError as exc:
-            add(f"{path}[{i}]", str(exc))
+            add(f"{path}[{i}]" + (".binding" if isinstance(entry, SiteBinding) else ""), str(exc))
+            continue
+        if binding.protocol == "https" and not isinstance(entry, SiteBinding):
+            add(f"{path}[{i}]", f"https binding \"{entry}\" needs a certificate: write it as a table, "
+                                f"{{ binding = \"{entry}\", certificate = \"cert.pem\", key = \"key.pem\" }}")
+        elif isinstance(entry, SiteBinding):
+            _check_tls_binding(entry, binding, f"{path}[{i}]", add)
+
+
+def _check_tls_binding(entry: SiteBinding, binding, path: str, add: Add) -> None:
+    if binding.protocol != "https":
+        for name in ("certificate", "key", "client_ca"):
+            if getattr(entry, name):
+                add(f"{path}.{name}", f"only an https binding has a {name}; \"{entry.binding}\" is {binding.protocol}")
+        if entry.ssl_flags:
+            add(f"{path}.ssl_flags", f"only an https binding has ssl_flags; \"{entry.binding}\" is {binding.protocol}")
+        return
+    if not entry.certificate:
+        add(f"{path}.certificate", "an https binding needs a certificate (a PEM file)")
+    if "sni" in entry.ssl_flags and not binding.host:
+        add(f"{path}.ssl_flags", "\"sni\" needs a host name in the binding (SNI selects the certificate by host)")
 
 
 def check_environment(env: dict[str, str], path: str, add: Add) -> None:
@@ -166,6 +186,77 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
             else:
                 bindings[key] = f"{path} (site \"{site.name}\")"
         _check_applications(site, f"sites[{i}]", add, pool_names)
+    _check_tls_ports(config, add)
+    _check_access(config, add)
+
+
+def _check_access(config: Config, add: Add) -> None:
+    """Client certificate flags on a site none of whose https ports asks for a certificate would
+    refuse (ssl_require_cert) every request: say so instead."""
+    ca_ports = set()
+    site_ports: list[set[int]] = []
+    for site in config.sites:
+        ports = set()
+        for entry in (site.bindings if site is not None else ()):
+            try:
+                binding = parse_binding(entry)
+            except ValueError:
+                continue
+            if binding.protocol == "https":
+                ports.add(binding.port)
+                if isinstance(entry, SiteBinding) and entry.client_ca:
+                    ca_ports.add(binding.port)
+        site_ports.append(ports)
+    for i, site in enumerate(config.sites):
+        if site is None or site_ports[i] & ca_ports:
+            continue
+        sections = [(f"sites[{i}].access", site.access)]
+        sections += [(f"sites[{i}].applications[{j}].access", app.access)
+                     for j, app in enumerate(site.applications) if app is not None and app.access is not None]
+        for path, access in sections:
+            if {"ssl_require_cert", "ssl_negotiate_cert"} & set(access.ssl_flags):
+                add(f"{path}.ssl_flags", "client certificates are never asked for: no https binding on this "
+                                         "site's ports has a client_ca")
+
+
+def _check_tls_ports(config: Config, add: Add) -> None:
+    """A port is plain or TLS (its one socket serves every address); its certificates are chosen
+    by SNI host alone: one certificate per (port, SNI host), one IP:port certificate per port."""
+    protocols: dict[int, tuple[str, str]] = {}
+    chosen: dict[tuple[int, str], tuple[tuple, str]] = {}
+    client_cas: dict[int, tuple[str, str]] = {}
+    for i, site in enumerate(config.sites):
+        if site is None:
+            continue
+        for j, entry in enumerate(site.bindings):
+            try:
+                binding = parse_binding(entry)
+            except ValueError:
+                continue
+            path = f"sites[{i}].bindings[{j}]"
+            first = protocols.setdefault(binding.port, (binding.protocol, path))
+            if first[0] != binding.protocol:
+                add(path, f"port {binding.port} is {first[0]} in {first[1]}; one port cannot serve both http and https")
+                continue
+            if binding.protocol != "https" or not isinstance(entry, SiteBinding):
+                continue
+            if entry.client_ca:
+                ca = client_cas.setdefault(binding.port, (entry.client_ca, path))
+                if ca[0] != entry.client_ca:
+                    # The handshake asks for a client certificate before the host is known.
+                    add(f"{path}.client_ca", f"port {binding.port} already verifies client certificates "
+                                             f"against {ca[0]} ({ca[1]}); a port has one client_ca")
+            sni = binding.host if "sni" in entry.ssl_flags else ""
+            files = (entry.certificate, entry.key)
+            seen = chosen.setdefault((binding.port, sni), (files, path))
+            if seen[0] != files:
+                if sni:
+                    add(path, f"SNI host \"{sni}\" on port {binding.port} already has another certificate "
+                              f"in {seen[1]}")
+                else:
+                    add(path, f"port {binding.port} already has an IP:port certificate (a binding without "
+                              f"ssl_flags = [\"sni\"]) in {seen[1]}; give this binding ssl_flags = [\"sni\"] "
+                              f"or the same certificate and key")
 
 
 def _check_applications(site: Site, path: str, add: Add, pool_names: set[str]) -> None:

@@ -25,11 +25,14 @@ from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
+from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
+from wasp.front.tls import connection_facts
 from wasp.wire import w3c
 from wasp.wire.chunked import ChunkScanner, head_end
-from wasp.wire.http import (AppPoolUnavailable, EntityTooLarge, FieldTooLong, InvalidHeader,
-                            InvalidHostname, InvalidUrl, InvalidVerb, NoApplication, RequestTooLong,
-                            UnknownEncoding, UrlTooLong, VersionNotSupported, error_response)
+from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
+                            InvalidHeader, InvalidHostname, InvalidUrl, InvalidVerb, NoApplication,
+                            RequestTooLong, SslRequired, UnknownEncoding, UrlTooLong,
+                            VersionNotSupported, error_response)
 from wasp.wire.urls import cook_target
 
 #: Request body bytes the front holds for one connection before it stops reading the client.
@@ -48,7 +51,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 #: Errors that IIS logs in the site's W3C log (they happen after routing, in IIS proper);
 #: every other error the front answers goes to HTTPERR like HTTP.sys's.
-_W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort"})
+_W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort", "SslRequired", "CertRequired"})
 
 _OPEN = ConnState.OPEN
 _TUNNEL = ConnState.TUNNEL
@@ -86,7 +89,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
                  "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_raw_head",
                  "_lines", "_raw_line", "_scan", "_tail",
                  "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
-                 "_early", "_sockfd")
+                 "_early", "_sockfd", "tls")
 
     def __init__(self, server):
         self.server = server
@@ -121,6 +124,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         self._upgrading = False
         self._early: list[bytes] = []   # tunnel bytes that came before the 101
         self._sockfd = -1
+        self.tls = None   # TlsInfo of a TLS connection
 
     def move(self, state: ConnState) -> None:
         if state not in CONN_MOVES[self.state]:
@@ -145,6 +149,11 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         self.s_ip = self.local[0].encode() or b"-"
         self.s_port = b"%d" % self.local[1]
         sock = transport.get_extra_info("socket")
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # The bytes on the socket are TLS records: files go through the transport.
+            sock = None
+            self.tls = connection_facts(ssl_object)
         if sock is not None:
             try:
                 self._sockfd = sock.fileno()
@@ -370,6 +379,8 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             raise NoApplication("no application for the path")
         req.app = app
         req.pool = app.queue
+        if app.access:
+            self._check_access(app.access)
         server = self.server
         limit = server.max_content
         if limit and req.content_length > limit:
@@ -388,6 +399,14 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             self._start(req)
         else:
             req.move(Stage.WAITING)
+
+    def _check_access(self, access: int) -> None:
+        """IIS's security/access sslFlags for the routed application (403.4 / 403.7)."""
+        tls = self.tls
+        if access & ACCESS_SSL and tls is None:
+            raise SslRequired("the application requires SSL")
+        if access & ACCESS_REQUIRE_CERT and (tls is None or not tls.client_cert):
+            raise CertRequired("the application requires a client certificate")
 
     def on_body(self, data: bytes) -> None:
         req = self._cur

@@ -47,7 +47,7 @@ class Front:
         self._control_fd = control_fd
         self._listen_fds = listen_fds
         self._inherited: dict[Address, socket.socket] = {}
-        self._listeners: dict[Address, list] = {}   # address -> [socket, asyncio.Server | None]
+        self._listeners: dict[Address, list] = {}   # address -> [socket, asyncio.Server | None, SSLContext | None]
         self._done: asyncio.Future = loop.create_future()
         self._tick_handle = None
         self._stop_deadline = 0.0
@@ -153,7 +153,7 @@ class Front:
     def _on_config(self, message: dict, fds: list[int]) -> None:
         config = model.decode(message["config"])
         if self.server is None:
-            self.server = Server(self.loop, config, self._send)
+            self.server = Server(self.loop, config, self._send, _report_notice)
             self.server.on_fault = _report_fault
         else:
             self.server.apply_config(config)
@@ -246,16 +246,36 @@ class Front:
                 if sock is not None:
                     sock.close()
             return
+        tls = self.server.tls
         for address, sock in wanted.items():
             if sock is not None:
-                self._listeners[address] = [sock, None]
-                self.loop.create_task(self._listen(address, sock))
+                context = tls.listener_context(address[1])
+                self._listeners[address] = [sock, None, context]
+                self.loop.create_task(self._listen(address, sock, context))
+            elif self._listeners[address][2] is not tls.listener_context(address[1]):
+                self._relisten(address, tls.listener_context(address[1]))
 
-    async def _listen(self, address: Address, sock: socket.socket) -> None:
-        server = self.server
+    def _relisten(self, address: Address, context) -> None:
+        """Serve a socket already served with another TLS context (the port's client CA changed,
+        or the port turned TLS or plain). Connections already open keep theirs."""
+        record = self._listeners[address]
         try:
+            sock = socket.socket(fileno=os.dup(record[0].fileno()))
+        except OSError as exc:
+            print(f"wasp.front: cannot re-listen on {address[0]}:{address[1]}: {exc}", file=sys.stderr)
+            return
+        self._unlisten(address)
+        self._listeners[address] = [sock, None, context]
+        self.loop.create_task(self._listen(address, sock, context))
+
+    async def _listen(self, address: Address, sock: socket.socket, context=None) -> None:
+        server = self.server
+        tls = {} if context is None else {"ssl": context, "ssl_handshake_timeout": server.header_wait}
+        try:
+            # A TLS handshake that does not finish within the header wait timeout is dropped
+            # (slowloris over TLS), as is anything that is not TLS on a TLS port.
             aserver = await self.loop.create_server(lambda: HttpConnection(server), sock=sock,
-                                                    backlog=BACKLOG)
+                                                    backlog=BACKLOG, **tls)
         except OSError as exc:
             print(f"wasp.front: cannot serve {address[0]}:{address[1]}: {exc}", file=sys.stderr)
             self._listeners.pop(address, None)
@@ -271,11 +291,15 @@ class Front:
         record = self._listeners.pop(address, None)
         if record is None:
             return
-        sock, aserver = record
+        sock, aserver, _ = record
         if aserver is not None:
             aserver.close()  # closes the socket too
         else:
             sock.close()
+
+
+def _report_notice(message: str) -> None:
+    print(f"wasp.front: {message}", file=sys.stderr, flush=True)
 
 
 def _report_fault(exc: BaseException) -> None:

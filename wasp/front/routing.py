@@ -22,16 +22,30 @@ from wasp.wire.http import InvalidHostname, host_key
 _HOST_CACHE_LIMIT = 4096
 
 
-class AppEntry:
-    __slots__ = ("key", "path", "prefix", "pool", "site", "queue")
+#: security/access sslFlags as bits (IIS's values): checked by the front for each request.
+ACCESS_SSL, ACCESS_NEGOTIATE_CERT, ACCESS_REQUIRE_CERT = 8, 32, 64
+_ACCESS_BITS = {"ssl": ACCESS_SSL, "ssl_negotiate_cert": ACCESS_NEGOTIATE_CERT,
+                "ssl_require_cert": ACCESS_REQUIRE_CERT}
 
-    def __init__(self, key: str, path: str, pool: str, site: "SiteEntry"):
+
+def access_bits(flags: list[str]) -> int:
+    bits = 0
+    for flag in flags:
+        bits |= _ACCESS_BITS[flag]
+    return bits
+
+
+class AppEntry:
+    __slots__ = ("key", "path", "prefix", "pool", "site", "queue", "access")
+
+    def __init__(self, key: str, path: str, pool: str, site: "SiteEntry", access: int = 0):
         self.key = key          # "<site id><app path>", how the worker names the application
         self.path = path
         self.prefix = path.lower().encode("utf-8")
         self.pool = pool
         self.site = site
         self.queue = None       # the pool's PoolQueue, set by whoever owns the queues
+        self.access = access    # ACCESS_* bits; 0 = no check
 
 
 class SiteEntry:
@@ -122,7 +136,8 @@ class Router:
                 path = app.path.rstrip("/") or "/"
                 if not path.startswith("/"):
                     path = "/" + path
-                ae = AppEntry(f"{site.id}{path}", path, app.pool, entry)
+                access = app.access if app.access is not None else site.access
+                ae = AppEntry(f"{site.id}{path}", path, app.pool, entry, access_bits(access.ssl_flags))
                 self.apps[ae.key] = ae
                 if path == "/":
                     entry.root = ae
@@ -132,8 +147,6 @@ class Router:
             entry.single = not entry.apps
             for text in site.bindings:
                 binding = parse_binding(text)
-                if binding.protocol != "http":
-                    continue
                 hosts = self._bindings.setdefault(binding.port, {}).setdefault(_norm_ip(binding.ip), {})
                 hosts.setdefault(_host_bytes(binding.host), entry)
 

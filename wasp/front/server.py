@@ -16,14 +16,24 @@ from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.queues import Dispatcher
 from wasp.front.request import STAGE_NAMES, Request, Stage
 from wasp.front.routing import Router
+from wasp.front.tls import TlsState
 from wasp.wire import w3c
 from wasp.wire.http import AppPoolUnavailable, http_date
 
 
+#: Seconds between looks at the certificate files (stat only) for a changed certificate.
+CERTIFICATE_POLL = 3
+
+
 class Server:
-    def __init__(self, loop, config: Config, send: Callable[[dict], None] | None = None):
+    def __init__(self, loop, config: Config, send: Callable[[dict], None] | None = None,
+                 notice: Callable[[str], None] | None = None):
         self.loop = loop
         self.send = send or (lambda message: None)
+        #: Called with a one-line notice the process's main logs (a certificate not (re)loaded).
+        self.notice = notice or (lambda message: None)
+        self.tls = TlsState(lambda message: self.notice(message))
+        self._ticks = 0
         self.dispatcher = Dispatcher(self._demand)
         self.connections: set = set()
         self.links: dict[int, object] = {}
@@ -43,6 +53,7 @@ class Server:
     def apply_config(self, config: Config) -> None:
         self.config = config
         self.router = Router(config)
+        self.tls.apply(config)
         limits = config.limits
         # 0 means HTTP.sys's default (120 s), as IIS's headerWaitTimeout = 0 does.
         self.idle_timeout = float(limits.connection_timeout) or 120.0
@@ -92,6 +103,9 @@ class Server:
         """Timers of every connection and queued request (one sweep instead of a timer each),
         and the log flush."""
         self.refresh_clock()
+        self._ticks += 1
+        if self.tls.plans and self._ticks % CERTIFICATE_POLL == 0:
+            self.tls.poll()
         now = self.now
         expired = [c for c in self.connections if c.deadline and c.deadline <= now]
         for conn in expired:
@@ -185,6 +199,7 @@ class Server:
                     "stream": req.stream if req.link is not None and req.stage >= Stage.EXECUTING else None,
                     "url": (req.path + (b"?" + req.query if req.query else b"")).decode("utf-8", "replace"),
                     "method": req.method.decode("latin-1"),
+                    "protocol": ("HTTP/" if conn.tls is None else "HTTPS/") + (req.version or "1.1"),
                     "client": [conn.peer[0], conn.peer[1]],
                     "elapsed_ms": int((now - req.t0) * 1000),
                     "stage": STAGE_NAMES[req.stage],

@@ -222,9 +222,11 @@ class WorkerLink(asyncio.Protocol):
         req.move(Stage.EXECUTING)
         conn = req.conn
         method = req.method
+        tls = conn.tls
         head = RequestHead(req.app.key, _METHODS.get(method) or method.decode("latin-1"), req.target,
                            req.path, req.query, req.version, req.headers, conn.peer, conn.local,
-                           "http", req.content_length, req.websocket)
+                           "http" if tls is None else "https", req.content_length, req.websocket,
+                           False, tls)
         has_body = req.chunked or req.content_length > 0
         self._write(fr.pack_request(sid, head, has_body))
         if has_body or req.expect:

@@ -23,6 +23,7 @@ from wasp.common.channel import ControlChannel
 from wasp.common.proctitle import set_title
 from wasp.common.unixsock import answers
 from wasp.config import rundir
+from wasp.config.bindings import binding_text
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import actions as A
@@ -592,7 +593,7 @@ class Manager:
 
     # ------------------------------------------------------------------ views
     def site_rows(self) -> list[dict]:
-        return [{"name": s.name, "id": s.id, "bindings": list(s.bindings),
+        return [{"name": s.name, "id": s.id, "bindings": [binding_text(b) for b in s.bindings],
                  "state": "Started" if sites.is_started(self.config, self.site_overrides, s.name) else "Stopped"}
                 for s in self.config.sites]
 

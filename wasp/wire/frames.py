@@ -98,6 +98,20 @@ class Hello(msgspec.Struct, array_like=True):
     capacity: int  # requests the worker takes at once; the front never dispatches more
 
 
+class TlsInfo(msgspec.Struct, array_like=True):
+    """What the front knows of a request's TLS connection (it terminates TLS; the worker never
+    sees the handshake)."""
+
+    version: str              # "TLSv1.3", "TLSv1.2"
+    cipher: str               # OpenSSL's suite name, e.g. "TLS_AES_256_GCM_SHA384"
+    cipher_id: int            # the suite's IANA number (ASGI's cipher_suite)
+    sni: str = ""             # the server name the client asked for, "" = none
+    client_cert: str = ""     # the verified client certificate, PEM; "" = none sent
+    client_subject: str = ""  # its subject DN (RFC 4514, as mod_ssl's SSL_CLIENT_S_DN)
+    client_issuer: str = ""   # its issuer DN
+    client_serial: str = ""   # its serial number, upper-case hex
+
+
 class RequestHead(msgspec.Struct, array_like=True):
     app: str                 # application key "<site id><app path>", e.g. "1/" or "1/api"
     method: str
@@ -112,6 +126,7 @@ class RequestHead(msgspec.Struct, array_like=True):
     content_length: int = -1  # -1: unknown (chunked) or none
     websocket: bool = False   # an Upgrade: websocket request
     warmup: bool = False      # an application-initialization request (APP_WARMING_UP)
+    tls: TlsInfo | None = None  # set when scheme is "https"
 
 
 class FileSpan(msgspec.Struct, array_like=True):

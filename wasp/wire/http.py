@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from http import HTTPStatus
 
-from wasp.errors import BadRequest, HttpError, NotFound, ServiceUnavailable
+from wasp.errors import BadRequest, Forbidden, HttpError, NotFound, ServiceUnavailable
 
 # ---- errors the front answers itself ----------------------------------------------------------
 
@@ -59,6 +59,21 @@ class EntityTooLarge(HttpError):
     status = 413
     substatus = 1
     reason = "EntityTooLarge"
+
+
+class SslRequired(Forbidden):
+    """IIS 403.4: the application's access sslFlags say "ssl" and the request came over http."""
+
+    substatus = 4
+    reason = "SslRequired"
+
+
+class CertRequired(Forbidden):
+    """IIS 403.7: the application's access sslFlags say "ssl_require_cert" and the request came
+    without a verified client certificate."""
+
+    substatus = 7
+    reason = "CertRequired"
 
 
 class UnknownEncoding(HttpError):
@@ -123,6 +138,10 @@ _PAGES: dict[str, tuple[int, str, str, str]] = {
                       "HTTP Error 431. The size of the request headers is too long."),
     "EntityTooLarge": (413, "Request Entity Too Large", "Request Entity Too Large",
                        "HTTP Error 413.1. The request entity is too large."),
+    "SslRequired": (403, "Forbidden", "Forbidden - SSL Required",
+                    "HTTP Error 403.4. The page you are trying to access is secured with SSL."),
+    "CertRequired": (403, "Forbidden", "Forbidden - Client Certificate Required",
+                     "HTTP Error 403.7. The page you are trying to access requires a client certificate."),
     "N/I": (501, "Not Implemented", "Not Implemented", "HTTP Error 501. The request is not supported."),
     "Version_N/S": (505, "HTTP Version Not Supported", "HTTP Version Not Supported",
                     "HTTP Error 505. The HTTP version is not supported."),

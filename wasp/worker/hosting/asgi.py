@@ -85,7 +85,25 @@ def build_scope(ctx, state: dict, kind: str = "http") -> dict:
         scope["extensions"] = {"http.response.pathsend": {}}
     if head.warmup:
         scope["app_warming_up"] = True
+    tls = head.tls
+    if tls is not None:
+        scope.setdefault("extensions", {})["tls"] = tls_extension(tls)
     return scope
+
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(tls) -> dict:
+    """The ASGI TLS extension (asgiref's "tls" scope extension) from the front's TlsInfo."""
+    return {
+        "server_cert": None,
+        "client_cert_chain": [tls.client_cert] if tls.client_cert else [],
+        "client_cert_name": tls.client_subject or None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(tls.version),
+        "cipher_suite": tls.cipher_id or None,
+    }
 
 
 class HTTPCycle:

@@ -171,6 +171,22 @@ class WSGIHost:
             env["SERVER_PORT"] = str(head.server[1])
         if head.warmup:
             env["APP_WARMING_UP"] = "1"
+        tls = head.tls
+        if tls is not None:
+            # mod_ssl's names, which WSGI apps and middleware look for.
+            env["HTTPS"] = "on"
+            env["SSL_PROTOCOL"] = tls.version
+            env["SSL_CIPHER"] = tls.cipher
+            if tls.sni:
+                env["SSL_TLS_SNI"] = tls.sni
+            if tls.client_cert:
+                env["SSL_CLIENT_VERIFY"] = "SUCCESS"
+                env["SSL_CLIENT_CERT"] = tls.client_cert
+                env["SSL_CLIENT_S_DN"] = tls.client_subject
+                env["SSL_CLIENT_I_DN"] = tls.client_issuer
+                env["SSL_CLIENT_M_SERIAL"] = tls.client_serial
+            else:
+                env["SSL_CLIENT_VERIFY"] = "NONE"
         return env
 
     def execute(self, ctx):
