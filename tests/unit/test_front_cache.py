@@ -379,6 +379,9 @@ def test_a_file_response_is_cached_with_watch_tokens(rig, tmp_path):
         def release(self, token):
             self.released.append(token)
 
+        def poll(self):
+            pass
+
     rig.server.watcher = Watcher()
     worker = rig.worker()
     hint = CacheHint(CACHE_UNTIL_CHANGE, 0.0, [], st.st_mtime_ns)

@@ -97,3 +97,13 @@ def test_release_removes_the_watch_when_no_token_is_left(watched, tmp_path):
     (tmp_path / "a.css").write_text("changed")
     settle(loop)
     assert seen.changed == []
+
+
+def test_poll_handles_queued_events_without_the_loop(watched, tmp_path):
+    loop, watcher, seen = watched
+    target = tmp_path / "a.css"
+    target.write_text("a")
+    [file_token, *_] = watcher.watch_file(str(target))
+    target.write_text("b")
+    watcher.poll()              # the loop has not run: poll reads what is queued
+    assert file_token in seen.changed

@@ -96,13 +96,13 @@ def test_caching_switched_off_for_the_application(root):
     assert run(static_app(root, enable_kernel_cache=False), "/a.css").cache_hint() is None
 
 
-def test_profile_disable_cache_or_time_period_for_static_files(root):
+def test_profile_disable_cache_for_static_files_and_a_time_period_is_for_apps(root):
     off = model.CacheProfile(extension=".CSS", policy="DisableCache")
     assert run(static_app(root, profiles=[off]), "/a.css").cache_hint() is None
     assert run(static_app(root, profiles=[off]), "/page.html").cache_hint() is not None
-    timed = model.CacheProfile(extension=".css", kernel_caching_policy="CacheForTimePeriod", duration=5)
+    timed = model.CacheProfile(extension="*", kernel_caching_policy="CacheForTimePeriod", duration=5)
     hint = run(static_app(root, profiles=[timed]), "/a.css").cache_hint()
-    assert (hint.policy, hint.duration) == (CACHE_FOR_TIME_PERIOD, 5.0)
+    assert (hint.policy, hint.duration) == (CACHE_UNTIL_CHANGE, 0.0)   # watched: until it changes
     nowhere = model.CacheProfile(extension=".css", kernel_caching_policy="CacheUntilChange", location="Client")
     assert run(static_app(root, profiles=[nowhere]), "/a.css").cache_hint() is None
 

@@ -174,8 +174,8 @@ class CacheProfile(_Strict):
     )] = "DontCache"
     kernel_caching_policy: Annotated[_CachePolicy, doc(
         "IIS's kernelCachePolicy: how the front caches these responses. CacheUntilChange: until the "
-        "file changes (a static file) or the pool gets a new worker (an app's response); "
-        "CacheForTimePeriod: for `duration`."
+        "pool gets a new worker (an app's response); CacheForTimePeriod: for `duration`. Static files "
+        "are always cached until they change, unless DisableCache."
     )] = "DontCache"
     duration: Annotated[Duration, doc(
         "How long CacheForTimePeriod keeps a response; a response's Cache-Control s-maxage or "

@@ -467,7 +467,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         now = server.loop.time()
         key = req.cache_key
         if key is not None and req.pool.state is PoolState.STARTED:
-            entry = server.cache.lookup(key, req.headers, now)
+            entry = server.cache_lookup(key, req.headers, now)
             if entry is not None:
                 self._send_cached(req, entry)
                 return

@@ -148,6 +148,17 @@ class Server:
         self.error_log.close()
 
     # ---- the response cache ----
+    def cache_lookup(self, key, headers, now: float):
+        """The entry to answer from, or None. A file entry is answered only once the changes
+        queued before now were handled."""
+        cache = self.cache
+        entry = cache.lookup(key, headers, now)
+        if entry is not None and entry.deps and self.watcher is not None:
+            self.watcher.poll()
+            if cache.entries.get(entry.key) is not entry:
+                return None
+        return entry
+
     def cache_response(self, req, block: bytes, body: bytes) -> None:
         """A worker's whole response that it said may be cached, for a frequently hit URL."""
         app = req.app

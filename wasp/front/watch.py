@@ -167,18 +167,31 @@ class FileWatcher:
         if remove and self.fd >= 0:
             self._libc.inotify_rm_watch(self.fd, wd)
 
+    def poll(self) -> None:
+        """Handle the events already queued now. A hit on a file entry calls this first, so a
+        change made before the request was read is never answered from the cache (the loop may
+        hand us the client's bytes before the inotify descriptor's)."""
+        if self.fd >= 0:
+            self._readable()
+
     def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
+        while self.fd >= 0:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
                 return
-            self.error = f"reading inotify: {exc}"
-            self.close()
-            self.on_overflow()
-            return
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                self.error = f"reading inotify: {exc}"
+                self.close()
+                self.on_overflow()
+                return
+            if not data:
+                return
+            self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
         for wd, mask, name in parse_events(data):
             if mask & IN_Q_OVERFLOW:
                 self.on_overflow()

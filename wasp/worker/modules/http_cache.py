@@ -14,8 +14,10 @@ context asks the rule for a hint when it sends the response, and the rule refuse
 200 with a body and without `Set-Cookie`, `Vary: *` or `Cache-Control: private/no-store/no-cache`.
 
 - Static files: CacheUntilChange (the front watches the file), unless the profile of the extension
-  says DisableCache (or CacheForTimePeriod: then for its duration). A default document reached as
-  its directory (`/`) is not cached, as in HTTP.sys.
+  says DisableCache or keeps responses off the server (location Client or None). A time period
+  adds nothing to an entry that goes when its file changes, so a profile's CacheForTimePeriod is
+  for app responses. A default document reached as its directory (`/`) is not cached, as in
+  HTTP.sys.
 - App responses: only when a profile says CacheUntilChange (until the pool gets a new worker) or
   CacheForTimePeriod (for `duration`); the response's `Cache-Control: s-maxage` / `max-age` may
   shorten it.
@@ -65,12 +67,8 @@ class Rule:
         duration = float(profile.duration)
         number = _POLICY_NUMBER.get(policy, 0)
         self.app = (number, duration if number == CACHE_FOR_TIME_PERIOD else 0.0)
-        if policy == "DisableCache":
-            self.static = (0, 0.0)
-        elif number == CACHE_FOR_TIME_PERIOD:
-            self.static = self.app
-        else:
-            self.static = (CACHE_UNTIL_CHANGE, 0.0)
+        # A static file's entry goes when the file changes, which no time limit improves on.
+        self.static = (0, 0.0) if policy == "DisableCache" else (CACHE_UNTIL_CHANGE, 0.0)
         self.vary = tuple(sorted({name.lower() for name in profile.vary_by_headers}))
 
     # ---- asked by the context when the response goes out ----
