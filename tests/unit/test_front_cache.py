@@ -96,7 +96,7 @@ def test_sweep_forgets_stale_frequent_hit_counts():
 
 def test_total_size_cap_evicts_least_recently_used():
     body = b"x" * 1000
-    one = len(BLOCK) + len(body) + cache_mod.ENTRY_OVERHEAD + 200
+    one = 2 * (len(BLOCK) + len(body)) + cache_mod.ENTRY_OVERHEAD + 200
     cache = ResponseCache(settings(max_cache_size=3 * one))
     bases = [("1/", b"h", b"/%d" % i) for i in range(3)]
     for base in bases:
@@ -247,6 +247,28 @@ def test_a_hit_is_logged_like_any_request(rig, tmp_path):
     lines = [l for l in next((tmp_path / "logs" / "W3SVC1").glob("*.log")).read_text().splitlines()
              if not l.startswith("#")]
     assert len(lines) == 3 and all(" GET /page - 8080 " in l and " 200 0 0 " in l for l in lines)
+
+
+def test_the_prebuilt_answer_follows_the_date_and_pipelined_hits_stay_in_order(rig):
+    worker = rig.worker()
+    ask(rig, worker)
+    ask(rig, worker)
+    conn, transport = rig.connect()
+    conn.data_received(b"GET /page HTTP/1.1\r\nHost: example.test\r\n\r\n" * 2
+                       + b"GET /other HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    [(sid, head, _fin)] = worker.requests()
+    assert head.path == b"/other"
+    worker.respond(sid, b"other")
+    answers = split_responses(transport.take())
+    assert [body for _s, _h, body in answers] == [b"<p>page</p>", b"<p>page</p>", b"other"]
+    first_date = answers[0][1]["date"]
+    rig.server.refresh_clock(rig.server.wall + 5)
+    status, headers, body, reached = ask(rig, worker)
+    assert (status, body, reached) == (200, b"<p>page</p>", False)
+    assert headers["date"] != first_date and headers["date"] == rig.server.date.decode()
+    status, headers, _b, _r = ask(rig, worker, b"GET /page HTTP/1.1\r\nHost: example.test\r\n"
+                                                b"Connection: close\r\n\r\n")
+    assert status == 200 and headers["connection"] == "close"
 
 
 def test_head_is_served_from_a_cached_get(rig):

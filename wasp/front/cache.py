@@ -52,7 +52,7 @@ def automatic_size() -> int:
 
 class Entry:
     __slots__ = ("key", "base", "site_id", "pool", "block", "body", "block_304", "etag", "modified",
-                 "policy", "expires", "hits", "last_used", "size", "deps")
+                 "policy", "expires", "hits", "last_used", "size", "deps", "wire", "wire_date")
 
     def __init__(self, key, base: Base, site_id: int, pool: str, block: bytes, body: bytes,
                  policy: int, expires: float, now: float, deps: tuple):
@@ -66,6 +66,8 @@ class Entry:
         self.hits = 0
         self.last_used = now
         self.deps = deps
+        self.wire = b""          # the front's whole keep-alive answer, for the Date line it has
+        self.wire_date = None
         lines = []
         kept_304 = []
         self.etag = None
@@ -88,7 +90,8 @@ class Entry:
         self.block = b"\r\n".join([status, *lines]) + b"\r\n"
         self.block_304 = b"\r\n".join([b"304 Not Modified", *kept_304]) + b"\r\n"
         self.modified = modified
-        self.size = len(self.block) + len(body) + len(self.block_304) + ENTRY_OVERHEAD
+        # The front's prebuilt answer (head and body again) counts too.
+        self.size = 2 * (len(self.block) + len(body)) + len(self.block_304) + ENTRY_OVERHEAD
 
     def not_modified(self, if_none_match: bytes | None, if_modified_since: bytes | None) -> bool:
         """Whether the request's validators match (If-None-Match first, as RFC 9110 13.2.2)."""
