@@ -462,3 +462,24 @@ def test_without_a_watcher_files_are_not_cached(rig, tmp_path):
                 + fr.pack_file(sid, fr.FileSpan(b"200 OK\r\n", str(page), 0, 6)))
     assert split_responses(transport.take())[0][2] == b"body{}"
     assert not rig.server.cache.entries
+
+
+def _tls(client_cert=""):
+    return fr.TlsInfo("TLSv1.3", "TLS_AES_128_GCM_SHA256", 0x1301, "example.test", client_cert)
+
+
+def test_https_and_http_have_their_own_entries_and_a_client_certificate_is_never_cached(rig):
+    worker = rig.worker()
+    ask(rig, worker)
+    ask(rig, worker)
+    conn, transport = rig.connect()
+    conn.tls = _tls()
+    assert ask(rig, worker, conn=conn)[3] is True          # https: not the http entry
+    assert ask(rig, worker, conn=conn)[3] is True          # its 2nd request: stored
+    assert ask(rig, worker, conn=conn)[3] is False
+    assert {row["url"] for row in rig.server.cache_rows()} == {"http://example.test/page",
+                                                                "https://example.test/page"}
+    conn, transport = rig.connect()
+    conn.tls = _tls(client_cert="-----BEGIN CERTIFICATE-----")
+    for _ in range(3):
+        assert ask(rig, worker, conn=conn)[3] is True

@@ -178,3 +178,17 @@ def test_pure_helpers():
                                              kernel_caching_policy="CacheUntilChange")) == "DisableCache"
     assert response_hint((CACHE_UNTIL_CHANGE, 0.0), (), b"200 OK\r\n", 1).policy == CACHE_UNTIL_CHANGE
     assert response_hint((0, 0.0), (), b"200 OK\r\n", 1) is None
+
+
+def test_a_request_with_a_client_certificate_is_not_cached(root):
+    from wasp.wire.frames import TlsInfo
+    app = static_app(root)
+    pipeline = Pipeline(app)
+    ctx = make_ctx(app, path="/a.css")
+    ctx.head.tls = TlsInfo("TLSv1.3", "TLS_AES_128_GCM_SHA256", 0x1301, "", "-----BEGIN CERTIFICATE-----")
+    pipeline.run_sync(ctx)
+    assert ctx.channel.response()[0] == 200 and ctx.channel.cache_hint() is None
+    ctx = make_ctx(app, path="/a.css")
+    ctx.head.tls = TlsInfo("TLSv1.3", "TLS_AES_128_GCM_SHA256", 0x1301)
+    pipeline.run_sync(ctx)
+    assert ctx.channel.cache_hint() is not None

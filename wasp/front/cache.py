@@ -5,7 +5,7 @@ with a CACHE frame before the response; this store keeps such responses and the 
 later requests from it without a worker.
 
 - Key: the application (`<site id><path>`, so one site's entries never answer another's), the
-  Host header as the client sent it (lower-cased), and the cooked path (percent-decoded, dot
+  scheme and the Host header as the client sent it (lower-cased), and the cooked path (percent-decoded, dot
   segments resolved, as routing sees it; case kept, since Linux file names are case-sensitive),
   then the values of the request headers the response varies by. Nothing else of the request
   reaches the key, so only vary-by headers vary.
@@ -290,7 +290,8 @@ class ResponseCache:
         for entry in self.entries.values():
             app_key, host, path = entry.base
             out.append({
-                "url": "http://" + host.decode("latin-1") + path.decode("utf-8", "replace"),
+                "url": ("" if host.startswith(b"https://") else "http://") + host.decode("latin-1")
+                       + path.decode("utf-8", "replace"),
                 "site_id": entry.site_id,
                 "site": site_names.get(entry.site_id, ""),
                 "app": app_key,

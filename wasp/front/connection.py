@@ -403,8 +403,13 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             req.websocket = True
         if app.cache and not req.no_cache and not query and not req.chunked and req.content_length <= 0 \
                 and not req.upgrade and (method == _GET or method == _HEAD):
-            # The site (by the application's key), the Host as sent, the path as routed.
-            req.cache_key = (app.key, host.lower() if host is not None else b"", path)
+            # The site (by the application's key), the scheme and Host as sent, the path as routed.
+            # A client certificate authenticates the request: never cached (HTTP.sys rule 8).
+            tls = self.tls
+            if tls is None:
+                req.cache_key = (app.key, host.lower() if host is not None else b"", path)
+            elif not tls.client_cert:
+                req.cache_key = (app.key, b"https://" + (host.lower() if host is not None else b""), path)
         req.headers_done = True
         if req.chunked:
             self._scan = ChunkScanner(limit, server.max_field_length,

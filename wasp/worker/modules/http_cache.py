@@ -171,8 +171,8 @@ class HttpCacheModule(Module):
     def resolve_request_cache(self, ctx):
         head = ctx.head
         if head.method != "GET" or head.query or ctx.body is not None or head.websocket \
-                or head.content_length > 0:
-            return CONTINUE
+                or head.content_length > 0 or (head.tls is not None and head.tls.client_cert):
+            return CONTINUE  # (a client certificate authenticates the request, HTTP.sys rule 8)
         for name, _value in head.headers:
             if len(name) <= 13 and name.lower() in _REFUSING:
                 return CONTINUE
