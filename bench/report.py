@@ -6,6 +6,7 @@ from bench.measure import Row, Rss, fmt_ms, quote_block, summary
 
 WSGI_RATIO = 2.0  # wasp vs nginx -> gunicorn gthread, and a lower p99
 ASGI_RATIO = 0.6  # wasp vs uvicorn
+CACHED_RATIO = 1.5  # wasp's front cache vs nginx proxy_cache -> gunicorn, a cached WSGI page
 RSS_LIMIT_MIB = 40.0
 
 
@@ -92,6 +93,14 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
         out.append(
             f"{'PASS' if ok else 'FAIL'} asgi hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
             f"{b.rps:,.0f} (target >= {ASGI_RATIO}x); wasp errors {w.error_text()} (target 0)")
+    pair = _compared(rows, "cached page", out)
+    if pair:
+        w, b, name = pair
+        x = w.rps / b.rps
+        ok = x >= CACHED_RATIO and w.errors == 0
+        out.append(
+            f"{'PASS' if ok else 'FAIL'} cached page: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
+            f"{b.rps:,.0f} (target >= {CACHED_RATIO}x); wasp errors {w.error_text()} (target 0)")
     for scenario in ("wsgi 100k", "static 1k", "static 100k"):
         pair = _compared(rows, scenario, [])
         if pair:

@@ -1,9 +1,9 @@
 """Benchmark wasp against the servers users would pick instead, in the same run, as ratios.
 
-    python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,rss]
+    python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,cached,rss]
                         [--quick] [--servers wasp,gunicorn,...] [--wasp-log] [--keep]
 
-Scenarios: wsgi, asgi, static, rss (default) and recycle, chaos (on request). Prints a markdown
+Scenarios: wsgi, asgi, static, cached, rss (default) and recycle, chaos (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
 1 when any row could not run (a server did not start or answered wrongly), else 0.
 See docs/benchmarks.md.
@@ -27,7 +27,7 @@ if REPO not in sys.path:
 
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
-DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "rss")
+DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx")
 
@@ -115,6 +115,14 @@ def plan(args, workdir: str):
                 (label, "nginx", lambda: sv.nginx_static(workdir), path, length, True),
                 (label, "wasp", lambda: sv.wasp(workdir, None, log), path, length, False),
             ]
+    if "cached" in args.scenarios:
+        length = len(__import__("bench.apps.wsgi_page", fromlist=["BODY"]).BODY)
+        cases += [
+            ("cached page", "nginx-gunicorn", lambda: sv.nginx_cache_gunicorn(workdir, "wsgi_page"), "/",
+             length, True),
+            ("cached page", "wasp", lambda: sv.wasp(workdir, "wsgi_page", log, app_extra=sv.CACHE_PROFILE),
+             "/", length, False),
+        ]
     return [c for c in cases if c[1] in args.servers]
 
 

@@ -21,6 +21,7 @@ APPS = {
     "wsgi_hello": "bench.apps.wsgi_hello:app",
     "wsgi_100k": "bench.apps.wsgi_100k:app",
     "asgi_hello": "bench.apps.asgi_hello:app",
+    "wsgi_page": "bench.apps.wsgi_page:app",
 }
 
 
@@ -126,6 +127,40 @@ def nginx_gunicorn(workdir: str, app: str) -> Deployment:
     return Deployment("nginx -> gunicorn gthread", port, upstream.servers + [nginx])
 
 
+def nginx_cache_gunicorn(workdir: str, app: str) -> Deployment:
+    """nginx's proxy_cache in front of gunicorn: every 200 cached for an hour once seen."""
+    upstream = gunicorn(workdir, app, name="gunicorn-cached")
+    port = free_port()
+    prefix = os.path.join(workdir, "nginx-cache")
+    body = f"""    proxy_cache_path {prefix}/cache levels=1:2 keys_zone=pages:10m max_size=100m;
+    upstream app {{
+        server 127.0.0.1:{upstream.port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_cache pages;
+            proxy_cache_valid 200 1h;
+            proxy_cache_lock on;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}"""
+    nginx = _nginx(workdir, "nginx-cache", port, body)
+    return Deployment("nginx proxy_cache -> gunicorn gthread", port, upstream.servers + [nginx])
+
+
+#: The `cached` scenario's wasp: a profile lets the front keep every response of the app an hour.
+CACHE_PROFILE = """[[sites.applications.caching.profiles]]
+extension = "*"
+kernel_caching_policy = "CacheForTimePeriod"
+duration = "1h"
+"""
+
+
 def nginx_static(workdir: str) -> Deployment:
     port = free_port()
     body = f"""    sendfile on;
@@ -137,7 +172,7 @@ def nginx_static(workdir: str) -> Deployment:
     return Deployment("nginx", port, [_nginx(workdir, "nginx-static", port, body)])
 
 
-def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "") -> str:
+def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", app_extra: str = "") -> str:
     """The wasp.toml for one run; run_dir and log_dir land next to it in the temp dir."""
     if app:
         target = f'app = "{APPS[app]}"\npython_path = ["{REPO}"]'
@@ -165,7 +200,7 @@ bindings = ["http/127.0.0.1:{port}:"]
 path = "/"
 pool = "bench"
 {target}
-"""
+{app_extra}"""
 
 
 def wasp_env() -> dict[str, str]:
@@ -178,14 +213,15 @@ def wasp_command(config_path: str, *args: str) -> list[str]:
 
 
 def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp",
-         pool_extra: str = "") -> Deployment:
+         pool_extra: str = "", app_extra: str = "") -> Deployment:
     """wasp's manager on a fresh port; `app` None serves bench/static as the site's content.
-    `pool_extra` is TOML appended to [pool_defaults] (sub-tables such as [pool_defaults.failure])."""
+    `pool_extra` is TOML appended to [pool_defaults] (sub-tables such as [pool_defaults.failure]),
+    `app_extra` TOML after the application (such as CACHE_PROFILE)."""
     port = free_port()
     folder = os.path.join(workdir, name)
     os.makedirs(folder, exist_ok=True)
     config = os.path.join(folder, "wasp.toml")
     with open(config, "w") as f:
-        f.write(wasp_toml(port, app, wasp_log, pool_extra))
+        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra))
     server = _server(name, wasp_command(config, "serve"), folder, port, cwd=REPO, env=wasp_env())
     return Deployment("wasp", port, [server], ready_timeout=60.0, config_path=config)

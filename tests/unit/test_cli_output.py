@@ -64,3 +64,12 @@ def test_text_view_is_appcmds_detailed_form():
         "APP", '  APP.NAME:"Default Web Site/api"', '  APPPOOL.NAME:"P"', '  app:"m:app"']
     assert output.text_attribute(row, "state") == "Ready"
     assert output.text_attribute(row, "missing") == ""
+
+
+def test_cache_line():
+    row = {"url": "http://example.test/a.css", "site_id": 1, "size": 6, "hits": 3,
+           "policy": "CacheUntilChange", "expires_in": None}
+    assert output.cache_line(row) == ('CACHE "http://example.test/a.css" (site:1,size:6,hits:3,'
+                                      'policy:CacheUntilChange,expires:-)')
+    row.update(policy="CacheForTimePeriod", expires_in=12.5)
+    assert output.cache_line(row).endswith("policy:CacheForTimePeriod,expires:12.5s)")

@@ -77,3 +77,11 @@ def test_render():
     assert b"Connection: close" in head and f"Content-Length: {len(body)}".encode() in head
     assert json.loads(body) == [{"name": "P"}]
     assert render(404, {}, head_only=True).endswith(b"\r\n\r\n")
+
+
+def test_cache_routes():
+    assert route("GET", "/cache") == ("cache", {})
+    assert route("POST", "/cache/flush") == ("cache_flush", {})
+    with pytest.raises(RouteError) as info:
+        route("GET", "/cache/flush")
+    assert info.value.status == 405

@@ -45,7 +45,7 @@ class FakeChannel:
 
     def response(self):
         """-> (status, substatus, headers dict (lower-case names), body, kind) of the one answer."""
-        out = self.frames()
+        out = [f for f in self.frames() if f[0] != FrameType.CACHE]
         ftype, flags, _sid, payload = out[0]
         if ftype == FrameType.FILE:
             span = frames.unpack_file(payload)
@@ -58,6 +58,14 @@ class FakeChannel:
         if not flags & FLAG_FIN:
             body = b"".join(p for t, _f, _s, p in out[1:] if t == FrameType.BODY)
         return status, sub, headers, body, "response" if flags & FLAG_FIN else "stream", length
+
+
+    def cache_hint(self):
+        """The CacheHint sent before the answer, or None (the front may not cache it)."""
+        out = self.frames()
+        if out and out[0][0] == FrameType.CACHE:
+            return frames.unpack_cache(out[0][3])
+        return None
 
 
 def _parse(block: bytes):

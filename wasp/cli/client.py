@@ -77,5 +77,9 @@ class AdminClient:
     def site_command(self, verb: str, site: str):
         return self.request("POST", f"/sites/{urllib.parse.quote(site, safe='')}/{verb}")
 
+    def cache_flush(self, site: str = "", url: str = ""):
+        query = urllib.parse.urlencode({k: v for k, v in (("site", site), ("url", url)) if v})
+        return self.request("POST", "/cache/flush" + (f"?{query}" if query else ""))
+
     def reload(self):
         return self.request("POST", "/reload")

@@ -2,7 +2,8 @@
 
     wasp serve [-c FILE | APP_SPEC [-b ADDRESS]... [--workers N] [--threads N]] [--run-dir DIR]
     wasp validate [-c FILE]
-    wasp list sites|apps|pools|wp|requests [--json | --text ATTR] [-c FILE | --run-dir DIR]
+    wasp list sites|apps|pools|wp|requests|cache [--json | --text ATTR] [-c FILE | --run-dir DIR]
+    wasp cache flush [SITE [URL]] [-c FILE | --run-dir DIR]
     wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]     (recycle pool '*': every started pool)
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
@@ -34,7 +35,7 @@ from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
 from wasp.errors import ConfigError
 
 DEFAULT_FILE = "wasp.toml"
-LIST_OBJECTS = ("sites", "apps", "pools", "wp", "requests")
+LIST_OBJECTS = ("sites", "apps", "pools", "wp", "requests", "cache")
 # appcmd's object names, singular and plural, for the same lists.
 LIST_ALIASES = {"site": "sites", "app": "apps", "apppool": "pools", "apppools": "pools", "pool": "pools",
                 "wps": "wp", "request": "requests"}
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", metavar="FILE", help=f"config file (default ./{DEFAULT_FILE})")
 
     p = sub.add_parser("list", help="list sites, apps, pools, worker processes or requests")
-    p.add_argument("object", metavar="OBJECT", help="sites | apps | pools | wp | requests")
+    p.add_argument("object", metavar="OBJECT", help="sites | apps | pools | wp | requests | cache")
     p.add_argument("--json", action="store_true", help="print the admin API's JSON")
     p.add_argument("--text", metavar="ATTR", help=(
         "like appcmd's /text: '*' prints every attribute of each object (a worker's state, "
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help='"pool" (or "apppool")' + ("" if verb == "recycle" else ', or "site"'))
         p.add_argument("name", metavar="NAME")
         _add_locate(p)
+
+    p = sub.add_parser("cache", help="empty the front's response cache")
+    p.add_argument("action", metavar="flush", choices=["flush"], help="flush")
+    p.add_argument("site", nargs="?", default="", metavar="SITE", help="only this site (name or id)")
+    p.add_argument("url", nargs="?", default="", metavar="URL", help="only this path of the site, e.g. /index.html")
+    _add_locate(p)
 
     p = sub.add_parser("reload", help="re-read the config file (like SIGHUP)")
     _add_locate(p)
@@ -276,6 +283,12 @@ def _recycle_all(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_cache(args) -> int:
+    answer = AdminClient(locate_run_dir(args)).cache_flush(args.site, args.url)
+    print(answer.get("message", "") if isinstance(answer, dict) else answer)
+    return 0
+
+
 def cmd_reload(args) -> int:
     try:
         AdminClient(locate_run_dir(args)).reload()
@@ -359,7 +372,8 @@ def cmd_events(args) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "recycle": cmd_pool,
-            "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events}
+            "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
+            "cache": cmd_cache}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,14 @@ def request_line(row: dict) -> str:
             + ")")
 
 
+def cache_line(row: dict) -> str:
+    """One cached response, in appcmd's shape (netsh http show cachestate lists the same facts)."""
+    expires = row.get("expires_in")
+    expiry = "-" if expires is None else f"{expires}s"
+    return (f'CACHE "{row.get("url", "")}" (site:{row.get("site_id", "")},size:{row.get("size", 0)},'
+            f'hits:{row.get("hits", 0)},policy:{row.get("policy", "")},expires:{expiry})')
+
+
 #: appcmd's object name and the row keys that make up its identity (`/text:*` prints them first).
 OBJECTS = {
     "sites": ("SITE", (("SITE.NAME", "name"), ("SITE.ID", "id"))),
@@ -59,6 +67,7 @@ OBJECTS = {
     "pools": ("APPPOOL", (("APPPOOL.NAME", "name"),)),
     "wp": ("WP", (("WP.NAME", "pid"), ("APPPOOL.NAME", "pool"))),
     "requests": ("REQUEST", (("REQUEST.NAME", "id"),)),
+    "cache": ("CACHE", (("CACHE.NAME", "url"),)),
 }
 
 
@@ -109,7 +118,7 @@ def text_attribute(row: dict, attribute: str, what: str = "") -> str:
 
 
 LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line,
-         "requests": request_line}
+         "requests": request_line, "cache": cache_line}
 
 
 def event_line(record: dict) -> str:

@@ -67,6 +67,22 @@ _SECTION_TEXT = {
         "`http/1.1`. Certificates are re-read on `wasp reload` and when their files change (checked "
         "every 3 s); a bad new file keeps the old certificate serving. `wasp validate` refuses a missing, "
         "unreadable, expired, not yet valid or mismatched certificate or key."),
+    "cache": (
+        "The front's response cache (HTTP.sys's kernel cache): server-wide limits and admission. "
+        "The front serves a cached response itself, without a worker; what may be cached is decided "
+        "per site and application in `[sites.caching]`."),
+    "sites.caching": (
+        "IIS caching: whether the site's responses may be cached by the front. Static files are cached "
+        "until they change (CacheUntilChange) unless a profile says otherwise; an app's responses only "
+        "when a profile allows it. Never cached: requests with `Authorization`, a query string, a body, "
+        "`Range` or `If-Range`; responses other than a non-empty 200, with `Set-Cookie`, `Vary: *` or "
+        "`Cache-Control: private`, `no-store` or `no-cache`. Every application of the site inherits it."),
+    "sites.caching.profiles": (
+        "IIS caching profiles: per URL extension, whether and how long the front caches responses."),
+    "sites.applications.caching": (
+        "The application's caching: a key set here overrides the site's `[sites.caching]` (`profiles` "
+        "as a whole), a key left out is the site's."),
+    "sites.applications.caching.profiles": "The application's own profiles; they replace the site's.",
     "sites.applications": (
         "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
         "files (`physical_path`, an existing folder), a Python app (`app`), or both (the app answers "
@@ -259,7 +275,7 @@ def _cell(text: str) -> str:
 
 # Values for required keys in the generated full example.
 _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
-            ("Site", "bindings"): ["http/*:8080:"]}
+            ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html"}
 
 
 def full_example() -> str:
@@ -280,8 +296,23 @@ def full_example() -> str:
     return "\n".join(out).lstrip("\n") + "\n"
 
 
+#: Arrays of tables that are empty by default: the full example shows one entry commented out, so
+#: that the file still loads as the defaults.
+_COMMENTED_ARRAYS = {"CacheProfile"}
+
+
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),
                  only_required: bool = False) -> None:
+    if cls.__name__ in _COMMENTED_ARRAYS:
+        inner: list[str] = []
+        _write_table_body(inner, header, cls, array=array, skip=skip, only_required=only_required)
+        out.extend("\n# " + line[1:] if line.startswith("\n") else "# " + line for line in inner)
+        return
+    _write_table_body(out, header, cls, array=array, skip=skip, only_required=only_required)
+
+
+def _write_table_body(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),
+                      only_required: bool = False) -> None:
     out.append(f"\n[[{header}]]" if array else f"\n[{header}]")
     nested = []
     for info in msgspec.structs.fields(cls):
@@ -351,6 +382,11 @@ path = "/shop"
 pool = "api"
 app = "shop.wsgi:application"
 python_path = ["src"]
+[[sites.applications.caching.profiles]]
+extension = "*"                    # the shop's pages, extensionless URLs included
+kernel_caching_policy = "CacheForTimePeriod"
+duration = "10s"
+vary_by_headers = ["Accept-Language"]
 
 [[sites]]
 name = "api"

@@ -18,7 +18,7 @@ import msgspec
 from wasp.config import certificates
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
-from wasp.config.model import Config, HttpErrors, Pool, SiteBinding
+from wasp.config.model import Caching, Config, HttpErrors, Pool, SiteBinding
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
 
@@ -86,16 +86,21 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
     return config
 
 
+#: Sections an application inherits key by key from its site.
+_INHERITED = (("http_errors", HttpErrors), ("caching", Caching))
+
+
 def inherit_http_errors(config: Config, data: dict[str, Any]) -> None:
-    """An application's http_errors keys it does not set are its site's (IIS: a section's
-    attributes not set at a level come from the level above). `data` is the decoded file, whose
-    sites and applications line up with the config's once it decoded without a problem."""
+    """An application's http_errors (and caching) keys it does not set are its site's (IIS: a
+    section's attributes not set at a level come from the level above). `data` is the decoded
+    file, whose sites and applications line up with the config's once it decoded without a problem."""
     for site, raw_site in zip(config.sites, data.get("sites") or ()):
         for app, raw_app in zip(site.applications, raw_site.get("applications") or ()):
-            own = raw_app.get("http_errors") or {}
-            for info in msgspec.structs.fields(HttpErrors):
-                if info.encode_name not in own:
-                    setattr(app.http_errors, info.name, getattr(site.http_errors, info.name))
+            for name, cls in _INHERITED:
+                own = raw_app.get(name) or {}
+                for info in msgspec.structs.fields(cls):
+                    if info.encode_name not in own:
+                        setattr(getattr(app, name), info.name, getattr(getattr(site, name), info.name))
 
 
 def merge(defaults: dict, own: dict) -> dict:

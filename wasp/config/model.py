@@ -157,6 +157,76 @@ class HttpErrors(_Strict):
     )] = "DetailedLocalOnly"
 
 
+_CachePolicy = Literal["DontCache", "CacheUntilChange", "CacheForTimePeriod", "DisableCache"]
+
+
+class CacheProfile(_Strict):
+    """One entry of IIS caching/profiles: which responses of a URL extension the front may cache."""
+
+    extension: Annotated[str, doc(
+        "The URL extension the profile applies to, as IIS writes it (\".html\", case-insensitive); "
+        "\"*\" = every URL, the extensionless ones of a Python app included."
+    )]
+    policy: Annotated[_CachePolicy, doc(
+        "IIS's output cache policy. wasp has one response cache, the front's (HTTP.sys's kernel "
+        "cache): it caches when kernel_caching_policy, or else this, is CacheUntilChange or "
+        "CacheForTimePeriod. DisableCache in either never caches (static files included)."
+    )] = "DontCache"
+    kernel_caching_policy: Annotated[_CachePolicy, doc(
+        "IIS's kernelCachePolicy: how the front caches these responses. CacheUntilChange: until the "
+        "pool gets a new worker (an app's response); CacheForTimePeriod: for `duration`. Static files "
+        "are always cached until they change, unless DisableCache."
+    )] = "DontCache"
+    duration: Annotated[Duration, doc(
+        "How long CacheForTimePeriod keeps a response; a response's Cache-Control s-maxage or "
+        "max-age shortens it."
+    )] = Duration(30)
+    location: Annotated[Literal["Any", "Client", "Downstream", "Server", "None", "ServerAndClient"], doc(
+        "IIS's location: Client and None keep the response out of the front's cache; the others let "
+        "the front cache it. wasp does not rewrite the response's Cache-Control for it."
+    )] = "Server"
+    vary_by_headers: Annotated[list[str], doc(
+        "Request headers whose values key separate cached copies (IIS's varyByHeaders, a list here). "
+        "Header names the response lists in its own Vary are added."
+    )] = field(default_factory=list)
+    vary_by_query_string: Annotated[list[str], doc(
+        "IIS's varyByQueryString. Accepted for IIS's sake; like HTTP.sys's kernel cache, the front "
+        "never caches a request with a query string, so it has no effect."
+    )] = field(default_factory=list)
+
+
+class Caching(_Strict):
+    """IIS system.webServer/caching for a site or an application."""
+
+    enabled: Annotated[bool, doc("IIS's output cache switch: false caches nothing for these URLs.")] = True
+    enable_kernel_cache: Annotated[bool, doc(
+        "IIS's enableKernelCache: false keeps every response of these URLs out of the front's cache."
+    )] = True
+    profiles: list[CacheProfile] = field(default_factory=list)
+
+
+class CacheSettings(_Strict):
+    """The front's response cache (HTTP.sys's kernel cache), server-wide."""
+
+    max_cache_size: Annotated[Size, doc(
+        "Total size of the cached responses (IIS caching maxCacheSize, HTTP.sys "
+        "UriMaxCacheMegabyteCount); the least recently used go first. 0 = automatic: an eighth of "
+        "physical memory, at most 1 GiB."
+    )] = Size(0)
+    max_response_size: Annotated[Size, doc(
+        "Largest response body the front caches (IIS caching maxResponseSize, HTTP.sys UriMaxUriBytes)."
+    )] = Size(262144)
+    frequent_hit_threshold: Annotated[int, Meta(ge=1, le=2147483647, description=(
+        "A URL's response is cached once this many requests for it arrived within "
+        "frequent_hit_time_period (IIS serverRuntime frequentHitThreshold)."))] = 2
+    frequent_hit_time_period: Annotated[Duration, doc(
+        "The window of frequent_hit_threshold (IIS serverRuntime frequentHitTimePeriod)."
+    )] = Duration(10)
+    scavenger_period: Annotated[Duration, doc(
+        "A cached response not used for this long is dropped (HTTP.sys UriScavengerPeriod)."
+    )] = Duration(120)
+
+
 class Application(_Strict):
     path: Annotated[str, doc("URL path the application answers under: \"/\", \"/api\", \"/api/v2\".")] = "/"
     pool: Annotated[str, doc("Name of the pool that runs this application.")] = "DefaultAppPool"
@@ -176,6 +246,7 @@ class Application(_Strict):
     access: Annotated[Access | None, doc(
         "This application's security/access section; not set = the site's."
     )] = None
+    caching: Caching = field(default_factory=Caching)  # keys not set here: the site's
 
 
 class SiteLog(_Strict):
@@ -230,12 +301,14 @@ class Site(_Strict):
     log: SiteLog = field(default_factory=SiteLog)
     http_errors: HttpErrors = field(default_factory=HttpErrors)
     access: Access = field(default_factory=Access)
+    caching: Caching = field(default_factory=Caching)
     applications: list[Application] = field(default_factory=list)
 
 
 class Config(_Strict):
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     pool_defaults: dict = field(default_factory=dict)  # raw table, merged into each pool by the loader
     pools: list[Pool] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)

@@ -12,7 +12,8 @@ import re
 from typing import Callable
 
 from wasp.config.bindings import binding_text, parse_binding
-from wasp.config.model import Application, Config, Pool, Recycling, Site, SiteBinding
+from wasp.config.model import (Application, CacheProfile, CacheSettings, Config, Pool, Recycling, Site,
+                               SiteBinding)
 
 Add = Callable[[str, str], None]
 
@@ -22,6 +23,8 @@ _SCHEDULE = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _APP_SPEC = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*(\(\))?")
 _ENV_NAME = re.compile(r"[^=\x00]+")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_EXTENSION = re.compile(r"\.[^./\\\s?#*]+")
 
 
 def check_pool_name(name: str, path: str, add: Add) -> None:
@@ -141,7 +144,26 @@ def check_default_documents(names: list[str], path: str, add: Add) -> None:
             add(f"{path}[{i}]", f"\"{name}\" is not a file name")
 
 
+def check_cache_extension(value: str, path: str, add: Add) -> None:
+    if value != "*" and not _EXTENSION.fullmatch(value):
+        add(path, f"\"{value}\" is not a URL extension; expected \".html\" (a dot and a name) or \"*\"")
+
+
+def check_header_names(names: list[str], path: str, add: Add) -> None:
+    for i, name in enumerate(names):
+        if not _HEADER_NAME.fullmatch(name):
+            add(f"{path}[{i}]", f"\"{name}\" is not an HTTP header name")
+
+
+def check_scavenger_period(value: float, path: str, add: Add) -> None:
+    if value < 1:
+        add(path, "the scavenger period must be at least 1s")
+
+
 FIELD_CHECKS = {
+    (CacheProfile, "extension"): check_cache_extension,
+    (CacheProfile, "vary_by_headers"): check_header_names,
+    (CacheSettings, "scavenger_period"): check_scavenger_period,
     (Pool, "name"): check_pool_name,
     (Pool, "environment_variables"): check_environment,
     (Recycling, "schedule"): check_schedule,

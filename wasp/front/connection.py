@@ -23,6 +23,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvali
 
 from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
+from wasp.front.queues import PoolState
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
@@ -43,9 +44,16 @@ MAX_PIPELINE = 16
 #: so the error page is not lost to a reset.
 LINGER = 2.0
 
-_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT, _UPGRADE, _USER_AGENT, _REFERER = range(1, 8)
+_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT, _UPGRADE, _USER_AGENT, _REFERER, _NO_CACHE, \
+    _INM, _IMS = range(1, 11)
 _SPECIAL = {b"host": _HOST, b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
-            b"expect": _EXPECT, b"upgrade": _UPGRADE, b"user-agent": _USER_AGENT, b"referer": _REFERER}
+            b"expect": _EXPECT, b"upgrade": _UPGRADE, b"user-agent": _USER_AGENT, b"referer": _REFERER,
+            # HTTP.sys never answers these from its cache: authenticated, partial, source requests
+            b"authorization": _NO_CACHE, b"range": _NO_CACHE, b"if-range": _NO_CACHE,
+            b"translate": _NO_CACHE,
+            b"if-none-match": _INM, b"if-modified-since": _IMS}
+_GET = b"GET"
+_HEAD = b"HEAD"
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -348,8 +356,14 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             req.upgrade = b"websocket" in value.lower()
         elif kind == _USER_AGENT:
             req.user_agent = value
-        else:
+        elif kind == _REFERER:
             req.referer = value
+        elif kind == _NO_CACHE:
+            req.no_cache = True
+        elif kind == _INM:
+            req.inm = value
+        else:
+            req.ims = value
 
     def on_headers_complete(self) -> None:
         if self.state is not _OPEN:
@@ -387,6 +401,15 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             raise EntityTooLarge("Content-Length over max_allowed_content_length")
         if req.upgrade and parser.should_upgrade():
             req.websocket = True
+        if app.cache and not req.no_cache and not query and not req.chunked and req.content_length <= 0 \
+                and not req.upgrade and (method == _GET or method == _HEAD):
+            # The site (by the application's key), the scheme and Host as sent, the path as routed.
+            # A client certificate authenticates the request: never cached (HTTP.sys rule 8).
+            tls = self.tls
+            if tls is None:
+                req.cache_key = (app.key, host.lower() if host is not None else b"", path)
+            elif not tls.client_cert:
+                req.cache_key = (app.key, b"https://" + (host.lower() if host is not None else b""), path)
         req.headers_done = True
         if req.chunked:
             self._scan = ChunkScanner(limit, server.max_field_length,
@@ -446,8 +469,16 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             self._send_error(req, AppPoolUnavailable("N/A"))
             return
         server = self.server
+        now = server.loop.time()
+        key = req.cache_key
+        if key is not None and req.pool.state is PoolState.STARTED:
+            entry = server.cache_lookup(key, req.headers, now)
+            if entry is not None:
+                self._send_cached(req, entry)
+                return
+            req.cache_admit = server.cache.admit(key, now)
         try:
-            server.dispatcher.submit(req, server.loop.time())
+            server.dispatcher.submit(req, now)
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
 

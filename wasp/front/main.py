@@ -21,7 +21,9 @@ from wasp.config import model
 from wasp.config.model import UNIX_PREFIX
 from wasp.front.connection import HttpConnection
 from wasp.front.server import Server
+from wasp.front.watch import FileWatcher
 from wasp.front.workers import WorkerLink
+from wasp.errors import HttpError
 from wasp.wire.http import AppPoolUnavailable
 
 BACKLOG = 2048
@@ -57,6 +59,8 @@ class Front:
             "worker_add": self._on_worker_add,
             "worker_drain": self._on_worker_drain,
             "list_requests": self._on_list_requests,
+            "list_cache": self._on_list_cache,
+            "cache_flush": self._on_cache_flush,
             "stop": lambda msg, fds: self.begin_stop(),
             "ping": self._on_ping,
         }
@@ -125,6 +129,8 @@ class Front:
             for link in list(server.links.values()):
                 link.close()
             server.close_logs()
+            if server.watcher is not None:
+                server.watcher.close()
             for message in server.access_log.errors + server.error_log.errors:
                 print(f"wasp.front: {message}", file=sys.stderr)
         if self.channel is not None:
@@ -155,6 +161,7 @@ class Front:
         if self.server is None:
             self.server = Server(self.loop, config, self._send, _report_notice)
             self.server.on_fault = _report_fault
+            self._watch_files(self.server)
         else:
             self.server.apply_config(config)
         self._set_listeners(fds)
@@ -180,6 +187,9 @@ class Front:
             os.close(fd)
         server = self.server
         worker_id = int(message["worker_id"])
+        # A new worker may run new code or see other files: what the pool's workers answered
+        # before is not served from the cache any more (IIS: a recycle flushes the pool's entries).
+        server.cache.drop_pool(message["pool"])
         link = WorkerLink(server, message["pool"], worker_id, int(message.get("pid") or 0))
         old = server.links.get(worker_id)
         if old is not None:
@@ -206,6 +216,29 @@ class Front:
     def _on_list_requests(self, message: dict, fds: list[int]) -> None:
         requests = self.server.requests() if self.server is not None else []
         self._send({"op": "requests", "id": message.get("id"), "requests": requests})
+
+    def _on_list_cache(self, message: dict, fds: list[int]) -> None:
+        entries = self.server.cache_rows() if self.server is not None else []
+        self._send({"op": "cache", "id": message.get("id"), "entries": entries})
+
+    def _on_cache_flush(self, message: dict, fds: list[int]) -> None:
+        answer = {"op": "cache", "id": message.get("id")}
+        try:
+            answer["flushed"] = self.server.cache_flush(message.get("site") or None,
+                                                        message.get("url") or None) if self.server else 0
+        except (LookupError, ValueError, HttpError) as exc:
+            answer["error"] = str(exc)
+        self._send(answer)
+
+    def _watch_files(self, server: Server) -> None:
+        cache = server.cache
+        watcher = FileWatcher(self.loop, cache.invalidate,
+                              lambda wd: cache.invalidate_where(lambda token: token[0] == wd),
+                              cache.drop_files)
+        if watcher.available:
+            server.watcher = watcher
+        else:
+            print(f"wasp.front: static files are not cached: {watcher.error}", file=sys.stderr)
 
     def _on_ping(self, message: dict, fds: list[int]) -> None:
         stats = self.server.stats() if self.server is not None else {"pools": {}, "connections": 0}

@@ -74,6 +74,9 @@ class Request:
         # the response
         "status", "substatus", "win32", "chunked_out", "close_after", "unacked", "no_body",
         "error", "file",
+        # the response cache: key (None: never cached), frequently hit, the worker's CACHE hint,
+        # and the request's validators (If-None-Match, If-Modified-Since)
+        "cache_key", "cache_admit", "cache_hint", "no_cache", "inm", "ims",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -118,6 +121,12 @@ class Request:
         self.no_body = False
         self.error = None
         self.file = None
+        self.cache_key = None
+        self.cache_admit = False
+        self.cache_hint = None
+        self.no_cache = False
+        self.inm = None
+        self.ims = None
 
     def move(self, stage: Stage) -> None:
         if stage not in _MOVES[self.stage]:

@@ -112,6 +112,9 @@ class ResponseWriter:
         if fin:
             if length < 0 and not req.is_head:
                 length = len(body)
+            if req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head \
+                    and length == len(body):
+                self.server.cache_response(req, block, body)
             parts = self._head(req, block, length)
             if body and not req.is_head and not req.no_body:
                 parts.append(body)
@@ -158,6 +161,14 @@ class ResponseWriter:
             self.on_abort(req, 502)
             return
         length = span.length
+        if req.cache_hint is not None and req.cache_admit and req.status == 200 and not req.is_head:
+            data = self.server.cache_file(req, block, span)
+            if data is not None:
+                parts = self._head(req, block, length)
+                parts.append(data)
+                self.transport.write(b"".join(parts))
+                self._finish(req)
+                return
         parts = self._head(req, block, length)
         if req.is_head or req.no_body or length <= 0:
             self.transport.write(b"".join(parts))
@@ -203,6 +214,29 @@ class ResponseWriter:
             self.transport.write(head)
         req.file = FileSpanSender(fd, span.offset, length, sendfile)
         self._pump_file(req)
+
+    def _send_cached(self, req: Request, entry) -> None:
+        """Answer from the response cache (no worker): the whole response, or 304 when the
+        request's validators match the entry's ETag / Last-Modified. HEAD gets the head only."""
+        if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
+            req.status = 304
+            self.transport.write(b"".join(self._head(req, entry.block_304, -1)))
+        elif req.keep_alive and req.version == "1.1" and not req.is_head and not req.close_after \
+                and req.body_done and not self.server.stopping:
+            # The common hit: the whole response as bytes built once per Date second.
+            req.status = 200
+            date_line = self.server.date_line
+            if entry.wire_date is not date_line:
+                entry.wire = b"".join(self._head(req, entry.block, len(entry.body)) + [entry.body])
+                entry.wire_date = date_line
+            self.transport.write(entry.wire)
+        else:
+            req.status = 200
+            parts = self._head(req, entry.block, len(entry.body))
+            if not req.is_head:
+                parts.append(entry.body)
+            self.transport.write(b"".join(parts))
+        self._finish(req)
 
     def _pump_file(self, req: Request) -> None:
         """Send the rest of a file: sendfile while the socket takes it; when it is full, one

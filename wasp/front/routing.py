@@ -36,7 +36,7 @@ def access_bits(flags: list[str]) -> int:
 
 
 class AppEntry:
-    __slots__ = ("key", "path", "prefix", "pool", "site", "queue", "access")
+    __slots__ = ("key", "path", "prefix", "pool", "site", "queue", "access", "cache")
 
     def __init__(self, key: str, path: str, pool: str, site: "SiteEntry", access: int = 0):
         self.key = key          # "<site id><app path>", how the worker names the application
@@ -46,6 +46,7 @@ class AppEntry:
         self.site = site
         self.queue = None       # the pool's PoolQueue, set by whoever owns the queues
         self.access = access    # ACCESS_* bits; 0 = no check
+        self.cache = False      # its responses may be cached (caching.enabled and enable_kernel_cache)
 
 
 class SiteEntry:
@@ -138,6 +139,7 @@ class Router:
                     path = "/" + path
                 access = app.access if app.access is not None else site.access
                 ae = AppEntry(f"{site.id}{path}", path, app.pool, entry, access_bits(access.ssl_flags))
+                ae.cache = app.caching.enabled and app.caching.enable_kernel_cache
                 self.apps[ae.key] = ae
                 if path == "/":
                     entry.root = ae

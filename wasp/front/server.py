@@ -8,17 +8,20 @@ with fake transports.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from typing import Callable
 
 from wasp.config.model import Config
 from wasp.front.accesslog import AccessLog, ErrorLog
+from wasp.front.cache import ResponseCache
 from wasp.front.queues import Dispatcher
 from wasp.front.request import STAGE_NAMES, Request, Stage
 from wasp.front.routing import Router
 from wasp.front.tls import TlsState
 from wasp.wire import w3c
 from wasp.wire.http import AppPoolUnavailable, http_date
+from wasp.wire.urls import cook_target
 
 
 #: Seconds between looks at the certificate files (stat only) for a changed certificate.
@@ -46,6 +49,9 @@ class Server:
         self.access_log = AccessLog(config.server.log_dir)
         self.error_log = ErrorLog(config.server.log_dir)
         self._second = -1
+        self.cache = ResponseCache(config.cache, on_release=self._release_token)
+        #: The file watcher (watch.FileWatcher) main.py gives us; None: static files are not cached.
+        self.watcher = None
         self.apply_config(config)
         self.refresh_clock()
 
@@ -68,6 +74,9 @@ class Server:
         self.server_line = b"Server: " + header + b"\r\n" if header else b""
         self.access_log.move(config.server.log_dir)
         self.error_log.move(config.server.log_dir)
+        # What was cached under the old config (its caching sections, paths, apps) may be wrong now.
+        self.cache.configure(config.cache)
+        self.cache.flush()
         for req in self.dispatcher.configure(config):
             req.conn.reject(req, AppPoolUnavailable("Disabled"))
         pools = self.dispatcher.pools
@@ -118,6 +127,7 @@ class Server:
                 req.conn.reject(req, AppPoolUnavailable("Timer_AppPool"))
             except Exception as exc:
                 self.fault(exc, req.conn)
+        self.cache.sweep(now)
         self.flush_logs()
 
     def fault(self, exc: BaseException, conn=None) -> None:
@@ -136,6 +146,76 @@ class Server:
     def close_logs(self) -> None:
         self.access_log.close()
         self.error_log.close()
+
+    # ---- the response cache ----
+    def cache_lookup(self, key, headers, now: float):
+        """The entry to answer from, or None. A file entry is answered only once the changes
+        queued before now were handled."""
+        cache = self.cache
+        entry = cache.lookup(key, headers, now)
+        if entry is not None and entry.deps and self.watcher is not None:
+            self.watcher.poll()
+            if cache.entries.get(entry.key) is not entry:
+                return None
+        return entry
+
+    def cache_response(self, req, block: bytes, body: bytes) -> None:
+        """A worker's whole response that it said may be cached, for a frequently hit URL."""
+        app = req.app
+        self.cache.store(req.cache_key, req.headers, req.cache_hint, block, body, self.loop.time(),
+                         app.site.id, app.pool)
+
+    def cache_file(self, req, block: bytes, span) -> bytes | None:
+        """The bytes of a cacheable file response, stored in the cache; None when the file cannot
+        be cached (no watcher, too big, changed since the worker looked at it)."""
+        watcher = self.watcher
+        cache = self.cache
+        if watcher is None or span.offset != 0 or not cache.fits(span.length):
+            return None
+        tokens = watcher.watch_file(span.path)  # before reading: a later change is then seen
+        if tokens is None:
+            return None
+        data = None
+        try:
+            fd = os.open(span.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                st = os.fstat(fd)
+                hint = req.cache_hint
+                if st.st_size == span.length and (not hint.mtime_ns or st.st_mtime_ns == hint.mtime_ns):
+                    data = os.pread(fd, span.length, 0)
+            except OSError:
+                data = None
+            finally:
+                os.close(fd)
+        if data is not None and len(data) == span.length:
+            app = req.app
+            cache.store(req.cache_key, req.headers, req.cache_hint, block, data, self.loop.time(),
+                        app.site.id, app.pool, tokens)
+        cache.release_unused(tokens)
+        return data if data is not None and len(data) == span.length else None
+
+    def _release_token(self, token) -> None:
+        if self.watcher is not None:
+            self.watcher.release(token)
+
+    def cache_rows(self) -> list[dict]:
+        return self.cache.rows(self.loop.time(), {s.id: s.name for s in self.router.sites.values()})
+
+    def cache_flush(self, site: str | None, url: str | None) -> int:
+        """`cache_flush`: `site` a site's name or id (None: all sites), `url` a path of it."""
+        site_id = None
+        if site:
+            found = [s.id for s in self.router.sites.values() if s.name == site or str(s.id) == site]
+            if not found:
+                raise LookupError(f'no started site is named "{site}"')
+            site_id = found[0]
+        path = None
+        if url:
+            path = cook_target(url.encode("utf-8"))[0]
+        return self.cache.flush(site_id, path)
 
     # ---- logging ----
     def log_access(self, conn, req: Request) -> None:

@@ -23,6 +23,7 @@ _WINDOW = int(FrameType.WINDOW)
 _FILE = int(FrameType.FILE)
 _ABORT = int(FrameType.ABORT)
 _HELLO = int(FrameType.HELLO)
+_CACHE = int(FrameType.CACHE)
 
 _STREAM_LIMIT = 2 ** 32
 
@@ -164,6 +165,13 @@ class WorkerLink(asyncio.Protocol):
         elif ftype == _HELLO:
             self._last = None
             self._hello(payload)
+        elif ftype == _CACHE:
+            req = self._last = streams.get(sid)
+            if req is not None and req.cache_key is not None:
+                try:
+                    req.cache_hint = fr.unpack_cache(payload)
+                except Exception:
+                    req.cache_hint = None  # a hint we cannot read: the response is not cached
 
     def connection_lost(self, exc) -> None:
         if self.state is not LinkState.CLOSED:

@@ -2,8 +2,8 @@
 
     curl --unix-socket run/admin.sock http://wasp/pools
 
-GET  /sites /apps /pools /wp /requests /events?since=N
-POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload
+GET  /sites /apps /pools /wp /requests /cache /events?since=N
+POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
 
 One request per connection (the answer carries `Connection: close`). Parsing and routing are
 sans-I/O (`RequestParser`, `route`); `serve` wires them to a socket and to a dispatch coroutine the
@@ -102,7 +102,7 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "events")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:
@@ -116,6 +116,10 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on /reload")
         return "reload", {}
+    if parts == ["cache", "flush"]:
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return "cache_flush", {}
     if len(parts) == 3 and parts[0] == "pools" and parts[2] in POOL_VERBS:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")

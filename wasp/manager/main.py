@@ -333,7 +333,7 @@ class Manager:
             self.sup.front_pong(now)
             self.front_stats = message
             self._resolve(message)
-        elif op == "requests":
+        elif op == "requests" or op == "cache":
             self._resolve(message)
 
     def _resolve(self, message: dict) -> None:
@@ -510,6 +510,21 @@ class Manager:
             if answer is None:
                 return 503, {"error": "the front did not answer"}
             return 200, merge_requests(list(answer.get("requests", [])), await self._ask_workers())
+        if name == "cache":
+            answer = await self._ask_front({"op": "list_cache"})
+            if answer is None:
+                return 503, {"error": "the front did not answer"}
+            return 200, list(answer.get("entries", []))
+        if name == "cache_flush":
+            site, url = request.query.get("site", ""), request.query.get("url", "")
+            answer = await self._ask_front({"op": "cache_flush", "site": site, "url": url})
+            if answer is None:
+                return 503, {"error": "the front did not answer"}
+            if answer.get("error"):
+                return 404, {"error": answer["error"]}
+            flushed = int(answer.get("flushed", 0))
+            return 200, {"flushed": flushed, "message": f"flushed {flushed} cached response"
+                                                        f"{'' if flushed == 1 else 's'}"}
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))

@@ -35,6 +35,8 @@ class FrameType(IntEnum):
     DRAIN = 9      # front -> worker, stream 0: no more requests will come on this channel
     ABORT = 10     # worker -> front: the request failed; u16 status for the front to answer with
                    # if no response was started (else the front resets the client connection)
+    CACHE = 11     # worker -> front: CacheHint (msgpack), just before the RESPONSE (FIN) or FILE it
+                   # is about: the front may cache that response (IIS HttpCacheModule -> HTTP.sys)
 
 
 FLAG_FIN = 0x01
@@ -138,10 +140,25 @@ class FileSpan(msgspec.Struct, array_like=True):
     length: int
 
 
+#: CacheHint.policy values: IIS's numbers for kernelCachePolicy.
+CACHE_UNTIL_CHANGE = 1
+CACHE_FOR_TIME_PERIOD = 2
+
+
+class CacheHint(msgspec.Struct, array_like=True):
+    """The worker's word that the front may keep the response that follows and serve it itself."""
+
+    policy: int              # CACHE_UNTIL_CHANGE or CACHE_FOR_TIME_PERIOD
+    duration: float          # seconds the front may serve it; 0 = until it changes
+    vary: list[str]          # lower-case request header names whose values key separate copies
+    mtime_ns: int = 0        # FILE: the mtime of the file the headers describe (the front checks)
+
+
 _hello_enc = msgspec.msgpack.Encoder()
 _hello_dec = msgspec.msgpack.Decoder(Hello)
 _req_dec = msgspec.msgpack.Decoder(RequestHead)
 _file_dec = msgspec.msgpack.Decoder(FileSpan)
+_cache_dec = msgspec.msgpack.Decoder(CacheHint)
 encode_msgpack = _hello_enc.encode
 
 
@@ -167,6 +184,14 @@ def pack_file(stream: int, span: FileSpan) -> bytes:
 
 def unpack_file(payload: bytes) -> FileSpan:
     return _file_dec.decode(payload)
+
+
+def pack_cache(stream: int, hint: CacheHint) -> bytes:
+    return pack(FrameType.CACHE, stream, encode_msgpack(hint))
+
+
+def unpack_cache(payload: bytes) -> CacheHint:
+    return _cache_dec.decode(payload)
 
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body

@@ -33,7 +33,7 @@ class RequestContext:
         "cancelled", "started", "finished", "status", "substatus",
         "window", "body", "waiter", "start_time",
         "located", "file_path", "file_stat", "is_dir",
-        "items", "thread", "task", "coro", "expired_at", "stuck",
+        "items", "thread", "task", "coro", "expired_at", "stuck", "cache",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -65,6 +65,7 @@ class RequestContext:
         self.coro = None         # it suspends; `coro` is its pipeline coroutine (for its stack)
         self.expired_at = 0.0    # when execution_timeout cut it (answered ABORT 503); 0 = not
         self.stuck = False       # still running a grace period after that: reported to the manager
+        self.cache = None        # http_cache's Rule when the front may cache the response
 
     @property
     def stage(self) -> str:
@@ -120,8 +121,12 @@ class RequestContext:
         if self.head_only:
             body = b""
         self._mark(block, substatus)
-        self.channel.send_final(self, frames.pack_response(self.sid, block, content_length,
-                                                           substatus, body))
+        data = frames.pack_response(self.sid, block, content_length, substatus, body)
+        if self.cache is not None:
+            hint = self.cache.response_hint(self, block, len(body))
+            if hint is not None and content_length == len(body):
+                data = frames.pack_cache(self.sid, hint) + data
+        self.channel.send_final(self, data)
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
         """A RESPONSE without FIN: BODY frames and END follow."""
@@ -130,8 +135,12 @@ class RequestContext:
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
         self._mark(block, 0)
-        span = frames.FileSpan(block, path, offset, length)
-        self.channel.send_final(self, frames.pack_file(self.sid, span))
+        data = frames.pack_file(self.sid, frames.FileSpan(block, path, offset, length))
+        if self.cache is not None:
+            hint = self.cache.file_hint(self, block, path, offset, length)
+            if hint is not None:
+                data = frames.pack_cache(self.sid, hint) + data
+        self.channel.send_final(self, data)
 
     def end(self) -> None:
         self.channel.send_final(self, frames.pack_end(self.sid))

@@ -27,9 +27,9 @@ from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, S
 
 log = logging.getLogger("wasp.worker")
 
-#: Module order until the config names one: IIS's DefaultDocumentModule before StaticFileModule,
-#: then the Python app handler.
-DEFAULT_MODULES = ("default_document", "static_file", "python_app")
+#: Module order until the config names one: IIS's HttpCacheModule first, DefaultDocumentModule
+#: before StaticFileModule, then the Python app handler.
+DEFAULT_MODULES = ("http_cache", "default_document", "static_file", "python_app")
 
 _TAIL = (Phase.LOG_REQUEST, Phase.END_REQUEST)
 
