@@ -419,3 +419,29 @@ def test_binding_without_proxy_protocol_takes_plain_http_from_a_trusted_peer(tmp
     conn, _ = rig.connect()
     conn.data_received(GET)
     assert len(worker.requests()) == 1
+
+
+def test_without_min_rate_a_reader_that_never_drains_still_meets_the_idle_timer(tmp_path):
+    rig = rig_with(tmp_path, limits=model.Limits(min_bytes_per_second=0, connection_timeout=model.Duration(10)))
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(GET)
+    [(sid, _, _)] = worker.requests()
+    conn.pause_writing()
+    worker.respond(sid, b"x" * 1000)                # the whole response, into a full transport
+    rig.advance(11.0)
+    assert transport.closed and reasons(rig, tmp_path) == ["Timer_ConnectionIdle"]
+
+
+def test_a_finished_response_the_client_does_not_take_is_cut_by_the_min_rate(tmp_path):
+    rig = rig_with(tmp_path, limits=model.Limits(connection_timeout=model.Duration(10_000)))
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(GET)
+    [(sid, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(sid, b"200 OK\r\n", 24_000), fr.pack_body(sid, b"x" * 24_000))
+    conn.pause_writing()                            # (the transport calls it inside that write)
+    worker.feed(fr.pack_end(sid))                   # the response is complete, not delivered
+    assert not conn._pending
+    rig.advance(MIN_RATE_GRACE + 24_000 / 240 + 2)
+    assert transport.closed and reasons(rig, tmp_path) == ["Timer_MinBytesPerSecond"]

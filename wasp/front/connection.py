@@ -730,7 +730,8 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             req.body_buf = None
         if pending:
             self._start(pending[0])
-        elif self.state is _OPEN and not self._in_head and self._cur is None and not self._tpaused:
+        elif self.state is _OPEN and not self._in_head and self._cur is None \
+                and self.timer is not MIN_RATE_TIMER:  # (a client not taking the response: that timer)
             self.deadline = server.loop.time() + self._idle
             self.timer = "Timer_ConnectionIdle"
         if self._read_paused:
