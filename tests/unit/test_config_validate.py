@@ -251,3 +251,10 @@ def test_sites_on_other_ports_may_differ_on_proxy_protocol():
             + site('["http/*:8081:"]', name="b", id=2))
     config = load_text(textwrap.dedent(text))
     assert [s.proxy_protocol for s in config.sites] == [True, False]
+
+
+def test_proxy_protocol_is_refused_on_an_https_binding(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    binding = '[{ binding = "https/*:8443:", certificate = "c.pem", key = "k.pem" }]\nproxy_protocol = true'
+    found = problems(POOL + site(binding))
+    assert [(p, m) for p, _, m in found if p == "sites[0].proxy_protocol" and "http bindings only" in m], found

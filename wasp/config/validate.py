@@ -312,6 +312,11 @@ def _check_proxy_protocol(config: Config, add: Add) -> None:
                 binding = parse_binding(text)
             except ValueError:
                 continue
+            if site.proxy_protocol and binding.protocol == "https":
+                add(f"sites[{i}].proxy_protocol", f"site \"{site.name}\" has an https binding: the PROXY "
+                                                  "protocol is supported on http bindings only (terminate "
+                                                  "TLS at the proxy, or send the PROXY header to a plain port)")
+                break
             key = binding.ip if binding.ip.startswith(UNIX_PREFIX) else binding.port
             seen = first.setdefault(key, (site.proxy_protocol, site.name))
             if seen[0] != site.proxy_protocol:
