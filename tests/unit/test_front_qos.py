@@ -445,3 +445,18 @@ def test_a_finished_response_the_client_does_not_take_is_cut_by_the_min_rate(tmp
     assert not conn._pending
     rig.advance(MIN_RATE_GRACE + 24_000 / 240 + 2)
     assert transport.closed and reasons(rig, tmp_path) == ["Timer_MinBytesPerSecond"]
+
+
+# ---- with the response cache ----
+
+def test_cache_key_takes_the_scheme_a_trusted_proxy_names(tmp_path):
+    rig = rig_with(tmp_path, trusted=["127.0.0.1"])
+    conn, _ = rig.connect()
+    conn.data_received(b"GET /c HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: https\r\n\r\n")
+    conn2, _ = rig.connect()
+    conn2.data_received(b"GET /c HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    conn3, _ = rig.connect(peername=("203.0.113.9", 1))
+    conn3.data_received(b"GET /c HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: https\r\n\r\n")
+    keys = [c._pending[0].cache_key for c in (conn, conn2, conn3)]
+    assert keys[0][1].startswith(b"https://") and not keys[1][1].startswith(b"https://")
+    assert keys[2] == keys[1]                       # an untrusted peer's header changes nothing

@@ -472,10 +472,14 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                 and not req.upgrade and (method == _GET or method == _HEAD):
             # The site (by the application's key), the scheme and Host as sent, the path as routed.
             # A client certificate authenticates the request: never cached (HTTP.sys rule 8).
+            # The scheme is the one the app will see: a trusted proxy's (PROXY TLV, forwarding
+            # headers) or the connection's.
             tls = self.tls
-            if tls is None:
+            if tls is not None and tls.client_cert:
+                pass
+            elif (req.scheme or ("https" if tls is not None else self.scheme)) != "https":
                 req.cache_key = (app.key, host.lower() if host is not None else b"", path)
-            elif not tls.client_cert:
+            else:
                 req.cache_key = (app.key, b"https://" + (host.lower() if host is not None else b""), path)
         req.headers_done = True
         if req.chunked:

@@ -244,7 +244,7 @@ class ResponseWriter:
         request's validators match the entry's ETag / Last-Modified. HEAD gets the head only."""
         if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
             req.status = 304
-            self.transport.write(b"".join(self._head(req, entry.block_304, -1)))
+            data = b"".join(self._head(req, entry.block_304, -1))
         elif req.keep_alive and req.version == "1.1" and not req.is_head and not req.close_after \
                 and req.body_done and not self.server.stopping:
             # The common hit: the whole response as bytes built once per Date second.
@@ -253,13 +253,18 @@ class ResponseWriter:
             if entry.wire_date is not date_line:
                 entry.wire = b"".join(self._head(req, entry.block, len(entry.body)) + [entry.body])
                 entry.wire_date = date_line
-            self.transport.write(entry.wire)
+            data = entry.wire
+            self._send_t0 = self.server.loop.time()  # (_head, which sets it, did not run)
         else:
             req.status = 200
             parts = self._head(req, entry.block, len(entry.body))
             if not req.is_head:
                 parts.append(entry.body)
-            self.transport.write(b"".join(parts))
+            data = b"".join(parts)
+        self._sent = len(data)
+        self.transport.write(data)
+        if self._buckets is not None:
+            self._spend(len(data))
         self._finish(req)
 
     def _pump_file(self, req: Request) -> None:
