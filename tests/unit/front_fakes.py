@@ -19,12 +19,26 @@ class FakeLoop:
     def __init__(self, now: float = 1000.0):
         self.now = now
         self.soon: list = []
+        self.timers: list = []
 
     def time(self) -> float:
         return self.now
 
     def call_soon(self, callback, *args) -> None:
         self.soon.append((callback, args))
+
+    def call_at(self, when: float, callback, *args) -> None:
+        self.timers.append((when, callback, args))
+
+    def run_due(self) -> None:
+        """Run the call_at callbacks whose time has come (in time order)."""
+        while True:
+            due = sorted((t for t in self.timers if t[0] <= self.now), key=lambda t: t[0])
+            if not due:
+                return
+            entry = due[0]
+            self.timers.remove(entry)
+            entry[1](*entry[2])
 
     def run_soon(self) -> None:
         """End the loop turn: run what was scheduled with call_soon (e.g. corked writes)."""
@@ -86,11 +100,13 @@ class FakeTransport:
         return data
 
 
-def make_config(tmp_path, pools=None, sites=None, limits=None, server_header="wasp") -> model.Config:
+def make_config(tmp_path, pools=None, sites=None, limits=None, server_header="wasp",
+                trusted_proxies=()) -> model.Config:
     pools = pools or [model.Pool(name="P")]
     sites = sites or [model.Site(name="S", id=1, bindings=["http/*:8080:"],
                                  applications=[model.Application(path="/", pool=pools[0].name)])]
-    return model.Config(server=model.ServerSettings(log_dir=str(tmp_path / "logs"), server_header=server_header),
+    return model.Config(server=model.ServerSettings(log_dir=str(tmp_path / "logs"), server_header=server_header,
+                                                    trusted_proxies=list(trusted_proxies)),
                         limits=limits or model.Limits(), pools=pools, sites=sites)
 
 

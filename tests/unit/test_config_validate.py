@@ -190,3 +190,71 @@ def test_an_undecodable_pool_is_not_also_reported_as_missing():
     found = problems('[[pools]]\nname = "p"\nprocess_model = 3\nthreads = "x"\n[[pools]]\nthreads = 4\n'
                      + site(apps=('path = "/"\npool = "p"',)))
     assert [p for p, _, _ in found] == ["pools[0].process_model", "pools[0].threads", "pools[1].name"]
+
+
+# ---- QoS limits and trusted proxies (issue 7) ----
+
+def test_site_limits_and_web_limits_load_with_iis_meaning():
+    config = load_text(textwrap.dedent(POOL + '[limits]\nmin_bytes_per_second = 500\nmax_global_bandwidth = "1MB"\n'
+                                       + site() + '[sites.limits]\nmax_connections = 10\n'
+                                       'max_bandwidth = "64KiB"\nconnection_timeout = "30s"\n'))
+    assert config.limits.min_bytes_per_second == 500
+    assert config.limits.max_global_bandwidth == 1_000_000
+    limits = config.sites[0].limits
+    assert (limits.max_connections, limits.max_bandwidth, limits.connection_timeout) == (10, 65536, 30.0)
+
+
+def test_defaults_are_unlimited_and_240_bytes_per_second():
+    config = load_text(textwrap.dedent(POOL + site()))
+    assert config.limits.min_bytes_per_second == 240
+    assert config.limits.max_global_bandwidth == 0
+    assert (config.sites[0].limits.max_connections, config.sites[0].limits.max_bandwidth) == (0, 0)
+    assert config.server.trusted_proxies == [] and config.sites[0].proxy_protocol is False
+
+
+@pytest.mark.parametrize("where, key", [("[limits]", "max_global_bandwidth"), ("[sites.limits]", "max_bandwidth")])
+def test_bandwidth_below_iis_minimum_is_refused(where, key):
+    if where == "[limits]":
+        text = POOL + f"[limits]\n{key} = 1000\n" + site()
+    else:
+        text = POOL + site() + f"[sites.limits]\n{key} = 1000\n"
+    path, _, message = one(text)
+    assert path.endswith(key) and "1024" in message
+
+
+def test_negative_site_connection_limit_is_refused():
+    path, _, message = one(POOL + site() + "[sites.limits]\nmax_connections = -1\n")
+    assert path == "sites[0].limits.max_connections"
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.300", "example.com", "10.0.0.0/33", "", "::1/129"])
+def test_trusted_proxies_must_be_addresses_or_networks(bad):
+    path, _, message = one(POOL + f'[server]\ntrusted_proxies = ["127.0.0.1", "{bad}"]\n' + site())
+    assert path == "server.trusted_proxies[1]" and "CIDR" in message
+
+
+def test_trusted_proxies_take_addresses_and_networks():
+    config = load_text(textwrap.dedent(
+        POOL + '[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8", "10.1.2.3/8"]\n' + site()))
+    assert len(config.server.trusted_proxies) == 5
+
+
+def test_sites_sharing_a_port_must_agree_on_proxy_protocol():
+    text = (POOL + site('["http/*:8080:a.test"]\nproxy_protocol = true', name="a", id=1)
+            + site('["http/127.0.0.1:8080:b.test"]', name="b", id=2))
+    path, _, message = one(text)
+    assert path == "sites[1].proxy_protocol" and "port 8080" in message
+
+
+def test_sites_on_other_ports_may_differ_on_proxy_protocol():
+    text = (POOL + site('["http/*:8080:"]\nproxy_protocol = true', name="a", id=1)
+            + site('["http/*:8081:"]', name="b", id=2))
+    config = load_text(textwrap.dedent(text))
+    assert [s.proxy_protocol for s in config.sites] == [True, False]
+
+
+def test_proxy_protocol_is_refused_on_an_https_binding(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    binding = '[{ binding = "https/*:8443:", certificate = "c.pem", key = "k.pem" }]\nproxy_protocol = true'
+    found = problems(POOL + site(binding))
+    assert [(p, m) for p, _, m in found if p == "sites[0].proxy_protocol" and "http bindings only" in m], found

@@ -135,3 +135,16 @@ def test_static_errors_in_custom_mode_through_the_pipeline(tmp_path):
         got, _sub, _h, body, _k, _ = ctx.channel.response()
         assert got == status, path
         assert str(tmp_path).encode() not in body and b"static_file" not in body, (path, body)
+
+
+@pytest.mark.parametrize("client, headers, detailed", [
+    # the front resolved the client from a trusted proxy (head.proxied): its address decides
+    (("198.51.100.7", 0), (("X-Forwarded-For", "198.51.100.7"),), False),
+    (("127.0.0.1", 0), (("X-Forwarded-For", "127.0.0.1"),), True),
+    (("::1", 0), (("Forwarded", "for=\"[::1]\""),), True),
+    (("10.0.0.5", 0), (), False),
+])
+def test_a_client_named_by_a_trusted_proxy_is_local_by_its_own_address(client, headers, detailed):
+    ctx = failed_ctx("DetailedLocalOnly", client, headers)
+    ctx.head.proxied = True
+    assert is_local(ctx.head) is detailed

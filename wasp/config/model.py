@@ -42,6 +42,12 @@ class ServerSettings(_Strict):
     server_header: Annotated[str, doc(
         "Server header on responses the app does not name one in; \"\" sends none."
     )] = "wasp"
+    trusted_proxies: Annotated[list[str], doc(
+        "Addresses and CIDR networks (\"10.0.0.0/8\", \"::1\") of reverse proxies and load "
+        "balancers whose X-Forwarded-For, X-Forwarded-Proto, Forwarded and PROXY protocol headers "
+        "set the client address and scheme; from any other peer those are ignored. A Unix socket "
+        "peer is 127.0.0.1. Empty = trust nobody."
+    )] = field(default_factory=list)
 
 
 class Limits(_Strict):
@@ -64,7 +70,16 @@ class Limits(_Strict):
     max_allowed_content_length: Annotated[Size, doc(
         "requestFiltering maxAllowedContentLength; over it: 413.1. 0 disables the check."
     )] = Size(0)
-    max_connections: Annotated[int, doc("Open client connections across all sites; 0 = unlimited.")] = 0
+    max_connections: Annotated[int, Meta(ge=0, description=(
+        "Open client connections across all sites; over it: 503 ConnLimit; 0 = unlimited."))] = 0
+    min_bytes_per_second: Annotated[int, Meta(ge=0, description=(
+        "webLimits minBytesPerSecond: a client that takes a response slower than this is cut "
+        "(HTTPERR Timer_MinBytesPerSecond) once the bytes sent so far should have reached it at "
+        "this rate, plus 5 s; 0 disables."))] = 240
+    max_global_bandwidth: Annotated[Size, doc(
+        "webLimits maxGlobalBandwidth: bytes per second the front sends to all clients together; "
+        "0 = unlimited (IIS's 4294967295). At least 1024 when set."
+    )] = Size(0)
 
 
 class ProcessModel(_Strict):
@@ -289,6 +304,22 @@ class Access(_Strict):
     )] = field(default_factory=list)
 
 
+class SiteLimits(_Strict):
+    """IIS site limits, enforced by the front for this site's connections."""
+
+    max_connections: Annotated[int, Meta(ge=0, description=(
+        "Open connections of this site; over it: 503 ConnLimit and the connection closed. "
+        "0 = unlimited (IIS's 4294967295)."))] = 0
+    max_bandwidth: Annotated[Size, doc(
+        "Bytes per second sent to all this site's clients together; 0 = unlimited (IIS's "
+        "4294967295). At least 1024 when set, as in IIS."
+    )] = Size(0)
+    connection_timeout: Annotated[Duration, doc(
+        "This site's idle keep-alive and entity-body limit (IIS site limits connectionTimeout); "
+        "0 = `[limits].connection_timeout`."
+    )] = Duration(0)
+
+
 class Site(_Strict):
     name: Annotated[str, doc("Unique site name.")]
     id: Annotated[int, Meta(ge=1, description="Unique site id; the log folder is W3SVC<id>.")]
@@ -299,6 +330,12 @@ class Site(_Strict):
     )]
     server_auto_start: Annotated[bool, doc("Listen on the site's bindings when the server starts (otherwise the site is Stopped).")] = True
     log: SiteLog = field(default_factory=SiteLog)
+    limits: SiteLimits = field(default_factory=SiteLimits)
+    proxy_protocol: Annotated[bool, doc(
+        "Every connection to this site's bindings starts with a PROXY protocol v1 or v2 header "
+        "(HAProxy's) from a `server.trusted_proxies` peer; others are closed. Sites sharing an "
+        "IP:port must agree."
+    )] = False
     http_errors: HttpErrors = field(default_factory=HttpErrors)
     access: Access = field(default_factory=Access)
     caching: Caching = field(default_factory=Caching)

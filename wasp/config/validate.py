@@ -7,13 +7,14 @@ siteName, applicationPath).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Callable
 
 from wasp.config.bindings import binding_text, parse_binding
-from wasp.config.model import (Application, CacheProfile, CacheSettings, Config, Pool, Recycling, Site,
-                               SiteBinding)
+from wasp.config.model import (UNIX_PREFIX, Application, CacheProfile, CacheSettings, Config, Limits, Pool,
+                               Recycling, ServerSettings, Site, SiteBinding, SiteLimits)
 
 Add = Callable[[str, str], None]
 
@@ -160,10 +161,27 @@ def check_scavenger_period(value: float, path: str, add: Add) -> None:
         add(path, "the scavenger period must be at least 1s")
 
 
+def check_bandwidth(value: int, path: str, add: Add) -> None:
+    if 0 < value < 1024:
+        add(path, f"{value} bytes/s is below IIS's minimum of 1024; use 0 for unlimited")
+
+
+def check_trusted_proxies(entries: list[str], path: str, add: Add) -> None:
+    for i, entry in enumerate(entries):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            add(f"{path}[{i}]", f"\"{entry}\" is not an IP address or CIDR network "
+                                "(\"10.0.0.1\", \"10.0.0.0/8\", \"::1\", \"fd00::/8\")")
+
+
 FIELD_CHECKS = {
     (CacheProfile, "extension"): check_cache_extension,
     (CacheProfile, "vary_by_headers"): check_header_names,
     (CacheSettings, "scavenger_period"): check_scavenger_period,
+    (ServerSettings, "trusted_proxies"): check_trusted_proxies,
+    (Limits, "max_global_bandwidth"): check_bandwidth,
+    (SiteLimits, "max_bandwidth"): check_bandwidth,
     (Pool, "name"): check_pool_name,
     (Pool, "environment_variables"): check_environment,
     (Recycling, "schedule"): check_schedule,
@@ -210,6 +228,7 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
         _check_applications(site, f"sites[{i}]", add, pool_names)
     _check_tls_ports(config, add)
     _check_access(config, add)
+    _check_proxy_protocol(config, add)
 
 
 def _check_access(config: Config, add: Add) -> None:
@@ -279,6 +298,33 @@ def _check_tls_ports(config: Config, add: Add) -> None:
                     add(path, f"port {binding.port} already has an IP:port certificate (a binding without "
                               f"ssl_flags = [\"sni\"]) in {seen[1]}; give this binding ssl_flags = [\"sni\"] "
                               f"or the same certificate and key")
+
+
+def _check_proxy_protocol(config: Config, add: Add) -> None:
+    """The PROXY header comes before the request, so before Host names a site: every site on one
+    port (or Unix socket) must agree on proxy_protocol (a "*:port" listener takes every address)."""
+    first: dict[tuple, tuple[bool, str]] = {}
+    for i, site in enumerate(config.sites):
+        if site is None:
+            continue
+        for text in site.bindings:
+            try:
+                binding = parse_binding(text)
+            except ValueError:
+                continue
+            if site.proxy_protocol and binding.protocol == "https":
+                add(f"sites[{i}].proxy_protocol", f"site \"{site.name}\" has an https binding: the PROXY "
+                                                  "protocol is supported on http bindings only (terminate "
+                                                  "TLS at the proxy, or send the PROXY header to a plain port)")
+                break
+            key = binding.ip if binding.ip.startswith(UNIX_PREFIX) else binding.port
+            seen = first.setdefault(key, (site.proxy_protocol, site.name))
+            if seen[0] != site.proxy_protocol:
+                add(f"sites[{i}].proxy_protocol",
+                    f"site \"{site.name}\" has proxy_protocol = {str(site.proxy_protocol).lower()} but "
+                    f"shares {'its socket' if isinstance(key, str) else f'port {key}'} with site \"{seen[1]}\", which has "
+                    f"{str(seen[0]).lower()}: the PROXY header comes before the Host that picks the site")
+                break
 
 
 def _check_applications(site: Site, path: str, add: Add, pool_names: set[str]) -> None:

@@ -23,6 +23,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvali
 
 from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
+from wasp.front.qos import MIN_RATE_TIMER, QosMixin, proxy_key
 from wasp.front.queues import PoolState
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
@@ -46,12 +47,16 @@ LINGER = 2.0
 
 _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT, _UPGRADE, _USER_AGENT, _REFERER, _NO_CACHE, \
     _INM, _IMS = range(1, 11)
+_FORWARDED, _X_FORWARDED_FOR, _X_FORWARDED_PROTO = range(11, 14)
 _SPECIAL = {b"host": _HOST, b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
             b"expect": _EXPECT, b"upgrade": _UPGRADE, b"user-agent": _USER_AGENT, b"referer": _REFERER,
             # HTTP.sys never answers these from its cache: authenticated, partial, source requests
             b"authorization": _NO_CACHE, b"range": _NO_CACHE, b"if-range": _NO_CACHE,
             b"translate": _NO_CACHE,
-            b"if-none-match": _INM, b"if-modified-since": _IMS}
+            b"if-none-match": _INM, b"if-modified-since": _IMS,
+            # forwarding headers: taken from server.trusted_proxies peers only (qos.py)
+            b"forwarded": _FORWARDED, b"x-forwarded-for": _X_FORWARDED_FOR,
+            b"x-forwarded-proto": _X_FORWARDED_PROTO}
 _GET = b"GET"
 _HEAD = b"HEAD"
 
@@ -92,12 +97,15 @@ def classify(exc: Exception) -> HttpError:
     return BadRequest(message)
 
 
-class HttpConnection(ResponseWriter, asyncio.Protocol):
+class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "state", "peer", "local", "table", "c_ip", "s_ip",
                  "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_raw_head",
                  "_lines", "_raw_line", "_scan", "_tail",
                  "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
-                 "_early", "_sockfd", "tls")
+                 "_early", "_sockfd", "tls",
+                 # QoS and proxies (qos.py)
+                 "scheme", "proxied", "site_id", "_idle", "_proxy", "_buckets", "_chunk",
+                 "_throttled", "_tpaused", "_sent", "_send_t0")
 
     def __init__(self, server):
         self.server = server
@@ -133,6 +141,17 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         self._early: list[bytes] = []   # tunnel bytes that came before the 101
         self._sockfd = -1
         self.tls = None   # TlsInfo of a TLS connection
+        self.scheme = "http"
+        self.proxied = False        # peer/scheme named by a trusted PROXY header
+        self.site_id = 0            # the site this connection is counted for (0: none yet)
+        self._idle = server.idle_timeout
+        self._proxy: bytes | None = None     # PROXY header bytes so far, while awaiting it
+        self._buckets = None        # bandwidth buckets to spend from; None: no limit
+        self._chunk = 0
+        self._throttled = False     # in bandwidth debt: writing paused until it is paid
+        self._tpaused = False       # the transport is over its high-water mark
+        self._sent = 0              # bytes of the current response written
+        self._send_t0 = 0.0         # when the current response started
 
     def move(self, state: ConnState) -> None:
         if state not in CONN_MOVES[self.state]:
@@ -162,6 +181,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             # The bytes on the socket are TLS records: files go through the transport.
             sock = None
             self.tls = connection_facts(ssl_object)
+            self.scheme = "https"
         if sock is not None:
             try:
                 self._sockfd = sock.fileno()
@@ -173,6 +193,19 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         self.timer = "Timer_ConnectionIdle"
         if server.over_connection_limit():
             self._error_before_request(AppPoolUnavailable("ConnLimit"))
+            return
+        self._buckets = server.buckets_for(0)
+        if self._buckets is not None:
+            self._chunk = server.chunk_for(self._buckets)
+        proxy_keys = server.router.proxy_keys
+        if proxy_keys and proxy_key(self.local) in proxy_keys and not self._start_proxy():
+            return
+        only = self.table.only
+        if only is not None:
+            try:
+                self._join_site(only)
+            except AppPoolUnavailable as err:
+                self._error_before_request(err)
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -187,6 +220,10 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             return
         if self._broken:
             return
+        if self._proxy is not None:
+            data = self._proxy_in(data)
+            if not data:
+                return
         heads = self._heads
         lines = self._lines
         self._parse(data)
@@ -213,7 +250,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
                 self.deadline = server.loop.time() + server.header_wait
                 self.timer = "Timer_HeaderWait"
         elif self._cur is not None:
-            self.deadline = server.loop.time() + server.idle_timeout
+            self.deadline = server.loop.time() + self._idle
             self.timer = "Timer_EntityBody"
         elif self._pending:
             self.deadline = 0.0
@@ -286,6 +323,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         self.state = _CLOSED
         server = self.server
         server.connections.discard(self)
+        self._leave_site()
         pending = self._pending
         while pending:
             req = pending.popleft()
@@ -294,9 +332,25 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._tpaused = True
+        self._arm_min_rate()
 
     def resume_writing(self) -> None:
+        self._tpaused = False
+        if self.timer is MIN_RATE_TIMER:
+            if self.idle:
+                self.deadline = self.server.loop.time() + self._idle
+                self.timer = "Timer_ConnectionIdle"
+            else:
+                self.deadline = 0.0
+                self.timer = ""
+        if self._throttled:
+            return  # in bandwidth debt: _unthrottle resumes
         self._write_paused = False
+        self._writable()
+
+    def _writable(self) -> None:
+        """Writing may go on: the next file chunk, or the acknowledgements held back."""
         if not self._pending:
             return
         req = self._pending[0]
@@ -362,8 +416,17 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             req.no_cache = True
         elif kind == _INM:
             req.inm = value
-        else:
+        elif kind == _IMS:
             req.ims = value
+        else:
+            seen = req.forwarded
+            if seen is None:
+                seen = req.forwarded = [None, None, None]
+            i = kind - _FORWARDED
+            if seen[i] is None:
+                seen[i] = [value]
+            else:
+                seen[i].append(value)
 
     def on_headers_complete(self) -> None:
         if self.state is not _OPEN:
@@ -396,6 +459,10 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if app.access:
             self._check_access(app.access)
         server = self.server
+        if req.forwarded is not None and server.trusted:
+            self._forwarded(req)
+        if not self.site_id:
+            self._join_site(site)
         limit = server.max_content
         if limit and req.content_length > limit:
             raise EntityTooLarge("Content-Length over max_allowed_content_length")
@@ -405,10 +472,14 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
                 and not req.upgrade and (method == _GET or method == _HEAD):
             # The site (by the application's key), the scheme and Host as sent, the path as routed.
             # A client certificate authenticates the request: never cached (HTTP.sys rule 8).
+            # The scheme is the one the app will see: a trusted proxy's (PROXY TLV, forwarding
+            # headers) or the connection's.
             tls = self.tls
-            if tls is None:
+            if tls is not None and tls.client_cert:
+                pass
+            elif (req.scheme or ("https" if tls is not None else self.scheme)) != "https":
                 req.cache_key = (app.key, host.lower() if host is not None else b"", path)
-            elif not tls.client_cert:
+            else:
                 req.cache_key = (app.key, b"https://" + (host.lower() if host is not None else b""), path)
         req.headers_done = True
         if req.chunked:
@@ -663,14 +734,16 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             req.body_buf = None
         if pending:
             self._start(pending[0])
-        elif self.state is _OPEN and not self._in_head and self._cur is None:
-            self.deadline = server.loop.time() + server.idle_timeout
+        elif self.state is _OPEN and not self._in_head and self._cur is None \
+                and self.timer is not MIN_RATE_TIMER:  # (a client not taking the response: that timer)
+            self.deadline = server.loop.time() + self._idle
             self.timer = "Timer_ConnectionIdle"
         if self._read_paused:
             self._flow()
 
-    def _drop(self, req: Request) -> None:
-        """The client is gone: stop the request wherever it is."""
+    def _drop(self, req: Request, dropped: bool = True) -> None:
+        """The client is gone (or was cut, `dropped` False: the cut's reason is logged already):
+        stop the request wherever it is."""
         stage = req.stage
         if stage is Stage.DONE:
             return
@@ -686,7 +759,7 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         if stage is Stage.SENDING:
             req.win32 = w3c.ERROR_NETNAME_DELETED
             self.server.log_access(self, req)
-        elif stage is Stage.QUEUED or stage is Stage.EXECUTING:
+        elif dropped and (stage is Stage.QUEUED or stage is Stage.EXECUTING):
             self.server.log_error(self, req, None, "Connection_Dropped")
 
     def _cut(self, req: Request, logged: bool = False) -> None:
@@ -752,11 +825,18 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
         reason = self.timer
         if reason == "Timer_EntityBody" and self._read_paused:
             # The front stopped reading (the worker is slow to take the body): not the client's fault.
-            self.deadline = now + self.server.idle_timeout
+            self.deadline = now + self._idle
+            return
+        if reason is MIN_RATE_TIMER and not self._min_rate_timer(now):
             return
         if reason:
             req = self._cur
+            if reason is MIN_RATE_TIMER and self._pending:
+                req = self._pending[0]
             self.server.log_error(self, req, None, reason)
+            if req is not None and self._pending and self._pending[0] is req:
+                self._pending.popleft()
+                self._drop(req, dropped=False)  # one line per cut: the timer's
         self._abort_connection()
 
     def pending_requests(self) -> list[Request]:

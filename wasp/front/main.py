@@ -19,6 +19,7 @@ import traceback
 from wasp.common.channel import ControlChannel
 from wasp.config import model
 from wasp.config.model import UNIX_PREFIX
+from wasp.front.accept import Acceptor
 from wasp.front.connection import HttpConnection
 from wasp.front.server import Server
 from wasp.front.watch import FileWatcher
@@ -49,7 +50,7 @@ class Front:
         self._control_fd = control_fd
         self._listen_fds = listen_fds
         self._inherited: dict[Address, socket.socket] = {}
-        self._listeners: dict[Address, list] = {}   # address -> [socket, asyncio.Server | None, SSLContext | None]
+        self._listeners: dict[Address, list] = {}   # address -> [socket, Acceptor | None, SSLContext | None]
         self._done: asyncio.Future = loop.create_future()
         self._tick_handle = None
         self._stop_deadline = 0.0
@@ -284,7 +285,7 @@ class Front:
             if sock is not None:
                 context = tls.listener_context(address[1])
                 self._listeners[address] = [sock, None, context]
-                self.loop.create_task(self._listen(address, sock, context))
+                self._listen(address, sock, context)
             elif self._listeners[address][2] is not tls.listener_context(address[1]):
                 self._relisten(address, tls.listener_context(address[1]))
 
@@ -299,40 +300,42 @@ class Front:
             return
         self._unlisten(address)
         self._listeners[address] = [sock, None, context]
-        self.loop.create_task(self._listen(address, sock, context))
+        self._listen(address, sock, context)
 
-    async def _listen(self, address: Address, sock: socket.socket, context=None) -> None:
+    def _listen(self, address: Address, sock: socket.socket, context=None) -> None:
         server = self.server
+        # A TLS handshake that does not finish within the header wait timeout is dropped
+        # (slowloris over TLS), as is anything that is not TLS on a TLS port.
         tls = {} if context is None else {"ssl": context, "ssl_handshake_timeout": server.header_wait}
         try:
-            # A TLS handshake that does not finish within the header wait timeout is dropped
-            # (slowloris over TLS), as is anything that is not TLS on a TLS port.
-            aserver = await self.loop.create_server(lambda: HttpConnection(server), sock=sock,
-                                                    backlog=BACKLOG, **tls)
+            sock.listen(BACKLOG)
+            acceptor = Acceptor(self.loop, sock, lambda: HttpConnection(server),
+                                lambda exc, delay: _report_pause(address, exc, delay), tls)
         except OSError as exc:
             print(f"wasp.front: cannot serve {address[0]}:{address[1]}: {exc}", file=sys.stderr)
             self._listeners.pop(address, None)
             sock.close()
             return
-        record = self._listeners.get(address)
-        if record is None or record[0] is not sock:
-            aserver.close()  # unlistened while starting
-            return
-        record[1] = aserver
+        self._listeners[address][1] = acceptor
 
     def _unlisten(self, address: Address) -> None:
         record = self._listeners.pop(address, None)
         if record is None:
             return
-        sock, aserver, _ = record
-        if aserver is not None:
-            aserver.close()  # closes the socket too
+        sock, acceptor, _ = record
+        if acceptor is not None:
+            acceptor.close()  # closes the socket too
         else:
             sock.close()
 
 
 def _report_notice(message: str) -> None:
     print(f"wasp.front: {message}", file=sys.stderr, flush=True)
+
+
+def _report_pause(address: Address, exc: OSError, delay: float) -> None:
+    print(f"wasp.front: accept on {address[0]}:{address[1]} failed ({exc.strerror}); "
+          f"pausing it for {delay:.1f}s", file=sys.stderr)
 
 
 def _report_fault(exc: BaseException) -> None:

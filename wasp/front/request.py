@@ -77,6 +77,8 @@ class Request:
         # the response cache: key (None: never cached), frequently hit, the worker's CACHE hint,
         # and the request's validators (If-None-Match, If-Modified-Since)
         "cache_key", "cache_admit", "cache_hint", "no_cache", "inm", "ims",
+        # the client behind a trusted proxy (None: the connection's), forwarding headers seen
+        "client", "c_ip", "scheme", "forwarded",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -127,6 +129,10 @@ class Request:
         self.no_cache = False
         self.inm = None
         self.ims = None
+        self.client: tuple[str, int] | None = None
+        self.c_ip: bytes | None = None
+        self.scheme: str | None = None
+        self.forwarded: list | None = None  # [Forwarded, X-Forwarded-For, X-Forwarded-Proto] values
 
     def move(self, stage: Stage) -> None:
         if stage not in _MOVES[self.stage]:

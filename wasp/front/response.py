@@ -62,6 +62,8 @@ class ResponseWriter:
         """Response head parts: status line and the app's headers, then what the front adds."""
         server = self.server
         status = req.status
+        self._sent = 0
+        self._send_t0 = server.loop.time()
         # Which of Content-Length, Server and Date the app sent, by first letter: one regex
         # scan costs a third of lower() and three `in` searches.
         named = 0
@@ -118,10 +120,18 @@ class ResponseWriter:
             parts = self._head(req, block, length)
             if body and not req.is_head and not req.no_body:
                 parts.append(body)
-            self.transport.write(b"".join(parts))
+            data = b"".join(parts)
+            self._sent = len(data)
+            self.transport.write(data)
+            if self._buckets is not None:
+                self._spend(len(data))
             self._finish(req)
         else:
-            self.transport.write(b"".join(self._head(req, block, length)))
+            data = b"".join(self._head(req, block, length))
+            self._sent = len(data)
+            self.transport.write(data)
+            if self._buckets is not None:
+                self._spend(len(data))
             req.move(Stage.SENDING)
 
     def on_response_body(self, req: Request, data: bytes) -> None:
@@ -135,6 +145,9 @@ class ResponseWriter:
             self.transport.writelines((b"%x\r\n" % n, data, b"\r\n"))
         else:
             self.transport.write(data)
+        self._sent += n
+        if self._buckets is not None:
+            self._spend(n)
         if self._write_paused:
             req.unacked += n
         else:
@@ -170,8 +183,12 @@ class ResponseWriter:
                 self._finish(req)
                 return
         parts = self._head(req, block, length)
+        limited = self._buckets is not None
         if req.is_head or req.no_body or length <= 0:
-            self.transport.write(b"".join(parts))
+            data = b"".join(parts)
+            self.transport.write(data)
+            if limited:
+                self._spend(len(data))
             self._finish(req)
             return
         try:
@@ -179,7 +196,7 @@ class ResponseWriter:
         except OSError:
             self._send_error(req, HttpError("cannot open the file to send", status=500, reason="Internal"))
             return
-        if length <= SMALL_FILE:
+        if length <= SMALL_FILE and not (limited and length > self._chunk):
             try:
                 data = os.pread(fd, length, span.offset)
             except OSError:
@@ -187,14 +204,21 @@ class ResponseWriter:
             finally:
                 os.close(fd)
             parts.append(data)
-            self.transport.write(b"".join(parts))
-            if len(data) != length:
+            data = b"".join(parts)
+            self._sent = len(data)
+            self.transport.write(data)
+            if limited:
+                self._spend(len(data))
+            if len(parts[-1]) != length:
                 self._cut(req)  # the file shrank: the promised length cannot be sent
                 return
             self._finish(req)
             return
         req.move(Stage.SENDING)
         head = b"".join(parts)
+        self._sent = len(head)
+        if limited:
+            self._spend(len(head))
         sockfd = self._sockfd
         sendfile = False
         if sockfd >= 0 and self.transport.get_write_buffer_size() == 0:
@@ -220,7 +244,7 @@ class ResponseWriter:
         request's validators match the entry's ETag / Last-Modified. HEAD gets the head only."""
         if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
             req.status = 304
-            self.transport.write(b"".join(self._head(req, entry.block_304, -1)))
+            data = b"".join(self._head(req, entry.block_304, -1))
         elif req.keep_alive and req.version == "1.1" and not req.is_head and not req.close_after \
                 and req.body_done and not self.server.stopping:
             # The common hit: the whole response as bytes built once per Date second.
@@ -229,13 +253,18 @@ class ResponseWriter:
             if entry.wire_date is not date_line:
                 entry.wire = b"".join(self._head(req, entry.block, len(entry.body)) + [entry.body])
                 entry.wire_date = date_line
-            self.transport.write(entry.wire)
+            data = entry.wire
+            self._send_t0 = self.server.loop.time()  # (_head, which sets it, did not run)
         else:
             req.status = 200
             parts = self._head(req, entry.block, len(entry.body))
             if not req.is_head:
                 parts.append(entry.body)
-            self.transport.write(b"".join(parts))
+            data = b"".join(parts)
+        self._sent = len(data)
+        self.transport.write(data)
+        if self._buckets is not None:
+            self._spend(len(data))
         self._finish(req)
 
     def _pump_file(self, req: Request) -> None:
@@ -245,6 +274,8 @@ class ResponseWriter:
         sender = req.file
         transport = self.transport
         budget = SENDFILE_TURN
+        # With a bandwidth limit, pieces of the rate's size, each paid for before the next.
+        cap = self._chunk if self._buckets is not None else SENDFILE_MAX
         while sender.remaining > 0:
             if self._write_paused:
                 return
@@ -254,7 +285,7 @@ class ResponseWriter:
                     self.server.loop.call_soon(self._resume_file, req, sender)
                     return
                 try:
-                    n = os.sendfile(self._sockfd, sender.fd, sender.offset, min(sender.remaining, SENDFILE_MAX))
+                    n = os.sendfile(self._sockfd, sender.fd, sender.offset, min(sender.remaining, cap))
                 except (BlockingIOError, InterruptedError):
                     n = -1
                 except OSError:
@@ -267,6 +298,9 @@ class ResponseWriter:
                     sender.offset += n
                     sender.remaining -= n
                     budget -= n
+                    self._sent += n
+                    if self._buckets is not None:
+                        self._spend(n)
                     continue
                 if not sender.primed:
                     sender.primed = True
@@ -275,7 +309,7 @@ class ResponseWriter:
             else:
                 size = FILE_CHUNK
             try:
-                chunk = os.pread(sender.fd, min(sender.remaining, size), sender.offset)
+                chunk = os.pread(sender.fd, min(sender.remaining, size, cap), sender.offset)
             except OSError:
                 chunk = b""
             if not chunk:
@@ -284,6 +318,9 @@ class ResponseWriter:
             transport.write(chunk)
             sender.offset += len(chunk)
             sender.remaining -= len(chunk)
+            self._sent += len(chunk)
+            if self._buckets is not None:
+                self._spend(len(chunk))
         if sender.primed:
             transport.set_write_buffer_limits()
         sender.close()

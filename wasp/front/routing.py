@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 
 from wasp.config.bindings import parse_binding
-from wasp.config.model import Config
+from wasp.config.model import UNIX_PREFIX, Config
 from wasp.wire.http import InvalidHostname, host_key
 
 _HOST_CACHE_LIMIT = 4096
@@ -50,10 +50,14 @@ class AppEntry:
 
 
 class SiteEntry:
-    __slots__ = ("id", "name", "log_enabled", "log_period", "apps", "root", "single")
+    __slots__ = ("id", "name", "log_enabled", "log_period", "apps", "root", "single",
+                 "max_connections", "max_bandwidth", "connection_timeout")
 
     def __init__(self, site_id: int, name: str, log_enabled: bool, log_period: str):
         self.id = site_id
+        self.max_connections = 0      # site limits (0 = unlimited / the server's)
+        self.max_bandwidth = 0
+        self.connection_timeout = 0.0
         self.name = name
         self.log_enabled = log_enabled
         self.log_period = log_period
@@ -77,12 +81,17 @@ class SiteEntry:
 class LocalTable:
     """The sites reachable through one local (ip, port)."""
 
-    __slots__ = ("hosts", "default", "_cache")
+    __slots__ = ("hosts", "default", "_cache", "only")
 
     def __init__(self, hosts: dict[bytes, SiteEntry], default: SiteEntry | None):
         self.hosts = hosts
         self.default = default
         self._cache: dict[bytes | None, SiteEntry | None] = {}
+        # The one site every request here reaches, if there is one: counted at accept.
+        sites = set(hosts.values())
+        if default is not None:
+            sites.add(default)
+        self.only = sites.pop() if len(sites) == 1 and default is not None else None
 
     def site_for(self, host: bytes | None) -> SiteEntry | None:
         """The site for a raw Host header value (None: no Host). Raises InvalidHostname for a
@@ -128,10 +137,15 @@ class Router:
         self._tables: dict[tuple[str, int], LocalTable] = {}
         self.sites: dict[int, SiteEntry] = {}
         self.apps: dict[str, AppEntry] = {}
+        #: Ports (and Unix socket "unix:/path"s) whose connections start with a PROXY header.
+        self.proxy_keys: set = set()
         for site in config.sites:
             if not site.server_auto_start:
                 continue
             entry = SiteEntry(site.id, site.name, site.log.enabled, site.log.period)
+            entry.max_connections = int(site.limits.max_connections)
+            entry.max_bandwidth = int(site.limits.max_bandwidth)
+            entry.connection_timeout = float(site.limits.connection_timeout)
             self.sites[site.id] = entry
             for app in site.applications:
                 path = app.path.rstrip("/") or "/"
@@ -149,6 +163,8 @@ class Router:
             entry.single = not entry.apps
             for text in site.bindings:
                 binding = parse_binding(text)
+                if site.proxy_protocol:
+                    self.proxy_keys.add(binding.ip if binding.ip.startswith(UNIX_PREFIX) else binding.port)
                 hosts = self._bindings.setdefault(binding.port, {}).setdefault(_norm_ip(binding.ip), {})
                 hosts.setdefault(_host_bytes(binding.host), entry)
 

@@ -15,11 +15,13 @@ from typing import Callable
 from wasp.config.model import Config
 from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.cache import ResponseCache
+from wasp.front.qos import CHUNK_SECONDS, Bucket
 from wasp.front.queues import Dispatcher
 from wasp.front.request import STAGE_NAMES, Request, Stage
 from wasp.front.routing import Router
 from wasp.front.tls import TlsState
 from wasp.wire import w3c
+from wasp.wire.forwarded import TrustedProxies
 from wasp.wire.http import AppPoolUnavailable, http_date
 from wasp.wire.urls import cook_target
 
@@ -52,6 +54,11 @@ class Server:
         self.cache = ResponseCache(config.cache, on_release=self._release_token)
         #: The file watcher (watch.FileWatcher) main.py gives us; None: static files are not cached.
         self.watcher = None
+        #: Open connections counted per site id (site limits.max_connections); kept over reloads.
+        self.site_connections: dict[int, int] = {}
+        self.global_bucket: Bucket | None = None
+        self.site_buckets: dict[int, Bucket] = {}
+        self._bucket_sets: dict[int, tuple | None] = {}
         self.apply_config(config)
         self.refresh_clock()
 
@@ -69,6 +76,9 @@ class Server:
         self.max_url = int(limits.max_url)
         self.max_content = int(limits.max_allowed_content_length)
         self.max_connections = int(limits.max_connections)
+        self.min_rate = int(limits.min_bytes_per_second)
+        self.trusted = TrustedProxies(config.server.trusted_proxies)
+        self._set_buckets(config)
         header = config.server.server_header.encode("latin-1")
         self.server_header = header
         self.server_line = b"Server: " + header + b"\r\n" if header else b""
@@ -86,9 +96,44 @@ class Server:
         for conn in self.connections:
             if conn.transport is not None:
                 conn.table = self.router.table(conn.local[0], conn.local[1])
+                conn._buckets = self.buckets_for(conn.site_id)
+                if conn._buckets is not None:
+                    conn._chunk = self.chunk_for(conn._buckets)
 
     def over_connection_limit(self) -> bool:
         return 0 < self.max_connections < len(self.connections)
+
+    # ---- bandwidth ----
+    def _set_buckets(self, config: Config) -> None:
+        """One bucket per limited site and one for the server; a bucket whose rate is unchanged
+        is kept (with its debt) across a reload."""
+        now = self.loop.time()
+        rate = int(config.limits.max_global_bandwidth)
+        old = self.global_bucket
+        self.global_bucket = (old if old is not None and old.rate == rate else Bucket(rate, now)) if rate else None
+        buckets = {}
+        for site in self.router.sites.values():
+            if site.max_bandwidth:
+                old = self.site_buckets.get(site.id)
+                buckets[site.id] = old if old is not None and old.rate == site.max_bandwidth \
+                    else Bucket(site.max_bandwidth, now)
+        self.site_buckets = buckets
+        self._bucket_sets = {}
+
+    def buckets_for(self, site_id: int) -> tuple | None:
+        """The buckets a connection of `site_id` (0: not known yet) spends from; None: no limit."""
+        try:
+            return self._bucket_sets[site_id]
+        except KeyError:
+            pass
+        found = tuple(b for b in (self.site_buckets.get(site_id), self.global_bucket) if b is not None)
+        result = self._bucket_sets[site_id] = found or None
+        return result
+
+    @staticmethod
+    def chunk_for(buckets: tuple) -> int:
+        """Largest file chunk for a limited connection: CHUNK_SECONDS of its lowest rate."""
+        return max(1024, int(min(b.rate for b in buckets) * CHUNK_SECONDS))
 
     # ---- clock ----
     def refresh_clock(self, wall: float | None = None) -> None:
@@ -228,7 +273,7 @@ class Server:
         key = self.hour_key if site.log_period == "hourly" else self.day_key
         taken = int((self.loop.time() - req.t0) * 1000)
         line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
-                               b"", conn.c_ip, req.user_agent, req.referer, req.status, req.substatus,
+                               b"", req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status, req.substatus,
                                req.win32, taken if taken > 0 else 0)
         self.access_log.write(site.id, key, line, self.wall)
 
@@ -236,7 +281,10 @@ class Server:
         """One HTTPERR line for something the front answered (or a connection it dropped)."""
         version = method = uri = None
         site_id = queue = None
+        c_ip, c_port = conn.c_ip, conn.peer[1]
         if req is not None:
+            if req.client is not None:
+                c_ip, c_port = req.c_ip, req.client[1]
             if req.version:
                 version = b"HTTP/" + req.version.encode()
             method = req.method or None
@@ -247,7 +295,7 @@ class Server:
             if req.app is not None:
                 site_id = req.app.site.id
                 queue = req.app.pool
-        line = w3c.httperr_line(self.log_when, conn.c_ip, conn.peer[1], conn.s_ip, conn.local[1],
+        line = w3c.httperr_line(self.log_when, c_ip, c_port, conn.s_ip, conn.local[1],
                                 version, method, uri, status, site_id, reason, queue)
         self.error_log.write(line, self.wall)
 
@@ -280,7 +328,7 @@ class Server:
                     "url": (req.path + (b"?" + req.query if req.query else b"")).decode("utf-8", "replace"),
                     "method": req.method.decode("latin-1"),
                     "protocol": ("HTTP/" if conn.tls is None else "HTTPS/") + (req.version or "1.1"),
-                    "client": [conn.peer[0], conn.peer[1]],
+                    "client": list(req.client or conn.peer),
                     "elapsed_ms": int((now - req.t0) * 1000),
                     "stage": STAGE_NAMES[req.stage],
                     "site_id": req.app.site.id,

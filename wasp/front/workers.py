@@ -232,9 +232,10 @@ class WorkerLink(asyncio.Protocol):
         method = req.method
         tls = conn.tls
         head = RequestHead(req.app.key, _METHODS.get(method) or method.decode("latin-1"), req.target,
-                           req.path, req.query, req.version, req.headers, conn.peer, conn.local,
-                           "http" if tls is None else "https", req.content_length, req.websocket,
-                           False, tls)
+                           req.path, req.query, req.version, req.headers, req.client or conn.peer, conn.local,
+                           req.scheme or ("https" if tls is not None else conn.scheme), req.content_length,
+                           req.websocket, False, tls,
+                           proxied=conn.proxied or req.client is not None or req.scheme is not None)
         has_body = req.chunked or req.content_length > 0
         self._write(fr.pack_request(sid, head, has_body))
         if has_body or req.expect:

@@ -129,6 +129,7 @@ class RequestHead(msgspec.Struct, array_like=True):
     websocket: bool = False   # an Upgrade: websocket request
     warmup: bool = False      # an application-initialization request (APP_WARMING_UP)
     tls: TlsInfo | None = None  # set when scheme is "https"
+    proxied: bool = False     # client/scheme are what a trusted proxy said (server.trusted_proxies)
 
 
 class FileSpan(msgspec.Struct, array_like=True):

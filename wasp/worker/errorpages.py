@@ -93,9 +93,11 @@ _FORWARDING = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 
 def is_local(head) -> bool:
     """IIS's local request: one from the machine itself, told by the client address (a loopback
-    address, IPv4-mapped ones included). A request carrying a forwarding header is not local
-    whatever address it comes from: behind a reverse proxy on the same host every connection is
-    from loopback, and the visitor is whoever the proxy says it forwards for."""
+    address, IPv4-mapped ones included). When a trusted proxy named the client (`head.proxied`:
+    the front resolved it, docs/front.md), that client's address alone decides. Otherwise a
+    request carrying a forwarding header is not local whatever address it comes from: behind a
+    reverse proxy on the same host that is not in server.trusted_proxies every connection is from
+    loopback, and the visitor is whoever the proxy says it forwards for."""
     client = head.client
     if not client:
         return False
@@ -107,6 +109,8 @@ def is_local(head) -> bool:
         address = address.ipv4_mapped
     if not address.is_loopback:
         return False
+    if getattr(head, "proxied", False):
+        return True
     return not any(name.lower() in _FORWARDING for name, _value in head.headers)
 
 

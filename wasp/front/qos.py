@@ -1,0 +1,194 @@
+"""HTTP.sys's quality of service on a client connection, and who the client is behind a proxy.
+
+`QosMixin` is mixed into `HttpConnection` (connection.py), which owns the state it uses:
+
+* **Site connections** (`limits.max_connections` of a site): a connection belongs to a site once a
+  request of it is routed there, or at accept when every host of its listening address leads to
+  one site. Over the site's limit the request gets 503 `ConnLimit` and the connection closes.
+  The counts are the Server's, by site id, so a reload keeps them.
+* **Bandwidth** (`sites.limits.max_bandwidth`, `limits.max_global_bandwidth`): a token bucket per
+  site and one for the server. Every byte written to a client is taken from its buckets; a
+  connection in debt stops acknowledging response bytes to its worker and stops sending file
+  chunks until the debt is paid (`loop.call_at`, never a sleep), as when the client's transport is
+  full. With no limit configured a connection has no buckets and pays one `is None` per write.
+* **Minimum send rate** (`limits.min_bytes_per_second`, 240): while the client's transport is over
+  its high-water mark, the bytes of the current response written so far must have been taken by
+  `start + MIN_RATE_GRACE + bytes / rate`; past that the connection is cut, HTTPERR
+  `Timer_MinBytesPerSecond`.
+* **PROXY protocol** on a `proxy_protocol` site's port: from a trusted peer the v1/v2 header is read
+  (within `header_wait_timeout`) and names the client; an untrusted peer is closed at once
+  (HTTPERR `Forbidden`), a malformed header closes the connection (HTTPERR `BadRequest`).
+* **Forwarding headers** from a trusted peer set the request's client address and scheme
+  (wire/forwarded.py); from any other peer they are passed on to the app and ignored.
+"""
+
+from __future__ import annotations
+
+from wasp.config.model import UNIX_PREFIX
+from wasp.front.request import ConnState, Request
+from wasp.wire.forwarded import resolve
+from wasp.wire.http import AppPoolUnavailable
+from wasp.wire.proxy_protocol import ProxyError, parse as parse_proxy
+
+#: How long a response may fall behind min_bytes_per_second before the rate is enforced: a
+#: stalled TCP peer retransmits for seconds before it reads again.
+MIN_RATE_GRACE = 5.0
+MIN_RATE_TIMER = "Timer_MinBytesPerSecond"
+#: With a bandwidth limit, a file goes out in chunks of at most this many seconds of the rate.
+CHUNK_SECONDS = 0.125
+
+_OPEN = ConnState.OPEN
+
+
+class Bucket:
+    """A token bucket that may go into debt: `take(n, now)` is the wait until it is paid."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: int, now: float):
+        self.rate = float(rate)
+        self.burst = max(1024.0, self.rate * CHUNK_SECONDS)
+        self.tokens = self.burst
+        self.stamp = now
+
+    def take(self, n: int, now: float) -> float:
+        tokens = self.tokens + (now - self.stamp) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
+        tokens -= n
+        self.tokens = tokens
+        self.stamp = now
+        return -tokens / self.rate if tokens < 0 else 0.0
+
+
+def proxy_key(local: tuple[str, int]):
+    """What names a listener for proxy_protocol: the Unix socket path, else the port."""
+    return local[0] if local[0].startswith(UNIX_PREFIX) else local[1]
+
+
+class QosMixin:
+    __slots__ = ()
+
+    # ---- sites ----
+    def _join_site(self, site) -> None:
+        """Count this connection for `site`; 503 ConnLimit when the site is full."""
+        server = self.server
+        counts = server.site_connections
+        n = counts.get(site.id, 0)
+        if 0 < site.max_connections <= n:
+            raise AppPoolUnavailable("ConnLimit")
+        counts[site.id] = n + 1
+        self.site_id = site.id
+        if site.connection_timeout:
+            self._idle = site.connection_timeout
+        self._buckets = server.buckets_for(site.id)
+        if self._buckets is not None:
+            self._chunk = server.chunk_for(self._buckets)
+
+    def _leave_site(self) -> None:
+        site_id = self.site_id
+        if site_id:
+            self.site_id = 0
+            counts = self.server.site_connections
+            n = counts.get(site_id, 0) - 1
+            if n > 0:
+                counts[site_id] = n
+            else:
+                counts.pop(site_id, None)
+
+    # ---- bandwidth ----
+    def _spend(self, n: int) -> None:
+        now = self.server.loop.time()
+        delay = 0.0
+        for bucket in self._buckets:
+            wait = bucket.take(n, now)
+            if wait > delay:
+                delay = wait
+        if delay > 0.0 and not self._throttled:
+            self._throttled = True
+            self._write_paused = True
+            self.server.loop.call_at(now + delay, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        if not self._throttled:
+            return
+        self._throttled = False
+        if self.state is not _OPEN and self.state is not ConnState.TUNNEL:
+            return
+        self._spend(0)
+        if self._throttled or self._tpaused:
+            return
+        self._write_paused = False
+        self._writable()
+
+    # ---- minimum send rate ----
+    def _arm_min_rate(self) -> None:
+        rate = self.server.min_rate
+        if not rate or self.state is not _OPEN or not self._pending:
+            return
+        due = self._send_t0 + MIN_RATE_GRACE + self._sent / rate
+        if not self.deadline or due < self.deadline or self.timer == "Timer_ConnectionIdle":
+            self.deadline = due
+            self.timer = MIN_RATE_TIMER
+
+    def _min_rate_timer(self, now: float) -> bool:
+        """The min-rate deadline passed: True when the client is still that slow (cut it)."""
+        if not self._tpaused:
+            return False
+        rate = self.server.min_rate
+        due = self._send_t0 + MIN_RATE_GRACE + self._sent / rate if rate else 0.0
+        if not rate or now < due:
+            self.deadline = due
+            return False
+        return True
+
+    # ---- PROXY protocol ----
+    def _start_proxy(self) -> bool:
+        """At accept on a proxy_protocol listener: False when the peer may not send one."""
+        server = self.server
+        if self.peer[0] not in server.trusted:
+            server.log_error(self, None, None, "Forbidden")
+            self._abort_connection()
+            return False
+        self._proxy = b""
+        self.deadline = server.loop.time() + server.header_wait
+        self.timer = "Timer_HeaderWait"
+        return True
+
+    def _proxy_in(self, data: bytes) -> bytes | None:
+        """Bytes before and in the PROXY header; the bytes after it once it is complete."""
+        buf = self._proxy + data if self._proxy else data
+        try:
+            header = parse_proxy(buf)
+        except ProxyError:
+            self._proxy = None
+            self.server.log_error(self, None, None, "BadRequest")
+            self._abort_connection()
+            return None
+        if header is None:
+            self._proxy = buf
+            return None
+        self._proxy = None
+        if header.source is not None:
+            self.peer = header.source
+            self.c_ip = header.source[0].encode()
+            self.proxied = True
+        if header.scheme:
+            self.scheme = header.scheme
+            self.proxied = True
+        server = self.server
+        self.deadline = server.loop.time() + self._idle
+        self.timer = "Timer_ConnectionIdle"
+        return buf[header.consumed:]
+
+    # ---- forwarding headers ----
+    def _forwarded(self, req: Request) -> None:
+        forwarded, xff, xfp = req.forwarded
+        found = resolve(self.peer[0], self.server.trusted, forwarded, xff, xfp)
+        if found is None:
+            return
+        client, scheme = found
+        req.client = client
+        req.c_ip = client[0].encode()
+        if scheme:
+            req.scheme = scheme
