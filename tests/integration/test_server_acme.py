@@ -15,10 +15,11 @@ import stat
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from acme_support import Pebble
 from conftest import RawConnection, wait_until
-from tls_support import served_certificate
+from tls_support import CA, served_certificate
 
 HOST = "www.wasp.test"
 
@@ -130,7 +131,8 @@ def test_tls_alpn01_issuance(wasp_server, pebble_factory, tmp_path):
     context = verifying_context(pebble, tmp_path)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=HOST) as tls:
-            assert tls.getpeercert(binary_form=True) == cert.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)
+            assert tls.getpeercert(binary_form=True) == cert.public_bytes(serialization.Encoding.DER)
+            assert tls.selected_alpn_protocol() == "http/1.1"   # a normal handshake, not the challenge's
     assert events(server, 9060)
 
 
@@ -175,3 +177,16 @@ def test_a_failing_ca_keeps_the_old_certificate_and_logs_the_failure(wasp_server
     failed = wait_until(lambda: events(server, 9062), 90, what=lambda: server.log_tail())
     assert failed[0]["host"] == HOST and failed[0]["retry_s"] >= 60
     assert leaf(server.port).serial_number == first.serial_number
+
+
+def test_the_directory_is_fetched_over_verified_tls(wasp_server, pebble_factory, tmp_path):
+    # ca_bundle names a CA that did not sign pebble's API certificate: no order is made.
+    http_port, tls_port = wasp_server.free_port(), wasp_server.free_port()
+    (wasp_server.dir / "hello.txt").write_text("hello")
+    pebble = pebble_factory(http_port, tls_port)
+    other = CA(tmp_path / "other", "some other CA")
+    text = config(pebble, http_port).replace(str(pebble.api_ca_path), str(other.path))
+    server = wasp_server(text, port=tls_port)
+    failed = wait_until(lambda: events(server, 9062), 60, what=lambda: server.log_tail())
+    assert "CERTIFICATE_VERIFY_FAILED" in failed[0]["error"] or "certificate verify failed" in failed[0]["error"]
+    assert not issued_by_pebble(leaf(server.port))

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import stat
+import threading
 from typing import Callable, NamedTuple
 
 from cryptography import x509
@@ -73,7 +74,7 @@ def host_folder(run_dir: str, host: str) -> str:
 
 def write_file(path: str, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` by a file with `data` in one rename (readers see the old file or the new)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # the loop and an order's thread
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)

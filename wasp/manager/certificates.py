@@ -94,6 +94,8 @@ class Certificates:
             if host not in hosts:
                 del self.hosts[host]  # its files stay; the order running for it finishes
         for host in hosts:
+            if host == self.running:
+                continue  # its order's thread files the certificate; it is rescheduled when done
             try:
                 acme.ensure_temporary(self.run_dir, host)
             except OSError as exc:
