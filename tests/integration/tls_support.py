@@ -5,6 +5,7 @@ host names, an expired one, and client certificates, written as PEM files into a
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import pathlib
 import socket
 import ssl
@@ -43,8 +44,9 @@ class CA:
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, cn: str, *, file: str | None = None, client: bool = False, days: float = 30,
-              start_days: float = -1, serial: int | None = None) -> tuple[pathlib.Path, pathlib.Path]:
-        """(certificate chain file, key file) for `cn` (also its DNS name)."""
+              start_days: float = -1, serial: int | None = None,
+              ip: str | None = None) -> tuple[pathlib.Path, pathlib.Path]:
+        """(certificate chain file, key file) for `cn` (also its DNS name; and `ip`'s address)."""
         key = _key()
         builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.name)
                    .public_key(key.public_key()).serial_number(serial or x509.random_serial_number())
@@ -55,7 +57,8 @@ class CA:
                        [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
                        critical=False))
         if not client:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            names = [x509.DNSName(cn)] + ([x509.IPAddress(ipaddress.ip_address(ip))] if ip else [])
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         stem = file or cn
         cert_path = self.folder / f"{stem}.pem"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import ssl
 
+from wasp.config.acme import ACME
 from wasp.config.model import Config, SiteBinding
 
 Problem = tuple[str, str]  # (dotted path, message)
@@ -22,23 +23,39 @@ Problem = tuple[str, str]  # (dotted path, message)
 def check_files(config: Config) -> list[Problem]:
     """Problems with the certificate files of every https binding, each at its dotted path."""
     found: list[Problem] = []
+    acme = False
     for i, site in enumerate(config.sites):
         for j, entry in enumerate(site.bindings):
-            if isinstance(entry, SiteBinding) and entry.certificate:
+            if isinstance(entry, SiteBinding) and entry.certificate == ACME:
+                acme = True  # wasp makes its files; only a client CA is the admin's
+                if entry.client_ca:
+                    for field, message in binding_problems(entry, files=False):
+                        found.append((f"sites[{i}].bindings[{j}].{field}", message))
+            elif isinstance(entry, SiteBinding) and entry.certificate:
                 for field, message in binding_problems(entry):
                     found.append((f"sites[{i}].bindings[{j}].{field}", message))
+    if acme and config.acme.ca_bundle:
+        bundle: list[Problem] = []
+        if _read(config.acme.ca_bundle, "ca_bundle", bundle) is not None:
+            try:
+                ssl.create_default_context(cafile=config.acme.ca_bundle)
+            except (ssl.SSLError, ValueError) as exc:
+                bundle.append(("ca_bundle", f"{config.acme.ca_bundle}: no usable CA certificate ({_why(exc)})"))
+        found.extend((f"acme.{field}", message) for field, message in bundle)
     return found
 
 
-def binding_problems(entry: SiteBinding, now: datetime.datetime | None = None) -> list[Problem]:
-    """(field, message) for each problem with one binding's files; [] when it can serve."""
+def binding_problems(entry: SiteBinding, now: datetime.datetime | None = None,
+                     files: bool = True) -> list[Problem]:
+    """(field, message) for each problem with one binding's files; [] when it can serve.
+    `files=False` checks only the client CA (the certificate is wasp's own, from ACME)."""
     problems: list[Problem] = []
-    pem = _read(entry.certificate, "certificate", problems)
-    if entry.key:
+    pem = _read(entry.certificate, "certificate", problems) if files else None
+    if entry.key and files:
         _read(entry.key, "key", problems)
     if pem is not None:
         problems.extend(("certificate", m) for m in _validity(pem, entry.certificate, now))
-    if not problems:
+    if not problems and files:
         message = _load_pair(entry)
         if message:
             problems.append(("key", message))

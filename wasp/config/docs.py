@@ -83,6 +83,11 @@ _SECTION_TEXT = {
         "The application's caching: a key set here overrides the site's `[sites.caching]` (`profiles` "
         "as a whole), a key left out is the site's."),
     "sites.applications.caching.profiles": "The application's own profiles; they replace the site's.",
+    "acme": (
+        "Automatic certificates (docs/acme.md): every https binding with `certificate = \"acme\"` gets "
+        "its certificate from this ACME CA for the binding's host, kept under "
+        "`<run_dir>/acme/<host>/`, renewed before it expires; a temporary self-signed one is served "
+        "until the first is issued. The manager runs the orders; the front answers the CA's challenges."),
     "sites.applications": (
         "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
         "files (`physical_path`, an existing folder), a Python app (`app`), or both (the app answers "
@@ -123,7 +128,7 @@ reported at once, each with the dotted path of the key and its line:
 | pool name | any text without `\\|<>&"/[]+=;:,?*@` | IIS's applicationPoolName rule |
 
 Relative paths (`server.run_dir`, `server.log_dir`, `physical_path`, `python_path` entries, a
-binding's `certificate`, `key` and `client_ca`, and a pool's `python` when it contains a `/`) are taken relative to the folder of the config file; `~` is
+binding's `certificate` (except "acme"), `key` and `client_ca`, `acme.ca_bundle`, and a pool's `python` when it contains a `/`) are taken relative to the folder of the config file; `~` is
 expanded.
 """
 

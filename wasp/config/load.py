@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from wasp.config import certificates
+from wasp.config.acme import ACME
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
 from wasp.config.model import Caching, Config, HttpErrors, Pool, SiteBinding
@@ -121,6 +122,8 @@ def resolve_paths(config: Config, base_dir: str) -> None:
 
     config.server.run_dir = absolute(config.server.run_dir)
     config.server.log_dir = absolute(config.server.log_dir)
+    if config.acme.ca_bundle:
+        config.acme.ca_bundle = absolute(config.acme.ca_bundle)
     for pool in config.pools:
         # "python3" is a command looked up on PATH; "venv/bin/python" is a path next to the file.
         if "/" in pool.python:
@@ -135,7 +138,7 @@ def resolve_paths(config: Config, base_dir: str) -> None:
         for entry in site.bindings:
             if isinstance(entry, SiteBinding):
                 for name in ("certificate", "key", "client_ca"):
-                    if getattr(entry, name):
+                    if getattr(entry, name) and not (name == "certificate" and entry.certificate == ACME):
                         setattr(entry, name, absolute(getattr(entry, name)))
 
 

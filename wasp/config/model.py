@@ -275,7 +275,9 @@ class SiteBinding(_Strict):
 
     binding: Annotated[str, doc("appcmd form \"https/IP:PORT:HOST\", as in a plain string binding.")]
     certificate: Annotated[str, doc(
-        "PEM file with the server certificate first, then its chain. Relative to the config file."
+        "PEM file with the server certificate first, then its chain. Relative to the config file. "
+        "\"acme\" = a certificate wasp obtains and renews from the `[acme]` CA for the binding's host "
+        "(docs/acme.md); such a binding names no `key`."
     )] = ""
     key: Annotated[str, doc(
         "PEM file with the certificate's private key (unencrypted); \"\" = the key is in `certificate`. "
@@ -292,6 +294,41 @@ class SiteBinding(_Strict):
         "The handshake asks before it knows the host, so a port has one client_ca: it applies to every "
         "https binding of the port. Relative to the config file; \"\" = no client certificates."
     )] = ""
+
+
+class AcmeSettings(_Strict):
+    """The ACME CA that issues the certificates of bindings with certificate = "acme"."""
+
+    directory: Annotated[str, doc(
+        "The CA's ACME directory URL (https). The default is Let's Encrypt's production CA, as "
+        "Caddy's; `agree_tos` must be true to use it."
+    )] = "https://acme-v02.api.letsencrypt.org/directory"
+    agree_tos: Annotated[bool, doc(
+        "You agree to the CA's terms of service (the directory's termsOfService). Required for any "
+        "binding with certificate = \"acme\": wasp does not agree on your behalf."
+    )] = False
+    contact: Annotated[list[str], doc(
+        "Account contact URLs, e.g. [\"mailto:admin@example.test\"]: the CA writes there before a "
+        "certificate expires or when it must be revoked. [] = none."
+    )] = field(default_factory=list)
+    challenge: Annotated[Literal["http-01", "tls-alpn-01"], doc(
+        "How the CA checks you control the host: http-01 (the CA fetches "
+        "/.well-known/acme-challenge/TOKEN over http on port 80: needs an http binding on port 80) or "
+        "tls-alpn-01 (a TLS handshake with ALPN acme-tls/1 on port 443: the https binding itself). "
+        "dns-01 (and so wildcard names) is not supported."
+    )] = "http-01"
+    ca_bundle: Annotated[str, doc(
+        "PEM file of the CAs that verify the directory's HTTPS certificate; \"\" = the system's. "
+        "Relative to the config file."
+    )] = ""
+    renew_before: Annotated[Duration, doc(
+        "Renew a certificate when this little of its lifetime is left; 0 = when a third of its "
+        "lifetime is left (Caddy's default; 30 days of Let's Encrypt's 90)."
+    )] = Duration(0)
+    retry_interval: Annotated[Duration, doc(
+        "Wait after a failed order before the next try; it doubles after each failure in a row, up "
+        "to a day. The certificate already served keeps serving meanwhile."
+    )] = Duration(60)
 
 
 class Access(_Strict):
@@ -349,6 +386,7 @@ class Config(_Strict):
     pool_defaults: dict = field(default_factory=dict)  # raw table, merged into each pool by the loader
     pools: list[Pool] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
+    acme: AcmeSettings = field(default_factory=AcmeSettings)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
 

@@ -13,6 +13,7 @@ import re
 from typing import Callable
 
 from wasp.config.bindings import binding_text, parse_binding
+from wasp.config.acme import ACME
 from wasp.config.model import (UNIX_PREFIX, Application, CacheProfile, CacheSettings, Config, Limits, Pool,
                                Recycling, ServerSettings, Site, SiteBinding, SiteLimits)
 
@@ -120,7 +121,14 @@ def _check_tls_binding(entry: SiteBinding, binding, path: str, add: Add) -> None
             add(f"{path}.ssl_flags", f"only an https binding has ssl_flags; \"{entry.binding}\" is {binding.protocol}")
         return
     if not entry.certificate:
-        add(f"{path}.certificate", "an https binding needs a certificate (a PEM file)")
+        add(f"{path}.certificate", "an https binding needs a certificate (a PEM file, or \"acme\")")
+    elif entry.certificate == ACME:
+        if not binding.host:
+            add(f"{path}.binding", f"a certificate = \"acme\" binding needs a host name, the name the CA "
+                                   f"certifies: \"{entry.binding}\" answers any host")
+        if entry.key:
+            add(f"{path}.key", "a certificate = \"acme\" binding names no key: wasp makes the key it "
+                               "has certified")
     if "sni" in entry.ssl_flags and not binding.host:
         add(f"{path}.ssl_flags", "\"sni\" needs a host name in the binding (SNI selects the certificate by host)")
 
@@ -229,6 +237,36 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
     _check_tls_ports(config, add)
     _check_access(config, add)
     _check_proxy_protocol(config, add)
+    _check_acme(config, add)
+
+
+def _check_acme(config: Config, add: Add) -> None:
+    """The [acme] table, when some binding has certificate = "acme"."""
+    acme_at = ""
+    http = False
+    for i, site in enumerate(config.sites):
+        for j, entry in enumerate(site.bindings if site is not None else ()):
+            if isinstance(entry, SiteBinding) and entry.certificate == ACME:
+                acme_at = acme_at or f"sites[{i}].bindings[{j}]"
+            try:
+                binding = parse_binding(entry)
+            except ValueError:
+                continue
+            http = http or (binding.protocol == "http" and binding.port != 0)
+    if not acme_at:
+        return
+    settings = config.acme
+    if not settings.agree_tos:
+        add("acme.agree_tos", f"{acme_at} gets its certificate from the ACME CA {settings.directory}: "
+                              "read its terms of service and set agree_tos = true")
+    if not settings.directory.startswith("https://"):
+        add("acme.directory", f"the ACME directory must be an https:// URL, not \"{settings.directory}\"")
+    for k, contact in enumerate(settings.contact):
+        if not contact.startswith("mailto:") or len(contact) <= len("mailto:") or any(c in contact for c in ",; \t\r\n"):
+            add(f"acme.contact[{k}]", f"\"{contact}\" is not a contact URL: write \"mailto:admin@example.test\"")
+    if settings.challenge == "http-01" and not http:
+        add("acme.challenge", "http-01 needs a plain http binding (the CA fetches the challenge over http, "
+                              "on port 80); add one such as \"http/*:80:\", or use challenge = \"tls-alpn-01\"")
 
 
 def _check_access(config: Config, add: Add) -> None:
@@ -288,7 +326,8 @@ def _check_tls_ports(config: Config, add: Add) -> None:
                     add(f"{path}.client_ca", f"port {binding.port} already verifies client certificates "
                                              f"against {ca[0]} ({ca[1]}); a port has one client_ca")
             sni = binding.host if "sni" in entry.ssl_flags else ""
-            files = (entry.certificate, entry.key)
+            # Each host of an acme binding has its own certificate files.
+            files = (entry.certificate, binding.host if entry.certificate == ACME else entry.key)
             seen = chosen.setdefault((binding.port, sni), (files, path))
             if seen[0] != files:
                 if sni:

@@ -23,6 +23,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvali
 
 from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
+from wasp.front.challenges import PREFIX as _HTTP01, http01_answer, http01_response
 from wasp.front.qos import MIN_RATE_TIMER, QosMixin, proxy_key
 from wasp.front.queues import PoolState
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
@@ -178,6 +179,10 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
+            if getattr(ssl_object, "wasp_acme", False):
+                # A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 §3).
+                transport.close()
+                return
             # The bytes on the socket are TLS records: files go through the transport.
             sock = None
             self.tls = connection_facts(ssl_object)
@@ -448,6 +453,18 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         host = authority if authority is not None else req.host
         if host is None and version == "1.1":
             raise InvalidHostname("HTTP/1.1 request without Host")
+        server = self.server
+        if server.acme_http01 and path.startswith(_HTTP01) and host is not None \
+                and not req.chunked and req.content_length <= 0:
+            req.acme = http01_answer(server.acme_http01, method, path, query, host)
+            if req.acme is not None:  # answered by the front itself, before routing to a pool
+                req.headers_done = req.body_done = True
+                self._pending.append(req)
+                if len(self._pending) == 1:
+                    self._start(req)
+                else:
+                    req.move(Stage.WAITING)
+                return
         site = self.table.site_for(host)
         if site is None:
             raise InvalidHostname("no binding matches the host")
@@ -458,7 +475,6 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         req.pool = app.queue
         if app.access:
             self._check_access(app.access)
-        server = self.server
         if req.forwarded is not None and server.trusted:
             self._forwarded(req)
         if not self.site_id:
@@ -533,6 +549,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
     # ================================================================ request side
     def _start(self, req: Request) -> None:
         """The oldest request's turn: submit it to its pool (or answer its error)."""
+        if req.acme is not None:
+            self._answer_http01(req)
+            return
         if req.error is not None:
             self._send_error(req, req.error)
             return
@@ -552,6 +571,18 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             server.dispatcher.submit(req, now)
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
+
+    def _answer_http01(self, req: Request) -> None:
+        """An HTTP-01 challenge's key authorization. Not in the W3C log: it is the front's own
+        answer, not a site's."""
+        server = self.server
+        req.status = 200
+        close = not (req.body_done and req.keep_alive) or server.stopping
+        if self.state is _OPEN:
+            self.transport.write(http01_response(req.acme, server=server.server_header, date=server.date,
+                                                 close=close, head_only=req.is_head))
+        req.close_after = close
+        self._finish(req, log=False)
 
     def dispatched(self, req: Request) -> None:
         """Called by the worker link right after the REQUEST frame went out."""

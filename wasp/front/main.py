@@ -21,6 +21,7 @@ from wasp.config import model
 from wasp.config.model import UNIX_PREFIX
 from wasp.front.accept import Acceptor
 from wasp.front.connection import HttpConnection
+from wasp.front.challenges import pending_from_message
 from wasp.front.server import Server
 from wasp.front.watch import FileWatcher
 from wasp.front.workers import WorkerLink
@@ -64,6 +65,7 @@ class Front:
             "cache_flush": self._on_cache_flush,
             "stop": lambda msg, fds: self.begin_stop(),
             "ping": self._on_ping,
+            "acme": self._on_acme,
         }
 
     # ---- lifecycle ----
@@ -244,6 +246,19 @@ class Front:
     def _on_ping(self, message: dict, fds: list[int]) -> None:
         stats = self.server.stats() if self.server is not None else {"pools": {}, "connections": 0}
         self._send({"op": "pong", "id": message.get("id"), **stats})
+
+    def _on_acme(self, message: dict, fds: list[int]) -> None:
+        """The ACME challenges now pending, and a nudge to re-read certificate files the manager
+        just wrote (docs/internals.md). Answered with `acme_ack` once in force."""
+        server = self.server
+        if server is not None:
+            server.acme_http01 = pending_from_message(message.get("http01"))
+            challenges = message.get("tls_alpn01")
+            server.tls.set_challenges({str(h): (str(v[0]), str(v[1])) for h, v in challenges.items()
+                                       if isinstance(v, (list, tuple)) and len(v) == 2}
+                                      if isinstance(challenges, dict) else {})
+            server.tls.poll()
+        self._send({"op": "acme_ack", "id": message.get("id")})
 
     # ---- listeners ----
     def _set_listeners(self, fds: list[int]) -> None:

@@ -73,7 +73,7 @@ class Request:
         "app", "pool", "link", "stream", "window", "body_buf", "body_buffered",
         # the response
         "status", "substatus", "win32", "chunked_out", "close_after", "unacked", "no_body",
-        "error", "file",
+        "error", "file", "acme",
         # the response cache: key (None: never cached), frequently hit, the worker's CACHE hint,
         # and the request's validators (If-None-Match, If-Modified-Since)
         "cache_key", "cache_admit", "cache_hint", "no_cache", "inm", "ims",
@@ -133,6 +133,7 @@ class Request:
         self.c_ip: bytes | None = None
         self.scheme: str | None = None
         self.forwarded: list | None = None  # [Forwarded, X-Forwarded-For, X-Forwarded-Proto] values
+        self.acme: bytes | None = None   # the key authorization of an HTTP-01 challenge it asks for
 
     def move(self, stage: Stage) -> None:
         if stage not in _MOVES[self.stage]:

@@ -38,6 +38,8 @@ class Server:
         #: Called with a one-line notice the process's main logs (a certificate not (re)loaded).
         self.notice = notice or (lambda message: None)
         self.tls = TlsState(lambda message: self.notice(message))
+        #: HTTP-01 challenges pending (wasp/front/challenges.py), as the manager last sent them.
+        self.acme_http01: dict = {}
         self._ticks = 0
         self.dispatcher = Dispatcher(self._demand)
         self.connections: set = set()

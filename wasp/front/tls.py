@@ -19,6 +19,7 @@ import os
 import ssl
 from typing import NamedTuple
 
+from wasp.config.acme import ACME_TLS_ALPN, certificate_paths, is_acme
 from wasp.config.bindings import parse_binding
 from wasp.config.certificates import binding_problems
 from wasp.config.model import Config, SiteBinding
@@ -63,8 +64,11 @@ def plan(config: Config) -> dict[int, PortPlan]:
             binding = parse_binding(entry)
             if binding.protocol != "https":
                 continue
-            cert = Cert(entry.certificate, entry.key)
             port = binding.port
+            if is_acme(entry):  # the files the manager keeps for the host (docs/acme.md)
+                cert = Cert(*certificate_paths(config.server.run_dir, binding.host))
+            else:
+                cert = Cert(entry.certificate, entry.key)
             first.setdefault(port, cert)
             hosts.setdefault(port, {})
             if entry.client_ca:
@@ -141,6 +145,8 @@ class TlsState:
         self.plans: dict[int, PortPlan] = {}
         self.loaded: dict[tuple[Cert, str], _Loaded] = {}   # (certificate, port's client CA) -> context
         self.listeners: dict[int, tuple[str, tuple, ssl.SSLContext]] = {}  # port -> (ca, stamp, ctx)
+        #: TLS-ALPN-01 challenges pending (host -> context): the manager names them (`acme` message).
+        self.challenges: dict[str, ssl.SSLContext] = {}
 
     # ---- configuration ----
     def apply(self, config: Config) -> None:
@@ -187,6 +193,23 @@ class TlsState:
             return
         self.loaded[which] = _Loaded(context, stamp)
 
+    def set_challenges(self, challenges: dict[str, tuple[str, str]]) -> None:
+        """The TLS-ALPN-01 challenges now pending: host -> (certificate file, key file). A handshake
+        that names such a host by SNI gets its challenge certificate, offers only ALPN acme-tls/1,
+        and is closed once done (RFC 8737); the rest of the hosts are untouched."""
+        contexts: dict[str, ssl.SSLContext] = {}
+        for host, (cert, key) in challenges.items():
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_alpn_protocols([ACME_TLS_ALPN])
+            try:
+                context.load_cert_chain(cert, key, password=_no_password)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                self.report(f"the TLS-ALPN-01 challenge certificate for {host} cannot be loaded: {exc}")
+                continue
+            contexts[host.lower()] = context
+        self.challenges = contexts
+
     # ---- serving ----
     def listener_context(self, port: int) -> ssl.SSLContext | None:
         """The context a port's listener serves with (None: not an https port). It changes only
@@ -218,6 +241,12 @@ class TlsState:
     def _make_callback(self, port: int):
         def choose(ssl_object, server_name, _context):
             ssl_object.wasp_sni = server_name or ""
+            if server_name and self.challenges:
+                challenge = self.challenges.get(server_name.lower().rstrip("."))
+                if challenge is not None:
+                    ssl_object.wasp_acme = True   # the connection closes after the handshake
+                    ssl_object.context = challenge
+                    return None
             port_plan = self.plans.get(port)
             if port_plan is None:
                 return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE

@@ -79,6 +79,14 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9021: ("Error", "A replacement process for application pool '{pool}' failed to start "
                     "(attempt {attempt}): {error}. The pool's running workers keep serving; the "
                     "next try is in {retry_s} seconds."),
+    # Automatic certificates (docs/acme.md).
+    9060: ("Information", "A certificate for '{host}' was issued by the ACME CA {directory} "
+                          "(serial {serial}, expires {expires}); it is served from now on."),
+    9061: ("Information", "The certificate for '{host}' was renewed by the ACME CA {directory} "
+                          "(serial {serial}, expires {expires}); it is served from now on."),
+    9062: ("Warning", "Obtaining a certificate for '{host}' from the ACME CA {directory} failed: "
+                      "{error}. The certificate served now keeps serving; the next try is in "
+                      "{retry_s} seconds."),
     # Request execution (from 9030): the worker's thread stacks are in the message and in `stacks`.
     9030: ("Error", "Request execution limit exceeded: {url} (application {app}) in application "
                     "pool '{pool}' still runs after {elapsed_s} seconds, past its "

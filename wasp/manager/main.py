@@ -30,6 +30,7 @@ from wasp.manager import actions as A
 from wasp.manager import admin, environment, listeners, sites, spawn
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
+from wasp.manager.certificates import Certificates
 from wasp.manager.events import EventLog
 from wasp.manager.supervisor import CommandError, Supervisor
 from wasp.manager.inflight import merge as merge_requests
@@ -70,6 +71,16 @@ class Manager:
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._exit = False
         self.started = time.monotonic()
+        self.certificates = Certificates(self._post_threadsafe, self._send_front,
+                                         lambda event_id, data: self.events.write(event_id, data=data),
+                                         lambda line: self.stderr.write(line + "\n"))
+
+    def _post_threadsafe(self, item: tuple) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _send_front(self, message: dict) -> None:
+        if self.front is not None:
+            self.front.channel.send(message)
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> int:
@@ -85,12 +96,16 @@ class Manager:
                 self.isolation.cgroup(pool)
             for line in self.isolation.other_accounts(self.config):
                 self.stderr.write(line + "\n")
+            self.certificates.apply(self.config)  # temporary certificates before the front starts
             self._execute(self.sup.start(time.monotonic(), time.time()))
             addresses = ", ".join(ip if ip.startswith("unix:") else f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
             while not self._exit:
                 now = time.monotonic()
                 deadline = self.sup.next_deadline(now, time.time())
+                renewal = self.certificates.next_deadline(now, time.time())
+                if renewal is not None and (deadline is None or renewal < deadline):
+                    deadline = renewal
                 timeout = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0.0, deadline - now))
                 try:
                     item = await asyncio.wait_for(self.queue.get(), timeout)
@@ -102,6 +117,7 @@ class Manager:
                     self._handle(self.queue.get_nowait())
                 if not self._exit:
                     self._execute(self.sup.tick(time.monotonic(), time.time()))
+                    self.certificates.tick(time.time())
                 self._check_watchers()
         finally:
             server.close()
@@ -147,6 +163,8 @@ class Manager:
         elif kind == "not_started":
             self.workers.pop(item[1], None)
             self._execute(self.sup.worker_not_started(item[1], now, item[2], item[3]))
+        elif kind == "acme":
+            self.certificates.handle(item)
         elif kind == "reaped":
             pass  # a command we ran for the admin; its outcome is its own business
         elif kind == "call":
@@ -208,6 +226,8 @@ class Manager:
         self.reaper.watch(self.front, lambda code: ("front_exit", generation, proc.pid, code))
         self.front_stats = {}
         channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+        if self.certificates.hosts:
+            channel.send(self.certificates.front_message())  # the challenges pending, if any
 
     def _do_StopFront(self, a: A.StopFront) -> None:
         if self.front is not None:
@@ -329,6 +349,8 @@ class Manager:
         op = message.get("op")
         if op == "demand":
             self._execute(self.sup.front_demand(str(message.get("pool", "")), now))
+        elif op == "acme_ack":
+            self.certificates.acked(int(message.get("id") or 0))
         elif op == "pong":
             self.sup.front_pong(now)
             self.front_stats = message
@@ -421,6 +443,7 @@ class Manager:
         old = self.config
         self.config = new
         self.config_bytes = encode(sites.effective(new, overrides))
+        self.certificates.apply(sites.effective(new, overrides))
         self.isolation.forget()
         if self.front is not None:
             names, fds = self.listeners.ordered()
@@ -600,6 +623,7 @@ class Manager:
             return 409, {"error": f"Command execution failed. {exc}"}
         self.site_overrides = overrides
         self.config_bytes = encode(effective)
+        self.certificates.apply(effective)
         if self.front is not None:
             names, fds = self.listeners.ordered()
             self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
