@@ -42,10 +42,30 @@ shutdown_time_limit = "10s"
 """
 
 
+# Ports for servers the tests start come from below the kernel's ephemeral range (32768-60999 by
+# default), where no outgoing connection of another test can take a port between our check and
+# the server's bind; each pytest-xdist process has its own slice, so two never pick the same one.
+_PORT_SLICE = 1500
+_PORT_BASE = 12000
+_next_port = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on, for a server a test is about to start."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    start = _PORT_BASE + (index % 12) * _PORT_SLICE
+    for _ in range(_PORT_SLICE):
+        port = start + _next_port[0] % _PORT_SLICE
+        _next_port[0] += 1
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + _PORT_SLICE - 1}")
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what="condition"):
