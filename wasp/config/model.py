@@ -80,6 +80,9 @@ class Limits(_Strict):
         "webLimits maxGlobalBandwidth: bytes per second the front sends to all clients together; "
         "0 = unlimited (IIS's 4294967295). At least 1024 when set."
     )] = Size(0)
+    http2_max_concurrent_streams: Annotated[int, Meta(ge=1, le=10000, description=(
+        "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: requests one HTTP/2 connection may have in flight "
+        "(HTTP.sys Http2MaxConcurrentClientStreams)."))] = 100
 
 
 class ProcessModel(_Strict):

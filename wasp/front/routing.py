@@ -81,11 +81,12 @@ class SiteEntry:
 class LocalTable:
     """The sites reachable through one local (ip, port)."""
 
-    __slots__ = ("hosts", "default", "_cache", "only")
+    __slots__ = ("hosts", "default", "_cache", "only", "http2")
 
-    def __init__(self, hosts: dict[bytes, SiteEntry], default: SiteEntry | None):
+    def __init__(self, hosts: dict[bytes, SiteEntry], default: SiteEntry | None, http2: bool = True):
         self.hosts = hosts
         self.default = default
+        self.http2 = http2      # HTTP/2 (h2c, ALPN h2) accepted on this address
         self._cache: dict[bytes | None, SiteEntry | None] = {}
         # The one site every request here reaches, if there is one: counted at accept.
         sites = set(hosts.values())

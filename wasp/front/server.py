@@ -81,6 +81,7 @@ class Server:
         self.min_rate = int(limits.min_bytes_per_second)
         self.trusted = TrustedProxies(config.server.trusted_proxies)
         self._set_buckets(config)
+        self.h2_max_streams = int(limits.http2_max_concurrent_streams)
         header = config.server.server_header.encode("latin-1")
         self.server_header = header
         self.server_line = b"Server: " + header + b"\r\n" if header else b""
