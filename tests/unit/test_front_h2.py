@@ -68,6 +68,11 @@ class Client:
         return None
 
 
+def gone(transport) -> bool:
+    """Closed, or write side shut (GOAWAY sent, discarding input until it closes)."""
+    return transport.closed or transport.eof
+
+
 def frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
 
@@ -139,7 +144,7 @@ def test_a_stream_over_the_limit_is_refused_and_the_others_go_on(tmp_path):
     resets = [(s, struct.unpack(">I", p)[0]) for t, _, s, p in raw_frames(out) if t == 3]
     assert resets == [(5, h2.errors.ErrorCodes.REFUSED_STREAM)]
     requests = worker.requests()
-    assert len(requests) == 2 and not client.transport.closed
+    assert len(requests) == 2 and not gone(client.transport)
     worker.respond(requests[0][0])
     assert status_of(client.events(), first) == 200
 
@@ -223,11 +228,14 @@ def test_a_client_that_never_opens_its_window_pins_one_worker_window_and_times_o
     assert proto.deadline and proto.timer == "Timer_MinBytesPerSecond"
     rig.advance(rig.server.idle_timeout - 1)
     rig.server.tick()
-    assert not client.transport.closed
+    assert not gone(client.transport)
     rig.advance(2)
     rig.server.tick()
-    assert client.transport.closed
+    assert client.transport.eof
     assert [t for t, *_ in worker.frames()] == [FrameType.CANCEL]
+    rig.advance(3)
+    rig.server.tick()   # the linger after the GOAWAY is over
+    assert client.transport.closed
 
 
 def test_header_list_over_max_request_bytes_is_431_on_its_stream(tmp_path):
@@ -287,7 +295,7 @@ def test_stop_sends_goaway_finishes_the_stream_in_flight_then_closes(tmp_path):
     rig.server.stop()
     [(ftype, _, _, payload)] = raw_frames(client.transport.take())
     assert ftype == 7 and struct.unpack(">II", payload[:8]) == (sid, 0)   # GOAWAY NO_ERROR, last = sid
-    assert not client.transport.closed
+    assert not gone(client.transport)
     later = client.h2.get_next_available_stream_id()
     client.raw(frame(1, 0x5, later, hpack.Encoder().encode(GET)))
     worker.respond(stream, b"last")
@@ -310,7 +318,7 @@ def test_idle_connection_times_out(tmp_path):
     client = Client(rig)
     rig.advance(rig.server.idle_timeout + 1)
     rig.server.tick()
-    assert client.transport.closed
+    assert gone(client.transport)
 
 
 def test_a_header_block_left_open_times_out_at_header_wait(tmp_path):
@@ -319,10 +327,10 @@ def test_a_header_block_left_open_times_out_at_header_wait(tmp_path):
     client.raw(frame(1, 0x0, 1, hpack.Encoder().encode(GET[:2])))   # HEADERS without END_HEADERS
     rig.advance(4)
     rig.server.tick()
-    assert not client.transport.closed
+    assert not gone(client.transport)
     rig.advance(2)
     rig.server.tick()
-    assert client.transport.closed
+    assert gone(client.transport)
 
 
 def test_h2c_refused_where_http2_is_disabled(tmp_path):
@@ -349,7 +357,7 @@ def test_http11_is_untouched_by_a_request_that_merely_starts_with_p(tmp_path):
 def assert_calm(client: Client, reason: str) -> None:
     goaway = client.goaway()
     assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-    assert client.transport.closed
+    assert gone(client.transport)
     server = client.rig.server
     server.flush_logs()
     log = next((client.rig.tmp / "logs" / "httperr").iterdir()).read_text()
@@ -364,7 +372,7 @@ def test_rapid_reset_closes_the_connection(tmp_path):
         sid = client.request()
         client.h2.reset_stream(sid)
         client.send()
-        if client.transport.closed:
+        if gone(client.transport):
             break
     assert_calm(client, "RapidReset")
     worker.frames()
@@ -380,7 +388,7 @@ def test_resets_after_answers_are_not_a_flood(tmp_path):
         [(stream, _, _)] = worker.requests()
         worker.respond(stream)
         client.events()
-    assert not client.transport.closed
+    assert not gone(client.transport)
 
 
 def test_continuation_flood_is_cut_before_decoding(tmp_path):
@@ -388,7 +396,7 @@ def test_continuation_flood_is_cut_before_decoding(tmp_path):
     client.raw(frame(1, 0x0, 1, hpack.Encoder().encode(GET)))
     for _ in range(20):
         client.raw(frame(9, 0x0, 1, b"\x40\x01a\x01b"))
-        if client.transport.closed:
+        if gone(client.transport):
             break
     assert_calm(client, "Continuation")
 
@@ -428,7 +436,7 @@ def test_a_few_pings_are_answered(tmp_path):
     client.raw(frame(6, 0, 0, b"12345678") * 50)
     events = client.events()
     assert sum(isinstance(e, h2.events.PingAckReceived) for e in events) == 50
-    assert not client.transport.closed
+    assert not gone(client.transport)
 
 
 def test_empty_data_flood(tmp_path):
@@ -457,7 +465,7 @@ def test_garbage_after_the_preface_is_a_protocol_error(tmp_path):
     client.raw(frame(0, 0, 0, b"data on stream 0"))
     goaway = client.goaway()
     assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
-    assert client.transport.closed
+    assert gone(client.transport)
 
 
 def test_a_flood_on_one_connection_leaves_the_others_served(tmp_path):
@@ -465,9 +473,45 @@ def test_a_flood_on_one_connection_leaves_the_others_served(tmp_path):
     worker = rig.worker()
     bad = Client(rig)
     bad.raw(frame(6, 0, 0, b"12345678") * 1100)
-    assert bad.transport.closed
+    assert gone(bad.transport)
     good = Client(rig)
     sid = good.request()
     [(stream, _, _)] = worker.requests()
     worker.respond(stream, b"fine")
     assert body_of(good.events(), sid) == b"fine"
+
+
+# ---- sslFlags 4: disable_http2 per binding -------------------------------------------------------
+
+def _load(bindings: str):
+    from wasp.config.load import load_text
+    return load_text('[[pools]]\nname = "DefaultAppPool"\n[[sites]]\nname = "s"\nid = 1\n'
+                     f'bindings = {bindings}\n[[sites.applications]]\npath = "/"\napp = "m:app"\n')
+
+
+def test_disable_http2_on_an_http_binding_refuses_h2c_on_its_address_only(tmp_path):
+    from wasp.front.routing import Router
+    config = _load('[{ binding = "http/127.0.0.1:8080:", ssl_flags = ["disable_http2"] }, "http/*:8081:"]')
+    router = Router(config)
+    assert router.table("127.0.0.1", 8080).http2 is False
+    assert router.table("127.0.0.1", 8081).http2 is True
+    rig = FrontRig(tmp_path, config=config)
+    conn, transport = rig.connect(sockname=("127.0.0.1", 8080))
+    conn.data_received(PREFACE)
+    assert transport.protocol is None and transport.take().startswith(b"HTTP/1.1 400 ")
+
+
+def test_an_http_binding_takes_no_other_ssl_flag():
+    from wasp.errors import ConfigError
+    with pytest.raises(ConfigError) as info:
+        _load('[{ binding = "http/*:80:a.test", ssl_flags = ["sni"] }]')
+    assert "only ssl_flags = [\"disable_http2\"]" in str(info.value.problems[0].message)
+
+
+def test_disable_http2_on_an_https_binding_takes_h2_out_of_its_certificate_alpn():
+    from wasp.front.tls import plan, select
+    config = _load('[{ binding = "https/*:443:", certificate = "d.pem" }, '
+                   '{ binding = "https/*:443:old.test", certificate = "o.pem", ssl_flags = ["sni", "disable_http2"] }]')
+    port = plan(config)[443]
+    assert select(port, "old.test").http2 is False
+    assert select(port, "new.test").http2 is True

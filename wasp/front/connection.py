@@ -189,6 +189,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             sock = None
             self.tls = connection_facts(ssl_object)
             self.scheme = "https"
+            alpn_h2 = ssl_object.selected_alpn_protocol() == "h2"
+        else:
+            alpn_h2 = False
         if sock is not None:
             try:
                 self._sockfd = sock.fileno()
@@ -213,6 +216,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                 self._join_site(only)
             except AppPoolUnavailable as err:
                 self._error_before_request(err)
+                return
+        if alpn_h2:
+            self._to_h2(b"")   # the TLS handshake chose HTTP/2 (the site count goes with it)
 
     def data_received(self, data: bytes) -> None:
         state = self.state

@@ -39,12 +39,14 @@ from hyperframe.frame import GoAwayFrame
 from wasp.errors import BadRequest, HttpError
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.response import FileSpanSender
+from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.wire import w3c
 from wasp.wire.frames import unpack_response
 from wasp.wire.h2rules import RESET_RATE, Flood, FrameScanner, TokenBucket, request_fields, \
     response_fields
-from wasp.wire.http import (AppPoolUnavailable, EntityTooLarge, FieldTooLong, InvalidHostname,
-                            NoApplication, RequestTooLong, UrlTooLong, error_body)
+from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
+                            InvalidHostname, NoApplication, RequestTooLong, SslRequired, UrlTooLong,
+                            error_body)
 from wasp.wire.urls import cook_target
 
 #: The connection's receive window: room for several streams' uploads at once (each stream is
@@ -52,8 +54,11 @@ from wasp.wire.urls import cook_target
 CONNECTION_WINDOW = 1024 * 1024
 #: Response bytes handed to the transport before the pump checks its high-water mark again.
 PUMP_BATCH = 64 * 1024
+#: After a GOAWAY for an error: how long to discard what the client still sends before closing
+#: (connection.py's LINGER for HTTP/1.1 error pages).
+LINGER = 2.0
 
-_W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort"})
+_W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort", "SslRequired", "CertRequired"})
 _CONFIG = H2Configuration(client_side=False, header_encoding=None)
 _OPEN = ConnState.OPEN
 _CLOSING = ConnState.CLOSING
@@ -107,20 +112,9 @@ class Http2Connection(asyncio.Protocol):
         self._send_at = now
 
     # ================================================================ setup
-    def connection_made(self, transport) -> None:
-        """A TLS connection whose ALPN chose h2."""
-        from wasp.front.connection import HttpConnection
-        probe = HttpConnection(self.server)
-        probe.connection_made(transport)   # addresses, routing table, TLS facts, connection limit
-        if probe.state is not _OPEN:
-            return
-        self.server.connections.discard(probe)
-        probe.state = _CLOSED
-        self.adopt(transport, probe, b"")
-
     def adopt(self, transport, conn, data: bytes) -> None:
-        """Take over the transport of the HTTP/1.1 connection `conn` (whose first bytes, `data`,
-        were the HTTP/2 preface)."""
+        """Take over the transport of the HTTP/1.1 connection `conn`: its TLS handshake chose h2
+        by ALPN, or its first bytes, `data`, are the HTTP/2 preface (h2c)."""
         self.transport = transport
         for name in ("peer", "local", "table", "c_ip", "s_ip", "s_port"):
             setattr(self, name, getattr(conn, name))
@@ -283,6 +277,12 @@ class Http2Connection(asyncio.Protocol):
             raise NoApplication("no application for the path")
         req.app = app
         req.pool = app.queue
+        if app.access:
+            tls = self.tls
+            if app.access & ACCESS_SSL and tls is None:
+                raise SslRequired("the application requires SSL")
+            if app.access & ACCESS_REQUIRE_CERT and (tls is None or not tls.client_cert):
+                raise CertRequired("the application requires a client certificate")
         limit = server.max_content
         if limit and req.content_length > limit:
             raise EntityTooLarge("content-length over max_allowed_content_length")
@@ -692,7 +692,18 @@ class Http2Connection(asyncio.Protocol):
                 pass
         self.server.log_error(self, None, None, reason)
         self._flush()
-        self._abort()
+        transport = self.transport
+        if not transport.can_write_eof():
+            self._abort()
+            return
+        # Shut down writing and discard input for a while, so the client reads the GOAWAY rather
+        # than a reset caused by what it is still sending.
+        self.state = _CLOSING
+        transport.write_eof()
+        for st in list(self.streams.values()):
+            self._drop(st.req)
+        self.deadline = self.server.loop.time() + LINGER
+        self.timer = ""
 
     def _abort(self) -> None:
         if self.state is _OPEN:

@@ -289,7 +289,8 @@ class Server:
             if req.client is not None:
                 c_ip, c_port = req.c_ip, req.client[1]
             if req.version:
-                version = b"HTTP/" + req.version.encode()
+                # HTTP/2 as "HTTP/2.0", the major.minor form of the field's other values.
+                version = b"HTTP/2.0" if req.version == "2" else b"HTTP/" + req.version.encode()
             method = req.method or None
             if req.path:
                 uri = req.path + (b"?" + req.query if req.query else b"")

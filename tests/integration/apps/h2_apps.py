@@ -24,6 +24,8 @@ def wsgi(environ, start_response):
             size += len(chunk)
         body = json.dumps({"size": size, "sha256": digest.hexdigest(),
                            "protocol": environ["SERVER_PROTOCOL"]}).encode()
+    elif path == "/big":
+        body = b"z" * (1024 * 1024)
     elif path == "/hold":
         time.sleep(float(environ.get("QUERY_STRING") or "0.5"))
         body = b"held"
