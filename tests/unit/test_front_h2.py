@@ -515,3 +515,18 @@ def test_disable_http2_on_an_https_binding_takes_h2_out_of_its_certificate_alpn(
     port = plan(config)[443]
     assert select(port, "old.test").http2 is False
     assert select(port, "new.test").http2 is True
+
+
+def test_streams_opened_past_the_limit_again_and_again_are_a_flood(tmp_path):
+    rig = FrontRig(tmp_path, limits=model.Limits(http2_max_concurrent_streams=1))
+    rig.worker(capacity=10)
+    client = Client(rig)
+    client.request()
+    encoder = hpack.Encoder()
+    for sid in range(3, 1000, 2):
+        client.raw(frame(1, 0x5, sid, encoder.encode(GET)))
+        if gone(client.transport):
+            break
+    assert gone(client.transport) and sid > 3
+    rig.server.flush_logs()
+    assert " H2_RapidReset " in next((tmp_path / "logs" / "httperr").iterdir()).read_text()

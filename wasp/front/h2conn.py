@@ -182,6 +182,9 @@ class Http2Connection(H2ResponseWriter, asyncio.Protocol):
         server = self.server
         if self._goaway or len(self.streams) >= server.h2_max_streams:
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            if not self._goaway and not self._resets.take(server.loop.time()):
+                # Streams opened past the limit again and again: the rapid reset budget too.
+                self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "H2_RapidReset")
             return
         self._last_sid = sid
         self._body_at = server.loop.time()

@@ -26,6 +26,8 @@ from wasp.wire.http import AppPoolUnavailable, error_body
 
 #: Response bytes handed to the transport before the pump checks its high-water mark again.
 PUMP_BATCH = 64 * 1024
+#: Largest DATA frame sent (and file read), whatever SETTINGS_MAX_FRAME_SIZE (up to 16 MiB) allows.
+MAX_DATA_FRAME = 64 * 1024
 #: Errors IIS logs in the site's W3C log (as connection.py's); the others go to HTTPERR.
 W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort", "SslRequired", "CertRequired"})
 _OPEN = ConnState.OPEN
@@ -161,7 +163,7 @@ class H2ResponseWriter:
             if self._stream_closed(st):
                 return
             try:
-                room = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
+                room = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size, MAX_DATA_FRAME)
             except (StreamClosedError, ProtocolError, KeyError):
                 self._cut(req)
                 return
