@@ -310,15 +310,18 @@ def test_stop_sends_goaway_and_finishes_the_stream_in_flight(wasp_server):
     sock = raw_connection(server.port)
     with sock:
         sock.sendall(frame(4, 1, 0) + frame(1, 0x5, 1, hpack.Encoder().encode(get_headers("/hold?2"))))
-        wait_until(lambda: server.list_json("requests"), what="the request in flight")
+        # In the app, not still queued for a worker that is starting (a stop would end that one).
+        wait_until(lambda: any(r.get("stage") == "ExecuteRequestHandler" for r in server.list_json("requests")),
+                   what="the request running in the app")
         stopper = threading.Thread(target=server.stop)
         stopper.start()
         data = read_until_closed(sock, limit=30)
         stopper.join(60)
     frames = frames_of(data)
     kinds = [(t, s) for t, _, s, _ in frames]
+    assert (7, 0) in kinds, (kinds, server.log_tail())
     goaway = kinds.index((7, 0))
     assert struct.unpack(">II", frames[goaway][3][:8]) == (1, 0)   # last stream 1, NO_ERROR
-    assert (1, 1) in kinds[goaway:]                                 # the response came after it
+    assert (1, 1) in kinds[goaway:], (kinds, server.log_tail())    # the response came after it
     assert any(t == 0 and s == 1 and flags & 1 and p == b"held" for t, flags, s, p in frames)
 
