@@ -37,7 +37,10 @@ def _h2load(port: int, path: str, seconds: int, warmup: int) -> tuple[float, int
 
 def _nginx_h2(workdir: str, name: str, body_for) -> sv.Deployment:
     ready, h2_port = free_port(), free_port()
-    listen = f"        listen 127.0.0.1:{ready};\n        listen 127.0.0.1:{h2_port} http2;\n"
+    # keepalive_requests: nginx ends an HTTP/2 connection after 1000 requests by default, and
+    # h2load does not reconnect; wasp has no such limit.
+    listen = (f"        listen 127.0.0.1:{ready};\n        listen 127.0.0.1:{h2_port} http2;\n"
+              "        keepalive_requests 100000000;\n")
     deployment = body_for(listen)
     server = sv._nginx(workdir, name, ready, deployment[0])
     out = sv.Deployment(f"nginx http2{deployment[1]}", ready, deployment[2] + [server])

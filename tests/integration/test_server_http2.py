@@ -309,8 +309,10 @@ def test_stop_sends_goaway_and_finishes_the_stream_in_flight(wasp_server):
     server = wasp_server(STOP_CONFIG)
     sock = raw_connection(server.port)
     with sock:
-        sock.sendall(frame(4, 1, 0) + frame(1, 0x5, 1, hpack.Encoder().encode(get_headers("/hold?2"))))
+        sock.sendall(frame(4, 1, 0) + frame(1, 0x5, 1, hpack.Encoder().encode(get_headers("/hold?6"))))
         # In the app, not still queued for a worker that is starting (a stop would end that one).
+        # The app holds it 6 s: long enough to be seen by `wasp list` under load, and within
+        # the pool's 10 s shutdown_time_limit.
         wait_until(lambda: any(r.get("stage") == "ExecuteRequestHandler" for r in server.list_json("requests")),
                    what="the request running in the app")
         stopper = threading.Thread(target=server.stop)
