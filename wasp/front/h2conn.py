@@ -51,7 +51,7 @@ CONNECTION_WINDOW = 1024 * 1024
 #: (connection.py's LINGER for HTTP/1.1 error pages).
 LINGER = 2.0
 
-_CONFIG = H2Configuration(client_side=False, header_encoding=None)
+_CONFIG = H2Configuration(client_side=False, header_encoding=None, normalize_outbound_headers=False)
 _OPEN = ConnState.OPEN
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
