@@ -530,3 +530,45 @@ def test_streams_opened_past_the_limit_again_and_again_are_a_flood(tmp_path):
     assert gone(client.transport) and sid > 3
     rig.server.flush_logs()
     assert " H2_RapidReset " in next((tmp_path / "logs" / "httperr").iterdir()).read_text()
+
+
+# ---- site connection counts and trusted proxies (qos.py) hold for HTTP/2 too ---------------------
+
+def _site(name, id, bindings, max_connections=0):
+    return model.Site(name=name, id=id, bindings=list(bindings), limits=model.SiteLimits(max_connections=max_connections),
+                      applications=[model.Application(path="/", pool="P")])
+
+
+def test_an_h2c_connection_keeps_its_site_count_and_frees_it_at_the_end(tmp_path):
+    rig = FrontRig(tmp_path, config=make_config(tmp_path, sites=[_site("S", 1, ["http/*:8080:"], 1)]))
+    client = Client(rig)                       # counted at accept (the port is one site's)
+    assert rig.server.site_connections == {1: 1}
+    _, refused = rig.connect()
+    assert refused.take().startswith(b"HTTP/1.1 503 ")
+    client.proto.connection_lost(None)
+    assert rig.server.site_connections == {}
+
+
+def test_an_h2_stream_joins_its_site_when_sites_share_the_port(tmp_path):
+    sites = [_site("A", 1, ["http/*:8080:a.test"], 1), _site("B", 2, ["http/*:8080:b.test"])]
+    rig = FrontRig(tmp_path, config=make_config(tmp_path, sites=sites))
+    worker = rig.worker(capacity=8)
+    first = Client(rig)
+    first.request(GET[:2] + [(b":authority", b"a.test"), (b":path", b"/")])
+    assert rig.server.site_connections == {1: 1}
+    second = Client(rig)
+    sid = second.request(GET[:2] + [(b":authority", b"a.test"), (b":path", b"/full")])
+    assert status_of(second.events(), sid) == 503       # site A is full
+    assert len(worker.requests()) == 1
+    first.proto.connection_lost(None)
+    second.proto.connection_lost(None)
+    assert rig.server.site_connections == {}
+
+
+def test_x_forwarded_for_from_a_trusted_proxy_names_the_client_of_a_stream(tmp_path):
+    rig = FrontRig(tmp_path, config=make_config(tmp_path, trusted_proxies=["127.0.0.0/8"]))
+    worker = rig.worker()
+    client = Client(rig)
+    client.request(GET + [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")])
+    [(_, head, _)] = worker.requests()
+    assert head.client[0] == "203.0.113.7" and head.scheme == "https" and head.proxied

@@ -36,6 +36,7 @@ from hyperframe.frame import GoAwayFrame
 
 from wasp.errors import BadRequest, HttpError
 from wasp.front.h2response import H2ResponseWriter, H2Stream
+from wasp.front.qos import QosMixin
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.wire import w3c
@@ -51,13 +52,14 @@ CONNECTION_WINDOW = 1024 * 1024
 #: (connection.py's LINGER for HTTP/1.1 error pages).
 LINGER = 2.0
 
+_FORWARDED = {b"forwarded": 0, b"x-forwarded-for": 1, b"x-forwarded-proto": 2}
 _CONFIG = H2Configuration(client_side=False, header_encoding=None, normalize_outbound_headers=False)
 _OPEN = ConnState.OPEN
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
 
 
-class Http2Connection(H2ResponseWriter, asyncio.Protocol):
+class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
     def __init__(self, server):
         self.server = server
         self.transport = None
@@ -70,6 +72,14 @@ class Http2Connection(H2ResponseWriter, asyncio.Protocol):
         self.deadline = 0.0
         self.timer = ""
         self.tls = None
+        # qos.py's state: the site this connection is counted for, who a PROXY header named.
+        # Bandwidth limits and the minimum send rate are HTTP/1.1's only (docs/front.md).
+        self.scheme = "http"
+        self.proxied = False
+        self.site_id = 0
+        self._idle = server.idle_timeout
+        self._buckets = None
+        self._chunk = 0
         self.streams: dict[int, H2Stream] = {}
         self.h2 = H2Connection(config=_CONFIG)
         now = server.loop.time()
@@ -92,9 +102,10 @@ class Http2Connection(H2ResponseWriter, asyncio.Protocol):
         """Take over the transport of the HTTP/1.1 connection `conn`: its TLS handshake chose h2
         by ALPN, or its first bytes, `data`, are the HTTP/2 preface (h2c)."""
         self.transport = transport
-        for name in ("peer", "local", "table", "c_ip", "s_ip", "s_port"):
+        for name in ("peer", "local", "table", "c_ip", "s_ip", "s_port", "tls", "scheme", "proxied",
+                     "site_id", "_idle"):
             setattr(self, name, getattr(conn, name))
-        self.tls = getattr(conn, "tls", None)
+        conn.site_id = 0     # the site count (taken at accept) is this connection's now
         server = self.server
         server.connections.discard(conn)
         server.connections.add(self)
@@ -157,6 +168,7 @@ class Http2Connection(H2ResponseWriter, asyncio.Protocol):
             return
         self.state = _CLOSED
         self.server.connections.discard(self)
+        self._leave_site()
         for st in list(self.streams.values()):
             self._drop(st.req)
         self.streams.clear()
@@ -236,6 +248,12 @@ class Http2Connection(H2ResponseWriter, asyncio.Protocol):
                 req.referer = value
             elif name == b"expect":
                 req.expect = value.strip().lower() == b"100-continue"
+            elif name in _FORWARDED:
+                seen = req.forwarded
+                if seen is None:
+                    seen = req.forwarded = [None, None, None]
+                i = _FORWARDED[name]
+                seen[i] = [value] if seen[i] is None else seen[i] + [value]
         if size > server.max_request_bytes:
             raise RequestTooLong("request head over max_request_bytes")
         authority = pseudo.get(b":authority")
@@ -262,6 +280,10 @@ class Http2Connection(H2ResponseWriter, asyncio.Protocol):
                 raise SslRequired("the application requires SSL")
             if app.access & ACCESS_REQUIRE_CERT and (tls is None or not tls.client_cert):
                 raise CertRequired("the application requires a client certificate")
+        if req.forwarded is not None and server.trusted:
+            self._forwarded(req)
+        if not self.site_id:
+            self._join_site(site)   # 503 ConnLimit on this stream when the site is full
         limit = server.max_content
         if limit and req.content_length > limit:
             raise EntityTooLarge("content-length over max_allowed_content_length")
