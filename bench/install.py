@@ -13,7 +13,7 @@ import sys
 
 PY_MODULES = ("psutil", "gunicorn", "uvicorn", "uvloop", "httptools")
 PIP_PACKAGES = ("psutil", "gunicorn", "uvicorn[standard]")
-BINARIES = {"nginx": "nginx", "wrk": "wrk"}  # binary -> apt package
+BINARIES = {"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client"}  # binary -> apt package
 INSTALL_TIMEOUT_S = 900
 
 

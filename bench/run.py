@@ -3,7 +3,7 @@
     python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,cached,rss]
                         [--quick] [--servers wasp,gunicorn,...] [--wasp-log] [--keep]
 
-Scenarios: wsgi, asgi, static, cached, rss (default) and recycle, chaos, slowloris (on request). Prints a markdown
+Scenarios: wsgi, asgi, static, cached, rss (default) and recycle, chaos, slowloris, h2 (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
 1 when any row could not run (a server did not start or answered wrongly), else 0.
 See docs/benchmarks.md.
@@ -28,7 +28,7 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx")
 
 
@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         if "slowloris" in args.scenarios:
             from bench.slowloris import run_slowloris
             sections.append(run_slowloris(workdir, settings))
+        if "h2" in args.scenarios:
+            from bench import h2
+            sections.append(h2.run_h2(workdir, settings, args.quick))
     finally:
         stop_all()
         if args.keep:

@@ -132,8 +132,10 @@ def test_tls_1_2_is_served_and_tls_1_1_refused(tls_site):
             old.wrap_socket(raw, server_hostname="a.test")
 
 
-def test_alpn_negotiates_http_1_1_only(tls_site):
+def test_alpn_prefers_h2_and_serves_http_1_1_to_clients_that_offer_only_it(tls_site):
     _, _, alpn = served_certificate(tls_site.port, "a.test", tls_site.ca, alpn=("h2", "http/1.1"))
+    assert alpn == "h2"
+    _, _, alpn = served_certificate(tls_site.port, "a.test", tls_site.ca, alpn=("http/1.1",))
     assert alpn == "http/1.1"
 
 

@@ -85,7 +85,8 @@ def served_certificate(port: int, server_name: str | None, ca: CA | None = None,
 
 
 def client_context(ca: CA | None = None, client: tuple[pathlib.Path, pathlib.Path] | None = None,
-                   minimum=None, maximum=None, alpn=("h2", "http/1.1")) -> ssl.SSLContext:
+                   minimum=None, maximum=None, alpn=("http/1.1",)) -> ssl.SSLContext:
+    # The default client speaks HTTP/1.1 only (RawConnection), so it offers only that by ALPN.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     if ca is not None:

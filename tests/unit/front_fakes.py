@@ -54,6 +54,7 @@ class FakeTransport:
         self.eof = False
         self.paused = False
         self.buffer_size = buffer_size
+        self.protocol = None
         self.extra = {"sockname": sockname, "peername": peername}
 
     def write(self, data: bytes) -> None:
@@ -93,6 +94,9 @@ class FakeTransport:
 
     def get_write_buffer_size(self) -> int:
         return self.buffer_size
+
+    def set_protocol(self, protocol) -> None:
+        self.protocol = protocol
 
     def take(self) -> bytes:
         data = bytes(self.out)
@@ -147,6 +151,7 @@ class FakeWorker:
 class FrontRig:
     def __init__(self, tmp_path, config: model.Config | None = None, **config_kwargs):
         self.loop = FakeLoop()
+        self.tmp = tmp_path
         self.sent: list[dict] = []
         self.config = config or make_config(tmp_path, **config_kwargs)
         self.server = Server(self.loop, self.config, self.sent.append)

@@ -80,6 +80,9 @@ class Limits(_Strict):
         "webLimits maxGlobalBandwidth: bytes per second the front sends to all clients together; "
         "0 = unlimited (IIS's 4294967295). At least 1024 when set."
     )] = Size(0)
+    http2_max_concurrent_streams: Annotated[int, Meta(ge=1, le=10000, description=(
+        "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: requests one HTTP/2 connection may have in flight "
+        "(HTTP.sys Http2MaxConcurrentClientStreams)."))] = 100
 
 
 class ProcessModel(_Strict):
@@ -283,10 +286,12 @@ class SiteBinding(_Strict):
         "PEM file with the certificate's private key (unencrypted); \"\" = the key is in `certificate`. "
         "Relative to the config file."
     )] = ""
-    ssl_flags: Annotated[list[Literal["sni"]], doc(
+    ssl_flags: Annotated[list[Literal["sni", "disable_http2"]], doc(
         "IIS binding sslFlags by name: \"sni\" (1) offers this certificate to clients that ask for "
         "HOST by SNI. Without it the certificate is the IP:port certificate, served to every client "
-        "of the port that names no SNI host of it."
+        "of the port that names no SNI host of it. \"disable_http2\" (4): clients of this binding "
+        "get HTTP/1.1 (ALPN offers no h2 with its certificate); on an http binding it refuses h2c "
+        "on the binding's address:port."
     )] = field(default_factory=list)
     client_ca: Annotated[str, doc(
         "PEM file of the CAs client certificates are verified against. When set, the handshake asks "

@@ -117,8 +117,9 @@ def _check_tls_binding(entry: SiteBinding, binding, path: str, add: Add) -> None
         for name in ("certificate", "key", "client_ca"):
             if getattr(entry, name):
                 add(f"{path}.{name}", f"only an https binding has a {name}; \"{entry.binding}\" is {binding.protocol}")
-        if entry.ssl_flags:
-            add(f"{path}.ssl_flags", f"only an https binding has ssl_flags; \"{entry.binding}\" is {binding.protocol}")
+        if set(entry.ssl_flags) - {"disable_http2"}:
+            add(f"{path}.ssl_flags", f"an http binding takes only ssl_flags = [\"disable_http2\"]; "
+                                     f"\"{entry.binding}\" is {binding.protocol}")
         return
     if not entry.certificate:
         add(f"{path}.certificate", "an https binding needs a certificate (a PEM file, or \"acme\")")

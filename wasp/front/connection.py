@@ -24,6 +24,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvali
 from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
 from wasp.front.challenges import PREFIX as _HTTP01, http01_answer, http01_response
+from wasp.front.h2conn import Http2Connection
 from wasp.front.qos import MIN_RATE_TIMER, QosMixin, proxy_key
 from wasp.front.queues import PoolState
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
@@ -32,6 +33,7 @@ from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.front.tls import connection_facts
 from wasp.wire import w3c
 from wasp.wire.chunked import ChunkScanner, head_end
+from wasp.wire.h2rules import PREFACE
 from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
                             InvalidHeader, InvalidHostname, InvalidUrl, InvalidVerb, NoApplication,
                             RequestTooLong, SslRequired, UnknownEncoding, UrlTooLong,
@@ -187,6 +189,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             sock = None
             self.tls = connection_facts(ssl_object)
             self.scheme = "https"
+            alpn_h2 = ssl_object.selected_alpn_protocol() == "h2"
+        else:
+            alpn_h2 = False
         if sock is not None:
             try:
                 self._sockfd = sock.fileno()
@@ -211,6 +216,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                 self._join_site(only)
             except AppPoolUnavailable as err:
                 self._error_before_request(err)
+                return
+        if alpn_h2:
+            self._to_h2(b"")   # the TLS handshake chose HTTP/2 (the site count goes with it)
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -229,6 +237,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             data = self._proxy_in(data)
             if not data:
                 return
+        if not self._heads and PREFACE.startswith(data[:24]) and len(data) > 3 and self.table.http2:
+            self._to_h2(data)   # h2c with prior knowledge
+            return
         heads = self._heads
         lines = self._lines
         self._parse(data)
@@ -262,6 +273,13 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         if self._read_paused or self._buffered > BODY_BUFFER_LIMIT or len(self._pending) > MAX_PIPELINE \
                 or self._broken:
             self._flow()
+
+    def _to_h2(self, data: bytes) -> None:
+        """The connection began with the HTTP/2 preface: the h2 protocol takes the transport."""
+        h2conn = Http2Connection(self.server)
+        self.state = _CLOSED
+        self.transport.set_protocol(h2conn)
+        h2conn.adopt(self.transport, self, data)
 
     def _parse(self, data: bytes) -> None:
         """Feed llhttp, cut where a head ends and where a chunked body ends, so that the

@@ -79,6 +79,8 @@ class Request:
         "cache_key", "cache_admit", "cache_hint", "no_cache", "inm", "ims",
         # the client behind a trusted proxy (None: the connection's), forwarding headers seen
         "client", "c_ip", "scheme", "forwarded",
+        # HTTP/2: the stream's H2Stream (None over HTTP/1.1)
+        "h2",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -134,6 +136,7 @@ class Request:
         self.scheme: str | None = None
         self.forwarded: list | None = None  # [Forwarded, X-Forwarded-For, X-Forwarded-Proto] values
         self.acme: bytes | None = None   # the key authorization of an HTTP-01 challenge it asks for
+        self.h2 = None
 
     def move(self, stage: Stage) -> None:
         if stage not in _MOVES[self.stage]:

@@ -81,11 +81,12 @@ class SiteEntry:
 class LocalTable:
     """The sites reachable through one local (ip, port)."""
 
-    __slots__ = ("hosts", "default", "_cache", "only")
+    __slots__ = ("hosts", "default", "_cache", "only", "http2")
 
-    def __init__(self, hosts: dict[bytes, SiteEntry], default: SiteEntry | None):
+    def __init__(self, hosts: dict[bytes, SiteEntry], default: SiteEntry | None, http2: bool = True):
         self.hosts = hosts
         self.default = default
+        self.http2 = http2      # HTTP/2 (h2c, ALPN h2) accepted on this address
         self._cache: dict[bytes | None, SiteEntry | None] = {}
         # The one site every request here reaches, if there is one: counted at accept.
         sites = set(hosts.values())
@@ -135,6 +136,7 @@ class Router:
         # port -> ip ("*" = any) -> host (b"" = any) -> site
         self._bindings: dict[int, dict[str, dict[bytes, SiteEntry]]] = {}
         self._tables: dict[tuple[str, int], LocalTable] = {}
+        self._no_h2c: set[tuple[str, int]] = set()   # (ip, port) of http bindings with disable_http2
         self.sites: dict[int, SiteEntry] = {}
         self.apps: dict[str, AppEntry] = {}
         #: Ports (and Unix socket "unix:/path"s) whose connections start with a PROXY header.
@@ -165,6 +167,8 @@ class Router:
                 binding = parse_binding(text)
                 if site.proxy_protocol:
                     self.proxy_keys.add(binding.ip if binding.ip.startswith(UNIX_PREFIX) else binding.port)
+                if binding.protocol == "http" and "disable_http2" in getattr(text, "ssl_flags", ()):
+                    self._no_h2c.add((_norm_ip(binding.ip), binding.port))
                 hosts = self._bindings.setdefault(binding.port, {}).setdefault(_norm_ip(binding.ip), {})
                 hosts.setdefault(_host_bytes(binding.host), entry)
 
@@ -180,7 +184,10 @@ class Router:
             hosts = {h: s for h, s in wild.items() if h}
             hosts.update((h, s) for h, s in exact.items() if h)
             default = exact.get(b"") or wild.get(b"")
-            table = self._tables[key] = LocalTable(hosts, default)
+            # h2c is refused on an address where any plain http binding says disable_http2: the
+            # protocol is chosen before the Host header that picks the binding.
+            h2c = key not in self._no_h2c and ("*", port) not in self._no_h2c
+            table = self._tables[key] = LocalTable(hosts, default, h2c)
         return table
 
     def route(self, local_ip: str, port: int, host: bytes | None, path: bytes) -> AppEntry | None:

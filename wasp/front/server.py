@@ -81,6 +81,7 @@ class Server:
         self.min_rate = int(limits.min_bytes_per_second)
         self.trusted = TrustedProxies(config.server.trusted_proxies)
         self._set_buckets(config)
+        self.h2_max_streams = int(limits.http2_max_concurrent_streams)
         header = config.server.server_header.encode("latin-1")
         self.server_header = header
         self.server_line = b"Server: " + header + b"\r\n" if header else b""
@@ -288,7 +289,8 @@ class Server:
             if req.client is not None:
                 c_ip, c_port = req.c_ip, req.client[1]
             if req.version:
-                version = b"HTTP/" + req.version.encode()
+                # HTTP/2 as "HTTP/2.0", the major.minor form of the field's other values.
+                version = b"HTTP/2.0" if req.version == "2" else b"HTTP/" + req.version.encode()
             method = req.method or None
             if req.path:
                 uri = req.path + (b"?" + req.query if req.query else b"")

@@ -25,9 +25,10 @@ from wasp.config.certificates import binding_problems
 from wasp.config.model import Config, SiteBinding
 from wasp.wire.frames import TlsInfo
 
-#: ALPN protocols offered, in preference order. The front speaks HTTP/1.1 only; when it speaks
-#: HTTP/2 this becomes ("h2", "http/1.1") (offering h2 before that would break every browser).
-ALPN_PROTOCOLS = ("http/1.1",)
+#: ALPN protocols offered, in preference order; a binding with ssl_flags "disable_http2" offers
+#: only ALPN_HTTP1 with its certificate.
+ALPN_PROTOCOLS = ("h2", "http/1.1")
+ALPN_HTTP1 = ("http/1.1",)
 
 #: TLS 1.2 suites: Mozilla's "intermediate" list without DHE (ECDHE with AES-GCM or
 #: ChaCha20-Poly1305, forward secrecy and AEAD only). TLS 1.3 suites are OpenSSL's (all AEAD).
@@ -41,6 +42,7 @@ CIPHERS_TLS12 = ":".join((
 class Cert(NamedTuple):
     certificate: str
     key: str
+    http2: bool = True    # ALPN offers h2 with this certificate (sslFlags 4 not set)
 
 
 class PortPlan(NamedTuple):
@@ -65,10 +67,11 @@ def plan(config: Config) -> dict[int, PortPlan]:
             if binding.protocol != "https":
                 continue
             port = binding.port
+            http2 = "disable_http2" not in entry.ssl_flags
             if is_acme(entry):  # the files the manager keeps for the host (docs/acme.md)
-                cert = Cert(*certificate_paths(config.server.run_dir, binding.host))
+                cert = Cert(*certificate_paths(config.server.run_dir, binding.host), http2)
             else:
-                cert = Cert(entry.certificate, entry.key)
+                cert = Cert(entry.certificate, entry.key, http2)
             first.setdefault(port, cert)
             hosts.setdefault(port, {})
             if entry.client_ca:
@@ -91,11 +94,12 @@ def select(port_plan: PortPlan, server_name: str | None) -> Cert:
     return port_plan.default
 
 
-def _protocol_policy(context: ssl.SSLContext) -> None:
+def _protocol_policy(context: ssl.SSLContext, http2: bool = True) -> None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(CIPHERS_TLS12)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.set_alpn_protocols(list(ALPN_PROTOCOLS))
+    # The context the SNI callback switches to is the one whose ALPN list OpenSSL answers with.
+    context.set_alpn_protocols(list(ALPN_PROTOCOLS if http2 else ALPN_HTTP1))
 
 
 def certificate_context(cert: Cert, client_ca: str = "") -> ssl.SSLContext:
@@ -103,7 +107,7 @@ def certificate_context(cert: Cert, client_ca: str = "") -> ssl.SSLContext:
     OpenSSL verifies a client certificate against the store of the context the SNI callback
     switched to, so the port's client CA is loaded here too."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _protocol_policy(context)
+    _protocol_policy(context, cert.http2)
     context.load_cert_chain(cert.certificate, cert.key or None, password=_no_password)
     if client_ca:
         context.load_verify_locations(client_ca)

@@ -56,7 +56,8 @@ EXIT_NO_WASP = 5
 WORKER_IMPORTS = ("wasp", "uvloop", "httptools", "msgspec", "psutil", "wsproto", "h11")
 #: Run-time dependencies only the manager and the front import, never a worker: a pool's own
 #: interpreter keeps its own copy (an app may pin another cryptography than the server's).
-SERVER_ONLY_IMPORTS = ("cryptography", "acme", "josepy")
+#: h2 is the front's alone: workers never see HTTP/2.
+SERVER_ONLY_IMPORTS = ("cryptography", "acme", "josepy", "h2")
 PROBE_TIMEOUT = 20.0
 
 # Run by a pool's own `python` (not the server's) in place of `-m wasp.worker`, before any of

@@ -120,7 +120,7 @@ class RequestHead(msgspec.Struct, array_like=True):
     target: bytes            # raw request target as received
     path: bytes              # cooked path: percent-decoded, dot segments resolved, "\" -> "/"
     query: bytes             # raw query string, without "?"
-    version: str             # "1.1" or "1.0"
+    version: str             # "1.1", "1.0" or "2" (HTTP/2)
     headers: list[tuple[bytes, bytes]]  # as received (names as sent), in order
     client: tuple[str, int]
     server: tuple[str, int]

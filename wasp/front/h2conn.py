@@ -1,0 +1,584 @@
+"""One HTTP/2 client connection (h2 over TLS by ALPN, or h2c with prior knowledge).
+
+`h2.connection.H2Connection` (sans-I/O) parses and frames; this asyncio.Protocol drives it. Each
+stream becomes the same `Request` an HTTP/1.1 connection builds (`version = "2"`), submitted to the
+same pool queue; the worker link calls the same methods on `req.conn` as for HTTP/1.1
+(`dispatched`, `on_window`, `on_response`, `on_response_body`, `on_response_end`, `on_file`,
+`on_abort`, `on_abandoned`, `reject`): that set of callbacks is the interface both connection
+kinds implement, each framing the response its own way.
+
+Flow control both ways: request DATA is acknowledged to the client (WINDOW_UPDATE) only once it
+went to the worker within the worker's stream window, so a slow app slows the client and the front
+holds at most one stream window (64 KiB) per stream; response bytes are acknowledged to the worker
+only once they went out as DATA within the client's window and the transport is not over its
+high-water mark (h2response.py, the response half), so a client that never opens its window pins
+at most one worker window per stream, and the connection is closed after `connection_timeout`
+without progress (Timer_MinBytesPerSecond).
+
+Before `h2` sees a byte, `wasp.wire.h2rules.FrameScanner` checks the frame headers against the
+flood budgets documented there; rapid reset is counted here. A broken budget closes the connection
+with GOAWAY ENHANCE_YOUR_CALM; a protocol error with the GOAWAY `h2` chose (PROTOCOL_ERROR, ...).
+A graceful stop sends GOAWAY with the last stream id, finishes the streams in flight, then closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (ConnectionTerminated, DataReceived, RemoteSettingsChanged, RequestReceived,
+                       StreamEnded, StreamReset, WindowUpdated)
+from h2.exceptions import ProtocolError, StreamClosedError
+from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
+
+from wasp.errors import BadRequest, HttpError
+from wasp.front.h2response import H2ResponseWriter, H2Stream
+from wasp.front.qos import QosMixin
+from wasp.front.request import ConnState, Request, Stage
+from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
+from wasp.wire import w3c
+from wasp.wire.h2rules import RESET_RATE, Flood, FrameScanner, TokenBucket, request_fields
+from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
+                            InvalidHostname, NoApplication, RequestTooLong, SslRequired, UrlTooLong)
+from wasp.wire.urls import cook_target
+
+#: The connection's receive window: room for several streams' uploads at once (each stream is
+#: bounded by its own 64 KiB window, SETTINGS_INITIAL_WINDOW_SIZE's default).
+CONNECTION_WINDOW = 1024 * 1024
+#: After a GOAWAY for an error: how long to discard what the client still sends before closing
+#: (connection.py's LINGER for HTTP/1.1 error pages).
+LINGER = 2.0
+
+_FORWARDED = {b"forwarded": 0, b"x-forwarded-for": 1, b"x-forwarded-proto": 2}
+_CONFIG = H2Configuration(client_side=False, header_encoding=None, normalize_outbound_headers=False)
+_OPEN = ConnState.OPEN
+_CLOSING = ConnState.CLOSING
+_CLOSED = ConnState.CLOSED
+
+
+class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
+    def __init__(self, server):
+        self.server = server
+        self.transport = None
+        self.state = _OPEN
+        self.peer = ("", 0)
+        self.local = ("", 0)
+        self.table = None
+        self.c_ip = self.s_ip = b"-"
+        self.s_port = b"0"
+        self.deadline = 0.0
+        self.timer = ""
+        self.tls = None
+        # qos.py's state: the site this connection is counted for, who a PROXY header named.
+        # Bandwidth limits and the minimum send rate are HTTP/1.1's only (docs/front.md).
+        self.scheme = "http"
+        self.proxied = False
+        self.site_id = 0
+        self._idle = server.idle_timeout
+        self._buckets = None
+        self._chunk = 0
+        self.streams: dict[int, H2Stream] = {}
+        self.h2 = H2Connection(config=_CONFIG)
+        now = server.loop.time()
+        raw = server.max_request_bytes + server.max_field_length
+        self.scan = FrameScanner(raw, now)
+        # An HPACK bomb (a small block that decodes huge) stops at twice the raw bound; headers
+        # under that but over HTTP.sys's limits get 431 on their stream.
+        self.h2.decoder.max_header_list_size = 2 * raw
+        self._resets = TokenBucket(2 * server.h2_max_streams, RESET_RATE, now)
+        self._write_paused = False
+        self._goaway = False
+        self._last_sid = 0
+        self._idle_at = now
+        self._header_at = now
+        self._body_at = now
+        self._send_at = now
+
+    # ================================================================ setup
+    def adopt(self, transport, conn, data: bytes) -> None:
+        """Take over the transport of the HTTP/1.1 connection `conn`: its TLS handshake chose h2
+        by ALPN, or its first bytes, `data`, are the HTTP/2 preface (h2c)."""
+        self.transport = transport
+        for name in ("peer", "local", "table", "c_ip", "s_ip", "s_port", "tls", "scheme", "proxied",
+                     "site_id", "_idle"):
+            setattr(self, name, getattr(conn, name))
+        conn.site_id = 0     # the site count (taken at accept) is this connection's now
+        server = self.server
+        server.connections.discard(conn)
+        server.connections.add(self)
+        h2 = self.h2
+        h2.local_settings = Settings(client=False, initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: server.h2_max_streams})
+        h2.initiate_connection()
+        # The advertised limit is enforced here, stream by stream (REFUSED_STREAM, RFC 9113
+        # §5.1.2), not by h2, which would end the whole connection.
+        h2.local_settings = Settings(client=False, initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: 2 ** 31 - 1})
+        h2.increment_flow_control_window(CONNECTION_WINDOW - h2.inbound_flow_control_window)
+        self._flush()
+        if data:
+            self.data_received(data)
+
+    # ================================================================ asyncio callbacks
+    def data_received(self, data: bytes) -> None:
+        if self.state is not _OPEN:
+            return
+        now = self.server.loop.time()
+        try:
+            self.scan.feed(data, now)
+        except Flood as flood:
+            self._fail(flood.code, "H2_" + flood.reason)
+            return
+        if self.scan.block_started:
+            self._header_at = now
+        try:
+            events = self.h2.receive_data(data)
+        except ProtocolError as exc:
+            # h2 queued its GOAWAY (PROTOCOL_ERROR, COMPRESSION_ERROR, ENHANCE_YOUR_CALM, ...).
+            self._fail(None, "H2_" + type(exc).__name__)
+            return
+        for event in events:
+            if self.state is not _OPEN:
+                return
+            kind = type(event)
+            if kind is RequestReceived:
+                self._on_request(event.stream_id, event.headers, event.stream_ended is not None)
+            elif kind is DataReceived:
+                self._on_data(event.stream_id, event.data, event.flow_controlled_length, now)
+            elif kind is StreamEnded:
+                self._on_stream_ended(event.stream_id)
+            elif kind is WindowUpdated or kind is RemoteSettingsChanged:
+                sid = getattr(event, "stream_id", 0)
+                if sid and sid in self.streams:
+                    self._pump(self.streams[sid])
+                else:
+                    for st in list(self.streams.values()):
+                        self._pump(st)
+            elif kind is StreamReset:
+                self._on_reset(event.stream_id, now)
+            elif kind is ConnectionTerminated:
+                self._on_goaway_received(event.error_code)
+        self._flush()
+
+    def connection_lost(self, exc) -> None:
+        if self.state is _CLOSED:
+            return
+        self.state = _CLOSED
+        self.server.connections.discard(self)
+        self._leave_site()
+        for st in list(self.streams.values()):
+            self._drop(st.req)
+        self.streams.clear()
+
+    def eof_received(self):
+        return False
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for st in list(self.streams.values()):
+            req = st.req
+            if st.unacked and req.link is not None:
+                n, st.unacked = st.unacked, 0
+                req.link.send_window(req, n)
+            self._pump(st)
+        self._flush()
+
+    # ================================================================ requests
+    def _on_request(self, sid: int, headers, ended: bool) -> None:
+        server = self.server
+        if self._goaway or len(self.streams) >= server.h2_max_streams:
+            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            if not self._goaway and not self._resets.take(server.loop.time()):
+                # Streams opened past the limit again and again: the rapid reset budget too.
+                self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "H2_RapidReset")
+            return
+        self._last_sid = sid
+        self._body_at = server.loop.time()
+        req = Request(self, next(server.ids), server.loop.time())
+        req.version = "2"
+        st = H2Stream(sid, req)
+        req.h2 = st
+        self.streams[sid] = st
+        try:
+            self._head(req, headers, ended)
+        except HttpError as err:
+            req.body_done = ended
+            self._send_error(req, err)
+            return
+        if req.pool is None:
+            self._send_error(req, AppPoolUnavailable("N/A"))
+            return
+        try:
+            server.dispatcher.submit(req, server.loop.time())
+        except AppPoolUnavailable as exc:
+            self._send_error(req, exc)
+
+    def _head(self, req: Request, headers, ended: bool) -> None:
+        """The request head from the stream's header list, with HTTP.sys's limits, and routing."""
+        server = self.server
+        try:
+            pseudo, fields, size = request_fields(headers)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        req.method = method = pseudo.get(b":method", b"")
+        req.is_head = method == b"HEAD"
+        req.target = target = pseudo.get(b":path", b"")
+        if len(target) > server.max_url:
+            raise UrlTooLong("request target over max_url")
+        req.head_bytes = size
+        for name, value in fields:
+            if len(name) + len(value) + 2 > server.max_field_length:
+                raise FieldTooLong("header field over max_field_length")
+            if name == b"content-length":
+                try:
+                    req.content_length = int(value)
+                except ValueError:
+                    raise BadRequest("bad content-length") from None
+            elif name == b"host":
+                req.host = value
+            elif name == b"user-agent":
+                req.user_agent = value
+            elif name == b"referer":
+                req.referer = value
+            elif name == b"expect":
+                req.expect = value.strip().lower() == b"100-continue"
+            elif name in _FORWARDED:
+                seen = req.forwarded
+                if seen is None:
+                    seen = req.forwarded = [None, None, None]
+                i = _FORWARDED[name]
+                seen[i] = [value] if seen[i] is None else seen[i] + [value]
+        if size > server.max_request_bytes:
+            raise RequestTooLong("request head over max_request_bytes")
+        authority = pseudo.get(b":authority")
+        if req.host is None and authority is not None:
+            req.host = authority
+            fields.insert(0, (b"host", authority))   # the worker's HTTP_HOST, as HTTP/1.1 sends it
+        req.headers = fields
+        if method == b"CONNECT" or not target:
+            raise BadRequest("CONNECT is not served")
+        path, query, _ = cook_target(target)
+        req.path = path
+        req.query = query
+        site = self.table.site_for(req.host)
+        if site is None:
+            raise InvalidHostname("no binding matches the host")
+        app = site.app_for(path)
+        if app is None:
+            raise NoApplication("no application for the path")
+        req.app = app
+        req.pool = app.queue
+        if app.access:
+            tls = self.tls
+            if app.access & ACCESS_SSL and tls is None:
+                raise SslRequired("the application requires SSL")
+            if app.access & ACCESS_REQUIRE_CERT and (tls is None or not tls.client_cert):
+                raise CertRequired("the application requires a client certificate")
+        if req.forwarded is not None and server.trusted:
+            self._forwarded(req)
+        if not self.site_id:
+            self._join_site(site)   # 503 ConnLimit on this stream when the site is full
+        limit = server.max_content
+        if limit and req.content_length > limit:
+            raise EntityTooLarge("content-length over max_allowed_content_length")
+        req.headers_done = True
+        if ended:
+            req.body_done = True
+            req.content_length = -1 if req.content_length <= 0 else req.content_length
+        elif req.content_length < 0:
+            req.chunked = True    # a body of unknown length: DATA frames until END_STREAM
+
+    def dispatched(self, req: Request) -> None:
+        """Called by the worker link right after the REQUEST frame went out."""
+        st = req.h2
+        if req.expect and not req.body_done and self.state is _OPEN:
+            self.h2.send_headers(st.sid, [(b":status", b"100")])
+        if req.body_buf:
+            self._push_body(req)
+        elif req.body_done and req.has_body:
+            req.link.send_end(req)
+        self._flush()
+
+    def on_window(self, req: Request, increment: int) -> None:
+        req.window += increment
+        if req.body_buf:
+            self._push_body(req)
+            self._flush()
+
+    def _on_data(self, sid: int, data: bytes, flow: int, now: float) -> None:
+        st = self.streams.get(sid)
+        h2 = self.h2
+        if st is None or st.reset_after or st.req.stage is Stage.DONE:
+            if flow:
+                h2.acknowledge_received_data(flow, sid)   # answered already: read and dropped
+            return
+        n = len(data)
+        if flow > n:
+            h2.acknowledge_received_data(flow - n, sid)   # padding
+        if not n:
+            return
+        req = st.req
+        req.received += n
+        self._body_at = now
+        limit = self.server.max_content
+        if limit and req.received > limit:
+            self._send_error(req, EntityTooLarge("body over max_allowed_content_length"))
+            self.h2.acknowledge_received_data(n, sid)
+            return
+        link = req.link
+        if link is not None and not req.body_buf and req.window >= n and link.owns(req):
+            req.window -= n
+            link.send_body(req, data)
+            self.h2.acknowledge_received_data(n, sid)
+            return
+        if req.body_buf is None:
+            req.body_buf = [data]
+        else:
+            req.body_buf.append(data)
+        req.body_buffered += n
+        if link is not None:
+            self._push_body(req)
+
+    def _push_body(self, req: Request) -> None:
+        """Buffered body bytes to the worker within its window; each sent byte is given back to
+        the client's window; END once all is sent."""
+        link = req.link
+        if link is None or not link.owns(req):
+            return
+        buf = req.body_buf
+        sid = req.h2.sid
+        while buf and req.window > 0:
+            chunk = buf[0]
+            if len(chunk) <= req.window:
+                buf.pop(0)
+            else:
+                buf[0] = chunk[req.window:]
+                chunk = chunk[:req.window]
+            req.window -= len(chunk)
+            req.body_buffered -= len(chunk)
+            link.send_body(req, chunk)
+            self.h2.acknowledge_received_data(len(chunk), sid)
+        if not buf and req.body_done:
+            link.send_end(req)
+
+    def _on_stream_ended(self, sid: int) -> None:
+        st = self.streams.get(sid)
+        if st is None:
+            return
+        req = st.req
+        req.body_done = True
+        if req.link is not None and req.has_body and not req.body_buf and req.link.owns(req):
+            req.link.send_end(req)
+
+    def _on_reset(self, sid: int, now: float) -> None:
+        st = self.streams.pop(sid, None)
+        if st is None:
+            return
+        in_flight = st.req.stage is not Stage.DONE
+        self._drop(st.req)
+        if in_flight and not self._resets.take(now):
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "H2_RapidReset")
+
+    def _on_goaway_received(self, code: int) -> None:
+        if code:
+            self._abort()
+            return
+        self._goaway = True
+        if not self.streams:
+            self._close()
+
+    # ================================================================ endings
+    def on_abort(self, req: Request, status: int) -> None:
+        if req.stage < Stage.SENDING:
+            self._send_error(req, HttpError("the application failed", status=status or 500,
+                                            reason="WorkerAbort"))
+        else:
+            self._cut(req)
+
+    def on_abandoned(self, req: Request) -> None:
+        if req.stage < Stage.SENDING:
+            self._send_error(req, AppPoolUnavailable("Connection_Abandoned_By_AppPool"))
+        else:
+            self.server.log_error(self, req, None, "Connection_Abandoned_By_AppPool")
+            self._cut(req, logged=True)
+
+    def reject(self, req: Request, err: AppPoolUnavailable) -> None:
+        if self.state is _CLOSED or req.stage is Stage.DONE:
+            return
+        self._send_error(req, err)
+
+    def _finish(self, req: Request) -> None:
+        """The stream's response is complete: log it, forget the stream."""
+        st = req.h2
+        req.stage = Stage.DONE
+        if st.log:
+            self.server.log_access(self, req)
+        if self.streams.get(st.sid) is st and st.reset_after:
+            # The client was still sending a body we answered without: stop it (RFC 9113 §8.1).
+            self.h2.reset_stream(st.sid, ErrorCodes.NO_ERROR)
+        self._forget(st)
+
+    def _forget(self, st: H2Stream) -> None:
+        req = st.req
+        if self.streams.get(st.sid) is st:
+            del self.streams[st.sid]
+        if st.file is not None:
+            st.file.close()
+            st.file = None
+        st.out.clear()
+        req.body_buf = None
+        if not self.streams and self.state is _OPEN:
+            self._idle_at = self.server.loop.time()
+            if self._goaway:
+                self._close()
+
+    def _stop(self, req: Request) -> Stage:
+        """Take the request off its queue or worker; returns the stage it was in."""
+        stage = req.stage
+        if stage is Stage.QUEUED:
+            self.server.dispatcher.withdraw(req)
+        link = req.link
+        if link is not None and link.owns(req):
+            link.cancel(req)
+        req.stage = Stage.DONE
+        return stage
+
+    def _drop(self, req: Request) -> None:
+        """The client is gone (or reset the stream): stop the request wherever it is."""
+        st = req.h2
+        stage = self._stop(req)
+        if stage is Stage.SENDING:
+            req.win32 = w3c.ERROR_NETNAME_DELETED
+            if st.log:
+                self.server.log_access(self, req)
+        elif stage is Stage.QUEUED or stage is Stage.EXECUTING:
+            self.server.log_error(self, req, None, "Connection_Dropped")
+        self._forget(st)
+
+    def _cut(self, req: Request, logged: bool = False, code=ErrorCodes.INTERNAL_ERROR) -> None:
+        """A response that cannot be completed (or a refused stream): the client sees its stream
+        reset; the connection's other streams go on."""
+        st = req.h2
+        open_ = not self._stream_closed(st)
+        stage = self._stop(req)
+        if stage is not Stage.DONE and st.log and not logged:
+            req.win32 = w3c.ERROR_NETNAME_DELETED
+            self.server.log_access(self, req)
+        self._forget(st)
+        if open_:
+            try:
+                self.h2.reset_stream(st.sid, code)
+            except (StreamClosedError, ProtocolError):
+                pass
+            self._flush()
+
+    # ================================================================ connection endings
+    def _flush(self) -> None:
+        """Write what h2 framed; set the connection's deadline for what it waits for now."""
+        data = self.h2.data_to_send()
+        if data and self.state is not _CLOSED:
+            self.transport.write(data)
+        self._rearm()
+
+    def _fail(self, code, reason: str) -> None:
+        """A flood or protocol error: GOAWAY, log, close; the streams in flight are dropped."""
+        if self.state is not _OPEN:
+            return
+        if code is not None:
+            try:
+                self.h2.close_connection(error_code=code, last_stream_id=self._last_sid)
+            except ProtocolError:
+                pass
+        self.server.log_error(self, None, None, reason)
+        self._flush()
+        transport = self.transport
+        if not transport.can_write_eof():
+            self._abort()
+            return
+        # Shut down writing and discard input for a while, so the client reads the GOAWAY rather
+        # than a reset caused by what it is still sending.
+        self.state = _CLOSING
+        transport.write_eof()
+        for st in list(self.streams.values()):
+            self._drop(st.req)
+        self.deadline = self.server.loop.time() + LINGER
+        self.timer = ""
+
+    def _abort(self) -> None:
+        if self.state is _OPEN:
+            self.state = _CLOSING
+            self.deadline = 0.0
+            self.transport.close()   # what is buffered (the GOAWAY) is still flushed
+            for st in list(self.streams.values()):
+                self._drop(st.req)
+
+    def abort(self) -> None:
+        self._abort()
+
+    def _close(self) -> None:
+        if self.state is _OPEN:
+            self._flush()
+            self._abort()
+
+    def close_if_idle(self) -> None:
+        """The front is stopping: GOAWAY (NO_ERROR, the last stream taken), finish the streams
+        in flight, then close. Streams the client opens later are refused."""
+        if self._goaway or self.state is not _OPEN:
+            return
+        self._goaway = True
+        self._flush()
+        self.transport.write(GoAwayFrame(0, last_stream_id=self._last_sid, error_code=0).serialize())
+        if not self.streams:
+            self._abort()
+
+    def _rearm(self) -> None:
+        """The connection's one deadline for the sweep: header block, idle, body or send stall."""
+        if self.state is not _OPEN:
+            return
+        server = self.server
+        if self.scan.in_header_block:
+            self.deadline = self._header_at + server.header_wait
+            self.timer = "Timer_HeaderWait"
+            return
+        if not self.streams:
+            self.deadline = self._idle_at + server.idle_timeout
+            self.timer = "Timer_ConnectionIdle"
+            return
+        deadline = 0.0
+        timer = ""
+        for st in self.streams.values():
+            req = st.req
+            if st.out or st.file is not None:
+                deadline = self._send_at + server.idle_timeout
+                timer = "Timer_MinBytesPerSecond"
+                break
+            if not req.body_done and not req.body_buf and req.headers_done:
+                deadline = self._body_at + server.idle_timeout
+                timer = "Timer_EntityBody"
+        self.deadline = deadline
+        self.timer = timer
+
+    def on_timer(self, now: float) -> None:
+        self.deadline = 0.0
+        if self.state is _CLOSING:
+            self.transport.close()
+            return
+        if self.state is not _OPEN:
+            return
+        self._rearm()
+        if self.deadline > now:
+            return   # progress since the deadline was set
+        self._fail(ErrorCodes.NO_ERROR, self.timer or "Timer_ConnectionIdle")
+
+    def pending_requests(self) -> list[Request]:
+        return [st.req for st in self.streams.values()]
+
+    @property
+    def idle(self) -> bool:
+        return self.state is _OPEN and not self.streams

@@ -1,0 +1,248 @@
+"""The response half of an HTTP/2 connection: a worker's RESPONSE/BODY/END/FILE frames as
+HEADERS and DATA on the request's stream, within the client's flow-control windows.
+
+`H2ResponseWriter` is mixed into `Http2Connection` (h2conn.py), which owns the state it uses, as
+`ResponseWriter` is for HTTP/1.1. Response bytes wait in the stream's `out` until the client's
+stream and connection windows take them, a frame at a time; they are acknowledged to the worker
+(`WINDOW`) only once sent and while the transport is under its high-water mark, so what waits is
+bounded by the worker's window per stream. Files are read in frame-sized chunks as the windows
+allow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from h2.errors import ErrorCodes
+from h2.exceptions import ProtocolError, StreamClosedError
+
+from wasp.errors import HttpError
+from wasp.front.request import ConnState, Request, Stage
+from wasp.front.response import FileSpanSender
+from wasp.wire.frames import unpack_response
+from wasp.wire.h2rules import response_fields
+from wasp.wire.http import AppPoolUnavailable, error_body
+
+#: Response bytes handed to the transport before the pump checks its high-water mark again.
+PUMP_BATCH = 64 * 1024
+#: Largest DATA frame sent (and file read), whatever SETTINGS_MAX_FRAME_SIZE (up to 16 MiB) allows.
+MAX_DATA_FRAME = 64 * 1024
+#: Errors IIS logs in the site's W3C log (as connection.py's); the others go to HTTPERR.
+W3C_REASONS = frozenset({"EntityTooLarge", "Internal", "WorkerAbort", "SslRequired", "CertRequired"})
+_OPEN = ConnState.OPEN
+
+
+class H2Stream:
+    """The HTTP/2 side of one request: response bytes waiting for the client's window."""
+
+    __slots__ = ("sid", "req", "out", "end", "unacked", "file", "log", "reset_after")
+
+    def __init__(self, sid: int, req: Request):
+        self.sid = sid
+        self.req = req
+        self.out: deque[bytes] = deque()   # response DATA not sent yet (bounded by the worker window)
+        self.end = False         # END_STREAM once `out` (and `file`) are sent
+        self.unacked = 0         # bytes sent to the client, not yet acknowledged to the worker
+        self.file: FileSpanSender | None = None
+        self.log = True          # W3C line at the end (False: the HTTPERR line is written)
+        self.reset_after = False  # answered before the body ended: RST_STREAM NO_ERROR after
+
+
+class H2ResponseWriter:
+    """Mixin: the worker link calls on_response / on_response_body / on_response_end / on_file."""
+
+    def _fields(self, status: int, fields: list, named: int, length: int, req: Request) -> list:
+        server = self.server
+        out = [(b":status", b"%d" % status)]
+        out += fields
+        if server.server_header and not named & 2:
+            out.append((b"server", server.server_header))
+        if not named & 4:
+            out.append((b"date", server.date))
+        if length >= 0 and not named & 1 and not req.no_body:
+            out.append((b"content-length", b"%d" % length))
+        return out
+
+    def on_response(self, req: Request, payload: bytes, fin: bool) -> None:
+        substatus, length, block, body = unpack_response(payload)
+        try:
+            status, fields, named = response_fields(block)
+        except ValueError:
+            status = 0
+        if status < 200:
+            self.on_abort(req, 502)   # no 101 or interim answers from a worker over HTTP/2
+            return
+        req.status = status
+        req.substatus = substatus
+        req.no_body = req.is_head or status == 204 or status == 304
+        st = req.h2
+        self._send_at = self.server.loop.time()
+        if fin and length < 0 and not req.is_head:
+            length = len(body)
+        head = self._fields(status, fields, named, length, req)
+        if self._stream_closed(st):
+            self._drop(req)
+            return
+        end = req.no_body or (fin and not body)
+        self.h2.send_headers(st.sid, head, end_stream=end)
+        if end:
+            self._finish(req)
+        else:
+            req.move(Stage.SENDING)
+            if body:
+                st.out.append(body)
+            st.end = fin
+            self._pump(st)
+        self._flush()
+
+    def on_response_body(self, req: Request, data: bytes) -> None:
+        if req.no_body:
+            req.link.send_window(req, len(data))
+            return
+        st = req.h2
+        if not st.out:
+            self._send_at = self.server.loop.time()
+        st.out.append(data)
+        self._pump(st)
+        self._flush()
+
+    def on_response_end(self, req: Request) -> None:
+        if req.stage is not Stage.SENDING:
+            self.on_abort(req, 502)
+            return
+        st = req.h2
+        st.end = True
+        self._pump(st)
+        self._flush()
+
+    def on_file(self, req: Request, span) -> None:
+        block = span.status_and_headers
+        try:
+            status, fields, named = response_fields(block)
+        except ValueError:
+            self.on_abort(req, 502)
+            return
+        req.status = status
+        req.no_body = req.is_head or status == 204 or status == 304
+        st = req.h2
+        self._send_at = self.server.loop.time()
+        length = span.length
+        head = self._fields(status, fields, named, length, req)
+        if self._stream_closed(st):
+            self._drop(req)
+            return
+        if req.no_body or length <= 0:
+            self.h2.send_headers(st.sid, head, end_stream=True)
+            self._finish(req)
+            self._flush()
+            return
+        try:
+            fd = os.open(span.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._send_error(req, HttpError("cannot open the file to send", status=500, reason="Internal"))
+            return
+        self.h2.send_headers(st.sid, head)
+        req.move(Stage.SENDING)
+        st.file = FileSpanSender(fd, span.offset, length, False)
+        st.end = True
+        self._pump(st)
+        self._flush()
+
+    def _stream_closed(self, st: H2Stream) -> bool:
+        return self.state is not _OPEN or self.streams.get(st.sid) is not st
+
+    def _pump(self, st: H2Stream) -> None:
+        """Send what the stream has within the client's windows, a frame at a time; the bytes
+        sent are acknowledged to the worker while the transport is under its high-water mark."""
+        h2 = self.h2
+        req = st.req
+        sid = st.sid
+        sent = 0
+        while (st.out or st.file is not None) and not self._write_paused:
+            if self._stream_closed(st):
+                return
+            try:
+                room = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size, MAX_DATA_FRAME)
+            except (StreamClosedError, ProtocolError, KeyError):
+                self._cut(req)
+                return
+            if room <= 0:
+                break
+            if st.out:
+                chunk = st.out[0]
+                if len(chunk) > room:
+                    st.out[0] = chunk[room:]
+                    chunk = chunk[:room]
+                else:
+                    st.out.popleft()
+                st.unacked += len(chunk)
+            else:
+                sender = st.file
+                try:
+                    chunk = os.pread(sender.fd, min(room, sender.remaining), sender.offset)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self._cut(req)   # the file shrank: the promised length cannot be sent
+                    return
+                sender.offset += len(chunk)
+                sender.remaining -= len(chunk)
+                if not sender.remaining:
+                    sender.close()
+                    st.file = None
+            last = st.end and not st.out and st.file is None
+            h2.send_data(sid, chunk, end_stream=last)
+            self.scan.data_frames_sent += 1
+            sent += len(chunk)
+            if last:
+                self._finish(req)
+                return
+            if sent >= PUMP_BATCH:
+                self._flush()
+                sent = 0
+        if sent or st.unacked:
+            self._send_at = self.server.loop.time()
+        if st.unacked and not self._write_paused and req.link is not None:
+            n, st.unacked = st.unacked, 0
+            req.link.send_window(req, n)
+        if st.end and not st.out and st.file is None and not self._stream_closed(st):
+            h2.end_stream(sid)
+            self._finish(req)
+
+    def _send_error(self, req: Request, err: HttpError) -> None:
+        """The one place an HttpError becomes a response on a stream."""
+        server = self.server
+        req.status = err.status
+        req.substatus = err.substatus
+        if req.stage is Stage.QUEUED:
+            server.dispatcher.withdraw(req)
+        elif req.link is not None and req.link.owns(req):
+            req.link.cancel(req)
+        st = req.h2
+        if err.reason not in W3C_REASONS:
+            server.log_error(self, req, err.status, err.reason)
+            st.log = False
+        if self._stream_closed(st):
+            self._drop(req)
+            return
+        if req.stage is Stage.SENDING or (isinstance(err, AppPoolUnavailable) and err.close):
+            # tcp_level: the stream is refused, not answered (the other streams go on).
+            self._cut(req, logged=not st.log, code=ErrorCodes.REFUSED_STREAM)
+            return
+        body = error_body(err.status, err.reason)
+        head = [(b":status", b"%d" % err.status), (b"content-type", b"text/html; charset=us-ascii")]
+        if server.server_header:
+            head.append((b"server", server.server_header))
+        head += [(b"date", server.date), (b"content-length", b"%d" % len(body))]
+        req.no_body = req.is_head
+        st.reset_after = not req.body_done
+        self.h2.send_headers(st.sid, head, end_stream=req.is_head)
+        if req.is_head:
+            self._finish(req)
+        else:
+            req.stage = Stage.SENDING
+            st.out.append(body)
+            st.end = True
+            self._pump(st)
+        self._flush()
