@@ -103,6 +103,16 @@ def wait_event(server, event_id: int, timeout: float = 30, pool: str | None = No
                              what=lambda: f"event {event_id} x{count}\n{server.diagnostics()}")
 
 
+def exit_events(server, pid: int, timeout: float = 15) -> list[dict]:
+    """The 9016 ("exited") events of worker `pid`, once there is one: the manager writes it when
+    it reaps the exit, a moment after the process is gone, so `gone(pid)` alone is too early."""
+    def found():
+        return [e for e in events(server, 9016) if e["pid"] == pid] or None
+
+    return server.wait_until(found, timeout, interval=0.1,
+                             what=lambda: f"event 9016 of pid {pid}\n{server.diagnostics()}")
+
+
 def last_seq(server) -> int:
     records = events(server)
     return records[-1]["seq"] if records else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 
 from exec_support import events, exec_config, gone, get, in_background, pid_of, wait_event
+from process_support import exit_events
 
 
 def test_wsgi_request_past_its_limit_gets_503_and_the_stuck_worker_is_replaced(wasp_server):
@@ -40,7 +41,7 @@ def test_wsgi_request_past_its_limit_gets_503_and_the_stuck_worker_is_replaced(w
     assert set(statuses) == {200}, statuses
     assert len(events(server, 9030)) == 1
     # It left by itself (a graceful stop does not wait for the request already cut), not killed.
-    assert [e["code"] for e in events(server, 9016) if e["pid"] == first] == [0]
+    assert [e["code"] for e in exit_events(server, first)] == [0]
 
 
 def test_a_started_response_past_its_limit_is_cut(wasp_server):
@@ -97,4 +98,4 @@ def test_an_asgi_task_that_ignores_its_cancellation_makes_the_worker_stuck(wasp_
     server.wait_until(replaced, 30, interval=0.1, what=lambda: f"a new worker\n{server.diagnostics()}")
     # The stubborn task does not keep the old worker from leaving on its own.
     server.wait_until(lambda: gone(first), 30, what=lambda: f"pid {first} to exit\n{server.diagnostics()}")
-    assert [e["code"] for e in events(server, 9016) if e["pid"] == first] == [0]
+    assert [e["code"] for e in exit_events(server, first)] == [0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from process_support import (
-    Load, events, get, gone, last_seq, one_pool, percentiles, pid_of, wait_event,
+    Load, events, exit_events, get, gone, last_seq, one_pool, percentiles, pid_of, wait_event,
 )
 
 
@@ -45,7 +45,7 @@ def test_slow_loading_app_is_ready_before_the_old_worker_stops(wasp_server):
         [ready] = wait_event(server, 9014, 20, pool="P", after=mark)
         server.wait_until(lambda: gone(first), 15, what="the old worker to exit")
         load.wait_for(20)
-    [exited] = [e for e in events(server, 9016) if e["pid"] == first]
+    [exited] = exit_events(server, first)
     assert ready["seq"] < exited["seq"], "the old worker stopped before its replacement was ready"
     assert ready["startup_s"] >= 1.5
     print(f"\n{dict(load.pids)}; latency {percentiles(load.latencies)}")
@@ -75,6 +75,7 @@ def test_old_worker_finishes_its_in_flight_request(wasp_server, tmp_path):
     thread.join(30)
     assert outcome == {"status": 200, "text": f"released in {first}"}, (outcome, server.diagnostics())
     server.wait_until(lambda: gone(first), 15, what="the old worker to exit after its request")
+    assert [e["pid"] for e in exit_events(server, first)] == [first]
     assert [e["pid"] for e in events(server, 9016)] == [first]
     assert not events(server, 5013)
     assert pid_of(server) == second
@@ -118,7 +119,7 @@ def test_disallow_overlapping_rotation_stops_the_old_worker_first(wasp_server):
         [started] = wait_event(server, 9013, 20, pool="P", after=mark)
         wait_event(server, 9014, 20, pool="P", after=mark)
         load.wait_for(20)
-    [exited] = [e for e in events(server, 9016) if e["pid"] == first]
+    [exited] = exit_events(server, first)
     assert exited["seq"] < started["seq"], "the new worker started before the old one stopped"
     # Requests that came in between waited in the pool's queue.
     assert set(load.outcomes) == {200}, (dict(load.outcomes), load.errors[:5])
