@@ -28,6 +28,8 @@ import time
 import psutil
 import pytest
 
+from wasp.common.unixsock import answers
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 APPS = pathlib.Path(__file__).resolve().parent / "apps"
 
@@ -282,7 +284,8 @@ class WaspServer:
         except OSError:
             return False
         self.remember_children()
-        return self.admin_sock is None or self.admin_sock.exists()
+        # Answering, not just there: the file exists a moment before the manager listens on it.
+        return self.admin_sock is None or answers(str(self.admin_sock))
 
     def remember_children(self) -> None:
         try:

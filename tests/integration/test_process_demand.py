@@ -44,7 +44,8 @@ def test_always_running_keeps_a_worker_without_any_request(wasp_server):
     second = server.wait_until(
         lambda: [w["pid"] for w in workers(server) if w["state"] == "Ready" and w["pid"] != first], 20,
         what="the always-running pool to start a worker on its own")[0]
-    assert second != first and not gone(second)
+    # (The new one is idle too and may itself be replaced a second later: that is the same rule.)
+    assert second != first
 
 
 def test_initialization_pages_run_before_the_first_request_and_after_a_recycle(wasp_server):

@@ -9,19 +9,21 @@ import time
 
 import psutil
 
-from process_support import admin, events, get, gone, last_seq, one_pool, pid_of, wait_event
+from process_support import admin, events, exit_events, get, gone, last_seq, one_pool, pid_of, wait_event
 
 
 def test_elapsed_time_recycles_overlapped_with_5074(wasp_server):
     server = wasp_server(one_pool('start_mode = "always_running"\n[pools.recycling]\ntime = "2s"'))
     first = pid_of(server)
-    [event] = wait_event(server, 5074, 15, pool="P")[:1]
-    assert event["pid"] == first and event["reason"] == "time"
+    # The worker that answered (on a slow start an earlier one may have been recycled already).
+    [event] = server.wait_until(lambda: [e for e in events(server, 5074) if e["pid"] == first][:1], 15,
+                                what=lambda: f"5074 for pid {first}\n{server.diagnostics()}")
+    assert event["reason"] == "time"
     server.wait_until(lambda: pid_of(server) != first, 15, what="a request served by the new worker")
     server.wait_until(lambda: gone(first), 15, what=f"the old worker {first} to exit")
     # Overlapped: the replacement was ready before the old worker left.
     ready = [e for e in events(server, 9014) if e["pid"] != first and e["seq"] > event["seq"]]
-    exited = [e for e in events(server, 9016) if e["pid"] == first]
+    exited = exit_events(server, first)
     assert ready and exited and ready[0]["seq"] < exited[0]["seq"], server.diagnostics()
 
 
