@@ -32,6 +32,7 @@ from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.front.tls import connection_facts
 from wasp.wire import w3c
 from wasp.wire.chunked import ChunkScanner, head_end
+from wasp.wire.heads import HeadScanner
 from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
                             InvalidHeader, InvalidHostname, InvalidUrl, InvalidVerb, NoApplication,
                             RequestTooLong, SslRequired, UnknownEncoding, UrlTooLong,
@@ -100,8 +101,8 @@ def classify(exc: Exception) -> HttpError:
 
 class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "state", "peer", "local", "table", "c_ip", "s_ip",
-                 "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_raw_head",
-                 "_lines", "_raw_line", "_scan", "_tail",
+                 "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_head_scan",
+                 "_scan", "_tail",
                  "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
                  "_early", "_sockfd", "tls",
                  # QoS and proxies (qos.py)
@@ -128,9 +129,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         self._pending: deque[Request] = deque()
         self._in_head = False
         self._heads = 0
-        self._raw_head = 0
-        self._lines = 0
-        self._raw_line = 0
+        # The raw bytes of the head being read, held to the limits whatever the reads.
+        self._head_scan = HeadScanner(server.max_field_length,
+                                      server.max_request_bytes + server.max_field_length)
         self._scan: ChunkScanner | None = None   # the framing limits of the chunked body being read
         self._tail = b""    # the last bytes of a read that ended inside a head
         self._read_paused = False
@@ -230,28 +231,12 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             if not data:
                 return
         heads = self._heads
-        lines = self._lines
         self._parse(data)
         if self.state is not _OPEN:
             return
         server = self.server
         if self._in_head:
-            # httptools holds a header line until it is complete, so count raw bytes too: a read
-            # that began inside the head (or inside a line) belongs to it whole. A read in which a
-            # head (or line) began counts as 0: never over, at most one read under.
-            if heads == self._heads:
-                self._raw_head += len(data)
-                self._raw_line = self._raw_line + len(data) if lines == self._lines else 0
-                if self._raw_line > server.max_field_length:
-                    self._parse_failed(FieldTooLong("header line over max_field_length"))
-                    return
-                if self._raw_head > server.max_request_bytes + server.max_field_length:
-                    # Complete lines are checked exactly in on_header; this only bounds memory.
-                    self._parse_failed(RequestTooLong("request head over max_request_bytes"))
-                    return
-            else:
-                self._raw_head = 0
-                self._raw_line = 0
+            if heads != self._heads:
                 self.deadline = server.loop.time() + server.header_wait
                 self.timer = "Timer_HeaderWait"
         elif self._cur is not None:
@@ -272,6 +257,7 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         while pos < n:
             scan = self._scan
             req = self._cur
+            over = None
             if scan is not None:
                 try:
                     end = scan.feed(data, pos)
@@ -282,6 +268,11 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                 end = head_end(data, pos, self._tail if pos == 0 else b"")
                 if end < 0:
                     end = n
+                if req is None:
+                    self._head_scan.reset()
+                cut, over = self._head_scan.feed(data, pos, end)
+                if over is not None:
+                    end = cut  # llhttp gets the bytes before the limit: an earlier fault is its
             else:
                 # A Content-Length body: cut where it ends, a pipelined chunked request may follow.
                 left = req.content_length - req.received
@@ -298,6 +289,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                 return
             if self.state is not _OPEN or self._broken:
                 return
+            if over is not None:
+                self._parse_failed(over)
+                return
             if scan is not None and (req.received != scan.data_bytes or scan.done != req.body_done):
                 # llhttp and the scanner disagree on where the body is: refuse rather than guess.
                 self._parse_failed(BadRequest("chunked framing out of step"))
@@ -305,7 +299,11 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             if scan is not None and scan.done:
                 self._scan = None
             pos = end
-        self._tail = data[-2:] if self._cur is None or self._in_head else b""
+        if self._cur is None or self._in_head:
+            # The last two bytes read of the head, even when this read held fewer.
+            self._tail = data[-2:] if n >= 2 else (self._tail + data)[-2:]
+        else:
+            self._tail = b""
 
     def eof_received(self):
         state = self.state
@@ -392,7 +390,6 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         if req.head_bytes + len(req.target) > server.max_request_bytes:
             raise RequestTooLong("request head over max_request_bytes")
         req.headers.append((name, value))
-        self._lines += 1
         kind = _SPECIAL.get(name.lower())
         if kind is None:
             return
