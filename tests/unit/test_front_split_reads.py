@@ -101,3 +101,24 @@ def test_a_head_whose_last_line_end_comes_a_byte_at_a_time_still_starts_the_chun
     reads = [HEAD[:cut]] + [HEAD[i:i + 1] for i in range(cut, len(HEAD) - 1)] + [HEAD[-1:] + BODY]
     assert answer_pieces(tmp_path, reads) == [413]
     assert answer_pieces(tmp_path, [HEAD + BODY]) == [413]
+
+
+def test_many_pipelined_upgrades_wasp_does_not_speak_in_one_read(tmp_path):
+    # Before: each request with an Upgrade the front does not speak (h2c) re-entered
+    # data_received with the rest of the read, so 1500 of them in one read (about 100 KB, well
+    # under one 256 KiB read) raised RecursionError out of the protocol callback.
+    n = 1500
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(req * n)
+    statuses = []
+    for _ in range(n + 1):  # bounded: one answer per round
+        answered = worker.requests()
+        if not answered:
+            break
+        for sid, _head, _fin in answered:
+            worker.respond(sid, b"ok")
+        statuses += [s for s, _, _ in split_responses(transport.take())]
+    assert statuses == [200] * n

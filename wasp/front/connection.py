@@ -281,8 +281,14 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             try:
                 self.parser.feed_data(piece)
             except HttpParserUpgrade as exc:
-                self._upgraded(data[pos:] if pos else data, exc.args[0])
-                return
+                if not self._upgraded(data[pos:] if pos else data, exc.args[0]):
+                    return
+                # An Upgrade wasp does not speak: the rest is HTTP/1.1 again (a loop, not a
+                # recursion: one read may hold thousands of such requests).
+                pos += exc.args[0]
+                if self.state is not _OPEN or self._broken:
+                    return
+                continue
             except HttpParserError as exc:
                 if self.state is _OPEN:
                     self._parse_failed(classify(exc))
@@ -636,7 +642,8 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             self._read_paused = False
             self.transport.resume_reading()
 
-    def _upgraded(self, data: bytes, offset: int) -> None:
+    def _upgraded(self, data: bytes, offset: int) -> bool:
+        """llhttp stopped at an Upgrade; data[offset:] follows it. -> parse on as HTTP/1.1?"""
         req = self._pending[-1] if self._pending else None
         rest = data[offset:]
         if req is not None and req.websocket and req.stage is not Stage.DONE:
@@ -644,9 +651,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             if rest:
                 self._early.append(rest)
                 self._buffered += len(rest)
-        elif rest:
-            # An Upgrade wasp does not speak (h2c, ...): carry on with HTTP/1.1.
-            self.data_received(rest)
+            return False
+        # An Upgrade wasp does not speak (h2c, ...): carry on with HTTP/1.1.
+        return bool(rest)
 
     def _parse_failed(self, err: HttpError) -> None:
         self._broken = True
