@@ -16,6 +16,8 @@ picked by the request's position on the connection). Properties, beyond "no exce
 * an error closes the connection: after an error page the connection is closing;
 * the bytes held stay bounded: request targets within max_url, each head within
   max_request_bytes, body bytes buffered within BODY_BUFFER_LIMIT + one read;
+* the path each request reaches the worker with is cooked: absolute, no dot segments, no
+  backslash, no control character;
 * nothing leaks: no fault reported, no stream, worker slot, queue entry or connection left;
 * split points do not change the outcome: both runs hand the worker the same complete requests
   and bodies and write the client the same bytes (100 Continue aside, which depends on when a
@@ -95,6 +97,7 @@ class Worker:
         if ftype == FrameType.REQUEST:
             assert sid not in self.streams, sid
             head = fr.unpack_request(payload)
+            check_cooked(head.target, head.path)
             entry = [(head.method, head.target, head.path, head.query, head.version, head.headers,
                       head.content_length, head.websocket), bytearray(), "open"]
             self.got.append(entry)
@@ -130,6 +133,23 @@ class Worker:
             self.fake.respond(sid, b"", block=b"204 No Content\r\n")
         else:
             self.fake.respond(sid, b"gone", block=b"404 Not Found\r\nContent-Type: text/plain\r\n")
+
+
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def check_cooked(target: bytes, path: bytes) -> None:
+    """The path the worker gets is cooked as HTTP.sys cooks it (wasp/wire/urls.py)."""
+    if path == b"*":
+        assert target == b"*", target
+        return
+    assert path.startswith(b"/"), (target, path)
+    assert b"\\" not in path, (target, path)
+    segments = path.split(b"/")
+    assert b"." not in segments and b".." not in segments, (target, path)
+    assert _CONTROL.search(path) is None, (target, path)
+    if not re.search(rb"[%\\?#]|/\.", target) and target.startswith(b"/"):
+        assert path == target, (target, path)
 
 
 def _pieces(data: bytes, rnd: random.Random) -> list[bytes]:
