@@ -77,3 +77,21 @@ def test_worker_closes_a_channel_whose_window_payload_does_not_decode():
     finally:
         channel.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("block", [b"+20 OK\r\n", b"20 OK\r\n", b" 200 OK\r\n", b"2_0 OK\r\n",
+                                   b"2000 OK\r\n", b"099 Low\r\n", b"OK\r\n"])
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_worker_status_that_is_not_three_digits_is_a_bad_gateway(tmp_path, block, as_file):
+    # The front writes "HTTP/1.1 " + the worker's block: int(block[:3]) took "+20", "2_0" and
+    # " 20", and the client got an invalid status line.
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    conn, client = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    if as_file:
+        worker.feed(fr.pack_file(sid, fr.FileSpan(block, str(tmp_path / "none"), 0, 0)))
+    else:
+        worker.respond(sid, b"ok", block=block)
+    assert client.take().startswith(b"HTTP/1.1 502 ")
