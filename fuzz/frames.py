@@ -119,6 +119,13 @@ def _blob(fdp, n: int = 64) -> bytes:
     return fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, n))
 
 
+def _tls(fdp) -> fr.TlsInfo | None:
+    if not fdp.ConsumeBool():
+        return None
+    return fr.TlsInfo(_text(fdp, 8), _text(fdp), fdp.ConsumeInt(8), _text(fdp), _text(fdp, 64), _text(fdp),
+                      _text(fdp), _text(fdp, 16))
+
+
 def _frame(fdp) -> tuple[bytes, tuple]:
     """One packed frame and (type, flags, stream, decoded payload) as it must read back."""
     kind = fdp.ConsumeIntInRange(0, 9)
@@ -131,7 +138,7 @@ def _frame(fdp) -> tuple[bytes, tuple]:
             _text(fdp), _text(fdp, 8), _blob(fdp), _blob(fdp), _blob(fdp), _text(fdp, 4),
             [(_blob(fdp, 16), _blob(fdp, 16)) for _ in range(fdp.ConsumeIntInRange(0, 6))],
             (_text(fdp, 8), fdp.ConsumeIntInRange(0, 65535)), (_text(fdp, 8), fdp.ConsumeIntInRange(0, 65535)),
-            _text(fdp, 5), fdp.ConsumeInt(8), fdp.ConsumeBool(), fdp.ConsumeBool())
+            _text(fdp, 5), fdp.ConsumeInt(8), fdp.ConsumeBool(), fdp.ConsumeBool(), _tls(fdp))
         body = fdp.ConsumeBool()
         return fr.pack_request(sid, head, body), (FrameType.REQUEST, 0 if body else FLAG_FIN, sid, head)
     if kind == 2:
