@@ -258,6 +258,7 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             scan = self._scan
             req = self._cur
             over = None
+            claimed = False
             if scan is not None:
                 try:
                     end = scan.feed(data, pos)
@@ -266,6 +267,7 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                     return
             elif req is None or self._in_head:
                 end = head_end(data, pos, self._tail if pos == 0 else b"")
+                claimed = end >= 0
                 if end < 0:
                     end = n
                 if req is None:
@@ -273,6 +275,10 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                 cut, over = self._head_scan.feed(data, pos, end)
                 if over is not None:
                     end = cut  # llhttp gets the bytes before the limit: an earlier fault is its
+                    claimed = False
+                elif claimed and end == pos:
+                    self._parse_failed(BadRequest("bare CR ends the request head"))
+                    return
             else:
                 # A Content-Length body: cut where it ends, a pipelined chunked request may follow.
                 left = req.content_length - req.received
@@ -298,6 +304,18 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             if over is not None:
                 self._parse_failed(over)
                 return
+            if claimed and self._in_head:
+                # llhttp ends a head at a CR without its LF only when it sees the next byte, the
+                # body's, so no ChunkScanner could walk that body. A bare CR ends no line (RFC 9112
+                # §2.2): refuse it.
+                self._parse_failed(BadRequest("bare CR ends the request head"))
+                return
+            if scan is None and self._scan is not None:
+                cur = self._cur
+                if cur is None or cur.received or cur.body_done:
+                    # llhttp went past the head into a chunked body in the piece cut as the head.
+                    self._parse_failed(BadRequest("chunked framing out of step"))
+                    return
             if scan is not None and (req.received != scan.data_bytes or scan.done != req.body_done):
                 # llhttp and the scanner disagree on where the body is: refuse rather than guess.
                 self._parse_failed(BadRequest("chunked framing out of step"))
