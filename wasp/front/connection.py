@@ -266,7 +266,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                     self._parse_failed(err)
                     return
             elif req is None or self._in_head:
-                end = head_end(data, pos, self._tail if pos == 0 else b"")
+                # The previous read's tail only when a head is in progress: CRs and LFs before a
+                # request line (which llhttp skips) end no head.
+                end = head_end(data, pos, self._tail if pos == 0 and self._in_head else b"")
                 claimed = end >= 0
                 if end < 0:
                     end = n
