@@ -28,7 +28,7 @@ _ALLOC_PER_BYTE = 128
 _ALLOC_FIXED = 64 * 1024
 
 _DECODERS = (fr.unpack_hello, fr.unpack_request, fr.unpack_file, fr.unpack_response,
-             fr.unpack_window, fr.unpack_abort)
+             fr.unpack_window, fr.unpack_abort, fr.unpack_cache)
 
 
 def seeds():
@@ -39,6 +39,8 @@ def seeds():
     yield fr.pack_response(7, b"200 OK\r\nA: b\r\n", 5, 0, b"hello") + fr.pack_window(7, 100)
     yield fr.pack_file(9, fr.FileSpan(b"200 OK\r\n", "/etc/hostname", 0, 10)) + fr.pack_abort(9, 503) \
         + fr.pack_cancel(3) + fr.pack_drain()
+    yield fr.pack_cache(9, fr.CacheHint(fr.CACHE_FOR_TIME_PERIOD, 30.0, ["accept-encoding"], 0)) \
+        + fr.pack_response(9, b"200 OK\r\n", 2, 0, b"ok")
     yield fr.pack_header(FrameType.BODY, 1, fr.MAX_PAYLOAD + 1)
 
 
@@ -128,7 +130,7 @@ def _tls(fdp) -> fr.TlsInfo | None:
 
 def _frame(fdp) -> tuple[bytes, tuple]:
     """One packed frame and (type, flags, stream, decoded payload) as it must read back."""
-    kind = fdp.ConsumeIntInRange(0, 9)
+    kind = fdp.ConsumeIntInRange(0, 10)
     sid = fdp.ConsumeIntInRange(0, _U32)
     if kind == 0:
         hello = fr.Hello(fdp.ConsumeInt(8), fdp.ConsumeInt(8), fdp.ConsumeInt(8))
@@ -138,7 +140,7 @@ def _frame(fdp) -> tuple[bytes, tuple]:
             _text(fdp), _text(fdp, 8), _blob(fdp), _blob(fdp), _blob(fdp), _text(fdp, 4),
             [(_blob(fdp, 16), _blob(fdp, 16)) for _ in range(fdp.ConsumeIntInRange(0, 6))],
             (_text(fdp, 8), fdp.ConsumeIntInRange(0, 65535)), (_text(fdp, 8), fdp.ConsumeIntInRange(0, 65535)),
-            _text(fdp, 5), fdp.ConsumeInt(8), fdp.ConsumeBool(), fdp.ConsumeBool(), _tls(fdp))
+            _text(fdp, 5), fdp.ConsumeInt(8), fdp.ConsumeBool(), fdp.ConsumeBool(), _tls(fdp), fdp.ConsumeBool())
         body = fdp.ConsumeBool()
         return fr.pack_request(sid, head, body), (FrameType.REQUEST, 0 if body else FLAG_FIN, sid, head)
     if kind == 2:
@@ -164,12 +166,17 @@ def _frame(fdp) -> tuple[bytes, tuple]:
         return fr.pack_end(sid), (FrameType.END, 0, sid, b"")
     if kind == 8:
         return fr.pack_cancel(sid), (FrameType.CANCEL, 0, sid, b"")
+    if kind == 9:
+        hint = fr.CacheHint(fdp.ConsumeInt(8), fdp.ConsumeRegularFloat(),
+                            [_text(fdp, 12) for _ in range(fdp.ConsumeIntInRange(0, 4))], fdp.ConsumeInt(8))
+        return fr.pack_cache(sid, hint), (FrameType.CACHE, 0, sid, hint)
     return fr.pack_drain(), (FrameType.DRAIN, 0, 0, b"")
 
 
 _PAYLOAD = {FrameType.HELLO: fr.unpack_hello, FrameType.REQUEST: fr.unpack_request,
             FrameType.FILE: fr.unpack_file, FrameType.RESPONSE: fr.unpack_response,
-            FrameType.WINDOW: fr.unpack_window, FrameType.ABORT: fr.unpack_abort}
+            FrameType.WINDOW: fr.unpack_window, FrameType.ABORT: fr.unpack_abort,
+            FrameType.CACHE: fr.unpack_cache}
 
 
 def check_round_trip(data: bytes) -> None:

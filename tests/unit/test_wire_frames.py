@@ -14,7 +14,7 @@ from wasp.wire import frames as fr
 from wasp.wire.frames import ProtocolError
 
 
-@pytest.mark.parametrize("decode", [fr.unpack_hello, fr.unpack_request, fr.unpack_file])
+@pytest.mark.parametrize("decode", [fr.unpack_hello, fr.unpack_request, fr.unpack_file, fr.unpack_cache])
 @pytest.mark.parametrize("payload", [b"", b"\x93", b"\xc1", b"\x93\x01\x02", b"\x93\xa1x\x02\x03",
                                      b"\xdd\xff\xff\xff\xff"])
 def test_msgpack_payloads_that_do_not_decode_raise_protocol_error(decode, payload):

@@ -200,7 +200,7 @@ def pack_cache(stream: int, hint: CacheHint) -> bytes:
 
 
 def unpack_cache(payload: bytes) -> CacheHint:
-    return _cache_dec.decode(payload)
+    return _decode(_cache_dec, payload)
 
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body
