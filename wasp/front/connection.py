@@ -34,6 +34,7 @@ from wasp.front.tls import connection_facts
 from wasp.wire import w3c
 from wasp.wire.chunked import ChunkScanner, head_end
 from wasp.wire.h2rules import PREFACE
+from wasp.wire.heads import HeadScanner
 from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
                             InvalidHeader, InvalidHostname, InvalidUrl, InvalidVerb, NoApplication,
                             RequestTooLong, SslRequired, UnknownEncoding, UrlTooLong,
@@ -102,8 +103,8 @@ def classify(exc: Exception) -> HttpError:
 
 class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "state", "peer", "local", "table", "c_ip", "s_ip",
-                 "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_raw_head",
-                 "_lines", "_raw_line", "_scan", "_tail",
+                 "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_head_scan",
+                 "_scan", "_tail",
                  "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
                  "_early", "_sockfd", "tls",
                  # QoS and proxies (qos.py)
@@ -130,9 +131,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         self._pending: deque[Request] = deque()
         self._in_head = False
         self._heads = 0
-        self._raw_head = 0
-        self._lines = 0
-        self._raw_line = 0
+        # The raw bytes of the head being read, held to the limits whatever the reads.
+        self._head_scan = HeadScanner(server.max_field_length,
+                                      server.max_request_bytes + server.max_field_length)
         self._scan: ChunkScanner | None = None   # the framing limits of the chunked body being read
         self._tail = b""    # the last bytes of a read that ended inside a head
         self._read_paused = False
@@ -241,28 +242,12 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             self._to_h2(data)   # h2c with prior knowledge
             return
         heads = self._heads
-        lines = self._lines
         self._parse(data)
         if self.state is not _OPEN:
             return
         server = self.server
         if self._in_head:
-            # httptools holds a header line until it is complete, so count raw bytes too: a read
-            # that began inside the head (or inside a line) belongs to it whole. A read in which a
-            # head (or line) began counts as 0: never over, at most one read under.
-            if heads == self._heads:
-                self._raw_head += len(data)
-                self._raw_line = self._raw_line + len(data) if lines == self._lines else 0
-                if self._raw_line > server.max_field_length:
-                    self._parse_failed(FieldTooLong("header line over max_field_length"))
-                    return
-                if self._raw_head > server.max_request_bytes + server.max_field_length:
-                    # Complete lines are checked exactly in on_header; this only bounds memory.
-                    self._parse_failed(RequestTooLong("request head over max_request_bytes"))
-                    return
-            else:
-                self._raw_head = 0
-                self._raw_line = 0
+            if heads != self._heads:
                 self.deadline = server.loop.time() + server.header_wait
                 self.timer = "Timer_HeaderWait"
         elif self._cur is not None:
@@ -290,6 +275,8 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         while pos < n:
             scan = self._scan
             req = self._cur
+            over = None
+            claimed = False
             if scan is not None:
                 try:
                     end = scan.feed(data, pos)
@@ -297,9 +284,21 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
                     self._parse_failed(err)
                     return
             elif req is None or self._in_head:
-                end = head_end(data, pos, self._tail if pos == 0 else b"")
+                # The previous read's tail only when a head is in progress: CRs and LFs before a
+                # request line (which llhttp skips) end no head.
+                end = head_end(data, pos, self._tail if pos == 0 and self._in_head else b"")
+                claimed = end >= 0
                 if end < 0:
                     end = n
+                if req is None:
+                    self._head_scan.reset()
+                cut, over = self._head_scan.feed(data, pos, end)
+                if over is not None:
+                    end = cut  # llhttp gets the bytes before the limit: an earlier fault is its
+                    claimed = False
+                elif claimed and end == pos:
+                    self._parse_failed(BadRequest("bare CR ends the request head"))
+                    return
             else:
                 # A Content-Length body: cut where it ends, a pipelined chunked request may follow.
                 left = req.content_length - req.received
@@ -308,14 +307,35 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             try:
                 self.parser.feed_data(piece)
             except HttpParserUpgrade as exc:
-                self._upgraded(data[pos:] if pos else data, exc.args[0])
-                return
+                if not self._upgraded(data[pos:] if pos else data, exc.args[0]):
+                    return
+                # An Upgrade wasp does not speak: the rest is HTTP/1.1 again (a loop, not a
+                # recursion: one read may hold thousands of such requests).
+                pos += exc.args[0]
+                if self.state is not _OPEN or self._broken:
+                    return
+                continue
             except HttpParserError as exc:
                 if self.state is _OPEN:
                     self._parse_failed(classify(exc))
                 return
             if self.state is not _OPEN or self._broken:
                 return
+            if over is not None:
+                self._parse_failed(over)
+                return
+            if claimed and self._in_head:
+                # llhttp ends a head at a CR without its LF only when it sees the next byte, the
+                # body's, so no ChunkScanner could walk that body. A bare CR ends no line (RFC 9112
+                # §2.2): refuse it.
+                self._parse_failed(BadRequest("bare CR ends the request head"))
+                return
+            if scan is None and self._scan is not None:
+                cur = self._cur
+                if cur is None or cur.received or cur.body_done:
+                    # llhttp went past the head into a chunked body in the piece cut as the head.
+                    self._parse_failed(BadRequest("chunked framing out of step"))
+                    return
             if scan is not None and (req.received != scan.data_bytes or scan.done != req.body_done):
                 # llhttp and the scanner disagree on where the body is: refuse rather than guess.
                 self._parse_failed(BadRequest("chunked framing out of step"))
@@ -323,7 +343,11 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             if scan is not None and scan.done:
                 self._scan = None
             pos = end
-        self._tail = data[-2:] if self._cur is None or self._in_head else b""
+        if self._cur is None or self._in_head:
+            # The last two bytes read of the head, even when this read held fewer.
+            self._tail = data[-2:] if n >= 2 else (self._tail + data)[-2:]
+        else:
+            self._tail = b""
 
     def eof_received(self):
         state = self.state
@@ -410,7 +434,6 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         if req.head_bytes + len(req.target) > server.max_request_bytes:
             raise RequestTooLong("request head over max_request_bytes")
         req.headers.append((name, value))
-        self._lines += 1
         kind = _SPECIAL.get(name.lower())
         if kind is None:
             return
@@ -657,7 +680,8 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             self._read_paused = False
             self.transport.resume_reading()
 
-    def _upgraded(self, data: bytes, offset: int) -> None:
+    def _upgraded(self, data: bytes, offset: int) -> bool:
+        """llhttp stopped at an Upgrade; data[offset:] follows it. -> parse on as HTTP/1.1?"""
         req = self._pending[-1] if self._pending else None
         rest = data[offset:]
         if req is not None and req.websocket and req.stage is not Stage.DONE:
@@ -665,9 +689,9 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
             if rest:
                 self._early.append(rest)
                 self._buffered += len(rest)
-        elif rest:
-            # An Upgrade wasp does not speak (h2c, ...): carry on with HTTP/1.1.
-            self.data_received(rest)
+            return False
+        # An Upgrade wasp does not speak (h2c, ...): carry on with HTTP/1.1.
+        return bool(rest)
 
     def _parse_failed(self, err: HttpError) -> None:
         self._broken = True

@@ -37,6 +37,15 @@ _TUNNEL = ConnState.TUNNEL
 _CLOSED = ConnState.CLOSED
 
 
+def status_of(block: bytes) -> int:
+    """The status code a worker's block starts with, or -1 unless it is three digits (100-999)
+    and then a space or the line's end: the client gets "HTTP/1.1 " + the block as is."""
+    code = block[:3]
+    if len(code) == 3 and code.isdigit() and code[0] != 48 and block[3:4] in (b" ", b"\r"):
+        return int(code)
+    return -1
+
+
 class FileSpanSender:
     __slots__ = ("fd", "offset", "remaining", "sendfile", "primed")
 
@@ -99,9 +108,8 @@ class ResponseWriter:
 
     def on_response(self, req: Request, payload: bytes, fin: bool) -> None:
         substatus, length, block, body = unpack_response(payload)
-        try:
-            status = int(block[:3])
-        except ValueError:
+        status = status_of(block)
+        if status < 0:
             self.on_abort(req, 502)
             return
         req.status = status
@@ -168,9 +176,8 @@ class ResponseWriter:
 
     def on_file(self, req: Request, span) -> None:
         block = span.status_and_headers
-        try:
-            req.status = int(block[:3])
-        except ValueError:
+        req.status = status_of(block)
+        if req.status < 0:
             self.on_abort(req, 502)
             return
         length = span.length

@@ -115,6 +115,9 @@ class WorkerLink(asyncio.Protocol):
         for frame in frames:
             try:
                 self._frame(*frame)
+            except fr.ProtocolError:
+                self._broke_protocol()
+                break
             except Exception as exc:
                 # A bug with one request must not cost the worker's other requests.
                 req = self.streams.pop(frame[2], None)
@@ -125,6 +128,19 @@ class WorkerLink(asyncio.Protocol):
                 self.server.fault(exc, req.conn if req is not None else None)
         if self._ended:
             self._released(self._ended)
+
+    def _broke_protocol(self) -> None:
+        """A payload that does not decode: the worker broke the protocol, so its channel cannot be
+        trusted. The request of that frame is answered 502 (IIS's bad-gateway answer); the others
+        in flight are abandoned (503) when the channel's close completes."""
+        req = self._last
+        if req is not None:
+            if self.streams.get(req.stream) is req:
+                del self.streams[req.stream]
+                self._ended += 1
+            if req.stage is not Stage.DONE:
+                req.conn.on_abort(req, 502)
+        self.transport.close()
 
     def _frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
         """Hand one frame to its stream's connection; count streams that end in `_ended`."""

@@ -33,7 +33,9 @@ class ChunkExtensionTooLong(BadRequest):
     """A chunk-size line (size plus extensions) over max_field_length."""
 
 
-_HEAD_END = re.compile(rb"\n\r?\n|\n\r(?!\n)")
+# The third form is a bare CR ending the head, which llhttp (lenient_optional_lf_after_cr) only
+# takes once it sees the next byte; the front refuses it (connection.py), so it must be found.
+_HEAD_END = re.compile(rb"\n\r?\n|\n\r(?=[^\n])")
 _EOL = re.compile(rb"[\r\n]")
 _HEX = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
 
@@ -49,7 +51,8 @@ def head_end(data: bytes, start: int = 0, tail: bytes = b"") -> int:
         joined = tail + data[:2]
         for i in range(len(tail)):
             match = _HEAD_END.match(joined, i)
-            if match is not None and match.end() > len(tail):
+            # (a bare CR that ended the previous read ends the head at 0, with the byte after it)
+            if match is not None and (match.end() > len(tail) or match.group().endswith(b"\r")):
                 return match.end() - len(tail)
     match = _HEAD_END.search(data, start)
     return -1 if match is None else match.end()

@@ -13,13 +13,17 @@ import msgspec
 
 _LEN = struct.Struct("<I")
 MAX_MESSAGE = 64 * 1024 * 1024
+#: Linux's SCM_MAX_FD: no message can carry more descriptors than one sendmsg passes.
+MAX_FDS = 253
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 
 
 class ControlProtocolError(Exception):
-    pass
+    """The peer broke the protocol: a message over MAX_MESSAGE, one that does not decode, or one
+    that is not a map with an "op" (and a descriptor count 0..MAX_FDS). The only error `feed`
+    raises."""
 
 
 def encode(message: dict) -> bytes:
@@ -45,9 +49,15 @@ class MessageReader:
                 raise ControlProtocolError(f"control message of {length} bytes")
             if len(buf) < 4 + length:
                 break
-            message = _dec.decode(bytes(buf[4:4 + length]))
+            try:
+                message = _dec.decode(bytes(buf[4:4 + length]))
+            except msgspec.MsgspecError as exc:
+                raise ControlProtocolError(f"undecodable control message: {exc}") from None
             del buf[:4 + length]
             if not isinstance(message, dict) or "op" not in message:
                 raise ControlProtocolError("control message without op")
+            nfds = message.get("nfds", 0)
+            if type(nfds) is not int or not 0 <= nfds <= MAX_FDS:
+                raise ControlProtocolError(f"control message with nfds={nfds!r}")
             out.append(message)
         return out

@@ -43,7 +43,8 @@ FLAG_FIN = 0x01
 
 
 class ProtocolError(Exception):
-    """The peer broke the framing; the channel cannot be trusted any more."""
+    """The peer broke the framing; the channel cannot be trusted any more. Every `unpack_*`
+    raises it (and nothing else) for a payload that does not decode."""
 
 
 def pack(ftype: int, stream: int, payload: bytes = b"", flags: int = 0) -> bytes:
@@ -167,8 +168,15 @@ def pack_hello(hello: Hello) -> bytes:
     return pack(FrameType.HELLO, 0, encode_msgpack(hello))
 
 
+def _decode(decoder: msgspec.msgpack.Decoder, payload: bytes):
+    try:
+        return decoder.decode(payload)
+    except msgspec.MsgspecError as exc:
+        raise ProtocolError(f"undecodable {decoder.type.__name__}: {exc}") from None
+
+
 def unpack_hello(payload: bytes) -> Hello:
-    return _hello_dec.decode(payload)
+    return _decode(_hello_dec, payload)
 
 
 def pack_request(stream: int, head: RequestHead, has_body: bool) -> bytes:
@@ -176,7 +184,7 @@ def pack_request(stream: int, head: RequestHead, has_body: bool) -> bytes:
 
 
 def unpack_request(payload: bytes) -> RequestHead:
-    return _req_dec.decode(payload)
+    return _decode(_req_dec, payload)
 
 
 def pack_file(stream: int, span: FileSpan) -> bytes:
@@ -184,7 +192,7 @@ def pack_file(stream: int, span: FileSpan) -> bytes:
 
 
 def unpack_file(payload: bytes) -> FileSpan:
-    return _file_dec.decode(payload)
+    return _decode(_file_dec, payload)
 
 
 def pack_cache(stream: int, hint: CacheHint) -> bytes:
@@ -192,7 +200,7 @@ def pack_cache(stream: int, hint: CacheHint) -> bytes:
 
 
 def unpack_cache(payload: bytes) -> CacheHint:
-    return _cache_dec.decode(payload)
+    return _decode(_cache_dec, payload)
 
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body
@@ -218,8 +226,12 @@ def pack_response(stream: int, block: bytes, content_length: int, substatus: int
 
 def unpack_response(payload: bytes) -> tuple[int, int, bytes, bytes]:
     """-> (substatus, content_length, block, inline body)."""
-    substatus, content_length, block_len = _RESP.unpack_from(payload)
     start = _RESP.size
+    if len(payload) < start:
+        raise ProtocolError(f"RESPONSE payload of {len(payload)} bytes")
+    substatus, content_length, block_len = _RESP.unpack_from(payload)
+    if not 0 <= block_len <= len(payload) - start:
+        raise ProtocolError(f"RESPONSE block of {block_len} bytes in a {len(payload)}-byte payload")
     return substatus, content_length, payload[start:start + block_len], payload[start + block_len:]
 
 
@@ -232,6 +244,8 @@ def pack_window(stream: int, increment: int) -> bytes:
 
 
 def unpack_window(payload: bytes) -> int:
+    if len(payload) != 4:
+        raise ProtocolError(f"WINDOW payload of {len(payload)} bytes")
     return _U32.unpack(payload)[0]
 
 
@@ -240,7 +254,12 @@ def pack_abort(stream: int, status: int = 500) -> bytes:
 
 
 def unpack_abort(payload: bytes) -> int:
-    return _U16.unpack(payload)[0] if len(payload) >= 2 else 500
+    """The status to answer with; an empty payload means 500."""
+    if not payload:
+        return 500
+    if len(payload) != 2:
+        raise ProtocolError(f"ABORT payload of {len(payload)} bytes")
+    return _U16.unpack(payload)[0]
 
 
 def pack_body(stream: int, data: bytes) -> bytes:

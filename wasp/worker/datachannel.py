@@ -174,6 +174,13 @@ class DataChannel:
             log.error("data channel: %s; closing it", exc)
             self.close()
             return
+        try:
+            self._frames(batch)
+        except frames.ProtocolError as exc:
+            log.error("data channel: %s; closing it", exc)
+            self.close()
+
+    def _frames(self, batch) -> None:
         streams = self.streams
         for ftype, flags, sid, payload in batch:
             if ftype == _REQUEST:

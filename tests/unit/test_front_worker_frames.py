@@ -1,0 +1,97 @@
+"""A worker frame whose payload does not decode tears that worker's channel down, as a framing
+error does, on both ends: it is the peer breaking the protocol, not a bug in the front or the
+worker (found by fuzz/frames.py: the codec used to raise struct's and msgspec's errors)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from front_fakes import FrontRig
+from wasp.worker.datachannel import DataChannel
+from wasp.wire import frames as fr
+
+
+def _bad_frames(sid):
+    return [fr.pack(fr.FrameType.WINDOW, sid, b"\x01\x00"),
+            fr.pack(fr.FrameType.FILE, sid, b"\x93\x01"),
+            fr.pack(fr.FrameType.RESPONSE, sid, b"\x00" * 13),
+            fr.pack(fr.FrameType.RESPONSE, sid, fr._RESP.pack(0, 0, -1) + b"200 OK\r\n")]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_front_closes_a_worker_link_that_sends_an_undecodable_payload(tmp_path, index):
+    rig = FrontRig(tmp_path)
+    faults = []
+    rig.server.on_fault = faults.append
+    worker = rig.worker()
+    conn, client = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    worker.feed(_bad_frames(sid)[index])
+    assert faults == []
+    assert worker.transport.closed
+    worker.crash()  # the transport's close ends in connection_lost
+    # The frame's own request is answered 502, a bad gateway (for a WINDOW frame the response had
+    # not started, so the front can still answer it), and nothing leaks.
+    assert client.take().startswith(b"HTTP/1.1 502 ")
+    assert worker.link.streams == {} and worker.link.inflight == 0
+
+
+class _Loop:
+    def add_reader(self, fd, callback):
+        self.reader = callback
+
+    def remove_reader(self, fd):
+        self.reader = None
+
+    def call_soon(self, callback, *args):
+        pass
+
+
+def test_worker_closes_a_channel_whose_window_payload_does_not_decode():
+    ours, theirs = socket.socketpair()
+    closed = []
+    loop = _Loop()
+    channel = DataChannel(ours, loop, on_request=lambda *a: None, on_drain=lambda c: None,
+                          on_close=closed.append, on_done=lambda ctx: None)
+    try:
+        windows = []
+
+        class Ctx:
+            sid = 1
+            cancelled = False
+
+            def on_window(self, n):
+                windows.append(n)
+
+            def cancel(self):
+                pass
+
+        channel.streams[1] = Ctx()
+        theirs.sendall(fr.pack_window(1, 5) + fr.pack(fr.FrameType.WINDOW, 1, b"\x01"))
+        loop.reader()
+        assert windows == [5]
+        assert closed == [channel] and channel.closed and channel.streams == {}
+    finally:
+        channel.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("block", [b"+20 OK\r\n", b"20 OK\r\n", b" 200 OK\r\n", b"2_0 OK\r\n",
+                                   b"2000 OK\r\n", b"099 Low\r\n", b"OK\r\n"])
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_worker_status_that_is_not_three_digits_is_a_bad_gateway(tmp_path, block, as_file):
+    # The front writes "HTTP/1.1 " + the worker's block: int(block[:3]) took "+20", "2_0" and
+    # " 20", and the client got an invalid status line.
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    conn, client = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    if as_file:
+        worker.feed(fr.pack_file(sid, fr.FileSpan(block, str(tmp_path / "none"), 0, 0)))
+    else:
+        worker.respond(sid, b"ok", block=block)
+    assert client.take().startswith(b"HTTP/1.1 502 ")

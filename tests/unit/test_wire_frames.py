@@ -1,0 +1,90 @@
+"""The frame codec refuses malformed payloads with its own error (found by fuzz/frames.py).
+
+A worker runs applications, so the front reads its frames as untrusted input, and the worker reads
+the front's the same way: a payload that does not decode must raise `ProtocolError` (the channel
+is torn down), never msgspec's or struct's errors, and never decode into something else.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from wasp.wire import control
+from wasp.wire import frames as fr
+from wasp.wire.frames import ProtocolError
+
+
+@pytest.mark.parametrize("decode", [fr.unpack_hello, fr.unpack_request, fr.unpack_file, fr.unpack_cache])
+@pytest.mark.parametrize("payload", [b"", b"\x93", b"\xc1", b"\x93\x01\x02", b"\x93\xa1x\x02\x03",
+                                     b"\xdd\xff\xff\xff\xff"])
+def test_msgpack_payloads_that_do_not_decode_raise_protocol_error(decode, payload):
+    with pytest.raises(ProtocolError):
+        decode(payload)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00" * 13])
+def test_a_response_payload_shorter_than_its_fixed_part_is_a_protocol_error(payload):
+    with pytest.raises(ProtocolError):
+        fr.unpack_response(payload)
+
+
+@pytest.mark.parametrize("block_len", [-1, -14, 6, 2 ** 31 - 1])
+def test_a_response_block_length_outside_the_payload_is_a_protocol_error(block_len):
+    # 14 bytes of fixed part, then 5 bytes: a block length below 0 or past the end is a lie; before
+    # the fix -1 gave an empty block and a body that began inside the fixed part.
+    payload = fr._RESP.pack(0, 5, block_len) + b"200 O"
+    with pytest.raises(ProtocolError):
+        fr.unpack_response(payload)
+
+
+def test_a_response_round_trips_with_and_without_an_inline_body():
+    block = b"200 OK\r\nA: b\r\n"
+    frame = fr.pack_response(3, block, 5, 7, b"hello")
+    [(ftype, flags, sid, payload)] = fr.FrameReader().feed(frame)
+    assert (ftype, flags, sid) == (fr.FrameType.RESPONSE, fr.FLAG_FIN, 3)
+    assert fr.unpack_response(payload) == (7, 5, block, b"hello")
+    [(_, flags, _, payload)] = fr.FrameReader().feed(fr.pack_response(3, block, -1))
+    assert flags == 0 and fr.unpack_response(payload) == (0, -1, block, b"")
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x01\x00\x00", b"\x01\x00\x00\x00\x00"])
+def test_a_window_payload_that_is_not_four_bytes_is_a_protocol_error(payload):
+    with pytest.raises(ProtocolError):
+        fr.unpack_window(payload)
+
+
+@pytest.mark.parametrize("payload", [b"\x01", b"\xf4\x01\x00"])
+def test_an_abort_payload_that_is_not_a_u16_is_a_protocol_error(payload):
+    with pytest.raises(ProtocolError):
+        fr.unpack_abort(payload)
+
+
+def test_an_abort_without_a_status_means_500():
+    assert fr.unpack_abort(b"") == 500 and fr.unpack_abort(fr._U16.pack(503)) == 503
+
+
+def test_a_frame_over_the_payload_limit_is_refused_from_its_header_alone():
+    reader = fr.FrameReader()
+    with pytest.raises(ProtocolError):
+        reader.feed(fr.pack_header(fr.FrameType.BODY, 1, fr.MAX_PAYLOAD + 1))
+
+
+@pytest.mark.parametrize("body", [b"\xc1", b"\x93\x01", b"\xdd\xff\xff\xff\xff", b"\x81\xa2op"])
+def test_control_messages_that_do_not_decode_raise_the_codecs_error(body):
+    with pytest.raises(control.ControlProtocolError):
+        control.MessageReader().feed(control._LEN.pack(len(body)) + body)
+
+
+@pytest.mark.parametrize("nfds", [-1, "2", 1.5, 10 ** 6])
+def test_a_control_message_with_a_bad_descriptor_count_is_refused(nfds):
+    with pytest.raises(control.ControlProtocolError):
+        control.MessageReader().feed(control.encode({"op": "x", "nfds": nfds}))
+
+
+def test_control_messages_round_trip_across_split_reads():
+    data = control.encode({"op": "a", "n": 1}) + control.encode({"op": "b", "nfds": 2})
+    reader = control.MessageReader()
+    got = []
+    for i in range(len(data)):
+        got += reader.feed(data[i:i + 1])
+    assert got == [{"op": "a", "n": 1}, {"op": "b", "nfds": 2}]
