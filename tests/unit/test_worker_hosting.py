@@ -427,3 +427,46 @@ def test_interface_detection_and_import(tmp_path):
 
 def test_websocket_accept_key():
     assert accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+# ---- response splitting: an app's header may never add a header or end the head ----
+
+SPLITTING = [
+    ("X-Note", "a\r\nSet-Cookie: evil=1"),
+    ("X-Note", "a\nSet-Cookie: evil=1"),
+    ("X-Note", "a\rb"),
+    ("X-Note", "a\x00b"),
+    ("X-Evil\r\nSet-Cookie", "evil=1"),
+]
+
+
+@pytest.mark.parametrize("name,value", SPLITTING)
+def test_a_wsgi_header_with_cr_lf_or_nul_is_refused_before_anything_is_sent(name, value):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), (name, value)])
+        return [b"body"]
+    # Raised before anything is sent: the pipeline turns it into the 500 (one place for errors).
+    app_ = make_app()
+    ctx = make_ctx(app_)
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        wsgi.WSGIHost(app_, app).execute(ctx)
+    assert ctx.channel.frames() == []
+
+
+def test_a_wsgi_status_with_a_line_break_is_refused():
+    def app(environ, start_response):
+        start_response("200 OK\r\nSet-Cookie: evil=1", [])
+        return [b"body"]
+    # Raised before anything is sent: the pipeline turns it into the 500 (one place for errors).
+    app_ = make_app()
+    ctx = make_ctx(app_)
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        wsgi.WSGIHost(app_, app).execute(ctx)
+    assert ctx.channel.frames() == []
+
+
+@pytest.mark.parametrize("name,value", SPLITTING)
+def test_an_asgi_header_with_cr_lf_or_nul_is_refused(name, value):
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        asgi.response_block(200, [(b"content-type", b"text/plain"),
+                                  (name.encode("latin-1"), value.encode("latin-1"))])

@@ -49,7 +49,13 @@ def response_block(status: int, headers) -> tuple[bytes, int]:
         if lower == b"content-length":
             length = int(value)
         parts.append(b"%s: %s\r\n" % (name, value))
-    return b"".join(parts), length
+    block = b"".join(parts)
+    # One line end per line we wrote and no NUL: a CR or LF in a name or value would end the
+    # head or add a header of the client's choosing (response splitting).
+    lines = len(parts)
+    if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\x00" in block:
+        raise ValueError("a response header contains CR, LF or NUL")
+    return block, length
 
 
 def raw_path_of(target: bytes) -> bytes:

@@ -239,7 +239,13 @@ class Response:
             if lower == "content-length":
                 length = int(value)
             parts.append(f"{name}: {value}\r\n")
-        return "".join(parts).encode("latin-1"), length, int(status[:3])
+        text = "".join(parts)
+        # One line end per line we wrote and no NUL: a CR or LF in a status, name or value would
+        # end the head or add a header of the client's choosing (response splitting).
+        lines = len(parts) - 1
+        if text.count("\n") != lines or text.count("\r") != lines or "\x00" in text:
+            raise ValueError("a response status or header contains CR, LF or NUL")
+        return text.encode("latin-1"), length, int(status[:3])
 
     def _single(self, body: bytes) -> None:
         """The whole response in one frame."""
