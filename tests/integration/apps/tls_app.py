@@ -8,6 +8,7 @@ scheme and TLS extension.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from flask import Flask, jsonify, request
@@ -26,6 +27,13 @@ def facts():
 
 @app.get("/slow")
 def slow():
+    # ?until=PATH: until the test creates PATH (at most 30 s), so it ends when the test says.
+    until = request.args.get("until")
+    if until:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(until) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return "released"
     time.sleep(min(float(request.args.get("s", "2")), 10.0))
     return "slept"
 
