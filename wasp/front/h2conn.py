@@ -36,6 +36,7 @@ from hyperframe.frame import GoAwayFrame
 
 from wasp.errors import BadRequest, HttpError
 from wasp.front.h2response import H2ResponseWriter, H2Stream
+from wasp.front.queues import PoolState
 from wasp.front.qos import QosMixin
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
@@ -53,6 +54,8 @@ CONNECTION_WINDOW = 1024 * 1024
 LINGER = 2.0
 
 _FORWARDED = {b"forwarded": 0, b"x-forwarded-for": 1, b"x-forwarded-proto": 2}
+#: Request fields that keep a request out of the response cache, as over HTTP/1.1 (connection.py).
+_NO_CACHE = frozenset({b"authorization", b"range", b"if-range", b"translate"})
 _CONFIG = H2Configuration(client_side=False, header_encoding=None, normalize_outbound_headers=False)
 _OPEN = ConnState.OPEN
 _CLOSING = ConnState.CLOSING
@@ -214,8 +217,16 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         if req.pool is None:
             self._send_error(req, AppPoolUnavailable("N/A"))
             return
+        now = server.loop.time()
+        key = req.cache_key
+        if key is not None and req.pool.state is PoolState.STARTED:
+            entry = server.cache_lookup(key, req.headers, now)
+            if entry is not None:
+                self._send_cached(req, entry)
+                return
+            req.cache_admit = server.cache.admit(key, now)
         try:
-            server.dispatcher.submit(req, server.loop.time())
+            server.dispatcher.submit(req, now)
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
 
@@ -248,6 +259,12 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
                 req.referer = value
             elif name == b"expect":
                 req.expect = value.strip().lower() == b"100-continue"
+            elif name in _NO_CACHE:
+                req.no_cache = True
+            elif name == b"if-none-match":
+                req.inm = value
+            elif name == b"if-modified-since":
+                req.ims = value
             elif name in _FORWARDED:
                 seen = req.forwarded
                 if seen is None:
@@ -284,6 +301,19 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
             self._forwarded(req)
         if not self.site_id:
             self._join_site(site)   # 503 ConnLimit on this stream when the site is full
+        if app.cache and ended and not req.no_cache and not query and req.content_length <= 0 \
+                and (method == b"GET" or method == b"HEAD"):
+            # The same key as over HTTP/1.1 (connection.py): the application, the scheme the app
+            # sees and the host as sent, the routed path; never the HTTP version. A client
+            # certificate authenticates the request: never cached (HTTP.sys rule 8).
+            tls = self.tls
+            host = req.host.lower() if req.host is not None else b""
+            if tls is not None and tls.client_cert:
+                pass
+            elif (req.scheme or ("https" if tls is not None else self.scheme)) != "https":
+                req.cache_key = (app.key, host, path)
+            else:
+                req.cache_key = (app.key, b"https://" + host, path)
         limit = server.max_content
         if limit and req.content_length > limit:
             raise EntityTooLarge("content-length over max_allowed_content_length")

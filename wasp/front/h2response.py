@@ -80,6 +80,9 @@ class H2ResponseWriter:
         self._send_at = self.server.loop.time()
         if fin and length < 0 and not req.is_head:
             length = len(body)
+        if fin and req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head \
+                and length == len(body):
+            self.server.cache_response(req, block, body)
         head = self._fields(status, fields, named, length, req)
         if self._stream_closed(st):
             self._drop(req)
@@ -132,6 +135,16 @@ class H2ResponseWriter:
         if self._stream_closed(st):
             self._drop(req)
             return
+        if req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head:
+            data = self.server.cache_file(req, block, span)
+            if data is not None:   # stored: its bytes go out as DATA like a body
+                self.h2.send_headers(st.sid, head)
+                req.move(Stage.SENDING)
+                st.out.append(data)
+                st.end = True
+                self._pump(st)
+                self._flush()
+                return
         if req.no_body or length <= 0:
             self.h2.send_headers(st.sid, head, end_stream=True)
             self._finish(req)
@@ -147,6 +160,30 @@ class H2ResponseWriter:
         st.file = FileSpanSender(fd, span.offset, length, False)
         st.end = True
         self._pump(st)
+        self._flush()
+
+    def _send_cached(self, req: Request, entry) -> None:
+        """Answer a stream from the response cache (no worker): HEADERS + DATA, HEADERS alone for
+        HEAD, or 304 when the request's validators match the entry's ETag / Last-Modified."""
+        st = req.h2
+        self._send_at = self.server.loop.time()
+        if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
+            block, length = entry.block_304, -1
+        else:
+            block, length = entry.block, len(entry.body)
+        status, fields, named = response_fields(block)
+        req.status = status
+        head = self._fields(status, fields, named, length, req)   # (HEAD keeps content-length)
+        req.no_body = req.is_head or status == 304
+        if req.no_body:
+            self.h2.send_headers(st.sid, head, end_stream=True)
+            self._finish(req)
+        else:
+            self.h2.send_headers(st.sid, head)
+            req.move(Stage.SENDING)
+            st.out.append(entry.body)
+            st.end = True
+            self._pump(st)
         self._flush()
 
     def _stream_closed(self, st: H2Stream) -> bool:
