@@ -6,10 +6,14 @@ library as the client."""
 from __future__ import annotations
 
 import h2.events
+import h2.settings
 import pytest
 
-from front_fakes import FrontRig, split_responses
-from test_front_h2 import GET, Client, body_of, ended, status_of
+from front_fakes import FrontRig, make_config, split_responses
+from test_front_h2 import GET, Client, body_of, ended, gone, status_of
+from test_front_qos import windows
+from wasp.config import model
+from wasp.front.qos import MIN_RATE_GRACE
 from wasp.wire import frames as fr
 from wasp.wire.frames import CACHE_UNTIL_CHANGE, CacheHint
 
@@ -165,3 +169,152 @@ def test_an_h2_file_response_is_cached(rig, tmp_path):
     assert worker.requests() == []
     events = client.events()
     assert body_of(events, sid) == b"body{}" and status_of(events, sid) == 200
+
+
+# ---- bandwidth and the minimum send rate ----
+
+BIG_WINDOW = 2 ** 30
+
+
+def open_client(rig) -> Client:
+    """A client whose windows never limit the test: only the front's rules do."""
+    client = Client(rig, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW})
+    client.h2.increment_flow_control_window(BIG_WINDOW)
+    client.send()
+    client.events()
+    return client
+
+
+def delivered(client, sid) -> int:
+    return len(body_of(client.events(), sid))
+
+
+def limited_rig(tmp_path, where, rate):
+    if where == "site":
+        sites = [model.Site(name="S", id=1, bindings=["http/*:8080:"],
+                            limits=model.SiteLimits(max_bandwidth=model.Size(rate)),
+                            applications=[model.Application(path="/", pool="P")])]
+        return FrontRig(tmp_path, config=make_config(tmp_path, sites=sites))
+    return FrontRig(tmp_path, limits=model.Limits(max_global_bandwidth=model.Size(rate)))
+
+
+@pytest.mark.parametrize("where", ["site", "global"])
+def test_h2_data_pays_the_bandwidth_buckets_and_acks_wait_for_the_debt(tmp_path, where):
+    rate = 10_000
+    rig = limited_rig(tmp_path, where, rate)
+    worker = rig.worker()
+    client = open_client(rig)
+    sid = client.request(GET)
+    [(stream, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(stream, b"200 OK\r\n", 100_000))
+    worker.frames()
+    start = rig.loop.now
+    acked = got = 0
+    for _ in range(20):
+        worker.feed(fr.pack_body(stream, b"y" * 5000))
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+        acked += windows(worker)
+        got += delivered(client, sid)
+        # Never more than the burst (1/8 s of the rate, at least 1 KiB), one piece of that size
+        # taken in debt, and the rate over the time.
+        bound = 2 * max(1024, rate / 8) + rate * (rig.loop.now - start)
+        assert got <= bound and acked <= bound + 5000, (got, acked, rig.loop.now - start)
+    for _ in range(400):
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+        acked += windows(worker)
+        got += delivered(client, sid)
+    assert acked == 100_000 and got == 100_000     # everything goes in the end
+
+
+def test_an_h2_file_under_a_bandwidth_limit_goes_in_paid_chunks(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"z" * 200_000)
+    rate = 40_000
+    rig = limited_rig(tmp_path, "site", rate)
+    worker = rig.worker()
+    client = open_client(rig)
+    sid = client.request(GET)
+    [(stream, _, _)] = worker.requests()
+    worker.feed(fr.pack_file(stream, fr.FileSpan(b"200 OK\r\n", str(path), 0, 200_000)))
+    start = rig.loop.now
+    got = 0
+    for _ in range(400):
+        got += delivered(client, sid)
+        assert got <= 2 * rate / 8 + rate * (rig.loop.now - start), rig.loop.now - start
+        if got == 200_000:
+            break
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+    assert got == 200_000
+
+
+def test_h2_without_a_limit_has_no_buckets(tmp_path):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    client = open_client(rig)
+    sid = client.request(GET)
+    [(stream, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(stream, b"200 OK\r\n", 20_000))
+    for _ in range(4):
+        worker.feed(fr.pack_body(stream, b"y" * 5000))
+    assert windows(worker) == 20_000 and delivered(client, sid) == 20_000
+    assert client.proto._buckets is None
+
+
+def _slow_h2_download(rig, worker, client):
+    sid = client.request(GET)
+    [(stream, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(stream, b"200 OK\r\n", 1_000_000), fr.pack_body(stream, b"x" * 48000))
+    client.proto.pause_writing()                    # the client does not read
+    return sid
+
+
+def test_a_slow_h2_reader_is_cut_once_the_bytes_should_have_gone_at_240(tmp_path):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    client = open_client(rig)
+    start = rig.loop.now
+    _slow_h2_download(rig, worker, client)
+    proto = client.proto
+    sent = proto._sent
+    assert sent > 48000
+    due = start + MIN_RATE_GRACE + sent / 240
+    assert due > start + rig.server.idle_timeout     # the rule, not the idle timer, decides
+    while rig.loop.now + 1 < due:
+        rig.advance(1.0)
+        assert not gone(client.transport), rig.loop.now - start
+    rig.advance(2.0)
+    assert gone(client.transport)
+    rig.server.flush_logs()
+    log = (tmp_path / "logs" / "httperr" / "httperr1.log").read_text()
+    assert "Timer_MinBytesPerSecond" in log
+
+
+def test_an_h2_reader_that_drains_is_not_cut(tmp_path):
+    rig = FrontRig(tmp_path, limits=model.Limits(connection_timeout=model.Duration(1000)))
+    worker = rig.worker()
+    client = open_client(rig)
+    _slow_h2_download(rig, worker, client)
+    rig.advance(100.0)
+    client.proto.resume_writing()                   # it caught up
+    rig.advance(200.0)
+    rig.advance(200.0)
+    assert not gone(client.transport)
+
+
+def test_a_finished_h2_response_the_client_does_not_take_is_cut_by_the_min_rate(tmp_path):
+    rig = FrontRig(tmp_path, limits=model.Limits(connection_timeout=model.Duration(10_000)))
+    worker = rig.worker()
+    client = open_client(rig)
+    client.request(GET)
+    [(stream, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(stream, b"200 OK\r\n", 24_000), fr.pack_body(stream, b"x" * 24_000))
+    client.proto.pause_writing()
+    worker.feed(fr.pack_end(stream))                # complete, not delivered
+    assert not client.proto.streams
+    rig.advance(MIN_RATE_GRACE + 24_000 / 240 - 1)
+    assert not gone(client.transport)
+    rig.advance(3)
+    assert gone(client.transport)

@@ -15,6 +15,11 @@ high-water mark (h2response.py, the response half), so a client that never opens
 at most one worker window per stream, and the connection is closed after `connection_timeout`
 without progress (Timer_MinBytesPerSecond).
 
+QoS as over HTTP/1.1 (qos.py): every byte written pays the connection's bandwidth buckets (in
+debt, writing and acknowledging pause until `_unthrottle`), and while the transport is over its
+high-water mark the minimum send rate applies to the connection's bytes. Cacheable streams are
+looked up in, and their responses stored in, the response cache under HTTP/1.1's key.
+
 Before `h2` sees a byte, `wasp.wire.h2rules.FrameScanner` checks the frame headers against the
 flood budgets documented there; rapid reset is counted here. A broken budget closes the connection
 with GOAWAY ENHANCE_YOUR_CALM; a protocol error with the GOAWAY `h2` chose (PROTOCOL_ERROR, ...).
@@ -37,7 +42,7 @@ from hyperframe.frame import GoAwayFrame
 from wasp.errors import BadRequest, HttpError
 from wasp.front.h2response import H2ResponseWriter, H2Stream
 from wasp.front.queues import PoolState
-from wasp.front.qos import QosMixin
+from wasp.front.qos import MIN_RATE_GRACE, MIN_RATE_TIMER, QosMixin
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.wire import w3c
@@ -75,14 +80,19 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         self.deadline = 0.0
         self.timer = ""
         self.tls = None
-        # qos.py's state: the site this connection is counted for, who a PROXY header named.
-        # Bandwidth limits and the minimum send rate are HTTP/1.1's only (docs/front.md).
+        # qos.py's state: the site this connection is counted for, who a PROXY header named,
+        # the bandwidth buckets every byte written pays (None: no limit; `_chunk` is the largest
+        # DATA frame then), and the minimum send rate's count: bytes written since `_send_t0`.
         self.scheme = "http"
         self.proxied = False
         self.site_id = 0
         self._idle = server.idle_timeout
         self._buckets = None
         self._chunk = 0
+        self._throttled = False    # in bandwidth debt: writing paused until it is paid
+        self._tpaused = False      # the transport is over its high-water mark
+        self._sent = 0
+        self._send_t0 = 0.0
         self.streams: dict[int, H2Stream] = {}
         self.h2 = H2Connection(config=_CONFIG)
         now = server.loop.time()
@@ -106,7 +116,7 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         by ALPN, or its first bytes, `data`, are the HTTP/2 preface (h2c)."""
         self.transport = transport
         for name in ("peer", "local", "table", "c_ip", "s_ip", "s_port", "tls", "scheme", "proxied",
-                     "site_id", "_idle"):
+                     "site_id", "_idle", "_buckets", "_chunk"):
             setattr(self, name, getattr(conn, name))
         conn.site_id = 0     # the site count (taken at accept) is this connection's now
         server = self.server
@@ -181,9 +191,20 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._tpaused = True
+        self._rearm()   # the minimum send rate applies from now
 
     def resume_writing(self) -> None:
+        self._tpaused = False
+        self._rearm()
+        if self._throttled:
+            return   # in bandwidth debt: qos.py's _unthrottle resumes
         self._write_paused = False
+        self._writable()
+
+    def _writable(self) -> None:
+        """Writing may go on (the transport drained, or a bandwidth debt is paid): the bytes held
+        back are acknowledged to the workers and the streams send on."""
         for st in list(self.streams.values()):
             req = st.req
             if st.unacked and req.link is not None:
@@ -513,7 +534,10 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         """Write what h2 framed; set the connection's deadline for what it waits for now."""
         data = self.h2.data_to_send()
         if data and self.state is not _CLOSED:
+            self._sent += len(data)
             self.transport.write(data)
+            if self._buckets is not None:
+                self._spend(len(data))
         self._rearm()
 
     def _fail(self, code, reason: str) -> None:
@@ -575,6 +599,13 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         if self.scan.in_header_block:
             self.deadline = self._header_at + server.header_wait
             self.timer = "Timer_HeaderWait"
+            return
+        rate = server.min_rate
+        if self._tpaused and rate:
+            # The client does not take what was written: qos.py's rule, as over HTTP/1.1, for
+            # the connection's bytes since it started sending (`_begin_send`).
+            self.deadline = self._send_t0 + MIN_RATE_GRACE + self._sent / rate
+            self.timer = MIN_RATE_TIMER
             return
         if not self.streams:
             self.deadline = self._idle_at + server.idle_timeout

@@ -78,6 +78,7 @@ class H2ResponseWriter:
         req.no_body = req.is_head or status == 204 or status == 304
         st = req.h2
         self._send_at = self.server.loop.time()
+        self._begin_send(st)
         if fin and length < 0 and not req.is_head:
             length = len(body)
         if fin and req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head \
@@ -130,6 +131,7 @@ class H2ResponseWriter:
         req.no_body = req.is_head or status == 204 or status == 304
         st = req.h2
         self._send_at = self.server.loop.time()
+        self._begin_send(st)
         length = span.length
         head = self._fields(status, fields, named, length, req)
         if self._stream_closed(st):
@@ -167,6 +169,7 @@ class H2ResponseWriter:
         HEAD, or 304 when the request's validators match the entry's ETag / Last-Modified."""
         st = req.h2
         self._send_at = self.server.loop.time()
+        self._begin_send(st)
         if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
             block, length = entry.block_304, -1
         else:
@@ -186,6 +189,17 @@ class H2ResponseWriter:
             self._pump(st)
         self._flush()
 
+    def _begin_send(self, st: H2Stream) -> None:
+        """A response starts: the minimum send rate counts from now unless the connection is
+        still sending (another stream's bytes, or a transport the client has not drained)."""
+        if not self.server.min_rate or self._tpaused:
+            return
+        for other in self.streams.values():
+            if other is not st and (other.out or other.file is not None):
+                return
+        self._send_t0 = self.server.loop.time()
+        self._sent = 0
+
     def _stream_closed(self, st: H2Stream) -> bool:
         return self.state is not _OPEN or self.streams.get(st.sid) is not st
 
@@ -196,6 +210,8 @@ class H2ResponseWriter:
         req = st.req
         sid = st.sid
         sent = 0
+        limited = self._buckets is not None
+        batch = self._chunk if limited else PUMP_BATCH
         while (st.out or st.file is not None) and not self._write_paused:
             if self._stream_closed(st):
                 return
@@ -204,6 +220,8 @@ class H2ResponseWriter:
             except (StreamClosedError, ProtocolError, KeyError):
                 self._cut(req)
                 return
+            if limited and room > self._chunk:
+                room = self._chunk   # pieces of 1/8 s of the rate, each paid (_flush) before the next
             if room <= 0:
                 break
             if st.out:
@@ -235,8 +253,8 @@ class H2ResponseWriter:
             if last:
                 self._finish(req)
                 return
-            if sent >= PUMP_BATCH:
-                self._flush()
+            if sent >= batch:
+                self._flush()   # (pays the buckets: a debt pauses writing, which ends the loop)
                 sent = 0
         if sent or st.unacked:
             self._send_at = self.server.loop.time()
