@@ -318,3 +318,94 @@ def test_a_finished_h2_response_the_client_does_not_take_is_cut_by_the_min_rate(
     assert not gone(client.transport)
     rig.advance(3)
     assert gone(client.transport)
+
+
+# ---- WebSocket over HTTP/2 (RFC 8441 extended CONNECT) ----
+
+WS = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"),
+      (b":authority", b"example.test"), (b":path", b"/chat?room=1"), (b"sec-websocket-version", b"13"),
+      (b"sec-websocket-protocol", b"chat")]
+ACCEPTED = (b"101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: x\r\nSec-WebSocket-Protocol: chat\r\n")
+
+
+def test_settings_enable_connect_protocol(tmp_path):
+    client = Client(FrontRig(tmp_path))
+    assert client.h2.remote_settings.enable_connect_protocol == 1
+
+
+def test_extended_connect_reaches_the_worker_as_an_http11_upgrade_and_tunnels_data(tmp_path):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    client = Client(rig)
+    sid = client.request(WS, end=False)
+    [(stream, head, fin)] = worker.requests()
+    assert (head.method, head.path, head.query, head.version, head.websocket, fin) == \
+        ("GET", b"/chat", b"room=1", "2", True, False)
+    fields = dict(head.headers)
+    assert fields[b"upgrade"] == b"websocket" and fields[b"connection"] == b"upgrade"
+    assert len(fields[b"sec-websocket-key"]) == 24 and fields[b"sec-websocket-version"] == b"13"
+    assert fields[b"sec-websocket-protocol"] == b"chat" and fields[b"host"] == b"example.test"
+    worker.feed(fr.pack_response(stream, ACCEPTED, -1))
+    events = client.events()
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    got = dict(response.headers)
+    assert got[b":status"] == b"200" and got[b"sec-websocket-protocol"] == b"chat"
+    assert b"sec-websocket-accept" not in got and b"upgrade" not in got and b"content-length" not in got
+    assert not ended(events, sid)
+    # Client bytes reach the worker as BODY; the worker's BODY reaches the client as DATA.
+    client.h2.send_data(sid, b"\x81\x02hi")
+    client.send()
+    assert [p for t, _, s, p in worker.frames() if t == fr.FrameType.BODY] == [b"\x81\x02hi"]
+    worker.feed(fr.pack_body(stream, b"\x81\x03you"))
+    assert body_of(client.events(), sid) == b"\x81\x03you"
+    assert [fr.unpack_window(p) for t, _, s, p in worker.frames() if t == fr.FrameType.WINDOW] == [5]
+    # A quiet tunnel is not a stalled request body: no timer cuts it (as over HTTP/1.1).
+    for _ in range(3):
+        rig.advance(rig.server.idle_timeout)
+    assert not gone(client.transport)
+    # The client's END_STREAM is the worker's END; the worker's END ends the stream.
+    client.h2.end_stream(sid)
+    client.send()
+    assert [t for t, *_ in worker.frames()] == [fr.FrameType.END]
+    worker.feed(fr.pack_end(stream))
+    assert ended(client.events(), sid)
+    rig.server.flush_logs()
+    log = next((tmp_path / "logs" / "W3SVC1").iterdir()).read_text()
+    assert " GET /chat room=1 8080 " in log and " 200 0 0 " in log
+
+
+def test_a_refused_websocket_is_an_ordinary_answer(tmp_path):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    client = Client(rig)
+    sid = client.request(WS, end=False)
+    [(stream, _head, _fin)] = worker.requests()
+    worker.feed(fr.pack_response(stream, b"403 Forbidden\r\nContent-Length: 0\r\n", 0, body=b""))
+    events = client.events()
+    assert status_of(events, sid) == 403 and ended(events, sid)
+
+
+@pytest.mark.parametrize("headers", [
+    [(b":method", b"CONNECT"), (b":protocol", b"h2c"), *WS[2:5]],
+], ids=["other-protocol"])
+def test_extended_connect_for_another_protocol_is_400(tmp_path, headers):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    client = Client(rig)
+    sid = client.request(headers, end=False)
+    assert worker.requests() == []
+    assert status_of(client.events(), sid) == 400
+
+
+def test_tunnel_bytes_are_not_a_request_body_over_the_limit(tmp_path):
+    rig = FrontRig(tmp_path, limits=model.Limits(max_allowed_content_length=10))
+    worker = rig.worker()
+    client = Client(rig)
+    sid = client.request(WS, end=False)
+    [(stream, _head, _fin)] = worker.requests()
+    worker.feed(fr.pack_response(stream, ACCEPTED, -1))
+    client.events()
+    client.h2.send_data(sid, b"x" * 100)
+    client.send()
+    assert [p for t, _, s, p in worker.frames() if t == fr.FrameType.BODY] == [b"x" * 100]

@@ -29,6 +29,8 @@ A graceful stop sends GOAWAY with the last stream id, finishes the streams in fl
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
@@ -46,7 +48,8 @@ from wasp.front.qos import MIN_RATE_GRACE, MIN_RATE_TIMER, QosMixin
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.wire import w3c
-from wasp.wire.h2rules import RESET_RATE, Flood, FrameScanner, TokenBucket, request_fields
+from wasp.wire.h2rules import (RESET_RATE, Flood, FrameScanner, TokenBucket, request_fields,
+                               websocket_request)
 from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
                             InvalidHostname, NoApplication, RequestTooLong, SslRequired, UrlTooLong)
 from wasp.wire.urls import cook_target
@@ -123,13 +126,15 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         server.connections.discard(conn)
         server.connections.add(self)
         h2 = self.h2
+        # ENABLE_CONNECT_PROTOCOL: WebSocket over HTTP/2 (RFC 8441 extended CONNECT).
         h2.local_settings = Settings(client=False, initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: server.h2_max_streams})
+            SettingCodes.MAX_CONCURRENT_STREAMS: server.h2_max_streams,
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
         h2.initiate_connection()
         # The advertised limit is enforced here, stream by stream (REFUSED_STREAM, RFC 9113
         # §5.1.2), not by h2, which would end the whole connection.
         h2.local_settings = Settings(client=False, initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: 2 ** 31 - 1})
+            SettingCodes.MAX_CONCURRENT_STREAMS: 2 ** 31 - 1, SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
         h2.increment_flow_control_window(CONNECTION_WINDOW - h2.inbound_flow_control_window)
         self._flush()
         if data:
@@ -298,9 +303,17 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         if req.host is None and authority is not None:
             req.host = authority
             fields.insert(0, (b"host", authority))   # the worker's HTTP_HOST, as HTTP/1.1 sends it
+        if method == b"CONNECT":
+            # RFC 8441: a WebSocket; the worker sees the GET + Upgrade of an HTTP/1.1 handshake.
+            # A plain CONNECT (a proxy tunnel) or another :protocol is not served.
+            if pseudo.get(b":protocol", b"").lower() != b"websocket" or not target:
+                raise BadRequest("CONNECT is not served")
+            req.method = method = b"GET"
+            req.upgrade = req.websocket = True
+            fields = websocket_request(fields, base64.b64encode(os.urandom(16)))
+        elif not target:
+            raise BadRequest("no :path")
         req.headers = fields
-        if method == b"CONNECT" or not target:
-            raise BadRequest("CONNECT is not served")
         path, query, _ = cook_target(target)
         req.path = path
         req.query = query
@@ -378,7 +391,7 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         req.received += n
         self._body_at = now
         limit = self.server.max_content
-        if limit and req.received > limit:
+        if limit and req.received > limit and not req.websocket:   # (tunnel bytes are no body)
             self._send_error(req, EntityTooLarge("body over max_allowed_content_length"))
             self.h2.acknowledge_received_data(n, sid)
             return
@@ -619,7 +632,8 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
                 deadline = self._send_at + server.idle_timeout
                 timer = "Timer_MinBytesPerSecond"
                 break
-            if not req.body_done and not req.body_buf and req.headers_done:
+            if not req.body_done and not req.body_buf and req.headers_done and not req.websocket:
+                # (a WebSocket's stream is quiet as long as its users are: no timer, as HTTP/1.1)
                 deadline = self._body_at + server.idle_timeout
                 timer = "Timer_EntityBody"
         self.deadline = deadline

@@ -21,7 +21,7 @@ from wasp.errors import HttpError
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.response import FileSpanSender
 from wasp.wire.frames import unpack_response
-from wasp.wire.h2rules import response_fields
+from wasp.wire.h2rules import response_fields, websocket_accepted
 from wasp.wire.http import AppPoolUnavailable, error_body
 
 #: Response bytes handed to the transport before the pump checks its high-water mark again.
@@ -70,8 +70,11 @@ class H2ResponseWriter:
             status, fields, named = response_fields(block)
         except ValueError:
             status = 0
+        if status == 101 and req.websocket and not fin:
+            self._start_tunnel(req, fields)
+            return
         if status < 200:
-            self.on_abort(req, 502)   # no 101 or interim answers from a worker over HTTP/2
+            self.on_abort(req, 502)   # no other 101 nor interim answers from a worker over HTTP/2
             return
         req.status = status
         req.substatus = substatus
@@ -98,6 +101,27 @@ class H2ResponseWriter:
                 st.out.append(body)
             st.end = fin
             self._pump(st)
+        self._flush()
+
+    def _start_tunnel(self, req: Request, fields: list) -> None:
+        """The worker accepted a WebSocket (RFC 8441): 200 without END_STREAM, then its BODY
+        frames go out as DATA (and the client's DATA to it as BODY) until either side ends."""
+        st = req.h2
+        if self._stream_closed(st):
+            self._drop(req)
+            return
+        server = self.server
+        req.status = 200
+        self._send_at = server.loop.time()
+        self._begin_send(st)
+        head = [(b":status", b"200"), *websocket_accepted(fields)]
+        named = {name for name, _ in head}
+        if server.server_header and b"server" not in named:
+            head.append((b"server", server.server_header))
+        if b"date" not in named:
+            head.append((b"date", server.date))
+        self.h2.send_headers(st.sid, head)
+        req.move(Stage.SENDING)
         self._flush()
 
     def on_response_body(self, req: Request, data: bytes) -> None:
