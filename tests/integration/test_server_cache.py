@@ -10,6 +10,8 @@ import time
 import pytest
 import requests
 
+from h2_support import H2Client
+
 CONFIG = """
 {pool_timing}
 [cache]
@@ -60,7 +62,7 @@ DURATION = 2.0
 def server(wasp_module_server):
     www = wasp_module_server.dir / "www"
     www.mkdir()
-    for name in ("style.css", "change.css", "etag.css", "logged.css", "flush.css"):
+    for name in ("style.css", "change.css", "etag.css", "logged.css", "flush.css", "h2.css"):
         (www / name).write_text(f"/* {name} */ body {{ color: #123; }}\n")
     return wasp_module_server(CONFIG)
 
@@ -183,6 +185,36 @@ def test_what_is_never_cached_always_reaches_the_app(server, path, kwargs):
     counts = [count(get(server, path, **kwargs)) for _ in range(3)]
     assert counts == [1, 2, 3]
     assert entry(server, path.split("?")[0]) is None
+
+
+# ---- HTTP/2 streams (h2c with prior knowledge on the same port) ----
+
+def h2_get(server, path: str, method: str = "GET", extra=()) -> dict:
+    with H2Client(server.port) as client:
+        response = client.get(path, authority=f"127.0.0.1:{server.port}", method=method, extra=extra)
+    assert response["ended"], response
+    return response
+
+
+def test_http2_streams_are_served_from_and_stored_in_the_same_cache(server):
+    # Stored from two h2 streams; then a hit for HTTP/1.1 and for h2 alike (one key: no version).
+    assert [int(h2_get(server, "/h2page")["body"].split()[1]) for _ in range(2)] == [1, 2]
+    assert count(get(server, "/h2page")) == 2
+    hit = h2_get(server, "/h2page")
+    assert int(hit["body"].split()[1]) == 2 and hit["headers"][b":status"] == b"200"
+    # A static file stored over HTTP/1.1 answers h2: the body, HEAD's head, a 304.
+    first = get(server, "/h2.css")
+    get(server, "/h2.css")
+    hits = entry(server, "/h2.css")["hits"]
+    hit = h2_get(server, "/h2.css")
+    assert hit["body"] == first.content
+    assert hit["headers"][b"content-length"] == first.headers["Content-Length"].encode()
+    head = h2_get(server, "/h2.css", method="HEAD")
+    assert head["body"] == b"" and head["headers"][b"content-length"] == first.headers["Content-Length"].encode()
+    etag = first.headers["ETag"].encode()
+    cond = h2_get(server, "/h2.css", extra=[(b"if-none-match", etag)])
+    assert cond["headers"][b":status"] == b"304" and cond["body"] == b"" and cond["headers"][b"etag"] == etag
+    assert entry(server, "/h2.css")["hits"] == hits + 3
 
 
 # ---- administration ----

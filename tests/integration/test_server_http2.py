@@ -286,6 +286,69 @@ def test_zero_window_client_is_closed_after_connection_timeout(h2_site):
     served(h2_site.port)
 
 
+# ---- WebSocket over HTTP/2 (RFC 8441) -----------------------------------------------------------
+
+def _ws_events(client: H2Client, sid: int, ws, deadline: float) -> list:
+    """Read until wsproto has events from the stream's DATA (or the stream ended)."""
+    while True:
+        entry = client._entry(sid)
+        if entry["body"]:
+            ws.receive_data(entry["body"])
+            entry["body"] = b""
+            events = list(ws.events())
+            if events:
+                return events
+        if entry["ended"] or entry["reset"] is not None:
+            return []
+        assert time.monotonic() < deadline, "no WebSocket message in time"
+        client.read()
+
+
+def test_websocket_over_http2_extended_connect_echoes_through_an_asgi_app(h2_site):
+    from wsproto import ConnectionType
+    from wsproto.connection import Connection
+    from wsproto.events import BytesMessage, CloseConnection, Message, TextMessage
+
+    deadline = time.monotonic() + 60
+    with H2Client(h2_site.port) as client:
+        while not client.h2.remote_settings.enable_connect_protocol:
+            assert time.monotonic() < deadline
+            client.read()
+        sid = client.h2.get_next_available_stream_id()
+        client.h2.send_headers(sid, [
+            (b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"),
+            (b":authority", f"127.0.0.1:{h2_site.port}".encode()), (b":path", b"/events/ws"),
+            (b"sec-websocket-version", b"13"), (b"sec-websocket-protocol", b"echo")])
+        client.flush()
+        while not client._entry(sid)["headers"]:
+            assert time.monotonic() < deadline
+            client.read()
+        headers = client._entry(sid)["headers"]
+        assert headers[b":status"] == b"200", headers
+        assert headers[b"sec-websocket-protocol"] == b"echo"
+        ws = Connection(ConnectionType.CLIENT)
+        client.send_body(sid, ws.send(Message(data="hello")), end=False)
+        [event] = _ws_events(client, sid, ws, deadline)
+        assert isinstance(event, TextMessage) and event.data == "2 /events/ws hello"
+        # One message larger than every window on the way (64 KiB stream, 256 KiB worker), both ways.
+        blob = random.Random(8441).randbytes(600 * 1024)
+        client.send_body(sid, ws.send(Message(data=blob)), end=False)
+        got = b""
+        while len(got) < len(blob):
+            for event in _ws_events(client, sid, ws, deadline):
+                assert isinstance(event, BytesMessage)
+                got += event.data
+        assert got == blob
+        # The app closes: its close frame arrives, ours goes back, the stream ends.
+        client.send_body(sid, ws.send(Message(data="bye")), end=False)
+        [event] = _ws_events(client, sid, ws, deadline)
+        assert isinstance(event, CloseConnection) and event.code == 4000
+        client.send_body(sid, ws.send(event.response()), end=True)
+        client.response(sid)
+        assert client._entry(sid)["reset"] is None
+    served(h2_site.port)
+
+
 # ---- graceful stop ------------------------------------------------------------------------------
 
 STOP_CONFIG = """\

@@ -7,6 +7,7 @@ from __future__ import annotations
 import resource
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -173,6 +174,29 @@ def test_site_max_bandwidth_paces_a_sendfile_response(server):
     floor = (size - 2 * RATE / 8 - 1024) / RATE
     assert elapsed >= floor, (elapsed, floor)
     print(f"{FILE_SIZE} B file at {RATE} B/s took {elapsed:.2f}s (floor {floor:.2f}s)")
+
+
+def _timed_h2_download(url: str) -> tuple[int, float]:
+    """curl over h2c with prior knowledge: (bytes, seconds)."""
+    started = time.monotonic()
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                          "%{size_download} %{http_version}", url], capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    size, version = out.stdout.split()
+    assert version == "2"
+    return int(size), elapsed
+
+
+def test_site_max_bandwidth_paces_http2_streamed_and_file_responses(server):
+    size, elapsed = _timed_h2_download(f"http://127.0.0.1:{server.slow_port}/stream?kb=1024")
+    assert size == 1024 * 1024
+    floor = (size - 2 * RATE / 8 - 256 * 1024 - 16384) / RATE   # as over HTTP/1.1, above
+    assert elapsed >= floor, (elapsed, floor)
+    size, elapsed = _timed_h2_download(f"http://127.0.0.1:{server.slow_port}/files/big.bin")
+    assert size == FILE_SIZE
+    floor = (size - 2 * RATE / 8 - 1024) / RATE
+    assert elapsed >= floor, (elapsed, floor)
 
 
 def test_unlimited_site_is_not_paced(server):

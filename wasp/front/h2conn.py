@@ -15,6 +15,11 @@ high-water mark (h2response.py, the response half), so a client that never opens
 at most one worker window per stream, and the connection is closed after `connection_timeout`
 without progress (Timer_MinBytesPerSecond).
 
+QoS as over HTTP/1.1 (qos.py): every byte written pays the connection's bandwidth buckets (in
+debt, writing and acknowledging pause until `_unthrottle`), and while the transport is over its
+high-water mark the minimum send rate applies to the connection's bytes. Cacheable streams are
+looked up in, and their responses stored in, the response cache under HTTP/1.1's key.
+
 Before `h2` sees a byte, `wasp.wire.h2rules.FrameScanner` checks the frame headers against the
 flood budgets documented there; rapid reset is counted here. A broken budget closes the connection
 with GOAWAY ENHANCE_YOUR_CALM; a protocol error with the GOAWAY `h2` chose (PROTOCOL_ERROR, ...).
@@ -34,16 +39,15 @@ from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
-from wasp.errors import BadRequest, HttpError
+from wasp.errors import HttpError
+from wasp.front.h2request import H2RequestReader
 from wasp.front.h2response import H2ResponseWriter, H2Stream
-from wasp.front.qos import QosMixin
+from wasp.front.queues import PoolState
+from wasp.front.qos import MIN_RATE_GRACE, MIN_RATE_TIMER, QosMixin
 from wasp.front.request import ConnState, Request, Stage
-from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.wire import w3c
-from wasp.wire.h2rules import RESET_RATE, Flood, FrameScanner, TokenBucket, request_fields
-from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
-                            InvalidHostname, NoApplication, RequestTooLong, SslRequired, UrlTooLong)
-from wasp.wire.urls import cook_target
+from wasp.wire.h2rules import RESET_RATE, Flood, FrameScanner, TokenBucket
+from wasp.wire.http import AppPoolUnavailable
 
 #: The connection's receive window: room for several streams' uploads at once (each stream is
 #: bounded by its own 64 KiB window, SETTINGS_INITIAL_WINDOW_SIZE's default).
@@ -52,14 +56,13 @@ CONNECTION_WINDOW = 1024 * 1024
 #: (connection.py's LINGER for HTTP/1.1 error pages).
 LINGER = 2.0
 
-_FORWARDED = {b"forwarded": 0, b"x-forwarded-for": 1, b"x-forwarded-proto": 2}
 _CONFIG = H2Configuration(client_side=False, header_encoding=None, normalize_outbound_headers=False)
 _OPEN = ConnState.OPEN
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
 
 
-class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
+class Http2Connection(H2RequestReader, H2ResponseWriter, QosMixin, asyncio.Protocol):
     def __init__(self, server):
         self.server = server
         self.transport = None
@@ -72,14 +75,19 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         self.deadline = 0.0
         self.timer = ""
         self.tls = None
-        # qos.py's state: the site this connection is counted for, who a PROXY header named.
-        # Bandwidth limits and the minimum send rate are HTTP/1.1's only (docs/front.md).
+        # qos.py's state: the site this connection is counted for, who a PROXY header named,
+        # the bandwidth buckets every byte written pays (None: no limit; `_chunk` is the largest
+        # DATA frame then), and the minimum send rate's count: bytes written since `_send_t0`.
         self.scheme = "http"
         self.proxied = False
         self.site_id = 0
         self._idle = server.idle_timeout
         self._buckets = None
         self._chunk = 0
+        self._throttled = False    # in bandwidth debt: writing paused until it is paid
+        self._tpaused = False      # the transport is over its high-water mark
+        self._sent = 0
+        self._send_t0 = 0.0
         self.streams: dict[int, H2Stream] = {}
         self.h2 = H2Connection(config=_CONFIG)
         now = server.loop.time()
@@ -103,20 +111,22 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         by ALPN, or its first bytes, `data`, are the HTTP/2 preface (h2c)."""
         self.transport = transport
         for name in ("peer", "local", "table", "c_ip", "s_ip", "s_port", "tls", "scheme", "proxied",
-                     "site_id", "_idle"):
+                     "site_id", "_idle", "_buckets", "_chunk"):
             setattr(self, name, getattr(conn, name))
         conn.site_id = 0     # the site count (taken at accept) is this connection's now
         server = self.server
         server.connections.discard(conn)
         server.connections.add(self)
         h2 = self.h2
+        # ENABLE_CONNECT_PROTOCOL: WebSocket over HTTP/2 (RFC 8441 extended CONNECT).
         h2.local_settings = Settings(client=False, initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: server.h2_max_streams})
+            SettingCodes.MAX_CONCURRENT_STREAMS: server.h2_max_streams,
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
         h2.initiate_connection()
         # The advertised limit is enforced here, stream by stream (REFUSED_STREAM, RFC 9113
         # §5.1.2), not by h2, which would end the whole connection.
         h2.local_settings = Settings(client=False, initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: 2 ** 31 - 1})
+            SettingCodes.MAX_CONCURRENT_STREAMS: 2 ** 31 - 1, SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
         h2.increment_flow_control_window(CONNECTION_WINDOW - h2.inbound_flow_control_window)
         self._flush()
         if data:
@@ -178,9 +188,20 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._tpaused = True
+        self._rearm()   # the minimum send rate applies from now
 
     def resume_writing(self) -> None:
+        self._tpaused = False
+        self._rearm()
+        if self._throttled:
+            return   # in bandwidth debt: qos.py's _unthrottle resumes
         self._write_paused = False
+        self._writable()
+
+    def _writable(self) -> None:
+        """Writing may go on (the transport drained, or a bandwidth debt is paid): the bytes held
+        back are acknowledged to the workers and the streams send on."""
         for st in list(self.streams.values()):
             req = st.req
             if st.unacked and req.link is not None:
@@ -214,167 +235,18 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         if req.pool is None:
             self._send_error(req, AppPoolUnavailable("N/A"))
             return
+        now = server.loop.time()
+        key = req.cache_key
+        if key is not None and req.pool.state is PoolState.STARTED:
+            entry = server.cache_lookup(key, req.headers, now)
+            if entry is not None:
+                self._send_cached(req, entry)
+                return
+            req.cache_admit = server.cache.admit(key, now)
         try:
-            server.dispatcher.submit(req, server.loop.time())
+            server.dispatcher.submit(req, now)
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
-
-    def _head(self, req: Request, headers, ended: bool) -> None:
-        """The request head from the stream's header list, with HTTP.sys's limits, and routing."""
-        server = self.server
-        try:
-            pseudo, fields, size = request_fields(headers)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        req.method = method = pseudo.get(b":method", b"")
-        req.is_head = method == b"HEAD"
-        req.target = target = pseudo.get(b":path", b"")
-        if len(target) > server.max_url:
-            raise UrlTooLong("request target over max_url")
-        req.head_bytes = size
-        for name, value in fields:
-            if len(name) + len(value) + 2 > server.max_field_length:
-                raise FieldTooLong("header field over max_field_length")
-            if name == b"content-length":
-                try:
-                    req.content_length = int(value)
-                except ValueError:
-                    raise BadRequest("bad content-length") from None
-            elif name == b"host":
-                req.host = value
-            elif name == b"user-agent":
-                req.user_agent = value
-            elif name == b"referer":
-                req.referer = value
-            elif name == b"expect":
-                req.expect = value.strip().lower() == b"100-continue"
-            elif name in _FORWARDED:
-                seen = req.forwarded
-                if seen is None:
-                    seen = req.forwarded = [None, None, None]
-                i = _FORWARDED[name]
-                seen[i] = [value] if seen[i] is None else seen[i] + [value]
-        if size > server.max_request_bytes:
-            raise RequestTooLong("request head over max_request_bytes")
-        authority = pseudo.get(b":authority")
-        if req.host is None and authority is not None:
-            req.host = authority
-            fields.insert(0, (b"host", authority))   # the worker's HTTP_HOST, as HTTP/1.1 sends it
-        req.headers = fields
-        if method == b"CONNECT" or not target:
-            raise BadRequest("CONNECT is not served")
-        path, query, _ = cook_target(target)
-        req.path = path
-        req.query = query
-        site = self.table.site_for(req.host)
-        if site is None:
-            raise InvalidHostname("no binding matches the host")
-        app = site.app_for(path)
-        if app is None:
-            raise NoApplication("no application for the path")
-        req.app = app
-        req.pool = app.queue
-        if app.access:
-            tls = self.tls
-            if app.access & ACCESS_SSL and tls is None:
-                raise SslRequired("the application requires SSL")
-            if app.access & ACCESS_REQUIRE_CERT and (tls is None or not tls.client_cert):
-                raise CertRequired("the application requires a client certificate")
-        if req.forwarded is not None and server.trusted:
-            self._forwarded(req)
-        if not self.site_id:
-            self._join_site(site)   # 503 ConnLimit on this stream when the site is full
-        limit = server.max_content
-        if limit and req.content_length > limit:
-            raise EntityTooLarge("content-length over max_allowed_content_length")
-        req.headers_done = True
-        if ended:
-            req.body_done = True
-            req.content_length = -1 if req.content_length <= 0 else req.content_length
-        elif req.content_length < 0:
-            req.chunked = True    # a body of unknown length: DATA frames until END_STREAM
-
-    def dispatched(self, req: Request) -> None:
-        """Called by the worker link right after the REQUEST frame went out."""
-        st = req.h2
-        if req.expect and not req.body_done and self.state is _OPEN:
-            self.h2.send_headers(st.sid, [(b":status", b"100")])
-        if req.body_buf:
-            self._push_body(req)
-        elif req.body_done and req.has_body:
-            req.link.send_end(req)
-        self._flush()
-
-    def on_window(self, req: Request, increment: int) -> None:
-        req.window += increment
-        if req.body_buf:
-            self._push_body(req)
-            self._flush()
-
-    def _on_data(self, sid: int, data: bytes, flow: int, now: float) -> None:
-        st = self.streams.get(sid)
-        h2 = self.h2
-        if st is None or st.reset_after or st.req.stage is Stage.DONE:
-            if flow:
-                h2.acknowledge_received_data(flow, sid)   # answered already: read and dropped
-            return
-        n = len(data)
-        if flow > n:
-            h2.acknowledge_received_data(flow - n, sid)   # padding
-        if not n:
-            return
-        req = st.req
-        req.received += n
-        self._body_at = now
-        limit = self.server.max_content
-        if limit and req.received > limit:
-            self._send_error(req, EntityTooLarge("body over max_allowed_content_length"))
-            self.h2.acknowledge_received_data(n, sid)
-            return
-        link = req.link
-        if link is not None and not req.body_buf and req.window >= n and link.owns(req):
-            req.window -= n
-            link.send_body(req, data)
-            self.h2.acknowledge_received_data(n, sid)
-            return
-        if req.body_buf is None:
-            req.body_buf = [data]
-        else:
-            req.body_buf.append(data)
-        req.body_buffered += n
-        if link is not None:
-            self._push_body(req)
-
-    def _push_body(self, req: Request) -> None:
-        """Buffered body bytes to the worker within its window; each sent byte is given back to
-        the client's window; END once all is sent."""
-        link = req.link
-        if link is None or not link.owns(req):
-            return
-        buf = req.body_buf
-        sid = req.h2.sid
-        while buf and req.window > 0:
-            chunk = buf[0]
-            if len(chunk) <= req.window:
-                buf.pop(0)
-            else:
-                buf[0] = chunk[req.window:]
-                chunk = chunk[:req.window]
-            req.window -= len(chunk)
-            req.body_buffered -= len(chunk)
-            link.send_body(req, chunk)
-            self.h2.acknowledge_received_data(len(chunk), sid)
-        if not buf and req.body_done:
-            link.send_end(req)
-
-    def _on_stream_ended(self, sid: int) -> None:
-        st = self.streams.get(sid)
-        if st is None:
-            return
-        req = st.req
-        req.body_done = True
-        if req.link is not None and req.has_body and not req.body_buf and req.link.owns(req):
-            req.link.send_end(req)
 
     def _on_reset(self, sid: int, now: float) -> None:
         st = self.streams.pop(sid, None)
@@ -483,7 +355,10 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
         """Write what h2 framed; set the connection's deadline for what it waits for now."""
         data = self.h2.data_to_send()
         if data and self.state is not _CLOSED:
+            self._sent += len(data)
             self.transport.write(data)
+            if self._buckets is not None:
+                self._spend(len(data))
         self._rearm()
 
     def _fail(self, code, reason: str) -> None:
@@ -546,6 +421,13 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
             self.deadline = self._header_at + server.header_wait
             self.timer = "Timer_HeaderWait"
             return
+        rate = server.min_rate
+        if self._tpaused and rate:
+            # The client does not take what was written: qos.py's rule, as over HTTP/1.1, for
+            # the connection's bytes since it started sending (`_begin_send`).
+            self.deadline = self._send_t0 + MIN_RATE_GRACE + self._sent / rate
+            self.timer = MIN_RATE_TIMER
+            return
         if not self.streams:
             self.deadline = self._idle_at + server.idle_timeout
             self.timer = "Timer_ConnectionIdle"
@@ -558,7 +440,8 @@ class Http2Connection(H2ResponseWriter, QosMixin, asyncio.Protocol):
                 deadline = self._send_at + server.idle_timeout
                 timer = "Timer_MinBytesPerSecond"
                 break
-            if not req.body_done and not req.body_buf and req.headers_done:
+            if not req.body_done and not req.body_buf and req.headers_done and not req.websocket:
+                # (a WebSocket's stream is quiet as long as its users are: no timer, as HTTP/1.1)
                 deadline = self._body_at + server.idle_timeout
                 timer = "Timer_EntityBody"
         self.deadline = deadline

@@ -21,7 +21,7 @@ from wasp.errors import HttpError
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.response import FileSpanSender
 from wasp.wire.frames import unpack_response
-from wasp.wire.h2rules import response_fields
+from wasp.wire.h2rules import response_fields, websocket_accepted
 from wasp.wire.http import AppPoolUnavailable, error_body
 
 #: Response bytes handed to the transport before the pump checks its high-water mark again.
@@ -70,16 +70,23 @@ class H2ResponseWriter:
             status, fields, named = response_fields(block)
         except ValueError:
             status = 0
+        if status == 101 and req.websocket and not fin:
+            self._start_tunnel(req, fields)
+            return
         if status < 200:
-            self.on_abort(req, 502)   # no 101 or interim answers from a worker over HTTP/2
+            self.on_abort(req, 502)   # no other 101 nor interim answers from a worker over HTTP/2
             return
         req.status = status
         req.substatus = substatus
         req.no_body = req.is_head or status == 204 or status == 304
         st = req.h2
         self._send_at = self.server.loop.time()
+        self._begin_send(st)
         if fin and length < 0 and not req.is_head:
             length = len(body)
+        if fin and req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head \
+                and length == len(body):
+            self.server.cache_response(req, block, body)
         head = self._fields(status, fields, named, length, req)
         if self._stream_closed(st):
             self._drop(req)
@@ -94,6 +101,27 @@ class H2ResponseWriter:
                 st.out.append(body)
             st.end = fin
             self._pump(st)
+        self._flush()
+
+    def _start_tunnel(self, req: Request, fields: list) -> None:
+        """The worker accepted a WebSocket (RFC 8441): 200 without END_STREAM, then its BODY
+        frames go out as DATA (and the client's DATA to it as BODY) until either side ends."""
+        st = req.h2
+        if self._stream_closed(st):
+            self._drop(req)
+            return
+        server = self.server
+        req.status = 200
+        self._send_at = server.loop.time()
+        self._begin_send(st)
+        head = [(b":status", b"200"), *websocket_accepted(fields)]
+        named = {name for name, _ in head}
+        if server.server_header and b"server" not in named:
+            head.append((b"server", server.server_header))
+        if b"date" not in named:
+            head.append((b"date", server.date))
+        self.h2.send_headers(st.sid, head)
+        req.move(Stage.SENDING)
         self._flush()
 
     def on_response_body(self, req: Request, data: bytes) -> None:
@@ -127,11 +155,22 @@ class H2ResponseWriter:
         req.no_body = req.is_head or status == 204 or status == 304
         st = req.h2
         self._send_at = self.server.loop.time()
+        self._begin_send(st)
         length = span.length
         head = self._fields(status, fields, named, length, req)
         if self._stream_closed(st):
             self._drop(req)
             return
+        if req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head:
+            data = self.server.cache_file(req, block, span)
+            if data is not None:   # stored: its bytes go out as DATA like a body
+                self.h2.send_headers(st.sid, head)
+                req.move(Stage.SENDING)
+                st.out.append(data)
+                st.end = True
+                self._pump(st)
+                self._flush()
+                return
         if req.no_body or length <= 0:
             self.h2.send_headers(st.sid, head, end_stream=True)
             self._finish(req)
@@ -149,6 +188,42 @@ class H2ResponseWriter:
         self._pump(st)
         self._flush()
 
+    def _send_cached(self, req: Request, entry) -> None:
+        """Answer a stream from the response cache (no worker): HEADERS + DATA, HEADERS alone for
+        HEAD, or 304 when the request's validators match the entry's ETag / Last-Modified."""
+        st = req.h2
+        self._send_at = self.server.loop.time()
+        self._begin_send(st)
+        if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
+            block, length = entry.block_304, -1
+        else:
+            block, length = entry.block, len(entry.body)
+        status, fields, named = response_fields(block)
+        req.status = status
+        head = self._fields(status, fields, named, length, req)   # (HEAD keeps content-length)
+        req.no_body = req.is_head or status == 304
+        if req.no_body:
+            self.h2.send_headers(st.sid, head, end_stream=True)
+            self._finish(req)
+        else:
+            self.h2.send_headers(st.sid, head)
+            req.move(Stage.SENDING)
+            st.out.append(entry.body)
+            st.end = True
+            self._pump(st)
+        self._flush()
+
+    def _begin_send(self, st: H2Stream) -> None:
+        """A response starts: the minimum send rate counts from now unless the connection is
+        still sending (another stream's bytes, or a transport the client has not drained)."""
+        if not self.server.min_rate or self._tpaused:
+            return
+        for other in self.streams.values():
+            if other is not st and (other.out or other.file is not None):
+                return
+        self._send_t0 = self.server.loop.time()
+        self._sent = 0
+
     def _stream_closed(self, st: H2Stream) -> bool:
         return self.state is not _OPEN or self.streams.get(st.sid) is not st
 
@@ -159,6 +234,8 @@ class H2ResponseWriter:
         req = st.req
         sid = st.sid
         sent = 0
+        limited = self._buckets is not None
+        batch = self._chunk if limited else PUMP_BATCH
         while (st.out or st.file is not None) and not self._write_paused:
             if self._stream_closed(st):
                 return
@@ -167,6 +244,8 @@ class H2ResponseWriter:
             except (StreamClosedError, ProtocolError, KeyError):
                 self._cut(req)
                 return
+            if limited and room > self._chunk:
+                room = self._chunk   # pieces of 1/8 s of the rate, each paid (_flush) before the next
             if room <= 0:
                 break
             if st.out:
@@ -198,8 +277,8 @@ class H2ResponseWriter:
             if last:
                 self._finish(req)
                 return
-            if sent >= PUMP_BATCH:
-                self._flush()
+            if sent >= batch:
+                self._flush()   # (pays the buckets: a debt pauses writing, which ends the loop)
                 sent = 0
         if sent or st.unacked:
             self._send_at = self.server.loop.time()

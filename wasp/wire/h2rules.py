@@ -246,3 +246,28 @@ def request_fields(headers) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes
     if cookies:
         fields.append((b"cookie", b"; ".join(cookies)))
     return pseudo, fields, size
+
+
+# ---- WebSocket over HTTP/2 (RFC 8441) ----
+# The worker speaks the HTTP/1.1 handshake (RFC 6455 §4): the front turns an extended CONNECT
+# (`:method CONNECT`, `:protocol websocket`) into the GET + Upgrade head it sees from an HTTP/1.1
+# client, and the worker's 101 into the 200 an HTTP/2 client expects; the bytes that follow are
+# WebSocket frames on both, carried as BODY frames to the worker and DATA frames to the client.
+
+#: Fields an HTTP/1.1 handshake has and an extended CONNECT must not (or that the front sets).
+_HANDSHAKE_ONLY = frozenset({b"upgrade", b"connection", b"sec-websocket-key"})
+#: The 101's fields with no meaning over HTTP/2 (RFC 8441 §5: no Sec-WebSocket-Accept).
+_ACCEPT_ONLY = frozenset({b"sec-websocket-accept"})
+
+
+def websocket_request(fields: list[tuple[bytes, bytes]], key: bytes) -> list[tuple[bytes, bytes]]:
+    """An extended CONNECT's regular fields -> those of the HTTP/1.1 upgrade the worker expects,
+    with `key` (16 random bytes, base64) as its Sec-WebSocket-Key."""
+    out = [(name, value) for name, value in fields if name not in _HANDSHAKE_ONLY]
+    out += [(b"upgrade", b"websocket"), (b"connection", b"upgrade"), (b"sec-websocket-key", key)]
+    return out
+
+
+def websocket_accepted(fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The worker's 101 fields (response_fields: connection fields gone) -> the 200's."""
+    return [(name, value) for name, value in fields if name not in _ACCEPT_ONLY]

@@ -1,6 +1,6 @@
 """Apps for the HTTP/2 tests (test_server_http2.py): a WSGI echo that hashes a request body as it
 streams in, a WSGI app that holds each request a moment (concurrent streams), and an ASGI app of
-server-sent events that arrive one by one."""
+server-sent events that arrive one by one, which is also a WebSocket echo (over HTTP/2: RFC 8441)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def wsgi(environ, start_response):
 
 
 async def events(scope, receive, send):
+    if scope["type"] == "websocket":
+        await echo(scope, receive, send)
+        return
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200,
@@ -46,3 +49,21 @@ async def events(scope, receive, send):
         await send({"type": "http.response.body", "body": b"data: %d\n\n" % i, "more_body": True})
         await asyncio.sleep(0.3)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def echo(scope, receive, send):
+    """Each text message back with the HTTP version and path the app saw; bytes back as they are."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept", "subprotocol": (scope["subprotocols"] or [None])[0]})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            if message["text"] == "bye":
+                await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
+                return
+            await send({"type": "websocket.send",
+                        "text": f"{scope['http_version']} {scope['path']} {message['text']}"})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
