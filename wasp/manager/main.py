@@ -4,47 +4,42 @@ It owns the listening sockets, starts and supervises the front and the workers, 
 API and writes the event log. Every decision is the `Supervisor`'s; this module is the I/O around
 it: one queue of inputs (control messages, process exits, signals, admin commands) drained by one
 loop that also wakes at the supervisor's next deadline. Signal handlers only enqueue.
+
+This module is the process and its loop: start-up (`serve`; the checks before it are startup.py),
+the inputs and what each is handed to, and reload. The supervisor's actions are carried out by
+executor.py, the admin API is answered by api.py; both are mixins of `Manager`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import signal
-import socket
 import sys
 import time
 from typing import Callable, TextIO
 
 import psutil
 
-from wasp.common.channel import ControlChannel
 from wasp.common.proctitle import set_title
-from wasp.common.unixsock import answers
 from wasp.config import rundir
-from wasp.config.bindings import binding_text
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
-from wasp.manager import actions as A
-from wasp.manager import admin, environment, listeners, sites, spawn
+from wasp.manager import admin, environment, listeners, sites
+from wasp.manager.api import AdminApi
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.certificates import Certificates
 from wasp.manager.events import EventLog
-from wasp.manager.supervisor import CommandError, Supervisor
-from wasp.manager.inflight import merge as merge_requests
+from wasp.manager.executor import Executor
+from wasp.manager.startup import StartupError, cpu_count, prepare_dirs
+from wasp.manager.supervisor import Supervisor
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
-FRONT_QUERY_TIMEOUT = 5.0
 
 
-class StartupError(Exception):
-    """The server cannot start (a port is taken, the run_dir is in use ...)."""
-
-
-class Manager:
+class Manager(Executor, AdminApi):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
                  run_dir: str, log_dir: str, stderr: TextIO):
         self.config = config
@@ -58,7 +53,7 @@ class Manager:
         self.admin_path = os.path.join(run_dir, "admin.sock")
         self.pid_path = os.path.join(run_dir, "wasp.pid")
         self.events = EventLog(os.path.join(log_dir, "events.jsonl"), stderr)
-        self.cpu_count = _cpu_count()
+        self.cpu_count = cpu_count()
         self.sup = Supervisor(config, cpu_count=self.cpu_count)
         self.isolation = Isolation(self.events, self.cpu_count, os.getpid())
         self.queue: asyncio.Queue = asyncio.Queue()
@@ -196,145 +191,6 @@ class Manager:
             self.stderr.write(f"wasp: {name}: stopping gracefully{again}\n")
             self._execute(self.sup.shutdown(now))
 
-    # ------------------------------------------------------------------ actions
-    def _execute(self, actions: list) -> None:
-        for action in actions:
-            method = getattr(self, "_do_" + type(action).__name__)
-            method(action)
-        self.passed_fds.release()
-
-    def _do_Event(self, a: A.Event) -> None:
-        self.events.write(a.event_id, a.pool, a.pid, a.data)
-
-    def _do_Exit(self, a: A.Exit) -> None:
-        self._exit = True
-
-    def _do_SpawnFront(self, a: A.SpawnFront) -> None:
-        names, fds = self.listeners.ordered()
-        try:
-            proc, sock = spawn.spawn_front(fds)
-        except OSError as exc:
-            self.stderr.write(f"wasp: cannot start the front: {exc}\n")
-            self.queue.put_nowait(("front_exit", self.front_generation, 0, -1))
-            return
-        self.front_generation += 1
-        generation = self.front_generation
-        channel = ControlChannel(
-            sock, lambda m, f: self.queue.put_nowait(("front", generation, m, f)), lambda: None,
-            self.loop)
-        self.front = Child(proc, channel)
-        self.reaper.watch(self.front, lambda code: ("front_exit", generation, proc.pid, code))
-        self.front_stats = {}
-        channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
-        if self.certificates.hosts:
-            channel.send(self.certificates.front_message())  # the challenges pending, if any
-
-    def _do_StopFront(self, a: A.StopFront) -> None:
-        if self.front is not None:
-            self.front.channel.send({"op": "stop"})
-
-    def _do_KillFront(self, a: A.KillFront) -> None:
-        if self.front is not None:
-            self.front.kill()
-
-    def _do_PingFront(self, a: A.PingFront) -> None:
-        if self.front is not None:
-            self.front.channel.send({"op": "ping", "id": a.ping_id})
-
-    def _do_SetPoolState(self, a: A.SetPoolState) -> None:
-        if self.front is not None:
-            self.front.channel.send({"op": "pool_state", "pool": a.pool, "state": a.state,
-                                     "reason": a.reason})
-
-    def _do_SpawnWorker(self, a: A.SpawnWorker) -> None:
-        rec = self.sup.pools.get(a.pool)
-        settings = rec.settings if rec else None
-        variables = dict(settings.environment_variables) if settings else {}
-        try:
-            account = self.isolation.account(self.config, settings) if settings else None
-            problem = self.isolation.runtime_problem(settings, account) if settings else None
-            if problem:
-                self._spawn_failed(a, problem, permanent=True)
-                return
-            proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
-                                            python=getattr(settings, "python", "") or None,
-                                            account=account,
-                                            virtualenv=getattr(settings, "virtualenv", "") or None)
-        except KeyError as exc:
-            self._spawn_failed(a, f"no such user or group: {exc.args[0] if exc.args else exc}", True)
-            return
-        except (FileNotFoundError, PermissionError) as exc:
-            self._spawn_failed(a, str(exc), permanent=True)
-            return
-        except (OSError, ValueError) as exc:
-            self._spawn_failed(a, str(exc))
-            return
-        if settings is not None:
-            self.isolation.place(settings, proc.pid)
-        user = account.user if account else _user_name(os.geteuid())
-        self.events.write(9013, a.pool, proc.pid, {"user": user, "worker_id": a.worker_id})
-        wid = a.worker_id
-        eof = asyncio.Event()
-        channel = ControlChannel(
-            sock, lambda m, f: self.queue.put_nowait(("worker", wid, m, f)), eof.set, self.loop)
-        self.workers[wid] = child = Child(proc, channel)
-        self.reaper.watch(child, lambda code: ("worker_exit", wid, code), eof)
-        self.sup.worker_spawned(wid, proc.pid)
-        channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool})
-
-    def _spawn_failed(self, a: A.SpawnWorker, error: str, permanent: bool = False) -> None:
-        # One event that says why; no 5009 for a process that never ran (it would have pid 0).
-        self.events.write(9012, a.pool, data={"error": error})
-        self.queue.put_nowait(("not_started", a.worker_id, permanent, error))
-
-    def _do_AttachWorker(self, a: A.AttachWorker) -> None:
-        worker = self.workers.get(a.worker_id)
-        rec = self.sup.workers.get(a.worker_id)
-        if worker is None or rec is None or self.front is None:
-            return  # a front that starts later gets every ready worker then
-        ours_w, ours_f = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        worker.channel.send({"op": "attach"}, [ours_w.fileno()])
-        self.front.channel.send({"op": "worker_add", "pool": rec.pool, "worker_id": a.worker_id,
-                                 "pid": worker.pid}, [ours_f.fileno()])
-        self.passed_fds.hold(worker.channel, [ours_w])
-        self.passed_fds.hold(self.front.channel, [ours_f])
-
-    def _do_StopWorker(self, a: A.StopWorker) -> None:
-        if a.drain and self.front is not None:
-            self.front.channel.send({"op": "worker_drain", "worker_id": a.worker_id})
-        worker = self.workers.get(a.worker_id)
-        if worker is not None:
-            worker.channel.send({"op": "stop"})
-
-    def _do_KillWorker(self, a: A.KillWorker) -> None:
-        worker = self.workers.get(a.worker_id)
-        if worker is not None:
-            worker.kill()
-
-    def _do_OrphanWorker(self, a: A.OrphanWorker) -> None:
-        worker = self.workers.pop(a.worker_id, None)
-        if self.front is not None:
-            self.front.channel.send({"op": "worker_drain", "worker_id": a.worker_id})
-        if worker is not None:
-            worker.channel.close()
-            self.stderr.write(f"wasp: worker {a.worker_id} (pid {worker.pid}) orphaned; "
-                              "it is left running\n")
-        if a.command:
-            self._do_RunCommand(A.RunCommand(a.command))
-
-    def _do_RunCommand(self, a: A.RunCommand) -> None:
-        try:
-            proc = spawn.run_command(a.command)
-        except (OSError, ValueError) as exc:
-            self.stderr.write(f"wasp: cannot run {a.command!r}: {exc}\n")
-            return
-        self.reaper.watch(Child(proc), lambda code: ("reaped", proc.pid, code))
-
-    def _do_PingWorker(self, a: A.PingWorker) -> None:
-        worker = self.workers.get(a.worker_id)
-        if worker is not None:
-            worker.channel.send({"op": "ping", "id": a.ping_id})
-
     # ------------------------------------------------------------------ processes
     @staticmethod
     def _close_fds(fds: list[int]) -> None:
@@ -357,17 +213,6 @@ class Manager:
             self._resolve(message)
         elif op == "requests" or op == "cache":
             self._resolve(message)
-
-    def _resolve(self, message: dict) -> None:
-        future = self.waiters.pop(message.get("id"), None)
-        if future is not None and not future.done():
-            future.set_result(message)
-
-    def _fail_waiters(self) -> None:
-        for future in self.waiters.values():
-            if not future.done():
-                future.set_exception(ConnectionError("the front went away"))
-        self.waiters.clear()
 
     def _on_worker_message(self, wid: int, message: dict, now: float) -> None:
         op = message.get("op")
@@ -458,247 +303,8 @@ class Manager:
         self.events.write(9005, data={"problems": "; ".join(problems)})
         return problems
 
-    # ------------------------------------------------------------------ admin API
-    async def _call(self, fn: Callable[[float], object]):
-        future = self.loop.create_future()
-        self.queue.put_nowait(("call", fn, future))
-        return await future
-
-    async def _wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until `predicate()` holds after some input was handled, or the timeout passes."""
-        if predicate():
-            return True
-        future = self.loop.create_future()
-        self._watchers.append((predicate, future))
-        try:
-            await asyncio.wait_for(future, timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-
-    def _check_watchers(self) -> None:
-        keep = []
-        for predicate, future in self._watchers:
-            if future.done():
-                continue
-            if predicate():
-                future.set_result(True)
-            else:
-                keep.append((predicate, future))
-        self._watchers = keep
-
-    async def _ask_front(self, message: dict) -> dict | None:
-        if self.front is None:
-            return None
-        ping_id = self.sup.new_ping_id()
-        future = self.loop.create_future()
-        self.waiters[ping_id] = future
-        self.front.channel.send(dict(message, id=ping_id))
-        try:
-            return await asyncio.wait_for(future, FRONT_QUERY_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError):
-            self.waiters.pop(ping_id, None)
-            return None
-
-    async def _ask_workers(self) -> dict[int, list]:
-        """Each live worker's requests in flight (`list_requests`); a worker that does not answer
-        within a second is left out."""
-        waits = {}
-        for wid, child in list(self.workers.items()):
-            ping_id = self.sup.new_ping_id()
-            waits[wid] = (ping_id, self.loop.create_future())
-            self.waiters[ping_id] = waits[wid][1]
-            child.channel.send({"op": "list_requests", "id": ping_id})
-        if waits:
-            await asyncio.wait([f for _, f in waits.values()], timeout=1.0)
-        answers = {}
-        for wid, (ping_id, future) in waits.items():
-            self.waiters.pop(ping_id, None)
-            if future.done() and not future.cancelled() and future.exception() is None:
-                answers[wid] = future.result().get("requests", [])
-        return answers
-
-    async def dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
-        if name == "sites":
-            return 200, self.site_rows()
-        if name == "apps":
-            return 200, self.app_rows()
-        if name == "pools":
-            stats = await self._ask_front({"op": "ping"}) or self.front_stats
-            return 200, self.pool_rows(stats)
-        if name == "wp":
-            return 200, self.wp_rows()
-        if name == "requests":
-            answer = await self._ask_front({"op": "list_requests"})
-            if answer is None:
-                return 503, {"error": "the front did not answer"}
-            return 200, merge_requests(list(answer.get("requests", [])), await self._ask_workers())
-        if name == "cache":
-            answer = await self._ask_front({"op": "list_cache"})
-            if answer is None:
-                return 503, {"error": "the front did not answer"}
-            return 200, list(answer.get("entries", []))
-        if name == "cache_flush":
-            site, url = request.query.get("site", ""), request.query.get("url", "")
-            answer = await self._ask_front({"op": "cache_flush", "site": site, "url": url})
-            if answer is None:
-                return 503, {"error": "the front did not answer"}
-            if answer.get("error"):
-                return 404, {"error": answer["error"]}
-            flushed = int(answer.get("flushed", 0))
-            return 200, {"flushed": flushed, "message": f"flushed {flushed} cached response"
-                                                        f"{'' if flushed == 1 else 's'}"}
-        if name == "events":
-            try:
-                since = int(request.query.get("since", "0"))
-            except ValueError:
-                return 400, {"error": "since must be an integer"}
-            return 200, self.events.since(since)
-        if name == "reload":
-            problems = await self._call(self.reload)
-            if problems:
-                return 400, {"error": "configuration reload rejected", "problems": problems}
-            return 200, {"ok": True, "message": "configuration reloaded"}
-        if name in ("recycle_pool", "stop_pool", "start_pool"):
-            return await self._pool_command(name, args["name"])
-        if name in ("start_site", "stop_site"):
-            return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
-        return 404, {"error": f"no such resource: {request.path}"}
-
-    async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
-        method = getattr(self.sup, name)
-        before: dict = {}
-
-        def run(now: float) -> None:
-            rec = self.sup.pools.get(pool)
-            if rec is not None:
-                before["old"] = {w.worker_id for w in self.sup.workers_of(pool)
-                                 if w.state.value == "Ready"}
-                before["failures"] = rec.start_failures
-            self._execute(method(pool, now))
-
-        try:
-            await self._call(run)
-        except CommandError as exc:
-            status = 404 if str(exc).startswith("Cannot find") else 409
-            return status, {"error": str(exc)}
-        if name == "recycle_pool":
-            # Like appcmd's /wait: answer once the new workers are ready, or a replacement failed.
-            reason = await self._wait_recycled(pool, before["old"], before["failures"])
-            if reason:
-                return 500, {"error": f'"{pool}" could not be recycled: {reason}', "reason": reason}
-        if name == "stop_pool":
-            # Like appcmd's default /wait: answer once the pool's workers are gone.
-            rec = self.sup.pools.get(pool)
-            limit = rec.settings.process_model.shutdown_time_limit if rec else 0
-            await self._wait_for(lambda: not self.sup.workers_of(pool), limit + 5)
-        verb = {"recycle_pool": "recycled", "stop_pool": "stopped", "start_pool": "started"}[name]
-        return 200, {"ok": True, "message": f'"{pool}" successfully {verb}'}
-
-    async def _wait_recycled(self, pool: str, old: set[int], failures: int) -> str:
-        rec = self.sup.pools.get(pool)
-        pm = rec.settings.process_model if rec else None
-        limit = (pm.startup_time_limit or 600.0) if pm else 0.0
-        if rec and rec.settings.recycling.disallow_overlapping_rotation:
-            limit += pm.shutdown_time_limit or 600.0  # the old workers exit first
-        outcome: list = []
-
-        def settled() -> bool:
-            outcome[:] = [self.sup.recycle_outcome(pool, old, failures)]
-            return outcome[0] is not None
-
-        if not await self._wait_for(settled, limit + 5):
-            return f"the new worker was not ready within {limit + 5:g} seconds"
-        return outcome[0]
-
-    def site_command(self, verb: str, name: str) -> tuple[int, object]:
-        """Start or stop listening for a site (wasp/manager/sites.py); the pools are untouched."""
-        try:
-            overrides = sites.command(self.config, self.site_overrides, verb, name)
-            effective = sites.effective(self.config, overrides)
-            self.listeners.apply(listeners.plan(effective))
-        except sites.SiteCommandError as exc:
-            return exc.status, {"error": str(exc)}
-        except (listeners.BindError, ValueError) as exc:
-            return 409, {"error": f"Command execution failed. {exc}"}
-        self.site_overrides = overrides
-        self.config_bytes = encode(effective)
-        self.certificates.apply(effective)
-        if self.front is not None:
-            names, fds = self.listeners.ordered()
-            self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
-        return 200, {"ok": True, "message": f'"{name}" successfully {verb}ped.' if verb == "stop"
-                     else f'"{name}" successfully {verb}ed.'}
-
-    # ------------------------------------------------------------------ views
-    def site_rows(self) -> list[dict]:
-        return [{"name": s.name, "id": s.id, "bindings": [binding_text(b) for b in s.bindings],
-                 "state": "Started" if sites.is_started(self.config, self.site_overrides, s.name) else "Stopped"}
-                for s in self.config.sites]
-
-    def app_rows(self) -> list[dict]:
-        return [{"site": s.name, "site_id": s.id, "path": a.path, "pool": a.pool,
-                 "physical_path": a.physical_path, "app": a.app, "key": f"{s.id}{a.path}"}
-                for s in self.config.sites for a in s.applications]
-
-    def pool_rows(self, stats: dict) -> list[dict]:
-        front_pools = stats.get("pools", {}) if isinstance(stats, dict) else {}
-        rows = self.sup.pool_rows(time.monotonic())
-        for row in rows:
-            numbers = front_pools.get(row["name"], {})
-            row["queue"] = int(numbers.get("queued", 0))
-            row["inflight"] = int(numbers.get("inflight", 0))
-            row["served"] = int(numbers.get("served", 0))
-        return rows
-
-    def wp_rows(self) -> list[dict]:
-        rows = self.sup.worker_rows(time.monotonic())
-        for row in rows:
-            try:
-                row["rss"] = psutil.Process(row["pid"]).memory_info().rss
-            except (psutil.Error, ValueError):
-                row["rss"] = 0
-        return rows
-
 
 # ---------------------------------------------------------------------- start-up
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # what this process may use (cpusets, containers)
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def prepare_dirs(run_dir: str, log_dir: str) -> None:
-    """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses, or one that
-    is not ours and private (wasp/config/rundir.py: a local user may have pre-created it).
-
-    A live server is one answering on its admin socket: a pid file alone may be stale, its pid
-    reused by an unrelated process."""
-    base = rundir.run_dir_base()
-    fallback = os.path.dirname(run_dir) == base
-    if fallback:  # a fallback run dir: the shared base must be ours and private too
-        rundir.private_dir(base)
-    os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-    # One the config names may be readable (0755), never writable, by others.
-    rundir.private_dir(run_dir, forbidden=0o077 if fallback else 0o022)
-    os.makedirs(log_dir, exist_ok=True)
-    if answers(os.path.join(run_dir, "admin.sock"), timeout=2.0):
-        try:
-            with open(os.path.join(run_dir, "wasp.pid")) as f:
-                pid = f.read().strip()
-        except OSError:
-            pid = "?"
-        raise StartupError(f"wasp is already running with run_dir {run_dir} (pid {pid})")
-
 
 def serve(config: Config, config_file: str | None = None, stderr: TextIO | None = None) -> int:
     """Run the server until it is stopped. Returns the exit code: 0, or 1 when it cannot start."""

@@ -5,27 +5,25 @@ the front asked for a worker, an admin command, the clock) into a `Supervisor` a
 actions it returns (`wasp.manager.actions`). Nothing here touches a socket, a process or the real
 clock, so the policy (health checks, recycling, rapid-fail protection) is tested with a fake clock.
 
+This module is the API: the handlers of those happenings, the admin commands, reload, shutdown and
+the clock. The state and the decisions the handlers share (starting, stopping, killing and
+recycling a pool's workers, counting failures) are its base class `Lifecycle` (lifecycle.py); the
+admin API's views of them are status.py.
+
 `now` is monotonic seconds; `wall` is time.time(), used only for recycling.schedule.
 """
 
 from __future__ import annotations
 
-import random
-
 from wasp.config.model import Config
 from wasp.manager import actions as A
-from wasp.manager.pools import (
-    FrontRecord, FrontState, PoolRecord, PoolState, WorkerRecord, WorkerState,
-)
-from wasp.manager.recycling import (
-    jitter, memory_verdict, next_scheduled, replacement_backoff, spawn_backoff,
-)
+from wasp.manager import status
+from wasp.manager.lifecycle import Lifecycle
+from wasp.manager.pools import FrontState, PoolRecord, PoolState, WorkerRecord, WorkerState
+from wasp.manager.recycling import jitter, memory_verdict, next_scheduled
 
 FRONT_PING_INTERVAL = 30.0
 FRONT_PING_RESPONSE = 90.0
-#: Stats pings when a pool's ping_interval is 0 (health pinging off): idle_timeout and the
-#: request/memory limits still need the worker's numbers. IIS checks idleness once a minute.
-STATS_PING_INTERVAL = 60.0
 #: The front is restarted at once unless it died this soon after starting; then it backs off.
 FRONT_QUICK_DEATH = 2.0
 
@@ -37,51 +35,7 @@ class CommandError(Exception):
     """An admin command that cannot be done; the message is appcmd's."""
 
 
-class Supervisor:
-    def __init__(self, config: Config, rng: random.Random | None = None, cpu_count: int = 1):
-        self.config = config
-        self.rng = rng or random.Random()
-        self.cpu_count = max(1, cpu_count)  # cpu.limit is a share of the whole machine, as in IIS
-        self.pools: dict[str, PoolRecord] = {}
-        self.workers: dict[int, WorkerRecord] = {}
-        self.front = FrontRecord()
-        self.shutting_down = False
-        self.shutdown_deadline: float | None = None
-        self._killed_all = False
-        self._exit_sent = False
-        self._next_worker_id = 1
-        self._next_ping_id = 1
-        self._out: list = []
-
-    # ------------------------------------------------------------------ helpers
-    def _emit(self, action) -> None:
-        self._out.append(action)
-
-    def _take(self) -> list:
-        out, self._out = self._out, []
-        return out
-
-    def new_ping_id(self) -> int:
-        self._next_ping_id += 1
-        return self._next_ping_id
-
-    def workers_of(self, pool: str) -> list[WorkerRecord]:
-        return [w for w in self.workers.values() if w.pool == pool and w.live]
-
-    def _counted(self, rec: PoolRecord) -> list[WorkerRecord]:
-        """Workers that fill one of the pool's slots."""
-        return [w for w in self.workers_of(rec.name)
-                if (w.state in (WorkerState.STARTING, WorkerState.READY) and not w.retiring)
-                or (w.state is WorkerState.DRAINING and w.holds_slot)]
-
-    def _pool_event(self, event_id: int, rec_or_name, pid: int = 0, **data) -> None:
-        name = rec_or_name if isinstance(rec_or_name, str) else rec_or_name.name
-        self._emit(A.Event(event_id, pool=name, pid=pid, data=data))
-
-    def _send_pool_state(self, rec: PoolRecord) -> None:
-        state, reason = rec.front_state()
-        self._emit(A.SetPoolState(rec.name, state, reason))
-
+class Supervisor(Lifecycle):
     # ------------------------------------------------------------------ start-up
     def start(self, now: float, wall: float) -> list:
         for settings in self.config.pools:
@@ -159,33 +113,6 @@ class Supervisor:
         return self._take()
 
     # ------------------------------------------------------------------ workers
-    def _ensure(self, rec: PoolRecord, now: float) -> None:
-        """Start or stop workers so the pool has the number it wants."""
-        if self.shutting_down or rec.state is not PoolState.STARTED:
-            return
-        self._retire_surplus(rec, now)
-        counted = self._counted(rec)
-        missing = rec.wanted - len(counted)
-        if missing > 0:
-            if now < rec.spawn_not_before:
-                return  # tick() comes back at spawn_not_before
-            for _ in range(missing):
-                self._spawn(rec, now)
-        elif missing < 0:
-            extra = sorted((w for w in counted if w.state is not WorkerState.DRAINING),
-                           key=lambda w: (w.state is WorkerState.READY, w.started))
-            for w in extra[:-missing]:
-                self._stop_worker(w, now)
-
-    def _spawn(self, rec: PoolRecord, now: float) -> None:
-        wid = self._next_worker_id
-        self._next_worker_id += 1
-        w = WorkerRecord(wid, rec.name, now)
-        limit = rec.settings.process_model.startup_time_limit
-        w.kill_at = now + limit if limit > 0 else None
-        self.workers[wid] = w
-        self._emit(A.SpawnWorker(wid, rec.name))
-
     def worker_spawned(self, worker_id: int, pid: int) -> None:
         w = self.workers.get(worker_id)
         if w is not None:
@@ -218,17 +145,6 @@ class Supervisor:
         self._emit(A.AttachWorker(worker_id))
         self._retire_surplus(rec, now)
         return self._take()
-
-    def _retire_surplus(self, rec: PoolRecord, now: float) -> None:
-        """Overlapped rotation: old workers serve only until enough new ones are ready."""
-        retiring = sorted((x for x in self.workers_of(rec.name)
-                           if x.retiring and x.state is WorkerState.READY), key=lambda x: x.started)
-        if not retiring:
-            return
-        ready = sum(1 for x in self._counted(rec) if x.state is WorkerState.READY)
-        keep = max(0, rec.wanted - ready)
-        for old in retiring[:len(retiring) - keep]:
-            self._stop_worker(old, now)
 
     def worker_load_failed(self, worker_id: int, error: str, traceback: str = "") -> None:
         w = self.workers.get(worker_id)
@@ -310,111 +226,6 @@ class Supervisor:
         self._settle(rec, now)
         return self._take()
 
-    def _remove(self, worker_id: int, now: float) -> WorkerRecord | None:
-        """A worker's process is gone (or never was): forget it, keeping its CPU use."""
-        w = self.workers.pop(worker_id, None)
-        if w is not None:
-            w.set_state(WorkerState.GONE, now)
-            rec = self.pools.get(w.pool)
-            if rec is not None:
-                rec.cpu.retire(w)
-        return w
-
-    def _settle(self, rec: PoolRecord, now: float) -> None:
-        """After a worker left: a stopping pool with none left is stopped; others get theirs."""
-        if rec.state is PoolState.STOPPING and not self.workers_of(rec.name):
-            rec.set_state(PoolState.STOPPED)
-        self._ensure(rec, now)
-
-    def _start_failed_or_crashed(self, rec: PoolRecord, w: WorkerRecord, now: float,
-                                 error: str) -> None:
-        """A worker failed. One that never became ready while another worker of the pool is
-        ready and serving (the retiring one of an overlapped recycle, or a web garden's others)
-        is a failed replacement: a broken deploy, retried with a back-off; the serving workers
-        stay and rapid-fail protection does not count it. Anything else counts, as in IIS."""
-        if w.ready_at is None:
-            rec.start_failures += 1
-            rec.last_start_error = error or "the process failed before it was ready"
-            if any(x.state is WorkerState.READY for x in self.workers_of(rec.name)):
-                rec.recycle_attempts += 1
-                rec.recycle_error = rec.last_start_error
-                delay = replacement_backoff(rec.recycle_attempts)
-                rec.recycle_retry_at = rec.spawn_not_before = now + delay
-                self._pool_event(9021, rec, w.pid, attempt=rec.recycle_attempts,
-                                 retry_s=f"{delay:g}", error=rec.recycle_error)
-                return
-        self._record_failure(rec, now)
-
-    def _record_failure(self, rec: PoolRecord, now: float) -> None:
-        rec.consecutive_failures += 1
-        rec.spawn_not_before = now + spawn_backoff(rec.consecutive_failures)
-        failure = rec.settings.failure
-        if not failure.rapid_fail_protection:
-            return
-        count = rec.failures.add(now, failure.rapid_fail_protection_interval)
-        if count >= failure.rapid_fail_protection_max_crashes:
-            self._disable(rec, now)
-
-    def _disable(self, rec: PoolRecord, now: float) -> None:
-        rec.set_state(PoolState.DISABLED)
-        rec.wanted = 0
-        self._pool_event(5002, rec)
-        self._send_pool_state(rec)
-        for w in self.workers_of(rec.name):
-            self._stop_worker(w, now)
-        command = rec.settings.failure.auto_shutdown_exe
-        if command:
-            self._emit(A.RunCommand(command.replace("%1%", rec.name)))
-
-    def _stop_worker(self, w: WorkerRecord, now: float, holds_slot: bool = False) -> None:
-        """Graceful stop of a ready worker; a worker still starting serves nothing and is killed."""
-        if w.state is WorkerState.STARTING:
-            w.stop_asked = True
-            w.set_state(WorkerState.DRAINING, now)
-            w.kill_at = None
-            w.killed = True
-            self._emit(A.KillWorker(w.worker_id))
-        elif w.state is WorkerState.READY:
-            w.stop_asked = True
-            w.holds_slot = holds_slot
-            w.set_state(WorkerState.DRAINING, now)
-            rec = self.pools.get(w.pool)
-            limit = rec.settings.process_model.shutdown_time_limit if rec else 90.0
-            w.kill_at = now + limit if limit > 0 else None
-            self._emit(A.StopWorker(w.worker_id, drain=not self.shutting_down))
-
-    def _fail_unhealthy(self, w: WorkerRecord, now: float, reason: str) -> None:
-        """A worker that stopped answering or never started: killed, or with
-        failure.orphan_worker_process left running for a debugger. Either way a failure."""
-        rec = self.pools.get(w.pool)
-        failure = rec.settings.failure if rec else None
-        if failure is None or not failure.orphan_worker_process:
-            self._kill(w, now, reason)
-            return
-        del self.workers[w.worker_id]
-        w.set_state(WorkerState.GONE, now)
-        self._pool_event(9015, rec, w.pid, reason=reason)
-        command = failure.orphan_action_exe.replace("%1%", str(w.pid))
-        self._emit(A.OrphanWorker(w.worker_id, command))
-        self._start_failed_or_crashed(rec, w, now, reason)
-        self._ensure(rec, now)
-
-    def _kill(self, w: WorkerRecord, now: float, failure_reason: str = "") -> None:
-        """Kill now. A failure reason makes the exit count towards rapid-fail protection."""
-        w.stop_asked = True
-        if failure_reason:
-            w.counts_as_failure = True
-            w.failure_reason = failure_reason
-        if w.state is not WorkerState.DRAINING:
-            w.set_state(WorkerState.DRAINING, now)
-        w.kill_at = None
-        w.killed = True
-        self._emit(A.KillWorker(w.worker_id))
-
-    def _ping_period(self, rec: PoolRecord) -> float:
-        interval = rec.settings.process_model.ping_interval
-        return interval if interval > 0 else STATS_PING_INTERVAL
-
     def worker_pong(self, worker_id: int, now: float, served: int = 0, inflight: int = 0,
                     idle_s: float = 0.0, vms: int = 0, uss: int = 0, cpu_s: float = 0.0) -> list:
         w = self.workers.get(worker_id)
@@ -445,48 +256,6 @@ class Supervisor:
                 # Look again the moment it could be idle long enough, not a ping period later.
                 w.idle_check_at = now + (idle_timeout - idle_s if inflight == 0 else idle_timeout)
         return self._take()
-
-    def _check_cpu(self, rec: PoolRecord, now: float) -> None:
-        """IIS cpu.limit with action no_action (an event) or kill_w3wp (the pool's workers are
-        killed; new ones start as needed). throttle and throttle_under_load are the cgroup's job."""
-        cpu = rec.settings.cpu
-        if cpu.limit <= 0 or cpu.reset_interval <= 0 or cpu.action not in ("no_action", "kill_w3wp"):
-            return
-        workers = self.workers_of(rec.name)
-        used_pct = rec.cpu.over_limit(now, workers, cpu.limit / 1000, cpu.reset_interval, self.cpu_count)
-        if used_pct is None:
-            return
-        self._pool_event(9020, rec, used_pct=used_pct, window_s=f"{cpu.reset_interval:g}",
-                         limit_pct=f"{cpu.limit / 1000:g}", action=cpu.action)
-        if cpu.action == "kill_w3wp":
-            for w in workers:
-                if not w.killed:
-                    self._kill(w, now)
-
-    def _idle_stop(self, w: WorkerRecord, rec: PoolRecord, now: float) -> None:
-        minutes = rec.settings.process_model.idle_timeout / 60
-        # idle_s: how long it had been idle when stopped (the timeout plus the check's lateness).
-        self._pool_event(5186, rec, w.pid, minutes=f"{round(minutes, 2):g}", idle_s=w.idle_s)
-        if not rec.always_running:
-            rec.wanted = max(0, rec.wanted - 1)
-        self._stop_worker(w, now)
-        # An always_running pool gets a new worker at once, as IIS does.
-        self._ensure(rec, now)
-
-    def _recycle_worker(self, w: WorkerRecord, now: float, event_id: int | None) -> None:
-        rec = self.pools.get(w.pool)
-        if rec is None or w.retiring:
-            return
-        if w.state is WorkerState.STARTING:
-            self._stop_worker(w, now)
-        elif w.state is WorkerState.READY:
-            if event_id is not None:
-                self._pool_event(event_id, rec, w.pid)
-            if rec.settings.recycling.disallow_overlapping_rotation:
-                self._stop_worker(w, now, holds_slot=True)
-            else:
-                w.retiring = True
-        self._ensure(rec, now)
 
     # ------------------------------------------------------------------ admin commands
     def _pool(self, name: str) -> PoolRecord:
@@ -719,52 +488,12 @@ class Supervisor:
         return min(times) if times else None
 
     # ------------------------------------------------------------------ views for the admin API
+    # status.py: read-only, so plain functions of the state.
     def pool_rows(self, now: float | None = None) -> list[dict]:
-        return [{
-            "name": rec.name,
-            "state": rec.state.value,
-            "workers": sum(1 for w in self.workers_of(rec.name)
-                           if w.state in (WorkerState.STARTING, WorkerState.READY)),
-            "start_mode": rec.settings.start_mode,
-            "max_processes": rec.settings.max_processes,
-            "recycle": self._recycle_view(rec, now),
-        } for rec in self.pools.values()]
+        return status.pool_rows(self, now)
 
     def recycle_outcome(self, name: str, old: set[int], failures_before: int) -> str | None:
-        """How a `recycle pool` begun when `old` were the pool's ready workers is going: None while
-        under way, "" once new workers are ready and the old ones retired, else why it failed
-        (the first replacement that failed to start, or the pool is no longer Started)."""
-        rec = self.pools.get(name)
-        if rec is None:
-            return "the pool was removed"
-        if rec.start_failures > failures_before:
-            return rec.last_start_error
-        if rec.state is not PoolState.STARTED:
-            return f"the pool is {rec.state.value}"
-        workers = self.workers_of(name)
-        if any(w.worker_id in old and w.state is WorkerState.READY for w in workers):
-            return None
-        ready = sum(1 for w in workers if w.worker_id not in old and w.state is WorkerState.READY
-                    and not w.retiring)
-        return "" if ready >= min(len(old), rec.wanted) else None
-
-    @staticmethod
-    def _recycle_view(rec: PoolRecord, now: float | None) -> str:
-        """"ok", or "failing (attempt N, next in Ns): <error>" while replacements fail."""
-        if not rec.recycle_attempts:
-            return "ok"
-        if rec.recycle_retry_at is not None and now is not None:
-            when = f"next in {max(0.0, rec.recycle_retry_at - now):.0f}s"
-        else:
-            when = "retrying now"
-        return f"failing (attempt {rec.recycle_attempts}, {when}): {rec.recycle_error}"
+        return status.recycle_outcome(self, name, old, failures_before)
 
     def worker_rows(self, now: float) -> list[dict]:
-        return [{
-            "worker_id": w.worker_id,
-            "pid": w.pid,
-            "pool": w.pool,
-            "state": w.state.value,
-            "uptime_s": round(now - w.started, 3),
-            "requests": w.served,
-        } for w in sorted(self.workers.values(), key=lambda w: w.worker_id) if w.live]
+        return status.worker_rows(self, now)

@@ -1,0 +1,196 @@
+"""The manager's hands: it carries out the actions the supervisor returns (`actions.py`).
+
+`Executor` is a mixin of `Manager` (main.py): one `_do_<Action>` method per action type, found by
+name, each turning a decision into I/O on the manager's processes, channels and event log. A
+spawn that fails is fed back into the queue as an input ("front_exit", "not_started"), never
+decided here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import socket
+from typing import TYPE_CHECKING, TextIO
+
+from wasp.common.channel import ControlChannel
+from wasp.manager import actions as A
+from wasp.manager import spawn
+from wasp.manager.processes import Child
+
+if TYPE_CHECKING:
+    from wasp.config.model import Config
+    from wasp.manager.certificates import Certificates
+    from wasp.manager.events import EventLog
+    from wasp.manager.isolation import Isolation
+    from wasp.manager.listeners import ListenerSet
+    from wasp.manager.processes import PassedFds, Reaper
+    from wasp.manager.supervisor import Supervisor
+
+
+class Executor:
+    """`Manager`'s action executors; the attributes below are the manager's (main.py)."""
+
+    config: Config
+    config_bytes: bytes
+    sup: Supervisor
+    events: EventLog
+    stderr: TextIO
+    listeners: ListenerSet
+    isolation: Isolation
+    certificates: Certificates
+    queue: asyncio.Queue
+    loop: asyncio.AbstractEventLoop
+    reaper: Reaper
+    passed_fds: PassedFds
+    front: Child | None
+    front_generation: int
+    front_stats: dict
+    workers: dict[int, Child]
+    _exit: bool
+
+    def _execute(self, actions: list) -> None:
+        for action in actions:
+            method = getattr(self, "_do_" + type(action).__name__)
+            method(action)
+        self.passed_fds.release()
+
+    def _do_Event(self, a: A.Event) -> None:
+        self.events.write(a.event_id, a.pool, a.pid, a.data)
+
+    def _do_Exit(self, a: A.Exit) -> None:
+        self._exit = True
+
+    def _do_SpawnFront(self, a: A.SpawnFront) -> None:
+        names, fds = self.listeners.ordered()
+        try:
+            proc, sock = spawn.spawn_front(fds)
+        except OSError as exc:
+            self.stderr.write(f"wasp: cannot start the front: {exc}\n")
+            self.queue.put_nowait(("front_exit", self.front_generation, 0, -1))
+            return
+        self.front_generation += 1
+        generation = self.front_generation
+        channel = ControlChannel(
+            sock, lambda m, f: self.queue.put_nowait(("front", generation, m, f)), lambda: None,
+            self.loop)
+        self.front = Child(proc, channel)
+        self.reaper.watch(self.front, lambda code: ("front_exit", generation, proc.pid, code))
+        self.front_stats = {}
+        channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+        if self.certificates.hosts:
+            channel.send(self.certificates.front_message())  # the challenges pending, if any
+
+    def _do_StopFront(self, a: A.StopFront) -> None:
+        if self.front is not None:
+            self.front.channel.send({"op": "stop"})
+
+    def _do_KillFront(self, a: A.KillFront) -> None:
+        if self.front is not None:
+            self.front.kill()
+
+    def _do_PingFront(self, a: A.PingFront) -> None:
+        if self.front is not None:
+            self.front.channel.send({"op": "ping", "id": a.ping_id})
+
+    def _do_SetPoolState(self, a: A.SetPoolState) -> None:
+        if self.front is not None:
+            self.front.channel.send({"op": "pool_state", "pool": a.pool, "state": a.state,
+                                     "reason": a.reason})
+
+    def _do_SpawnWorker(self, a: A.SpawnWorker) -> None:
+        rec = self.sup.pools.get(a.pool)
+        settings = rec.settings if rec else None
+        variables = dict(settings.environment_variables) if settings else {}
+        try:
+            account = self.isolation.account(self.config, settings) if settings else None
+            problem = self.isolation.runtime_problem(settings, account) if settings else None
+            if problem:
+                self._spawn_failed(a, problem, permanent=True)
+                return
+            proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
+                                            python=getattr(settings, "python", "") or None,
+                                            account=account,
+                                            virtualenv=getattr(settings, "virtualenv", "") or None)
+        except KeyError as exc:
+            self._spawn_failed(a, f"no such user or group: {exc.args[0] if exc.args else exc}", True)
+            return
+        except (FileNotFoundError, PermissionError) as exc:
+            self._spawn_failed(a, str(exc), permanent=True)
+            return
+        except (OSError, ValueError) as exc:
+            self._spawn_failed(a, str(exc))
+            return
+        if settings is not None:
+            self.isolation.place(settings, proc.pid)
+        user = account.user if account else _user_name(os.geteuid())
+        self.events.write(9013, a.pool, proc.pid, {"user": user, "worker_id": a.worker_id})
+        wid = a.worker_id
+        eof = asyncio.Event()
+        channel = ControlChannel(
+            sock, lambda m, f: self.queue.put_nowait(("worker", wid, m, f)), eof.set, self.loop)
+        self.workers[wid] = child = Child(proc, channel)
+        self.reaper.watch(child, lambda code: ("worker_exit", wid, code), eof)
+        self.sup.worker_spawned(wid, proc.pid)
+        channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool})
+
+    def _spawn_failed(self, a: A.SpawnWorker, error: str, permanent: bool = False) -> None:
+        # One event that says why; no 5009 for a process that never ran (it would have pid 0).
+        self.events.write(9012, a.pool, data={"error": error})
+        self.queue.put_nowait(("not_started", a.worker_id, permanent, error))
+
+    def _do_AttachWorker(self, a: A.AttachWorker) -> None:
+        worker = self.workers.get(a.worker_id)
+        rec = self.sup.workers.get(a.worker_id)
+        if worker is None or rec is None or self.front is None:
+            return  # a front that starts later gets every ready worker then
+        ours_w, ours_f = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        worker.channel.send({"op": "attach"}, [ours_w.fileno()])
+        self.front.channel.send({"op": "worker_add", "pool": rec.pool, "worker_id": a.worker_id,
+                                 "pid": worker.pid}, [ours_f.fileno()])
+        self.passed_fds.hold(worker.channel, [ours_w])
+        self.passed_fds.hold(self.front.channel, [ours_f])
+
+    def _do_StopWorker(self, a: A.StopWorker) -> None:
+        if a.drain and self.front is not None:
+            self.front.channel.send({"op": "worker_drain", "worker_id": a.worker_id})
+        worker = self.workers.get(a.worker_id)
+        if worker is not None:
+            worker.channel.send({"op": "stop"})
+
+    def _do_KillWorker(self, a: A.KillWorker) -> None:
+        worker = self.workers.get(a.worker_id)
+        if worker is not None:
+            worker.kill()
+
+    def _do_OrphanWorker(self, a: A.OrphanWorker) -> None:
+        worker = self.workers.pop(a.worker_id, None)
+        if self.front is not None:
+            self.front.channel.send({"op": "worker_drain", "worker_id": a.worker_id})
+        if worker is not None:
+            worker.channel.close()
+            self.stderr.write(f"wasp: worker {a.worker_id} (pid {worker.pid}) orphaned; "
+                              "it is left running\n")
+        if a.command:
+            self._do_RunCommand(A.RunCommand(a.command))
+
+    def _do_RunCommand(self, a: A.RunCommand) -> None:
+        try:
+            proc = spawn.run_command(a.command)
+        except (OSError, ValueError) as exc:
+            self.stderr.write(f"wasp: cannot run {a.command!r}: {exc}\n")
+            return
+        self.reaper.watch(Child(proc), lambda code: ("reaped", proc.pid, code))
+
+    def _do_PingWorker(self, a: A.PingWorker) -> None:
+        worker = self.workers.get(a.worker_id)
+        if worker is not None:
+            worker.channel.send({"op": "ping", "id": a.ping_id})
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
