@@ -175,6 +175,7 @@ class Rss:
     workers_mib: list[float] = field(default_factory=list)
     failure: str = ""
     notes: list[str] = field(default_factory=list)
+    label: str = "rss"  # "rss https": the same with an https binding (TLS contexts loaded)
 
 
 def _cmdline(p: psutil.Process) -> str:
@@ -214,14 +215,14 @@ def worker_processes(manager_pid: int, pool: str | None = None) -> list[psutil.P
     return found
 
 
-def measure_rss(make: Callable[[], Deployment], settle_s: float = 2.0) -> Rss:
+def measure_rss(make: Callable[[], Deployment], settle_s: float = 2.0, label: str = "rss") -> Rss:
     """Front RSS at rest: after the server has answered one request and sat idle for settle_s."""
     dep = make()
-    out = Rss()
-    print(f"  rss: wasp front at rest on port {dep.port} ...", flush=True)
+    out = Rss(label=label)
+    print(f"  {label}: wasp front at rest on port {dep.port} ...", flush=True)
     try:
         dep.start()
-        note = check_answer(dep.port, "/", 13)
+        note = check_answer(dep.port, "/", 13, tls=dep.scheme == "https")
         if note:
             out.notes.append(note)
         time.sleep(settle_s)
@@ -241,7 +242,7 @@ def measure_rss(make: Callable[[], Deployment], settle_s: float = 2.0) -> Rss:
     except (OSError, http.client.HTTPException, psutil.Error) as e:
         out.failure = f"wasp failed: {type(e).__name__}: {e}"
     finally:
-        row = Row("rss", "wasp", failure=out.failure)
+        row = Row(label, "wasp", failure=out.failure)
         _stopped(dep, row)
         out.notes += row.notes
     if out.failure:

@@ -84,8 +84,8 @@ def notes(rows: list[Row], rss: Rss | None) -> list[str]:
             out.append(f"- {row.scenario} / {row.server}: {note}")
     if rss is not None:
         if rss.failure:
-            out.append(f"- rss / wasp: {quote_block(rss.failure)}")
-        out.extend(f"- rss / wasp: {n}" for n in rss.notes)
+            out.append(f"- {rss.label} / wasp: {quote_block(rss.failure)}")
+        out.extend(f"- {rss.label} / wasp: {n}" for n in rss.notes)
     return out
 
 
@@ -152,13 +152,16 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
             out.append(f"INFO {scenario}: wasp {w.rps:,.0f} {unit} = {w.rps / b.rps:.2f}x {name} "
                        f"{b.rps:,.0f}; p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms (no target)")
     if rss is not None:
-        if rss.front_mib is None:
-            out.append(f"FAIL rss: front RSS not measured ({summary(rss.failure)})")
-        else:
-            ok = rss.front_mib < RSS_LIMIT_MIB
-            out.append(f"{'PASS' if ok else 'FAIL'} rss: wasp front {rss.front_mib:.1f} MiB at rest "
-                       f"(target < {RSS_LIMIT_MIB:.0f})")
+        out.append(rss_target(rss))
     return out + peer_targets(rows)
+
+
+def rss_target(rss: Rss) -> str:
+    if rss.front_mib is None:
+        return f"FAIL {rss.label}: front RSS not measured ({summary(rss.failure)})"
+    ok = rss.front_mib < RSS_LIMIT_MIB
+    return (f"{'PASS' if ok else 'FAIL'} {rss.label}: wasp front {rss.front_mib:.1f} MiB at rest "
+            f"(target < {RSS_LIMIT_MIB:.0f})")
 
 
 def _row(rows: list[Row], scenario: str, server: str) -> Row | None:

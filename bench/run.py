@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="wasp-bench-")
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_start = os.getloadavg()[0]
-    rows, rss, sections, rounds = [], None, [], []
+    rows, rss, rss_tls, sections, rounds = [], None, None, [], []
     try:
         print(f"wasp benchmark: wrk -t1 -c{args.connections} -d{args.duration}s --latency, "
               f"scenarios {','.join(args.scenarios)}; temp dir {workdir}", flush=True)
@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [combine(r) for r in rounds]
         if "rss" in args.scenarios and "wasp" in args.servers:
             rss = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss"))
+            if "https" in args.scenarios:
+                rss_tls = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss-tls",
+                                                      tls=True), label="rss https")
         if "recycle" in args.scenarios:
             sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20))))
         if "chaos" in args.scenarios:
@@ -243,12 +246,15 @@ def main(argv: list[str] | None = None) -> int:
             lines += ["## CPU time per request (the cost model)", ""] + cpu + [""]
     if rss is not None and rss.front_mib is not None:
         lines += ["## RSS at rest (wasp, WSGI hello, 2 workers)", ""] + report.rss_lines(rss) + [""]
+    if rss_tls is not None and rss_tls.front_mib is not None:
+        lines += ["## RSS at rest with an https binding", ""] + report.rss_lines(rss_tls) + [""]
     for section in sections:
         lines += [f"## {section.title}", ""] + section.lines + [""]
-    targets = report.targets(rows, rss) + [s.verdict for s in sections if s.verdict]
+    targets = report.targets(rows, rss) + ([report.rss_target(rss_tls)] if rss_tls else [])
+    targets += [s.verdict for s in sections if s.verdict]
     if targets:
         lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
-    notes = report.notes(rows, rss)
+    notes = report.notes(rows, rss) + (report.notes([], rss_tls) if rss_tls else [])
     if notes:
         lines += ["## Notes", ""] + notes + [""]
     text = "\n".join(lines)
@@ -260,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         f.write(text)
     print(f"written to {os.path.relpath(path, os.getcwd())}")
     broken = any(r.failure for per_case in rounds for r in per_case) or (rss is not None and rss.failure) or any(s.failed for s in sections)
+    broken = broken or bool(rss_tls is not None and rss_tls.failure)
     return 1 if broken else 0
 
 

@@ -341,3 +341,10 @@ def test_generated_https_wasp_toml_is_a_valid_config(tmp_path):
 def test_wrk_command_puts_each_header_before_the_url():
     assert wrk.command("https://127.0.0.1:1/", 10, 64, headers=("Connection: close",)) == [
         "wrk", "-t1", "-c64", "-d10s", "--latency", "-H", "Connection: close", "https://127.0.0.1:1/"]
+
+
+def test_rss_target_names_the_https_measurement():
+    assert report.rss_target(Rss(front_mib=33.0, label="rss https")) == (
+        "PASS rss https: wasp front 33.0 MiB at rest (target < 40)")
+    assert report.rss_target(Rss(failure="wasp did not start: x", label="rss https")).startswith(
+        "FAIL rss https: front RSS not measured")
