@@ -37,6 +37,7 @@ class Cost:
     requests: int = 0
     client_cpu_s: float | None = None  # wrk's CPU over the same runs (not the server's)
     notes: list[str] = field(default_factory=list)
+    load_1m: list[float] = field(default_factory=list)  # the machine's load average at each run's start
 
     def per_request_us(self) -> list[tuple[str, float]]:
         if self.requests <= 0:
@@ -93,9 +94,18 @@ def merge(costs: list[Cost]) -> Cost | None:
             out.cpu_s[label] = out.cpu_s.get(label, 0.0) + s
         out.requests += c.requests
         out.notes += c.notes
+        out.load_1m += c.load_1m
     clients = [c.client_cpu_s for c in costs]
     out.client_cpu_s = None if any(x is None for x in clients) else sum(clients)
     return out
+
+
+def load_text(cost: Cost) -> str:
+    """The load average the row ran under: one value, or min–max over rounds."""
+    if not cost.load_1m:
+        return "n/a"
+    low, high = min(cost.load_1m), max(cost.load_1m)
+    return f"{low:.1f}" if len(cost.load_1m) == 1 or f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}–{high:.1f}"
 
 
 def line(cost: Cost) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -153,11 +154,13 @@ def _load(row: Row, dep: Deployment, url: str, path: str, length: int, settings:
         wrk.run(url, settings.warmup, settings.connections, headers=headers)
         # The cost model: every server process's CPU right before and right after the measured
         # run; wrk's own (a reaped child of this process) from getrusage, reported apart.
+        load = os.getloadavg()[0]
         before, client_before = costs.sample(dep.roots()), costs.children_cpu_s()
         row.result = wrk.run(url, settings.duration, settings.connections, headers=headers)
         after, client_after = costs.sample(dep.roots()), costs.children_cpu_s()
         r = row.result
         row.cost = costs.difference(before, after, r.requests, client_after - client_before)
+        row.cost.load_1m.append(load)
         print(f"    {r.rps:,.0f} req/s, p50 {fmt_ms(r.p50_ms)} ms, p99 {fmt_ms(r.p99_ms)} ms, "
               f"errors {r.error_text()}; µs/request: {costs.line(row.cost)}", flush=True)
     except (ServerFailed, wrk.WrkFailed, OSError, http.client.HTTPException, psutil.Error) as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench import cost as costs
 from bench.measure import Row, Rss, fmt_ms, quote_block, summary
 
 WSGI_RATIO = 2.0  # wasp vs nginx -> gunicorn gthread, and a lower p99
@@ -53,8 +54,8 @@ def table(rows: list[Row]) -> list[str]:
 
 def cost_table(rows: list[Row]) -> list[str]:
     """CPU µs per request of every process of every row that ran (bench/cost.py)."""
-    out = ["| scenario | server | µs/request by process | total µs | wrk client µs (not counted) |",
-           "| --- | --- | --- | ---: | ---: |"]
+    out = ["| scenario | server | µs/request by process | total µs | wrk client µs (not counted) | load |",
+           "| --- | --- | --- | ---: | ---: | ---: |"]
     shown = 0
     for row in rows:
         c = row.cost
@@ -64,7 +65,7 @@ def cost_table(rows: list[Row]) -> list[str]:
         total, client = c.total_us(), c.client_us()
         out.append(f"| {row.scenario} | {row.server} | {per} | "
                    f"{'n/a' if total is None else f'{total:.1f}'} | "
-                   f"{'n/a' if client is None else f'{client:.1f}'} |")
+                   f"{'n/a' if client is None else f'{client:.1f}'} | {costs.load_text(c)} |")
         shown += 1
     if not shown:
         return []
@@ -72,7 +73,8 @@ def cost_table(rows: list[Row]) -> list[str]:
                       "sampled right before and right after the measured wrk run) divided by the "
                       "requests wrk completed; with several rounds, summed over the rounds. The "
                       "total is the server's alone: wrk's own CPU (getrusage of the reaped wrk "
-                      "process) is shown apart and not counted."]
+                      "process) is shown apart and not counted. load: the 1-minute load average "
+                      "as each measured run started (min–max over rounds)."]
 
 
 def notes(rows: list[Row], rss: Rss | None) -> list[str]:

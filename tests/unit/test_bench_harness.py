@@ -207,9 +207,11 @@ def test_cost_without_requests_has_no_rate():
 
 
 def test_cost_merge_weights_rounds_by_their_requests():
-    a = cost.Cost({"front": 1.0, "worker[0]": 1.0}, requests=100_000, client_cpu_s=1.0)
-    b = cost.Cost({"front": 3.0, "worker[0]": 1.0}, requests=300_000, client_cpu_s=1.0)
+    a = cost.Cost({"front": 1.0, "worker[0]": 1.0}, requests=100_000, client_cpu_s=1.0, load_1m=[0.5])
+    b = cost.Cost({"front": 3.0, "worker[0]": 1.0}, requests=300_000, client_cpu_s=1.0, load_1m=[4.0])
     m = cost.merge([a, None, b])
+    assert m.load_1m == [0.5, 4.0] and cost.load_text(m) == "0.5–4.0"
+    assert cost.load_text(a) == "0.5" and cost.load_text(cost.Cost()) == "n/a"
     assert dict(m.per_request_us()) == {"front": pytest.approx(10.0), "worker[0]": pytest.approx(5.0)}
     assert m.requests == 400_000 and m.client_us() == pytest.approx(5.0)
     assert cost.merge([None]) is None
@@ -260,15 +262,16 @@ def test_cost_sample_reads_this_process_and_its_children():
 def test_cost_table_has_a_row_per_measured_server_and_leaves_wrk_out_of_the_total():
     wasp = _row("wsgi hello", "wasp", 50_000, 2.0)
     wasp.cost = cost.Cost({"front": 1.12, "worker[0]": 0.41, "worker[1]": 0.43, "manager": 0.0},
-                          requests=100_000, client_cpu_s=0.5)
+                          requests=100_000, client_cpu_s=0.5, load_1m=[3.14, 1.0, 2.0])
     nginx = _row("wsgi hello", "nginx -> gunicorn gthread", 10_000, 9.0, baseline=True)
     nginx.cost = cost.Cost({"nginx master": 0.0, "nginx worker[0]": 0.3, "gunicorn arbiter": 0.01},
                            requests=100_000, client_cpu_s=None)
     failed = Row("asgi hello", "wasp", failure="wasp did not start: boom")
     lines = report.cost_table([nginx, wasp, failed])
     assert lines[2] == ("| wsgi hello | nginx -> gunicorn gthread | nginx master 0.0, nginx worker[0] 3.0, "
-                        "gunicorn arbiter 0.1 | 3.1 | n/a |")
-    assert lines[3] == "| wsgi hello | wasp | front 11.2, worker[0] 4.1, worker[1] 4.3, manager 0.0 | 19.6 | 5.0 |"
+                        "gunicorn arbiter 0.1 | 3.1 | n/a | n/a |")
+    assert lines[3] == ("| wsgi hello | wasp | front 11.2, worker[0] 4.1, worker[1] 4.3, manager 0.0 | 19.6 | 5.0 "
+                        "| 1.0–3.1 |")
     assert len([line for line in lines if line.startswith("| ")]) == 4  # the failed row has none
     assert "not counted" in lines[-1]
     assert report.cost_table([failed]) == []
