@@ -11,8 +11,8 @@ import shutil
 import subprocess
 import sys
 
-PY_MODULES = ("psutil", "gunicorn", "uvicorn", "uvloop", "httptools")
-PIP_PACKAGES = ("psutil", "gunicorn", "uvicorn[standard]")
+PY_MODULES = ("psutil", "gunicorn", "uvicorn", "uvloop", "httptools", "granian", "cryptography")
+PIP_PACKAGES = ("psutil", "gunicorn", "uvicorn[standard]", "granian", "cryptography")
 BINARIES = {"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client"}  # binary -> apt package
 INSTALL_TIMEOUT_S = 900
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Callable
 
 import psutil
 
+from bench import cost as costs
 from bench import wrk
 from bench.procs import ServerFailed, http_get
 from bench.servers import Deployment
@@ -34,6 +36,7 @@ class Row:
     failure: str = ""  # why there is no result
     notes: list[str] = field(default_factory=list)
     rounds: list[float] = field(default_factory=list)  # req/s of each round, when combined
+    cost: costs.Cost | None = None  # CPU per process over the measured run(s)
 
 
 def combine(rows: list[Row]) -> Row:
@@ -63,17 +66,18 @@ def combine(rows: list[Row]) -> Row:
         raw="",
     )
     return Row(first.scenario, first.server, first.baseline, merged, notes=notes,
-               rounds=[r.rps for r in results] if len(rows) > 1 else [])
+               rounds=[r.rps for r in results] if len(rows) > 1 else [],
+               cost=costs.merge([r.cost for r in done]))
 
 
-def check_answer(port: int, path: str, length: int, settle_s: float = 10.0) -> str:
+def check_answer(port: int, path: str, length: int, settle_s: float = 10.0, tls: bool = False) -> str:
     """Wait until GET `path` gives the expected 200, since a fast wrong answer would make a
     fine-looking row. A server may answer otherwise (a 503) for a moment after it first answers;
     that is returned as a note. Raises ServerFailed when it does not settle within settle_s."""
     started = time.monotonic()
     wrong: dict[int, int] = {}
     while True:
-        r = http_get(port, path, timeout=10)
+        r = http_get(port, path, timeout=10, tls=tls)
         if r.status == 200 and len(r.body) == length:
             break
         wrong[r.status] = wrong.get(r.status, 0) + 1
@@ -121,10 +125,11 @@ def _stopped(dep: Deployment, row: Row) -> None:
 
 
 def measure(scenario: str, make: Callable[[], Deployment], path: str, length: int,
-            settings: Settings, baseline: bool = False) -> Row:
+            settings: Settings, baseline: bool = False, headers: tuple[str, ...] = ()) -> Row:
+    """One row; `headers` go on every wrk request ("Connection: close": a new connection each)."""
     dep = make()
     row = Row(scenario, dep.label, baseline)
-    url = f"http://127.0.0.1:{dep.port}{path}"
+    url = f"{dep.scheme}://127.0.0.1:{dep.port}{path}"
     print(f"  {scenario}: {dep.label} on {url} ...", flush=True)
     try:
         try:
@@ -132,7 +137,7 @@ def measure(scenario: str, make: Callable[[], Deployment], path: str, length: in
         except ServerFailed as e:
             row.failure = f"{dep.label} did not start: {e}"
         else:
-            _load(row, dep, url, path, length, settings)
+            _load(row, dep, url, path, length, settings, headers or dep.wrk_headers)
     finally:
         _stopped(dep, row)
     if row.failure:
@@ -140,17 +145,25 @@ def measure(scenario: str, make: Callable[[], Deployment], path: str, length: in
     return row
 
 
-def _load(row: Row, dep: Deployment, url: str, path: str, length: int, settings: Settings) -> None:
+def _load(row: Row, dep: Deployment, url: str, path: str, length: int, settings: Settings,
+          headers: tuple[str, ...] = ()) -> None:
     try:
-        note = check_answer(dep.port, path, length)
+        note = check_answer(dep.port, path, length, tls=dep.scheme == "https")
         if note:
             row.notes.append(note)
-        wrk.run(url, settings.warmup, settings.connections)
-        row.result = wrk.run(url, settings.duration, settings.connections)
+        wrk.run(url, settings.warmup, settings.connections, headers=headers)
+        # The cost model: every server process's CPU right before and right after the measured
+        # run; wrk's own (a reaped child of this process) from getrusage, reported apart.
+        load = os.getloadavg()[0]
+        before, client_before = costs.sample(dep.roots()), costs.children_cpu_s()
+        row.result = wrk.run(url, settings.duration, settings.connections, headers=headers)
+        after, client_after = costs.sample(dep.roots()), costs.children_cpu_s()
         r = row.result
+        row.cost = costs.difference(before, after, r.requests, client_after - client_before)
+        row.cost.load_1m.append(load)
         print(f"    {r.rps:,.0f} req/s, p50 {fmt_ms(r.p50_ms)} ms, p99 {fmt_ms(r.p99_ms)} ms, "
-              f"errors {r.error_text()}", flush=True)
-    except (ServerFailed, wrk.WrkFailed, OSError, http.client.HTTPException) as e:
+              f"errors {r.error_text()}; µs/request: {costs.line(row.cost)}", flush=True)
+    except (ServerFailed, wrk.WrkFailed, OSError, http.client.HTTPException, psutil.Error) as e:
         row.failure = f"{dep.label} failed: {type(e).__name__}: {e}"
 
 
@@ -165,6 +178,7 @@ class Rss:
     workers_mib: list[float] = field(default_factory=list)
     failure: str = ""
     notes: list[str] = field(default_factory=list)
+    label: str = "rss"  # "rss https": the same with an https binding (TLS contexts loaded)
 
 
 def _cmdline(p: psutil.Process) -> str:
@@ -204,14 +218,14 @@ def worker_processes(manager_pid: int, pool: str | None = None) -> list[psutil.P
     return found
 
 
-def measure_rss(make: Callable[[], Deployment], settle_s: float = 2.0) -> Rss:
+def measure_rss(make: Callable[[], Deployment], settle_s: float = 2.0, label: str = "rss") -> Rss:
     """Front RSS at rest: after the server has answered one request and sat idle for settle_s."""
     dep = make()
-    out = Rss()
-    print(f"  rss: wasp front at rest on port {dep.port} ...", flush=True)
+    out = Rss(label=label)
+    print(f"  {label}: wasp front at rest on port {dep.port} ...", flush=True)
     try:
         dep.start()
-        note = check_answer(dep.port, "/", 13)
+        note = check_answer(dep.port, "/", 13, tls=dep.scheme == "https")
         if note:
             out.notes.append(note)
         time.sleep(settle_s)
@@ -231,7 +245,7 @@ def measure_rss(make: Callable[[], Deployment], settle_s: float = 2.0) -> Rss:
     except (OSError, http.client.HTTPException, psutil.Error) as e:
         out.failure = f"wasp failed: {type(e).__name__}: {e}"
     finally:
-        row = Row("rss", "wasp", failure=out.failure)
+        row = Row(label, "wasp", failure=out.failure)
         _stopped(dep, row)
         out.notes += row.notes
     if out.failure:

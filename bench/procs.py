@@ -13,6 +13,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -51,8 +52,20 @@ class Response:
     body: bytes
 
 
-def http_get(port: int, path: str = "/", timeout: float = 5.0) -> Response:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def _unverified() -> ssl.SSLContext:
+    # The bench's certificates are self-signed, made at run time: the harness checks answers,
+    # not certificates.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def http_get(port: int, path: str = "/", timeout: float = 5.0, tls: bool = False) -> Response:
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=_unverified())
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         r = conn.getresponse()
@@ -70,6 +83,8 @@ class Server:
     argv: list[str]
     workdir: str
     port: int  # where it answers HTTP once started
+    kind: str = ""  # wasp, gunicorn, nginx, uvicorn, granian: names its processes in the cost model
+    tls: bool = False  # it answers https on `port`
     cwd: str | None = None
     env: dict[str, str] | None = None
     proc: subprocess.Popen | None = None
@@ -113,7 +128,7 @@ class Server:
                     f"{self.name} exited with code {self.proc.returncode} before answering:\n"
                     f"{self.output_tail()}")
             try:
-                http_get(port, path, timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+                http_get(port, path, timeout=max(0.5, min(5.0, deadline - time.monotonic())), tls=self.tls)
                 return
             except (OSError, http.client.HTTPException) as e:
                 last = f"{type(e).__name__}: {e}"

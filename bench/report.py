@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from bench import cost as costs
 from bench.measure import Row, Rss, fmt_ms, quote_block, summary
 
 WSGI_RATIO = 2.0  # wasp vs nginx -> gunicorn gthread, and a lower p99
 ASGI_RATIO = 0.6  # wasp vs uvicorn
 CACHED_RATIO = 1.5  # wasp's front cache vs nginx proxy_cache -> gunicorn, a cached WSGI page
+HTTPS_RATIO = 2.0  # wasp vs nginx (TLS 1.3) -> gunicorn, keep-alive
 RSS_LIMIT_MIB = 40.0
+
+#: Issue 8's targets, each against one named peer of a scenario: (scenario, peer's server label,
+#: minimum req/s ratio). Every one also needs a p99 no worse than the peer's and 0 errors.
+PEER_TARGETS = (
+    ("asgi hello", "uvicorn", 0.9),
+    ("wsgi hello", "granian", 1.0),
+    ("wsgi hello", "nginx -> gunicorn gthread", 3.0),
+    ("wsgi 100k", "gunicorn gthread", 1.0),
+)
 
 
 def baseline_of(rows: list[Row], scenario: str) -> Row | None:
@@ -41,17 +52,42 @@ def table(rows: list[Row]) -> list[str]:
     return out
 
 
+def cost_table(rows: list[Row]) -> list[str]:
+    """CPU µs per request of every process of every row that ran (bench/cost.py)."""
+    out = ["| scenario | server | µs/request by process | total µs | wrk client µs (not counted) | load |",
+           "| --- | --- | --- | ---: | ---: | ---: |"]
+    shown = 0
+    for row in rows:
+        c = row.cost
+        if row.result is None or c is None:
+            continue
+        per = ", ".join(f"{label} {us:.1f}" for label, us in c.per_request_us()) or "—"
+        total, client = c.total_us(), c.client_us()
+        out.append(f"| {row.scenario} | {row.server} | {per} | "
+                   f"{'n/a' if total is None else f'{total:.1f}'} | "
+                   f"{'n/a' if client is None else f'{client:.1f}'} | {costs.load_text(c)} |")
+        shown += 1
+    if not shown:
+        return []
+    return out + ["", "User + system CPU time of each process of the server under test (psutil, "
+                      "sampled right before and right after the measured wrk run) divided by the "
+                      "requests wrk completed; with several rounds, summed over the rounds. The "
+                      "total is the server's alone: wrk's own CPU (getrusage of the reaped wrk "
+                      "process) is shown apart and not counted. load: the 1-minute load average "
+                      "as each measured run started (min–max over rounds)."]
+
+
 def notes(rows: list[Row], rss: Rss | None) -> list[str]:
     out = []
     for row in rows:
         if row.failure:
             out.append(f"- {row.scenario} / {row.server}: {quote_block(row.failure)}")
-        for note in row.notes:
+        for note in row.notes + (row.cost.notes if row.cost else []):
             out.append(f"- {row.scenario} / {row.server}: {note}")
     if rss is not None:
         if rss.failure:
-            out.append(f"- rss / wasp: {quote_block(rss.failure)}")
-        out.extend(f"- rss / wasp: {n}" for n in rss.notes)
+            out.append(f"- {rss.label} / wasp: {quote_block(rss.failure)}")
+        out.extend(f"- {rss.label} / wasp: {n}" for n in rss.notes)
     return out
 
 
@@ -101,19 +137,63 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
         out.append(
             f"{'PASS' if ok else 'FAIL'} cached page: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
             f"{b.rps:,.0f} (target >= {CACHED_RATIO}x); wasp errors {w.error_text()} (target 0)")
-    for scenario in ("wsgi 100k", "static 1k", "static 100k"):
+    pair = _compared(rows, "https hello", out)
+    if pair:
+        w, b, name = pair
+        x = w.rps / b.rps
+        ok = x >= HTTPS_RATIO and w.errors == 0
+        out.append(
+            f"{'PASS' if ok else 'FAIL'} https hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
+            f"{b.rps:,.0f} (target >= {HTTPS_RATIO}x); p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms; "
+            f"wasp errors {w.error_text()} (target 0)")
+    for scenario in ("wsgi 100k", "static 1k", "static 100k", "https handshake"):
         pair = _compared(rows, scenario, [])
         if pair:
             w, b, name = pair
-            out.append(f"INFO {scenario}: wasp {w.rps:,.0f} req/s = {w.rps / b.rps:.2f}x {name} "
+            unit = "handshakes/s (a new TLS connection per request)" if "handshake" in scenario else "req/s"
+            out.append(f"INFO {scenario}: wasp {w.rps:,.0f} {unit} = {w.rps / b.rps:.2f}x {name} "
                        f"{b.rps:,.0f}; p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms (no target)")
     if rss is not None:
-        if rss.front_mib is None:
-            out.append(f"FAIL rss: front RSS not measured ({summary(rss.failure)})")
+        out.append(rss_target(rss))
+    return out + peer_targets(rows)
+
+
+def rss_target(rss: Rss) -> str:
+    if rss.front_mib is None:
+        return f"FAIL {rss.label}: front RSS not measured ({summary(rss.failure)})"
+    ok = rss.front_mib < RSS_LIMIT_MIB
+    return (f"{'PASS' if ok else 'FAIL'} {rss.label}: wasp front {rss.front_mib:.1f} MiB at rest "
+            f"(target < {RSS_LIMIT_MIB:.0f})")
+
+
+def _row(rows: list[Row], scenario: str, server: str) -> Row | None:
+    return next((r for r in rows if r.scenario == scenario and r.server == server), None)
+
+
+def peer_targets(rows: list[Row]) -> list[str]:
+    """Issue 8's targets: wasp against one named peer each, with a p99 no worse than the peer's.
+    Lines only for scenarios that ran; UNKNOWN when the peer or wasp did not."""
+    out = []
+    for scenario, peer, minimum in PEER_TARGETS:
+        wasp, other = _row(rows, scenario, "wasp"), _row(rows, scenario, peer)
+        if wasp is None and other is None:
+            continue
+        head = f"{scenario} vs {peer} (issue 8)"
+        if wasp is None or other is None:
+            out.append(f"UNKNOWN {head}: wasp and {peer} were not both selected")
+        elif wasp.result is None:
+            out.append(f"FAIL {head}: wasp did not run ({summary(wasp.failure)})")
+        elif other.result is None or not other.result.rps:
+            out.append(f"UNKNOWN {head}: {peer} did not run")
         else:
-            ok = rss.front_mib < RSS_LIMIT_MIB
-            out.append(f"{'PASS' if ok else 'FAIL'} rss: wasp front {rss.front_mib:.1f} MiB at rest "
-                       f"(target < {RSS_LIMIT_MIB:.0f})")
+            w, p = wasp.result, other.result
+            x = w.rps / p.rps
+            p99_ok = w.p99_ms is not None and p.p99_ms is not None and w.p99_ms <= p.p99_ms
+            ok = x >= minimum and p99_ok and w.errors == 0
+            out.append(
+                f"{'PASS' if ok else 'FAIL'} {head}: wasp {w.rps:,.0f} req/s = {x:.2f}x {p.rps:,.0f} "
+                f"(target >= {minimum}x); p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(p.p99_ms)} ms (target no "
+                f"worse); wasp errors {w.error_text()} (target 0)")
     return out
 
 

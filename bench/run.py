@@ -3,7 +3,7 @@
     python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,cached,rss]
                         [--quick] [--servers wasp,gunicorn,...] [--wasp-log] [--keep]
 
-Scenarios: wsgi, asgi, static, cached, rss (default) and recycle, chaos, slowloris, h2 (on request). Prints a markdown
+Scenarios: wsgi, asgi, static, cached, https, rss (default) and recycle, chaos, slowloris, h2 (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
 1 when any row could not run (a server did not start or answered wrongly), else 0.
 See docs/benchmarks.md.
@@ -27,9 +27,9 @@ if REPO not in sys.path:
 
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
-DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "rss")
+DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2")
-SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx")
+SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
 def _csv(allowed):
@@ -81,12 +81,14 @@ def _version(argv: list[str]) -> str:
 
 
 def environment() -> list[str]:
+    import granian
     import gunicorn
     import uvicorn
     rev = _version(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
     return [
         f"- host: {platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        f"- Python {platform.python_version()}; gunicorn {gunicorn.__version__}; uvicorn {uvicorn.__version__}",
+        f"- Python {platform.python_version()}; gunicorn {gunicorn.__version__}; uvicorn {uvicorn.__version__}; "
+        f"granian {granian.__version__}",
         f"- {_version(['nginx', '-v'])}; {_version(['wrk', '-v']).split(' [')[0]}",
         f"- wasp tree at {rev} (plus uncommitted changes, if any)",
     ]
@@ -104,9 +106,12 @@ def plan(args, workdir: str):
                 (label, "gunicorn", lambda app=app: sv.gunicorn(workdir, app), "/", length, False),
                 (label, "wasp", lambda app=app: sv.wasp(workdir, app, log), "/", length, False),
             ]
+        cases.insert(2, ("wsgi hello", "granian", lambda: sv.granian(workdir, "wsgi_hello", "wsgi"), "/", 13,
+                         False))
     if "asgi" in args.scenarios:
         cases += [
             ("asgi hello", "uvicorn", lambda: sv.uvicorn(workdir, "asgi_hello"), "/", 13, True),
+            ("asgi hello", "granian", lambda: sv.granian(workdir, "asgi_hello", "asgi"), "/", 13, False),
             ("asgi hello", "wasp", lambda: sv.wasp(workdir, "asgi_hello", log), "/", 13, False),
         ]
     if "static" in args.scenarios:
@@ -122,6 +127,22 @@ def plan(args, workdir: str):
              length, True),
             ("cached page", "wasp", lambda: sv.wasp(workdir, "wsgi_page", log, app_extra=sv.CACHE_PROFILE),
              "/", length, False),
+        ]
+    if "https" in args.scenarios:
+        # TLS 1.3 both sides, the same self-signed P-256 certificate; keep-alive, then a new
+        # connection (a full handshake: wrk resumes no sessions) for every request.
+        def closing(dep):
+            dep.wrk_headers = ("Connection: close",)
+            return dep
+        cases += [
+            ("https hello", "nginx-gunicorn", lambda: sv.nginx_gunicorn(workdir, "wsgi_hello", tls=True), "/", 13,
+             True),
+            ("https hello", "wasp", lambda: sv.wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True), "/",
+             13, False),
+            ("https handshake", "nginx-gunicorn",
+             lambda: closing(sv.nginx_gunicorn(workdir, "wsgi_hello", tls=True)), "/", 13, True),
+            ("https handshake", "wasp",
+             lambda: closing(sv.wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True)), "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 
@@ -174,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="wasp-bench-")
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_start = os.getloadavg()[0]
-    rows, rss, sections, rounds = [], None, [], []
+    rows, rss, rss_tls, sections, rounds = [], None, None, [], []
     try:
         print(f"wasp benchmark: wrk -t1 -c{args.connections} -d{args.duration}s --latency, "
               f"scenarios {','.join(args.scenarios)}; temp dir {workdir}", flush=True)
@@ -188,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [combine(r) for r in rounds]
         if "rss" in args.scenarios and "wasp" in args.servers:
             rss = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss"))
+            if "https" in args.scenarios:
+                rss_tls = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss-tls",
+                                                      tls=True), label="rss https")
         if "recycle" in args.scenarios:
             sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20))))
         if "chaos" in args.scenarios:
@@ -217,14 +241,20 @@ def main(argv: list[str] | None = None) -> int:
     lines += [""]
     if rows:
         lines += report.table(rows) + [""]
+        cpu = report.cost_table(rows)
+        if cpu:
+            lines += ["## CPU time per request (the cost model)", ""] + cpu + [""]
     if rss is not None and rss.front_mib is not None:
         lines += ["## RSS at rest (wasp, WSGI hello, 2 workers)", ""] + report.rss_lines(rss) + [""]
+    if rss_tls is not None and rss_tls.front_mib is not None:
+        lines += ["## RSS at rest with an https binding", ""] + report.rss_lines(rss_tls) + [""]
     for section in sections:
         lines += [f"## {section.title}", ""] + section.lines + [""]
-    targets = report.targets(rows, rss) + [s.verdict for s in sections if s.verdict]
+    targets = report.targets(rows, rss) + ([report.rss_target(rss_tls)] if rss_tls else [])
+    targets += [s.verdict for s in sections if s.verdict]
     if targets:
         lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
-    notes = report.notes(rows, rss)
+    notes = report.notes(rows, rss) + (report.notes([], rss_tls) if rss_tls else [])
     if notes:
         lines += ["## Notes", ""] + notes + [""]
     text = "\n".join(lines)
@@ -236,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         f.write(text)
     print(f"written to {os.path.relpath(path, os.getcwd())}")
     broken = any(r.failure for per_case in rounds for r in per_case) or (rss is not None and rss.failure) or any(s.failed for s in sections)
+    broken = broken or bool(rss_tls is not None and rss_tls.failure)
     return 1 if broken else 0
 
 

@@ -32,6 +32,16 @@ class Deployment:
     servers: list[Server] = field(default_factory=list)  # started in order, stopped in reverse
     ready_timeout: float = 30.0
     config_path: str = ""  # wasp only: the wasp.toml the manager runs
+    wrk_headers: tuple[str, ...] = ()  # on every wrk request, e.g. ("Connection: close",)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.servers and self.servers[-1].tls else "http"
+
+    def roots(self) -> list[tuple[str, int]]:
+        """(kind, main PID) of each started server, for the cost model (bench/cost.py), in the
+        order a request meets them (nginx before the gunicorn behind it)."""
+        return [(s.kind, s.pid) for s in reversed(self.servers) if s.proc is not None]
 
     def start(self) -> None:
         for server in self.servers:
@@ -59,7 +69,7 @@ def gunicorn(workdir: str, app: str, port: int | None = None, name: str = "gunic
     argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "2", "--threads", "8",
             "-b", f"127.0.0.1:{port}", "--chdir", REPO, "--log-level", "warning",
             "--no-control-socket", APPS[app]]
-    return Deployment("gunicorn gthread", port, [_server(name, argv, workdir, port, cwd=REPO)])
+    return Deployment("gunicorn gthread", port, [_server(name, argv, workdir, port, kind="gunicorn", cwd=REPO)])
 
 
 def uvicorn(workdir: str, app: str) -> Deployment:
@@ -67,7 +77,17 @@ def uvicorn(workdir: str, app: str) -> Deployment:
     argv = [sys.executable, "-m", "uvicorn", APPS[app], "--app-dir", REPO, "--host", "127.0.0.1",
             "--port", str(port), "--workers", "2", "--http", "httptools", "--loop", "uvloop",
             "--no-access-log", "--log-level", "warning"]
-    return Deployment("uvicorn", port, [_server("uvicorn", argv, workdir, port, cwd=REPO)])
+    return Deployment("uvicorn", port, [_server("uvicorn", argv, workdir, port, kind="uvicorn", cwd=REPO)])
+
+
+def granian(workdir: str, app: str, interface: str) -> Deployment:
+    """Granian (Rust HTTP, Python apps) with 2 workers; its other settings at their defaults."""
+    port = free_port()
+    argv = [sys.executable, "-m", "granian", "--interface", interface, "--workers", "2",
+            "--host", "127.0.0.1", "--port", str(port), "--working-dir", REPO, "--no-access-log",
+            "--log-level", "warning", APPS[app]]
+    name = f"granian-{interface}"
+    return Deployment("granian", port, [_server(name, argv, workdir, port, kind="granian", cwd=REPO)])
 
 
 def _nginx_binary() -> str:
@@ -95,7 +115,7 @@ http {{
 """
 
 
-def _nginx(workdir: str, name: str, port: int, http_body: str) -> Server:
+def _nginx(workdir: str, name: str, port: int, http_body: str, tls: bool = False) -> Server:
     prefix = os.path.join(workdir, name)
     os.makedirs(prefix, exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
@@ -103,19 +123,28 @@ def _nginx(workdir: str, name: str, port: int, http_body: str) -> Server:
         f.write(_nginx_conf(prefix, http_body))
     argv = [_nginx_binary(), "-p", prefix + "/", "-c", conf, "-e", os.path.join(prefix, "error.log"),
             "-g", "daemon off;"]
-    return _server(name, argv, workdir, port)
+    return _server(name, argv, workdir, port, kind="nginx", tls=tls)
 
 
-def nginx_gunicorn(workdir: str, app: str) -> Deployment:
-    """The classic deployment: nginx with a keep-alive upstream in front of gunicorn gthread."""
-    upstream = gunicorn(workdir, app, name="gunicorn-upstream")
+def nginx_gunicorn(workdir: str, app: str, tls: bool = False) -> Deployment:
+    """The classic deployment: nginx with a keep-alive upstream in front of gunicorn gthread.
+    With `tls`, nginx terminates TLS 1.3 only, with the bench's self-signed certificate."""
+    upstream = gunicorn(workdir, app, name="gunicorn-tls" if tls else "gunicorn-upstream")
     port = free_port()
+    listen = f"127.0.0.1:{port}"
+    if tls:
+        from bench.certs import self_signed
+        cert, key = self_signed(os.path.join(workdir, "certs"))
+        listen += f""" ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3"""
     body = f"""    upstream app {{
         server 127.0.0.1:{upstream.port};
         keepalive 64;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -123,8 +152,9 @@ def nginx_gunicorn(workdir: str, app: str) -> Deployment:
             proxy_set_header Host $host;
         }}
     }}"""
-    nginx = _nginx(workdir, "nginx-proxy", port, body)
-    return Deployment("nginx -> gunicorn gthread", port, upstream.servers + [nginx])
+    nginx = _nginx(workdir, "nginx-tls" if tls else "nginx-proxy", port, body, tls=tls)
+    label = "nginx (TLS) -> gunicorn gthread" if tls else "nginx -> gunicorn gthread"
+    return Deployment(label, port, upstream.servers + [nginx])
 
 
 def nginx_cache_gunicorn(workdir: str, app: str) -> Deployment:
@@ -172,8 +202,14 @@ def nginx_static(workdir: str) -> Deployment:
     return Deployment("nginx", port, [_nginx(workdir, "nginx-static", port, body)])
 
 
-def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", app_extra: str = "") -> str:
-    """The wasp.toml for one run; run_dir and log_dir land next to it in the temp dir."""
+def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", app_extra: str = "",
+              tls: tuple[str, str] | None = None) -> str:
+    """The wasp.toml for one run; run_dir and log_dir land next to it in the temp dir. `tls`
+    (certificate file, key file) makes the binding https."""
+    binding = f'"http/127.0.0.1:{port}:"'
+    if tls:
+        binding = (f'{{ binding = "https/127.0.0.1:{port}:", certificate = "{tls[0]}", '
+                   f'key = "{tls[1]}" }}')
     if app:
         target = f'app = "{APPS[app]}"\npython_path = ["{REPO}"]'
     else:
@@ -194,7 +230,7 @@ name = "bench"
 [[sites]]
 name = "bench"
 id = 1
-bindings = ["http/127.0.0.1:{port}:"]
+bindings = [{binding}]
 {log}
 [[sites.applications]]
 path = "/"
@@ -213,15 +249,21 @@ def wasp_command(config_path: str, *args: str) -> list[str]:
 
 
 def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp",
-         pool_extra: str = "", app_extra: str = "") -> Deployment:
+         pool_extra: str = "", app_extra: str = "", tls: bool = False) -> Deployment:
     """wasp's manager on a fresh port; `app` None serves bench/static as the site's content.
     `pool_extra` is TOML appended to [pool_defaults] (sub-tables such as [pool_defaults.failure]),
-    `app_extra` TOML after the application (such as CACHE_PROFILE)."""
+    `app_extra` TOML after the application (such as CACHE_PROFILE). `tls`: an https binding
+    with the bench's self-signed certificate."""
     port = free_port()
     folder = os.path.join(workdir, name)
     os.makedirs(folder, exist_ok=True)
+    certs = None
+    if tls:
+        from bench.certs import self_signed
+        certs = self_signed(os.path.join(workdir, "certs"))
     config = os.path.join(folder, "wasp.toml")
     with open(config, "w") as f:
-        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra))
-    server = _server(name, wasp_command(config, "serve"), folder, port, cwd=REPO, env=wasp_env())
+        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra, tls=certs))
+    server = _server(name, wasp_command(config, "serve"), folder, port, kind="wasp", tls=tls, cwd=REPO,
+                     env=wasp_env())
     return Deployment("wasp", port, [server], ready_timeout=60.0, config_path=config)

@@ -68,14 +68,18 @@ def parse(text: str) -> WrkResult:
     )
 
 
-def command(url: str, duration: int, connections: int, threads: int = 1) -> list[str]:
-    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+def command(url: str, duration: int, connections: int, threads: int = 1,
+            headers: tuple[str, ...] = ()) -> list[str]:
+    extra = [arg for h in headers for arg in ("-H", h)]
+    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *extra, url]
 
 
-def run(url: str, duration: int, connections: int, threads: int = 1) -> WrkResult:
-    """One wrk run, bounded by its duration plus a margin for connection set-up and teardown."""
+def run(url: str, duration: int, connections: int, threads: int = 1,
+        headers: tuple[str, ...] = ()) -> WrkResult:
+    """One wrk run, bounded by its duration plus a margin for connection set-up and teardown.
+    `headers` ("Connection: close") go on every request."""
     try:
-        done = subprocess.run(command(url, duration, connections, threads), capture_output=True,
+        done = subprocess.run(command(url, duration, connections, threads, headers), capture_output=True,
                               text=True, timeout=duration + 30)
     except subprocess.TimeoutExpired as e:
         raise WrkFailed(f"wrk did not finish within {duration + 30}s") from e

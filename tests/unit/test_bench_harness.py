@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
@@ -156,3 +157,197 @@ def test_generated_wasp_toml_is_a_valid_config(app, tmp_path):
         assert application.app == f"bench.apps.{app}:app"
     else:
         assert application.physical_path == STATIC_DIR
+
+
+# -- the cost model (bench/cost.py) --------------------------------------------------------------
+
+from bench import cost  # noqa: E402
+
+
+def _p(pid, label, cpu, created=1.0):
+    return cost.Proc(pid=pid, created=created, label=label, cpu_s=cpu)
+
+
+def test_cost_divides_each_process_cpu_by_the_requests():
+    before = [_p(10, "manager", 1.0), _p(11, "front", 2.0), _p(12, "worker[0]", 0.5),
+              _p(13, "worker[1]", 0.5)]
+    after = [_p(11, "front", 2.0 + 1.12), _p(12, "worker[0]", 0.5 + 0.41),
+             _p(13, "worker[1]", 0.5 + 0.43), _p(10, "manager", 1.0)]
+    c = cost.difference(before, after, requests=100_000, client_cpu_s=0.8)
+    per = dict(c.per_request_us())
+    assert per["front"] == pytest.approx(11.2)
+    assert per["worker[0]"] == pytest.approx(4.1)
+    assert per["worker[1]"] == pytest.approx(4.3)
+    assert per["manager"] == pytest.approx(0.0)
+    assert c.total_us() == pytest.approx(19.6)
+    assert c.client_us() == pytest.approx(8.0)  # reported, never part of the total
+    assert cost.line(c) == "front 11.2 µs, worker[0] 4.1, worker[1] 4.3, manager 0.0, total 19.6"
+    assert c.notes == []
+
+
+def test_cost_counts_a_new_process_from_zero_and_says_when_one_exited():
+    before = [_p(20, "arbiter", 5.0), _p(21, "worker[0]", 3.0)]
+    after = [_p(20, "arbiter", 5.1), _p(22, "worker[0]", 0.2)]
+    c = cost.difference(before, after, requests=1000)
+    assert dict(c.per_request_us()) == {"arbiter": pytest.approx(100.0), "worker[0]": pytest.approx(200.0)}
+    assert any("pid 22" in n and "started during" in n for n in c.notes)
+    assert any("pid 21" in n and "exited during" in n for n in c.notes)
+
+
+def test_cost_a_reused_pid_is_another_process():
+    before = [_p(30, "worker[0]", 9.0, created=1.0)]
+    after = [_p(30, "worker[0]", 0.5, created=2.0)]
+    assert cost.difference(before, after, requests=1).cpu_s == {"worker[0]": pytest.approx(0.5)}
+
+
+def test_cost_without_requests_has_no_rate():
+    c = cost.difference([_p(1, "main", 1.0)], [_p(1, "main", 2.0)], requests=0)
+    assert c.per_request_us() == [] and c.total_us() is None
+    assert cost.line(c) == "total n/a"
+
+
+def test_cost_merge_weights_rounds_by_their_requests():
+    a = cost.Cost({"front": 1.0, "worker[0]": 1.0}, requests=100_000, client_cpu_s=1.0, load_1m=[0.5])
+    b = cost.Cost({"front": 3.0, "worker[0]": 1.0}, requests=300_000, client_cpu_s=1.0, load_1m=[4.0])
+    m = cost.merge([a, None, b])
+    assert m.load_1m == [0.5, 4.0] and cost.load_text(m) == "0.5–4.0"
+    assert cost.load_text(a) == "0.5" and cost.load_text(cost.Cost()) == "n/a"
+    assert dict(m.per_request_us()) == {"front": pytest.approx(10.0), "worker[0]": pytest.approx(5.0)}
+    assert m.requests == 400_000 and m.client_us() == pytest.approx(5.0)
+    assert cost.merge([None]) is None
+    assert cost.merge([a, cost.Cost({"front": 1.0}, requests=1)]).client_cpu_s is None
+
+
+@pytest.mark.parametrize("kind, procs, expected", [
+    ("wasp", [(100, True, "python -m wasp.cli.main serve -c x"),
+              (105, False, "python -m wasp.worker --pool bench"),
+              (101, False, "python -m wasp.front --fd 3"),
+              (103, False, "python -m wasp.worker --pool bench")],
+     {100: "manager", 101: "front", 103: "worker[0]", 105: "worker[1]"}),
+    ("nginx", [(7, True, "nginx: master process /usr/sbin/nginx"), (9, False, "nginx: worker process"),
+               (8, False, "nginx: worker process"), (10, False, "nginx: cache manager process")],
+     {7: "master", 8: "worker[0]", 9: "worker[1]", 10: "cache manager"}),
+    ("gunicorn", [(1, True, "python -m gunicorn"), (2, False, "python -m gunicorn")],
+     {1: "arbiter", 2: "worker[0]"}),
+    ("uvicorn", [(1, True, "python -m uvicorn"), (2, False, "python -c from multiprocessing.resource_tracker import main;main(5)"),
+                 (3, False, "python -c from multiprocessing.spawn import spawn_main")],
+     {1: "main", 2: "resource tracker", 3: "worker[0]"}),
+])
+def test_cost_labels_each_servers_processes(kind, procs, expected):
+    labels = cost.label_all(kind, procs)
+    assert labels == expected
+    if kind == "wasp":  # reading order: the front, the workers, then the manager
+        assert list(labels.values()) == ["front", "worker[0]", "worker[1]", "manager"]
+
+
+def test_cost_labels_carry_the_server_name_in_a_two_server_deployment():
+    assert cost.label_all("gunicorn", [(5, True, "g"), (6, False, "g")], prefix="gunicorn") == {
+        5: "gunicorn arbiter", 6: "gunicorn worker[0]"}
+
+
+def test_cost_sample_reads_this_process_and_its_children():
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        procs = cost.sample([("granian", os.getpid())])
+        by_pid = {p.pid: p for p in procs}
+        assert by_pid[os.getpid()].label == "main"
+        assert by_pid[child.pid].label.startswith("worker[")
+        assert by_pid[os.getpid()].cpu_s > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_cost_table_has_a_row_per_measured_server_and_leaves_wrk_out_of_the_total():
+    wasp = _row("wsgi hello", "wasp", 50_000, 2.0)
+    wasp.cost = cost.Cost({"front": 1.12, "worker[0]": 0.41, "worker[1]": 0.43, "manager": 0.0},
+                          requests=100_000, client_cpu_s=0.5, load_1m=[3.14, 1.0, 2.0])
+    nginx = _row("wsgi hello", "nginx -> gunicorn gthread", 10_000, 9.0, baseline=True)
+    nginx.cost = cost.Cost({"nginx master": 0.0, "nginx worker[0]": 0.3, "gunicorn arbiter": 0.01},
+                           requests=100_000, client_cpu_s=None)
+    failed = Row("asgi hello", "wasp", failure="wasp did not start: boom")
+    lines = report.cost_table([nginx, wasp, failed])
+    assert lines[2] == ("| wsgi hello | nginx -> gunicorn gthread | nginx master 0.0, nginx worker[0] 3.0, "
+                        "gunicorn arbiter 0.1 | 3.1 | n/a | n/a |")
+    assert lines[3] == ("| wsgi hello | wasp | front 11.2, worker[0] 4.1, worker[1] 4.3, manager 0.0 | 19.6 | 5.0 "
+                        "| 1.0–3.1 |")
+    assert len([line for line in lines if line.startswith("| ")]) == 4  # the failed row has none
+    assert "not counted" in lines[-1]
+    assert report.cost_table([failed]) == []
+
+
+def test_cost_notes_reach_the_report_notes():
+    row = _row("wsgi hello", "wasp", 50_000, 2.0)
+    row.cost = cost.Cost({"worker[0]": 1.0}, requests=10, notes=["worker[0] (pid 9) started during the run"])
+    assert report.notes([row], None) == ["- wsgi hello / wasp: worker[0] (pid 9) started during the run"]
+
+
+def test_peer_targets_need_the_ratio_a_p99_no_worse_and_no_errors():
+    base = _row("wsgi hello", "nginx -> gunicorn gthread", 10_000, 18.0, baseline=True)
+    gran = _row("wsgi hello", "granian", 40_000, 3.0)
+
+    def judged(wasp):
+        return [t for t in report.targets([base, gran, wasp], None) if "(issue 8)" in t]
+
+    granian_line, nginx_line = judged(_row("wsgi hello", "wasp", 40_000, 3.0))
+    assert granian_line.startswith("PASS wsgi hello vs granian (issue 8): wasp 40,000 req/s = 1.00x")
+    assert nginx_line.startswith("PASS wsgi hello vs nginx -> gunicorn gthread (issue 8)")
+    slower, _ = judged(_row("wsgi hello", "wasp", 39_000, 3.0))
+    assert slower.startswith("FAIL") and "0.97x" in slower
+    later, _ = judged(_row("wsgi hello", "wasp", 45_000, 3.1))
+    assert later.startswith("FAIL") and "p99 3.10 vs 3.00 ms" in later
+    assert all(t.startswith("FAIL") for t in judged(_row("wsgi hello", "wasp", 45_000, 2.0, non2xx=1)))
+    _, under_3x = judged(_row("wsgi hello", "wasp", 29_000, 2.0))
+    assert under_3x.startswith("FAIL") and "target >= 3.0x" in under_3x
+
+
+def test_peer_targets_say_unknown_when_the_peer_is_missing_and_skip_absent_scenarios():
+    rows = [_row("wsgi 100k", "nginx -> gunicorn gthread", 9_000, 20.0, baseline=True),
+            _row("wsgi 100k", "wasp", 12_000, 9.0)]
+    assert report.peer_targets(rows) == [
+        "UNKNOWN wsgi 100k vs gunicorn gthread (issue 8): wasp and gunicorn gthread were not both selected"]
+    rows.append(Row("wsgi 100k", "gunicorn gthread", failure="gunicorn did not start"))
+    assert report.peer_targets(rows) == ["UNKNOWN wsgi 100k vs gunicorn gthread (issue 8): gunicorn gthread did not run"]
+    asgi = [_row("asgi hello", "uvicorn", 100_000, 1.5, baseline=True), _row("asgi hello", "wasp", 91_000, 1.4)]
+    assert report.peer_targets(asgi)[0].startswith("PASS asgi hello vs uvicorn (issue 8): wasp 91,000 req/s = 0.91x")
+
+
+def test_https_targets_ratio_and_the_handshake_row_is_info():
+    rows = [_row("https hello", "nginx (TLS) -> gunicorn gthread", 10_000, 9.0, baseline=True),
+            _row("https hello", "wasp", 21_000, 4.0),
+            _row("https handshake", "nginx (TLS) -> gunicorn gthread", 3_000, 40.0, baseline=True),
+            _row("https handshake", "wasp", 1_500, 60.0)]
+    lines = report.targets(rows, None)
+    assert lines[0].startswith("PASS https hello: wasp 21,000 req/s = 2.10x nginx (TLS) -> gunicorn gthread")
+    assert lines[1].startswith("INFO https handshake: wasp 1,500 handshakes/s (a new TLS connection per request) "
+                               "= 0.50x")
+    rows[1] = _row("https hello", "wasp", 19_000, 4.0)
+    assert report.targets(rows, None)[0].startswith("FAIL https hello")
+
+
+def test_generated_https_wasp_toml_is_a_valid_config(tmp_path):
+    from bench.certs import self_signed
+    from bench.servers import wasp_toml
+    from wasp.config.load import load
+    cert, key = self_signed(str(tmp_path / "certs"))
+    assert self_signed(str(tmp_path / "certs")) == (cert, key)  # made once, then reused
+    assert os.stat(key).st_mode & 0o077 == 0
+    path = tmp_path / "wasp.toml"
+    path.write_text(wasp_toml(8124, "wsgi_hello", wasp_log=False, tls=(cert, key)))
+    (site,) = load(str(path)).sites
+    (binding,) = site.bindings
+    assert binding.binding == "https/127.0.0.1:8124:"
+    assert (binding.certificate, binding.key) == (cert, key)
+
+
+def test_wrk_command_puts_each_header_before_the_url():
+    assert wrk.command("https://127.0.0.1:1/", 10, 64, headers=("Connection: close",)) == [
+        "wrk", "-t1", "-c64", "-d10s", "--latency", "-H", "Connection: close", "https://127.0.0.1:1/"]
+
+
+def test_rss_target_names_the_https_measurement():
+    assert report.rss_target(Rss(front_mib=33.0, label="rss https")) == (
+        "PASS rss https: wasp front 33.0 MiB at rest (target < 40)")
+    assert report.rss_target(Rss(failure="wasp did not start: x", label="rss https")).startswith(
+        "FAIL rss https: front RSS not measured")
