@@ -79,19 +79,82 @@ def _read(path: str, field: str, problems: list[Problem]) -> bytes | None:
 
 
 def _validity(pem: bytes, path: str, now: datetime.datetime | None) -> list[str]:
-    from cryptography import x509
-
-    try:
-        chain = x509.load_pem_x509_certificates(pem)
-    except ValueError:
+    dates = leaf_validity(pem)
+    if dates is None:
         return [f"{path} holds no PEM certificate"]
-    leaf = chain[0]
+    not_before, not_after = dates
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    if leaf.not_valid_after_utc < now:
-        return [f"{path}: the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"]
-    if leaf.not_valid_before_utc > now:
-        return [f"{path}: the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"]
+    if not_after < now:
+        return [f"{path}: the certificate expired on {not_after:%Y-%m-%d %H:%M:%S} UTC"]
+    if not_before > now:
+        return [f"{path}: the certificate is not valid before {not_before:%Y-%m-%d %H:%M:%S} UTC"]
     return []
+
+
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def leaf_validity(pem: bytes) -> tuple[datetime.datetime, datetime.datetime] | None:
+    """(notBefore, notAfter) of the first certificate in a PEM file, in UTC; None when there is
+    none or it is not a well-formed X.509 certificate.
+
+    Read from the DER itself (RFC 5280 §4.1: Certificate -> tbsCertificate -> validity) rather
+    than with `cryptography`, which the front would then load: its extension alone is ~6.6 MiB of
+    the front's RSS, and the front re-checks every certificate it re-reads. OpenSSL still parses
+    the whole certificate when the pair is loaded (`_load_pair`)."""
+    start = pem.find(_PEM_BEGIN)
+    end = pem.find(_PEM_END, start + 1)
+    if start < 0 or end < 0:
+        return None
+    try:
+        der = ssl.PEM_cert_to_DER_cert(pem[start:end + len(_PEM_END)].decode("ascii"))
+        _, cert, _ = _tlv(der, 0, 0x30)
+        _, pos, _ = _tlv(der, cert, 0x30)          # tbsCertificate
+        if der[pos] == 0xA0:                         # [0] version
+            pos = _tlv(der, pos, 0xA0)[2]
+        pos = _tlv(der, pos, 0x02)[2]                # serialNumber
+        pos = _tlv(der, pos, 0x30)[2]                # signature algorithm
+        pos = _tlv(der, pos, 0x30)[2]                # issuer
+        _, pos, _ = _tlv(der, pos, 0x30)             # validity
+        not_before, pos = _time(der, pos)
+        not_after, _ = _time(der, pos)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    return not_before, not_after
+
+
+def _tlv(der: bytes, pos: int, tag: int) -> tuple[int, int, int]:
+    """(tag, content start, end) of the DER element at `pos`, which must have `tag`."""
+    if der[pos] != tag:
+        raise ValueError(f"expected tag {tag:#x} at {pos}")
+    first = der[pos + 1]
+    if first < 0x80:
+        start, length = pos + 2, first
+    else:
+        count = first & 0x7F
+        if not 1 <= count <= 4:
+            raise ValueError("bad DER length")
+        start, length = pos + 2 + count, int.from_bytes(der[pos + 2:pos + 2 + count], "big")
+    if start + length > len(der):
+        raise ValueError("DER element runs past the end")
+    return tag, start, start + length
+
+
+def _time(der: bytes, pos: int) -> tuple[datetime.datetime, int]:
+    """A UTCTime (YYMMDDHHMMSSZ; 19YY when YY >= 50, RFC 5280 §4.1.2.5.1) or GeneralizedTime."""
+    tag = der[pos]
+    if tag not in (0x17, 0x18):
+        raise ValueError("expected a time")
+    _, start, end = _tlv(der, pos, tag)
+    text = der[start:end].decode("ascii")
+    if not text.endswith("Z"):
+        raise ValueError("a certificate time must be UTC")
+    if tag == 0x17:
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    moment = datetime.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    return moment, end
 
 
 def _load_pair(entry: SiteBinding) -> str:
