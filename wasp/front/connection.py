@@ -27,6 +27,7 @@ from wasp.front.challenges import PREFIX as _HTTP01, http01_answer, http01_respo
 from wasp.front.h2conn import Http2Connection
 from wasp.front.qos import MIN_RATE_TIMER, QosMixin, proxy_key
 from wasp.front.queues import PoolState
+from wasp.front.endings import RequestEndings
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
@@ -101,7 +102,7 @@ def classify(exc: Exception) -> HttpError:
     return BadRequest(message)
 
 
-class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
+class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol):
     __slots__ = ("server", "transport", "parser", "state", "peer", "local", "table", "c_ip", "s_ip",
                  "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_head_scan",
                  "_scan", "_tail",
@@ -727,27 +728,6 @@ class HttpConnection(ResponseWriter, QosMixin, asyncio.Protocol):
         self._flow()
 
     # ================================================================ endings
-
-    def on_abort(self, req: Request, status: int) -> None:
-        if req.stage < Stage.SENDING:
-            self._send_error(req, HttpError("the application failed", status=status or 500,
-                                            reason="WorkerAbort"))
-        else:
-            self._cut(req)
-
-    def on_abandoned(self, req: Request) -> None:
-        """The worker's channel closed with this request in flight (the worker crashed)."""
-        if req.stage < Stage.SENDING:
-            self._send_error(req, AppPoolUnavailable("Connection_Abandoned_By_AppPool"))
-        else:
-            self.server.log_error(self, req, None, "Connection_Abandoned_By_AppPool")
-            self._cut(req, logged=True)
-
-    def reject(self, req: Request, err: AppPoolUnavailable) -> None:
-        """A queued request the pool will not serve (pool stopped, queue timeout, pool removed)."""
-        if self.state is _CLOSED or req.stage is Stage.DONE:
-            return
-        self._send_error(req, err)
 
     def _send_error(self, req: Request, err: HttpError) -> None:
         """The one place an HttpError becomes a response."""

@@ -40,6 +40,7 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
 from wasp.errors import HttpError
+from wasp.front.endings import RequestEndings
 from wasp.front.h2request import H2RequestReader
 from wasp.front.h2response import H2ResponseWriter, H2Stream
 from wasp.front.queues import PoolState
@@ -62,7 +63,7 @@ _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
 
 
-class Http2Connection(H2RequestReader, H2ResponseWriter, QosMixin, asyncio.Protocol):
+class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol):
     def __init__(self, server):
         self.server = server
         self.transport = None
@@ -266,25 +267,6 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, QosMixin, asyncio.Proto
             self._close()
 
     # ================================================================ endings
-    def on_abort(self, req: Request, status: int) -> None:
-        if req.stage < Stage.SENDING:
-            self._send_error(req, HttpError("the application failed", status=status or 500,
-                                            reason="WorkerAbort"))
-        else:
-            self._cut(req)
-
-    def on_abandoned(self, req: Request) -> None:
-        if req.stage < Stage.SENDING:
-            self._send_error(req, AppPoolUnavailable("Connection_Abandoned_By_AppPool"))
-        else:
-            self.server.log_error(self, req, None, "Connection_Abandoned_By_AppPool")
-            self._cut(req, logged=True)
-
-    def reject(self, req: Request, err: AppPoolUnavailable) -> None:
-        if self.state is _CLOSED or req.stage is Stage.DONE:
-            return
-        self._send_error(req, err)
-
     def _finish(self, req: Request) -> None:
         """The stream's response is complete: log it, forget the stream."""
         st = req.h2
