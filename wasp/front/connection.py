@@ -26,7 +26,6 @@ from wasp.errors import BadRequest, HttpError
 from wasp.front.challenges import PREFIX as _HTTP01, http01_answer, http01_response
 from wasp.front.h2conn import Http2Connection
 from wasp.front.qos import MIN_RATE_TIMER, QosMixin, proxy_key
-from wasp.front.queues import PoolState
 from wasp.front.endings import RequestEndings
 from wasp.front.request import CONN_MOVES, ConnState, IllegalConnMove, Request, Stage
 from wasp.front.response import ResponseWriter
@@ -600,19 +599,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         if req.pool is None:
             self._send_error(req, AppPoolUnavailable("N/A"))
             return
-        server = self.server
-        now = server.loop.time()
-        key = req.cache_key
-        if key is not None and req.pool.state is PoolState.STARTED:
-            entry = server.cache_lookup(key, req.headers, now)
-            if entry is not None:
-                self._send_cached(req, entry)
-                return
-            req.cache_admit = server.cache.admit(key, now)
-        try:
-            server.dispatcher.submit(req, now)
-        except AppPoolUnavailable as exc:
-            self._send_error(req, exc)
+        self._submit(req)
 
     def _answer_http01(self, req: Request) -> None:
         """An HTTP-01 challenge's key authorization. Not in the W3C log: it is the front's own

@@ -1,16 +1,35 @@
-"""How a request ends when its worker gives up on it, the same for an HTTP/1.1 connection and an
-HTTP/2 stream: each protocol supplies `_send_error` (the one place an HttpError becomes a
-response) and `_cut` (end a response already under way)."""
+"""What happens to a routed request, the same for an HTTP/1.1 connection and an HTTP/2 stream:
+answered from the response cache or submitted to its pool, and how it ends when its worker gives
+up on it. Each protocol supplies `_send_error` (the one place an HttpError becomes a response),
+`_send_cached` (a cache hit in its framing) and `_cut` (end a response already under way)."""
 
 from __future__ import annotations
 
 from wasp.errors import HttpError
+from wasp.front.queues import PoolState
 from wasp.front.request import ConnState, Request, Stage
 from wasp.wire.http import AppPoolUnavailable
 
 
 class RequestEndings:
     __slots__ = ()
+
+    def _submit(self, req: Request) -> None:
+        """A routed request: a cache hit is answered at once (never for a stopped pool, which
+        owes its 503), a miss may be admitted for storing, then it joins its pool's queue."""
+        server = self.server
+        now = server.loop.time()
+        key = req.cache_key
+        if key is not None and req.pool.state is PoolState.STARTED:
+            entry = server.cache_lookup(key, req.headers, now)
+            if entry is not None:
+                self._send_cached(req, entry)
+                return
+            req.cache_admit = server.cache.admit(key, now)
+        try:
+            server.dispatcher.submit(req, now)
+        except AppPoolUnavailable as exc:
+            self._send_error(req, exc)
 
     def on_abort(self, req: Request, status: int) -> None:
         """The worker answered ABORT: an error page if nothing was sent yet, else a cut."""

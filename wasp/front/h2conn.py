@@ -43,7 +43,6 @@ from wasp.errors import HttpError
 from wasp.front.endings import RequestEndings
 from wasp.front.h2request import H2RequestReader
 from wasp.front.h2response import H2ResponseWriter, H2Stream
-from wasp.front.queues import PoolState
 from wasp.front.qos import MIN_RATE_GRACE, MIN_RATE_TIMER, QosMixin
 from wasp.front.request import ConnState, Request, Stage
 from wasp.wire import w3c
@@ -236,18 +235,7 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
         if req.pool is None:
             self._send_error(req, AppPoolUnavailable("N/A"))
             return
-        now = server.loop.time()
-        key = req.cache_key
-        if key is not None and req.pool.state is PoolState.STARTED:
-            entry = server.cache_lookup(key, req.headers, now)
-            if entry is not None:
-                self._send_cached(req, entry)
-                return
-            req.cache_admit = server.cache.admit(key, now)
-        try:
-            server.dispatcher.submit(req, now)
-        except AppPoolUnavailable as exc:
-            self._send_error(req, exc)
+        self._submit(req)
 
     def _on_reset(self, sid: int, now: float) -> None:
         st = self.streams.pop(sid, None)
