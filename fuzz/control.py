@@ -16,6 +16,7 @@ from __future__ import annotations
 import atheris
 import msgspec
 
+from split import pieces
 from wasp.wire import control
 from wasp.wire.control import ControlProtocolError
 
@@ -27,18 +28,6 @@ def seeds():
     yield control.encode({"op": "worker_ready", "pool": "P", "nfds": 1, "pid": 42})
     yield control.encode({"op": "config", "sites": [{"name": "S", "bindings": ["http/*:80:"]}]})
     yield control._LEN.pack(control.MAX_MESSAGE + 1)
-
-
-def _pieces(data: bytes, cuts: bytes) -> list[bytes]:
-    out = []
-    pos = 0
-    i = 0
-    while pos < len(data):
-        n = (cuts[i % len(cuts)] % 64) + 1 if cuts else len(data)
-        out.append(data[pos:pos + n])
-        pos += n
-        i += 1
-    return out
 
 
 def _reference(stream: bytes) -> tuple[list, bool, int]:
@@ -84,7 +73,7 @@ def _read(pieces: list[bytes]) -> tuple[list, bool]:
 
 def check_stream(data: bytes) -> None:
     want, refused, _left = _reference(data)
-    got, got_refused = _read(_pieces(data, data[-8:]))
+    got, got_refused = _read(pieces(data, data[-8:]))
     assert got_refused == refused, (got_refused, refused)
     if refused:
         # the messages of the read that broke the rules are lost with the channel
@@ -120,7 +109,7 @@ def check_round_trip(data: bytes) -> None:
             message["nfds"] = fdp.ConsumeIntInRange(0, control.MAX_FDS)
         sent.append(message)
     stream = b"".join(control.encode(m) for m in sent)
-    got, refused = _read(_pieces(stream, fdp.ConsumeBytes(8)))
+    got, refused = _read(pieces(stream, fdp.ConsumeBytes(8)))
     assert not refused and got == sent, (got, sent)
 
 

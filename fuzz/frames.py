@@ -17,6 +17,7 @@ import tracemalloc
 
 import atheris
 
+from split import pieces
 from wasp.wire import frames as fr
 from wasp.wire.frames import FLAG_FIN, FrameType, ProtocolError
 
@@ -42,19 +43,6 @@ def seeds():
     yield fr.pack_cache(9, fr.CacheHint(fr.CACHE_FOR_TIME_PERIOD, 30.0, ["accept-encoding"], 0)) \
         + fr.pack_response(9, b"200 OK\r\n", 2, 0, b"ok")
     yield fr.pack_header(FrameType.BODY, 1, fr.MAX_PAYLOAD + 1)
-
-
-def _pieces(data: bytes, cuts: bytes) -> list[bytes]:
-    """`data` cut into pieces whose lengths come from `cuts` (cycled), each 1..64 bytes or rest."""
-    out = []
-    pos = 0
-    i = 0
-    while pos < len(data):
-        n = (cuts[i % len(cuts)] % 64) + 1 if cuts else len(data)
-        out.append(data[pos:pos + n])
-        pos += n
-        i += 1
-    return out
 
 
 def _reference(stream: bytes) -> tuple[list, bool, int]:
@@ -102,7 +90,7 @@ def _decode_garbage(payload: bytes) -> None:
 def check_stream(data: bytes) -> None:
     cuts = data[-8:]
     want, want_error, want_left = _reference(data)
-    got, got_error, got_left = _read(_pieces(data, cuts))
+    got, got_error, got_left = _read(pieces(data, cuts))
     assert got_error == want_error, (got_error, want_error)
     if want_error:
         assert got == want[:len(got)]
@@ -188,7 +176,7 @@ def check_round_trip(data: bytes) -> None:
         packed.append(frame)
         want.append(expected)
     stream = b"".join(packed)
-    got, error, left = _read(_pieces(stream, fdp.ConsumeBytes(8)))
+    got, error, left = _read(pieces(stream, fdp.ConsumeBytes(8)))
     assert not error and left == 0, (error, left)
     assert len(got) == len(want), (len(got), len(want))
     for (ftype, flags, sid, payload), (w_type, w_flags, w_sid, w_value) in zip(got, want):
