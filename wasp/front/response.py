@@ -356,7 +356,7 @@ class ResponseWriter:
         self._upgrading = False
         self.deadline = 0.0
         early = self._early
-        self._early = []
+        self._early = None
         self._buffered = 0
         if early:
             req.body_buf = early
