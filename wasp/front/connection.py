@@ -308,6 +308,14 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 except HttpError as err:
                     self._parse_failed(err)
                     return
+            elif req is None and pos == 0 and n < self._head_scan.max_line and data[n - 1] == 10 \
+                    and data.find(b"\n\r") == n - 3 and data.find(b"\n\n") < 0:
+                # The common read: one whole head with CRLF line ends and nothing after it. Its only
+                # empty line is the last (what head_end would find: every end it looks for starts
+                # with an LF and then a CR or LF), and it is shorter than one header line may be,
+                # so no HeadScanner limit can be reached (the scanner restarts at the next head).
+                end = n
+                claimed = True
             elif req is None or self._in_head:
                 # The previous read's tail only when a head is in progress: CRs and LFs before a
                 # request line (which llhttp skips) end no head.
