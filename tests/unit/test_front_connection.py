@@ -669,3 +669,23 @@ def test_two_connections_interleaved_keep_their_own_heads(rig):
     b.data_received(b"\r\n\r\n")
     heads = {head.path: head.headers for _, head, _ in worker.requests()}
     assert heads == {b"/a": [(b"Host", b"a"), (b"X-A", b"1")], b"/b": [(b"Host", b"b"), (b"X-B", b"1")]}
+
+
+def test_a_large_inline_body_goes_out_whole_and_a_cached_copy_is_its_own(rig):
+    """A body over LARGE_BODY arrives as a view of the link's read and leaves in one writev with
+    the head; the response cache keeps bytes, not a view that pins the read."""
+    from wasp.front.cache import CacheHint
+    from wasp.wire.frames import CACHE_UNTIL_CHANGE
+
+    worker = rig.worker()
+    body = bytes(range(256)) * 400                  # 100 KiB
+    conn, transport = rig.connect()
+    for _ in range(3):                              # the 2nd is stored, the 3rd a hit
+        conn.data_received(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        for sid, _head, _fin in worker.requests():
+            worker.feed(fr.pack_cache(sid, CacheHint(CACHE_UNTIL_CHANGE, 0.0, []))
+                        + fr.pack_response(sid, b"200 OK\r\nContent-Type: text/plain\r\n", len(body), body=body))
+        [(status, headers, got)] = split_responses(transport.take())
+        assert status == 200 and got == body and headers["content-length"] == str(len(body))
+    [entry] = rig.server.cache.entries.values()
+    assert type(entry.body) is bytes and entry.body == body
