@@ -107,3 +107,18 @@ def test_poll_handles_queued_events_without_the_loop(watched, tmp_path):
     target.write_text("b")
     watcher.poll()              # the loop has not run: poll reads what is queued
     assert file_token in seen.changed
+
+
+def test_poll_with_nothing_queued_reads_nothing_and_then_sees_a_change(watched, tmp_path, monkeypatch):
+    loop, watcher, seen = watched
+    target = tmp_path / "a.css"
+    target.write_text("a")
+    [file_token, *_] = watcher.watch_file(str(target))
+    reads = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(fd) or real_read(fd, n))
+    watcher.poll()              # an empty queue: FIONREAD says so, no read
+    assert reads == [] and seen.changed == []
+    target.write_text("b")
+    watcher.poll()
+    assert reads and file_token in seen.changed
