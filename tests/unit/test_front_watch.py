@@ -109,7 +109,11 @@ def test_poll_handles_queued_events_without_the_loop(watched, tmp_path):
     assert file_token in seen.changed
 
 
-def test_poll_with_nothing_queued_reads_nothing_and_then_sees_a_change(watched, tmp_path, monkeypatch):
+def test_poll_reads_the_queue_only_when_fionread_says_events_wait(watched, tmp_path, monkeypatch):
+    """(Asked of the kernel, the answer depends on whatever else touches the watched folders,
+    /tmp's included: the ioctl's answer is set here.)"""
+    from wasp.front import watch
+
     loop, watcher, seen = watched
     target = tmp_path / "a.css"
     target.write_text("a")
@@ -117,8 +121,17 @@ def test_poll_with_nothing_queued_reads_nothing_and_then_sees_a_change(watched, 
     reads = []
     real_read = os.read
     monkeypatch.setattr(os, "read", lambda fd, n: reads.append(fd) or real_read(fd, n))
-    watcher.poll()              # an empty queue: FIONREAD says so, no read
-    assert reads == [] and seen.changed == []
+    queued = [0]
+
+    def ioctl(fd, request, buf, mutate):
+        assert fd == watcher.fd and request == watch.termios.FIONREAD
+        buf[0] = queued[0]
+        return 0
+
+    monkeypatch.setattr(watch.fcntl, "ioctl", ioctl)
     target.write_text("b")
-    watcher.poll()
+    watcher.poll()              # "nothing queued": no read
+    assert reads == [] and file_token not in seen.changed
+    queued[0] = 16
+    watcher.poll()              # events wait: read and handled
     assert reads and file_token in seen.changed
