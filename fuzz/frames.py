@@ -61,8 +61,8 @@ def _reference(stream: bytes) -> tuple[list, bool, int]:
     return frames, False, len(stream) - pos
 
 
-def _read(pieces: list[bytes]) -> tuple[list, bool, int]:
-    reader = fr.FrameReader()
+def _read(pieces: list[bytes], views: bool = False) -> tuple[list, bool, int]:
+    reader = fr.FrameReader(views=views)
     frames = []
     fed = 0
     for piece in pieces:
@@ -90,12 +90,13 @@ def _decode_garbage(payload: bytes) -> None:
 def check_stream(data: bytes) -> None:
     cuts = data[-8:]
     want, want_error, want_left = _reference(data)
-    got, got_error, got_left = _read(pieces(data, cuts))
-    assert got_error == want_error, (got_error, want_error)
-    if want_error:
-        assert got == want[:len(got)]
-    else:
-        assert got == want and got_left == want_left, (len(got), len(want), got_left, want_left)
+    for views in (False, True):   # the worker's reader, and the front's (large payloads as views)
+        got, got_error, got_left = _read(pieces(data, cuts), views)
+        assert got_error == want_error, (got_error, want_error)
+        if want_error:
+            assert got == want[:len(got)]
+        else:
+            assert got == want and got_left == want_left, (len(got), len(want), got_left, want_left)
     _decode_garbage(data)
     for _ftype, _flags, _sid, payload in want[:8]:
         _decode_garbage(payload)

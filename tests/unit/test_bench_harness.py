@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import pathlib
 import sys
 
@@ -351,3 +353,35 @@ def test_rss_target_names_the_https_measurement():
         "PASS rss https: wasp front 33.0 MiB at rest (target < 40)")
     assert report.rss_target(Rss(failure="wasp did not start: x", label="rss https")).startswith(
         "FAIL rss https: front RSS not measured")
+
+
+_TURN = ("import sys; sys.path.insert(0, {repo!r}); from bench import run; run.LOCK_PATH = {path!r}; "
+         "print(repr(run.take_turn({wait})[1]))")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks") or not shutil.which("flock"), reason="needs flock(1), /proc/locks")
+def test_take_turn_under_flock_is_our_turn(tmp_path):
+    """`flock LOCK python bench/run.py` holds the lock for the run: the run must not wait for itself."""
+    path = str(tmp_path / "bench.lock")
+    code = _TURN.format(repo=REPO, path=path, wait=30)
+    out = subprocess.run(["flock", path, sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "''"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks") or not shutil.which("flock"), reason="needs flock(1), /proc/locks")
+def test_take_turn_waits_for_another_holder(tmp_path):
+    path = str(tmp_path / "bench.lock")
+    open(path, "a").close()
+    # One process (no child to leave behind) holds the lock the way another run would.
+    holder = subprocess.Popen([sys.executable, "-c", f"import fcntl, time; f = open({path!r}); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(8)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = _TURN.format(repo=REPO, path=path, wait=0.5)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+        assert "ran alongside it" in out.stdout.strip().splitlines()[-1]
+    finally:
+        holder.kill()
+        holder.wait(10)

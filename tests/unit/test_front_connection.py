@@ -638,3 +638,54 @@ def test_chunked_body_over_the_limit_is_413_1_and_cancelled(tmp_path):
     assert status == 413 and headers["connection"] == "close"
     worker.respond(sid)                       # too late: ignored
     assert split_responses(bytes(transport.out))[0][0] == 413
+
+
+# ---- what a connection costs the cyclic GC ----
+
+def test_parser_holds_no_bound_method_of_its_connection(rig):
+    """httptools keeps its protocol's callbacks: on the connection itself they would be six bound
+    methods, a cycle per connection for the cyclic GC. The parser's protocol is one shared object."""
+    import gc
+    import types
+
+    from wasp.front import connection as connection_module
+
+    conn, transport = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n")   # a head in progress
+    assert not [r for r in gc.get_referrers(conn) if isinstance(r, types.MethodType)]
+    assert connection_module._FEED.conn is None   # set only while llhttp is being fed
+    conn.data_received(b"\x01bad\r\n\r\n")        # a parse error on the way out of feed_data
+    assert connection_module._FEED.conn is None
+    assert transport.out.startswith(b"HTTP/1.1 400")
+
+
+def test_two_connections_interleaved_keep_their_own_heads(rig):
+    worker = rig.worker()
+    a, ta = rig.connect(peername=("127.0.0.1", 50001))
+    b, tb = rig.connect(peername=("127.0.0.1", 50002))
+    a.data_received(b"GET /a HTTP/1.1\r\nHo")
+    b.data_received(b"GET /b HTTP/1.1\r\nHost: b\r\nX-B: 1")
+    a.data_received(b"st: a\r\nX-A: 1\r\n\r\n")
+    b.data_received(b"\r\n\r\n")
+    heads = {head.path: head.headers for _, head, _ in worker.requests()}
+    assert heads == {b"/a": [(b"Host", b"a"), (b"X-A", b"1")], b"/b": [(b"Host", b"b"), (b"X-B", b"1")]}
+
+
+def test_a_large_inline_body_goes_out_whole_and_a_cached_copy_is_its_own(rig):
+    """A body over LARGE_BODY arrives as a view of the link's read and leaves in one writev with
+    the head; the response cache keeps bytes, not a view that pins the read."""
+    from wasp.front.cache import CacheHint
+    from wasp.wire.frames import CACHE_UNTIL_CHANGE
+
+    worker = rig.worker()
+    body = bytes(range(256)) * 400                  # 100 KiB
+    conn, transport = rig.connect()
+    for _ in range(3):                              # the 2nd is stored, the 3rd a hit
+        conn.data_received(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        for sid, _head, _fin in worker.requests():
+            worker.feed(fr.pack_cache(sid, CacheHint(CACHE_UNTIL_CHANGE, 0.0, []))
+                        + fr.pack_response(sid, b"200 OK\r\nContent-Type: text/plain\r\n", len(body), body=body))
+        [(status, headers, got)] = split_responses(transport.take())
+        assert status == 200 and got == body and headers["content-length"] == str(len(body))
+    [entry] = rig.server.cache.entries.values()
+    assert type(entry.body) is bytes and entry.body == body

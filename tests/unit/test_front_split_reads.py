@@ -162,3 +162,26 @@ def test_empty_lines_with_a_bare_cr_between_requests_are_skipped_in_any_read(tmp
     second = gap[cut:] + b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
     assert answer_pieces(tmp_path, [first + second]) == [200, 200]
     assert answer_pieces(tmp_path, [first, second]) == [200, 200]
+
+
+# A whole head in one read, shorter than a header line may be, skips head_end and the HeadScanner
+# (connection.py's common read): every form near that shortcut answers as when trickled.
+WHOLE_HEADS = [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",                       # the shortcut
+    b"GET / HTTP/1.1\r\n\r\n",                                  # no header at all: 400, no Host
+    b"GET / HTTP/1.1\nHost: x\n\n",                             # bare LFs: the general path
+    b"GET / HTTP/1.1\r\nHost: x\r\n\n",                         # CRLF then a bare LF
+    b"GET / HTTP/1.1\r\nHost: x\n\r\n",                         # LF then CRLF
+    b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",                   # an empty line before the request
+    b"GET / HTTP/1.1\r\nHost: x\r\n\rX: y\r\n\r\n",             # a bare CR ending a line early
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 470 + b"\r\n\r\n",   # 511 bytes: the shortcut
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 471 + b"\r\n\r\n",   # 512: the general path
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 600 + b"\r\n\r\n",   # over the line limit: 431
+]
+
+
+@pytest.mark.parametrize("data", WHOLE_HEADS)
+def test_a_whole_head_in_one_read_answers_as_when_trickled(tmp_path, data):
+    one = answer(tmp_path / "one", data, None)
+    assert one == answer(tmp_path / "trickled", data, 1) == answer(tmp_path / "sevens", data, 7)
+    assert one, data

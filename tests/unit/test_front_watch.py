@@ -107,3 +107,31 @@ def test_poll_handles_queued_events_without_the_loop(watched, tmp_path):
     target.write_text("b")
     watcher.poll()              # the loop has not run: poll reads what is queued
     assert file_token in seen.changed
+
+
+def test_poll_reads_the_queue_only_when_fionread_says_events_wait(watched, tmp_path, monkeypatch):
+    """(Asked of the kernel, the answer depends on whatever else touches the watched folders,
+    /tmp's included: the ioctl's answer is set here.)"""
+    from wasp.front import watch
+
+    loop, watcher, seen = watched
+    target = tmp_path / "a.css"
+    target.write_text("a")
+    [file_token, *_] = watcher.watch_file(str(target))
+    reads = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(fd) or real_read(fd, n))
+    queued = [0]
+
+    def ioctl(fd, request, buf, mutate):
+        assert fd == watcher.fd and request == watch.termios.FIONREAD
+        buf[0] = queued[0]
+        return 0
+
+    monkeypatch.setattr(watch.fcntl, "ioctl", ioctl)
+    target.write_text("b")
+    watcher.poll()              # "nothing queued": no read
+    assert reads == [] and file_token not in seen.changed
+    queued[0] = 16
+    watcher.poll()              # events wait: read and handled
+    assert reads and file_token in seen.changed

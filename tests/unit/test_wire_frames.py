@@ -88,3 +88,27 @@ def test_control_messages_round_trip_across_split_reads():
     for i in range(len(data)):
         got += reader.feed(data[i:i + 1])
     assert got == [{"op": "a", "n": 1}, {"op": "b", "nfds": 2}]
+
+
+def test_frame_reader_views_only_large_payloads_that_fill_most_of_the_read():
+    body = bytes(range(256)) * 100                    # 25,600 bytes
+    big = fr.pack_response(1, b"200 OK\r\n", len(body), body=body)
+    small = fr.pack_response(2, b"200 OK\r\n", 5, body=b"hello")
+    reader = fr.FrameReader(views=True)
+    [(_, _, sid, payload)] = reader.feed(big)
+    assert sid == 1 and isinstance(payload, memoryview)
+    substatus, length, block, got = fr.unpack_response(payload)
+    assert type(block) is bytes and block == b"200 OK\r\n"
+    assert isinstance(got, memoryview) and bytes(got) == body and length == len(body)
+    # A small payload, and a large one sharing its read with more than its own size: copies.
+    [(_, _, _, payload)] = reader.feed(small)
+    assert type(payload) is bytes
+    frames = reader.feed(big + b"\0" * (len(big) + 1))
+    assert type(frames[0][3]) is bytes and fr.unpack_response(frames[0][3])[3] == body
+    # Split across reads: assembled, then viewed; the default reader always copies.
+    reader = fr.FrameReader(views=True)
+    assert reader.feed(big[:1000]) == []
+    [(_, _, _, payload)] = reader.feed(big[1000:])
+    assert bytes(fr.unpack_response(payload)[3]) == body
+    [(_, _, _, payload)] = fr.FrameReader().feed(big)
+    assert type(payload) is bytes

@@ -66,6 +66,8 @@ class H2ResponseWriter:
 
     def on_response(self, req: Request, payload: bytes, fin: bool) -> None:
         substatus, length, block, body = unpack_response(payload)
+        if type(body) is not bytes:
+            body = bytes(body)   # a view of the worker link's read: h2 frames bytes
         try:
             status, fields, named = response_fields(block)
         except ValueError:
@@ -128,6 +130,8 @@ class H2ResponseWriter:
         if req.no_body:
             req.link.send_window(req, len(data))
             return
+        if type(data) is not bytes:
+            data = bytes(data)
         st = req.h2
         if not st.out:
             self._send_at = self.server.loop.time()

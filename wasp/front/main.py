@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import gc
 import os
 import signal
 import socket
@@ -161,13 +163,19 @@ class Front:
 
     def _on_config(self, message: dict, fds: list[int]) -> None:
         config = model.decode(message["config"])
-        if self.server is None:
+        first = self.server is None
+        if first:
             self.server = Server(self.loop, config, self._send, _report_notice)
             self.server.on_fault = _report_fault
             self._watch_files(self.server)
         else:
             self.server.apply_config(config)
         self._set_listeners(fds)
+        if first:
+            # What start-up made (modules, the first config's tables) lives as long as the process:
+            # out of the cyclic GC's way, so no full collection walks it again.
+            gc.collect()
+            gc.freeze()
 
     def _on_pool_state(self, message: dict, fds: list[int]) -> None:
         server = self.server
@@ -358,6 +366,28 @@ def _report_fault(exc: BaseException) -> None:
     traceback.print_exception(exc, file=sys.stderr)
 
 
+#: glibc's mallopt parameters, and the front's values for them.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Blocks up to this size come from the heap, not from a fresh mmap each time (glibc's default
+#: is 128 KiB, raised as mmapped blocks are freed): response bodies, worker reads, file chunks.
+MMAP_THRESHOLD = 1 << 20
+#: Freed heap kept for reuse before it is handed back to the kernel (glibc's default: 128 KiB).
+TRIM_THRESHOLD = 8 << 20
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory for the next response instead of returning it to the kernel at once.
+    With glibc's defaults every 100 KiB body the front relays is a block that is freed, trimmed
+    off the heap and faulted in again, page by page, for the next one. -> whether it applied
+    (glibc only; elsewhere the allocator's defaults stay)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m wasp.front", description="wasp front process")
     parser.add_argument("--control-fd", type=int, required=True)
@@ -369,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     listen_fds = [int(x) for x in args.listen_fds.split(",") if x.strip()]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_malloc()
     try:
         os.fstat(args.control_fd)
     except OSError:

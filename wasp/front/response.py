@@ -25,6 +25,8 @@ FILE_PRIMER = 64 * 1024
 SENDFILE_MAX = 8 * 1024 * 1024
 #: Bytes one connection may sendfile before the loop serves others.
 SENDFILE_TURN = 32 * 1024 * 1024
+#: An inline body this large goes out with the head in one writev rather than joined to it.
+LARGE_BODY = 16 * 1024
 #: Tunnel bytes from the client held for the worker before the front stops reading.
 TUNNEL_BUFFER_LIMIT = 64 * 1024
 
@@ -127,6 +129,16 @@ class ResponseWriter:
                 self.server.cache_response(req, block, body)
             parts = self._head(req, block, length)
             if body and not req.is_head and not req.no_body:
+                if len(body) >= LARGE_BODY:
+                    # One writev of the head and the body as it came (a view of the worker's read):
+                    # no copy of the body in Python.
+                    head = b"".join(parts)
+                    self._sent = len(head) + len(body)
+                    self.transport.writelines((head, body))
+                    if self._buckets is not None:
+                        self._spend(self._sent)
+                    self._finish(req)
+                    return
                 parts.append(body)
             data = b"".join(parts)
             self._sent = len(data)
@@ -356,7 +368,7 @@ class ResponseWriter:
         self._upgrading = False
         self.deadline = 0.0
         early = self._early
-        self._early = []
+        self._early = None
         self._buffered = 0
         if early:
             req.body_buf = early

@@ -210,6 +210,8 @@ class Server:
     def cache_response(self, req, block: bytes, body: bytes) -> None:
         """A worker's whole response that it said may be cached, for a frequently hit URL."""
         app = req.app
+        if type(body) is not bytes:
+            body = bytes(body)   # a view of the worker link's read: the entry keeps its own copy
         self.cache.store(req.cache_key, req.headers, req.cache_hint, block, body, self.loop.time(),
                          app.site.id, app.pool)
 

@@ -15,11 +15,14 @@ does not cache files at all, rather than serve them stale.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import struct
+import termios
 from typing import Callable
 
 IN_MODIFY = 0x00000002
@@ -101,6 +104,7 @@ class FileWatcher:
         self._by_dir: dict[str, int] = {}
         self._dirs: dict[int, str] = {}
         self._names: dict[int, set[bytes]] = {}   # wd -> names with live tokens
+        self._queued = array.array("i", [0])      # FIONREAD's answer, for poll
         self._libc = _libc()
         if self._libc is None:
             self.error = "no C library with inotify"
@@ -171,8 +175,19 @@ class FileWatcher:
         """Handle the events already queued now. A hit on a file entry calls this first, so a
         change made before the request was read is never answered from the cache (the loop may
         hand us the client's bytes before the inotify descriptor's)."""
-        if self.fd >= 0:
-            self._readable()
+        fd = self.fd
+        if fd < 0:
+            return
+        # Ask how many event bytes are queued first: an empty queue (nearly every hit) then costs
+        # one ioctl, not a read that fails with EAGAIN (a third of the time, without the exception).
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, self._queued, True)
+        except OSError:
+            pass   # (the read below reports what is wrong)
+        else:
+            if not self._queued[0]:
+                return
+        self._readable()
 
     def _readable(self) -> None:
         while self.fd >= 0:

@@ -68,7 +68,7 @@ class WorkerLink(asyncio.Protocol):
         self._cork: list = []
         self._loop = server.loop
         self._next = 1
-        self._reader = fr.FrameReader()
+        self._reader = fr.FrameReader(views=True)   # large bodies as views of the read, not copies
         self._ended = 0          # streams that ended in the frames being handled
         self._last = None        # the request of the frame being handled (for fault reports)
 

@@ -55,13 +55,24 @@ def pack_header(ftype: int, stream: int, length: int, flags: int = 0) -> bytes:
     return HEADER.pack(length, ftype, flags, stream)
 
 
+#: With `views`, a payload at least this large that is at least half of the read holding it comes
+#: as a memoryview of that read instead of a copy.
+VIEW_MIN = 16 * 1024
+
+
 class FrameReader:
-    """Accumulates bytes and yields complete frames as (type, flags, stream, payload) tuples."""
+    """Accumulates bytes and yields complete frames as (type, flags, stream, payload) tuples.
 
-    __slots__ = ("_buf",)
+    `views` (the front's worker links): a large payload (VIEW_MIN, and at least half of the bytes
+    it was read with, so a view never keeps more than twice its size alive) is a memoryview of the
+    read, not a copy; a 100 KiB response body then reaches the client socket without being copied
+    in Python. Every other payload is bytes."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_views")
+
+    def __init__(self, views: bool = False) -> None:
         self._buf = bytearray()
+        self._views = views
 
     def feed(self, data: bytes) -> list[tuple[int, int, int, bytes]]:
         buf = self._buf
@@ -73,6 +84,7 @@ class FrameReader:
         pos = 0
         end = len(data)
         unpack = HEADER.unpack_from
+        views = self._views
         while end - pos >= HEADER_SIZE:
             length, ftype, flags, stream = unpack(data, pos)
             if length > MAX_PAYLOAD:
@@ -81,7 +93,10 @@ class FrameReader:
             stop = start + length
             if stop > end:
                 break
-            frames.append((ftype, flags, stream, data[start:stop]))
+            if views and length >= VIEW_MIN and length * 2 >= end:
+                frames.append((ftype, flags, stream, memoryview(data)[start:stop]))
+            else:
+                frames.append((ftype, flags, stream, data[start:stop]))
             pos = stop
         if pos < end:
             buf += data[pos:] if pos else data
@@ -224,15 +239,18 @@ def pack_response(stream: int, block: bytes, content_length: int, substatus: int
                                       substatus, content_length, size), block, body))
 
 
-def unpack_response(payload: bytes) -> tuple[int, int, bytes, bytes]:
-    """-> (substatus, content_length, block, inline body)."""
+def unpack_response(payload: bytes | memoryview) -> tuple[int, int, bytes, bytes | memoryview]:
+    """-> (substatus, content_length, block, inline body: a memoryview when `payload` is one)."""
     start = _RESP.size
     if len(payload) < start:
         raise ProtocolError(f"RESPONSE payload of {len(payload)} bytes")
     substatus, content_length, block_len = _RESP.unpack_from(payload)
     if not 0 <= block_len <= len(payload) - start:
         raise ProtocolError(f"RESPONSE block of {block_len} bytes in a {len(payload)}-byte payload")
-    return substatus, content_length, payload[start:start + block_len], payload[start + block_len:]
+    block = payload[start:start + block_len]
+    if type(block) is not bytes:
+        block = bytes(block)   # a memoryview payload (FrameReader views): the body stays a view
+    return substatus, content_length, block, payload[start + block_len:]
 
 
 _U32 = struct.Struct("<I")
