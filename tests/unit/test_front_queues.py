@@ -21,6 +21,9 @@ class Worker:
     def free(self):
         return self.capacity - self.inflight
 
+    def claim(self):
+        return self.free > 0
+
     def dispatch(self, req):
         self.inflight += 1
         req.move(Stage.EXECUTING)
