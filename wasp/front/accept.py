@@ -20,6 +20,11 @@ from typing import Callable
 
 #: Connections taken per readiness callback before the loop serves others.
 ACCEPT_BATCH = 64
+#: ... when other fronts accept on the same socket (front_processes > 1): every front waiting in
+#: epoll is woken for a new connection and the first to call accept takes it, so a small batch
+#: leaves the rest of a burst to the fronts the kernel woke with it, instead of one front
+#: draining the whole backlog on one wake-up.
+SHARED_ACCEPT_BATCH = 4
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 1.0
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -28,8 +33,9 @@ _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 class Acceptor:
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
                  factory: Callable[[], asyncio.Protocol], on_pause: Callable[[OSError, float], None] | None = None,
-                 tls: dict | None = None):
+                 tls: dict | None = None, batch: int = ACCEPT_BATCH):
         self.loop = loop
+        self.batch = batch
         self.sock = sock
         self.factory = factory
         self.tls = tls or {}   # ssl= and ssl_handshake_timeout= for connect_accepted_socket
@@ -43,7 +49,7 @@ class Acceptor:
 
     def _ready(self) -> None:
         sock = self.sock
-        for _ in range(ACCEPT_BATCH):
+        for _ in range(self.batch):
             try:
                 conn, _address = sock.accept()
             except (BlockingIOError, InterruptedError):

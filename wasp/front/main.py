@@ -28,7 +28,7 @@ from wasp.common.channel import ControlChannel
 from wasp.common.scoreboard import Scoreboard, ScoreboardError
 from wasp.config import model
 from wasp.config.model import UNIX_PREFIX
-from wasp.front.accept import Acceptor
+from wasp.front.accept import ACCEPT_BATCH, SHARED_ACCEPT_BATCH, Acceptor
 from wasp.front.connection import HttpConnection
 from wasp.front.challenges import pending_from_message
 from wasp.front.server import Server
@@ -346,7 +346,8 @@ class Front:
         try:
             sock.listen(BACKLOG)
             acceptor = Acceptor(self.loop, sock, lambda: HttpConnection(server),
-                                lambda exc, delay: _report_pause(address, exc, delay), tls)
+                                lambda exc, delay: _report_pause(address, exc, delay), tls,
+                                SHARED_ACCEPT_BATCH if server.board.shared else ACCEPT_BATCH)
         except OSError as exc:
             print(f"wasp.front: cannot serve {address[0]}:{address[1]}: {exc}", file=sys.stderr)
             self._listeners.pop(address, None)
