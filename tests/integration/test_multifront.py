@@ -195,31 +195,43 @@ def test_a_worker_never_runs_more_than_its_capacity_across_fronts(server):
 
 # ---- 3: the queue bound is the pool's, across fronts ------------------------------------------
 
+def settle(server, socks, url_part: str, refused_n: int, held_n: int) -> tuple[list, list]:
+    """Wait until `refused_n` of the connections were answered at once and `held_n` requests
+    are listed in flight (running or queued) by `wasp list requests`: the settled state in which
+    every request was admitted or refused. Returns (first bytes of the refused, the others)."""
+    import select
+
+    pending = {s.fileno(): s for s in socks}
+    refused: list[bytes] = []
+    rows: list = []
+
+    def settled():
+        readable, _, _ = select.select(list(pending.values()), [], [], 0.1)
+        for sock in readable:
+            refused.append(sock.recv(65536))
+            del pending[sock.fileno()]
+            sock.close()
+        rows[:] = [r for r in server.list_json("requests") if url_part in r["url"]]
+        return len(refused) >= refused_n and len(rows) >= held_n
+
+    server.wait_until(settled, 20, what=lambda: f"{len(refused)} refused, {len(rows)} held")
+    assert len(refused) == refused_n and len(rows) == held_n, (len(refused), rows)
+    return refused, list(pending.values())
+
+
 def test_queue_length_bounds_every_fronts_queue_together(server, tmp_path):
     name = "queue"
     before = len(httperr(server, "QueueFull"))
     socks = [hold(server, tmp_path, name, "/q/hold") for _ in range(20)]
-    # capacity 2 on the one worker + queue_length 10: exactly 12 admitted, 8 answered at once.
-    refused, waiting = [], []
-    for sock in socks:
-        sock.settimeout(3)
-        try:
-            first = sock.recv(65536)
-        except socket.timeout:
-            waiting.append(sock)
-            continue
-        refused.append(first)
-        sock.close()
     try:
-        assert len(refused) == 8 and len(waiting) == 12, (len(refused), len(waiting))
+        # capacity 2 on the one worker + queue_length 10: exactly 12 admitted, 8 answered at once.
+        refused, waiting = settle(server, socks, "/q/hold", 8, 12)
         assert {status_of(r) for r in refused} == {503}
         server.wait_until(lambda: len(httperr(server, "QueueFull")) - before == 8, 10,
                           what=lambda: f"8 QueueFull lines: {httperr(server, 'QueueFull')}")
     finally:
         release(tmp_path, name)
-        for sock in waiting:
-            sock.settimeout(30)
-        answers = [read_all(s) for s in waiting]
+    answers = [read_all(s) for s in waiting]
     assert [status_of(a) for a in answers] == [200] * 12
 
 
@@ -283,24 +295,13 @@ def test_w3c_lines_from_every_front_are_whole(server):
 def test_site_max_connections_across_fronts(server, tmp_path):
     name = "site"
     socks = [hold(server, tmp_path, name, port=server.port2) for _ in range(10)]
-    refused, open_ = [], []
-    for sock in socks:
-        sock.settimeout(3)
-        try:
-            first = sock.recv(65536)
-        except socket.timeout:
-            open_.append(sock)
-            continue
-        refused.append(first)
-        sock.close()
     try:
-        assert len(open_) == 4 and len(refused) == 6, (len(open_), len(refused))
+        refused, held = settle(server, socks, f"release-{name}", 6, 4)
         assert {status_of(r) for r in refused} == {503}
+        assert b"503" in refused[0].split(b"\r\n", 1)[0]
     finally:
         release(tmp_path, name)
-        for sock in open_:
-            sock.settimeout(30)
-        answers = [read_all(s) for s in open_]
+    answers = [read_all(s) for s in held]
     assert [status_of(a) for a in answers] == [200] * 4
     # Closed again: the site takes new connections.
     server.wait_until(lambda: requests.get(f"http://127.0.0.1:{server.port2}/pid",
