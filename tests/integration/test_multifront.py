@@ -378,6 +378,23 @@ def test_a_killed_front_costs_only_its_own_connections(server, tmp_path):
     assert victim in {r["front"] for r in rows}, rows
 
 
+# ---- reload: the number of fronts is fixed for the manager's life ----------------------------
+
+def test_a_reload_cannot_change_the_number_of_fronts(server):
+    text = server.config.read_text()
+    changed = text.replace(f"front_processes = {server.fronts}", f"front_processes = {server.fronts + 1}")
+    assert changed != text
+    server.config.write_text(changed)
+    try:
+        result = server.cli("reload", check=False)
+        assert result.returncode != 0
+        assert "server.front_processes" in result.stdout + result.stderr, (result.stdout, result.stderr)
+        assert len(front_pids(server)) == server.fronts
+        assert requests.get(server.url + "/pid", timeout=10).status_code == 200
+    finally:
+        server.config.write_text(text)
+
+
 # ---- 9: a graceful stop finishes what every front has in flight --------------------------------
 
 @pytest.mark.parametrize("fronts", [2, 3])

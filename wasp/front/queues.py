@@ -126,7 +126,9 @@ class Dispatcher:
             else:
                 existing.limit = pool.queue_length
                 existing.tcp_level = tcp
-                existing.cell = cell
+                if existing.cell != cell:
+                    board.set(existing.cell, 0)  # the pool's row moved: leave nothing behind
+                    existing.cell = cell
             board.set(cell, len(existing.queue))
         return orphans
 

@@ -204,12 +204,14 @@ class WorkerLink(asyncio.Protocol):
             self.move(LinkState.CLOSED)
         server = self.server
         server.dispatcher.worker_gone(self)
-        if server.links.get(self.worker_id) is self:
+        current = server.links.get(self.worker_id)
+        if current is self:
             del server.links[self.worker_id]
         abandoned = list(self.streams.values())
         self.streams.clear()
         self.inflight = 0
-        self.board.set(self.cell, 0)
+        if current is self or current is None:  # a newer link of the worker owns the cell now
+            self.board.set(self.cell, 0)
         for req in abandoned:
             req.conn.on_abandoned(req)
 
