@@ -59,6 +59,9 @@ class WorkerLink(asyncio.Protocol):
         # This worker's in-flight cell in the scoreboard: every front's requests on it count
         # against its capacity. Without a slot from the manager (a lone front), its worker id.
         self.board = board = server.dispatcher.board
+        #: Other fronts read this worker's cell: publish to it and count theirs. A lone front
+        #: skips both (nobody else reads its cells), so it pays one attribute test per request.
+        self.shared = board.shared
         self.cell = INFLIGHT + (slot if slot is not None else worker_id % WORKER_SLOTS)
         board.set(self.cell, 0)  # the slot may have served an earlier worker: start from nothing
         self.pool_name = pool_name
@@ -86,12 +89,16 @@ class WorkerLink(asyncio.Protocol):
     @property
     def free(self) -> int:
         if self.state is LinkState.ACTIVE:
-            return self.capacity - self.inflight - self.board.others(self.cell)
+            if self.shared:
+                return self.capacity - self.inflight - self.board.others(self.cell)
+            return self.capacity - self.inflight
         return 0
 
     def claim(self) -> bool:
         """Reserve a place for the next `dispatch` (across every front: scoreboard.reserve)."""
-        return self.board.reserve(self.cell, self.inflight + 1, self.capacity)
+        if self.shared:
+            return self.board.reserve(self.cell, self.inflight + 1, self.capacity)
+        return self.inflight < self.capacity
 
     # ---- asyncio ----
     def connection_made(self, transport) -> None:
@@ -233,7 +240,8 @@ class WorkerLink(asyncio.Protocol):
 
     def _released(self, count: int) -> None:
         self.inflight -= count
-        self.board.set(self.cell, self.inflight)
+        if self.shared:
+            self.board.set(self.cell, self.inflight)
         self.served += count
         pool = self.server.dispatcher.pools.get(self.pool_name)
         if pool is not None:
