@@ -173,3 +173,13 @@ def test_check_slot():
     for kind, bad in (("pool", sb.POOL_SLOTS), ("worker", -1), ("site", sb.SITE_SLOTS)):
         with pytest.raises(ScoreboardError):
             sb.check_slot(kind, bad)
+
+
+@pytest.mark.parametrize("own,total,fronts,over", [
+    (64, 64, 1, False),          # alone: never
+    (0, 0, 2, False), (5, 5, 2, False), (6, 6, 2, True),   # a burst's first connections
+    (32, 64, 2, False), (42, 64, 2, False), (43, 64, 2, True),
+    (28, 64, 3, False), (29, 64, 3, True),
+])
+def test_over_share(own, total, fronts, over):
+    assert sb.over_share(own, total, fronts) is over

@@ -170,6 +170,15 @@ class Scoreboard:
         return [(c, cells[base + c]) for c in range(_COLUMN_CELLS) if cells[base + c]]
 
 
+def over_share(own: int, total: int, fronts: int) -> bool:
+    """Whether a front holding `own` of `total` connections (every front's, its own included)
+    holds well over its share: more than 5/4 of total/fronts plus 2. Such a front lets the others
+    take the next connections from the shared accept queue first (wasp/front/accept.py)."""
+    if fronts <= 1:
+        return False
+    return own * fronts * 4 > total * 5 + 8 * fronts
+
+
 def check_slot(kind: str, slot: int) -> int:
     limit = {"pool": POOL_SLOTS, "worker": WORKER_SLOTS, "site": SITE_SLOTS}[kind]
     if not 0 <= slot < limit:

@@ -347,7 +347,8 @@ class Front:
             sock.listen(BACKLOG)
             acceptor = Acceptor(self.loop, sock, lambda: HttpConnection(server),
                                 lambda exc, delay: _report_pause(address, exc, delay), tls,
-                                SHARED_ACCEPT_BATCH if server.board.shared else ACCEPT_BATCH)
+                                SHARED_ACCEPT_BATCH if server.board.shared else ACCEPT_BATCH,
+                                server.over_accept_share if server.board.shared else None)
         except OSError as exc:
             print(f"wasp.front: cannot serve {address[0]}:{address[1]}: {exc}", file=sys.stderr)
             self._listeners.pop(address, None)

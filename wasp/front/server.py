@@ -12,7 +12,7 @@ import os
 import time
 from typing import Callable
 
-from wasp.common.scoreboard import CONNS, SITE, Scoreboard
+from wasp.common.scoreboard import CONNS, SITE, Scoreboard, over_share
 from wasp.config.model import Config
 from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.cache import ResponseCache
@@ -128,14 +128,25 @@ class Server:
                     conn._chunk = self.chunk_for(conn._buckets)
 
     def over_connection_limit(self) -> bool:
-        """A connection was added: over the server-wide limit (every front's connections)?"""
+        """A connection was added: over the server-wide limit (every front's connections)?
+        With several fronts the count is published either way (accept balance, bandwidth)."""
+        board = self.board
         if self.max_connections <= 0:
+            if board.shared:
+                board.set(CONNS, len(self.connections))
             return False
-        return not self.board.reserve(CONNS, len(self.connections), self.max_connections)
+        return not board.reserve(CONNS, len(self.connections), self.max_connections)
 
     def connection_closed(self) -> None:
-        if self.max_connections > 0:
+        if self.max_connections > 0 or self.board.shared:
             self.board.set(CONNS, len(self.connections))
+
+    def over_accept_share(self, starting: int) -> bool:
+        """Several fronts: this front (with `starting` connections accepted, not yet made)
+        holds well over its share of every front's connections (accept.py)."""
+        board = self.board
+        own = len(self.connections) + starting
+        return over_share(own, board.others(CONNS) + own, board.fronts)
 
     def _starved(self) -> None:
         if self._starved_timer is None:
@@ -171,8 +182,6 @@ class Server:
             if cell is not None:
                 bucket.share(self.site_connections.get(site_id, 0), board.total(cell))
         if self.global_bucket is not None:
-            if self.max_connections <= 0:
-                board.set(CONNS, len(self.connections))
             self.global_bucket.share(len(self.connections), board.total(CONNS))
 
     def buckets_for(self, site_id: int) -> tuple | None:
