@@ -268,10 +268,13 @@ def main(argv: list[str] | None = None) -> int:
             if "https" in args.scenarios:
                 rss_tls = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss-tls",
                                                       tls=True), label="rss https")
-        if "recycle" in args.scenarios:
-            sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20))))
-        if "chaos" in args.scenarios:
-            sections.append(stress.run_chaos(workdir, settings, 10 if args.quick else 60, args.seed))
+        for fronts in args.fronts:
+            if "recycle" in args.scenarios:
+                sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20)),
+                                                   fronts=fronts))
+            if "chaos" in args.scenarios:
+                sections.append(stress.run_chaos(workdir, settings, 10 if args.quick else 60, args.seed,
+                                                 fronts=fronts))
         if "slowloris" in args.scenarios:
             from bench.slowloris import run_slowloris
             sections.append(run_slowloris(workdir, settings))
