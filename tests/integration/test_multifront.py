@@ -1,7 +1,7 @@
 """`front_processes = N`: several fronts on the same sockets keep every guarantee of one front.
 
 One server per parametrization (2 and 3 fronts), shared by the module's tests; the graceful stop
-gets its own. What a request went through is seen from the manager: `wasp list requests` names
+comes last and stops it. What a request went through is seen from the manager: `wasp list requests` names
 each in-flight request's front, `wasp list cache` each entry's front. Requests are held in the
 app (a release file) so the tests look at a settled state, not at timings.
 """
@@ -397,17 +397,13 @@ def test_a_reload_cannot_change_the_number_of_fronts(server):
 
 # ---- 9: a graceful stop finishes what every front has in flight --------------------------------
 
-@pytest.mark.parametrize("fronts", [2, 3])
-def test_graceful_stop_finishes_in_flight_requests_on_every_front(wasp_server, tmp_path, fronts):
-    www = tmp_path / "www"
-    www.mkdir()
-    srv = wasp_server(make_config(fronts, www, wasp_server.free_port()))
-    srv.fronts = fronts
-    socks, rows = hold_on_every_front(srv, tmp_path, "stop")
-    assert {r["front"] for r in rows} == set(range(fronts))
-    srv.signal(signal.SIGTERM)
-    wait_event(srv, 9002, 10)  # the stop is under way before the requests may end
+def test_graceful_stop_finishes_in_flight_requests_on_every_front(server, tmp_path):
+    """Last in the module: it stops the module's server (for this parametrization)."""
+    socks, rows = hold_on_every_front(server, tmp_path, "stop")
+    assert {r["front"] for r in rows} == set(range(server.fronts))
+    server.signal(signal.SIGTERM)
+    wait_event(server, 9002, 10)  # the stop is under way before the requests may end
     release(tmp_path, "stop")
     answers = [read_all(s) for s in socks]
     assert [status_of(a) for a in answers] == [200] * len(socks)
-    assert srv.proc.wait(30) == 0
+    assert server.proc.wait(30) == 0
