@@ -36,6 +36,12 @@ start_mode = "always_running"
 max_concurrent_requests = 3
 
 [[pools]]
+name = "D"
+start_mode = "on_demand"
+[pools.process_model]
+idle_timeout = "2s"
+
+[[pools]]
 name = "Q"
 start_mode = "always_running"
 max_concurrent_requests = 2
@@ -61,6 +67,11 @@ kernel_caching_policy = "CacheUntilChange"
 path = "/c"
 pool = "C"
 app = "mfapp:app"
+python_path = ["{procapps}"]
+[[sites.applications]]
+path = "/d"
+pool = "D"
+app = "procapp:app"
 python_path = ["{procapps}"]
 [[sites.applications]]
 path = "/q"
@@ -376,6 +387,34 @@ def test_a_killed_front_costs_only_its_own_connections(server, tmp_path):
     for s in socks:
         read_all(s)
     assert victim in {r["front"] for r in rows}, rows
+
+
+# ---- on demand, stop/start, idle timeout: the pool's life is the manager's, whatever front ---
+
+def test_on_demand_start_stop_start_and_idle_timeout_across_fronts(server):
+    from process_support import events, last_seq, wait_event
+
+    def fresh(path):
+        return requests.get(server.url + path, headers={"Connection": "close"}, timeout=30)
+
+    server.wait_until(lambda: not server.worker_pids("D"), 20, what="pool D without workers")
+    mark = last_seq(server)
+    # Many connections at once, spread over the fronts: every front may send `demand`; the pool
+    # gets exactly one worker (max_processes = 1), and every request is served by it.
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: fresh("/d/pid"), range(24)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert len([e for e in events(server, 9013, pool="D") if e["seq"] > mark]) == 1
+    server.cli("stop", "pool", "D")
+    stopped = [fresh("/d/pid") for _ in range(4 * server.fronts)]
+    assert {r.status_code for r in stopped} == {503}
+    server.cli("start", "pool", "D")
+    assert fresh("/d/pid").status_code == 200
+    # Idle on every front's channel: stopped after idle_timeout (event 5186).
+    mark = last_seq(server)
+    wait_event(server, 5186, 20, pool="D", after=mark)
+    server.wait_until(lambda: not server.worker_pids("D"), 20, what="the idle worker gone")
 
 
 # ---- reload: the number of fronts is fixed for the manager's life ----------------------------
