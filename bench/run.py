@@ -2,6 +2,7 @@
 
     python bench/run.py [--duration 10] [--connections 64] [--scenarios wsgi,asgi,static,cached,rss]
                         [--quick] [--servers wasp,gunicorn,...] [--wasp-log] [--keep]
+                        [--fronts 1,2]
 
 Scenarios: wsgi, asgi, static, cached, https, rss (default) and recycle, chaos, slowloris, h2 (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
@@ -42,6 +43,16 @@ def _csv(allowed):
     return parse
 
 
+def _fronts(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fronts takes integers 1..64, not {text!r}") from None
+    if not values or any(not 1 <= v <= 64 for v in values):
+        raise argparse.ArgumentTypeError(f"--fronts takes integers 1..64, not {text!r}")
+    return list(dict.fromkeys(values))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=int, default=None, help="seconds per measured run (default 10)")
@@ -59,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="keep wasp's W3C access log on (IIS's default; the peers still log nothing)")
     p.add_argument("--no-wasp-log", dest="wasp_log", action="store_false",
                    help="wasp's W3C access log off (the default, like the peers)")
+    p.add_argument("--fronts", type=_fronts, default=[1],
+                   help="comma list of server.front_processes values: each wasp row is measured "
+                        "with each (default 1)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the chaos scenario")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, server output)")
     p.add_argument("--lock-wait", type=float, default=1800,
@@ -94,9 +108,13 @@ def environment() -> list[str]:
     ]
 
 
-def plan(args, workdir: str):
-    """(scenario, server key, deployment factory, path, body length, is baseline) in run order."""
+def plan(args, workdir: str, fronts: int = 1):
+    """(scenario, server key, deployment factory, path, body length, is baseline) in run order;
+    the wasp rows with server.front_processes = `fronts`."""
+    import functools
+
     from bench import servers as sv
+    wasp = functools.partial(sv.wasp, fronts=fronts)
     log = args.wasp_log
     cases = []
     if "wsgi" in args.scenarios:
@@ -104,7 +122,7 @@ def plan(args, workdir: str):
             cases += [
                 (label, "nginx-gunicorn", lambda app=app: sv.nginx_gunicorn(workdir, app), "/", length, True),
                 (label, "gunicorn", lambda app=app: sv.gunicorn(workdir, app), "/", length, False),
-                (label, "wasp", lambda app=app: sv.wasp(workdir, app, log), "/", length, False),
+                (label, "wasp", lambda app=app: wasp(workdir, app, log), "/", length, False),
             ]
         cases.insert(2, ("wsgi hello", "granian", lambda: sv.granian(workdir, "wsgi_hello", "wsgi"), "/", 13,
                          False))
@@ -112,20 +130,20 @@ def plan(args, workdir: str):
         cases += [
             ("asgi hello", "uvicorn", lambda: sv.uvicorn(workdir, "asgi_hello"), "/", 13, True),
             ("asgi hello", "granian", lambda: sv.granian(workdir, "asgi_hello", "asgi"), "/", 13, False),
-            ("asgi hello", "wasp", lambda: sv.wasp(workdir, "asgi_hello", log), "/", 13, False),
+            ("asgi hello", "wasp", lambda: wasp(workdir, "asgi_hello", log), "/", 13, False),
         ]
     if "static" in args.scenarios:
         for label, path, length in (("static 1k", "/1k.txt", 1024), ("static 100k", "/100k.txt", 102400)):
             cases += [
                 (label, "nginx", lambda: sv.nginx_static(workdir), path, length, True),
-                (label, "wasp", lambda: sv.wasp(workdir, None, log), path, length, False),
+                (label, "wasp", lambda: wasp(workdir, None, log), path, length, False),
             ]
     if "cached" in args.scenarios:
         length = len(__import__("bench.apps.wsgi_page", fromlist=["BODY"]).BODY)
         cases += [
             ("cached page", "nginx-gunicorn", lambda: sv.nginx_cache_gunicorn(workdir, "wsgi_page"), "/",
              length, True),
-            ("cached page", "wasp", lambda: sv.wasp(workdir, "wsgi_page", log, app_extra=sv.CACHE_PROFILE),
+            ("cached page", "wasp", lambda: wasp(workdir, "wsgi_page", log, app_extra=sv.CACHE_PROFILE),
              "/", length, False),
         ]
     if "https" in args.scenarios:
@@ -137,14 +155,25 @@ def plan(args, workdir: str):
         cases += [
             ("https hello", "nginx-gunicorn", lambda: sv.nginx_gunicorn(workdir, "wsgi_hello", tls=True), "/", 13,
              True),
-            ("https hello", "wasp", lambda: sv.wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True), "/",
+            ("https hello", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True), "/",
              13, False),
             ("https handshake", "nginx-gunicorn",
              lambda: closing(sv.nginx_gunicorn(workdir, "wsgi_hello", tls=True)), "/", 13, True),
             ("https handshake", "wasp",
-             lambda: closing(sv.wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True)), "/", 13, False),
+             lambda: closing(wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True)), "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
+
+
+def plan_all(args, workdir: str) -> list:
+    """`plan` with each wasp row once per --fronts value (server.front_processes), side by side;
+    the other servers' rows once."""
+    plans = [plan(args, workdir, n) for n in args.fronts]
+    out = []
+    for i, case in enumerate(plans[0]):
+        out.append(case)
+        out += [p[i] for p in plans[1:] if p[i][1] == "wasp"]
+    return out
 
 
 LOCK_PATH = os.path.join(tempfile.gettempdir(), "wasp-bench.lock")
@@ -226,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"wasp benchmark: wrk -t1 -c{args.connections} -d{args.duration}s --latency, "
               f"scenarios {','.join(args.scenarios)}; temp dir {workdir}", flush=True)
-        cases = plan(args, workdir)
+        cases = plan_all(args, workdir)
         rounds = [[] for _ in cases]
         for n in range(args.rounds):
             if args.rounds > 1:
@@ -239,10 +268,13 @@ def main(argv: list[str] | None = None) -> int:
             if "https" in args.scenarios:
                 rss_tls = measure_rss(lambda: sv.wasp(workdir, "wsgi_hello", args.wasp_log, name="wasp-rss-tls",
                                                       tls=True), label="rss https")
-        if "recycle" in args.scenarios:
-            sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20))))
-        if "chaos" in args.scenarios:
-            sections.append(stress.run_chaos(workdir, settings, 10 if args.quick else 60, args.seed))
+        for fronts in args.fronts:
+            if "recycle" in args.scenarios:
+                sections.append(stress.run_recycle(workdir, settings, *((6, 4) if args.quick else (30, 20)),
+                                                   fronts=fronts))
+            if "chaos" in args.scenarios:
+                sections.append(stress.run_chaos(workdir, settings, 10 if args.quick else 60, args.seed,
+                                                 fronts=fronts))
         if "slowloris" in args.scenarios:
             from bench.slowloris import run_slowloris
             sections.append(run_slowloris(workdir, settings))

@@ -203,9 +203,10 @@ def nginx_static(workdir: str) -> Deployment:
 
 
 def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", app_extra: str = "",
-              tls: tuple[str, str] | None = None) -> str:
+              tls: tuple[str, str] | None = None, fronts: int = 1) -> str:
     """The wasp.toml for one run; run_dir and log_dir land next to it in the temp dir. `tls`
-    (certificate file, key file) makes the binding https."""
+    (certificate file, key file) makes the binding https; `fronts` is server.front_processes
+    (1 keeps the one-front server every earlier figure was measured with)."""
     binding = f'"http/127.0.0.1:{port}:"'
     if tls:
         binding = (f'{{ binding = "https/127.0.0.1:{port}:", certificate = "{tls[0]}", '
@@ -218,6 +219,7 @@ def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", 
     return f"""[server]
 run_dir = "run"
 log_dir = "logs"
+front_processes = {fronts}
 
 [pool_defaults]
 max_processes = 2
@@ -249,13 +251,13 @@ def wasp_command(config_path: str, *args: str) -> list[str]:
 
 
 def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp",
-         pool_extra: str = "", app_extra: str = "", tls: bool = False) -> Deployment:
+         pool_extra: str = "", app_extra: str = "", tls: bool = False, fronts: int = 1) -> Deployment:
     """wasp's manager on a fresh port; `app` None serves bench/static as the site's content.
     `pool_extra` is TOML appended to [pool_defaults] (sub-tables such as [pool_defaults.failure]),
     `app_extra` TOML after the application (such as CACHE_PROFILE). `tls`: an https binding
     with the bench's self-signed certificate."""
     port = free_port()
-    folder = os.path.join(workdir, name)
+    folder = os.path.join(workdir, name if fronts == 1 else f"{name}-{fronts}fronts")
     os.makedirs(folder, exist_ok=True)
     certs = None
     if tls:
@@ -263,7 +265,8 @@ def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp
         certs = self_signed(os.path.join(workdir, "certs"))
     config = os.path.join(folder, "wasp.toml")
     with open(config, "w") as f:
-        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra, tls=certs))
+        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra, tls=certs, fronts=fronts))
     server = _server(name, wasp_command(config, "serve"), folder, port, kind="wasp", tls=tls, cwd=REPO,
                      env=wasp_env())
-    return Deployment("wasp", port, [server], ready_timeout=60.0, config_path=config)
+    label = "wasp" if fronts == 1 else f"wasp {fronts} fronts"
+    return Deployment(label, port, [server], ready_timeout=60.0, config_path=config)

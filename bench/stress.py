@@ -184,9 +184,11 @@ def _sleep_until(when: float) -> None:
         time.sleep(delay)
 
 
-def run_recycle(workdir: str, s: Settings, duration: int = 30, recycles: int = 20) -> Section:
-    section = Section(f"recycle: {duration} s of wrk -c{s.connections} while the pool recycles {recycles} times")
-    dep = wasp(workdir, "wsgi_hello", s.wasp_log, name="wasp-recycle")
+def run_recycle(workdir: str, s: Settings, duration: int = 30, recycles: int = 20,
+                fronts: int = 1) -> Section:
+    on = "" if fronts == 1 else f" ({fronts} fronts)"
+    section = Section(f"recycle{on}: {duration} s of wrk -c{s.connections} while the pool recycles {recycles} times")
+    dep = wasp(workdir, "wsgi_hello", s.wasp_log, name="wasp-recycle", fronts=fronts)
     url = f"http://127.0.0.1:{dep.port}/"
     print(f"  recycle: wasp on {url} ...", flush=True)
     try:
@@ -271,14 +273,15 @@ def _havoc(rng: random.Random, dep: Deployment, manager: int, end: float) -> Hav
             done.kills += 1
 
 
-def run_chaos(workdir: str, s: Settings, duration: int = 60, seed: int = 1) -> Section:
-    section = Section(f"chaos: {duration} s of wrk -c{s.connections}; every 2-4 s a worker is "
+def run_chaos(workdir: str, s: Settings, duration: int = 60, seed: int = 1, fronts: int = 1) -> Section:
+    on = "" if fronts == 1 else f" ({fronts} fronts)"
+    section = Section(f"chaos{on}: {duration} s of wrk -c{s.connections}; every 2-4 s a worker is "
                       f"SIGKILLed (or, 1 time in 4, the pool recycled); rapid-fail protection off; seed {seed}")
     rng = random.Random(seed)
     # Five SIGKILLs in five minutes is exactly what rapid-fail protection stops a pool for (as IIS
     # does); chaos measures recovery, so it turns that off.
     dep = wasp(workdir, "wsgi_hello", s.wasp_log, name="wasp-chaos",
-               pool_extra="[pool_defaults.failure]\nrapid_fail_protection = false\n")
+               pool_extra="[pool_defaults.failure]\nrapid_fail_protection = false\n", fronts=fronts)
     url = f"http://127.0.0.1:{dep.port}/"
     print(f"  chaos: wasp on {url} ...", flush=True)
     try:

@@ -85,6 +85,31 @@ def test_httperr_rolls_over_after_1mb(tmp_path):
     assert content(second)[-1] == "later"
 
 
+def test_two_fronts_roll_httperr_over_to_the_same_file(tmp_path, monkeypatch):
+    """Two ErrorLogs (two fronts) appending to one folder: whole lines only, and when the file
+    fills they go on in the same next file, whoever rolls first."""
+    monkeypatch.setattr(w3c, "HTTPERR_FILE_SIZE", 20_000)
+    a, b = ErrorLog(str(tmp_path)), ErrorLog(str(tmp_path))
+    lines = {a: b"a" * 99 + b"\n", b: b"b" * 99 + b"\n"}
+    for i in range(300):
+        for log in (a, b):
+            log.write(lines[log], T)
+        if i % 7 == 0:
+            a.flush()
+        if i % 11 == 0:
+            b.flush()
+    a.close()
+    b.close()
+    names = sorted(p.name for p in (tmp_path / "httperr").iterdir())
+    texts = [content(tmp_path / "httperr" / n) for n in names]
+    body = [line for text in texts for line in text if not line.startswith("#")]
+    assert sorted(set(body)) == ["a" * 99, "b" * 99] and len(body) == 600   # none torn or lost
+    assert len(names) >= 2 and names == [f"httperr{i}.log" for i in range(1, len(names) + 1)]
+    for name in names[:-1]:
+        # Full before the next one began (overshooting by at most a flush of the other front).
+        assert 20_000 - 200 <= (tmp_path / "httperr" / name).stat().st_size <= 20_000 + 11 * 100 + 1000
+
+
 def test_server_logs_hourly_sites_by_hour(tmp_path):
     site = model.Site(name="S", id=5, bindings=["http/*:8080:"], log=model.SiteLog(period="hourly"),
                       applications=[model.Application(path="/", pool="P")])

@@ -21,6 +21,9 @@ class Worker:
     def free(self):
         return self.capacity - self.inflight
 
+    def claim(self):
+        return self.free > 0
+
     def dispatch(self, req):
         self.inflight += 1
         req.move(Stage.EXECUTING)
@@ -201,3 +204,56 @@ def test_a_restarted_pool_demands_a_worker_again(setup):
     d.set_state("P", "Started")
     d.submit(req(d), 0)
     assert demands == ["P", "P"]
+
+
+# ---- several fronts: the bounds are the scoreboard's row, not this front's own counts ----
+
+def _two_fronts():
+    from wasp.common import scoreboard as sb
+    buf = bytearray(sb.size_for(2))
+    sb.initialize(buf, 2)
+    return sb.Scoreboard(buf, 0), sb.Scoreboard(buf, 1)
+
+
+def test_queue_bound_counts_the_other_fronts_queued_requests():
+    mine, other = _two_fronts()
+    d = Dispatcher(lambda pool: None, mine)
+    d.configure(config(queue_length=10), {"P": 7})
+    from wasp.common.scoreboard import QUEUED
+    other.set(QUEUED + 7, 9)                      # the other front holds 9 of the 10 places
+    first, second = req(d), req(d)
+    d.submit(first, 0.0)
+    with pytest.raises(AppPoolUnavailable) as info:
+        d.submit(second, 0.0)
+    assert info.value.reason == "QueueFull"
+    assert mine.own(QUEUED + 7) == 1              # the refused one left no trace
+    d.withdraw(first)
+    assert mine.own(QUEUED + 7) == 0
+
+
+def test_a_moved_pool_row_leaves_nothing_behind():
+    mine, _ = _two_fronts()
+    d = Dispatcher(lambda pool: None, mine)
+    d.configure(config(), {"P": 1})
+    d.submit(req(d), 0.0)
+    from wasp.common.scoreboard import QUEUED
+    assert mine.own(QUEUED + 1) == 1
+    d.configure(config(), {"P": 2})
+    assert mine.own(QUEUED + 1) == 0 and mine.own(QUEUED + 2) == 1
+
+
+def test_starved_queue_asks_to_look_again_only_when_shared():
+    mine, _ = _two_fronts()
+    starved = []
+    d = Dispatcher(lambda pool: None, mine, lambda: starved.append(1))
+    d.configure(config())
+    pool = d.pools["P"]
+    w = Worker("P", 0)                             # full (another front's requests, say)
+    d.worker_ready(w)
+    d.submit(req(d), 0.0)
+    assert starved
+    lone = Dispatcher(lambda pool: None, None, lambda: starved.append("lone"))
+    lone.configure(config())
+    lone.worker_ready(Worker("P", 0))
+    lone.submit(req(lone), 0.0)
+    assert "lone" not in starved

@@ -88,7 +88,7 @@ def acts(actions):
 def test_start_spawns_front_and_tells_it_pool_states():
     h = Harness(config())
     assert isinstance(h.log[0], A.SpawnFront)
-    assert A.SetPoolState("P", "Started", "") in h.log
+    assert A.SetPoolState("P", "Started", "", front=0) in h.log  # to the new front
     assert not of(h.log, A.SpawnWorker)  # on_demand: nothing until a request comes
     assert h.sup.pools["P"].state is PoolState.STARTED
 
@@ -101,7 +101,7 @@ def test_always_running_starts_max_processes_workers():
 def test_auto_start_false_pool_is_stopped():
     h = Harness(config("auto_start = false"))
     assert h.sup.pools["P"].state is PoolState.STOPPED
-    assert A.SetPoolState("P", "Stopped", "Disabled") in h.log
+    assert A.SetPoolState("P", "Stopped", "Disabled", front=0) in h.log
 
 
 def test_demand_starts_workers_and_ready_attaches():
@@ -374,10 +374,10 @@ def test_front_crash_restarts_it_and_reattaches_ready_workers():
     h.ready(2)
     h.advance(10)
     out = h.run(h.sup.front_exited(-9, 555, h.now))
-    assert out[0] == A.Event(9006, pid=555, data={"code": -9})
+    assert out[0] == A.Event(9006, pid=555, data={"code": -9, "front": 0})
     assert isinstance(out[1], A.SpawnFront)
-    assert A.SetPoolState("P", "Started", "") in out
-    assert A.AttachWorker(1) in out and A.AttachWorker(2) in out
+    assert A.SetPoolState("P", "Started", "", front=0) in out
+    assert A.AttachWorker(1, 0) in out and A.AttachWorker(2, 0) in out
     # Dying again at once: it backs off instead of spinning.
     out = h.run(h.sup.front_exited(-9, 556, h.now))
     assert not of(out, A.SpawnFront) and h.sup.front.state is FrontState.DOWN

@@ -196,14 +196,15 @@ def test_a_thread_taking_the_ping_job_has_the_loop_send_the_pong():
 def test_list_requests_answers_from_the_loop():
     worker, socks = make_worker()
     try:
-        channel = FakeChannel()
-        worker.channel = channel
-        ctx = ctx_with(0, channel=channel, path="/slow")
-        worker.stats.begin(ctx)
+        channel, other = FakeChannel(), FakeChannel()
+        worker.channels = {0: channel, 2: other}   # a data channel per front index
+        worker.stats.begin(ctx_with(0, channel=channel, path="/slow"))
+        worker.stats.begin(ctx_with(0, channel=other, path="/other"))
         worker._on_control({"op": "list_requests", "id": 3}, [])
         [answer] = worker.control.sent
         assert answer["op"] == "requests" and answer["id"] == 3
-        assert [row["url"] for row in answer["requests"]] == ["GET /slow"]
+        assert [(row["url"], row["front"]) for row in answer["requests"]] == [
+            ("GET /slow", 0), ("GET /other", 2)]
     finally:
         for s in socks:
             s.close()

@@ -197,9 +197,13 @@ def _list_of_struct(tp: Any) -> bool:
 
 def _type_text(tp: Any, metas: list) -> str:
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:  # a constrained member of a union: `Annotated[int, Meta()] | None`
+        inner, *extra = typing.get_args(tp)
+        return _type_text(inner, [*metas, *(m for m in extra if isinstance(m, msgspec.Meta))])
     if origin is typing.Union or origin is types.UnionType:
         members = [m for m in typing.get_args(tp) if m is not type(None)]
         text = " or ".join("table" if _is_struct(m) else _type_text(m, []) for m in members)
+        metas = []  # a member's own constraints are in its text
     elif origin is Literal:
         text = " | ".join(f"`{_toml(v)}`" for v in typing.get_args(tp))
     elif isinstance(tp, type) and issubclass(tp, Duration):

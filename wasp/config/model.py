@@ -42,6 +42,12 @@ class ServerSettings(_Strict):
     server_header: Annotated[str, doc(
         "Server header on responses the app does not name one in; \"\" sends none."
     )] = "wasp"
+    front_processes: Annotated[Annotated[int, Meta(ge=1, le=64)] | None, doc(
+        "Front processes (HTTP.sys) serving the same sockets, 1..64; absent = one per 4 CPUs the "
+        "manager may use, at least 1. Pools' queue bounds, workers' capacity and connection "
+        "limits hold across all of them (docs/internals.md, \"Several fronts\"). A reload "
+        "cannot change it: restart the server."
+    )] = None
     trusted_proxies: Annotated[list[str], doc(
         "Addresses and CIDR networks (\"10.0.0.0/8\", \"::1\") of reverse proxies and load "
         "balancers whose X-Forwarded-For, X-Forwarded-Proto, Forwarded and PROXY protocol headers "

@@ -6,6 +6,14 @@ exit. A site's file is created at its first request (reference §5.7), under
 `<log_dir>/W3SVC<id>/u_exYYMMDD[HH].log`; a header block starts every file this process opens.
 Writing is a plain append to the page cache; an error (disk full, permissions) drops lines and is
 remembered in `errors` for the process to report, it never takes the front down.
+
+Several fronts (`front_processes`) write the same files: each opens them O_APPEND and every flush
+is whole lines in one `write()`, so lines never interleave (each front's header block starts the
+file's lines it appends after opening it, as IIS writes one at every start). A W3C file's name
+comes from each line's own time, so fronts agree on it; the HTTPERR file's number is taken from
+the folder (the highest, or the next when that one is full) and never below the front's last,
+with the file's real size read back after every flush: fronts roll over to the same file, a
+file may overshoot the size by the lines the other fronts wrote since their last flush.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ class _Files:
             while view:
                 n = os.write(f.fd, view)
                 view = view[n:]
-            f.written += len(data)
+            f.written = os.fstat(f.fd).st_size  # other fronts append to the same file
         except OSError as exc:
             self._failed(f"cannot write {f.path}: {exc.strerror or exc}")
 
@@ -150,7 +158,7 @@ class ErrorLog(_Files):
         f = self._f
         if f.fd < 0 or f.written + f.size + len(line) > w3c.HTTPERR_FILE_SIZE:
             self._close(f)
-            self._number = self._first_number() if not self._number else self._number + 1
+            self._number = max(self._number + 1 if self._number else 0, self._first_number())
             self._open(f, os.path.join(self.log_dir, w3c.httperr_file_name(self._number)),
                        w3c.HTTPERR_FIELDS, wall)
             if f.fd < 0:

@@ -408,6 +408,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self.state = _CLOSED
         server = self.server
         server.connections.discard(self)
+        server.connection_closed()
         self._leave_site()
         pending = self._pending
         while pending:

@@ -178,6 +178,7 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
             return
         self.state = _CLOSED
         self.server.connections.discard(self)
+        self.server.connection_closed()
         self._leave_site()
         for st in list(self.streams.values()):
             self._drop(st.req)

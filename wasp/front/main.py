@@ -1,4 +1,9 @@
-"""The front process (IIS's HTTP.sys): `python -m wasp.front --control-fd N --listen-fds A,B,...`.
+"""The front process (IIS's HTTP.sys): `python -m wasp.front --control-fd N --listen-fds A,B,...
+[--front-index I --front-count N] [--scoreboard-fd S]`.
+
+With `front_processes = N` the manager runs N of these on the same listening sockets (a shared
+accept: each front accepts from the same descriptors), each with its index (its scoreboard column)
+and the scoreboard memfd (wasp/common/scoreboard.py).
 
 It serves on the listening sockets the manager bound, answers the manager's control messages
 (docs/internals.md), and talks to workers over the data channels the manager hands it. SIGTERM is
@@ -12,6 +17,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import mmap
 import os
 import signal
 import socket
@@ -19,9 +25,10 @@ import sys
 import traceback
 
 from wasp.common.channel import ControlChannel
+from wasp.common.scoreboard import Scoreboard, ScoreboardError
 from wasp.config import model
 from wasp.config.model import UNIX_PREFIX
-from wasp.front.accept import Acceptor
+from wasp.front.accept import ACCEPT_BATCH, SHARED_ACCEPT_BATCH, Acceptor
 from wasp.front.connection import HttpConnection
 from wasp.front.challenges import pending_from_message
 from wasp.front.server import Server
@@ -45,8 +52,10 @@ def _address(sock: socket.socket) -> Address:
 
 
 class Front:
-    def __init__(self, loop: asyncio.AbstractEventLoop, control_fd: int, listen_fds: list[int]):
+    def __init__(self, loop: asyncio.AbstractEventLoop, control_fd: int, listen_fds: list[int],
+                 board: Scoreboard | None = None):
         self.loop = loop
+        self.board = board
         self.server: Server | None = None
         self.channel: ControlChannel | None = None
         self.stopping = False
@@ -163,13 +172,14 @@ class Front:
 
     def _on_config(self, message: dict, fds: list[int]) -> None:
         config = model.decode(message["config"])
+        slots = message.get("slots") if isinstance(message.get("slots"), dict) else None
         first = self.server is None
         if first:
-            self.server = Server(self.loop, config, self._send, _report_notice)
+            self.server = Server(self.loop, config, self._send, _report_notice, self.board, slots)
             self.server.on_fault = _report_fault
             self._watch_files(self.server)
         else:
-            self.server.apply_config(config)
+            self.server.apply_config(config, slots)
         self._set_listeners(fds)
         if first:
             # What start-up made (modules, the first config's tables) lives as long as the process:
@@ -201,7 +211,9 @@ class Front:
         # A new worker may run new code or see other files: what the pool's workers answered
         # before is not served from the cache any more (IIS: a recycle flushes the pool's entries).
         server.cache.drop_pool(message["pool"])
-        link = WorkerLink(server, message["pool"], worker_id, int(message.get("pid") or 0))
+        slot = message.get("slot")
+        link = WorkerLink(server, message["pool"], worker_id, int(message.get("pid") or 0),
+                          int(slot) if slot is not None else None)
         old = server.links.get(worker_id)
         if old is not None:
             old.close()
@@ -226,7 +238,8 @@ class Front:
 
     def _on_list_requests(self, message: dict, fds: list[int]) -> None:
         requests = self.server.requests() if self.server is not None else []
-        self._send({"op": "requests", "id": message.get("id"), "requests": requests})
+        self._send({"op": "requests", "id": message.get("id"), "requests": requests,
+                    "front": self.server.front_index if self.server is not None else 0})
 
     def _on_list_cache(self, message: dict, fds: list[int]) -> None:
         entries = self.server.cache_rows() if self.server is not None else []
@@ -333,7 +346,9 @@ class Front:
         try:
             sock.listen(BACKLOG)
             acceptor = Acceptor(self.loop, sock, lambda: HttpConnection(server),
-                                lambda exc, delay: _report_pause(address, exc, delay), tls)
+                                lambda exc, delay: _report_pause(address, exc, delay), tls,
+                                SHARED_ACCEPT_BATCH if server.board.shared else ACCEPT_BATCH,
+                                server.over_accept_share if server.board.shared else None)
         except OSError as exc:
             print(f"wasp.front: cannot serve {address[0]}:{address[1]}: {exc}", file=sys.stderr)
             self._listeners.pop(address, None)
@@ -392,7 +407,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m wasp.front", description="wasp front process")
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--listen-fds", default="", help="comma-separated listening socket descriptors")
+    parser.add_argument("--front-index", type=int, default=0, help="this front's index, 0..count-1")
+    parser.add_argument("--front-count", type=int, default=1, help="how many fronts serve the sockets")
+    parser.add_argument("--scoreboard-fd", type=int, default=None,
+                        help="the fronts' shared scoreboard (a memfd), mapped read-write")
     return parser.parse_args(argv)
+
+
+def map_scoreboard(fd: int, index: int, count: int) -> Scoreboard:
+    """The manager's scoreboard memfd as front `index` of `count`. Raises ScoreboardError or
+    OSError for a descriptor that is not one."""
+    size = os.fstat(fd).st_size
+    region = mmap.mmap(fd, size)
+    os.close(fd)
+    board = Scoreboard(region, index)
+    if board.fronts != count:
+        raise ScoreboardError(f"the scoreboard holds {board.fronts} fronts, not {count}")
+    return board
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,14 +436,24 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         print(f"wasp.front: control descriptor {args.control_fd} is not open", file=sys.stderr)
         return 3
+    board = None
+    if args.scoreboard_fd is not None:
+        try:
+            board = map_scoreboard(args.scoreboard_fd, args.front_index, args.front_count)
+        except (OSError, ValueError) as exc:
+            print(f"wasp.front: scoreboard descriptor {args.scoreboard_fd}: {exc}", file=sys.stderr)
+            return 3
+    elif args.front_count != 1 or args.front_index != 0:
+        print("wasp.front: --front-count above 1 needs --scoreboard-fd", file=sys.stderr)
+        return 3
     try:
         from wasp.common.proctitle import set_title
-        set_title("wasp: front")
+        set_title("wasp: front" if args.front_count == 1 else f"wasp: front {args.front_index}")
     except ImportError:
         pass
     import uvloop
 
     async def run() -> int:
-        return await Front(asyncio.get_running_loop(), args.control_fd, listen_fds).run()
+        return await Front(asyncio.get_running_loop(), args.control_fd, listen_fds, board).run()
 
     return uvloop.run(run())

@@ -5,7 +5,8 @@
 * **Site connections** (`limits.max_connections` of a site): a connection belongs to a site once a
   request of it is routed there, or at accept when every host of its listening address leads to
   one site. Over the site's limit the request gets 503 `ConnLimit` and the connection closes.
-  The counts are the Server's, by site id, so a reload keeps them.
+  The counts are the Server's, by site id, so a reload keeps them; each front publishes its
+  count in the shared scoreboard and the limit is on the sum (reserve, then check).
 * **Bandwidth** (`sites.limits.max_bandwidth`, `limits.max_global_bandwidth`): a token bucket per
   site and one for the server. Every byte written to a client is taken from its buckets; a
   connection in debt stops acknowledging response bytes to its worker and stops sending file
@@ -43,13 +44,21 @@ _OPEN = ConnState.OPEN
 class Bucket:
     """A token bucket that may go into debt: `take(n, now)` is the wait until it is paid."""
 
-    __slots__ = ("rate", "burst", "tokens", "stamp")
+    __slots__ = ("rate", "burst", "tokens", "stamp", "full")
 
     def __init__(self, rate: int, now: float):
+        self.full = int(rate)   # the configured rate; `rate` is this front's share of it
         self.rate = float(rate)
         self.burst = max(1024.0, self.rate * CHUNK_SECONDS)
         self.tokens = self.burst
         self.stamp = now
+
+    def share(self, own: int, total: int) -> None:
+        """Several fronts: take the part of the configured rate that this front's connections
+        are of all the fronts' (`own` of `total`); alone, or with no connections, all of it."""
+        rate = float(self.full) * own / total if 0 < own < total else float(self.full)
+        self.rate = max(1.0, rate)
+        self.burst = max(1024.0, self.rate * CHUNK_SECONDS)
 
     def take(self, n: int, now: float) -> float:
         tokens = self.tokens + (now - self.stamp) * self.rate
@@ -75,7 +84,15 @@ class QosMixin:
         server = self.server
         counts = server.site_connections
         n = counts.get(site.id, 0)
-        if 0 < site.max_connections <= n:
+        cell = server.site_cells.get(site.id)
+        if cell is not None:
+            # Every front's connections count (wasp/common/scoreboard.py: reserve, then check).
+            if site.max_connections > 0:
+                if not server.board.reserve(cell, n + 1, site.max_connections):
+                    raise AppPoolUnavailable("ConnLimit")
+            else:
+                server.board.set(cell, n + 1)
+        elif 0 < site.max_connections <= n:
             raise AppPoolUnavailable("ConnLimit")
         counts[site.id] = n + 1
         self.site_id = site.id
@@ -89,12 +106,16 @@ class QosMixin:
         site_id = self.site_id
         if site_id:
             self.site_id = 0
-            counts = self.server.site_connections
+            server = self.server
+            counts = server.site_connections
             n = counts.get(site_id, 0) - 1
             if n > 0:
                 counts[site_id] = n
             else:
                 counts.pop(site_id, None)
+            cell = server.site_cells.get(site_id)
+            if cell is not None:
+                server.board.set(cell, n)
 
     # ---- bandwidth ----
     def _spend(self, n: int) -> None:

@@ -6,7 +6,15 @@ once, and a request goes to the worker of its pool with the most free capacity. 
 finds no room waits in the queue (503 QueueFull when the queue holds `queue_length`); when a worker
 finishes one, it takes the next. Requests survive worker crashes and recycles in the queue.
 
-No I/O: workers are objects with `free`, `pool_name` and `dispatch(request)`.
+With several fronts (`front_processes`) each front holds its own queue per pool, and the bounds
+hold across all of them through the shared scoreboard (wasp/common/scoreboard.py): a pool's
+`queue_length` bounds the sum of every front's queued requests (reserve a place, then check), and
+a worker's free capacity is its capacity less every front's requests in flight on it, claimed
+before a dispatch. A front whose pool has queued requests but whose workers are full with other
+fronts' requests is told (`on_starved`) to pump again shortly: another front's request ending
+frees the place, and nothing tells this front.
+
+No I/O: workers are objects with `free`, `pool_name`, `claim()` and `dispatch(request)`.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from collections import deque
 from enum import Enum
 from typing import Callable, Iterable, Protocol
 
+from wasp.common.scoreboard import QUEUED, Scoreboard, initialize, size_for
 from wasp.config.model import Config
 from wasp.front.request import Request, Stage
 from wasp.wire.http import AppPoolUnavailable
@@ -32,14 +41,23 @@ class Worker(Protocol):
     @property
     def free(self) -> int: ...
 
+    def claim(self) -> bool: ...
+
     def dispatch(self, request: Request) -> None: ...
+
+
+def private_board() -> Scoreboard:
+    """A scoreboard nobody else reads: a lone front (tests, or a front started without one)."""
+    buf = bytearray(size_for(1))
+    initialize(buf, 1)
+    return Scoreboard(buf, 0)
 
 
 class PoolQueue:
     __slots__ = ("name", "limit", "tcp_level", "state", "reason", "queue", "workers",
-                 "demand_sent", "served")
+                 "demand_sent", "served", "cell")
 
-    def __init__(self, name: str, limit: int, tcp_level: bool, started: bool):
+    def __init__(self, name: str, limit: int, tcp_level: bool, started: bool, cell: int = QUEUED):
         self.name = name
         self.limit = limit
         self.tcp_level = tcp_level
@@ -49,6 +67,7 @@ class PoolQueue:
         self.workers: list[Worker] = []
         self.demand_sent = False
         self.served = 0
+        self.cell = cell        # this pool's queued-count cell in the scoreboard
 
     def best_worker(self) -> Worker | None:
         best = None
@@ -59,33 +78,58 @@ class PoolQueue:
                 best, most = worker, free
         return best
 
+    def claim_worker(self) -> Worker | None:
+        """The worker with the most free capacity, with a place claimed on it; None when none
+        has one (another front may have taken the last place since `free` was read)."""
+        best = self.best_worker()
+        if best is None or best.claim():
+            return best
+        for worker in sorted(self.workers, key=lambda w: -w.free):
+            if worker is not best and worker.free > 0 and worker.claim():
+                return worker
+        return None
+
 
 class Dispatcher:
     """The pools of the current config. `on_demand(pool)` asks the manager for a worker."""
 
-    def __init__(self, on_demand: Callable[[str], None]):
+    def __init__(self, on_demand: Callable[[str], None], board: Scoreboard | None = None,
+                 on_starved: Callable[[], None] | None = None):
         self.pools: dict[str, PoolQueue] = {}
         self._on_demand = on_demand
+        self.board = board if board is not None else private_board()
+        self._on_starved = on_starved if self.board.shared else None
 
     # ---- configuration and pool state ----
-    def configure(self, config: Config) -> list[Request]:
-        """Take the pools of a (new) config. Returns the requests queued for pools that are gone:
-        the caller answers them 503."""
+    def configure(self, config: Config, slots: dict[str, int] | None = None) -> list[Request]:
+        """Take the pools of a (new) config; `slots` are the pools' scoreboard rows (the
+        manager's; by default their order in the config). Returns the requests queued for pools
+        that are gone: the caller answers them 503."""
+        if slots is None:
+            slots = {pool.name: i for i, pool in enumerate(config.pools)}
+        board = self.board
         seen = set()
-        for pool in config.pools:
-            seen.add(pool.name)
-            tcp = pool.failure.load_balancer_capabilities == "tcp_level"
-            existing = self.pools.get(pool.name)
-            if existing is None:
-                self.pools[pool.name] = PoolQueue(pool.name, pool.queue_length, tcp, pool.auto_start)
-            else:
-                existing.limit = pool.queue_length
-                existing.tcp_level = tcp
         orphans: list[Request] = []
-        for name in [n for n in self.pools if n not in seen]:
+        for name in [n for n in self.pools if n not in {p.name for p in config.pools}]:
             gone = self.pools.pop(name)
             orphans.extend(gone.queue)
             gone.queue.clear()
+            board.set(gone.cell, 0)
+        for pool in config.pools:
+            seen.add(pool.name)
+            tcp = pool.failure.load_balancer_capabilities == "tcp_level"
+            cell = QUEUED + int(slots[pool.name])
+            existing = self.pools.get(pool.name)
+            if existing is None:
+                self.pools[pool.name] = existing = PoolQueue(pool.name, pool.queue_length, tcp,
+                                                             pool.auto_start, cell)
+            else:
+                existing.limit = pool.queue_length
+                existing.tcp_level = tcp
+                if existing.cell != cell:
+                    board.set(existing.cell, 0)  # the pool's row moved: leave nothing behind
+                    existing.cell = cell
+            board.set(cell, len(existing.queue))
         return orphans
 
     def set_state(self, name: str, state: str, reason: str = "") -> list[Request]:
@@ -106,6 +150,7 @@ class Dispatcher:
         pool.reason = reason or ("AppOffline" if pool.state is PoolState.DISABLED else "Disabled")
         rejected = list(pool.queue)
         pool.queue.clear()
+        self.board.set(pool.cell, 0)
         return rejected
 
     # ---- requests ----
@@ -116,11 +161,12 @@ class Dispatcher:
             raise AppPoolUnavailable(pool.reason, close=pool.tcp_level)
         queue = pool.queue
         if not queue:
-            worker = pool.best_worker()
+            worker = pool.claim_worker()
             if worker is not None:
                 worker.dispatch(request)
                 return
-        if len(queue) >= pool.limit:
+        # Reserve the place across every front, then check (wasp/common/scoreboard.py).
+        if not self.board.reserve(pool.cell, len(queue) + 1, pool.limit):
             raise AppPoolUnavailable("QueueFull", close=pool.tcp_level)
         request.move(Stage.QUEUED)
         request.queued_at = now
@@ -128,6 +174,8 @@ class Dispatcher:
         if not pool.demand_sent and pool.best_worker() is None:
             pool.demand_sent = True
             self._on_demand(pool.name)
+        if self._on_starved is not None and pool.workers:
+            self._on_starved()  # other fronts may hold the places: look again shortly
 
     def withdraw(self, request: Request) -> None:
         """The client went away while the request was queued."""
@@ -136,16 +184,32 @@ class Dispatcher:
             try:
                 pool.queue.remove(request)
             except ValueError:
-                pass
+                return
+            self.board.set(pool.cell, len(pool.queue))
 
     def pump(self, pool: PoolQueue) -> None:
         """Hand queued requests to workers with room, oldest first."""
         queue = pool.queue
+        if not queue:
+            return
         while queue:
-            worker = pool.best_worker()
+            worker = pool.claim_worker()
             if worker is None:
-                return
+                break
             worker.dispatch(queue.popleft())
+        self.board.set(pool.cell, len(queue))
+        if queue and self._on_starved is not None and pool.workers:
+            self._on_starved()
+
+    def pump_all(self) -> bool:
+        """Pump every pool with queued requests (the starved retry); True while some still wait
+        for a place on a worker they have."""
+        waiting = False
+        for pool in self.pools.values():
+            if pool.queue and pool.state is PoolState.STARTED:
+                self.pump(pool)
+                waiting = waiting or bool(pool.queue and pool.workers)
+        return waiting
 
     def expire(self, now: float, timeout: float) -> list[Request]:
         """Requests queued longer than `timeout` (HTTP.sys RequestQueue timer): removed and
@@ -154,8 +218,10 @@ class Dispatcher:
         limit = now - timeout
         for pool in self.pools.values():
             queue = pool.queue
-            while queue and queue[0].queued_at <= limit:
-                expired.append(queue.popleft())
+            if queue and queue[0].queued_at <= limit:
+                while queue and queue[0].queued_at <= limit:
+                    expired.append(queue.popleft())
+                self.board.set(pool.cell, len(queue))
         return expired
 
     # ---- workers ----

@@ -12,11 +12,12 @@ import os
 import time
 from typing import Callable
 
+from wasp.common.scoreboard import CONNS, SITE, Scoreboard, over_share
 from wasp.config.model import Config
 from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.cache import ResponseCache
 from wasp.front.qos import CHUNK_SECONDS, Bucket
-from wasp.front.queues import Dispatcher
+from wasp.front.queues import Dispatcher, private_board
 from wasp.front.request import STAGE_NAMES, Request, Stage
 from wasp.front.routing import Router
 from wasp.front.tls import TlsState
@@ -28,12 +29,20 @@ from wasp.wire.urls import cook_target
 
 #: Seconds between looks at the certificate files (stat only) for a changed certificate.
 CERTIFICATE_POLL = 3
+#: With several fronts: how soon a front whose queued requests found every place on the pool's
+#: workers taken (by other fronts' requests) looks again.
+STARVED_RETRY = 0.001
 
 
 class Server:
     def __init__(self, loop, config: Config, send: Callable[[dict], None] | None = None,
-                 notice: Callable[[str], None] | None = None):
+                 notice: Callable[[str], None] | None = None, board: Scoreboard | None = None,
+                 slots: dict | None = None):
         self.loop = loop
+        #: The scoreboard shared with the other fronts (a private one for a lone front).
+        self.board = board if board is not None else private_board()
+        #: Front index (server.front_processes): request ids are unique across fronts.
+        self.front_index = self.board.index
         self.send = send or (lambda message: None)
         #: Called with a one-line notice the process's main logs (a certificate not (re)loaded).
         self.notice = notice or (lambda message: None)
@@ -41,10 +50,12 @@ class Server:
         #: HTTP-01 challenges pending (wasp/front/challenges.py), as the manager last sent them.
         self.acme_http01: dict = {}
         self._ticks = 0
-        self.dispatcher = Dispatcher(self._demand)
+        self.dispatcher = Dispatcher(self._demand, self.board, self._starved)
+        self._starved_timer = None
         self.connections: set = set()
         self.links: dict[int, object] = {}
-        self.ids = itertools.count(1)
+        self.ids = itertools.count(self.board.index + 1, self.board.fronts)
+        self.site_cells: dict[int, int] = {}
         self.stopping = False
         #: Called with an exception a connection or worker link hit (a bug): the process's main
         #: reports it. The connection involved is closed; the front carries on.
@@ -61,11 +72,16 @@ class Server:
         self.global_bucket: Bucket | None = None
         self.site_buckets: dict[int, Bucket] = {}
         self._bucket_sets: dict[int, tuple | None] = {}
-        self.apply_config(config)
+        self.apply_config(config, slots)
         self.refresh_clock()
 
     # ---- configuration ----
-    def apply_config(self, config: Config) -> None:
+    def apply_config(self, config: Config, slots: dict | None = None) -> None:
+        """A (new) config; `slots` the manager's scoreboard rows {"pools": {name: slot},
+        "sites": {"id": slot}} (by default the config's order)."""
+        slots = slots or {}
+        pool_slots = slots.get("pools") or {p.name: i for i, p in enumerate(config.pools)}
+        site_slots = slots.get("sites") or {str(s.id): i for i, s in enumerate(config.sites)}
         self.config = config
         self.router = Router(config)
         self.tls.apply(config)
@@ -90,7 +106,15 @@ class Server:
         # What was cached under the old config (its caching sections, paths, apps) may be wrong now.
         self.cache.configure(config.cache)
         self.cache.flush()
-        for req in self.dispatcher.configure(config):
+        board = self.board
+        cells = {site.id: SITE + int(site_slots[str(site.id)]) for site in config.sites}
+        for site_id, cell in self.site_cells.items():
+            if cells.get(site_id) != cell:
+                board.set(cell, 0)
+        self.site_cells = cells
+        for site_id, cell in cells.items():
+            board.set(cell, self.site_connections.get(site_id, 0))
+        for req in self.dispatcher.configure(config, pool_slots):
             req.conn.reject(req, AppPoolUnavailable("Disabled"))
         pools = self.dispatcher.pools
         for app in self.router.apps.values():
@@ -104,7 +128,33 @@ class Server:
                     conn._chunk = self.chunk_for(conn._buckets)
 
     def over_connection_limit(self) -> bool:
-        return 0 < self.max_connections < len(self.connections)
+        """A connection was added: over the server-wide limit (every front's connections)?
+        With several fronts the count is published either way (accept balance, bandwidth)."""
+        board = self.board
+        if self.max_connections <= 0:
+            if board.shared:
+                board.set(CONNS, len(self.connections))
+            return False
+        return not board.reserve(CONNS, len(self.connections), self.max_connections)
+
+    def connection_closed(self) -> None:
+        if self.max_connections > 0 or self.board.shared:
+            self.board.set(CONNS, len(self.connections))
+
+    def over_accept_share(self, starting: int) -> bool:
+        """Several fronts: this front (with `starting` connections accepted, not yet made)
+        holds well over its share of every front's connections (accept.py)."""
+        board = self.board
+        own = len(self.connections) + starting
+        return over_share(own, board.others(CONNS) + own, board.fronts)
+
+    def _starved(self) -> None:
+        if self._starved_timer is None:
+            self._starved_timer = self.loop.call_later(STARVED_RETRY, self._retry_starved)
+
+    def _retry_starved(self) -> None:
+        self._starved_timer = None
+        self.dispatcher.pump_all()  # re-arms (_starved) while requests still wait
 
     # ---- bandwidth ----
     def _set_buckets(self, config: Config) -> None:
@@ -113,15 +163,26 @@ class Server:
         now = self.loop.time()
         rate = int(config.limits.max_global_bandwidth)
         old = self.global_bucket
-        self.global_bucket = (old if old is not None and old.rate == rate else Bucket(rate, now)) if rate else None
+        self.global_bucket = (old if old is not None and old.full == rate else Bucket(rate, now)) if rate else None
         buckets = {}
         for site in self.router.sites.values():
             if site.max_bandwidth:
                 old = self.site_buckets.get(site.id)
-                buckets[site.id] = old if old is not None and old.rate == site.max_bandwidth \
+                buckets[site.id] = old if old is not None and old.full == site.max_bandwidth \
                     else Bucket(site.max_bandwidth, now)
         self.site_buckets = buckets
         self._bucket_sets = {}
+
+    def _share_bandwidth(self) -> None:
+        """Several fronts: each spends the share of a site's (and the server's) bandwidth that
+        its connections are of all the fronts' connections there (from the scoreboard)."""
+        board = self.board
+        for site_id, bucket in self.site_buckets.items():
+            cell = self.site_cells.get(site_id)
+            if cell is not None:
+                bucket.share(self.site_connections.get(site_id, 0), board.total(cell))
+        if self.global_bucket is not None:
+            self.global_bucket.share(len(self.connections), board.total(CONNS))
 
     def buckets_for(self, site_id: int) -> tuple | None:
         """The buckets a connection of `site_id` (0: not known yet) spends from; None: no limit."""
@@ -176,6 +237,8 @@ class Server:
             except Exception as exc:
                 self.fault(exc, req.conn)
         self.cache.sweep(now)
+        if self.board.shared:
+            self._share_bandwidth()
         self.flush_logs()
 
     def fault(self, exc: BaseException, conn=None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from enum import Enum
 
+from wasp.common.scoreboard import INFLIGHT, WORKER_SLOTS
 from wasp.front.request import Stage
 from wasp.wire import frames as fr
 from wasp.wire.frames import FLAG_FIN, FrameType, RequestHead
@@ -53,8 +54,16 @@ class IllegalLinkMove(RuntimeError):
 class WorkerLink(asyncio.Protocol):
     """One worker. `server` is the front's Server (dispatcher, links registry)."""
 
-    def __init__(self, server, pool_name: str, worker_id: int, pid: int):
+    def __init__(self, server, pool_name: str, worker_id: int, pid: int, slot: int | None = None):
         self.server = server
+        # This worker's in-flight cell in the scoreboard: every front's requests on it count
+        # against its capacity. Without a slot from the manager (a lone front), its worker id.
+        self.board = board = server.dispatcher.board
+        #: Other fronts read this worker's cell: publish to it and count theirs. A lone front
+        #: skips both (nobody else reads its cells), so it pays one attribute test per request.
+        self.shared = board.shared
+        self.cell = INFLIGHT + (slot if slot is not None else worker_id % WORKER_SLOTS)
+        board.set(self.cell, 0)  # the slot may have served an earlier worker: start from nothing
         self.pool_name = pool_name
         self.worker_id = worker_id
         self.pid = pid
@@ -80,8 +89,16 @@ class WorkerLink(asyncio.Protocol):
     @property
     def free(self) -> int:
         if self.state is LinkState.ACTIVE:
+            if self.shared:
+                return self.capacity - self.inflight - self.board.others(self.cell)
             return self.capacity - self.inflight
         return 0
+
+    def claim(self) -> bool:
+        """Reserve a place for the next `dispatch` (across every front: scoreboard.reserve)."""
+        if self.shared:
+            return self.board.reserve(self.cell, self.inflight + 1, self.capacity)
+        return self.inflight < self.capacity
 
     # ---- asyncio ----
     def connection_made(self, transport) -> None:
@@ -194,11 +211,14 @@ class WorkerLink(asyncio.Protocol):
             self.move(LinkState.CLOSED)
         server = self.server
         server.dispatcher.worker_gone(self)
-        if server.links.get(self.worker_id) is self:
+        current = server.links.get(self.worker_id)
+        if current is self:
             del server.links[self.worker_id]
         abandoned = list(self.streams.values())
         self.streams.clear()
         self.inflight = 0
+        if current is self or current is None:  # a newer link of the worker owns the cell now
+            self.board.set(self.cell, 0)
         for req in abandoned:
             req.conn.on_abandoned(req)
 
@@ -220,6 +240,8 @@ class WorkerLink(asyncio.Protocol):
 
     def _released(self, count: int) -> None:
         self.inflight -= count
+        if self.shared:
+            self.board.set(self.cell, self.inflight)
         self.served += count
         pool = self.server.dispatcher.pools.get(self.pool_name)
         if pool is not None:
@@ -234,6 +256,7 @@ class WorkerLink(asyncio.Protocol):
 
     # ---- frames to the worker ----
     def dispatch(self, req) -> None:
+        """Send `req` on a place `claim()` reserved."""
         sid = self._next
         while sid in self.streams:
             sid = sid % (_STREAM_LIMIT - 1) + 1

@@ -7,22 +7,27 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class SpawnFront:
-    """Start the front, then send it `config` with the listening sockets."""
+    """Start front `index`, then send it `config` with the listening sockets."""
+
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StopFront:
-    """Send the front `stop`."""
+    """Send front `index` `stop`."""
+
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class KillFront:
-    pass
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class PingFront:
     ping_id: int
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +40,11 @@ class SpawnWorker:
 
 @dataclass(frozen=True, slots=True)
 class AttachWorker:
-    """Make a data socketpair: `attach` to the worker, `worker_add` to the front."""
+    """A data socketpair per front (`front` None: every running front; else that index):
+    `attach` to the worker, `worker_add` to the front."""
 
     worker_id: int
+    front: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +84,13 @@ class PingWorker:
 
 @dataclass(frozen=True, slots=True)
 class SetPoolState:
-    """`pool_state` to the front: "Started", or "Stopped"/"Disabled" with the 503 reason."""
+    """`pool_state` to the fronts (`front` None: every running one): "Started", or
+    "Stopped"/"Disabled" with the 503 reason."""
 
     pool: str
     state: str
     reason: str = ""
+    front: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,12 +43,15 @@ class AdminApi:
     certificates: Certificates
     queue: asyncio.Queue
     loop: asyncio.AbstractEventLoop
-    front: Child | None
-    front_stats: dict
+    fronts: dict[int, Child]
+    front_stats: dict[int, dict]
     workers: dict[int, Child]
     waiters: dict[int, asyncio.Future]
+    waiter_fronts: dict[int, int]
     _watchers: list[tuple[Callable[[], bool], asyncio.Future]]
     _execute: Callable[[list], None]  # executor.py
+    _config_message: Callable[[], tuple[dict, list[int]]]  # executor.py
+    _send_fronts: Callable[..., list[int]]  # executor.py
     reload: Callable[[float], list[str]]  # main.py
 
     async def _call(self, fn: Callable[[float], object]):
@@ -79,18 +82,39 @@ class AdminApi:
                 keep.append((predicate, future))
         self._watchers = keep
 
-    async def _ask_front(self, message: dict) -> dict | None:
-        if self.front is None:
-            return None
-        ping_id = self.sup.new_ping_id()
-        future = self.loop.create_future()
-        self.waiters[ping_id] = future
-        self.front.channel.send(dict(message, id=ping_id))
-        try:
-            return await asyncio.wait_for(future, FRONT_QUERY_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError):
+    async def _ask_fronts(self, message: dict) -> dict[int, dict]:
+        """Every running front's answer to `message`, by front index; a front that does not
+        answer within FRONT_QUERY_TIMEOUT (or dies meanwhile) is left out."""
+        asked = {}
+        for index, child in list(self.fronts.items()):
+            ping_id = self.sup.new_ping_id()
+            future = self.loop.create_future()
+            self.waiters[ping_id] = future
+            self.waiter_fronts[ping_id] = index
+            child.channel.send(dict(message, id=ping_id))
+            asked[index] = (ping_id, future)
+        if asked:
+            await asyncio.wait([f for _, f in asked.values()], timeout=FRONT_QUERY_TIMEOUT)
+        answers = {}
+        for index, (ping_id, future) in asked.items():
             self.waiters.pop(ping_id, None)
-            return None
+            self.waiter_fronts.pop(ping_id, None)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                answers[index] = future.result()
+        return answers
+
+    def _front_stats(self, answers: dict[int, dict]) -> dict:
+        """The fronts' `pong` numbers summed (the last pong of a front that did not answer)."""
+        pools: dict[str, dict] = {}
+        connections = 0
+        for index in set(self.fronts) | set(answers):
+            stats = answers.get(index) or self.front_stats.get(index) or {}
+            connections += int(stats.get("connections", 0) or 0)
+            for name, numbers in (stats.get("pools") or {}).items():
+                row = pools.setdefault(name, {"queued": 0, "inflight": 0, "served": 0})
+                for key in row:
+                    row[key] += int(numbers.get(key, 0) or 0)
+        return {"pools": pools, "connections": connections}
 
     async def _ask_workers(self) -> dict[int, list]:
         """Each live worker's requests in flight (`list_requests`); a worker that does not answer
@@ -115,11 +139,13 @@ class AdminApi:
         if future is not None and not future.done():
             future.set_result(message)
 
-    def _fail_waiters(self) -> None:
-        for future in self.waiters.values():
-            if not future.done():
+    def _fail_waiters(self, index: int) -> None:
+        """Front `index` went away: its unanswered questions fail now."""
+        for ping_id in [p for p, i in self.waiter_fronts.items() if i == index]:
+            del self.waiter_fronts[ping_id]
+            future = self.waiters.pop(ping_id, None)
+            if future is not None and not future.done():
                 future.set_exception(ConnectionError("the front went away"))
-        self.waiters.clear()
 
     async def dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
         if name == "sites":
@@ -127,28 +153,31 @@ class AdminApi:
         if name == "apps":
             return 200, self.app_rows()
         if name == "pools":
-            stats = await self._ask_front({"op": "ping"}) or self.front_stats
-            return 200, self.pool_rows(stats)
+            return 200, self.pool_rows(self._front_stats(await self._ask_fronts({"op": "ping"})))
         if name == "wp":
             return 200, self.wp_rows()
         if name == "requests":
-            answer = await self._ask_front({"op": "list_requests"})
-            if answer is None:
+            answers = await self._ask_fronts({"op": "list_requests"})
+            if not answers:
                 return 503, {"error": "the front did not answer"}
-            return 200, merge_requests(list(answer.get("requests", [])), await self._ask_workers())
+            rows = [dict(row, front=index) for index, answer in sorted(answers.items())
+                    for row in answer.get("requests", []) if isinstance(row, dict)]
+            return 200, merge_requests(rows, await self._ask_workers())
         if name == "cache":
-            answer = await self._ask_front({"op": "list_cache"})
-            if answer is None:
+            answers = await self._ask_fronts({"op": "list_cache"})
+            if not answers:
                 return 503, {"error": "the front did not answer"}
-            return 200, list(answer.get("entries", []))
+            return 200, [dict(entry, front=index) for index, answer in sorted(answers.items())
+                         for entry in answer.get("entries", []) if isinstance(entry, dict)]
         if name == "cache_flush":
             site, url = request.query.get("site", ""), request.query.get("url", "")
-            answer = await self._ask_front({"op": "cache_flush", "site": site, "url": url})
-            if answer is None:
+            answers = await self._ask_fronts({"op": "cache_flush", "site": site, "url": url})
+            if not answers:
                 return 503, {"error": "the front did not answer"}
-            if answer.get("error"):
-                return 404, {"error": answer["error"]}
-            flushed = int(answer.get("flushed", 0))
+            errors = [a["error"] for a in answers.values() if a.get("error")]
+            if errors:
+                return 404, {"error": errors[0]}
+            flushed = sum(int(a.get("flushed", 0) or 0) for a in answers.values())
             return 200, {"flushed": flushed, "message": f"flushed {flushed} cached response"
                                                         f"{'' if flushed == 1 else 's'}"}
         if name == "events":
@@ -227,9 +256,8 @@ class AdminApi:
         self.site_overrides = overrides
         self.config_bytes = encode(effective)
         self.certificates.apply(effective)
-        if self.front is not None:
-            names, fds = self.listeners.ordered()
-            self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+        message, fds = self._config_message()
+        self._send_fronts(message, fds)
         return 200, {"ok": True, "message": f'"{name}" successfully {verb}ped.' if verb == "stop"
                      else f'"{name}" successfully {verb}ed.'}
 

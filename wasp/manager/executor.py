@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING, TextIO
 
 from wasp.common.channel import ControlChannel
+from wasp.common.scoreboard import SlotTable
 from wasp.manager import actions as A
 from wasp.manager import spawn
 from wasp.manager.processes import Child
@@ -44,9 +45,14 @@ class Executor:
     loop: asyncio.AbstractEventLoop
     reaper: Reaper
     passed_fds: PassedFds
-    front: Child | None
+    fronts: dict[int, Child]
+    front_generations: dict[int, int]
     front_generation: int
-    front_stats: dict
+    front_stats: dict[int, dict]
+    front_count: int
+    scoreboard_fd: int
+    slots: SlotTable
+    slot_map: dict
     workers: dict[int, Child]
     _exit: bool
 
@@ -62,42 +68,65 @@ class Executor:
     def _do_Exit(self, a: A.Exit) -> None:
         self._exit = True
 
-    def _do_SpawnFront(self, a: A.SpawnFront) -> None:
+    # ---- the fronts ----
+    def _config_message(self) -> tuple[dict, list[int]]:
+        """`config` for a front: the config, the listening sockets, the scoreboard slots."""
         names, fds = self.listeners.ordered()
-        try:
-            proc, sock = spawn.spawn_front(fds)
-        except OSError as exc:
-            self.stderr.write(f"wasp: cannot start the front: {exc}\n")
-            self.queue.put_nowait(("front_exit", self.front_generation, 0, -1))
-            return
+        return {"op": "config", "config": self.config_bytes, "listeners": names,
+                "slots": self.slot_map}, fds
+
+    def _send_fronts(self, message: dict, fds: list[int] | None = None) -> list[int]:
+        """Send every running front `message`; returns their indices."""
+        sent = []
+        for index, child in list(self.fronts.items()):
+            child.channel.send(message, fds or [])
+            sent.append(index)
+        return sent
+
+    def _do_SpawnFront(self, a: A.SpawnFront) -> None:
+        index = a.index
+        message, fds = self._config_message()
         self.front_generation += 1
         generation = self.front_generation
+        try:
+            proc, sock = spawn.spawn_front(fds, index, self.front_count, self.scoreboard_fd)
+        except OSError as exc:
+            self.stderr.write(f"wasp: cannot start front {index}: {exc}\n")
+            self.front_generations[index] = generation
+            self.queue.put_nowait(("front_exit", index, generation, 0, -1))
+            return
+        self.front_generations[index] = generation
         channel = ControlChannel(
-            sock, lambda m, f: self.queue.put_nowait(("front", generation, m, f)), lambda: None,
-            self.loop)
-        self.front = Child(proc, channel)
-        self.reaper.watch(self.front, lambda code: ("front_exit", generation, proc.pid, code))
-        self.front_stats = {}
-        channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+            sock, lambda m, f: self.queue.put_nowait(("front", index, generation, m, f)),
+            lambda: None, self.loop)
+        self.fronts[index] = child = Child(proc, channel)
+        self.reaper.watch(child, lambda code: ("front_exit", index, generation, proc.pid, code))
+        self.front_stats.pop(index, None)
+        channel.send(message, fds)
         if self.certificates.hosts:
             channel.send(self.certificates.front_message())  # the challenges pending, if any
 
     def _do_StopFront(self, a: A.StopFront) -> None:
-        if self.front is not None:
-            self.front.channel.send({"op": "stop"})
+        child = self.fronts.get(a.index)
+        if child is not None:
+            child.channel.send({"op": "stop"})
 
     def _do_KillFront(self, a: A.KillFront) -> None:
-        if self.front is not None:
-            self.front.kill()
+        child = self.fronts.get(a.index)
+        if child is not None:
+            child.kill()
 
     def _do_PingFront(self, a: A.PingFront) -> None:
-        if self.front is not None:
-            self.front.channel.send({"op": "ping", "id": a.ping_id})
+        child = self.fronts.get(a.index)
+        if child is not None:
+            child.channel.send({"op": "ping", "id": a.ping_id})
 
     def _do_SetPoolState(self, a: A.SetPoolState) -> None:
-        if self.front is not None:
-            self.front.channel.send({"op": "pool_state", "pool": a.pool, "state": a.state,
-                                     "reason": a.reason})
+        message = {"op": "pool_state", "pool": a.pool, "state": a.state, "reason": a.reason}
+        if a.front is None:
+            self._send_fronts(message)
+        elif a.front in self.fronts:
+            self.fronts[a.front].channel.send(message)
 
     def _do_SpawnWorker(self, a: A.SpawnWorker) -> None:
         rec = self.sup.pools.get(a.pool)
@@ -141,20 +170,27 @@ class Executor:
         self.queue.put_nowait(("not_started", a.worker_id, permanent, error))
 
     def _do_AttachWorker(self, a: A.AttachWorker) -> None:
+        """One data channel per (worker, front index): the worker's `attach` names the front,
+        and replaces only that front's older channel."""
         worker = self.workers.get(a.worker_id)
         rec = self.sup.workers.get(a.worker_id)
-        if worker is None or rec is None or self.front is None:
-            return  # a front that starts later gets every ready worker then
-        ours_w, ours_f = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        worker.channel.send({"op": "attach"}, [ours_w.fileno()])
-        self.front.channel.send({"op": "worker_add", "pool": rec.pool, "worker_id": a.worker_id,
-                                 "pid": worker.pid}, [ours_f.fileno()])
-        self.passed_fds.hold(worker.channel, [ours_w])
-        self.passed_fds.hold(self.front.channel, [ours_f])
+        if worker is None or rec is None:
+            return
+        # A front that starts later gets every ready worker then.
+        targets = list(self.fronts) if a.front is None else [a.front] if a.front in self.fronts else []
+        slot = self.slots.worker(a.worker_id)
+        for index in targets:
+            front = self.fronts[index]
+            ours_w, ours_f = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            worker.channel.send({"op": "attach", "front": index}, [ours_w.fileno()])
+            front.channel.send({"op": "worker_add", "pool": rec.pool, "worker_id": a.worker_id,
+                                "pid": worker.pid, "slot": slot}, [ours_f.fileno()])
+            self.passed_fds.hold(worker.channel, [ours_w])
+            self.passed_fds.hold(front.channel, [ours_f])
 
     def _do_StopWorker(self, a: A.StopWorker) -> None:
-        if a.drain and self.front is not None:
-            self.front.channel.send({"op": "worker_drain", "worker_id": a.worker_id})
+        if a.drain:
+            self._send_fronts({"op": "worker_drain", "worker_id": a.worker_id})
         worker = self.workers.get(a.worker_id)
         if worker is not None:
             worker.channel.send({"op": "stop"})
@@ -166,8 +202,8 @@ class Executor:
 
     def _do_OrphanWorker(self, a: A.OrphanWorker) -> None:
         worker = self.workers.pop(a.worker_id, None)
-        if self.front is not None:
-            self.front.channel.send({"op": "worker_drain", "worker_id": a.worker_id})
+        self.slots.release_worker(a.worker_id)
+        self._send_fronts({"op": "worker_drain", "worker_id": a.worker_id})
         if worker is not None:
             worker.channel.close()
             self.stderr.write(f"wasp: worker {a.worker_id} (pid {worker.pid}) orphaned; "

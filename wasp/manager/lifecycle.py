@@ -25,13 +25,15 @@ STATS_PING_INTERVAL = 60.0
 class Lifecycle:
     """The supervisor's pools, workers and front, and what is done to a pool's workers."""
 
-    def __init__(self, config: Config, rng: random.Random | None = None, cpu_count: int = 1):
+    def __init__(self, config: Config, rng: random.Random | None = None, cpu_count: int = 1,
+                 fronts: int = 1):
         self.config = config
         self.rng = rng or random.Random()
         self.cpu_count = max(1, cpu_count)  # cpu.limit is a share of the whole machine, as in IIS
         self.pools: dict[str, PoolRecord] = {}
         self.workers: dict[int, WorkerRecord] = {}
-        self.front = FrontRecord()
+        #: One record per front index (server.front_processes; fixed for the manager's life).
+        self.fronts: dict[int, FrontRecord] = {i: FrontRecord() for i in range(max(1, fronts))}
         self.shutting_down = False
         self.shutdown_deadline: float | None = None
         self._killed_all = False
@@ -39,6 +41,11 @@ class Lifecycle:
         self._next_worker_id = 1
         self._next_ping_id = 1
         self._out: list = []
+
+    @property
+    def front(self) -> FrontRecord:
+        """Front 0 (the only one with front_processes = 1)."""
+        return self.fronts[0]
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, action) -> None:

@@ -13,6 +13,8 @@ executor.py, the admin API is answered by api.py; both are mixins of `Manager`.
 from __future__ import annotations
 
 import asyncio
+import copy
+import mmap
 import os
 import signal
 import sys
@@ -21,6 +23,7 @@ from typing import Callable, TextIO
 
 import psutil
 
+from wasp.common import scoreboard
 from wasp.common.proctitle import set_title
 from wasp.config import rundir
 from wasp.config.model import Config, encode
@@ -33,7 +36,7 @@ from wasp.manager.certificates import Certificates
 from wasp.manager.events import EventLog
 from wasp.manager.executor import Executor
 from wasp.manager.startup import StartupError, cpu_count, prepare_dirs
-from wasp.manager.supervisor import Supervisor
+from wasp.manager.supervisor import Supervisor, front_count
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
@@ -54,14 +57,27 @@ class Manager(Executor, AdminApi):
         self.pid_path = os.path.join(run_dir, "wasp.pid")
         self.events = EventLog(os.path.join(log_dir, "events.jsonl"), stderr)
         self.cpu_count = cpu_count()
-        self.sup = Supervisor(config, cpu_count=self.cpu_count)
+        self.front_count = front_count(config, self.cpu_count)
+        self.sup = Supervisor(config, cpu_count=self.cpu_count, fronts=self.front_count)
         self.isolation = Isolation(self.events, self.cpu_count, os.getpid())
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.front: Child | None = None
+        self.fronts: dict[int, Child] = {}          # front index -> its process
+        self.front_generations: dict[int, int] = {}  # front index -> its current generation
         self.front_generation = 0
-        self.front_stats: dict = {}
+        self.front_stats: dict[int, dict] = {}        # front index -> its last pong
+        self.acme_acked: dict[int, int] = {}          # front index -> the last acme id it took
+        # The fronts' shared scoreboard (wasp/common/scoreboard.py): made once, for the
+        # manager's life; every front maps it and writes its own column.
+        self.scoreboard_fd = os.memfd_create("wasp-scoreboard")
+        size = scoreboard.size_for(self.front_count)
+        os.ftruncate(self.scoreboard_fd, size)
+        self.scoreboard = mmap.mmap(self.scoreboard_fd, size)
+        scoreboard.initialize(self.scoreboard, self.front_count)
+        self.slots = scoreboard.SlotTable()
+        self.slot_map = self._assign_slots(config)
         self.workers: dict[int, Child] = {}
         self.waiters: dict[int, asyncio.Future] = {}
+        self.waiter_fronts: dict[int, int] = {}     # question id -> the front asked
         self._signals = 0
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._exit = False
@@ -74,8 +90,10 @@ class Manager(Executor, AdminApi):
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def _send_front(self, message: dict) -> None:
-        if self.front is not None:
-            self.front.channel.send(message)
+        self._send_fronts(message)
+
+    def _assign_slots(self, config: Config) -> dict:
+        return self.slots.configure([p.name for p in config.pools], [s.id for s in config.sites])
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> int:
@@ -117,9 +135,8 @@ class Manager(Executor, AdminApi):
         finally:
             server.close()
             self.reaper.close()
-            for child in [self.front, *self.workers.values()]:
-                if child is not None:
-                    child.kill()
+            for child in [*self.fronts.values(), *self.workers.values()]:
+                child.kill()
             for path in (self.admin_path, self.pid_path):
                 try:
                     os.unlink(path)
@@ -129,6 +146,8 @@ class Manager(Executor, AdminApi):
             self.isolation.close()
             self.events.write(9003)
             self.events.close()
+            self.scoreboard.close()
+            os.close(self.scoreboard_fd)
         return 0
 
     def _handle(self, item: tuple) -> None:
@@ -137,26 +156,33 @@ class Manager(Executor, AdminApi):
         if kind == "signal":
             self._on_signal(item[1], now)
         elif kind == "front":
-            _, generation, message, fds = item
+            _, index, generation, message, fds = item
             self._close_fds(fds)
-            if generation == self.front_generation:
-                self._on_front_message(message, now)
+            if generation == self.front_generations.get(index):
+                self._on_front_message(index, message, now)
         elif kind == "worker":
             _, wid, message, fds = item
             self._close_fds(fds)
             self._on_worker_message(wid, message, now)
         elif kind == "front_exit":
-            _, generation, pid, code = item
-            if generation == self.front_generation:
-                self.front = None
-                self._fail_waiters()
-                self._execute(self.sup.front_exited(code, pid, now))
+            _, index, generation, pid, code = item
+            if generation == self.front_generations.get(index):
+                self.fronts.pop(index, None)
+                self.front_stats.pop(index, None)
+                self.acme_acked.pop(index, None)
+                # Its writer is gone: what it published (queued, in flight, connections) with it.
+                scoreboard.zero_column(self.scoreboard, index)
+                self._fail_waiters(index)
+                self._acme_progress()
+                self._execute(self.sup.front_exited(code, pid, now, index))
         elif kind == "worker_exit":
             _, wid, code = item
             self.workers.pop(wid, None)
+            self.slots.release_worker(wid)
             self._execute(self.sup.worker_exited(wid, code, now))
         elif kind == "not_started":
             self.workers.pop(item[1], None)
+            self.slots.release_worker(item[1])
             self._execute(self.sup.worker_not_started(item[1], now, item[2], item[3]))
         elif kind == "acme":
             self.certificates.handle(item)
@@ -201,18 +227,25 @@ class Manager(Executor, AdminApi):
                 pass
 
     # ------------------------------------------------------------------ messages
-    def _on_front_message(self, message: dict, now: float) -> None:
+    def _on_front_message(self, index: int, message: dict, now: float) -> None:
         op = message.get("op")
         if op == "demand":
             self._execute(self.sup.front_demand(str(message.get("pool", "")), now))
         elif op == "acme_ack":
-            self.certificates.acked(int(message.get("id") or 0))
+            self.acme_acked[index] = max(self.acme_acked.get(index, 0), int(message.get("id") or 0))
+            self._acme_progress()
         elif op == "pong":
-            self.sup.front_pong(now)
-            self.front_stats = message
+            self.sup.front_pong(now, index)
+            self.front_stats[index] = message
             self._resolve(message)
         elif op == "requests" or op == "cache":
             self._resolve(message)
+
+    def _acme_progress(self) -> None:
+        """An `acme` message is in force once every running front has acknowledged it (or a
+        later one): only then may the CA validate."""
+        if self.fronts:
+            self.certificates.acked(min(self.acme_acked.get(i, 0) for i in self.fronts))
 
     def _on_worker_message(self, wid: int, message: dict, now: float) -> None:
         op = message.get("op")
@@ -271,6 +304,16 @@ class Manager(Executor, AdminApi):
         problems = environment.check(new, identities=os.geteuid() == 0)
         if problems:
             return self._reject([str(p) for p in problems])
+        if front_count(new, self.cpu_count) != self.front_count:
+            return self._reject([f"server.front_processes: the server runs {self.front_count} "
+                                 f"front process{'es' if self.front_count != 1 else ''}; a reload "
+                                 "cannot change that: restart the server (the running "
+                                 "configuration keeps serving)"])
+        slots = copy.deepcopy(self.slots)  # taken only once the reload is certain
+        try:
+            slot_map = slots.configure([p.name for p in new.pools], [s.id for s in new.sites])
+        except scoreboard.ScoreboardError as exc:
+            return self._reject([str(exc)])
         try:
             overrides = sites.forget_missing(new, self.site_overrides)
             planned = listeners.plan(sites.effective(new, overrides))
@@ -282,6 +325,7 @@ class Manager(Executor, AdminApi):
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
         self.site_overrides = overrides
+        self.slots, self.slot_map = slots, slot_map
         if new.server.run_dir != self.config.server.run_dir or new.server.log_dir != self.config.server.log_dir:
             self.stderr.write("wasp: server.run_dir and server.log_dir changes take effect at the "
                               "next start\n")
@@ -290,9 +334,8 @@ class Manager(Executor, AdminApi):
         self.config_bytes = encode(sites.effective(new, overrides))
         self.certificates.apply(sites.effective(new, overrides))
         self.isolation.forget()
-        if self.front is not None:
-            names, fds = self.listeners.ordered()
-            self.front.channel.send({"op": "config", "config": self.config_bytes, "listeners": names}, fds)
+        message, fds = self._config_message()
+        self._send_fronts(message, fds)
         self._execute(self.sup.reconfigure(new, changed_pools(old, new), now, time.time()))
         self.events.write(9004, data={"source": self.config_file})
         return []

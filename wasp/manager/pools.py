@@ -229,7 +229,7 @@ FRONT_TRANSITIONS = {
 
 
 class FrontRecord:
-    """The front process as the supervisor tracks it (one at a time)."""
+    """One front (by index: the supervisor has one per `server.front_processes`)."""
 
     def __init__(self) -> None:
         self.state = FrontState.DOWN

@@ -107,9 +107,15 @@ def boot_code() -> str:
                         path=server_packages(), code=EXIT_NO_WASP)
 
 
-def front_command(control_fd: int, listen_fds: list[int]) -> list[str]:
-    return [sys.executable, "-m", "wasp.front", "--control-fd", str(control_fd),
+def front_command(control_fd: int, listen_fds: list[int], index: int = 0, count: int = 1,
+                  scoreboard_fd: int | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "wasp.front", "--control-fd", str(control_fd),
             "--listen-fds", ",".join(str(fd) for fd in listen_fds)]
+    if count > 1 or index:
+        argv += ["--front-index", str(index), "--front-count", str(count)]
+    if scoreboard_fd is not None:
+        argv += ["--scoreboard-fd", str(scoreboard_fd)]
+    return argv
 
 
 def worker_command(control_fd: int, worker_id: int, pool: str, python: str | None = None,
@@ -145,12 +151,15 @@ def _popen(argv: list[str], pass_fds: list[int], env: dict[str, str], user: int 
                             user=user, group=group, extra_groups=extra_groups)
 
 
-def spawn_front(listen_fds: list[int]) -> tuple[subprocess.Popen, socket.socket]:
-    """Start the front. Returns the process and the manager's end of its control channel."""
+def spawn_front(listen_fds: list[int], index: int = 0, count: int = 1,
+                scoreboard_fd: int | None = None) -> tuple[subprocess.Popen, socket.socket]:
+    """Start front `index` of `count` (sharing the scoreboard memfd with the others). Returns the
+    process and the manager's end of its control channel."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    extra = [scoreboard_fd] if scoreboard_fd is not None else []
     try:
-        proc = _popen(front_command(theirs.fileno(), listen_fds),
-                      [theirs.fileno(), *listen_fds], child_env())
+        proc = _popen(front_command(theirs.fileno(), listen_fds, index, count, scoreboard_fd),
+                      [theirs.fileno(), *listen_fds, *extra], child_env())
     except BaseException:
         ours.close()
         raise

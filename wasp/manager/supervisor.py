@@ -28,6 +28,12 @@ FRONT_PING_RESPONSE = 90.0
 FRONT_QUICK_DEATH = 2.0
 
 
+def front_count(config: Config, cpu_count: int) -> int:
+    """`server.front_processes`, or one front per 4 CPUs (at least 1) when it is not set."""
+    wanted = config.server.front_processes
+    return int(wanted) if wanted else max(1, cpu_count // 4)
+
+
 NOT_NOW = "Command execution failed. The service cannot accept control messages at this time."
 
 
@@ -45,7 +51,8 @@ class Supervisor(Lifecycle):
         for rec in self.pools.values():
             if rec.settings.auto_start:
                 self._mark_started(rec)
-        self._spawn_front(now)  # tells the new front every pool's state
+        for index in self.fronts:
+            self._spawn_front(index, now)  # tells each new front every pool's state
         for rec in self.pools.values():
             self._ensure(rec, now)
         return self._take()
@@ -63,43 +70,54 @@ class Supervisor(Lifecycle):
         self._send_pool_state(rec)
         self._ensure(rec, now)
 
-    # ------------------------------------------------------------------ the front
-    def _spawn_front(self, now: float) -> None:
-        self.front.set_state(FrontState.RUNNING)
-        self.front.started = now
-        self.front.restart_at = None
-        self.front.ping_sent = None
-        self.front.next_ping = now + FRONT_PING_INTERVAL
-        self._emit(A.SpawnFront())
+    # ------------------------------------------------------------------ the fronts
+    # One supervised front per index 0..N-1 (server.front_processes): each is started, pinged,
+    # restarted with its own back-off and stopped on its own; one that dies costs only its own
+    # connections. A front's index is its identity across restarts (its scoreboard column).
+    def _spawn_front(self, index: int, now: float) -> None:
+        front = self.fronts[index]
+        front.set_state(FrontState.RUNNING)
+        front.started = now
+        front.restart_at = None
+        front.ping_sent = None
+        front.next_ping = now + FRONT_PING_INTERVAL
+        self._emit(A.SpawnFront(index))
         # A new front knows nothing: tell it every pool's state and hand it every ready worker.
         for rec in self.pools.values():
-            self._send_pool_state(rec)
+            state, reason = rec.front_state()
+            self._emit(A.SetPoolState(rec.name, state, reason, index))
         for w in self.workers.values():
             if w.state is WorkerState.READY:
-                self._emit(A.AttachWorker(w.worker_id))
+                self._emit(A.AttachWorker(w.worker_id, index))
 
-    def front_exited(self, code: int, pid: int, now: float) -> list:
-        if self.front.state is FrontState.DOWN:
+    def front_exited(self, code: int, pid: int, now: float, index: int = 0) -> list:
+        front = self.fronts.get(index)
+        if front is None or front.state is FrontState.DOWN:
             return []
-        expected = self.front.state is FrontState.STOPPING
-        self.front.set_state(FrontState.DOWN)
+        expected = front.state is FrontState.STOPPING
+        front.set_state(FrontState.DOWN)
         if self.shutting_down or expected:
             self._check_done()
             return self._take()
-        self._emit(A.Event(9006, pid=pid, data={"code": code}))
-        if now - self.front.started < FRONT_QUICK_DEATH:
-            self.front.quick_deaths += 1
+        self._emit(A.Event(9006, pid=pid, data={"code": code, "front": index}))
+        if now - front.started < FRONT_QUICK_DEATH:
+            front.quick_deaths += 1
         else:
-            self.front.quick_deaths = 0
-        if self.front.quick_deaths == 0:
-            self._spawn_front(now)
+            front.quick_deaths = 0
+        if front.quick_deaths == 0:
+            self._spawn_front(index, now)
         else:
-            self.front.restart_at = now + min(10.0, 0.25 * 2 ** (self.front.quick_deaths - 1))
+            front.restart_at = now + min(10.0, 0.25 * 2 ** (front.quick_deaths - 1))
         return self._take()
 
-    def front_pong(self, now: float) -> None:
-        self.front.ping_sent = None
-        self.front.next_ping = now + FRONT_PING_INTERVAL
+    def front_pong(self, now: float, index: int = 0) -> None:
+        front = self.fronts.get(index)
+        if front is not None:
+            front.ping_sent = None
+            front.next_ping = now + FRONT_PING_INTERVAL
+
+    def running_fronts(self) -> list[int]:
+        return [i for i, f in self.fronts.items() if f.state is FrontState.RUNNING]
 
     def front_demand(self, pool: str, now: float) -> list:
         rec = self.pools.get(pool)
@@ -353,10 +371,11 @@ class Supervisor(Lifecycle):
             if rec.state in (PoolState.STARTING, PoolState.STARTED, PoolState.DISABLED):
                 rec.set_state(PoolState.STOPPING)
             rec.wanted = 0
-        if self.front.state is FrontState.RUNNING:
-            self.front.set_state(FrontState.STOPPING)
-            self._emit(A.StopFront())
-        self.front.restart_at = None
+        for index, front in self.fronts.items():
+            if front.state is FrontState.RUNNING:
+                front.set_state(FrontState.STOPPING)
+                self._emit(A.StopFront(index))
+            front.restart_at = None
         # The front finishes what it has queued, so workers keep taking requests until the front
         # sends DRAIN or closes their channel: no worker_drain here.
         for w in list(self.workers.values()):
@@ -373,16 +392,17 @@ class Supervisor(Lifecycle):
 
     def _kill_everything(self) -> None:
         self._killed_all = True
-        if self.front.state is not FrontState.DOWN:
-            self._emit(A.KillFront())
+        for index, front in self.fronts.items():
+            if front.state is not FrontState.DOWN:
+                self._emit(A.KillFront(index))
         for w in self.workers.values():
             if w.state is not WorkerState.GONE:
                 w.stop_asked = True
                 self._emit(A.KillWorker(w.worker_id))
 
     def _check_done(self) -> None:
-        if (self.shutting_down and not self._exit_sent and self.front.state is FrontState.DOWN
-                and not self.workers):
+        if (self.shutting_down and not self._exit_sent and not self.workers
+                and all(f.state is FrontState.DOWN for f in self.fronts.values())):
             self._exit_sent = True
             for rec in self.pools.values():
                 if rec.state is PoolState.STOPPING:
@@ -396,18 +416,19 @@ class Supervisor(Lifecycle):
                     and not self._killed_all):
                 self._kill_everything()
             return self._take()
-        front = self.front
-        if front.state is FrontState.DOWN and front.restart_at is not None and now >= front.restart_at:
-            self._spawn_front(now)
-        elif front.state is FrontState.RUNNING:
-            if front.ping_sent is not None and now >= front.ping_sent + FRONT_PING_RESPONSE:
-                front.ping_sent = None
-                self._emit(A.Event(9007))
-                self._emit(A.KillFront())
-            elif front.ping_sent is None and now >= front.next_ping:
-                front.ping_id = self.new_ping_id()
-                front.ping_sent = now
-                self._emit(A.PingFront(front.ping_id))
+        for index, front in self.fronts.items():
+            if (front.state is FrontState.DOWN and front.restart_at is not None
+                    and now >= front.restart_at):
+                self._spawn_front(index, now)
+            elif front.state is FrontState.RUNNING:
+                if front.ping_sent is not None and now >= front.ping_sent + FRONT_PING_RESPONSE:
+                    front.ping_sent = None
+                    self._emit(A.Event(9007, data={"front": index}))
+                    self._emit(A.KillFront(index))
+                elif front.ping_sent is None and now >= front.next_ping:
+                    front.ping_id = self.new_ping_id()
+                    front.ping_sent = now
+                    self._emit(A.PingFront(front.ping_id, index))
         for w in list(self.workers.values()):
             self._tick_worker(w, now)
         for rec in list(self.pools.values()):
@@ -457,12 +478,12 @@ class Supervisor(Lifecycle):
             if self.shutdown_deadline is not None and not self._killed_all:
                 times.append(self.shutdown_deadline)
             return min(times) if times else None
-        front = self.front
-        if front.state is FrontState.DOWN and front.restart_at is not None:
-            times.append(front.restart_at)
-        elif front.state is FrontState.RUNNING:
-            times.append(front.ping_sent + FRONT_PING_RESPONSE if front.ping_sent is not None
-                         else front.next_ping)
+        for front in self.fronts.values():
+            if front.state is FrontState.DOWN and front.restart_at is not None:
+                times.append(front.restart_at)
+            elif front.state is FrontState.RUNNING:
+                times.append(front.ping_sent + FRONT_PING_RESPONSE if front.ping_sent is not None
+                             else front.next_ping)
         for w in self.workers.values():
             if w.kill_at is not None:
                 times.append(w.kill_at)

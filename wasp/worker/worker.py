@@ -40,7 +40,7 @@ class State(Enum):
     STARTING = "Starting"    # waiting for `init`
     LOADING = "Loading"      # importing apps, lifespan startup, warm-up
     READY = "Ready"          # serving
-    STOPPING = "Stopping"    # `stop` came: serving until DRAIN or the data channel closes
+    STOPPING = "Stopping"    # `stop` came: serving until DRAIN or close on every data channel
     DRAINING = "Draining"    # no new requests: finishing the ones in flight
     EXITING = "Exiting"      # lifespan shutdown, then exit
 
@@ -170,7 +170,8 @@ class Worker:
         self.apps: dict[str, Application] = {}
         self.pool: model.Pool | None = None
         self.capacity = 1
-        self.channel: DataChannel | None = None
+        #: One data channel per front index (server.front_processes): `attach` names the front.
+        self.channels: dict[int, DataChannel] = {}
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.tasks: set[asyncio.Task] = set()
@@ -202,8 +203,7 @@ class Worker:
         if self.state is State.STARTING:
             self._begin_exit(EXIT_OK)
         elif self.state is State.READY:
-            channel = self.channel
-            if channel is None or channel.closed or channel.drained:
+            if self._all_drained():
                 self._drain()
             else:
                 self.move(State.STOPPING)
@@ -215,15 +215,18 @@ class Worker:
             self.move(State.LOADING)
             self._spawn(self._init(message))
         elif op == "attach":
-            self._attach(fds)
+            self._attach(fds, int(message.get("front") or 0))
         elif op == "ping":
             if self.threads and self.state is not State.EXITING:
                 self.jobs.put(PingJob(message.get("id")))
             else:
                 self._pong(message.get("id"))
         elif op == "list_requests":
-            self.control.send({"op": "requests", "id": message.get("id"), "requests": watchdog.rows(
-                self.stats.snapshot(), self.channel, time.monotonic())})
+            now = time.monotonic()
+            running = self.stats.snapshot()
+            rows = [dict(row, front=front) for front, channel in sorted(self.channels.items())
+                    for row in watchdog.rows(running, channel, now)]
+            self.control.send({"op": "requests", "id": message.get("id"), "requests": rows})
         elif op == "stop":
             self.request_stop()
         else:
@@ -380,26 +383,30 @@ class Worker:
                 log.exception("request thread: unexpected error")
 
     # ---- data channel ----
-    def _attach(self, fds: list[int]) -> None:
+    def _attach(self, fds: list[int], front: int = 0) -> None:
+        """A data channel to front `front`: it replaces that front's older channel (cancelling
+        what was in flight on it) and no other."""
         if not fds:
             log.error("attach without a descriptor")
             return
         for fd in fds[1:]:
             os.close(fd)
         if self.state not in (State.READY, State.STOPPING) or (
-                self.state is State.STOPPING and self.channel is None):
+                self.state is State.STOPPING and front not in self.channels):
             os.close(fds[0])
             return
-        old = self.channel
-        self.channel = None
+        old = self.channels.pop(front, None)
         if old is not None:
             old.close()
         sock = socket.socket(fileno=fds[0])
-        self.channel = DataChannel(sock, self.loop, on_request=self._on_request,
-                                   on_drain=self._on_drain, on_close=self._on_channel_close,
-                                   on_done=self._on_done)
-        self.channel.send_raw(frames.pack_hello(frames.Hello(self.worker_id, os.getpid(),
-                                                             self.capacity)))
+        channel = self.channels[front] = DataChannel(
+            sock, self.loop, on_request=self._on_request, on_drain=self._on_drain,
+            on_close=self._on_channel_close, on_done=self._on_done)
+        channel.send_raw(frames.pack_hello(frames.Hello(self.worker_id, os.getpid(), self.capacity)))
+
+    def _all_drained(self) -> bool:
+        """Every front has sent DRAIN or closed its channel (or none is attached)."""
+        return all(c.closed or c.drained for c in self.channels.values())
 
     def _on_request(self, channel: DataChannel, sid: int, flags: int, payload: bytes) -> None:
         try:
@@ -449,14 +456,17 @@ class Worker:
             self.loop.call_soon_threadsafe(self._check_drained)
 
     def _on_drain(self, channel: DataChannel) -> None:
-        if channel is self.channel and self.state is State.STOPPING:
+        if self.state is State.STOPPING and self._all_drained():
             self._drain()
 
     def _on_channel_close(self, channel: DataChannel) -> None:
-        if channel is not self.channel:
-            return
-        self.channel = None
-        if self.state is State.STOPPING:
+        for front, current in list(self.channels.items()):
+            if current is channel:
+                del self.channels[front]
+                break
+        else:
+            return  # an older channel a new attach replaced
+        if self.state is State.STOPPING and self._all_drained():
             self._drain()
 
     # ---- execution limits ----
@@ -558,8 +568,9 @@ class Worker:
                     task.get_coro().close()
                 except RuntimeError as exc:
                     log.error("a request task cannot be stopped: %s", exc)
-        if self.channel is not None:
-            self.channel.close()
+        for channel in list(self.channels.values()):
+            channel.close()
+        self.channels.clear()
         # Let the last control message (load_failed) leave before the socket closes.
         for _ in range(200):
             if not getattr(self.control, "pending", 0):
