@@ -42,6 +42,16 @@ def test_duplicate_pool_names():
     assert message == "duplicate pool name \"DefaultAppPool\"; already used by pools[0].name"
 
 
+def test_more_pools_than_the_scoreboard_has_rows():
+    # Each pool has a row of the fronts' shared scoreboard: one too many is a config error, not a
+    # traceback at start-up.
+    from wasp.config.model import MAX_POOLS
+    pools = "".join(f'[[pools]]\nname = "p{i}"\n' for i in range(MAX_POOLS + 1))
+    path, _line, message = one(pools)
+    assert path == "pools"
+    assert message == f"{MAX_POOLS + 1} pools; a server runs at most {MAX_POOLS}"
+
+
 def test_duplicate_site_names_and_ids():
     found = problems(POOL + site(name="a", id=1, bindings='["http/*:1:"]')
                      + site(name="a", id=1, bindings='["http/*:2:"]'))

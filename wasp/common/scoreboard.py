@@ -37,12 +37,14 @@ from __future__ import annotations
 import struct
 import threading
 
+from wasp.config.model import MAX_POOLS, MAX_SITES
+
 MAGIC = 0x57535042  # "WSPB"
 VERSION = 1
 HEADER = 64
-POOL_SLOTS = 4096
+POOL_SLOTS = MAX_POOLS
 WORKER_SLOTS = 16384
-SITE_SLOTS = 4096
+SITE_SLOTS = MAX_SITES
 PAGE = 4096
 MAX_FRONTS = 64
 

@@ -402,6 +402,11 @@ class Config(_Strict):
     source: str = ""
 
 
+#: At most this many pools and sites: each has a row of the fronts' shared scoreboard
+#: (wasp/common/scoreboard.py), which `wasp validate` and every reload check against.
+MAX_POOLS = 4096
+MAX_SITES = 4096
+
 #: A Binding whose ip starts with this is a Unix socket at the path that follows (port 0).
 UNIX_PREFIX = "unix:"
 

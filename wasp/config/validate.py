@@ -14,8 +14,9 @@ from typing import Callable
 
 from wasp.config.bindings import binding_text, parse_binding
 from wasp.config.acme import ACME
-from wasp.config.model import (UNIX_PREFIX, Application, CacheProfile, CacheSettings, Config, Limits, Pool,
-                               Recycling, ServerSettings, Site, SiteBinding, SiteLimits)
+from wasp.config.model import (MAX_POOLS, MAX_SITES, UNIX_PREFIX, Application, CacheProfile,
+                               CacheSettings, Config, Limits, Pool, Recycling, ServerSettings, Site,
+                               SiteBinding, SiteLimits)
 
 Add = Callable[[str, str], None]
 
@@ -213,6 +214,10 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
             add(f"pools[{i}].virtualenv", "set either python (another interpreter) or virtualenv "
                                           "(the server's interpreter with the venv's packages), not both")
     _unique(((f"sites[{i}].id", s.id) for i, s in enumerate(config.sites) if s), "site id", add)
+    if len(config.pools) > MAX_POOLS:
+        add("pools", f"{len(config.pools)} pools; a server runs at most {MAX_POOLS}")
+    if len(config.sites) > MAX_SITES:
+        add("sites", f"{len(config.sites)} sites; a server runs at most {MAX_SITES}")
     if not config.sites:
         # An empty or truncated file decodes to all defaults: it would serve nothing at all.
         add("sites", "no site is defined: add a [[sites]] entry with bindings and a root application")
