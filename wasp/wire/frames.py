@@ -239,6 +239,15 @@ def pack_response(stream: int, block: bytes, content_length: int, substatus: int
                                       substatus, content_length, size), block, body))
 
 
+def pack_response_parts(stream: int, block: bytes, content_length: int, substatus: int,
+                        body: bytes) -> tuple[bytes, bytes]:
+    """The frame `pack_response(..., body)` makes, as (everything before the body, body): a
+    sender that writes both with one sendmsg never copies a large body."""
+    size = len(block)
+    return _RESP_FRAME.pack(_RESP.size + size + len(body), _RESPONSE, FLAG_FIN, stream, substatus,
+                            content_length, size) + block, body
+
+
 def unpack_response(payload: bytes | memoryview) -> tuple[int, int, bytes, bytes | memoryview]:
     """-> (substatus, content_length, block, inline body: a memoryview when `payload` is one)."""
     start = _RESP.size
@@ -282,6 +291,12 @@ def unpack_abort(payload: bytes) -> int:
 
 def pack_body(stream: int, data: bytes) -> bytes:
     return HEADER.pack(len(data), FrameType.BODY, 0, stream) + data
+
+
+def pack_body_header(stream: int, length: int) -> bytes:
+    """The header of a BODY frame of `length` bytes, for a sender that writes the bytes after it
+    itself (pack_response_parts)."""
+    return HEADER.pack(length, FrameType.BODY, 0, stream)
 
 
 def pack_end(stream: int) -> bytes:
