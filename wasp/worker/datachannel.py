@@ -34,6 +34,8 @@ _DRAIN = FrameType.DRAIN
 
 #: Buffers per sendmsg: well under IOV_MAX (1024).
 _IOV_BATCH = 256
+#: The loop's frames of one turn up to this many bytes are joined into one buffer.
+_JOIN_MAX = 64 * 1024
 
 
 def _unsent_many(batch: list, sent: int) -> list:
@@ -159,8 +161,12 @@ class DataChannel:
             if not cork or self.closed:
                 cork.clear()
                 return
-            self._queued += sum(map(len, cork))
-            self._out.extend(cork)
+            size = sum(map(len, cork))
+            self._queued += size
+            if size <= _JOIN_MAX:  # small frames (a turn's hello responses): one buffer
+                self._out.append(cork[0] if len(cork) == 1 else b"".join(cork))
+            else:
+                self._out.extend(cork)
             cork.clear()
             if self._sending:
                 return
@@ -177,9 +183,11 @@ class DataChannel:
         sock = self.sock
         ident = threading.get_ident()
         single = True
+        size = 0
         if batch.__class__ is tuple:
             batch = list(batch)
             single = False
+            size = sum(map(len, batch))
         while True:
             if batch is None:
                 with lock:
@@ -192,6 +200,7 @@ class DataChannel:
                     else:
                         batch = [out.popleft() for _ in range(min(len(out), _IOV_BATCH))]
                         single = False
+                        size = sum(map(len, batch))
                     self._sender = ident
             try:
                 sent = sock.send(batch) if single else sock.sendmsg(batch)
@@ -214,7 +223,7 @@ class DataChannel:
                 if single:
                     rest = [memoryview(batch)[sent:]] if sent < len(batch) else None
                 else:
-                    rest = _unsent_many(batch, sent)
+                    rest = _unsent_many(batch, sent) if sent < size else None
                 if not rest:
                     if out:
                         batch = None
