@@ -217,3 +217,74 @@ def test_a_close_during_a_threads_send_leaves_the_descriptor_to_that_thread():
         real.close()
         theirs.close()
         loop.close()
+
+
+def _drain_on_loop(loop, sock, count):
+    async def read():
+        reader = fr.FrameReader()
+        sock.setblocking(False)
+        out = []
+        while len(out) < count:
+            try:
+                data = sock.recv(1 << 20)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+                continue
+            assert data
+            out += reader.feed(data)
+        return out
+    return loop.run_until_complete(asyncio.wait_for(read(), 30))
+
+
+def test_a_large_bytes_body_leaves_in_parts_and_arrives_as_the_same_frame():
+    from worker_fakes import make_app, make_ctx
+    ours, theirs = socket.socketpair()
+    loop = asyncio.new_event_loop()
+    channel = _channel(loop, ours)
+    body = bytes(range(256)) * 400           # 100 KiB, over ZERO_COPY_MIN
+    try:
+        ctx = make_ctx(make_app(), channel=channel)
+        t = threading.Thread(target=ctx.respond, args=(b"200 OK\r\nX: y\r\n", body))
+        t.start()
+        t.join(10)
+        [(ftype, flags, sid, payload)] = _drain_on_loop(loop, theirs, 1)
+        assert (ftype, flags, sid) == (fr.FrameType.RESPONSE, fr.FLAG_FIN, ctx.sid)
+        assert fr.HEADER.pack(len(payload), ftype, flags, sid) + payload == fr.pack_response(
+            ctx.sid, b"200 OK\r\nX: y\r\n", len(body), 0, body)
+    finally:
+        channel.close()
+        theirs.close()
+        loop.close()
+
+
+def test_a_bytearray_the_app_reuses_after_write_is_sent_as_it_was():
+    # Only immutable bytes may wait in the queue uncopied: here the frame waits behind a full
+    # kernel buffer while the app overwrites its buffer.
+    from worker_fakes import make_app, make_ctx
+    ours, theirs = socket.socketpair()
+    loop = asyncio.new_event_loop()
+    channel = _channel(loop, ours)
+    try:
+        ctx = make_ctx(make_app(), channel=channel)
+        buf = bytearray(b"a" * 40000)
+
+        def app():
+            channel.send_raw(fr.pack_body(99, b"z" * (4 << 20)))   # fills the kernel buffer
+            ctx.start_response(b"200 OK\r\n", 80000)
+            ctx.send_body(buf)
+            buf[:] = b"b" * 40000
+            ctx.send_body(bytes(buf))
+            ctx.end()
+
+        t = threading.Thread(target=app)
+        t.start()
+        t.join(10)
+        assert channel.backlog > 0               # the frames did wait
+        got = _drain_on_loop(loop, theirs, 5)
+        bodies = [p for ftype, _f, sid, p in got if ftype == fr.FrameType.BODY and sid == ctx.sid]
+        assert bodies == [b"a" * 40000, b"b" * 40000]
+        assert got[-1][0] == fr.FrameType.END
+    finally:
+        channel.close()
+        theirs.close()
+        loop.close()

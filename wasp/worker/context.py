@@ -181,6 +181,7 @@ class RequestContext:
                 raise Cancelled("client went away")
             return
         view = memoryview(data)
+        whole = data.__class__ is bytes
         loop = self.channel.loop
         while view:
             deadline = None
@@ -200,7 +201,10 @@ class RequestContext:
                 raise Cancelled("client went away")
             n = min(self.window, len(view), frames.MAX_PAYLOAD)
             self.window -= n
-            self._send(frames.pack_body(self.sid, view[:n]))
+            if whole and n >= ZERO_COPY_MIN:
+                self._send((frames.pack_body_header(self.sid, n), view[:n]))
+            else:
+                self._send(frames.pack_body(self.sid, view[:n]))
             view = view[n:]
 
     # ---- internals ----
