@@ -288,3 +288,53 @@ def test_a_bytearray_the_app_reuses_after_write_is_sent_as_it_was():
         channel.close()
         theirs.close()
         loop.close()
+
+
+def test_a_thread_sends_others_frames_a_bounded_number_of_times_then_the_loop_takes_over():
+    # While a thread sends, others keep queueing (here: one new frame during every send). The
+    # sending thread must get back to its own request: after a few rounds the loop's writer
+    # carries on, and every frame still arrives, in order.
+    from wasp.worker import datachannel
+    ours, theirs = socket.socketpair()
+    loop = asyncio.new_event_loop()
+    channel = _channel(loop, ours)
+    real = ours
+    total = 40
+    made = [0]
+    sender_calls = {}
+
+    class BusySocket:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def _produce(self):
+            ident = threading.get_ident()
+            sender_calls[ident] = sender_calls.get(ident, 0) + 1
+            if made[0] < total:
+                made[0] += 1
+                with channel.lock:
+                    assert channel._write(fr.pack_window(1, made[0])) is False  # queued
+
+        def send(self, data):
+            self._produce()
+            return real.send(data)
+
+        def sendmsg(self, buffers):
+            self._produce()
+            return real.sendmsg(buffers)
+
+    channel.sock = BusySocket()
+    try:
+        t = threading.Thread(target=channel.send_raw, args=(fr.pack_window(1, 0),))
+        t.start()
+        t.join(10)
+        assert not t.is_alive()
+        assert sender_calls[t.ident] == datachannel._SEND_ROUNDS
+        got = _drain_on_loop(loop, theirs, total + 1)
+        assert [fr.unpack_window(p) for _t, _f, _s, p in got] == list(range(total + 1))
+        assert not channel._sending and not channel._writer_armed and channel.backlog == 0
+    finally:
+        channel.sock = real
+        channel.close()
+        theirs.close()
+        loop.close()

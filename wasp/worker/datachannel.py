@@ -34,6 +34,8 @@ _DRAIN = FrameType.DRAIN
 
 #: Buffers per sendmsg: well under IOV_MAX (1024).
 _IOV_BATCH = 256
+#: Sends one `_flush` makes before it leaves the rest to the loop's writer (next turn).
+_SEND_ROUNDS = 8
 #: The loop's frames of one turn up to this many bytes are joined into one buffer.
 _JOIN_MAX = 64 * 1024
 
@@ -184,6 +186,7 @@ class DataChannel:
         ident = threading.get_ident()
         single = True
         size = 0
+        rounds = 0
         if batch.__class__ is tuple:
             batch = list(batch)
             single = False
@@ -225,22 +228,30 @@ class DataChannel:
                 else:
                     rest = _unsent_many(batch, sent) if sent < size else None
                 if not rest:
-                    if out:
+                    if not out:
+                        self._sending = False
+                        if self._writer_armed and ident == self._loop_thread:
+                            self._writer_armed = False
+                            self.loop.remove_writer(self.fd)
+                        return
+                    rounds += 1
+                    if rounds < _SEND_ROUNDS:
                         batch = None
                         continue
-                    self._sending = False
-                    if self._writer_armed and ident == self._loop_thread:
-                        self._writer_armed = False
-                        self.loop.remove_writer(self.fd)
-                    return
-                out.extendleft(reversed(rest))
-                # The kernel buffer is full: the loop's writer goes on once the front reads.
+                    # Other threads keep queueing: this one has its own request to finish, and
+                    # the loop must get back to reading, so the loop's writer goes on from here.
+                else:
+                    # The kernel buffer is full: the loop's writer goes on once the front reads.
+                    out.extendleft(reversed(rest))
                 if ident == self._loop_thread:
                     if not self._writer_armed:
                         self._writer_armed = True
                         self.loop.add_writer(self.fd, self._flush)
                 else:
-                    self.loop.call_soon_threadsafe(self._start_writer)
+                    try:
+                        self.loop.call_soon_threadsafe(self._start_writer)
+                    except RuntimeError:
+                        pass  # the loop is closed: the worker is leaving
                 return
 
     def _stop_sending(self, ident: int) -> None:
