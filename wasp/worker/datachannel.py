@@ -5,10 +5,10 @@ Reading is the loop's job (add_reader on the socket, no transport). Writing is e
 thread that has finished a response queues its frame under the channel lock and, when no one else
 is sending, sends the queue itself into the non-blocking socket (one sendmsg for every frame
 queued, without the lock, so other threads queue theirs meanwhile and go back to their apps).
-Only when the kernel buffer is full does the loop's writer take over the queue. Taking a stream
-out of the table and queueing its last frame happen under that one lock, and so does marking a
-stream cancelled: a stream id the front reuses after our last frame (or after its CANCEL) never
-reaches the old request.
+Only when the kernel buffer is full, or after a thread has sent 8 times in a row for others, does
+the loop's writer take over the queue. Taking a stream out of the table and queueing its last
+frame happen under that one lock, and so does marking a stream cancelled: a stream id the front
+reuses after our last frame (or after its CANCEL) never reaches the old request.
 """
 
 from __future__ import annotations
