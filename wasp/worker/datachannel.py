@@ -269,8 +269,9 @@ class DataChannel:
 
     @property
     def backlog(self) -> int:
-        """Bytes queued for the front and not yet accepted by the kernel."""
-        return self._queued
+        """Bytes queued for the front and not yet accepted by the kernel, the loop's cork too."""
+        cork = self._cork
+        return self._queued + (sum(map(len, cork)) if cork else 0)
 
     # ---- reading (loop) ----
     def _readable(self) -> None:
