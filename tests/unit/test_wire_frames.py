@@ -112,3 +112,29 @@ def test_frame_reader_views_only_large_payloads_that_fill_most_of_the_read():
     assert bytes(fr.unpack_response(payload)[3]) == body
     [(_, _, _, payload)] = fr.FrameReader().feed(big)
     assert type(payload) is bytes
+
+
+@pytest.mark.parametrize("views", [False, True])
+@pytest.mark.parametrize("chunk", [1, 7, 10, 4096, 65536])
+def test_frames_cut_anywhere_across_reads_come_out_whole(chunk, views):
+    big = bytes(range(256)) * 1024                      # 256 KiB payload
+    stream = (fr.pack_window(1, 5) + fr.pack_body(3, big) + fr.pack_end(3)
+              + fr.pack_response(4, b"200 OK\r\n", 2, 0, b"ok"))
+    reader = fr.FrameReader(views=views)
+    got = []
+    for pos in range(0, len(stream), chunk):
+        got += reader.feed(stream[pos:pos + chunk])
+        assert reader.buffered < len(big) + 2 * fr.HEADER_SIZE + chunk
+    assert reader.buffered == 0
+    assert [(t, s) for t, _f, s, _p in got] == [(fr.FrameType.WINDOW, 1), (fr.FrameType.BODY, 3),
+                                                (fr.FrameType.END, 3), (fr.FrameType.RESPONSE, 4)]
+    assert got[1][3] == big and type(got[1][3]) is bytes
+    assert all(type(p) is bytes for _t, _f, _s, p in got)
+
+
+def test_a_frame_over_the_limit_is_refused_when_its_header_completes_in_a_later_read():
+    reader = fr.FrameReader()
+    header = fr.pack_header(fr.FrameType.BODY, 1, fr.MAX_PAYLOAD + 1)
+    assert reader.feed(fr.pack_end(2) + header[:4]) != []
+    with pytest.raises(ProtocolError):
+        reader.feed(header[4:])

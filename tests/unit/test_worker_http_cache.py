@@ -115,6 +115,21 @@ def test_an_app_response_needs_a_profile():
     assert (hint.policy, hint.duration, hint.vary) == (CACHE_FOR_TIME_PERIOD, 10.0, [])
 
 
+def test_an_app_without_content_or_an_app_profile_skips_the_phase(root):
+    # Nothing it serves could be cached: the module takes no part in its requests.
+    def phases(app):
+        return [name for _phase, name, _step in Pipeline(app).before]
+
+    assert "http_cache" not in phases(wsgi_app(page()))
+    off = model.CacheProfile(extension=".css", policy="DisableCache")
+    assert "http_cache" not in phases(wsgi_app(page(), off))
+    assert "http_cache" in phases(wsgi_app(page(), FOR_10S))
+    assert "http_cache" in phases(static_app(root))
+    with_content = wsgi_app(page())
+    with_content.config.physical_path = str(root)
+    assert "http_cache" in phases(with_content)
+
+
 def test_profiles_match_by_extension_before_star():
     html = model.CacheProfile(extension=".html", kernel_caching_policy="CacheUntilChange")
     dont = model.CacheProfile(extension=".json", kernel_caching_policy="DontCache")

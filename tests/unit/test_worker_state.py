@@ -57,3 +57,53 @@ def test_stats_report_the_request_limit_once_from_any_thread():
     for t in threads:
         t.join()
     assert len(calls) == 1 and calls[0] >= 5 and stats.served == 12
+
+
+class _SlowChannel:
+    """A data channel whose queued responses leave after a few looks (a slow front)."""
+
+    def __init__(self, looks_until_empty):
+        self.left = looks_until_empty
+        self.looks = 0
+        self.closed = False
+        self.backlog_at_close = None
+
+    @property
+    def backlog(self):
+        self.looks += 1
+        if self.left is None:
+            return 4096
+        self.left = max(0, self.left - 1)
+        return 4096 if self.left else 0
+
+    def close(self):
+        self.backlog_at_close = self.left
+        self.closed = True
+
+
+def _exit_with(channel):
+    import asyncio
+
+    from wasp.worker.worker import Worker
+
+    async def run():
+        w = Worker(1, "p", None)
+        w.loop = asyncio.get_running_loop()
+        w._exit = w.loop.create_future()
+        w.channels = {0: channel}
+        await w._exit_sequence(0, shutdown_apps=False)
+        return w._exit.result()
+
+    return asyncio.run(run())
+
+
+def test_leaving_waits_for_queued_responses_before_closing_the_channel():
+    channel = _SlowChannel(5)
+    assert _exit_with(channel) == 0
+    assert channel.closed and channel.backlog_at_close == 0 and channel.looks == 5
+
+
+def test_leaving_closes_a_channel_whose_front_never_reads_after_a_bounded_wait():
+    channel = _SlowChannel(None)
+    assert _exit_with(channel) == 0
+    assert channel.closed and channel.looks == 100

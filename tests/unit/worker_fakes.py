@@ -26,14 +26,14 @@ class FakeChannel:
     def send_frame(self, ctx, data) -> bool:
         if ctx.cancelled or ctx.finished:
             return False
-        self.written.append(bytes(data))
+        self.written.append(_joined(data))
         return True
 
     def send_final(self, ctx, data) -> bool:
         if ctx.cancelled or ctx.finished:
             return False
         ctx.finished = True
-        self.written.append(bytes(data))
+        self.written.append(_joined(data))
         return True
 
     def done(self, ctx) -> None:
@@ -66,6 +66,11 @@ class FakeChannel:
         if out and out[0][0] == FrameType.CACHE:
             return frames.unpack_cache(out[0][3])
         return None
+
+
+def _joined(data) -> bytes:
+    """A frame as the data channel takes it: bytes, or a tuple of parts sent with one sendmsg."""
+    return b"".join(data) if isinstance(data, tuple) else bytes(data)
 
 
 def _parse(block: bytes):

@@ -66,20 +66,29 @@ class FrameReader:
     `views` (the front's worker links): a large payload (VIEW_MIN, and at least half of the bytes
     it was read with, so a view never keeps more than twice its size alive) is a memoryview of the
     read, not a copy; a 100 KiB response body then reaches the client socket without being copied
-    in Python. Every other payload is bytes."""
+    in Python. Every other payload is bytes.
 
-    __slots__ = ("_buf", "_views")
+    A frame cut across reads waits in a bytearray that only grows by what arrives: nothing is
+    parsed (or copied) again until the bytes it still needs are there, so such a frame costs each
+    of its bytes one copy into the buffer and one into its payload, however many reads it takes
+    (re-joining the whole buffer on every read made a 16 MiB frame in 64 KiB reads cost
+    gigabytes of copying)."""
+
+    __slots__ = ("_buf", "_views", "_need")
 
     def __init__(self, views: bool = False) -> None:
         self._buf = bytearray()
         self._views = views
+        self._need = 0  # bytes the partial frame in _buf still lacks (at least)
 
-    def feed(self, data: bytes) -> list[tuple[int, int, int, bytes]]:
+    def feed(self, data) -> list[tuple[int, int, int, bytes]]:
         buf = self._buf
         if buf:
             buf += data
-            data = bytes(buf)
-            buf.clear()
+            if len(data) < self._need:
+                self._need -= len(data)
+                return []
+            return self._parse(buf, memoryview(buf))
         frames = []
         pos = 0
         end = len(data)
@@ -99,8 +108,44 @@ class FrameReader:
                 frames.append((ftype, flags, stream, data[start:stop]))
             pos = stop
         if pos < end:
-            buf += data[pos:] if pos else data
+            buf += memoryview(data)[pos:]
+            self._set_need(buf)
         return frames
+
+    def _parse(self, buf: bytearray, view: memoryview) -> list:
+        """Frames from the buffer (payloads copied out as bytes: the buffer is reused, so no view
+        of it may escape), which keeps what is left."""
+        frames = []
+        pos = 0
+        end = len(buf)
+        unpack = HEADER.unpack_from
+        try:
+            while end - pos >= HEADER_SIZE:
+                length, ftype, flags, stream = unpack(buf, pos)
+                if length > MAX_PAYLOAD:
+                    raise ProtocolError(f"frame of {length} bytes exceeds {MAX_PAYLOAD}")
+                start = pos + HEADER_SIZE
+                stop = start + length
+                if stop > end:
+                    break
+                frames.append((ftype, flags, stream, view[start:stop].tobytes()))
+                pos = stop
+        finally:
+            view.release()  # a bytearray with an export cannot be resized
+        if pos:
+            del buf[:pos]
+        self._set_need(buf)
+        return frames
+
+    def _set_need(self, buf: bytearray) -> None:
+        left = len(buf)
+        if left >= HEADER_SIZE:
+            length = HEADER.unpack_from(buf)[0]
+            if length > MAX_PAYLOAD:
+                raise ProtocolError(f"frame of {length} bytes exceeds {MAX_PAYLOAD}")
+            self._need = HEADER_SIZE + length - left
+        else:
+            self._need = HEADER_SIZE - left if left else 0
 
     @property
     def buffered(self) -> int:
@@ -239,6 +284,15 @@ def pack_response(stream: int, block: bytes, content_length: int, substatus: int
                                       substatus, content_length, size), block, body))
 
 
+def pack_response_parts(stream: int, block: bytes, content_length: int, substatus: int,
+                        body: bytes) -> tuple[bytes, bytes]:
+    """The frame `pack_response(..., body)` makes, as (everything before the body, body): a
+    sender that writes both with one sendmsg never copies a large body."""
+    size = len(block)
+    return _RESP_FRAME.pack(_RESP.size + size + len(body), _RESPONSE, FLAG_FIN, stream, substatus,
+                            content_length, size) + block, body
+
+
 def unpack_response(payload: bytes | memoryview) -> tuple[int, int, bytes, bytes | memoryview]:
     """-> (substatus, content_length, block, inline body: a memoryview when `payload` is one)."""
     start = _RESP.size
@@ -282,6 +336,12 @@ def unpack_abort(payload: bytes) -> int:
 
 def pack_body(stream: int, data: bytes) -> bytes:
     return HEADER.pack(len(data), FrameType.BODY, 0, stream) + data
+
+
+def pack_body_header(stream: int, length: int) -> bytes:
+    """The header of a BODY frame of `length` bytes, for a sender that writes the bytes after it
+    itself (pack_response_parts)."""
+    return HEADER.pack(length, FrameType.BODY, 0, stream)
 
 
 def pack_end(stream: int) -> bytes:

@@ -17,6 +17,11 @@ from wasp.wire.frames import INITIAL_WINDOW
 #: A body wait (request bytes or response credit) longer than this ends the request.
 WAIT_LIMIT = 300.0
 
+#: A `bytes` body at least this large is not copied into its frame: the data channel sends the
+#: frame's head and the app's own bytes object with one sendmsg. Below it a copy is cheaper than
+#: a second buffer. (Only `bytes`: an app may reuse a bytearray once `write` returns.)
+ZERO_COPY_MIN = 16 * 1024
+
 
 class Cancelled(OSError):
     """The client went away (CANCEL) or the data channel closed: stop and send nothing more.
@@ -121,11 +126,16 @@ class RequestContext:
         if self.head_only:
             body = b""
         self._mark(block, substatus)
-        data = frames.pack_response(self.sid, block, content_length, substatus, body)
+        if len(body) >= ZERO_COPY_MIN and body.__class__ is bytes:
+            head, _ = data = frames.pack_response_parts(self.sid, block, content_length, substatus,
+                                                        body)
+        else:
+            head = data = frames.pack_response(self.sid, block, content_length, substatus, body)
         if self.cache is not None:
             hint = self.cache.response_hint(self, block, len(body))
             if hint is not None and content_length == len(body):
-                data = frames.pack_cache(self.sid, hint) + data
+                cache = frames.pack_cache(self.sid, hint)
+                data = (cache + head, body) if data is not head else cache + data
         self.channel.send_final(self, data)
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
@@ -155,9 +165,13 @@ class RequestContext:
                 raise Cancelled("client went away")
             return
         view = memoryview(data)
+        whole = data.__class__ is bytes  # immutable: its slices may wait in the channel's queue
         while view:
             n = self._reserve(len(view))
-            self._send(frames.pack_body(self.sid, view[:n]))
+            if whole and n >= ZERO_COPY_MIN:
+                self._send((frames.pack_body_header(self.sid, n), view[:n]))
+            else:
+                self._send(frames.pack_body(self.sid, view[:n]))
             view = view[n:]
 
     async def send_body_async(self, data) -> None:
@@ -167,6 +181,7 @@ class RequestContext:
                 raise Cancelled("client went away")
             return
         view = memoryview(data)
+        whole = data.__class__ is bytes
         loop = self.channel.loop
         while view:
             deadline = None
@@ -186,7 +201,10 @@ class RequestContext:
                 raise Cancelled("client went away")
             n = min(self.window, len(view), frames.MAX_PAYLOAD)
             self.window -= n
-            self._send(frames.pack_body(self.sid, view[:n]))
+            if whole and n >= ZERO_COPY_MIN:
+                self._send((frames.pack_body_header(self.sid, n), view[:n]))
+            else:
+                self._send(frames.pack_body(self.sid, view[:n]))
             view = view[n:]
 
     # ---- internals ----
@@ -195,7 +213,7 @@ class RequestContext:
         self.status = frames.status_of(block)
         self.substatus = substatus
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data) -> None:
         if not self.channel.send_frame(self, data):
             raise Cancelled("client went away")
 
@@ -216,4 +234,4 @@ class RequestContext:
             return n
 
 
-__all__ = ["RequestContext", "Cancelled", "INITIAL_WINDOW", "WAIT_LIMIT"]
+__all__ = ["RequestContext", "Cancelled", "INITIAL_WINDOW", "WAIT_LIMIT", "ZERO_COPY_MIN"]

@@ -568,6 +568,12 @@ class Worker:
                     task.get_coro().close()
                 except RuntimeError as exc:
                     log.error("a request task cannot be stopped: %s", exc)
+        # Responses still queued for a loop's writer (a front was slow to read) leave before the
+        # channels close, for up to a second in all.
+        for _ in range(100):
+            if not any(not c.closed and c.backlog for c in self.channels.values()):
+                break
+            await asyncio.sleep(0.01)
         for channel in list(self.channels.values()):
             channel.close()
         self.channels.clear()

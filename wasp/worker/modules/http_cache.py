@@ -155,6 +155,12 @@ class HttpCacheModule(Module):
                 self.any = Rule(profile)
             else:
                 self.by_extension.setdefault(profile.extension.lower(), Rule(profile))
+        # Only static files and profiles with an app policy make hints. An application without
+        # content (no physical_path: no static file or default document to serve) and without
+        # such a profile can never send one, so its requests skip this phase altogether.
+        if not app.config.physical_path and not any(
+                rule.app[0] for rule in (self.any, *self.by_extension.values())):
+            self.on = False
 
     def wants(self, phase) -> bool:
         return self.on
