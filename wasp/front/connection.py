@@ -74,6 +74,7 @@ _OPEN = ConnState.OPEN
 _TUNNEL = ConnState.TUNNEL
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
+_DONE = Stage.DONE   # a global: an enum member lookup costs a call on Python 3.11
 
 
 class _Stopped(Exception):
@@ -798,7 +799,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
 
     def _finish(self, req: Request, log: bool = True) -> None:
         """The oldest request is answered: log it, then the next one's turn, or close."""
-        req.stage = Stage.DONE
+        req.stage = _DONE
         server = self.server
         if log:
             server.log_access(self, req)
