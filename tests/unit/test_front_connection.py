@@ -715,3 +715,24 @@ def test_a_second_host_header_in_any_spelling_is_refused(rig, second):
     conn, transport = rig.connect()
     conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n" + second + b": y\r\n\r\n")
     assert transport.take().startswith(b"HTTP/1.1 400 ")
+
+
+# ---- the status a worker's block starts with ----
+
+def _status_by_rule(block: bytes) -> int:
+    """status_of's rule spelled out: three digits, 100-999, then a space or CR."""
+    code = block[:3]
+    if len(code) == 3 and code.isdigit() and code[0] != 48 and block[3:4] in (b" ", b"\r"):
+        return int(code)
+    return -1
+
+
+def test_status_of_follows_its_rule_for_every_short_block():
+    from wasp.front.response import status_of
+    alphabet = b"0159 \r\nx+-\x00\xff"
+    blocks = [b""] + [bytes([a]) for a in alphabet]
+    blocks += [bytes([a, b, c]) + tail for a in alphabet for b in alphabet for c in alphabet
+               for tail in (b"", b" ", b"\r", b"\n", b"0", b" OK\r\n", b"\rX")]
+    blocks += [b"%d OK\r\n" % n for n in range(0, 1100)] + [b"\xd9\xa0\xd9\xa1\xd9\xa2 x", b"\xb2\xb2\xb2 "]
+    for block in blocks:
+        assert status_of(block) == _status_by_rule(block), block
