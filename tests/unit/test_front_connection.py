@@ -689,3 +689,50 @@ def test_a_large_inline_body_goes_out_whole_and_a_cached_copy_is_its_own(rig):
         assert status == 200 and got == body and headers["content-length"] == str(len(body))
     [entry] = rig.server.cache.entries.values()
     assert type(entry.body) is bytes and entry.body == body
+
+
+# ---- header names in any spelling ----
+
+def test_the_header_kind_table_agrees_with_the_lower_case_one():
+    from wasp.front.connection import _KIND, _SPECIAL
+    assert all(_SPECIAL.get(name.lower(), 0) == kind for name, kind in _KIND.items())
+    assert all(name in _KIND for name in _SPECIAL)
+
+
+@pytest.mark.parametrize("spelling", [b"Content-Length", b"content-length", b"CONTENT-LENGTH",
+                                      b"cOnTeNt-LeNgTh"])
+def test_a_special_header_is_seen_in_any_spelling(rig, spelling):
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(b"POST /f HTTP/1.1\r\nHost: x\r\n" + spelling + b": 3\r\n\r\nabc")
+    [(_sid, head, fin)] = worker.requests()
+    assert head.content_length == 3 and not fin
+
+
+@pytest.mark.parametrize("second", [b"Host", b"host", b"HOST", b"hoST"])
+def test_a_second_host_header_in_any_spelling_is_refused(rig, second):
+    rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n" + second + b": y\r\n\r\n")
+    assert transport.take().startswith(b"HTTP/1.1 400 ")
+
+
+# ---- the status a worker's block starts with ----
+
+def _status_by_rule(block: bytes) -> int:
+    """status_of's rule spelled out: three digits, 100-999, then a space or CR."""
+    code = block[:3]
+    if len(code) == 3 and code.isdigit() and code[0] != 48 and block[3:4] in (b" ", b"\r"):
+        return int(code)
+    return -1
+
+
+def test_status_of_follows_its_rule_for_every_short_block():
+    from wasp.front.response import status_of
+    alphabet = b"0159 \r\nx+-\x00\xff"
+    blocks = [b""] + [bytes([a]) for a in alphabet]
+    blocks += [bytes([a, b, c]) + tail for a in alphabet for b in alphabet for c in alphabet
+               for tail in (b"", b" ", b"\r", b"\n", b"0", b" OK\r\n", b"\rX")]
+    blocks += [b"%d OK\r\n" % n for n in range(0, 1100)] + [b"\xd9\xa0\xd9\xa1\xd9\xa2 x", b"\xb2\xb2\xb2 "]
+    for block in blocks:
+        assert status_of(block) == _status_by_rule(block), block

@@ -37,3 +37,29 @@ def test_large_blocks_are_reused_not_faulted_in_again():
     # 2,000 blocks of 100 and 293 KiB: with glibc's defaults each is ~25-75 fresh pages (about
     # 100,000 faults in all); reused, a handful.
     assert int(result) < 500, result
+
+
+QUIET = """
+import logging, sys
+import hpack, hpack.hpack
+from wasp.front.main import quiet_hpack
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record)
+logging.getLogger().addHandler(Keep())
+if sys.argv[1] == "debug":
+    logging.getLogger("hpack").setLevel(logging.DEBUG)
+applied = quiet_hpack()
+headers = [(b":status", b"200"), (b"content-type", b"text/plain"), (b"x-n", b"%d" % 12345)]
+block = hpack.Encoder().encode(headers)
+assert hpack.Decoder().decode(block, raw=True) == headers
+print(applied, len(records) > 0)
+"""
+
+
+@pytest.mark.parametrize("level, expected", [("default", "True False"), ("debug", "False True")])
+def test_hpack_debug_logging_is_dropped_unless_someone_asked_for_it(level, expected):
+    done = subprocess.run([sys.executable, "-c", QUIET, level], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == expected.split()

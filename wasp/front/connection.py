@@ -61,6 +61,22 @@ _SPECIAL = {b"host": _HOST, b"content-length": _CONTENT_LENGTH, b"transfer-encod
             # forwarding headers: taken from server.trusted_proxies peers only (qos.py)
             b"forwarded": _FORWARDED, b"x-forwarded-for": _X_FORWARDED_FOR,
             b"x-forwarded-proto": _X_FORWARDED_PROTO}
+
+
+def _canonical(name: bytes) -> bytes:
+    return b"-".join(part.capitalize() for part in name.split(b"-"))
+
+
+#: The header names as clients usually spell them (as listed, lower case, or Canonical-Case) ->
+#: their _SPECIAL kind, 0 for common names that are none: one lookup of the name as sent instead
+#: of lower() and a lookup. A name not here (any other spelling) goes through lower() as before.
+_KIND = {spelling: kind for name, kind in list(_SPECIAL.items()) + [(n, 0) for n in (
+    b"accept", b"accept-encoding", b"accept-language", b"cache-control", b"connection", b"cookie",
+    b"content-type", b"origin", b"pragma", b"priority", b"dnt", b"upgrade-insecure-requests",
+    b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site", b"sec-fetch-user", b"sec-ch-ua",
+    b"sec-ch-ua-mobile", b"sec-ch-ua-platform", b"te", b"keep-alive", b"x-requested-with")]
+    for spelling in (name, _canonical(name))}
+_KIND[b"TE"] = _KIND[b"DNT"] = 0
 _GET = b"GET"
 _HEAD = b"HEAD"
 
@@ -74,6 +90,7 @@ _OPEN = ConnState.OPEN
 _TUNNEL = ConnState.TUNNEL
 _CLOSING = ConnState.CLOSING
 _CLOSED = ConnState.CLOSED
+_DONE = Stage.DONE   # a global: an enum member lookup costs a call on Python 3.11
 
 
 class _Stopped(Exception):
@@ -473,8 +490,12 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         if req.head_bytes + len(req.target) > server.max_request_bytes:
             raise RequestTooLong("request head over max_request_bytes")
         req.headers.append((name, value))
-        kind = _SPECIAL.get(name.lower())
+        kind = _KIND.get(name)
         if kind is None:
+            kind = _SPECIAL.get(name.lower())
+            if kind is None:
+                return
+        elif not kind:
             return
         if kind == _HOST:
             if req.host is not None:
@@ -798,7 +819,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
 
     def _finish(self, req: Request, log: bool = True) -> None:
         """The oldest request is answered: log it, then the next one's turn, or close."""
-        req.stage = Stage.DONE
+        req.stage = _DONE
         server = self.server
         if log:
             server.log_access(self, req)

@@ -17,12 +17,15 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import logging
 import mmap
 import os
 import signal
 import socket
 import sys
 import traceback
+
+import hpack.hpack
 
 from wasp.common.channel import ControlChannel
 from wasp.common.scoreboard import Scoreboard, ScoreboardError
@@ -403,6 +406,27 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
+class _Silent:
+    """A logger that drops DEBUG records without looking at its level (hpack's only calls)."""
+
+    __slots__ = ()
+
+    def debug(self, *args, **kwargs) -> None:
+        pass
+
+
+def quiet_hpack() -> bool:
+    """hpack logs every integer and header it codes at DEBUG through the stdlib `logging` (about
+    20 `Logger.debug` calls per HTTP/2 request, each asking `isEnabledFor`), and the front never
+    turns DEBUG on for it: unless something already has, its module logger becomes a no-op.
+    -> whether it applied."""
+    log = getattr(hpack.hpack, "log", None)
+    if not isinstance(log, logging.Logger) or log.isEnabledFor(logging.DEBUG):
+        return False
+    hpack.hpack.log = _Silent()
+    return True
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m wasp.front", description="wasp front process")
     parser.add_argument("--control-fd", type=int, required=True)
@@ -431,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     listen_fds = [int(x) for x in args.listen_fds.split(",") if x.strip()]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc()
+    quiet_hpack()
     try:
         os.fstat(args.control_fd)
     except OSError:

@@ -36,6 +36,11 @@ STAGE_NAMES = {
 }
 
 
+#: Python 3.11 looks an enum member up on its class at the cost of a function call: the stages
+#: the per-request path names are module globals.
+_PARSING = Stage.PARSING
+
+
 class IllegalMove(RuntimeError):
     pass
 
@@ -86,7 +91,7 @@ class Request:
     def __init__(self, conn, rid: int, t0: float):
         self.conn = conn
         self.id = rid
-        self.stage = Stage.PARSING
+        self.stage = _PARSING
         self.t0 = t0
         self.queued_at = 0.0
         self.method = b""

