@@ -74,7 +74,10 @@ def _random_body(rnd: random.Random) -> tuple[bytes, int]:
         size = rnd.randrange(1, 300)
         total += size
         ext = rnd.choice([b"", b";a=b", b';q="x y"', b";k"])
-        parts.append(b"%x%s%s%s%s" % (size, ext, eol, bytes(rnd.randrange(256) for _ in range(size)), eol))
+        data = bytes(rnd.randrange(256) for _ in range(size))
+        if eol == b"\n" and data[:1] == b"\n":
+            data = b"x" + data[1:]  # "size LF LF" is refused as ambiguous (test_front_split_reads)
+        parts.append(b"%x%s%s%s%s" % (size, ext, eol, data, eol))
     parts.append(b"0\r\n")  # after "0\n" llhttp takes no empty line as the end (the front: 400)
     for i in range(rnd.randrange(3)):
         parts.append(b"T-%d: t%s" % (i, eol))

@@ -185,3 +185,31 @@ def test_a_whole_head_in_one_read_answers_as_when_trickled(tmp_path, data):
     one = answer(tmp_path / "one", data, None)
     assert one == answer(tmp_path / "trickled", data, 1) == answer(tmp_path / "sevens", data, 7)
     assert one, data
+
+
+CHUNKED = b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("cut", [None, *range(1, 16)])
+def test_a_chunk_size_line_ending_in_lf_lf_is_400_in_any_read(tmp_path, cut):
+    # Found by fuzz/http1.py: llhttp reads "4\n\n" as one line end (the second LF is taken as the
+    # first one's partner) where a bare-LF parser reads a line end and a data byte. In one read the
+    # front accepted it (body "\r\r\r\n"), cut after "4\n\n" it said 400: now 400 at every cut.
+    body = b"4\n\n\r\r\r\n\r\n0\r\n\r\n"
+    data = CHUNKED + body
+    rig = FrontRig(tmp_path, limits=model.Limits(**LIMITS))
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    pieces = [data] if cut is None else [data[:len(CHUNKED) + cut], data[len(CHUNKED) + cut:]]
+    for part in pieces:
+        if transport.closed or transport.eof:
+            break
+        conn.data_received(part)
+    assert worker.requests() == [] or all(not fin for _sid, _head, fin in worker.requests())
+    assert [status for status, _, _ in split_responses(transport.take())] == [400]
+
+
+@pytest.mark.parametrize("piece", SPLITS)
+def test_bare_lf_chunk_lines_without_the_ambiguity_still_pass(tmp_path, piece):
+    data = CHUNKED + b"4\nabcd\n5\r\n12345\r\n0\r\n\r\n"
+    assert answer(tmp_path, data, piece) == [200]

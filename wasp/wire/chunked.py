@@ -15,7 +15,9 @@ HttpError HTTP.sys answers:
   `max_request_bytes`: 431 RequestLength (trailers are header fields to HTTP.sys).
 
 Line ends are what llhttp accepts with the front's leniencies (LF, CRLF, and a lone CR after the
-chunk size); anything llhttp refuses it refuses itself, in the same feed.
+chunk size); anything llhttp refuses it refuses itself, in the same feed. One thing llhttp
+accepts is refused here: a chunk-size line ending in LF LF (`AmbiguousChunkLine`, 400), which
+llhttp reads as one line end and a bare-LF parser as a line end and a data byte.
 
 `head_end` finds where a request head ends in a read, so that the front can start a scanner exactly
 where llhttp starts the body.
@@ -33,13 +35,21 @@ class ChunkExtensionTooLong(BadRequest):
     """A chunk-size line (size plus extensions) over max_field_length."""
 
 
+class AmbiguousChunkLine(BadRequest):
+    """A chunk-size line ended by a bare LF with another LF right after it. llhttp (with the
+    front's leniencies) takes the second LF as the end of the line, as if the first were a CR; a
+    parser that takes a bare LF as the line end takes it as the chunk's first byte. Two parsers
+    that read a body differently are how requests are smuggled: refuse it."""
+
+
 # The third form is a bare CR ending the head, which llhttp (lenient_optional_lf_after_cr) only
 # takes once it sees the next byte; the front refuses it (connection.py), so it must be found.
 _HEAD_END = re.compile(rb"\n\r?\n|\n\r(?=[^\n])")
 _EOL = re.compile(rb"[\r\n]")
 _HEX = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
 
-SIZE, SIZE_CR, DATA, DATA_CR, DATA_LF, TRAILER_START, TRAILER, TRAILER_LF, TRAILER_CR, DONE = range(10)
+(SIZE, SIZE_CR, SIZE_LF, DATA, DATA_CR, DATA_LF, TRAILER_START, TRAILER, TRAILER_LF, TRAILER_CR,
+ DONE) = range(11)
 
 
 def head_end(data: bytes, start: int = 0, tail: bytes = b"") -> int:
@@ -97,6 +107,10 @@ class ChunkScanner:
                 elif state == SIZE_CR:
                     if data[pos] == 10:
                         pos += 1
+                    state = self._after_size()
+                elif state == SIZE_LF:
+                    if data[pos] == 10:
+                        raise AmbiguousChunkLine("chunk-size line ends in LF LF")
                     state = self._after_size()
                 elif state == DATA_CR:
                     c = data[pos]
@@ -161,7 +175,7 @@ class ChunkScanner:
             raise ChunkExtensionTooLong("chunk-size line over max_field_length")
         if match is None:
             return n, SIZE
-        return end + 1, SIZE_CR if data[end] == 13 else self._after_size()
+        return end + 1, SIZE_CR if data[end] == 13 else SIZE_LF
 
     def _check_size(self, size: int) -> None:
         limit = self.max_content
