@@ -572,3 +572,22 @@ def test_x_forwarded_for_from_a_trusted_proxy_names_the_client_of_a_stream(tmp_p
     client.request(GET + [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")])
     [(_, head, _)] = worker.requests()
     assert head.client[0] == "203.0.113.7" and head.scheme == "https" and head.proxied
+
+
+def test_an_error_page_for_a_stream_whose_body_ended_in_the_same_read_is_sent_whole(tmp_path):
+    # Found by fuzz/http2.py: HEADERS (a host no binding takes) and DATA with END_STREAM in one
+    # read. h2 had closed the stream's remote side before the front answered the HEADERS, so the
+    # RST_STREAM meant to stop the body raised StreamClosedError out of data_received.
+    rig = FrontRig(tmp_path, sites=[model.Site(name="S", id=1, bindings=["http/*:8080:only.example"],
+                                               applications=[model.Application(path="/", pool="P")])])
+    rig.worker()
+    client = Client(rig)
+    sid = client.h2.get_next_available_stream_id()
+    client.h2.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"other"),
+                                 (b":path", b"/")])
+    client.h2.send_data(sid, b"abc", end_stream=True)
+    client.send()
+    events = client.events()
+    assert status_of(events, sid) == 400 and ended(events, sid)
+    assert not gone(client.transport)
+    assert client.proto.streams == {}

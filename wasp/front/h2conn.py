@@ -264,7 +264,10 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
             self.server.log_access(self, req)
         if self.streams.get(st.sid) is st and st.reset_after:
             # The client was still sending a body we answered without: stop it (RFC 9113 §8.1).
-            self.h2.reset_stream(st.sid, ErrorCodes.NO_ERROR)
+            try:
+                self.h2.reset_stream(st.sid, ErrorCodes.NO_ERROR)
+            except StreamClosedError:
+                pass   # its END_STREAM came in the same read, after the HEADERS just answered
         self._forget(st)
 
     def _forget(self, st: H2Stream) -> None:
