@@ -591,3 +591,30 @@ def test_an_error_page_for_a_stream_whose_body_ended_in_the_same_read_is_sent_wh
     assert status_of(events, sid) == 400 and ended(events, sid)
     assert not gone(client.transport)
     assert client.proto.streams == {}
+
+
+@pytest.mark.parametrize("host, streams", [
+    (b"localhost", 1),   # a stream refused over the limit
+    (b"other", 100),     # a stream answered 400 (no binding takes the host)
+])
+def test_a_stream_h2_resets_later_in_the_same_read_is_not_answered_again(tmp_path, host, streams):
+    # Found by fuzz/http2.py: a HEADERS frame repeated on a stream the client already ended, in
+    # the read that opens it. h2 resets the stream itself (STREAM_CLOSED) while it parses the
+    # read; the front then handles the RequestReceived and its RST_STREAM (refusal) or error page
+    # raised StreamClosedError out of data_received.
+    rig = FrontRig(tmp_path, limits=model.Limits(http2_max_concurrent_streams=streams),
+                   sites=[model.Site(name="S", id=1, bindings=["http/*:8080:localhost"],
+                                     applications=[model.Application(path="/", pool="P")])])
+    worker = rig.worker()
+    client = Client(rig)
+    encoder = hpack.Encoder()
+    first = frame(1, 0x5, 1, encoder.encode(GET))
+    again = GET[:2] + [(b":authority", host), (b":path", b"/")]
+    twice = frame(1, 0x5, 3, encoder.encode(again)) + frame(1, 0x5, 3, encoder.encode(again))
+    client.raw(first + twice if streams == 1 else twice)
+    frames = raw_frames(client.transport.take())
+    resets = [struct.unpack(">I", p)[0] for t, _, s, p in frames if t == 3 and s == 3]
+    assert resets and all(code in (5, 7) for code in resets)   # STREAM_CLOSED / REFUSED_STREAM
+    assert not [t for t, _, s, _ in frames if s == 3 and t in (0, 1)]   # no HEADERS or DATA on it
+    assert not gone(client.transport) and 3 not in client.proto.streams
+    assert [h.path for _, h, _ in worker.requests()] == ([b"/"] if streams == 1 else [])

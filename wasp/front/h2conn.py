@@ -215,7 +215,10 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
     def _on_request(self, sid: int, headers, ended: bool) -> None:
         server = self.server
         if self._goaway or len(self.streams) >= server.h2_max_streams:
-            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            try:
+                self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            except StreamClosedError:
+                pass   # h2 reset it already, for a later frame of this read (_stream_closed)
             if not self._goaway and not self._resets.take(server.loop.time()):
                 # Streams opened past the limit again and again: the rapid reset budget too.
                 self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "H2_RapidReset")

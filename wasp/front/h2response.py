@@ -196,6 +196,9 @@ class H2ResponseWriter:
         """Answer a stream from the response cache (no worker): HEADERS + DATA, HEADERS alone for
         HEAD, or 304 when the request's validators match the entry's ETag / Last-Modified."""
         st = req.h2
+        if self._stream_closed(st):
+            self._drop(req)
+            return
         self._send_at = self.server.loop.time()
         self._begin_send(st)
         if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
@@ -229,7 +232,13 @@ class H2ResponseWriter:
         self._sent = 0
 
     def _stream_closed(self, st: H2Stream) -> bool:
-        return self.state is not _OPEN or self.streams.get(st.sid) is not st
+        """The stream takes no more frames. While the events of one read are handled, h2 may
+        have closed it already for a later frame of that read (a HEADERS on a half-closed stream:
+        it sent RST_STREAM itself, and the StreamReset event comes after): ask h2 too."""
+        if self.state is not _OPEN or self.streams.get(st.sid) is not st:
+            return True
+        stream = self.h2.streams.get(st.sid)
+        return stream is None or stream.closed
 
     def _pump(self, st: H2Stream) -> None:
         """Send what the stream has within the client's windows, a frame at a time; the bytes
