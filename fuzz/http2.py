@@ -29,7 +29,13 @@ exception":
 * nothing leaks: no fault, stream, worker slot, queue entry, timer, held body or response byte,
   or connection once the connection is lost;
 * split points do not change the outcome: both runs give the worker the same requests and bodies
-  and write the client the same bytes. One exact difference is allowed (see `test_one_input`):
+  and write the client the same responses: per stream the same header lists, DATA bytes,
+  END_STREAM and RST_STREAM codes, and the same GOAWAYs and PING acks. Not the same bytes: the
+  acks and WINDOW_UPDATEs are framed as the reads come; a "stop sending" RST_STREAM NO_ERROR
+  after an answer is sent only when the client's END_STREAM had not come in the same read; h2
+  answers a frame on a stream it reset with RST_STREAM STREAM_CLOSED only when the frame comes
+  after the reset; and a stream the client reset is answered or not by whether the reset came in
+  the read that opened it (left out). One more difference is allowed (see `test_one_input`):
   when a run ends in a connection error, what the front did for the frames of the read that held
   the error differs, because `h2` drops the events of a read it raises in and the flood scanner
   judges a whole read before `h2` sees it; then the worker's requests of one run are a prefix of
@@ -520,7 +526,7 @@ def drive(data: bytes, split: bool, seed: int) -> dict:
     # what the front wrote is bounded by what it read and the streams it answered
     assert len(out) <= 256 + 4 * len(body) + len(accepted) * (BIG + 2048), (len(out), len(body), len(accepted))
     return {"worker": [(e[0], bytes(e[1]), e[2]) for e in worker.got], "out": seen["outcome"], "failed": failed,
-            "client_goaway": facts.goaway}
+            "client_goaway": facts.goaway, "client_reset": facts.client_reset}
 
 
 def test_one_input(data: bytes) -> None:
@@ -529,7 +535,13 @@ def test_one_input(data: bytes) -> None:
     pieces = drive(data, True, seed)
     if not (whole["failed"] or pieces["failed"] or whole["client_goaway"]):
         assert whole["worker"] == pieces["worker"], (whole["worker"], pieces["worker"])
-        assert whole["out"] == pieces["out"], (whole["out"], pieces["out"])
+        # A stream the client reset is answered or not by whether the reset came in the read
+        # that opened it (h2 had closed it by the time the front saw the request): left out.
+        reset = whole["client_reset"]
+        a, b = whole["out"], pieces["out"]
+        a = ({k: v for k, v in a[0].items() if k not in reset}, *a[1:])
+        b = ({k: v for k, v in b[0].items() if k not in reset}, *b[1:])
+        assert a == b, (a, b)
         return
     # A connection error: h2 drops the events of the read it raises in, and the flood scanner
     # judges a whole read before h2 sees any of it, so what the front did for the frames of that
