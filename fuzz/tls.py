@@ -237,9 +237,12 @@ def _real_session(s: _Setup, port: int, name: str, flags: int) -> None:
     try:
         done = _handshake(client, server, c_in, c_out, s_in, s_out)
     except ssl.SSLError:
-        # The only refusal: the challenge context offers nothing but acme-tls/1, and
-        # OpenSSL ends a handshake whose ALPN list has no match (no_application_protocol).
-        assert want is s.challenge_context and ACME_TLS_ALPN not in alpn and alpn, (name, alpn)
+        # The only refusals, both for a TLS-ALPN-01 challenge: its context offers nothing but
+        # acme-tls/1, and OpenSSL ends a handshake whose ALPN list has no match
+        # (no_application_protocol); and it holds no client CA, so a client certificate the
+        # port's listener asked for does not verify (an ACME CA sends none).
+        assert want is s.challenge_context and (ACME_TLS_ALPN not in alpn and alpn or cert is not None), \
+            (name, alpn, cert)
         return
     assert done, (name, alpn)
     _check_call(s, port, server, before)
