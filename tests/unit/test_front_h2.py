@@ -618,3 +618,33 @@ def test_a_stream_h2_resets_later_in_the_same_read_is_not_answered_again(tmp_pat
     assert not [t for t, _, s, _ in frames if s == 3 and t in (0, 1)]   # no HEADERS or DATA on it
     assert not gone(client.transport) and 3 not in client.proto.streams
     assert [h.path for _, h, _ in worker.requests()] == ([b"/"] if streams == 1 else [])
+
+
+def test_a_client_goaway_ends_the_connection_and_cancels_the_streams_in_flight(tmp_path):
+    # Found by fuzz/http2.py: h2 takes a GOAWAY as the end of the connection and frames nothing
+    # more, so a worker's answer to a stream in flight raised ProtocolError (a fault) and a
+    # stream refused in the read that held the GOAWAY raised it out of data_received.
+    rig = FrontRig(tmp_path)
+    faults = []
+    rig.server.on_fault = faults.append
+    worker = rig.worker()
+    client = Client(rig)
+    sid = client.request()
+    [(stream, _, _)] = worker.requests()
+    client.raw(frame(7, 0, 0, struct.pack(">II", 0, 0)))   # GOAWAY NO_ERROR
+    assert client.transport.closed and client.proto.streams == {}
+    assert [t for t, _, s, _ in worker.frames() if s == stream] == [FrameType.CANCEL]
+    worker.respond(stream, b"late")   # a worker that answers anyway: dropped, no fault
+    assert faults == [] and sid == 1
+
+
+def test_requests_before_a_goaway_in_the_same_read_are_not_answered(tmp_path):
+    rig = FrontRig(tmp_path, limits=model.Limits(http2_max_concurrent_streams=1))
+    faults = []
+    rig.server.on_fault = faults.append
+    worker = rig.worker()
+    client = Client(rig)
+    encoder = hpack.Encoder()
+    heads = frame(1, 0x5, 1, encoder.encode(GET)) + frame(1, 0x5, 3, encoder.encode(GET))   # 3 over the limit
+    client.raw(heads + frame(7, 0, 0, struct.pack(">II", 0, 0)))
+    assert client.transport.closed and worker.requests() == [] and faults == []
