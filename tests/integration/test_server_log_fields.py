@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from conftest import RawConnection, free_port, wait_until
-from h2_support import H2Client, get_headers
+from h2_support import H2Client
 from tls_support import CA, client_context
 
 CONFIG = """\

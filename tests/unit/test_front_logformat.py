@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import textwrap
 
-import h2.events
 import pytest
 
 from front_fakes import FrontRig, make_config
