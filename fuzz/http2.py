@@ -29,7 +29,7 @@ exception":
 * nothing leaks: no fault, stream, worker slot, queue entry, timer, held body or response byte,
   or connection once the connection is lost;
 * split points do not change the outcome: both runs give the worker the same requests and bodies
-  and write the client the same responses: per stream the same header lists, DATA bytes,
+  (those it was not told to cancel) and write the client the same responses: per stream the same header lists, DATA bytes,
   END_STREAM and RST_STREAM codes, and the same GOAWAYs and PING acks. Not the same bytes: the
   acks and WINDOW_UPDATEs are framed as the reads come; a "stop sending" RST_STREAM NO_ERROR
   after an answer is sent only when the client's END_STREAM had not come in the same read; h2
@@ -541,7 +541,11 @@ def test_one_input(data: bytes) -> None:
     whole = drive(data, False, seed)
     pieces = drive(data, True, seed)
     if not (whole["failed"] or pieces["failed"] or whole["client_goaway"]):
-        assert whole["worker"] == pieces["worker"], (whole["worker"], pieces["worker"])
+        # (a request the front cancelled, because its stream was reset or closed, reached the
+        # worker or not by when the reset came: the requests compared are those not cancelled)
+        kept_a = [e for e in whole["worker"] if "cancelled" not in e[2]]
+        kept_b = [e for e in pieces["worker"] if "cancelled" not in e[2]]
+        assert kept_a == kept_b, (whole["worker"], pieces["worker"])
         # A stream the client reset is answered or not by whether the reset came in the read
         # that opened it (h2 had closed it by the time the front saw the request); so is one
         # the client sent a frame on after it closed (h2's RST_STREAM STREAM_CLOSED): left out.
