@@ -28,6 +28,8 @@ def test_every_key_is_documented():
                 assert f".{info.name}]`" in text, info.name  # a sub-table has its own section
             elif info.type == list[model.Application]:
                 assert "[[sites.applications]]" in text
+            elif info.type == list[model.CustomLogField]:
+                assert "[[sites.log.custom_fields]]" in text
             else:
                 assert f"| `{info.name}` |" in text, info.name
 

@@ -572,3 +572,79 @@ def test_x_forwarded_for_from_a_trusted_proxy_names_the_client_of_a_stream(tmp_p
     client.request(GET + [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")])
     [(_, head, _)] = worker.requests()
     assert head.client[0] == "203.0.113.7" and head.scheme == "https" and head.proxied
+
+
+def test_an_error_page_for_a_stream_whose_body_ended_in_the_same_read_is_sent_whole(tmp_path):
+    # Found by fuzz/http2.py: HEADERS (a host no binding takes) and DATA with END_STREAM in one
+    # read. h2 had closed the stream's remote side before the front answered the HEADERS, so the
+    # RST_STREAM meant to stop the body raised StreamClosedError out of data_received.
+    rig = FrontRig(tmp_path, sites=[model.Site(name="S", id=1, bindings=["http/*:8080:only.example"],
+                                               applications=[model.Application(path="/", pool="P")])])
+    rig.worker()
+    client = Client(rig)
+    sid = client.h2.get_next_available_stream_id()
+    client.h2.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"other"),
+                                 (b":path", b"/")])
+    client.h2.send_data(sid, b"abc", end_stream=True)
+    client.send()
+    events = client.events()
+    assert status_of(events, sid) == 400 and ended(events, sid)
+    assert not gone(client.transport)
+    assert client.proto.streams == {}
+
+
+@pytest.mark.parametrize("host, streams", [
+    (b"localhost", 1),   # a stream refused over the limit
+    (b"other", 100),     # a stream answered 400 (no binding takes the host)
+])
+def test_a_stream_h2_resets_later_in_the_same_read_is_not_answered_again(tmp_path, host, streams):
+    # Found by fuzz/http2.py: a HEADERS frame repeated on a stream the client already ended, in
+    # the read that opens it. h2 resets the stream itself (STREAM_CLOSED) while it parses the
+    # read; the front then handles the RequestReceived and its RST_STREAM (refusal) or error page
+    # raised StreamClosedError out of data_received.
+    rig = FrontRig(tmp_path, limits=model.Limits(http2_max_concurrent_streams=streams),
+                   sites=[model.Site(name="S", id=1, bindings=["http/*:8080:localhost"],
+                                     applications=[model.Application(path="/", pool="P")])])
+    worker = rig.worker()
+    client = Client(rig)
+    encoder = hpack.Encoder()
+    first = frame(1, 0x5, 1, encoder.encode(GET))
+    again = GET[:2] + [(b":authority", host), (b":path", b"/")]
+    twice = frame(1, 0x5, 3, encoder.encode(again)) + frame(1, 0x5, 3, encoder.encode(again))
+    client.raw(first + twice if streams == 1 else twice)
+    frames = raw_frames(client.transport.take())
+    resets = [struct.unpack(">I", p)[0] for t, _, s, p in frames if t == 3 and s == 3]
+    assert resets and all(code in (5, 7) for code in resets)   # STREAM_CLOSED / REFUSED_STREAM
+    assert not [t for t, _, s, _ in frames if s == 3 and t in (0, 1)]   # no HEADERS or DATA on it
+    assert not gone(client.transport) and 3 not in client.proto.streams
+    assert [h.path for _, h, _ in worker.requests()] == ([b"/"] if streams == 1 else [])
+
+
+def test_a_client_goaway_ends_the_connection_and_cancels_the_streams_in_flight(tmp_path):
+    # Found by fuzz/http2.py: h2 takes a GOAWAY as the end of the connection and frames nothing
+    # more, so a worker's answer to a stream in flight raised ProtocolError (a fault) and a
+    # stream refused in the read that held the GOAWAY raised it out of data_received.
+    rig = FrontRig(tmp_path)
+    faults = []
+    rig.server.on_fault = faults.append
+    worker = rig.worker()
+    client = Client(rig)
+    sid = client.request()
+    [(stream, _, _)] = worker.requests()
+    client.raw(frame(7, 0, 0, struct.pack(">II", 0, 0)))   # GOAWAY NO_ERROR
+    assert client.transport.closed and client.proto.streams == {}
+    assert [t for t, _, s, _ in worker.frames() if s == stream] == [FrameType.CANCEL]
+    worker.respond(stream, b"late")   # a worker that answers anyway: dropped, no fault
+    assert faults == [] and sid == 1
+
+
+def test_requests_before_a_goaway_in_the_same_read_are_not_answered(tmp_path):
+    rig = FrontRig(tmp_path, limits=model.Limits(http2_max_concurrent_streams=1))
+    faults = []
+    rig.server.on_fault = faults.append
+    worker = rig.worker()
+    client = Client(rig)
+    encoder = hpack.Encoder()
+    heads = frame(1, 0x5, 1, encoder.encode(GET)) + frame(1, 0x5, 3, encoder.encode(GET))   # 3 over the limit
+    client.raw(heads + frame(7, 0, 0, struct.pack(">II", 0, 0)))
+    assert client.transport.closed and worker.requests() == [] and faults == []

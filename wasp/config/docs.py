@@ -44,6 +44,15 @@ _SECTION_TEXT = {
         "least one site, and every site at least one binding (an empty file is an error, not a "
         "server that serves nothing)."),
     "sites.log": "The site's W3C extended access log, in `<log_dir>/W3SVC<id>/`.",
+    "sites.log.custom_fields": (
+        "IIS 8.5 custom log fields (logFile/customFields): columns after the standard ones, in the order "
+        "listed. With any, the site's file is `u_exYYMMDD_x.log`. A value is escaped as the other fields "
+        "(spaces as `+`, `-` when absent), cut at 4096 bytes (IIS's maxCustomFieldLength), and the custom "
+        "fields of a line together at 65,536 bytes. Server variables: HTTPS `on`/`off`, SERVER_PROTOCOL "
+        "(`HTTP/1.1`, `HTTP/2`), SERVER_PORT_SECURE `1`/`0`, CRYPT_PROTOCOL (the TLS version, e.g. "
+        "`TLSv1.3`) and CRYPT_CIPHER_ALG_ID (the cipher suite's OpenSSL name) where IIS writes SChannel's "
+        "numbers, REMOTE_ADDR, REMOTE_PORT, HTTP_HOST, SERVER_PORT, LOCAL_ADDR, REQUEST_METHOD, URL, "
+        "QUERY_STRING. A header logged twice is written once, its values joined by `,`."),
     "sites.http_errors": (
         "IIS httpErrors: the error page clients get when a request fails in a worker (a module's "
         "404, 403.14, 405, ... or a 500 for an app that raises); a response an app writes itself is "
@@ -284,7 +293,9 @@ def _cell(text: str) -> str:
 
 # Values for required keys in the generated full example.
 _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
-            ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html"}
+            ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html",
+            ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
+            ("CustomLogField", "source_type"): "server_variable"}
 
 
 def full_example() -> str:
@@ -307,7 +318,7 @@ def full_example() -> str:
 
 #: Arrays of tables that are empty by default: the full example shows one entry commented out, so
 #: that the file still loads as the defaults.
-_COMMENTED_ARRAYS = {"CacheProfile"}
+_COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -273,9 +273,47 @@ class Application(_Strict):
     caching: Caching = field(default_factory=Caching)  # keys not set here: the site's
 
 
+#: IIS logExtFileFlags by name (iis-behaviour.md §1.3 logFile); wasp/wire/w3c.py maps each to its
+#: field and writes them in IIS's order.
+LogFlag = Literal["Date", "Time", "ClientIP", "UserName", "SiteName", "ComputerName", "ServerIP",
+                  "Method", "UriStem", "UriQuery", "HttpStatus", "Win32Status", "BytesSent",
+                  "BytesRecv", "TimeTaken", "ServerPort", "UserAgent", "Cookie", "Referer",
+                  "ProtocolVersion", "Host", "HttpSubStatus"]
+#: IIS's default logExtFileFlags.
+DEFAULT_LOG_FLAGS = ("Date", "Time", "ClientIP", "UserName", "ServerIP", "Method", "UriStem", "UriQuery",
+                     "TimeTaken", "HttpStatus", "Win32Status", "ServerPort", "UserAgent", "HttpSubStatus",
+                     "Referer")
+
+
+class CustomLogField(_Strict):
+    """One IIS 8.5 custom log field (logFile/customFields `add`): a column after the standard ones."""
+
+    log_field_name: Annotated[str, doc(
+        "The column's name in the `#Fields` line (IIS's logFieldName), e.g. \"x-https\"; letters, "
+        "digits and `-_()`, at most 64."
+    )]
+    source_name: Annotated[str, doc(
+        "The request header, response header or server variable whose value is logged, e.g. "
+        "\"X-Forwarded-For\" or \"HTTPS\"."
+    )]
+    source_type: Annotated[Literal["request_header", "response_header", "server_variable"], doc(
+        "IIS's sourceType: RequestHeader, ResponseHeader or ServerVariable. Server variables: "
+        "HTTPS (on/off), SERVER_PROTOCOL, SERVER_PORT, SERVER_PORT_SECURE (1/0), CRYPT_PROTOCOL, "
+        "CRYPT_CIPHER_ALG_ID, REMOTE_ADDR, REMOTE_PORT, HTTP_HOST, REQUEST_METHOD, URL, QUERY_STRING, "
+        "LOCAL_ADDR."
+    )]
+
+
 class SiteLog(_Strict):
     enabled: Annotated[bool, doc("Write the W3C extended log for this site.")] = True
     period: Annotated[Literal["daily", "hourly"], doc("Log file rollover period (UTC).")] = "daily"
+    log_ext_file_flags: Annotated[list[LogFlag], doc(
+        "IIS logExtFileFlags by name: the fields each line has. They are written in IIS's order "
+        "whatever the order here: date time s-sitename s-computername s-ip cs-method cs-uri-stem "
+        "cs-uri-query s-port cs-username c-ip cs-version cs(User-Agent) cs(Cookie) cs(Referer) cs-host "
+        "sc-status sc-substatus sc-win32-status sc-bytes cs-bytes time-taken. The default is IIS's."
+    )] = field(default_factory=lambda: list(DEFAULT_LOG_FLAGS))
+    custom_fields: list[CustomLogField] = field(default_factory=list)
 
 
 class SiteBinding(_Strict):

@@ -17,6 +17,7 @@ from wasp.config.acme import ACME
 from wasp.config.model import (MAX_POOLS, MAX_SITES, UNIX_PREFIX, Application, CacheProfile,
                                CacheSettings, Config, Limits, Pool, Recycling, ServerSettings, Site,
                                SiteBinding, SiteLimits)
+from wasp.wire import w3c
 
 Add = Callable[[str, str], None]
 
@@ -240,10 +241,40 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
             else:
                 bindings[key] = f"{path} (site \"{site.name}\")"
         _check_applications(site, f"sites[{i}]", add, pool_names)
+        _check_custom_fields(site.log.custom_fields, f"sites[{i}].log.custom_fields", add)
     _check_tls_ports(config, add)
     _check_access(config, add)
     _check_proxy_protocol(config, add)
     _check_acme(config, add)
+
+
+_LOG_FIELD_NAME = re.compile(r"[A-Za-z0-9_()\-]{1,64}")
+_STANDARD_FIELDS = {name.lower() for _, name in w3c.FLAG_FIELDS}
+
+
+def _check_custom_fields(fields, path: str, add: Add) -> None:
+    """IIS 8.5 custom log fields: a column name of its own, a header name or a known server variable."""
+    seen: set[str] = set()
+    for k, entry in enumerate(fields):
+        if entry is None:
+            continue  # reported where it was decoded
+        at = f"{path}[{k}]"
+        name = entry.log_field_name
+        if not _LOG_FIELD_NAME.fullmatch(name):
+            add(f"{at}.log_field_name", f"\"{name}\" is not a log field name: 1 to 64 letters, digits, "
+                                        "'-', '_', '(' or ')'")
+        elif name.lower() in _STANDARD_FIELDS:
+            add(f"{at}.log_field_name", f"\"{name}\" is a standard field: choose it in log_ext_file_flags")
+        elif name.lower() in seen:
+            add(f"{at}.log_field_name", f"custom field \"{name}\" is already defined")
+        seen.add(name.lower())
+        source = entry.source_name
+        if entry.source_type == "server_variable":
+            if source.upper() not in w3c.SERVER_VARIABLES:
+                add(f"{at}.source_name", f"\"{source}\" is not a server variable wasp logs; known: "
+                                         + ", ".join(sorted(w3c.SERVER_VARIABLES)))
+        elif not _HEADER_NAME.fullmatch(source):
+            add(f"{at}.source_name", f"\"{source}\" is not an HTTP header name")
 
 
 def _check_acme(config: Config, add: Add) -> None:

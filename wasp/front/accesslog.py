@@ -3,7 +3,9 @@
 Lines are formatted by `wasp.wire.w3c`; this module owns the files. Like HTTP.sys, lines are
 buffered and written when 64 KiB have accumulated, and at the front's once-a-second tick, and at
 exit. A site's file is created at its first request (reference §5.7), under
-`<log_dir>/W3SVC<id>/u_exYYMMDD[HH].log`; a header block starts every file this process opens.
+`<log_dir>/W3SVC<id>/u_exYYMMDD[HH][_x].log` (`_x` when the site logs custom fields); a header
+block starts every file this process opens, and a new one is written into the file when the site's
+fields change (a reload), as IIS does.
 Writing is a plain append to the page cache; an error (disk full, permissions) drops lines and is
 remembered in `errors` for the process to report, it never takes the front down.
 
@@ -28,12 +30,13 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
 class _LogFile:
-    __slots__ = ("path", "fd", "key", "lines", "size", "written")
+    __slots__ = ("path", "fd", "key", "fields", "lines", "size", "written")
 
     def __init__(self) -> None:
         self.path = ""
         self.fd = -1
         self.key = ""
+        self.fields = ""    # the #Fields value of the header last written (W3C files)
         self.lines: list[bytes] = []
         self.size = 0       # bytes buffered
         self.written = 0    # bytes in the file so far (HTTPERR rollover)
@@ -95,15 +98,23 @@ class AccessLog(_Files):
         self.log_dir = log_dir
         self._sites: dict[int, _LogFile] = {}
 
-    def write(self, site_id: int, key: str, line: bytes, wall: float) -> None:
-        """`key` is the period key ("YYMMDD" or "YYMMDDHH") for the line's time."""
+    def write(self, site_id: int, key: str, line: bytes, wall: float, fields: str = w3c.W3C_FIELDS,
+              suffix: str = "") -> None:
+        """`key` is the period key ("YYMMDD" or "YYMMDDHH") for the line's time; `fields` and
+        `suffix` are the site's (logformat.LogFormat), IIS's default fields and "" by default."""
         f = self._sites.get(site_id)
         if f is None:
             f = self._sites[site_id] = _LogFile()
-        if f.key != key:
+        if f.key != key + suffix:
             self._close(f)
-            f.key = key
-            self._open(f, os.path.join(self.log_dir, w3c.w3c_file_name(site_id, key)), w3c.W3C_FIELDS, wall)
+            f.key = key + suffix
+            f.fields = fields
+            self._open(f, os.path.join(self.log_dir, w3c.w3c_file_name(site_id, key, suffix)), fields, wall)
+        elif f.fields is not fields and f.fields != fields:
+            f.fields = fields    # the site's fields changed: a new header block, same file
+            header = w3c.header(fields, wall)
+            f.lines.append(header)
+            f.size += len(header)
         f.lines.append(line)
         f.size += len(line)
         if f.size >= FLUSH_AT:

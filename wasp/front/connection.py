@@ -799,9 +799,10 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         else:
             close = True
         if self.state is _OPEN:
-            self.transport.write(error_response(
-                err.status, err.reason, server=server.server_header, date=server.date, close=close,
-                head_only=req.is_head))
+            page = error_response(err.status, err.reason, server=server.server_header, date=server.date,
+                                  close=close, head_only=req.is_head)
+            self._sent = len(page)
+            self.transport.write(page)
         req.close_after = close
         if err.reason in _W3C_REASONS:
             self._finish(req)

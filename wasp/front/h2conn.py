@@ -31,9 +31,9 @@ from __future__ import annotations
 import asyncio
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
-from h2.events import (ConnectionTerminated, DataReceived, RemoteSettingsChanged, RequestReceived,
+from h2.events import (DataReceived, RemoteSettingsChanged, RequestReceived,
                        StreamEnded, StreamReset, WindowUpdated)
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
@@ -56,6 +56,7 @@ CONNECTION_WINDOW = 1024 * 1024
 #: (connection.py's LINGER for HTTP/1.1 error pages).
 LINGER = 2.0
 
+_H2_CLOSED = ConnectionState.CLOSED
 _CONFIG = H2Configuration(client_side=False, header_encoding=None, normalize_outbound_headers=False)
 _OPEN = ConnState.OPEN
 _CLOSING = ConnState.CLOSING
@@ -150,6 +151,9 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
             # h2 queued its GOAWAY (PROTOCOL_ERROR, COMPRESSION_ERROR, ENHANCE_YOUR_CALM, ...).
             self._fail(None, "H2_" + type(exc).__name__)
             return
+        if self.h2.state_machine.state is _H2_CLOSED:
+            self._on_goaway_received()
+            return
         for event in events:
             if self.state is not _OPEN:
                 return
@@ -169,8 +173,6 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
                         self._pump(st)
             elif kind is StreamReset:
                 self._on_reset(event.stream_id, now)
-            elif kind is ConnectionTerminated:
-                self._on_goaway_received(event.error_code)
         self._flush()
 
     def connection_lost(self, exc) -> None:
@@ -215,7 +217,10 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
     def _on_request(self, sid: int, headers, ended: bool) -> None:
         server = self.server
         if self._goaway or len(self.streams) >= server.h2_max_streams:
-            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            try:
+                self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            except StreamClosedError:
+                pass   # h2 reset it already, for a later frame of this read (_stream_closed)
             if not self._goaway and not self._resets.take(server.loop.time()):
                 # Streams opened past the limit again and again: the rapid reset budget too.
                 self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "H2_RapidReset")
@@ -247,13 +252,14 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
         if in_flight and not self._resets.take(now):
             self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "H2_RapidReset")
 
-    def _on_goaway_received(self, code: int) -> None:
-        if code:
-            self._abort()
-            return
+    def _on_goaway_received(self) -> None:
+        """The client sent GOAWAY (whatever its code). h2 takes it as the end of the connection:
+        its state machine is CLOSED and it frames nothing more, neither the answers of streams in
+        flight nor those of requests that came before the GOAWAY in the same read (found by
+        fuzz/http2.py: a worker's answer raised ProtocolError). So the front ends the connection
+        as for a client that went away: the streams are dropped (their workers get CANCEL)."""
         self._goaway = True
-        if not self.streams:
-            self._close()
+        self._abort()
 
     # ================================================================ endings
     def _finish(self, req: Request) -> None:
@@ -264,7 +270,10 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
             self.server.log_access(self, req)
         if self.streams.get(st.sid) is st and st.reset_after:
             # The client was still sending a body we answered without: stop it (RFC 9113 §8.1).
-            self.h2.reset_stream(st.sid, ErrorCodes.NO_ERROR)
+            try:
+                self.h2.reset_stream(st.sid, ErrorCodes.NO_ERROR)
+            except StreamClosedError:
+                pass   # its END_STREAM came in the same read, after the HEADERS just answered
         self._forget(st)
 
     def _forget(self, st: H2Stream) -> None:

@@ -135,7 +135,7 @@ class H2RequestReader:
     def dispatched(self, req: Request) -> None:
         """Called by the worker link right after the REQUEST frame went out."""
         st = req.h2
-        if req.expect and not req.body_done and self.state is _OPEN:
+        if req.expect and not req.body_done and not self._stream_closed(st):
             self.h2.send_headers(st.sid, [(b":status", b"100")])
         if req.body_buf:
             self._push_body(req)

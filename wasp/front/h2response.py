@@ -36,7 +36,7 @@ _OPEN = ConnState.OPEN
 class H2Stream:
     """The HTTP/2 side of one request: response bytes waiting for the client's window."""
 
-    __slots__ = ("sid", "req", "out", "end", "unacked", "file", "log", "reset_after")
+    __slots__ = ("sid", "req", "out", "end", "unacked", "file", "log", "reset_after", "sent")
 
     def __init__(self, sid: int, req: Request):
         self.sid = sid
@@ -47,6 +47,7 @@ class H2Stream:
         self.file: FileSpanSender | None = None
         self.log = True          # W3C line at the end (False: the HTTPERR line is written)
         self.reset_after = False  # answered before the body ended: RST_STREAM NO_ERROR after
+        self.sent = 0            # bytes of the stream's HEADERS and DATA frames (the W3C sc-bytes)
 
 
 class H2ResponseWriter:
@@ -62,7 +63,15 @@ class H2ResponseWriter:
             out.append((b"date", server.date))
         if length >= 0 and not named & 1 and not req.no_body:
             out.append((b"content-length", b"%d" % length))
+        req.resp_headers = out
         return out
+
+    def _send_headers(self, st: H2Stream, head: list, end: bool = False) -> None:
+        """HEADERS on the stream; the bytes h2 framed for it count in the stream's sc-bytes."""
+        h2 = self.h2
+        before = len(h2._data_to_send)
+        h2.send_headers(st.sid, head, end_stream=end)
+        st.sent += len(h2._data_to_send) - before
 
     def on_response(self, req: Request, payload: bytes, fin: bool) -> None:
         substatus, length, block, body = unpack_response(payload)
@@ -94,7 +103,7 @@ class H2ResponseWriter:
             self._drop(req)
             return
         end = req.no_body or (fin and not body)
-        self.h2.send_headers(st.sid, head, end_stream=end)
+        self._send_headers(st, head, end)
         if end:
             self._finish(req)
         else:
@@ -122,7 +131,7 @@ class H2ResponseWriter:
             head.append((b"server", server.server_header))
         if b"date" not in named:
             head.append((b"date", server.date))
-        self.h2.send_headers(st.sid, head)
+        self._send_headers(st, head)
         req.move(Stage.SENDING)
         self._flush()
 
@@ -168,7 +177,7 @@ class H2ResponseWriter:
         if req.cache_hint is not None and req.cache_admit and status == 200 and not req.is_head:
             data = self.server.cache_file(req, block, span)
             if data is not None:   # stored: its bytes go out as DATA like a body
-                self.h2.send_headers(st.sid, head)
+                self._send_headers(st, head)
                 req.move(Stage.SENDING)
                 st.out.append(data)
                 st.end = True
@@ -176,7 +185,7 @@ class H2ResponseWriter:
                 self._flush()
                 return
         if req.no_body or length <= 0:
-            self.h2.send_headers(st.sid, head, end_stream=True)
+            self._send_headers(st, head, True)
             self._finish(req)
             self._flush()
             return
@@ -185,7 +194,7 @@ class H2ResponseWriter:
         except OSError:
             self._send_error(req, HttpError("cannot open the file to send", status=500, reason="Internal"))
             return
-        self.h2.send_headers(st.sid, head)
+        self._send_headers(st, head)
         req.move(Stage.SENDING)
         st.file = FileSpanSender(fd, span.offset, length, False)
         st.end = True
@@ -196,6 +205,9 @@ class H2ResponseWriter:
         """Answer a stream from the response cache (no worker): HEADERS + DATA, HEADERS alone for
         HEAD, or 304 when the request's validators match the entry's ETag / Last-Modified."""
         st = req.h2
+        if self._stream_closed(st):
+            self._drop(req)
+            return
         self._send_at = self.server.loop.time()
         self._begin_send(st)
         if (req.inm is not None or req.ims is not None) and entry.not_modified(req.inm, req.ims):
@@ -207,10 +219,10 @@ class H2ResponseWriter:
         head = self._fields(status, fields, named, length, req)   # (HEAD keeps content-length)
         req.no_body = req.is_head or status == 304
         if req.no_body:
-            self.h2.send_headers(st.sid, head, end_stream=True)
+            self._send_headers(st, head, True)
             self._finish(req)
         else:
-            self.h2.send_headers(st.sid, head)
+            self._send_headers(st, head)
             req.move(Stage.SENDING)
             st.out.append(entry.body)
             st.end = True
@@ -229,7 +241,13 @@ class H2ResponseWriter:
         self._sent = 0
 
     def _stream_closed(self, st: H2Stream) -> bool:
-        return self.state is not _OPEN or self.streams.get(st.sid) is not st
+        """The stream takes no more frames. While the events of one read are handled, h2 may
+        have closed it already for a later frame of that read (a HEADERS on a half-closed stream:
+        it sent RST_STREAM itself, and the StreamReset event comes after): ask h2 too."""
+        if self.state is not _OPEN or self.streams.get(st.sid) is not st:
+            return True
+        stream = self.h2.streams.get(st.sid)
+        return stream is None or stream.closed
 
     def _pump(self, st: H2Stream) -> None:
         """Send what the stream has within the client's windows, a frame at a time; the bytes
@@ -276,6 +294,7 @@ class H2ResponseWriter:
                     st.file = None
             last = st.end and not st.out and st.file is None
             h2.send_data(sid, chunk, end_stream=last)
+            st.sent += 9 + len(chunk)
             self.scan.data_frames_sent += 1
             sent += len(chunk)
             if last:
@@ -320,7 +339,7 @@ class H2ResponseWriter:
         head += [(b"date", server.date), (b"content-length", b"%d" % len(body))]
         req.no_body = req.is_head
         st.reset_after = not req.body_done
-        self.h2.send_headers(st.sid, head, end_stream=req.is_head)
+        self._send_headers(st, head, req.is_head)
         if req.is_head:
             self._finish(req)
         else:

@@ -35,6 +35,7 @@ from wasp.front.accept import ACCEPT_BATCH, SHARED_ACCEPT_BATCH, Acceptor
 from wasp.front.connection import HttpConnection
 from wasp.front.challenges import pending_from_message
 from wasp.front.server import Server
+from wasp.front.tls import quiet_bad_server_names
 from wasp.front.watch import FileWatcher
 from wasp.front.workers import WorkerLink
 from wasp.errors import HttpError
@@ -477,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     import uvloop
+
+    quiet_bad_server_names()
 
     async def run() -> int:
         return await Front(asyncio.get_running_loop(), args.control_fd, listen_fds, board).run()

@@ -78,7 +78,7 @@ class Request:
         "app", "pool", "link", "stream", "window", "body_buf", "body_buffered",
         # the response
         "status", "substatus", "win32", "chunked_out", "close_after", "unacked", "no_body",
-        "error", "file", "acme",
+        "error", "file", "acme", "resp_headers",
         # the response cache: key (None: never cached), frequently hit, the worker's CACHE hint,
         # and the request's validators (If-None-Match, If-Modified-Since)
         "cache_key", "cache_admit", "cache_hint", "no_cache", "inm", "ims",
@@ -141,6 +141,9 @@ class Request:
         self.scheme: str | None = None
         self.forwarded: list | None = None  # [Forwarded, X-Forwarded-For, X-Forwarded-Proto] values
         self.acme: bytes | None = None   # the key authorization of an HTTP-01 challenge it asks for
+        # The response's headers for a custom log field (logformat.py): the worker's block over
+        # HTTP/1.1, the header list sent over HTTP/2; None for the front's own answers.
+        self.resp_headers: bytes | list | None = None
         self.h2 = None
 
     def move(self, stage: Stage) -> None:

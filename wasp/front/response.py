@@ -74,6 +74,7 @@ class ResponseWriter:
         """Response head parts: status line and the app's headers, then what the front adds."""
         server = self.server
         status = req.status
+        req.resp_headers = block
         self._sent = 0
         self._send_t0 = server.loop.time()
         # Which of Content-Length, Server and Date the app sent, by first letter: one regex
@@ -199,13 +200,16 @@ class ResponseWriter:
             if data is not None:
                 parts = self._head(req, block, length)
                 parts.append(data)
-                self.transport.write(b"".join(parts))
+                data = b"".join(parts)
+                self._sent = len(data)
+                self.transport.write(data)
                 self._finish(req)
                 return
         parts = self._head(req, block, length)
         limited = self._buckets is not None
         if req.is_head or req.no_body or length <= 0:
             data = b"".join(parts)
+            self._sent = len(data)
             self.transport.write(data)
             if limited:
                 self._spend(len(data))
@@ -274,6 +278,7 @@ class ResponseWriter:
                 entry.wire = b"".join(self._head(req, entry.block, len(entry.body)) + [entry.body])
                 entry.wire_date = date_line
             data = entry.wire
+            req.resp_headers = entry.block
             self._send_t0 = self.server.loop.time()  # (_head, which sets it, did not run)
         else:
             req.status = 200

@@ -17,6 +17,7 @@ import ipaddress
 
 from wasp.config.bindings import parse_binding
 from wasp.config.model import UNIX_PREFIX, Config
+from wasp.front.logformat import compile_format
 from wasp.wire.http import InvalidHostname, host_key
 
 _HOST_CACHE_LIMIT = 4096
@@ -50,7 +51,7 @@ class AppEntry:
 
 
 class SiteEntry:
-    __slots__ = ("id", "name", "log_enabled", "log_period", "apps", "root", "single",
+    __slots__ = ("id", "name", "log_enabled", "log_period", "log_format", "apps", "root", "single",
                  "max_connections", "max_bandwidth", "connection_timeout")
 
     def __init__(self, site_id: int, name: str, log_enabled: bool, log_period: str):
@@ -61,6 +62,7 @@ class SiteEntry:
         self.name = name
         self.log_enabled = log_enabled
         self.log_period = log_period
+        self.log_format = None          # logformat.LogFormat; None = IIS's default fields
         self.apps: list[AppEntry] = []     # longest path first, root excluded
         self.root: AppEntry | None = None
         self.single = False                 # only a root application: no path to look at
@@ -145,6 +147,7 @@ class Router:
             if not site.server_auto_start:
                 continue
             entry = SiteEntry(site.id, site.name, site.log.enabled, site.log.period)
+            entry.log_format = compile_format(site.log, site.id)
             entry.max_connections = int(site.limits.max_connections)
             entry.max_bandwidth = int(site.limits.max_bandwidth)
             entry.connection_timeout = float(site.limits.connection_timeout)

@@ -340,10 +340,15 @@ class Server:
             return
         key = self.hour_key if site.log_period == "hourly" else self.day_key
         taken = int((self.loop.time() - req.t0) * 1000)
-        line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
-                               b"", req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status, req.substatus,
-                               req.win32, taken if taken > 0 else 0)
-        self.access_log.write(site.id, key, line, self.wall)
+        fmt = site.log_format
+        if fmt is None:   # IIS's default fields: the fast path
+            line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
+                                   b"", req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status,
+                                   req.substatus, req.win32, taken if taken > 0 else 0)
+            self.access_log.write(site.id, key, line, self.wall)
+        else:
+            line = fmt.line(conn, req, self.log_when, taken if taken > 0 else 0)
+            self.access_log.write(site.id, key, line, self.wall, fmt.fields, fmt.suffix)
 
     def log_error(self, conn, req: Request | None, status: int | None, reason: str) -> None:
         """One HTTPERR line for something the front answered (or a connection it dropped)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import sys
 from typing import NamedTuple
 
 from wasp.config.acme import ACME_TLS_ALPN, certificate_paths, is_acme
@@ -263,6 +264,32 @@ class TlsState:
             ssl_object.context = loaded.context
             return None
         return choose
+
+
+# ---- a ClientHello whose server name is not ASCII ----
+
+#: Handshakes refused because the ClientHello's server name was not ASCII (quiet_bad_server_names).
+refused_server_names = 0
+
+
+def quiet_bad_server_names() -> None:
+    """CPython decodes a ClientHello's server name as ASCII before it calls the SNI callback; a
+    name with other bytes (RFC 6066 allows only A-labels) fails the handshake with an alert, which
+    is right, but CPython also writes the UnicodeDecodeError and its traceback to stderr through
+    sys.unraisablehook, so every such hello would print five lines to the front's stderr. This
+    hook counts those (`refused_server_names`) and passes every other unraisable exception on to
+    the hook it replaces. Installed once by the front's main."""
+    previous = sys.unraisablehook
+
+    def hook(info) -> None:
+        global refused_server_names
+        exc = info.exc_value
+        if isinstance(exc, UnicodeDecodeError) and type(info.object) is bytes and exc.object == info.object:
+            refused_server_names += 1
+            return
+        previous(info)
+
+    sys.unraisablehook = hook
 
 
 # ---- what a connection tells the worker ----

@@ -17,6 +17,44 @@ SOFTWARE = f"wasp {__version__}"
 W3C_FIELDS = ("date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip "
               "cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken")
 
+#: Every logExtFileFlags flag and its field, in the order IIS writes them whatever the order they
+#: are listed in (iis-behaviour.md §5.7); custom fields follow.
+FLAG_FIELDS = (
+    ("Date", "date"), ("Time", "time"), ("SiteName", "s-sitename"), ("ComputerName", "s-computername"),
+    ("ServerIP", "s-ip"), ("Method", "cs-method"), ("UriStem", "cs-uri-stem"), ("UriQuery", "cs-uri-query"),
+    ("ServerPort", "s-port"), ("UserName", "cs-username"), ("ClientIP", "c-ip"), ("ProtocolVersion", "cs-version"),
+    ("UserAgent", "cs(User-Agent)"), ("Cookie", "cs(Cookie)"), ("Referer", "cs(Referer)"), ("Host", "cs-host"),
+    ("HttpStatus", "sc-status"), ("HttpSubStatus", "sc-substatus"), ("Win32Status", "sc-win32-status"),
+    ("BytesSent", "sc-bytes"), ("BytesRecv", "cs-bytes"), ("TimeTaken", "time-taken"),
+)
+
+#: IIS's customFields maxCustomFieldLength default: a custom field's value is cut to this many bytes;
+#: all custom fields of a line together are cut at MAX_CUSTOM_TOTAL (enhanced logging for IIS 8.5).
+MAX_CUSTOM_FIELD = 4096
+MAX_CUSTOM_TOTAL = 65536
+
+#: Server variables a custom field may log (source_type = "server_variable"), as IIS names them.
+SERVER_VARIABLES = frozenset({
+    "HTTPS", "SERVER_PROTOCOL", "SERVER_PORT", "SERVER_PORT_SECURE", "CRYPT_PROTOCOL",
+    "CRYPT_CIPHER_ALG_ID", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST", "REQUEST_METHOD", "URL",
+    "QUERY_STRING", "LOCAL_ADDR",
+})
+
+
+def fields_of(flags, custom_names=()) -> str:
+    """The `#Fields` value for a set of logExtFileFlags names and custom field names."""
+    chosen = set(flags)
+    return " ".join([name for flag, name in FLAG_FIELDS if flag in chosen] + list(custom_names))
+
+
+def custom_field(value: bytes | None, room: int) -> bytes:
+    """A custom field's value: escaped as the other fields, at most MAX_CUSTOM_FIELD bytes and at
+    most `room` (what is left of MAX_CUSTOM_TOTAL on the line); `-` when empty or no room."""
+    if not value or room <= 0:
+        return b"-"
+    return value[:min(MAX_CUSTOM_FIELD, room)].translate(_ESCAPE)
+
+
 HTTPERR_FIELDS = ("date time c-ip c-port s-ip s-port cs-version cs-method cs-uri streamid "
                   "sc-status s-siteid s-reason s-queuename")
 
@@ -50,9 +88,10 @@ def period_key(timestamp: float, period: str) -> str:
     return "%02d%02d%02d" % (t.tm_year % 100, t.tm_mon, t.tm_mday)
 
 
-def w3c_file_name(site_id: int, key: str) -> str:
-    """Relative to server.log_dir: W3SVC<id>/u_ex<key>.log (`u_`: the log is UTF-8)."""
-    return f"W3SVC{site_id}/u_ex{key}.log"
+def w3c_file_name(site_id: int, key: str, suffix: str = "") -> str:
+    """Relative to server.log_dir: W3SVC<id>/u_ex<key>.log (`u_`: the log is UTF-8); `suffix` is
+    "_x" when the site logs custom fields (u_ex<key>_x.log, as IIS 8.5)."""
+    return f"W3SVC{site_id}/u_ex{key}{suffix}.log"
 
 
 def httperr_file_name(number: int) -> str:
