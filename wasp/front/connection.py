@@ -685,23 +685,11 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
     def _push_body(self, req: Request) -> None:
         """Send buffered body bytes within the stream's window; END once all is sent."""
         link = req.link
-        buf = req.body_buf
-        window = req.window
-        sent = 0
-        while buf and window > 0:
-            chunk = buf[0]
-            if len(chunk) <= window:
-                buf.pop(0)
-            else:
-                buf[0] = chunk[window:]
-                chunk = chunk[:window]
-            window -= len(chunk)
-            sent += len(chunk)
+        before = req.body_buffered
+        for chunk in req.take_window():
             link.send_body(req, chunk)
-        req.window = window
-        req.body_buffered -= sent
-        self._buffered -= sent
-        if not buf and req.body_done and self.state is _OPEN:
+        self._buffered -= before - req.body_buffered
+        if not req.body_buf and req.body_done and self.state is _OPEN:
             link.send_end(req)
         if self._read_paused:
             self._flow()

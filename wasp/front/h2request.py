@@ -189,20 +189,11 @@ class H2RequestReader:
         link = req.link
         if link is None or not link.owns(req):
             return
-        buf = req.body_buf
         sid = req.h2.sid
-        while buf and req.window > 0:
-            chunk = buf[0]
-            if len(chunk) <= req.window:
-                buf.pop(0)
-            else:
-                buf[0] = chunk[req.window:]
-                chunk = chunk[:req.window]
-            req.window -= len(chunk)
-            req.body_buffered -= len(chunk)
+        for chunk in req.take_window():
             link.send_body(req, chunk)
             self.h2.acknowledge_received_data(len(chunk), sid)
-        if not buf and req.body_done:
+        if not req.body_buf and req.body_done:
             link.send_end(req)
 
     def _on_stream_ended(self, sid: int) -> None:

@@ -154,3 +154,23 @@ class Request:
     @property
     def has_body(self) -> bool:
         return self.chunked or self.content_length > 0
+
+    def take_window(self) -> list:
+        """The buffered body chunks that fit the worker's window for this stream, taken off
+        `body_buf` (the last one split when it does not fit whole); `window` and `body_buffered`
+        drop by their bytes. HTTP/1.1 bodies, tunnels and HTTP/2 streams all send with it."""
+        buf = self.body_buf
+        window = self.window
+        taken = []
+        while buf and window > 0:
+            chunk = buf[0]
+            if len(chunk) <= window:
+                buf.pop(0)
+            else:
+                buf[0] = chunk[window:]
+                chunk = chunk[:window]
+            window -= len(chunk)
+            taken.append(chunk)
+        self.body_buffered -= self.window - window
+        self.window = window
+        return taken

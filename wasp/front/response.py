@@ -401,16 +401,7 @@ class ResponseWriter:
 
     def _push_tunnel(self, req: Request) -> None:
         link = req.link
-        buf = req.body_buf
-        while buf and req.window > 0:
-            chunk = buf[0]
-            if len(chunk) <= req.window:
-                buf.pop(0)
-            else:
-                buf[0] = chunk[req.window:]
-                chunk = chunk[:req.window]
-            req.window -= len(chunk)
-            req.body_buffered -= len(chunk)
+        for chunk in req.take_window():
             link.send_body(req, chunk)
         want = req.body_buffered > TUNNEL_BUFFER_LIMIT
         if want != self._read_paused and self.state is _TUNNEL:
