@@ -36,7 +36,7 @@ from wasp.wire.chunked import ChunkScanner, head_end
 from wasp.wire.h2rules import PREFACE
 from wasp.wire.heads import HeadScanner
 from wasp.wire.http import (AppPoolUnavailable, CertRequired, EntityTooLarge, FieldTooLong,
-                            InvalidHeader, InvalidHostname, InvalidUrl, InvalidVerb, NoApplication,
+                            InvalidHeader, InvalidHostname, InvalidUrl, InvalidVerb,
                             RequestTooLong, SslRequired, UnknownEncoding, UrlTooLong,
                             VersionNotSupported, error_response)
 from wasp.wire.urls import cook_target
@@ -566,12 +566,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 else:
                     req.move(Stage.WAITING)
                 return
-        site = self.table.site_for(host)
-        if site is None:
-            raise InvalidHostname("no binding matches the host")
-        app = site.app_for(path)
-        if app is None:
-            raise NoApplication("no application for the path")
+        site, app = self.table.route(host, path)
         req.app = app
         req.pool = app.queue
         if app.access:

@@ -16,8 +16,8 @@ from wasp.errors import BadRequest
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.routing import ACCESS_REQUIRE_CERT, ACCESS_SSL
 from wasp.wire.h2rules import request_fields, websocket_request
-from wasp.wire.http import (CertRequired, EntityTooLarge, FieldTooLong, InvalidHostname, NoApplication,
-                            RequestTooLong, SslRequired, UrlTooLong)
+from wasp.wire.http import (CertRequired, EntityTooLarge, FieldTooLong, RequestTooLong, SslRequired,
+                            UrlTooLong)
 from wasp.wire.urls import cook_target
 
 _FORWARDED = {b"forwarded": 0, b"x-forwarded-for": 1, b"x-forwarded-proto": 2}
@@ -91,12 +91,7 @@ class H2RequestReader:
         path, query, _ = cook_target(target)
         req.path = path
         req.query = query
-        site = self.table.site_for(req.host)
-        if site is None:
-            raise InvalidHostname("no binding matches the host")
-        app = site.app_for(path)
-        if app is None:
-            raise NoApplication("no application for the path")
+        site, app = self.table.route(req.host, path)
         req.app = app
         req.pool = app.queue
         if app.access:

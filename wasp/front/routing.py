@@ -18,7 +18,7 @@ import ipaddress
 from wasp.config.bindings import parse_binding
 from wasp.config.model import UNIX_PREFIX, Config
 from wasp.front.logformat import compile_format
-from wasp.wire.http import InvalidHostname, host_key
+from wasp.wire.http import InvalidHostname, NoApplication, host_key
 
 _HOST_CACHE_LIMIT = 4096
 
@@ -109,6 +109,18 @@ class LocalTable:
             cache.clear()
         cache[host] = site
         return site
+
+    def route(self, host: bytes | None, path: bytes) -> tuple[SiteEntry, AppEntry]:
+        """The site and application of a request (a raw Host value, a cooked path). Raises
+        InvalidHostname (400) when no binding takes the host, NoApplication (404) when no
+        application of the site holds the path."""
+        site = self.site_for(host)
+        if site is None:
+            raise InvalidHostname("no binding matches the host")
+        app = site.app_for(path)
+        if app is None:
+            raise NoApplication("no application for the path")
+        return site, app
 
 
 def _norm_ip(ip: str) -> str:
