@@ -132,6 +132,90 @@ def test_a_sequential_race_admits_exactly_one():
     assert [v.reserve(SITE + 9, v.own(SITE + 9) + 1, 10) for v in views] == [True, False, False]
 
 
+def _memfd_board(fronts: int):
+    import mmap
+    import os
+    fd = os.memfd_create("wasp-scoreboard-test")
+    os.ftruncate(fd, sb.size_for(fronts))
+    region = mmap.mmap(fd, sb.size_for(fronts))
+    sb.initialize(region, fronts)
+    return fd, region
+
+
+def _blocked_on_lock(pid: int) -> bool:
+    """/proc/locks lists a process waiting for a POSIX lock with "->"."""
+    with open("/proc/locks") as f:
+        return any("->" in line and f" {pid} " in f" {line} ".replace(":", " ") for line in f)
+
+
+def test_an_exact_reservation_waits_for_a_pending_one_instead_of_refusing():
+    """Front 1 (a child process) holds the region's lock with a reservation of the last place
+    pending, the one it will give back. Front 0 asks for that place with exact=True: it must
+    wait for the lock (seen in /proc/locks) and then get the place, where a lock-free check
+    would have seen front 1's pending count and refused a place that was free."""
+    import fcntl
+    import os
+    import time
+
+    fd, region = _memfd_board(2)
+    limit = 4
+    cell = QUEUED + 3
+    mine = Scoreboard(region, 0, lock_fd=fd)
+    mine.set(cell, 1)
+    other = Scoreboard(region, 1, lock_fd=fd)
+    other.set(cell, 2)                        # one place left: 1 + 2 of 4
+    ready_r, ready_w = os.pipe()
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:   # front 1
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            other.set(cell, 3)                # its reservation of the last place, pending
+            os.write(ready_w, b"x")
+            deadline = time.monotonic() + 20
+            while not _blocked_on_lock(parent) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            other.set(cell, 2)                # it gives the place back
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"x"
+        assert mine.reserve(cell, 2, limit) is False   # lock-free: sees the pending place
+        assert mine.reserve(cell, 2, limit, exact=True) is True
+        assert mine.total(cell) == limit
+    finally:
+        os.waitpid(child, 0)
+        os.close(ready_r)
+        os.close(ready_w)
+        del mine, other
+        region.close()
+        os.close(fd)
+
+
+def test_far_from_the_bound_an_exact_reservation_takes_no_lock():
+    import fcntl
+    import os
+
+    fd, region = _memfd_board(2)
+    mine = Scoreboard(region, 0, lock_fd=fd)
+    locks = []
+    real = fcntl.lockf
+    fcntl.lockf = lambda *a: locks.append(a) or real(*a)
+    try:
+        assert all(mine.reserve(CONNS, n, 100, exact=True) for n in range(1, 50))
+        assert locks == []
+        Scoreboard(region, 1).set(CONNS, 50)
+        assert mine.reserve(CONNS, 50, 100, exact=True) is True     # 100 of 100: the last place
+        assert mine.reserve(CONNS, 51, 100, exact=True) is False
+        assert len(locks) == 4                                       # two reservations locked
+    finally:
+        fcntl.lockf = real
+        del mine
+        region.close()
+        os.close(fd)
+
+
 def test_zero_column_forgets_a_dead_front():
     buf = board(2)
     a, b = Scoreboard(buf, 0), Scoreboard(buf, 1)

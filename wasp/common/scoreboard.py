@@ -20,20 +20,31 @@ starts (the writer is gone then). A cell holds the front's absolute count (not a
 slot that changes owner is made right by the next write.
 
 Admission is *reserve, then check*: write the new own count, issue a full memory barrier, sum
-the row; over the bound, write the old count back and refuse. Of two fronts racing for the last
-place both may refuse (each sees the other's reservation), never both admit past the bound: the
-barrier keeps a front's own store from being ordered after its loads of the others' cells (on
-x86 a store may otherwise sit in the store buffer while later loads complete, the one reordering
-TSO allows, which is exactly the race). In Python the barrier is a `threading.Lock` acquire and
-release: CPython implements them with atomic read-modify-write instructions (sem_trywait and
-sem_post, a LOCK-prefixed cmpxchg / xadd on x86), each a full barrier for the executing CPU.
-With one front nothing is shared and no barrier is taken.
+the row; over the bound, write the old count back and refuse. Never do two fronts admit past the
+bound: the barrier keeps a front's own store from being ordered after its loads of the others'
+cells (on x86 a store may otherwise sit in the store buffer while later loads complete, the one
+reordering TSO allows, which is exactly the race). In Python the barrier is a `threading.Lock`
+acquire and release: CPython implements them with atomic read-modify-write instructions
+(sem_trywait and sem_post, a LOCK-prefixed cmpxchg / xadd on x86), each a full barrier for the
+executing CPU. With one front nothing is shared and no barrier is taken.
+
+Of two fronts racing for the last place both may refuse (each sees the other's reservation).
+For a worker's capacity that costs nothing visible (the request waits for the next dispatch);
+for a bound whose refusal the client sees (a queue's QueueFull 503, a connection cap's
+ConnLimit 503) `reserve(..., exact=True)` closes that gap: when the place asked for is among the
+last `fronts - 1` (where every other front's one pending reservation could be the one that takes
+it), the reservation is made under an exclusive lock of the region (fcntl on the memfd, two
+syscalls), so such reservations go one at a time and each sees only counts that stand. A front
+reserving further from the bound, lock-free, is never refused, so what a locked reservation sees
+of it is real; if a lock-free check fails after all (the others moved more than one place while
+this front was descheduled), it retries under the lock.
 
 Unit tests use a bytearray; the fronts and the manager use an mmap of the memfd.
 """
 
 from __future__ import annotations
 
+import fcntl
 import struct
 import threading
 
@@ -87,9 +98,12 @@ def zero_column(buf, front: int) -> None:
 class Scoreboard:
     """Front `index`'s view of a scoreboard region (`buf`: bytearray or mmap)."""
 
-    __slots__ = ("cells", "fronts", "index", "_base", "_bases", "_others", "_fence")
+    __slots__ = ("cells", "fronts", "index", "_base", "_bases", "_others", "_fence", "_lock_fd",
+                 "_margin")
 
-    def __init__(self, buf, index: int):
+    def __init__(self, buf, index: int, lock_fd: int | None = None):
+        """`lock_fd`: the region's file (the memfd), for `reserve(exact=True)`; without one an
+        exact reservation is an ordinary one (a bytearray in unit tests)."""
         view = memoryview(buf).cast("B")
         if len(view) < PAGE:
             raise ScoreboardError("the scoreboard region is too small")
@@ -110,6 +124,8 @@ class Scoreboard:
         self._bases = tuple(f * _COLUMN for f in range(fronts))
         self._others = tuple(f * _COLUMN for f in range(fronts) if f != index)
         self._fence = threading.Lock()
+        self._lock_fd = lock_fd if fronts > 1 else None
+        self._margin = fronts - 1
 
     @property
     def shared(self) -> bool:
@@ -146,24 +162,43 @@ class Scoreboard:
             n += cells[base + cell]
         return n
 
-    def reserve(self, cell: int, value: int, limit: int) -> bool:
+    def reserve(self, cell: int, value: int, limit: int, exact: bool = False) -> bool:
         """Set own `cell` to `value` (one more than it holds) if every front's total stays
-        within `limit`; otherwise leave it as it was and return False."""
+        within `limit`; otherwise leave it as it was and return False. `exact`: never refuse
+        a place that is free (module docstring)."""
         cells = self.cells
         at = self._base + cell
         old = cells[at]
         if value > _MAX_CELL:
             return False
+        if not self._others:
+            if value > limit:
+                return False
+            cells[at] = value
+            return True
+        exact = exact and self._lock_fd is not None
+        if exact and value + self.others(cell) + self._margin > limit:
+            return self._reserve_locked(cell, at, old, value, limit)
         cells[at] = value
-        if self._others:
+        self._barrier()
+        if value + self.others(cell) > limit:
+            cells[at] = old
+            return self._reserve_locked(cell, at, old, value, limit) if exact else False
+        return True
+
+    def _reserve_locked(self, cell: int, at: int, old: int, value: int, limit: int) -> bool:
+        fd = self._lock_fd
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        try:
+            cells = self.cells
+            cells[at] = value
             self._barrier()
             if value + self.others(cell) > limit:
                 cells[at] = old
                 return False
-        elif value > limit:
-            cells[at] = old
-            return False
-        return True
+            return True
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
 
     def column(self, front: int) -> list[int]:
         """A front's published non-zero cells, {cell: count} as pairs (for tests and status)."""

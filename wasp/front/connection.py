@@ -146,7 +146,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                  "s_port", "deadline", "timer", "_cur", "_pending", "_in_head", "_heads", "_head_scan",
                  "_scan", "_tail",
                  "_read_paused", "_write_paused", "_buffered", "_broken", "_eof", "_upgrading",
-                 "_early", "_sockfd", "tls",
+                 "_early", "_sockfd", "tls", "_refused",
                  # QoS and proxies (qos.py)
                  "scheme", "proxied", "site_id", "_idle", "_proxy", "_buckets", "_chunk",
                  "_throttled", "_tpaused", "_sent", "_send_t0")
@@ -184,6 +184,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self._upgrading = False
         self._early: list[bytes] | None = None   # tunnel bytes that came before the 101
         self._sockfd = -1
+        self._refused = False
         self.tls = None   # TlsInfo of a TLS connection
         self.scheme = "http"
         self.proxied = False        # peer/scheme named by a trusted PROXY header
@@ -243,6 +244,8 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self.deadline = server.loop.time() + server.idle_timeout
         self.timer = "Timer_ConnectionIdle"
         if server.over_connection_limit():
+            server.refused += 1
+            self._refused = True
             self._error_before_request(AppPoolUnavailable("ConnLimit"))
             return
         self._buckets = server.buckets_for(0)
@@ -425,6 +428,8 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self.state = _CLOSED
         server = self.server
         server.connections.discard(self)
+        if self._refused:
+            server.refused -= 1
         server.connection_closed()
         self._leave_site()
         pending = self._pending

@@ -444,8 +444,7 @@ def map_scoreboard(fd: int, index: int, count: int) -> Scoreboard:
     OSError for a descriptor that is not one."""
     size = os.fstat(fd).st_size
     region = mmap.mmap(fd, size)
-    os.close(fd)
-    board = Scoreboard(region, index)
+    board = Scoreboard(region, index, lock_fd=fd)   # the fd stays open: exact reservations lock it
     if board.fronts != count:
         raise ScoreboardError(f"the scoreboard holds {board.fronts} fronts, not {count}")
     return board

@@ -88,7 +88,7 @@ class QosMixin:
         if cell is not None:
             # Every front's connections count (wasp/common/scoreboard.py: reserve, then check).
             if site.max_connections > 0:
-                if not server.board.reserve(cell, n + 1, site.max_connections):
+                if not server.board.reserve(cell, n + 1, site.max_connections, exact=True):
                     raise AppPoolUnavailable("ConnLimit")
             else:
                 server.board.set(cell, n + 1)

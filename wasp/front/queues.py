@@ -169,7 +169,7 @@ class Dispatcher:
                 worker.dispatch(request)
                 return
         # Reserve the place across every front, then check (wasp/common/scoreboard.py).
-        if not self.board.reserve(pool.cell, len(queue) + 1, pool.limit):
+        if not self.board.reserve(pool.cell, len(queue) + 1, pool.limit, exact=True):
             raise AppPoolUnavailable("QueueFull", close=pool.tcp_level)
         request.move(Stage.QUEUED)
         request.queued_at = now

@@ -53,6 +53,9 @@ class Server:
         self.dispatcher = Dispatcher(self._demand, self.board, self._starved)
         self._starved_timer = None
         self.connections: set = set()
+        #: Of those, connections refused for the connection cap (ConnLimit) that are still
+        #: closing: they hold a socket but no place, so they do not count against any limit.
+        self.refused = 0
         self.links: dict[int, object] = {}
         self.ids = itertools.count(self.board.index + 1, self.board.fronts)
         self.site_cells: dict[int, int] = {}
@@ -133,19 +136,23 @@ class Server:
         board = self.board
         if self.max_connections <= 0:
             if board.shared:
-                board.set(CONNS, len(self.connections))
+                board.set(CONNS, self.counted())
             return False
-        return not board.reserve(CONNS, len(self.connections), self.max_connections)
+        return not board.reserve(CONNS, self.counted(), self.max_connections, exact=True)
+
+    def counted(self) -> int:
+        """Open connections that hold a place: every one but those refused and closing."""
+        return len(self.connections) - self.refused
 
     def connection_closed(self) -> None:
         if self.max_connections > 0 or self.board.shared:
-            self.board.set(CONNS, len(self.connections))
+            self.board.set(CONNS, self.counted())
 
     def over_accept_share(self, starting: int) -> bool:
         """Several fronts: this front (with `starting` connections accepted, not yet made)
         holds well over its share of every front's connections (accept.py)."""
         board = self.board
-        own = len(self.connections) + starting
+        own = self.counted() + starting
         return over_share(own, board.others(CONNS) + own, board.fronts)
 
     def _starved(self) -> None:
@@ -182,7 +189,7 @@ class Server:
             if cell is not None:
                 bucket.share(self.site_connections.get(site_id, 0), board.total(cell))
         if self.global_bucket is not None:
-            self.global_bucket.share(len(self.connections), board.total(CONNS))
+            self.global_bucket.share(self.counted(), board.total(CONNS))
 
     def buckets_for(self, site_id: int) -> tuple | None:
         """The buckets a connection of `site_id` (0: not known yet) spends from; None: no limit."""
