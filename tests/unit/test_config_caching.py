@@ -61,8 +61,19 @@ enable_kernel_cache = true
 extension = "*"
 """
     own = load(site, app).sites[0].applications[0]
-    assert [p.extension for p in own.caching.profiles] == ["*"]         # its own list replaces them
+    # profiles is IIS's collection keyed by extension: an array adds after the inherited entries,
+    assert [p.extension for p in own.caching.profiles] == [".html", "*"]
     assert own.caching.enable_kernel_cache is False
+    # { clear = true, add = [...] } replaces them, and adding an inherited extension is an error.
+    app = """[sites.applications.caching]
+profiles = { clear = true, add = [ { extension = "*" } ] }
+"""
+    own = load(site, app).sites[0].applications[0]
+    assert [p.extension for p in own.caching.profiles] == ["*"]
+    with pytest.raises(ConfigError) as info:
+        load(site, """[[sites.applications.caching.profiles]]\nextension = ".HTML"\n""")
+    assert "sites[0].applications[0].caching.profiles[0]" in str(info.value)
+    assert "already in the list (sites[0].caching.profiles[0])" in str(info.value)
 
 
 @pytest.mark.parametrize("text,message", [

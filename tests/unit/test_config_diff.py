@@ -95,3 +95,13 @@ def test_added_and_removed_pools_are_not_changed_pools():
     assert changed(new) == set()
     assert added_pools(load_text(BASE), load_text(new)) == {"fresh"}
     assert removed_pools(load_text(BASE), load_text(new)) == {"idle"}
+
+
+def test_server_level_section_changes_every_pool_with_an_application():
+    assert changed("[default_document]\nfiles = [\"home.html\"]\n" + BASE) == {"a", "b"}
+
+
+def test_site_level_section_changes_the_pools_of_that_site():
+    two = BASE.replace('bindings = ["http/*:8081:"]\n', 'bindings = ["http/*:8081:"]\n'
+                       '[sites.modules]\nremove = ["http_cache"]\n')
+    assert changed(two) == {"b"}

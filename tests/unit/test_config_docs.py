@@ -5,8 +5,9 @@ from __future__ import annotations
 import pathlib
 
 import msgspec
+import pytest
 
-from wasp.config import model
+from wasp.config import model, sections
 from wasp.config.docs import EXAMPLE, default_output, full_example, render
 from wasp.config.load import load_text
 
@@ -49,4 +50,13 @@ def test_full_example_loads_and_equals_the_defaults():
     plain = load_text('[[pools]]\nname = "DefaultAppPool"\n[[sites]]\nname = "Default Web Site"\nid = 1\n'
                       'bindings = ["http/*:8080:"]\n[[sites.applications]]\npath = "/"\napp = "m:app"\n')
     config.pool_defaults = plain.pool_defaults
+    # The example writes every section at server level (and http_errors, caching, access for the
+    # site and application): they resolve to the defaults, which is all the plain file has.
+    assert set(config.sections["server"]) == set(sections.registered())
+    for site, app in ((s, a) for s in config.sites for a in s.applications):
+        levels = sections.application_levels(config.sections, site.id, f"{site.id}{app.path}")
+        effective, _ = sections.resolve(levels, lambda path, message: pytest.fail(f"{path}: {message}"))
+        for name, entry in sections.registered().items():
+            assert getattr(effective, name) == entry.cls(), name
+    config.sections = plain.sections
     assert config == plain

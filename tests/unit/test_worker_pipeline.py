@@ -216,3 +216,42 @@ def test_default_pipeline_maps_static_then_app(tmp_path):
 
 def test_not_found_defaults():
     assert (NotFound().status, NotFound().substatus) == (404, 0)
+
+
+def test_native_modules_of_the_modules_section_are_the_registered_ones_in_iis_order():
+    # The `modules` section's default names only modules that exist: every native module
+    # registered in the worker, in IIS's order (wasp/config/sections/modules.py).
+    from wasp.config.sections.modules import NATIVE_MODULES
+    assert set(NATIVE_MODULES) == {m for m in registered() if not m.startswith("t.")}
+    assert DEFAULT_MODULES == NATIVE_MODULES
+
+
+def test_the_modules_section_decides_the_pipeline(tmp_path):
+    tables = {"server": {"modules": {"remove": ["http_cache"]}},
+              "applications": {"1/": {"modules": {"remove": ["default_document"]}}}}
+    app = make_app(physical_path=str(tmp_path), tables=tables)
+    assert [m.id for m in Pipeline(app).modules] == ["static_file", "python_app"]
+    other = make_app("/other", physical_path=str(tmp_path), tables=tables)
+    assert [m.id for m in Pipeline(other).modules] == ["default_document", "static_file", "python_app"]
+
+
+def test_a_python_module_entry_is_refused_until_python_modules_exist():
+    tables = {"server": {"modules": [{"name": "api_key", "type": "mine:ApiKey"}]}}
+    with pytest.raises(ModuleError, match="api_key"):
+        Pipeline(make_app(tables=tables))
+
+
+def test_ctx_config_is_the_application_s_effective_sections():
+    tables = {"server": {"default_document": {"files": ["home.html"]}},
+              "sites": {"1": {"http_errors": {"error_mode": "Custom"}}}}
+    app = make_app(tables=tables, default_documents=None)
+    ctx = make_ctx(app)
+    assert ctx.config is app.sections
+    assert ctx.config.default_document.files[0] == "home.html"
+    assert ctx.config.http_errors.error_mode == "Custom"
+
+
+def test_a_bad_table_the_loader_never_sent_is_a_load_failure():
+    from wasp.errors import AppLoadError
+    with pytest.raises(AppLoadError, match="default_document.enabled"):
+        make_app(tables={"server": {"default_document": {"enabled": "yes"}}})

@@ -83,9 +83,10 @@ def _parse(block: bytes):
     return int(lines[0][:3]), headers
 
 
-def make_app(path="/", **fields) -> Application:
+def make_app(path="/", tables=None, **fields) -> Application:
+    """An application of site 1; `tables` is a Config.sections (the raw section tables)."""
     site = model.Site(name="S", id=1, bindings=["http/*:80:"])
-    return Application(site, model.Application(path=path, **fields))
+    return Application(site, model.Application(path=path, **fields), tables)
 
 
 def make_ctx(app, method="GET", path="/", query=b"", headers=(), client=("10.1.2.3", 4000),

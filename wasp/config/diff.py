@@ -1,6 +1,7 @@
 """What a config reload changes, pool by pool: the manager recycles the pools whose workers would
-now run differently (their own settings, or any application they host, or the bindings of a site
-they serve), starts added pools and stops removed ones.
+now run differently (their own settings, or any application they host, the bindings of a site
+they serve, or a system.webServer section of the server, site or application), starts added pools
+and stops removed ones.
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ def _by_name(config: Config) -> dict[str, Pool]:
 def _hosted(config: Config) -> dict[str, list[bytes]]:
     """Per pool, a sorted fingerprint of each application it runs with its site id and bindings."""
     hosted: dict[str, list[bytes]] = {}
+    tables = config.sections or {}
+    server = tables.get("server") or {}
     for site in config.sites:
         bindings = sorted(_normal(b) for b in site.bindings)
+        site_tables = (tables.get("sites") or {}).get(str(site.id)) or {}
         for app in site.applications:
-            fingerprint = msgspec.msgpack.encode([site.id, bindings, app], enc_hook=_builtin)
+            # The section tables of its levels too: a worker merges them itself.
+            app_tables = (tables.get("applications") or {}).get(f"{site.id}{app.path}") or {}
+            fingerprint = msgspec.msgpack.encode([site.id, bindings, app, server, site_tables, app_tables],
+                                                 enc_hook=_builtin)
             hosted.setdefault(app.pool, []).append(fingerprint)
     for fingerprints in hosted.values():
         fingerprints.sort()

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from wasp.config import sections
 from wasp.config.decode import unwrap
 from wasp.config.model import Config, Duration, Pool, SiteBinding, Size
 from wasp.config.units import format_duration, format_size
@@ -142,6 +143,33 @@ expanded.
 """
 
 
+_SECTIONS_INTRO = """\
+## system.webServer sections
+
+IIS's `system.webServer` sections, by their snake_case names. Each may be written at every level
+and is inherited downwards:
+
+| level | where | example |
+| --- | --- | --- |
+| server | a top-level table | `[default_document]` |
+| site | under its `[[sites]]` | `[sites.default_document]` |
+| application | under its `[[sites.applications]]` | `[sites.applications.default_document]` |
+
+A level writes only the keys it changes. A scalar key replaces the value above it; a sub-table
+merges key by key; a **collection** (IIS's `<add>`/`<remove>`/`<clear>`) is written either as an
+array, whose entries are added to the inherited ones, or as a table
+`{ clear = true, remove = ["key", ...], add = [ ... ] }` (clear first, then remove, then add).
+Adding an entry whose key is already there is an error naming both places; removing one that is
+not there is an error too. Entries a level adds come after the inherited ones, except in
+`default_document.files` (IIS's mergeAppend=false: before them). The `modules` section is itself a
+collection, as in IIS: `modules = [ { name = ... } ]`, or `[modules]` with `remove = ["http_cache"]`.
+
+`http_errors`, `caching` and `access` were already site and application tables; they are these
+sections, and the server level is new. A worker resolves each application's effective sections
+once, when it loads the application (modules read them from `ctx.config`, docs/worker.md).
+"""
+
+
 def render() -> str:
     """The whole of docs/configuration.md."""
     out = [_INTRO, "## Sections\n"]
@@ -156,6 +184,11 @@ def render() -> str:
         elif _list_of_struct(base):
             out.append(_section(info.name, typing.get_args(base)[0], array=True))
     out.append(_section("sites.bindings", SiteBinding, array=True))
+    out.append(_SECTIONS_INTRO)
+    for name, entry in sorted(sections.registered().items()):
+        out.append(_section(name, entry.cls, array=False).replace(
+            "\n\n", f"\n\nAt every level (server, site, application); IIS's overrideModeDefault: "
+                    f"{entry.override_mode_default}.\n\n", 1))
     out.append("## Example\n\nA server with two sites and two pools:\n\n```toml\n" + EXAMPLE + "```\n")
     out.append("## Every key with its default\n\nThe required keys are filled in with sample values; "
                "everything else is the default. This file loads as it is.\n\n```toml\n"
@@ -180,7 +213,10 @@ def _section(header: str, cls: type, *, array: bool, skip: set[str] = frozenset(
             nested.append((info.name, base))
             continue
         description = " ".join(m.description for m in metas if m.description)
-        rows.append(f"| `{info.name}` | {_cell(_type_text(base, metas))} | {_cell(_default_text(info))} | "
+        type_text = _type_text(base, metas)
+        if sections.collection_of(cls, info.name) is not None:
+            type_text = "collection: " + type_text
+        rows.append(f"| `{info.name}` | {_cell(type_text)} | {_cell(_default_text(info))} | "
                     f"{_cell(description)} |")
     parts.append("\n".join(rows) + "\n")
     if not with_subsections:
@@ -192,8 +228,21 @@ def _section(header: str, cls: type, *, array: bool, skip: set[str] = frozenset(
             if _is_struct(base):
                 out.append(_section(f"{header}.{name}", base, array=False))
             else:
-                out.append(_section(f"{header}.{name}", typing.get_args(base)[0], array=True))
+                out.append(_section(f"{header}.{name}", typing.get_args(base)[0], array=True)
+                           + _collection_note(cls, name))
     return "\n".join(out)
+
+
+def _collection_note(cls: type, name: str) -> str:
+    """The key and default entries of a collection of tables, under its table of keys."""
+    marker = sections.collection_of(cls, name)
+    if marker is None:
+        return ""
+    info = next(f for f in msgspec.structs.fields(cls) if f.name == name)
+    key = " + ".join(f"`{k}`" for k in marker.key) if isinstance(marker.key, tuple) else f"`{marker.key}`"
+    default = _default_of(info)
+    text = "\nA collection keyed by " + key + (" (added entries go first)" if not marker.merge_append else "")
+    return text + (": default `" + _toml(default) + "`.\n" if default else ", empty by default.\n")
 
 
 def _is_struct(tp: Any) -> bool:
@@ -280,6 +329,10 @@ def _toml(value: Any, tp: Any = None) -> str:
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, msgspec.Struct):  # an entry of a collection: the keys it sets
+        fields = msgspec.structs.fields(value)
+        return "{ " + ", ".join(f"{f.name} = {_toml(getattr(value, f.name))}" for f in fields
+                                if f.required or getattr(value, f.name) != _default_of(f)) + " }"
     return str(value)
 
 
@@ -292,7 +345,7 @@ def _cell(text: str) -> str:
 
 
 # Values for required keys in the generated full example.
-_SAMPLES = {("Pool", "name"): "DefaultAppPool", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
+_SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_key", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
             ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html",
             ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
             ("CustomLogField", "source_type"): "server_variable"}
@@ -313,12 +366,14 @@ def full_example() -> str:
             item = typing.get_args(base)[0]
             # A pool's keys are all shown once under [pool_defaults]; each pool then needs only its name.
             _write_table(out, info.name, item, array=True, only_required=item is Pool)
+    for name, entry in sorted(sections.registered().items()):
+        _write_table(out, name, entry.cls, array=False)
     return "\n".join(out).lstrip("\n") + "\n"
 
 
 #: Arrays of tables that are empty by default: the full example shows one entry commented out, so
 #: that the file still loads as the defaults.
-_COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField"}
+_COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),
@@ -348,7 +403,11 @@ def _write_table_body(out: list[str], header: str, cls: type, *, array: bool, sk
         if value is msgspec.NODEFAULT:
             out.append(f"{info.name} = {_toml(_SAMPLES[(cls.__name__, info.name)])}")
         elif not only_required:
-            out.append(f"{info.name} = {_toml(value, base)}")
+            if value and sections.collection_of(cls, info.name) is not None:
+                # A collection's array adds to the inherited (default) entries: restate them.
+                out.append(f"{info.name} = {{ clear = true, add = {_toml(value, base)} }}")
+            else:
+                out.append(f"{info.name} = {_toml(value, base)}")
     for name, base in nested:
         if _list_of_struct(base):
             _write_table(out, f"{header}.{name}", typing.get_args(base)[0], array=True)

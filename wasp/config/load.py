@@ -19,7 +19,8 @@ from wasp.config import certificates
 from wasp.config.acme import ACME
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
-from wasp.config.model import Caching, Config, HttpErrors, Pool, SiteBinding
+from wasp.config import sections
+from wasp.config.model import Config, Pool, SiteBinding
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
 
@@ -70,8 +71,11 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
         if defaults_ok and defaults:
             data["pools"] = [merge(defaults, p) if isinstance(p, dict) else p for p in pools]
         pool_names = {p["name"] for p in pools if isinstance(p, dict) and isinstance(p.get("name"), str)}
-    config = decoder.struct(data, Config, "", exclude={"source": None})
+    data, tables = take_sections(data)
+    config = decoder.struct(data, Config, "", exclude={"source": None, "sections": None})
     if config is not INVALID:
+        config.sections = tables
+        inherit_sections(config, decoder.add)
         check_config(config, decoder.add, pool_names)
     if not decoder.problems:
         resolve_paths(config, base_dir if base_dir is not None else os.getcwd())
@@ -79,7 +83,6 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
     if decoder.problems:
         raise ConfigError(_problems(decoder.problems, locator, file))
     config.source = source
-    inherit_http_errors(config, data)
     if files:
         found = certificates.check_files(config)
         if found:
@@ -87,21 +90,82 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
     return config
 
 
-#: Sections an application inherits key by key from its site.
-_INHERITED = (("http_errors", HttpErrors), ("caching", Caching))
+def take_sections(data: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """The file's table without the system.webServer section tables of the server, site and
+    application levels, and those tables as Config.sections keeps them. Sites and applications
+    are keyed by index here; inherit_sections rekeys them by site id and application key."""
+    raw_sites = data.get("sites") if isinstance(data.get("sites"), list) else []
+    levels = [data] + [s for s in raw_sites if isinstance(s, dict)]
+    levels += [a for s in levels[1:] if isinstance(s.get("applications"), list)
+               for a in s["applications"] if isinstance(a, dict)]
+    passthrough = sections.python_module_names(levels)
+    data, server = sections.split_tables(data, passthrough)
+    found: dict = {"server": server, "sites": {}, "applications": {}}
+    if raw_sites:
+        data["sites"] = new_sites = []
+        for i, raw_site in enumerate(raw_sites):
+            if not isinstance(raw_site, dict):
+                new_sites.append(raw_site)
+                continue
+            raw_site, found["sites"][i] = sections.split_tables(raw_site, passthrough)
+            apps = raw_site.get("applications")
+            if isinstance(apps, list):
+                raw_site["applications"] = new_apps = []
+                for j, raw_app in enumerate(apps):
+                    if isinstance(raw_app, dict):
+                        raw_app, found["applications"][(i, j)] = sections.split_tables(raw_app, passthrough)
+                    new_apps.append(raw_app)
+            new_sites.append(raw_site)
+    return data, found
 
 
-def inherit_http_errors(config: Config, data: dict[str, Any]) -> None:
-    """An application's http_errors (and caching) keys it does not set are its site's (IIS: a
-    section's attributes not set at a level come from the level above). `data` is the decoded
-    file, whose sites and applications line up with the config's once it decoded without a problem."""
-    for site, raw_site in zip(config.sites, data.get("sites") or ()):
-        for app, raw_app in zip(site.applications, raw_site.get("applications") or ()):
-            for name, cls in _INHERITED:
-                own = raw_app.get(name) or {}
-                for info in msgspec.structs.fields(cls):
-                    if info.encode_name not in own:
-                        setattr(getattr(app, name), info.name, getattr(getattr(site, name), info.name))
+def inherit_sections(config: Config, add) -> None:
+    """Decode and merge every application's sections (server, site, application), reporting
+    problems with their paths, and set the sections the front reads from the model (http_errors,
+    access, caching) to their effective values: a key a level does not set is the level above's."""
+    tables = config.sections
+    by_index_sites, by_index_apps = tables["sites"], tables["applications"]
+    tables["sites"], tables["applications"] = {}, {}
+    sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # the server level's problems, once
+    for i, site in enumerate(config.sites):
+        if site is None:
+            continue
+        site_tables = by_index_sites.get(i) or {}
+        if site_tables:
+            tables["sites"][str(site.id)] = site_tables
+        site_levels = [("", tables["server"]), (f"sites[{i}]", site_tables)]
+        effective, _ = sections.resolve(site_levels, _Quiet(add, f"sites[{i}]"), FIELD_CHECKS)
+        site.http_errors, site.access, site.caching = effective.http_errors, effective.access, effective.caching
+        for j, app in enumerate(site.applications):
+            if app is None:
+                continue
+            key = f"{site.id}{app.path}"
+            app_tables = by_index_apps.get((i, j)) or {}
+            if app_tables:
+                tables["applications"][key] = app_tables
+            at = f"sites[{i}].applications[{j}]"
+            if app.default_documents is not None and "files" in (app_tables.get("default_document") or {}):
+                add(f"{at}.default_documents", "set either default_documents or default_document.files, not both")
+            levels = sections.application_levels(tables, site.id, key, app.default_documents,
+                                                  ("", f"sites[{i}]", at))
+            # Problems of the server's and the site's tables were reported with the site's.
+            effective, _ = sections.resolve(levels, _Quiet(add, at), FIELD_CHECKS)
+            app.http_errors, app.caching = effective.http_errors, effective.caching
+            if "access" in app_tables:
+                app.access = effective.access
+
+
+class _Quiet:
+    """An `add` that passes on only the problems of one level (the outer levels' were reported
+    when they were resolved alone)."""
+
+    def __init__(self, add, prefix: str):
+        self.add = add
+        self.prefix = prefix
+
+    def __call__(self, path: str, message: str) -> None:
+        if path.startswith(self.prefix):
+            self.add(path, message)
 
 
 def merge(defaults: dict, own: dict) -> dict:

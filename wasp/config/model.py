@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct, field
 
+from wasp.config.collection import collection
+
 
 class Duration(float):
     """Seconds, written in the file as "90s", "20m", "29h", "1d", "250ms" or a number."""
@@ -226,7 +228,7 @@ class Caching(_Strict):
     enable_kernel_cache: Annotated[bool, doc(
         "IIS's enableKernelCache: false keeps every response of these URLs out of the front's cache."
     )] = True
-    profiles: list[CacheProfile] = field(default_factory=list)
+    profiles: Annotated[list[CacheProfile], collection(key="extension")] = field(default_factory=list)
 
 
 class CacheSettings(_Strict):
@@ -258,9 +260,11 @@ class Application(_Strict):
     app: Annotated[str, doc("Python app as \"module:attribute\" (a factory call \"module:make()\" is allowed); \"\" = none.")] = ""
     interface: Annotated[Literal["auto", "wsgi", "asgi"], doc("How to call `app`; auto inspects it.")] = "auto"
     python_path: Annotated[list[str], doc("Directories put on sys.path before importing `app`. Relative to the config file.")] = field(default_factory=list)
-    default_documents: Annotated[list[str], doc("Files tried, in order, for a directory request.")] = field(
-        default_factory=lambda: ["Default.htm", "Default.asp", "index.htm", "index.html", "iisstart.htm"]
-    )
+    default_documents: Annotated[list[str] | None, doc(
+        "Files tried, in order, for a directory request: replaces the inherited "
+        "`default_document.files` (not set = inherited; IIS's Default.htm, Default.asp, index.htm, "
+        "index.html, iisstart.htm by default)."
+    )] = None
     initialization_pages: Annotated[list[str], doc("Paths a new worker requests before it takes traffic.")] = field(default_factory=list)
     execution_timeout: Annotated[Duration, doc(
         "Longest a request may run in the app; over it the client gets 503 and a worker whose request "
@@ -438,6 +442,10 @@ class Config(_Strict):
     acme: AcmeSettings = field(default_factory=AcmeSettings)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
+    # Not from the file: the raw tables of the system.webServer sections (wasp/config/sections),
+    # by level: {"server": {name: table}, "sites": {"<site id>": {...}}, "applications":
+    # {"<site id><path>": {...}}}. Each worker decodes and merges them for its applications.
+    sections: dict = field(default_factory=dict)
 
 
 #: At most this many pools and sites: each has a row of the fronts' shared scoreboard

@@ -15,7 +15,7 @@ import inspect
 import sys
 import traceback
 
-from wasp.config import model
+from wasp.config import model, sections
 from wasp.errors import AppLoadError
 
 
@@ -29,11 +29,15 @@ class LoadFailure(AppLoadError):
 class Application:
     """One `sites[].applications[]` entry of this worker's pool."""
 
-    def __init__(self, site: model.Site, config: model.Application):
+    def __init__(self, site: model.Site, config: model.Application, tables: dict | None = None):
         self.site = site
         self.config = config
         path = config.path.rstrip("/")
         self.key = f"{site.id}{config.path}"
+        self.tables = tables or {}               # model.Config.sections: the raw section tables
+        self.sections: sections.EffectiveConfig  # the application's effective sections (ctx.config)
+        self.passthrough: dict = {}              # tables of sections not registered (yet)
+        self.resolve_sections()
         self.script_name = path                  # "" for "/"
         self.prefix_len = len(path.encode("utf-8"))
         self.callable = None
@@ -44,6 +48,17 @@ class Application:
         self.pipeline = None
         self.lifespan = None
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
+
+    def resolve_sections(self) -> None:
+        """Merge the server's, the site's and the application's section tables. Run again after
+        a Python module registered its own section (its table was carried undecoded)."""
+        problems: list[str] = []
+        levels = sections.application_levels(self.tables, self.site.id, self.key,
+                                              self.config.default_documents)
+        self.sections, self.passthrough = sections.resolve(
+            levels, lambda path, message: problems.append(f"{path}: {message}"))
+        if problems:
+            raise AppLoadError(f"application {self.key}: bad configuration: " + "; ".join(problems))
 
     @property
     def interface(self) -> str:
@@ -62,8 +77,8 @@ class Application:
 
 
 def pool_applications(config: model.Config, pool: str) -> list[Application]:
-    return [Application(site, app) for site in config.sites for app in site.applications
-            if app.pool == pool]
+    return [Application(site, app, config.sections) for site in config.sites
+            for app in site.applications if app.pool == pool]
 
 
 def import_callable(spec: str, python_path: list[str]):

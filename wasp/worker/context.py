@@ -38,7 +38,7 @@ class RequestContext:
         "cancelled", "started", "finished", "status", "substatus",
         "window", "body", "waiter", "start_time",
         "located", "file_path", "file_stat", "is_dir",
-        "items", "thread", "task", "coro", "expired_at", "stuck", "cache",
+        "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -71,6 +71,9 @@ class RequestContext:
         self.expired_at = 0.0    # when execution_timeout cut it (answered ABORT 503); 0 = not
         self.stuck = False       # still running a grace period after that: reported to the manager
         self.cache = None        # http_cache's Rule when the front may cache the response
+        # The effective configuration of this request's URL: one attribute per section
+        # (wasp/config/sections), merged server -> site -> application. Read-only.
+        self.config = app.sections
 
     @property
     def stage(self) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from wasp.config.sections.modules import NATIVE_MODULES
 from wasp.errors import HttpError, NotFound
 from wasp.worker import errorpages
 from wasp.worker.context import Cancelled
@@ -27,15 +28,17 @@ from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, S
 
 log = logging.getLogger("wasp.worker")
 
-#: Module order until the config names one: IIS's HttpCacheModule first, DefaultDocumentModule
-#: before StaticFileModule, then the Python app handler.
-DEFAULT_MODULES = ("http_cache", "default_document", "static_file", "python_app")
+#: The modules that run, in order, when nothing is configured: the `modules` section's default
+#: (IIS's global module order of the native modules wasp has, wasp/config/sections/modules.py).
+DEFAULT_MODULES = NATIVE_MODULES
 
 _TAIL = (Phase.LOG_REQUEST, Phase.END_REQUEST)
 
 
 class Pipeline:
-    def __init__(self, app, module_ids=DEFAULT_MODULES):
+    def __init__(self, app, module_ids=None):
+        if module_ids is None:  # the application's `modules` section
+            module_ids = tuple(module_ids_of(app.sections.modules))
         if len(set(module_ids)) != len(module_ids):
             raise ModuleError(f"a module is listed twice in {list(module_ids)}")
         self.app = app
@@ -185,6 +188,18 @@ class Pipeline:
             ctx.respond(block, body, substatus=exc.substatus)
         except Cancelled:
             pass
+
+
+def module_ids_of(section) -> list[str]:
+    """The ids of a `modules` section's entries, in order. A Python module's entry (with a
+    `type`) is loaded by wasp.modules (issue 9 item 3); until that exists it is refused here."""
+    ids = []
+    for entry in section.entries:
+        if entry.type:
+            raise ModuleError(f"module {entry.name!r}: Python modules (type = {entry.type!r}) are "
+                              "not supported by this worker")
+        ids.append(entry.name)
+    return ids
 
 
 def _url(ctx) -> str:

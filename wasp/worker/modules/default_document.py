@@ -20,7 +20,8 @@ class DefaultDocumentModule(Module):
     def setup(self, app) -> None:
         physical = app.config.physical_path
         self.root = os.path.realpath(physical) if physical else None
-        self.documents = list(app.config.default_documents)
+        section = app.sections.default_document
+        self.documents = list(section.files) if section.enabled else []
         self.has_app = bool(app.config.app)
 
     def find(self, directory: str):
