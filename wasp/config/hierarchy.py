@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from wasp.config import sections
 from wasp.config.locate import LineLocator
@@ -174,16 +174,13 @@ def lock_state(modes: list[tuple[str, str, dict]]) -> dict[str, tuple[str, str]]
 
 # ---- web.toml ----
 
-class WebToml:
+class WebToml(NamedTuple):
     """One distributed file, parsed: its tables, or the problems that make it unusable."""
 
-    __slots__ = ("file", "tables", "locator", "problems")
-
-    def __init__(self, file: str, tables: dict, locator: LineLocator | None, problems: list):
-        self.file = file
-        self.tables = tables
-        self.locator = locator
-        self.problems = problems  # [(path, message, line)]
+    file: str
+    tables: dict
+    locator: LineLocator | None
+    problems: list  # [(path, message, line)]
 
 
 def read_web_toml(file: str) -> WebToml | None:
@@ -257,16 +254,13 @@ def web_toml_files(root: str) -> list[str]:
     return found
 
 
-class Fault:
+class Fault(NamedTuple):
     """Why a URL's configuration is unusable: a message, the file and line, IIS's error code."""
 
-    __slots__ = ("message", "file", "line", "code")
-
-    def __init__(self, message: str, file: str, line: int | None, code: str):
-        self.message = message
-        self.file = file
-        self.line = line
-        self.code = code
+    message: str
+    file: str
+    line: int | None
+    code: str
 
 
 #: IIS's HRESULTs in a 500.19 page: ERROR_INVALID_DATA and ERROR_LOCK_VIOLATION.

@@ -62,6 +62,10 @@ class Pipeline:
             for module in self.modules:
                 if phase in module.phases and module.wants(phase):
                     target.append((phase, module.id, getattr(module, phase.method)))
+        stepped = {name for _phase, name, _step in self.main + self.tail}
+        #: The modules a request of this application runs through, in order (`list requests`).
+        self.active = [m.id for m in self.modules
+                       if m.id in stepped or (m.is_handler and m.wants(Phase.EXECUTE_REQUEST_HANDLER))]
         split = next(i for i, (phase, _name, _step) in enumerate(self.main)
                      if phase is Phase.EXECUTE_REQUEST_HANDLER)
         self.before = self.main[:split]  # run on the loop by run_front
