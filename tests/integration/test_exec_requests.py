@@ -31,6 +31,7 @@ def test_list_requests_shows_the_worker_stage_and_module(wasp_server):
     assert row["worker_id"] is not None and row["stream"]
     assert row["thread"].startswith("wsgi-")
     assert row["pool"] == "P" and row["method"] == "GET"
+    assert row["modules"] == "python_app"  # the application's module list (no content: no static)
 
     text = server.cli("list", "requests").stdout.strip().splitlines()
     assert any(LINE.match(line) for line in text), text

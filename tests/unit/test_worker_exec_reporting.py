@@ -76,10 +76,11 @@ def test_merge_joins_on_worker_and_stream():
         {"id": 3, "url": "/other", "worker_id": 3, "stream": 5, "stage": "SendResponse"},
     ]
     workers = {2: [{"stream": 5, "stage": "ExecuteRequestHandler", "module": "python_app",
-                    "thread": "wsgi-1"}],
+                    "thread": "wsgi-1", "modules": "http_cache,python_app"}],
                3: [{"stream": 9, "stage": "BeginRequest", "module": ""}]}
     rows = merge(front, workers)
     assert rows[0]["module"] == "python_app" and rows[0]["thread"] == "wsgi-1"
+    assert rows[0]["modules"] == "http_cache,python_app"
     assert "module" not in rows[1] and rows[1]["stage"] == "Queued"
     assert rows[2]["stage"] == "SendResponse" and "module" not in rows[2]
     assert "module" not in front[0]  # the input is not changed

@@ -201,13 +201,16 @@ def _check_environment(config, identities: bool = True) -> None:
 
 
 def cmd_validate(args) -> int:
-    from wasp.config import defaults
+    from wasp.config import defaults, hierarchy
     from wasp.config.load import load
 
     path = _config_file(args.config)
     try:
         config = load(path) if path else defaults.default_config()
         _check_environment(config)
+        distributed = hierarchy.check_distributed(config)
+        if distributed:
+            raise ConfigError(distributed)
     except ConfigError as exc:
         _print_problems(exc, sys.stdout)
         return 2

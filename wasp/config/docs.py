@@ -164,6 +164,32 @@ not there is an error too. Entries a level adds come after the inherited ones, e
 `default_document.files` (IIS's mergeAppend=false: before them). The `modules` section is itself a
 collection, as in IIS: `modules = [ { name = ... } ]`, or `[modules]` with `remove = ["http_cache"]`.
 
+### `[[locations]]`
+
+IIS's `<location path>`: sections for one path. `path` is `"Site name"` (the site level),
+`"Site name/app"` (an application) or `"Site name/app/dir"` / `"Site name/app/dir/file.ext"`
+(compared without regard to case); `override_mode` is `"Allow"`, `"Deny"` or `"Inherit"` (the
+default) and applies to the sections the location holds, as sub-tables: `[locations.default_document]`.
+A location applies to its path and everything below it, across applications; the levels of a
+URL are merged outermost first: server, site, locations above the application, the application's
+own tables, then the locations down to the URL. Two locations may not set the same section for
+the same path.
+
+### `web.toml`
+
+A `web.toml` in a folder of an application's `physical_path` (IIS's web.config) holds top-level
+section tables (`[default_document]`, ...) for that folder and below; nothing else. The files
+from the application's root down to the URL's folder are merged after everything in wasp.toml.
+A worker reads them when a URL of the folder is first requested and again when one changes
+(checked every second; no restart), never serves them (404.8), and ignores them all when the
+pool has `enable_configuration_override = false`, those below the root when the application has
+`allow_sub_dir_config = false`. A web.toml may not set a section that is locked: one whose
+IIS overrideModeDefault is Deny (given under each section below), or one a location at or above
+names with `override_mode = "Deny"`; a location with `override_mode = "Allow"` naming it unlocks
+it. A request under a bad or locked web.toml gets 500.19 (IIS's "Config Error" text, with the file
+and line in the detailed page); the rest of the site keeps serving. `wasp validate` checks every
+web.toml under each physical_path.
+
 `http_errors`, `caching` and `access` were already site and application tables; they are these
 sections, and the server level is new. A worker resolves each application's effective sections
 once, when it loads the application (modules read them from `ctx.config`, docs/worker.md).

@@ -19,7 +19,7 @@ from wasp.config import certificates
 from wasp.config.acme import ACME
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
-from wasp.config import sections
+from wasp.config import hierarchy, sections
 from wasp.config.model import Config, Pool, SiteBinding
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
@@ -100,7 +100,7 @@ def take_sections(data: dict[str, Any]) -> tuple[dict[str, Any], dict]:
                for a in s["applications"] if isinstance(a, dict)]
     passthrough = sections.python_module_names(levels)
     data, server = sections.split_tables(data, passthrough)
-    found: dict = {"server": server, "sites": {}, "applications": {}}
+    found: dict = {"server": server, "sites": {}, "applications": {}, "locations": data.pop("locations", None)}
     if raw_sites:
         data["sites"] = new_sites = []
         for i, raw_site in enumerate(raw_sites):
@@ -127,6 +127,8 @@ def inherit_sections(config: Config, add) -> None:
     by_index_sites, by_index_apps = tables["sites"], tables["applications"]
     tables["sites"], tables["applications"] = {}, {}
     sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # the server level's problems, once
+    tables["locations"] = hierarchy.take_locations(tables["locations"], config, add)
+    _check_locations(config, add)
     for i, site in enumerate(config.sites):
         if site is None:
             continue
@@ -153,6 +155,32 @@ def inherit_sections(config: Config, add) -> None:
             app.http_errors, app.caching = effective.http_errors, effective.caching
             if "access" in app_tables:
                 app.access = effective.access
+
+
+def _check_locations(config: Config, add) -> None:
+    """Each location's sections decoded and merged where they apply; a problem once."""
+    locations = config.sections["locations"]
+    if not locations:
+        return
+    reported: set = set()
+
+    def once(path: str, message: str) -> None:
+        if path.startswith("locations") and (path, message) not in reported:
+            reported.add((path, message))
+            add(path, message)
+
+    for site in config.sites:
+        for app in (site.applications if site is not None else ()):
+            if app is None:
+                continue
+            levels = hierarchy.AppLevels(config.sections, site, app, app.default_documents)
+            sections.resolve(levels.levels_for("")[0], once, FIELD_CHECKS)
+            for rel, below in levels.below.items():
+                sections.resolve(levels.levels_for(rel)[0], once, FIELD_CHECKS)
+                for loc in below:
+                    if "modules" in loc["tables"]:
+                        once(f"{loc['at']}.modules", "the modules section is set per application "
+                                                     "(or site, or server), not for a path below one")
 
 
 class _Quiet:

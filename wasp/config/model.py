@@ -162,6 +162,9 @@ class Pool(_Strict):
         "run on the server's own interpreter, so the venv needs no wasp but must be of the same "
         "Python major.minor. Relative to the config file; \"\" = none. Not with `python`."
     )] = ""
+    enable_configuration_override: Annotated[bool, doc(
+        "IIS's enableConfigurationOverride: false ignores every web.toml of this pool's applications."
+    )] = True
     identity: Identity = field(default_factory=Identity)
     memory_limit: Annotated[Size, doc("cgroup v2 memory.max for the pool's workers together; 0 = none.")] = Size(0)
     cpu: Cpu = field(default_factory=Cpu)
@@ -270,6 +273,10 @@ class Application(_Strict):
         "Longest a request may run in the app; over it the client gets 503 and a worker whose request "
         "will not end is replaced after its thread stacks are logged. 0 = no limit."
     )] = Duration(0)
+    allow_sub_dir_config: Annotated[bool, doc(
+        "IIS's allowSubDirConfig: read the web.toml files of physical_path's sub-folders; false "
+        "reads only the one at physical_path itself."
+    )] = True
     http_errors: HttpErrors = field(default_factory=HttpErrors)  # keys not set here: the site's
     access: Annotated[Access | None, doc(
         "This application's security/access section; not set = the site's."

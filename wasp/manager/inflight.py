@@ -12,8 +12,8 @@ from __future__ import annotations
 
 
 def merge(front_rows: list[dict], worker_rows: dict[int, list[dict]]) -> list[dict]:
-    """Front rows, each dispatched one completed with its worker's `stage`, `module` and
-    `thread` when that worker still runs it (the front's stage stays otherwise: the worker did
+    """Front rows, each dispatched one completed with its worker's `stage`, `module`, `thread`
+    and `modules` (the application's module list, in order) when that worker still runs it (the front's stage stays otherwise: the worker did
     not answer, or is done and the front is still sending the response)."""
     by_stream: dict[tuple[int, int, int], dict] = {}
     for worker_id, rows in worker_rows.items():
@@ -30,5 +30,6 @@ def merge(front_rows: list[dict], worker_rows: dict[int, list[dict]]) -> list[di
             row["stage"] = seen.get("stage") or row.get("stage", "")
             row["module"] = seen.get("module", "")
             row["thread"] = seen.get("thread", "")
+            row["modules"] = seen.get("modules", "")
         out.append(row)
     return out

@@ -29,7 +29,8 @@ class LoadFailure(AppLoadError):
 class Application:
     """One `sites[].applications[]` entry of this worker's pool."""
 
-    def __init__(self, site: model.Site, config: model.Application, tables: dict | None = None):
+    def __init__(self, site: model.Site, config: model.Application, tables: dict | None = None,
+                 web_toml: bool = True):
         self.site = site
         self.config = config
         path = config.path.rstrip("/")
@@ -37,7 +38,8 @@ class Application:
         self.tables = tables or {}               # model.Config.sections: the raw section tables
         self.sections: sections.EffectiveConfig  # the application's effective sections (ctx.config)
         self.passthrough: dict = {}              # tables of sections not registered (yet)
-        self.resolve_sections()
+        self.web_toml = web_toml                 # its pool's enable_configuration_override
+        self.urls = None                         # urlconfig.UrlConfig, when URLs differ
         self.script_name = path                  # "" for "/"
         self.prefix_len = len(path.encode("utf-8"))
         self.callable = None
@@ -48,6 +50,7 @@ class Application:
         self.pipeline = None
         self.lifespan = None
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
+        self.resolve_sections()
 
     def resolve_sections(self) -> None:
         """Merge the server's, the site's and the application's section tables. Run again after
@@ -59,6 +62,10 @@ class Application:
             levels, lambda path, message: problems.append(f"{path}: {message}"))
         if problems:
             raise AppLoadError(f"application {self.key}: bad configuration: " + "; ".join(problems))
+        from wasp.worker.urlconfig import UrlConfig
+
+        urls = UrlConfig(self, self.tables, self.web_toml)
+        self.urls = urls if urls.needed else None
 
     @property
     def interface(self) -> str:
@@ -77,7 +84,9 @@ class Application:
 
 
 def pool_applications(config: model.Config, pool: str) -> list[Application]:
-    return [Application(site, app, config.sections) for site in config.sites
+    settings = next((p for p in config.pools if p.name == pool), None)
+    web_toml = settings is None or settings.enable_configuration_override
+    return [Application(site, app, config.sections, web_toml) for site in config.sites
             for app in site.applications if app.pool == pool]
 
 

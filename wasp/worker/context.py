@@ -73,7 +73,8 @@ class RequestContext:
         self.cache = None        # http_cache's Rule when the front may cache the response
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
-        self.config = app.sections
+        urls = app.urls
+        self.config = app.sections if urls is None else urls.lookup(head.path)
 
     @property
     def stage(self) -> str:

@@ -63,6 +63,8 @@ _DETAILED = {
     (404, 0): ("Not Found", "The resource you are looking for has been removed, had its name changed, or is temporarily unavailable."),
     (404, 3): ("Not Found", "The page you are requesting cannot be served because of the extension configuration. If the page is a script, add a handler. If the file should be downloaded, add a MIME map."),
     (404, 4): ("Not Found", "The resource you are looking for does not have a handler associated with it."),
+    (404, 8): ("Not Found", "The request filtering module is configured to deny a path in the URL that contains a hiddenSegment section."),
+    (500, 19): ("Internal Server Error", "The requested page cannot be accessed because the related configuration data for the page is invalid."),
     (404, 5): ("URL Sequence Denied", "The request filtering module is configured to deny a request that contains a URL sequence."),
     (405, 0): ("Method Not Allowed", "The page you are looking for cannot be displayed because an invalid method (HTTP verb) is being used."),
     (500, 0): ("Internal Server Error", "The page cannot be displayed because an internal server error has occurred."),
@@ -131,13 +133,13 @@ def custom_page(status: int) -> str:
 
 
 def detailed_page(status: int, substatus: int, *, module: str, notification: str, handler: str,
-                  url: str, physical_path: str) -> str:
+                  url: str, physical_path: str, extra: tuple = ()) -> str:
     title, description = _DETAILED.get((status, substatus), (reason_phrase(status), ""))
     code = f"{status}.{substatus}"
     rows = "".join(
         f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>\r\n"
         for name, value in (("Module", module), ("Notification", notification), ("Handler", handler),
-                            ("Requested URL", url), ("Physical Path", physical_path))
+                            ("Requested URL", url), ("Physical Path", physical_path), *extra)
         if value)
     return (f"{_HEAD}<title>wasp Detailed Error - {code} - {title}</title>\r\n{_STYLE}\r\n</head>\r\n"
             f'<body>\r\n<div id="header"><h1>Server Error in Application</h1></div>\r\n'
@@ -157,7 +159,8 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
         text = detailed_page(
             status, substatus, module=ctx.module or "", handler=handler,
             notification=ctx.phase.title if ctx.phase is not None else "",
-            url=head.path.decode("utf-8", "replace"), physical_path=ctx.file_path or "")
+            url=head.path.decode("utf-8", "replace"), physical_path=ctx.file_path or "",
+            extra=tuple(getattr(exc, "detail_rows", ())))
     else:
         text = custom_page(status)
     body = text.encode("latin-1", "replace")

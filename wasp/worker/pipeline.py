@@ -51,6 +51,9 @@ class Pipeline:
                                if m.is_handler and getattr(m, "catch_all", False)), None)
         self.main: list[tuple] = []
         self.tail: list[tuple] = []
+        if getattr(app, "urls", None) is not None:
+            # URLs of this application may have a bad web.toml: IIS Web Core's 500.19, first.
+            self.main.append((Phase.BEGIN_REQUEST, CORE, _check_config))
         for phase in Phase:
             target = self.tail if phase in _TAIL else self.main
             if phase is Phase.EXECUTE_REQUEST_HANDLER:
@@ -59,6 +62,10 @@ class Pipeline:
             for module in self.modules:
                 if phase in module.phases and module.wants(phase):
                     target.append((phase, module.id, getattr(module, phase.method)))
+        stepped = {name for _phase, name, _step in self.main + self.tail}
+        #: The modules a request of this application runs through, in order (`list requests`).
+        self.active = [m.id for m in self.modules
+                       if m.id in stepped or (m.is_handler and m.wants(Phase.EXECUTE_REQUEST_HANDLER))]
         split = next(i for i, (phase, _name, _step) in enumerate(self.main)
                      if phase is Phase.EXECUTE_REQUEST_HANDLER)
         self.before = self.main[:split]  # run on the loop by run_front
@@ -188,6 +195,17 @@ class Pipeline:
             ctx.respond(block, body, substatus=exc.substatus)
         except Cancelled:
             pass
+
+
+#: The name IIS's detailed error gives the engine itself (a config error, 500.19).
+CORE = "IIS Web Core"
+
+
+def _check_config(ctx):
+    fault = ctx.config.fault
+    if fault is not None:
+        raise fault
+    return CONTINUE
 
 
 def module_ids_of(section) -> list[str]:

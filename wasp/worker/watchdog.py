@@ -129,6 +129,7 @@ def rows(running, channel, now: float) -> list[dict]:
             "module": ctx.module,
             "elapsed_ms": int((now - ctx.start_time) * 1000),
             "thread": names.get(ctx.thread, "") if ctx.thread else "",
+            "modules": ",".join(ctx.app.pipeline.active) if ctx.app.pipeline is not None else "",
         })
     return out
 

@@ -27,6 +27,7 @@ from wasp.worker.application import Application, LoadFailure, load, pool_applica
 from wasp.worker.context import RequestContext
 from wasp.worker.datachannel import DataChannel
 from wasp.worker.flow import AsyncBody, BlockingBody
+from wasp.worker.urlconfig import WEB_TOML_POLL
 
 log = logging.getLogger("wasp.worker")
 
@@ -178,6 +179,7 @@ class Worker:
         self.stop_requested = False
         self.watch_every: float | None = None  # execution_timeout checks; None: no app has one
         self._watch_timer: asyncio.TimerHandle | None = None
+        self._url_configs: list = []
         self.stuck_reported = False
         self._control_sock = control_sock
         self.control: ControlChannel | None = None
@@ -273,6 +275,9 @@ class Worker:
         self.control.send({"op": "ready", "pid": os.getpid()})
         if self.watch_every is not None:
             self._watch_timer = self.loop.call_later(self.watch_every, self._watch)
+        self._url_configs = [app.urls for app in self.apps.values() if app.urls is not None and app.urls.web]
+        if self._url_configs:
+            self.loop.call_later(WEB_TOML_POLL, self._poll_web_toml)
         log.info("ready: pool %s, %d application(s), capacity %d", self.pool_name, len(self.apps),
                  self.capacity)
 
@@ -320,6 +325,17 @@ class Worker:
         # from scanning them again on every full collection (and their pages shared after fork).
         gc.collect()
         gc.freeze()
+
+    def _poll_web_toml(self) -> None:
+        """web.toml pickup without a restart: drop an application's per-URL configurations when
+        a web.toml they read (or looked for) changed."""
+        if self.state is State.EXITING:
+            return
+        for urls in self._url_configs:
+            if urls.changed():
+                log.info("application %s: a web.toml changed; its URLs' configuration is read again",
+                         urls.app.key)
+        self.loop.call_later(WEB_TOML_POLL, self._poll_web_toml)
 
     def _load_failed(self, error: str, trace: str) -> None:
         log.error("load failed: %s\n%s", error, trace)

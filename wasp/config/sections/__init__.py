@@ -351,7 +351,11 @@ def _apply_collection(current: list, ops: CollectionOps, marker: Collection, add
 
 class EffectiveConfig:
     """One attribute per registered section: the merged Struct (`ctx.config.request_filtering`).
-    Read-only by convention; it is shared by every request of its (application, directory)."""
+    Read-only by convention; it is shared by every request of its (application, directory).
+    `fault` is the 500.19 error of a directory whose web.toml is bad (its sections are then the
+    application's), else None."""
+
+    fault = None
 
     def __init__(self, values: dict[str, Any]):
         self.__dict__.update(values)

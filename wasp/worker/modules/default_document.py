@@ -2,6 +2,7 @@
 
 In IIS the module rewrites the request to the document and the StaticFile handler serves it; here
 it points the request's located file at the document, and static_file's MAP step then claims it.
+The files tried are the URL's effective `default_document` section (`ctx.config`).
 A directory named without its trailing slash is redirected (301) when static content would answer
 it; an application with a Python app gets such paths when there is no default document.
 """
@@ -20,17 +21,15 @@ class DefaultDocumentModule(Module):
     def setup(self, app) -> None:
         physical = app.config.physical_path
         self.root = os.path.realpath(physical) if physical else None
-        section = app.sections.default_document
-        self.documents = list(section.files) if section.enabled else []
         self.has_app = bool(app.config.app)
 
-    def find(self, directory: str):
+    def find(self, directory: str, documents):
         """(real path, stat) of the first default document in `directory`, or None.
 
         Names are matched exactly first, then without regard to case, since IIS (on a
         case-insensitive file system) finds "Default.htm" as "default.htm".
         """
-        for name in self.documents:
+        for name in documents:
             found = resolve(self.root, directory, [name])
             if found is not None and not stat.S_ISDIR(found[1].st_mode):
                 return found
@@ -38,7 +37,7 @@ class DefaultDocumentModule(Module):
             entries = {entry.lower(): entry for entry in os.listdir(directory)}
         except OSError:
             return None
-        for name in self.documents:
+        for name in documents:
             entry = entries.get(name.lower())
             if entry is not None:
                 found = resolve(self.root, directory, [entry])
@@ -55,7 +54,8 @@ class DefaultDocumentModule(Module):
         locate(ctx, self.root)
         if not ctx.is_dir:
             return CONTINUE
-        document = self.find(ctx.file_path)
+        section = ctx.config.default_document  # this URL's effective defaultDocument
+        document = self.find(ctx.file_path, section.files) if section.enabled else None
         if not ctx.head.path.endswith(b"/"):
             if document is not None or not self.has_app:
                 redirect_to_slash(ctx)

@@ -27,6 +27,14 @@ class UnsafePath(NotFound):
     substatus = 5  # IIS request filtering: URL sequence denied
 
 
+class HiddenSegment(NotFound):
+    substatus = 8  # IIS request filtering: hidden segment (web.config; here web.toml)
+
+
+#: Path segments never served, compared without regard to case (IIS's hiddenSegments has web.config).
+HIDDEN_SEGMENTS = frozenset({"web.toml"})
+
+
 def app_relative(ctx) -> bytes:
     """The cooked path below the application's path ("/x" for "/api/x" in "/api")."""
     path = ctx.head.path
@@ -45,7 +53,10 @@ def check_path(rel: bytes) -> list[str]:
         if raw == b"..":
             raise UnsafePath("'..' segment in path")
         if raw and raw != b".":
-            segments.append(os.fsdecode(raw))
+            segment = os.fsdecode(raw)
+            if len(segment) == 8 and segment.lower() in HIDDEN_SEGMENTS:
+                raise HiddenSegment("web.toml is never served")
+            segments.append(segment)
     return segments
 
 
