@@ -62,6 +62,11 @@ override_mode = "Deny"
 enabled = true
 
 [[locations]]
+path = "Hier Site/private"
+[locations.anonymous_authentication]
+enabled = false
+
+[[locations]]
 path = "Hier Site/unlocked"
 override_mode = "Allow"
 [locations.access]
@@ -80,7 +85,7 @@ def write(path, text: str) -> None:
 def server(wasp_module_server):
     d = wasp_module_server.dir
     for folder in ("www/dir", "www/loc", "www/wt", "www/bad", "www/locked", "www/acc", "www/unlocked",
-                   "www/wt/deeper"):
+                   "www/wt/deeper", "www/private", "www/anon"):
         for page in PAGES:
             write(d / folder / page, f"{folder}/{page}")
     write(d / "www/wt/web.toml", '[default_document]\nfiles = ["wt.html"]\n')
@@ -89,6 +94,7 @@ def server(wasp_module_server):
     write(d / "www/acc/web.toml", '# access is locked by default (IIS: overrideModeDefault Deny)\n'
                                   '[access]\nssl_flags = ["ssl"]\n')
     write(d / "www/unlocked/web.toml", '[access]\nssl_flags = []\n')
+    write(d / "www/anon/web.toml", '[anonymous_authentication]\nenabled = false\n')
     write(d / "www2/web.toml", '[default_document]\nfiles = ["root.html"]\n')
     write(d / "www2/root.html", "www2/root.html")
     write(d / "www2/sub/web.toml", '[default_document]\nfiles = ["a.html"]\n')
@@ -178,6 +184,25 @@ def test_validate_checks_every_web_toml(server):
     assert "www/bad/web.toml:3: default_document.enabled: expected a boolean" in out, out
     assert "www/locked/web.toml:1: This configuration section cannot be used at this path." in out
     assert "locked by locations[1]" in out and "www/acc/web.toml:2:" in out
-    assert "the configuration is invalid (3 problems)" in out
+    assert "www/anon/web.toml:1:" in out  # authentication sections are locked by default
+    assert "the configuration is invalid (4 problems)" in out
     for fine in ("www/wt/web.toml", "www/unlocked/web.toml", "www2/sub/web.toml", "www3/web.toml"):
         assert fine not in out, out
+
+
+def test_no_user_is_401_2_for_static_files_and_the_log_says_so(server):
+    # Anonymous authentication off for a path and no other scheme: no module produces a user.
+    r = get(server, "/private/index.html")
+    assert r.status_code == 401 and "HTTP Error 401.2" in r.text, (r.status_code, r.text[:300])
+    assert "www-authenticate" not in {k.lower() for k in r.headers}  # no scheme to offer
+    assert get(server, "/dir/index.html").status_code == 200  # anonymous elsewhere
+    # authentication sections are locked (IIS overrideModeDefault="Deny"): not in a web.toml.
+    r = get(server, "/anon/index.html")
+    assert r.status_code == 500 and "HTTP Error 500.19" in r.text, r.text[:300]
+
+    def logged():
+        lines = [line.split(" ") for path in (server.dir / "logs").rglob("u_ex*.log")
+                 for line in path.read_text().splitlines() if not line.startswith("#")]
+        return [f for f in lines if f[4] == "/private/index.html"]
+    server.wait_until(lambda: logged(), what="the 401.2 in the W3C log")
+    assert [(f[11], f[12]) for f in logged()][-1] == ("401", "2")

@@ -17,10 +17,12 @@ def _bad_frames(sid):
     return [fr.pack(fr.FrameType.WINDOW, sid, b"\x01\x00"),
             fr.pack(fr.FrameType.FILE, sid, b"\x93\x01"),
             fr.pack(fr.FrameType.RESPONSE, sid, b"\x00" * 13),
-            fr.pack(fr.FrameType.RESPONSE, sid, fr._RESP.pack(0, 0, -1) + b"200 OK\r\n")]
+            fr.pack(fr.FrameType.RESPONSE, sid, fr._RESP.pack(0, 0, -1) + b"200 OK\r\n"),
+            fr.pack(fr.FrameType.USER, sid, b"Basic\0\xff"),
+            fr.pack(fr.FrameType.USER, sid, b"no separator")]
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(6))
 def test_front_closes_a_worker_link_that_sends_an_undecodable_payload(tmp_path, index):
     rig = FrontRig(tmp_path)
     faults = []
@@ -95,3 +97,24 @@ def test_a_worker_status_that_is_not_three_digits_is_a_bad_gateway(tmp_path, blo
     else:
         worker.respond(sid, b"ok", block=block)
     assert client.take().startswith(b"HTTP/1.1 502 ")
+
+
+def test_the_user_a_worker_names_reaches_the_w3c_log(tmp_path):
+    # cs-username: the worker's authentication module set a user; the USER frame came with the
+    # response. A space in the name is escaped as IIS escapes it ("+").
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    conn, client = rig.connect()
+    conn.data_received(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    worker.feed(fr.pack_user(sid, "ada lovelace", "Basic"))
+    worker.respond(sid, b"ok")
+    conn.data_received(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid2, _head, _fin)] = worker.requests()
+    worker.respond(sid2, b"ok")
+    assert client.take().count(b"HTTP/1.1 200 OK") == 2
+    rig.server.flush_logs()
+    folder = tmp_path / "logs" / "W3SVC1"
+    [log] = sorted(folder.glob("*.log"))
+    lines = [line for line in log.read_text().splitlines() if not line.startswith("#")]
+    assert [line.split(" ")[7] for line in lines] == ["ada+lovelace", "-"]

@@ -96,18 +96,18 @@ def test_rows_list_live_requests_of_the_current_channel_only():
     rows = watchdog.rows([live, waiting, cut, gone], channel, 12.5)
     assert rows == [
         {"stream": 7, "app": "1/", "url": "GET /", "stage": "ExecuteRequestHandler",
-         "module": "python_app", "elapsed_ms": 2500, "thread": "", "modules": ""},
+         "module": "python_app", "elapsed_ms": 2500, "thread": "", "modules": "", "user": ""},
         {"stream": 7, "app": "1/", "url": "GET /q?a=1", "stage": "BeginRequest", "module": "",
-         "elapsed_ms": 1500, "thread": "", "modules": ""},
+         "elapsed_ms": 1500, "thread": "", "modules": "", "user": ""},
     ]
     # With its pipeline compiled, a row lists the application's modules in order.
     from wasp.worker import modules  # noqa: F401  (registers the built-in modules)
     from wasp.worker.pipeline import Pipeline
     live.app.pipeline = Pipeline(live.app)
-    assert watchdog.rows([live], channel, 12.5)[0]["modules"] == ""  # no content, no app: none runs
+    assert watchdog.rows([live], channel, 12.5)[0]["modules"] == "anonymous_authentication"  # no content, no app
     live.app.host = object()
     live.app.pipeline = Pipeline(live.app)
-    assert watchdog.rows([live], channel, 12.5)[0]["modules"] == "python_app"
+    assert watchdog.rows([live], channel, 12.5)[0]["modules"] == "anonymous_authentication,python_app"
 
 
 # ---- the worker --------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class FakeChannel:
 
     def response(self):
         """-> (status, substatus, headers dict (lower-case names), body, kind) of the one answer."""
-        out = [f for f in self.frames() if f[0] != FrameType.CACHE]
+        out = [f for f in self.frames() if f[0] not in (FrameType.CACHE, FrameType.USER)]
         ftype, flags, _sid, payload = out[0]
         if ftype == FrameType.FILE:
             span = frames.unpack_file(payload)
@@ -60,9 +60,16 @@ class FakeChannel:
         return status, sub, headers, body, "response" if flags & FLAG_FIN else "stream", length
 
 
+    def user(self):
+        """(name, auth_type) of the USER frame sent before the answer, or None."""
+        for ftype, _flags, _sid, payload in self.frames():
+            if ftype == FrameType.USER:
+                return frames.unpack_user(payload)
+        return None
+
     def cache_hint(self):
         """The CacheHint sent before the answer, or None (the front may not cache it)."""
-        out = self.frames()
+        out = [f for f in self.frames() if f[0] != FrameType.USER]
         if out and out[0][0] == FrameType.CACHE:
             return frames.unpack_cache(out[0][3])
         return None

@@ -47,6 +47,7 @@ def request_line(row: dict) -> str:
             f'time:{elapsed} msec, client:{_client(row.get("client", ""))}, '
             f'stage:{row.get("stage", "")}'
             + (f', module:{row["module"]}' if row.get("module") else "")
+            + (f', user:{row["user"]}' if row.get("user") else "")
             # appcmd has no protocol field: plain HTTP/1.x lines stay as appcmd prints them.
             + (f', protocol:{row["protocol"]}' if str(row.get("protocol", "")).startswith("HTTPS")
                or str(row.get("protocol", "")) == "HTTP/2" else "")

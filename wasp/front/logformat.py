@@ -131,7 +131,7 @@ def compile_format(log: SiteLog, site_id: int, computer: str | None = None) -> L
         "UriStem": lambda c, r, w, t: _e(r.path),
         "UriQuery": lambda c, r, w, t: _e(r.query),
         "ServerPort": lambda c, r, w, t: c.s_port,
-        "UserName": lambda c, r, w, t: _DASH,
+        "UserName": lambda c, r, w, t: _e(r.user),
         "ClientIP": lambda c, r, w, t: r.c_ip or c.c_ip,
         "ProtocolVersion": lambda c, r, w, t: _version(r),
         "UserAgent": lambda c, r, w, t: _e(r.user_agent),

@@ -84,6 +84,8 @@ class Request:
         "cache_key", "cache_admit", "cache_hint", "no_cache", "inm", "ims",
         # the client behind a trusted proxy (None: the connection's), forwarding headers seen
         "client", "c_ip", "scheme", "forwarded",
+        # who the worker ran the request as (USER frame; b"" = anonymous or none): cs-username
+        "user",
         # HTTP/2: the stream's H2Stream (None over HTTP/1.1)
         "h2",
     )
@@ -133,6 +135,7 @@ class Request:
         self.cache_key = None
         self.cache_admit = False
         self.cache_hint = None
+        self.user = b""
         self.no_cache = False
         self.inm = None
         self.ims = None

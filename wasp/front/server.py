@@ -350,7 +350,7 @@ class Server:
         fmt = site.log_format
         if fmt is None:   # IIS's default fields: the fast path
             line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
-                                   b"", req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status,
+                                   req.user, req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status,
                                    req.substatus, req.win32, taken if taken > 0 else 0)
             self.access_log.write(site.id, key, line, self.wall)
         else:

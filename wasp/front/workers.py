@@ -25,6 +25,7 @@ _FILE = int(FrameType.FILE)
 _ABORT = int(FrameType.ABORT)
 _HELLO = int(FrameType.HELLO)
 _CACHE = int(FrameType.CACHE)
+_USER = int(FrameType.USER)
 
 _STREAM_LIMIT = 2 ** 32
 _EXECUTING = Stage.EXECUTING   # globals: an enum member lookup costs a call on Python 3.11
@@ -209,6 +210,15 @@ class WorkerLink(asyncio.Protocol):
                     req.cache_hint = fr.unpack_cache(payload)
                 except Exception:
                     req.cache_hint = None  # a hint we cannot read: the response is not cached
+        elif ftype == _USER:
+            req = self._last = streams.get(sid)
+            if req is not None:
+                try:
+                    name, _auth_type = fr.unpack_user(payload)
+                except fr.ProtocolError:
+                    self._broke_protocol()
+                    return
+                req.user = name.encode("utf-8")
 
     def connection_lost(self, exc) -> None:
         if self.state is not LinkState.CLOSED:

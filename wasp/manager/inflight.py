@@ -31,5 +31,6 @@ def merge(front_rows: list[dict], worker_rows: dict[int, list[dict]]) -> list[di
             row["module"] = seen.get("module", "")
             row["thread"] = seen.get("thread", "")
             row["modules"] = seen.get("modules", "")
+            row["user"] = seen.get("user", "")
         out.append(row)
     return out

@@ -37,6 +37,8 @@ class FrameType(IntEnum):
                    # if no response was started (else the front resets the client connection)
     CACHE = 11     # worker -> front: CacheHint (msgpack), just before the RESPONSE (FIN) or FILE it
                    # is about: the front may cache that response (IIS HttpCacheModule -> HTTP.sys)
+    USER = 12      # worker -> front: who the request ran as, just before its RESPONSE or FILE:
+                   # "auth_type NUL name" in UTF-8 (cs-username in the W3C log)
 
 
 FLAG_FIN = 0x01
@@ -267,6 +269,21 @@ def pack_cache(stream: int, hint: CacheHint) -> bytes:
 
 def unpack_cache(payload: bytes) -> CacheHint:
     return _decode(_cache_dec, payload)
+
+
+def pack_user(stream: int, name: str, auth_type: str) -> bytes:
+    return pack(FrameType.USER, stream, auth_type.encode("utf-8") + b"\0" + name.encode("utf-8"))
+
+
+def unpack_user(payload: bytes) -> tuple[str, str]:
+    """-> (name, auth_type)."""
+    auth_type, sep, name = bytes(payload).partition(b"\0")
+    if not sep or not name:
+        raise ProtocolError("USER frame without a name")
+    try:
+        return name.decode("utf-8"), auth_type.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("USER frame is not UTF-8") from None
 
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body

@@ -39,6 +39,7 @@ class RequestContext:
         "window", "body", "waiter", "start_time",
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
+        "user", "auth_type", "private", "challenges",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -71,6 +72,13 @@ class RequestContext:
         self.expired_at = 0.0    # when execution_timeout cut it (answered ABORT 503); 0 = not
         self.stuck = False       # still running a grace period after that: reported to the manager
         self.cache = None        # http_cache's Rule when the front may cache the response
+        # Who the request runs as (AUTHENTICATE_REQUEST): None = no authentication module
+        # produced a user (401.2 if one was configured), "" = anonymous, else the user's name.
+        self.user = None
+        self.auth_type = ""      # "Basic", "Digest", "Negotiate", ...; "" for anonymous
+        # The response depends on who asked (an IP rule, a user): never stored by the front.
+        self.private = False
+        self.challenges = None   # WWW-Authenticate values collected by authentication modules
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -121,6 +129,20 @@ class RequestContext:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def set_user(self, name: str, auth_type: str) -> None:
+        """The request runs as `name` ("" = anonymous), authenticated by `auth_type`. A named
+        user makes the response private (the front never caches it) and reaches the front with
+        the response (cs-username), the apps (REMOTE_USER, AUTH_TYPE, the ASGI `user` extension)
+        and `wasp list requests`."""
+        if not isinstance(name, str) or not isinstance(auth_type, str):
+            raise TypeError("set_user(name, auth_type) takes two str")
+        if any(ord(c) < 0x20 or c == "\x7f" for c in name + auth_type):
+            raise ValueError(f"a user name or auth type with a control character: {name!r}")
+        self.user = name
+        self.auth_type = auth_type if name else ""
+        if name:
+            self.private = True
+
     # ---- answering (any thread) ----
     def respond(self, block: bytes, body: bytes = b"", content_length: int | None = None,
                 substatus: int = 0) -> None:
@@ -135,25 +157,30 @@ class RequestContext:
                                                         body)
         else:
             head = data = frames.pack_response(self.sid, block, content_length, substatus, body)
-        if self.cache is not None:
+        if self.cache is not None and not self.private:
             hint = self.cache.response_hint(self, block, len(body))
             if hint is not None and content_length == len(body):
                 cache = frames.pack_cache(self.sid, hint)
                 data = (cache + head, body) if data is not head else cache + data
+        if self.user:
+            data = self._with_user(data)
         self.channel.send_final(self, data)
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
         """A RESPONSE without FIN: BODY frames and END follow."""
         self._mark(block, substatus)
-        self._send(frames.pack_response(self.sid, block, content_length, substatus))
+        data = frames.pack_response(self.sid, block, content_length, substatus)
+        self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
         self._mark(block, 0)
         data = frames.pack_file(self.sid, frames.FileSpan(block, path, offset, length))
-        if self.cache is not None:
+        if self.cache is not None and not self.private:
             hint = self.cache.file_hint(self, block, path, offset, length)
             if hint is not None:
                 data = frames.pack_cache(self.sid, hint) + data
+        if self.user:
+            data = self._with_user(data)
         self.channel.send_final(self, data)
 
     def end(self) -> None:
@@ -212,6 +239,13 @@ class RequestContext:
             view = view[n:]
 
     # ---- internals ----
+    def _with_user(self, data):
+        """`data` (bytes, or a tuple of parts) with the USER frame in front of it."""
+        user = frames.pack_user(self.sid, self.user, self.auth_type)
+        if data.__class__ is tuple:
+            return (user + data[0],) + data[1:]
+        return user + data
+
     def _mark(self, block: bytes, substatus: int) -> None:
         self.started = True
         self.status = frames.status_of(block)

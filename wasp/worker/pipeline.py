@@ -23,6 +23,7 @@ import logging
 from wasp.config.sections.modules import NATIVE_MODULES
 from wasp.errors import HttpError, NotFound
 from wasp.worker import errorpages
+from wasp.worker.authn import check_user
 from wasp.worker.context import Cancelled
 from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, Status, lookup
 
@@ -59,9 +60,13 @@ class Pipeline:
             if phase is Phase.EXECUTE_REQUEST_HANDLER:
                 target.append((phase, "", self._execute))
                 continue
+            steps = len(target)
             for module in self.modules:
                 if phase in module.phases and module.wants(phase):
                     target.append((phase, module.id, getattr(module, phase.method)))
+            if phase is Phase.AUTHENTICATE_REQUEST and len(target) > steps:
+                # Authentication modules ran: one of them must have produced a user (401.2).
+                target.append((phase, CORE, check_user))
         stepped = {name for _phase, name, _step in self.main + self.tail}
         #: The modules a request of this application runs through, in order (`list requests`).
         self.active = [m.id for m in self.modules

@@ -130,6 +130,7 @@ def rows(running, channel, now: float) -> list[dict]:
             "elapsed_ms": int((now - ctx.start_time) * 1000),
             "thread": names.get(ctx.thread, "") if ctx.thread else "",
             "modules": ",".join(ctx.app.pipeline.active) if ctx.app.pipeline is not None else "",
+            "user": ctx.user or "",
         })
     return out
 

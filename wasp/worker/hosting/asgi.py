@@ -91,6 +91,8 @@ def build_scope(ctx, state: dict, kind: str = "http") -> dict:
         scope["extensions"] = {"http.response.pathsend": {}}
     if head.warmup:
         scope["app_warming_up"] = True
+    if ctx.user:  # set by an authentication module
+        scope.setdefault("extensions", {})["user"] = {"name": ctx.user, "auth_type": ctx.auth_type}
     tls = head.tls
     if tls is not None:
         scope.setdefault("extensions", {})["tls"] = tls_extension(tls)

@@ -171,6 +171,9 @@ class WSGIHost:
             env["SERVER_PORT"] = str(head.server[1])
         if head.warmup:
             env["APP_WARMING_UP"] = "1"
+        if ctx.user:  # set by an authentication module (CGI's REMOTE_USER and AUTH_TYPE)
+            env["REMOTE_USER"] = ctx.user
+            env["AUTH_TYPE"] = ctx.auth_type
         tls = head.tls
         if tls is not None:
             # mod_ssl's names, which WSGI apps and middleware look for.
