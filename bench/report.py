@@ -9,6 +9,7 @@ WSGI_RATIO = 2.0  # wasp vs nginx -> gunicorn gthread, and a lower p99
 ASGI_RATIO = 0.6  # wasp vs uvicorn
 CACHED_RATIO = 1.5  # wasp's front cache vs nginx proxy_cache -> gunicorn, a cached WSGI page
 HTTPS_RATIO = 2.0  # wasp vs nginx (TLS 1.3) -> gunicorn, keep-alive
+SECURITY_RATIO = 0.95  # wasp with IIS's default security modules vs wasp without them (issue 9)
 RSS_LIMIT_MIB = 40.0
 
 #: Issue 8's targets, each against one named peer of a scenario: (scenario, peer's server label,
@@ -145,6 +146,15 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
         out.append(
             f"{'PASS' if ok else 'FAIL'} https hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
             f"{b.rps:,.0f} (target >= {HTTPS_RATIO}x); p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms; "
+            f"wasp errors {w.error_text()} (target 0)")
+    pair = _compared(rows, "wsgi hello, security", out)
+    if pair:
+        w, b, name = pair
+        x = w.rps / b.rps
+        ok = x >= SECURITY_RATIO and w.errors == 0
+        out.append(
+            f"{'PASS' if ok else 'FAIL'} wsgi hello, security: wasp with IIS's default security "
+            f"modules {w.rps:,.0f} req/s = {x:.2f}x {name} {b.rps:,.0f} (target >= {SECURITY_RATIO}x); "
             f"wasp errors {w.error_text()} (target 0)")
     for scenario in ("wsgi 100k", "static 1k", "static 100k", "https handshake"):
         pair = _compared(rows, scenario, [])

@@ -29,7 +29,7 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
@@ -161,6 +161,22 @@ def plan(args, workdir: str, fronts: int = 1):
              lambda: closing(sv.nginx_gunicorn(workdir, "wsgi_hello", tls=True)), "/", 13, True),
             ("https handshake", "wasp",
              lambda: closing(wasp(workdir, "wsgi_hello", log, name="wasp-tls", tls=True)), "/", 13, False),
+        ]
+    if "security" in args.scenarios:
+        # Issue 9's cost of the security modules: IIS's defaults (request filtering, anonymous
+        # authentication, URL authorization with its one `Allow users="*"` rule) against the same
+        # server with those modules removed from the application.
+        bare = sv.security_modules_removed()
+
+        def relabel(dep, label):
+            dep.label = label
+            return dep
+        cases += [
+            ("wsgi hello, security", "wasp",
+             lambda: relabel(wasp(workdir, "wsgi_hello", log, name="wasp-nosec", app_extra=bare),
+                             "wasp, no security modules"), "/", 13, True),
+            ("wsgi hello, security", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-sec"),
+             "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -241,6 +241,18 @@ pool = "bench"
 {app_extra}"""
 
 
+#: IIS's default security modules (issue 9): the `security` scenario's baseline removes them.
+SECURITY_MODULES = ("request_filtering", "anonymous_authentication", "url_authorization")
+
+
+def security_modules_removed() -> str:
+    """`app_extra` TOML removing, from the application, those of SECURITY_MODULES this tree has."""
+    from wasp.config.sections.modules import NATIVE_MODULES
+    present = [m for m in SECURITY_MODULES if m in NATIVE_MODULES]
+    names = ", ".join(f'"{m}"' for m in present)
+    return f"[sites.applications.modules]\nremove = [{names}]\n"
+
+
 def wasp_env() -> dict[str, str]:
     """The package runs from the tree; PYTHONPATH lets the manager's children import it too."""
     return {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)}

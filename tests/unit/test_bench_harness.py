@@ -385,3 +385,24 @@ def test_take_turn_waits_for_another_holder(tmp_path):
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_security_target_compares_wasp_with_and_without_its_security_modules():
+    rows = [_row("wsgi hello, security", "wasp, no security modules", 20_000, 5.0, baseline=True),
+            _row("wsgi hello, security", "wasp", 19_200, 5.1)]
+    [line] = report.targets(rows, None)
+    assert line.startswith("PASS wsgi hello, security: wasp with IIS's default security modules "
+                           "19,200 req/s = 0.96x wasp, no security modules 20,000"), line
+    rows[1] = _row("wsgi hello, security", "wasp", 18_000, 5.1)
+    assert report.targets(rows, None)[0].startswith("FAIL wsgi hello, security")
+
+
+def test_the_security_baseline_removes_only_modules_this_tree_has(tmp_path):
+    from bench.servers import SECURITY_MODULES, security_modules_removed, wasp_toml
+    from wasp.config.load import load
+    from wasp.config.sections.modules import NATIVE_MODULES
+    path = tmp_path / "wasp.toml"
+    path.write_text(wasp_toml(8123, "wsgi_hello", wasp_log=False, app_extra=security_modules_removed()))
+    (site,) = load(str(path)).sites
+    assert "anonymous_authentication" in security_modules_removed()
+    assert all(m in NATIVE_MODULES for m in SECURITY_MODULES if f'"{m}"' in security_modules_removed())
