@@ -374,7 +374,10 @@ def _cell(text: str) -> str:
 _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_key", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
             ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html",
             ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
-            ("CustomLogField", "source_type"): "server_variable"}
+            ("CustomLogField", "source_type"): "server_variable",
+            ("FileExtension", "file_extension"): ".config", ("VerbRule", "verb"): "TRACE",
+            ("VerbRule", "allowed"): False, ("HeaderLimit", "header"): "X-Big",
+            ("HeaderLimit", "size_limit"): 1024, ("FilteringRule", "name"): "no-leech"}
 
 
 def full_example() -> str:
@@ -399,7 +402,8 @@ def full_example() -> str:
 
 #: Arrays of tables that are empty by default: the full example shows one entry commented out, so
 #: that the file still loads as the defaults.
-_COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry"}
+_COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
+                     "HeaderLimit", "FilteringRule"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -11,11 +11,31 @@ from __future__ import annotations
 import asyncio
 import time
 
+from wasp.errors import HttpError
 from wasp.wire import frames
 from wasp.worker.context import WAIT_LIMIT, Cancelled
 
 #: Acknowledge in batches of at least this many consumed bytes while the buffer still has data.
 ACK_BATCH = frames.INITIAL_WINDOW // 4
+
+
+class BodyTooLarge(HttpError):
+    """A body with no Content-Length (chunked) went over request filtering's
+    max_allowed_content_length while it was read: 413.1."""
+
+    status = 413
+    substatus = 1
+    reason = "EntityTooLarge"
+
+
+def _too_large(ctx, limit: int) -> BodyTooLarge:
+    """Answer 413.1 (the pipeline's one place for errors; nothing if a response started) and
+    return the error for the reader to raise into the app."""
+    exc = BodyTooLarge(f"request body over max_allowed_content_length ({limit} bytes)")
+    pipeline = getattr(ctx.app, "pipeline", None)
+    if pipeline is not None:
+        pipeline.fail(ctx, exc)
+    return exc
 
 
 class EmptyInput:
@@ -40,11 +60,14 @@ EMPTY_INPUT = EmptyInput()
 class BlockingBody:
     """wsgi.input: read by a WSGI thread, fed by the event loop."""
 
-    __slots__ = ("_ctx", "_cond", "_buf", "_eof", "_cancelled", "_received", "_consumed", "_acked")
+    __slots__ = ("_ctx", "_cond", "_buf", "_eof", "_cancelled", "_received", "_consumed", "_acked",
+                 "limit", "_over")
 
     def __init__(self, ctx, eof: bool = False):
         self._ctx = ctx
         self._cond = ctx.channel.cond
+        self.limit = 0            # > 0: most body bytes the app may get (request filtering)
+        self._over = None         # the BodyTooLarge once the body went over `limit`
         self._buf = bytearray()   # deleting from the front of a bytearray is amortised O(1)
         self._eof = eof
         self._cancelled = False
@@ -81,6 +104,8 @@ class BlockingBody:
         while not predicate() and not self._eof:
             if self._cancelled:
                 raise Cancelled("client went away")
+            if self.limit and self._received > self.limit:
+                self._refuse()
             self._ack_to(self._received)
             if deadline is None:
                 deadline = time.monotonic() + WAIT_LIMIT
@@ -90,6 +115,20 @@ class BlockingBody:
             self._cond.wait(left)
         if self._cancelled:
             raise Cancelled("client went away")
+        if self.limit and self._received > self.limit:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        """Over the limit: nothing more is acknowledged or handed to the app. The condition is
+        released while the pipeline answers (it writes through the channel's lock)."""
+        if self._over is None:
+            self._buf.clear()
+            self._cond.release()
+            try:
+                self._over = _too_large(self._ctx, self.limit)
+            finally:
+                self._cond.acquire()
+        raise self._over
 
     def _take(self, n: int) -> bytes:
         buf = self._buf
@@ -174,7 +213,7 @@ class AsyncBody:
     """The source of an ASGI app's `http.request` messages (or a WebSocket's tunnel bytes), fed
     on the same loop that reads them."""
 
-    __slots__ = ("_ctx", "_chunks", "_eof", "_cancelled", "waiter")
+    __slots__ = ("_ctx", "_chunks", "_eof", "_cancelled", "waiter", "limit", "_received", "_over")
 
     def __init__(self, ctx, eof: bool = False):
         self._ctx = ctx
@@ -182,6 +221,9 @@ class AsyncBody:
         self._eof = eof
         self._cancelled = False
         self.waiter = None
+        self.limit = 0            # > 0: most body bytes the app may get (request filtering)
+        self._received = 0
+        self._over = None
 
     @property
     def done(self) -> bool:
@@ -192,6 +234,7 @@ class AsyncBody:
         return bool(self._chunks)
 
     def feed(self, data: bytes) -> None:
+        self._received += len(data)
         self._chunks.append(data)
         self.wake()
 
@@ -244,6 +287,11 @@ class AsyncBody:
             await self.wait(deadline - now)
         if self._cancelled:
             raise Cancelled("client went away")
+        if self.limit and self._received > self.limit:
+            if self._over is None:
+                self._chunks.clear()
+                self._over = _too_large(self._ctx, self.limit)
+            raise self._over
         data = self.drain() if self._chunks else b""
         if data and not self._eof:
             ctx = self._ctx
