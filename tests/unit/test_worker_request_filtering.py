@@ -354,3 +354,16 @@ def test_substatus_names():
     assert (rf.URL_SEQUENCE, rf.VERB, rf.FILE_EXTENSION, rf.HIDDEN_SEGMENT, rf.DOUBLE_ESCAPING,
             rf.HIGH_BIT, rf.URL_TOO_LONG, rf.QUERY_TOO_LONG, rf.QUERY_SEQUENCE, rf.FILTERING_RULE,
             rf.URL_SEGMENTS) == (5, 6, 7, 8, 11, 12, 14, 15, 18, 19, 20)
+
+
+def test_path_verdicts_are_remembered_and_bounded(monkeypatch):
+    monkeypatch.setattr(rf, "PATH_CACHE_LIMIT", 3)
+    app = make_app(tables=server(hidden_segments={"segments": ["cached-test"]}))
+    rules = rules_for(app.sections.request_filtering)
+    module = RequestFilteringModule()
+    assert _outcome(module, _ctx(app, b"/cached-test/x")) == (404, 8)
+    assert rules.paths[b"/cached-test/x"] == 8
+    assert _outcome(module, _ctx(app, b"/cached-test/x")) == (404, 8)  # from the table
+    for n in range(5):
+        assert _outcome(module, _ctx(app, b"/p%d" % n)) == PASS
+    assert len(rules.paths) <= 3

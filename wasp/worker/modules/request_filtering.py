@@ -84,6 +84,13 @@ _NEEDS_FORMS = re.compile(rb";|[. ](?:/|$)|[\x80-\xff]").search
 
 _NO_EXTENSION = b"."
 
+#: Paths whose verdict one Rules keeps; past it the table starts again.
+PATH_CACHE_LIMIT = 4096
+
+_WHY = {URL_TOO_LONG: "URL over max_url", DOUBLE_ESCAPING: "the URL is double escaped",
+        HIGH_BIT: "high-bit character in the URL", HIDDEN_SEGMENT: "hidden segment",
+        FILE_EXTENSION: "file extension denied", URL_SEGMENTS: "too many URL segments"}
+
 
 def segment_forms(segment: bytes) -> set[bytes]:
     """The lowered forms of one path segment that are compared: as sent, without a `;`
@@ -145,7 +152,7 @@ class Rules:
                  "verbs_denied", "verbs_allowed", "verbs_unlisted", "verbs_dav", "tunnelling",
                  "check_verbs", "double_escaping", "high_bit", "url_sequences", "allowed_urls",
                  "hidden", "hidden_dav", "ext_denied", "ext_allowed", "ext_unlisted", "ext_dav",
-                 "query_sequences", "allowed_queries", "unescape", "rules", "private")
+                 "query_sequences", "allowed_queries", "unescape", "rules", "private", "paths")
 
     def __init__(self, section) -> None:
         limits = section.request_limits
@@ -189,50 +196,71 @@ class Rules:
         # sent): the front must not answer the next request for the URL from its cache.
         self.private = bool(self.header_limits or self.check_verbs or self.url_sequences
                             or self.rules)
+        self.paths: dict[bytes, int] = {}  # cooked path -> _judge_path's verdict
 
     # ---- the per-request check ----
     def check(self, head) -> None:
         path = head.path
-        method = head.method
         dav = None
         if self.check_verbs:
             dav = _is_dav(head)
             if self.verbs_dav or not dav:
-                self._check_verbs(head, method)
+                self._check_verbs(head, head.method)
         if self.max_length and head.content_length > self.max_length:
             raise ContentTooLarge("Content-Length over max_allowed_content_length")
-        if self.max_url and len(path) > self.max_url:
-            raise Denied("URL over max_url", substatus=URL_TOO_LONG)
         query = head.query
         if self.max_query and len(query) > self.max_query:
             raise Denied("query string over max_query_string", substatus=QUERY_TOO_LONG)
         if self.header_limits:
             self._check_headers(head.headers)
-        if self.double_escaping and (b"%" in path or b"+" in path) and _SECOND_DECODE(path):
-            raise Denied("the URL is double escaped", substatus=DOUBLE_ESCAPING)
-        if self.high_bit and not path.isascii():
-            raise Denied("high-bit character in the URL", substatus=HIGH_BIT)
+        # What the cooked path alone decides, judged once per path (bounded: random URLs only
+        # make misses).
+        paths = self.paths
+        verdict = paths.get(path)
+        if verdict is None:
+            if len(paths) >= PATH_CACHE_LIMIT:
+                paths.clear()
+            verdict = paths[path] = self._judge_path(path)
+        if verdict:
+            raise Denied(_WHY[verdict], substatus=verdict)
         if self.url_sequences and path.lower() not in self.allowed_urls:
             self._check_url_sequences(head, path)
-        if self.hidden:
-            if dav is None and not self.hidden_dav:
+        if self.hidden and not self.hidden_dav:
+            if dav is None:
                 dav = _is_dav(head)
-            if self.hidden_dav or not dav:
+            if not dav:
                 self._check_hidden(path)
         extensions = None
-        if self.ext_denied or not self.ext_unlisted:
-            if dav is None and not self.ext_dav:
+        if (self.ext_denied or not self.ext_unlisted) and not self.ext_dav:
+            if dav is None:
                 dav = _is_dav(head)
-            if self.ext_dav or not dav:
+            if not dav:
                 extensions = extensions_of(path)
                 self._check_extensions(extensions)
         if query and self.query_sequences:
             self._check_query(query)
         if self.rules:
             self._check_rules(head, extensions if extensions is not None else extensions_of(path))
-        if self.max_segments and path.count(b"/") > self.max_segments \
-                and sum(1 for s in path.split(b"/") if s) > self.max_segments:
-            raise Denied("too many URL segments", substatus=URL_SEGMENTS)
+
+    def _judge_path(self, path: bytes) -> int:
+        """0, or the substatus the cooked path alone is denied with."""
+        try:
+            if self.max_url and len(path) > self.max_url:
+                return URL_TOO_LONG
+            if self.double_escaping and (b"%" in path or b"+" in path) and _SECOND_DECODE(path):
+                return DOUBLE_ESCAPING
+            if self.high_bit and not path.isascii():
+                return HIGH_BIT
+            if self.hidden and self.hidden_dav:
+                self._check_hidden(path)
+            if (self.ext_denied or not self.ext_unlisted) and self.ext_dav:
+                self._check_extensions(extensions_of(path))
+            if self.max_segments and path.count(b"/") > self.max_segments \
+                    and sum(1 for s in path.split(b"/") if s) > self.max_segments:
+                return URL_SEGMENTS
+        except Denied as exc:
+            return exc.substatus
+        return 0
 
     def _check_verbs(self, head, method: str) -> None:
         self._check_verb(method)
