@@ -168,3 +168,19 @@ def test_the_substatus_reaches_the_w3c_log(server):
         found = {f[4]: (f[11], f[12]) for f in lines if f[4] in expected}
         return found if len(found) == len(expected) else None
     assert server.wait_until(logged, what="the request filtering denials in the W3C log") == expected
+
+
+@pytest.mark.parametrize("request_", [
+    b"GET /page.html HTTP/1.1\r\nHost: f.test\r\nX-A: a\r\n X-HTTP-Method-Override: DELETE\r\n\r\n",  # obs-fold
+    b"GET /page.html HTTP/1.1\r\nHost: f.test\r\nX-A: a\rX-HTTP-Method-Override: DELETE\r\n\r\n",   # bare CR
+    b"GET /page.html HTTP/1.1\r\nHost: f.test\r\nX-HTTP-Method-Override : DELETE\r\n\r\n",          # space before :
+    b"GET /bin/a.txt\x00 HTTP/1.1\r\nHost: f.test\r\n\r\n",                                           # raw NUL
+])
+def test_header_injection_is_refused_by_the_front(server, request_):
+    r = raw(server, request_)
+    assert r.status == 400, (r.status, r.body[:200])
+
+
+def test_an_override_header_naming_an_allowed_verb_passes(server):
+    r = get(server, "/app/echo", "POST", "X-HTTP-Method-Override: PUT\r\nContent-Length: 0\r\n")
+    assert (r.status, r.body) == (200, b"app /app/echo read 0")
