@@ -219,6 +219,12 @@ VERBS = server(verbs={"verbs": [{"verb": "DELETE", "allowed": False}]})
     ("/x", "POST", [("X-HTTP-Method", "DELETE")], VERBS, (404, 6)),
     ("/x", "POST", [("x-method-override", " DELETE ")], VERBS, (404, 6)),
     ("/x", "POST", [("X-HTTP-Method-Override", "PUT")], VERBS, PASS),
+    ("/x", "POST", [("X-HTTP-Method-Override", "delete")], VERBS, (404, 6)),   # frameworks upper-case it
+    ("/x", "POST", [("X-HTTP-Method-Override", "PUT, DELETE")], VERBS, (404, 6)),
+    ("/x?_method=DELETE", "POST", (), VERBS, (404, 6)),
+    ("/x?a=1&_METHOD=de%6cete", "POST", (), VERBS, (404, 6)),
+    ("/x?_method=PUT", "POST", (), VERBS, PASS),
+    ("/x?_method=PUT", "POST", (), server(verbs={"allow_verb_tunnelling": False}), (404, 6)),
     ("/x", "DELETE", (), VERBS, (404, 6)),
     # WebDAV does not slip through unless apply_to_web_dav says so
     ("/web.toml", "PROPFIND", (), None, (404, 8)),

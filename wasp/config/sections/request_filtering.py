@@ -92,8 +92,9 @@ class Verbs(Struct, forbid_unknown_fields=True, kw_only=True):
     apply_to_web_dav: Annotated[bool, doc("Also check WebDAV requests.")] = True
     allow_verb_tunnelling: Annotated[bool, doc(
         "wasp: a request may carry a method-override header (X-HTTP-Method-Override, "
-        "X-HTTP-Method, X-Method-Override). The method it names is checked like the request's own "
-        "either way, so it cannot tunnel a denied verb; false: any such header is 404.6."
+        "X-HTTP-Method, X-Method-Override) or a `_method` query parameter. The method it names "
+        "is checked like the request's own either way (also upper-cased, and each part of a "
+        "comma list), so it cannot tunnel a denied verb; false: any such header or parameter is 404.6."
     )] = True
     verbs: Annotated[list[VerbRule], collection(key="verb"), doc(
         "IIS's `<add verb allowed>` entries."

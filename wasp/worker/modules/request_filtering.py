@@ -66,7 +66,8 @@ QUERY_SEQUENCE = 18
 FILTERING_RULE = 19
 URL_SEGMENTS = 20
 
-#: Method-override headers frameworks honour (verb tunnelling).
+#: Method-override headers frameworks honour (verb tunnelling); the `_method` query parameter
+#: (Rails, Laravel, Express's method-override) is checked too.
 TUNNEL_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
 #: Methods only WebDAV uses (RFC 4918, RFC 5323): a request with one, or with `Translate: f`,
 #: is a WebDAV request for the `apply_to_web_dav` switches.
@@ -268,7 +269,24 @@ class Rules:
             if name.lower() in TUNNEL_HEADERS:
                 if not self.tunnelling:
                     raise Denied("verb tunnelling header", substatus=VERB)
-                self._check_verb(value.decode("latin-1").strip())
+                self._check_tunnelled(value)
+        query = head.query
+        if query and b"_method=" in query.lower():
+            for pair in query.split(b"&"):
+                key, _, value = pair.partition(b"=")
+                if key.lower() == b"_method":
+                    if not self.tunnelling:
+                        raise Denied("verb tunnelling parameter", substatus=VERB)
+                    self._check_tunnelled(unquote_to_bytes(value.replace(b"+", b" ")))
+
+    def _check_tunnelled(self, value: bytes) -> None:
+        """A tunnelled verb, as written and upper-cased (frameworks upper-case it), and each part
+        of a comma-separated list."""
+        text = value.decode("latin-1")
+        for part in {text.strip(), *(p.strip() for p in text.split(","))}:
+            if part:
+                self._check_verb(part)
+                self._check_verb(part.upper())
 
     def _check_verb(self, verb: str) -> None:
         if verb in self.verbs_denied or (not self.verbs_unlisted and verb not in self.verbs_allowed):
