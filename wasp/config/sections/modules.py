@@ -24,7 +24,7 @@ from wasp.config.sections import Section, collection, section
 #: IIS's order (HttpCacheModule first; request filtering, authentication and authorization before
 #: the handlers), of the native modules wasp has built.
 NATIVE_MODULES = ("http_cache", "default_document", "static_file", "anonymous_authentication",
-                  "python_app")
+                  "ip_restriction", "dynamic_ip_restriction", "python_app")
 
 
 class ModuleEntry(Struct, forbid_unknown_fields=True, kw_only=True):
