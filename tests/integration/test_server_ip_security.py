@@ -126,6 +126,11 @@ enable_reverse_dns = true
 add = [{ domain_name = "localhost" }]
 
 [[locations]]
+path = "Ip Site/wt"
+override_mode = "Allow"
+[locations.ip_security]
+
+[[locations]]
 path = "Ip Site/dnswild"
 [locations.ip_security]
 enable_reverse_dns = true
@@ -134,7 +139,7 @@ add = [{ domain_name = "*.example.invalid", allowed = true }]
 """
 
 FOLDERS = ["deny", "deny/open", "only", "onlylocal", "mapped", "notfound", "unauth", "abort", "proxy",
-           "proxyonly", "dns", "dnswild", "open", "deny/dir"]
+           "proxyonly", "dns", "dnswild", "open", "deny/dir", "wt", "wt/bad", "locked"]
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +148,9 @@ def server(wasp_module_server):
     for folder in FOLDERS:
         (d / "www" / folder).mkdir(parents=True, exist_ok=True)
         (d / "www" / folder / "file.txt").write_text(f"{folder}/file.txt")
+    (d / "www/wt/web.toml").write_text('[ip_security]\nallow_unlisted = false\n')
+    (d / "www/wt/bad/web.toml").write_text('[ip_security]\n\nentries = [{ ip_address = "10.0.0.0/40" }]\n')
+    (d / "www/locked/web.toml").write_text('[ip_security]\nallow_unlisted = false\n')
     server = wasp_module_server(CONFIG)
     server.wait_until = wasp_module_server.wait_until
     r = requests.get(server.url + "/open/file.txt", timeout=30)
@@ -203,6 +211,18 @@ def test_proxy_mode_never_admits_by_a_forged_header(server):
     r = get(server, "/proxyonly/file.txt", headers={"X-Forwarded-For": "10.0.0.1"})
     assert code(r) == "403.503"
     assert code(get(server, "/proxy/file.txt", headers={"X-Forwarded-For": "10.0.0.1"})) == "200"
+
+
+def test_web_toml(server):
+    # unlocked by a location: a web.toml may restrict its folder
+    assert code(get(server, "/wt/file.txt")) == "403.503"
+    # a bad entry is a 500.19 naming the key and line
+    r = get(server, "/wt/bad/file.txt")
+    assert r.status_code == 500 and "HTTP Error 500.19" in r.text, r.text[:300]
+    assert "ip_security.entries[0].ip_address" in r.text and "line 3" in r.text, r.text
+    # locked by default (IIS: overrideModeDefault Deny)
+    r = get(server, "/locked/file.txt")
+    assert r.status_code == 500 and "HTTP Error 500.19" in r.text and "locked" in r.text, r.text[:300]
 
 
 def test_a_denied_url_is_never_answered_from_the_front_cache(server):
