@@ -179,14 +179,36 @@ def test_resolver_forward_confirms_caches_and_never_waits_behind_a_flood():
         return ["host.example.com"] if address == "192.0.2.1" else []
 
     now = [0.0]
-    resolver = Resolver(lookup, wait=0.05, ttl=10, negative_ttl=1, max_pending=2, clock=lambda: now[0])
+    resolver = Resolver(lookup, wait=0.05, ttl=10, negative_ttl=1, max_pending=2, backoff=5,
+                        clock=lambda: now[0])
+    waited = []
+    real_start = resolver._start
+
+    def start(address):
+        future = real_start(address)
+        result = future.result
+
+        def timed(timeout=None):
+            waited.append(address)
+            return result(timeout=timeout)
+        future.result = timed
+        return future
+    resolver._start = start
     try:
         assert resolver.names("192.0.2.1") == ["host.example.com"]
         assert resolver.names("192.0.2.1") == ["host.example.com"] and calls.count("192.0.2.1") == 1
         now[0] = 11.0
         assert resolver.names("192.0.2.1") == ["host.example.com"] and calls.count("192.0.2.1") == 2
-        assert resolver.names("10.0.0.1") == [] and resolver.names("10.0.0.2") == []  # slow: no name
-        assert resolver.names("10.0.0.3") == [] and "10.0.0.3" not in calls          # saturated
+        waited.clear()
+        assert resolver.names("10.0.0.1") == [] and waited == ["10.0.0.1"]   # slow: no name
+        assert resolver.names("10.0.0.1") == [] and waited == ["10.0.0.1"]   # pending: no second wait
+        assert resolver.names("10.0.0.2") == [] and waited == ["10.0.0.1"]   # backing off: no wait
+        assert resolver.names("10.0.0.3") == [] and "10.0.0.3" not in calls  # saturated: not even asked
+        now[0] = 30.0
+        release.set()
+        resolver._pool.shutdown(wait=True)
+        resolver._pool = None
+        assert resolver.names("192.0.2.9") == [] and waited[-1] == "192.0.2.9"  # backoff over
     finally:
         release.set()
         resolver.close()

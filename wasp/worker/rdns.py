@@ -5,13 +5,17 @@ attacker's 203.0.113.7 can claim to be `trusted.example.com`. A name counts only
 lookup of it gives the same address back (the "forward-confirmed reverse DNS" rule of tcpwrappers
 and Apache's `Require host`). Names are lower case without the trailing dot.
 
-Lookups run on a few resolver threads (getnameinfo/getaddrinfo block). The pipeline step waits
-for one at most `wait` seconds; a lookup still running then goes on in the background and fills
-the cache, and this request is treated as having no name. That is safe both ways: a name is only
-ever *needed* to match an allow entry (no name: not allowed, the unlisted rule decides), and a
-deny entry by name can be dodged by an attacker anyway (its PTR records are its own, or it just
-fails the forward check). When `max_pending` lookups are already under way, a new address gets no
-wait at all, so a flood of addresses with slow name servers cannot hold the event loop.
+Lookups run on a few resolver threads (getnameinfo/getaddrinfo block). The pipeline step (on the
+worker's event loop) waits for one at most `wait` seconds; a lookup still running then goes on in
+the background and fills the cache, and this request is treated as having no name. That is safe
+both ways: a name is only ever *needed* to match an allow entry (no name: not allowed, the
+unlisted rule decides), and a deny entry by name can be dodged by an attacker anyway (its PTR
+records are its own, or it just fails the forward check). The loop waits only for the request
+that starts a lookup (others for the same address do not wait); after a wait ran out, no request
+waits for `backoff` seconds (name servers are slow now: an attacker's, for its own addresses,
+can be made so on purpose); and when `max_pending` lookups are under way a new address gets no
+wait at all. A flood of addresses with slow name servers thus holds the loop at most `wait`
+seconds per `backoff`.
 
 Results (names and failures) are cached for `ttl` / `negative_ttl` seconds (the resolver library
 does not give the records' own TTL), in a table of at most `limit` addresses.
@@ -60,15 +64,18 @@ def _same(a: str, b: str) -> bool:
 class Resolver:
     """Cached forward-confirmed reverse lookups, safe to call from the loop or any thread."""
 
-    def __init__(self, lookup: Lookup = confirmed_names, *, wait: float = 1.0, ttl: float = 300.0,
+    def __init__(self, lookup: Lookup = confirmed_names, *, wait: float = 0.5, ttl: float = 300.0,
                  negative_ttl: float = 60.0, limit: int = 16384, threads: int = 4,
-                 max_pending: int = 32, clock: Callable[[], float] = time.monotonic):
+                 max_pending: int = 32, backoff: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.lookup = lookup
         self.wait = wait
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.limit = limit
         self.max_pending = max_pending
+        self.backoff = backoff
+        self._slow_until = float("-inf")
         self.clock = clock
         self.threads = threads
         self._cache: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
@@ -83,14 +90,18 @@ class Resolver:
             hit = self._cache.get(address)
             if hit is not None and hit[0] > now:
                 return hit[1]
-            future = self._pending.get(address)
-            if future is None:
-                if len(self._pending) >= self.max_pending:
-                    return []  # saturated: no name now; don't wait behind a flood
-                future = self._start(address)
+            if address in self._pending:
+                return []  # its lookup is under way: one request waited for it already
+            if len(self._pending) >= self.max_pending:
+                return []  # saturated: no name now; don't wait behind a flood
+            future = self._start(address)
+            if now < self._slow_until:
+                return []
         try:
             return future.result(timeout=self.wait)
         except concurrent.futures.TimeoutError:
+            with self._lock:
+                self._slow_until = self.clock() + self.backoff
             return []
         except Exception:
             return []
