@@ -147,7 +147,7 @@ def server(wasp_module_server):
     d = wasp_module_server.dir
     for folder in FOLDERS:
         (d / "www" / folder).mkdir(parents=True, exist_ok=True)
-        (d / "www" / folder / "file.txt").write_text(f"{folder}/file.txt")
+        (d / "www" / folder / "file.txt").write_text(f"CONTENT-OF:{folder}")
     (d / "www/wt/web.toml").write_text('[ip_security]\nallow_unlisted = false\n')
     (d / "www/wt/bad/web.toml").write_text('[ip_security]\n\nentries = [{ ip_address = "10.0.0.0/40" }]\n')
     (d / "www/locked/web.toml").write_text('[ip_security]\nallow_unlisted = false\n')
@@ -306,3 +306,42 @@ def test_concurrency_limit(server):
         for conn in held:
             conn.close()
         listener.close()
+
+
+def raw_get(server, target: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+@pytest.mark.parametrize("target", [
+    b"/deny/file.txt",
+    b"/%64eny/file.txt",            # percent-encoded
+    b"/%2564eny/file.txt",          # double-encoded: must not reach the file either
+    b"/DeNy/file.txt",              # case
+    b"/./deny/file.txt",            # dot segments
+    b"/open/../deny/file.txt",
+    b"//deny/file.txt",             # empty segment
+    b"/deny//file.txt",
+    b"/deny/./file.txt",
+    b"/deny/file.txt?x=1",          # a query
+    b"/deny/file.txt;x=1",          # a path parameter
+    b"/deny;x/file.txt",
+    b"/deny\\file.txt",             # backslash
+    b"/deny/file.txt.",             # trailing dot
+    b"/deny/file.txt%20",
+    b"http://x/deny/file.txt",      # absolute form
+    b"///deny///file.txt",
+    b"/open/..//deny/file.txt",
+])
+def test_no_spelling_of_a_denied_url_gets_the_file(server, target):
+    data = raw_get(server, target)
+    status = data.split(b" ", 2)[1] if data else b"-"
+    assert b"CONTENT-OF:deny" not in data, (target, data[:300])
+    # Denied, refused, or (a path naming no file: "deny;x", "%64eny") the app's answer.
+    assert status in (b"403", b"404", b"400") or b"app answered" in data, (target, data[:300])
