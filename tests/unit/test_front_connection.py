@@ -367,6 +367,16 @@ def test_abort_before_response_is_500_after_is_a_cut(rig):
     assert transport2.closed
 
 
+def test_abort_with_status_0_closes_without_a_response(rig):
+    # IIS's denyAction AbortRequest: nothing is written, the connection closes, the log says 0.503
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(b"GET /denied HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _, _)] = worker.requests()
+    worker.feed(fr.pack_abort(sid, 0, 503))
+    assert transport.take() == b"" and transport.closed
+
+
 def test_worker_crash_abandons_in_flight_and_keeps_the_queue(rig, tmp_path):
     worker = rig.worker(capacity=1)
     c1, t1 = rig.connect()

@@ -63,6 +63,13 @@ def test_an_abort_without_a_status_means_500():
     assert fr.unpack_abort(b"") == 500 and fr.unpack_abort(fr._U16.pack(503)) == 503
 
 
+def test_an_abort_may_carry_a_substatus():
+    [(_ftype, _flags, _sid, payload)] = fr.FrameReader().feed(fr.pack_abort(7, 0, 503))
+    assert fr.unpack_abort(payload) == 0 and fr.abort_substatus(payload) == 503
+    [(_ftype, _flags, _sid, payload)] = fr.FrameReader().feed(fr.pack_abort(7, 503))
+    assert len(payload) == 2 and fr.abort_substatus(payload) == 0
+
+
 def test_a_frame_over_the_payload_limit_is_refused_from_its_header_alone():
     reader = fr.FrameReader()
     with pytest.raises(ProtocolError):

@@ -231,10 +231,12 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
               "applications": {"1/": {"modules": {"remove": ["default_document"]}}}}
     app = make_app(physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file",
-                                                     "anonymous_authentication", "python_app"]
+                                                     "anonymous_authentication", "ip_restriction",
+                                                     "dynamic_ip_restriction", "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
                                                        "static_file", "anonymous_authentication",
+                                                       "ip_restriction", "dynamic_ip_restriction",
                                                        "python_app"]
 
 

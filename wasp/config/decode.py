@@ -162,7 +162,13 @@ class Decoder:
             values[info.name] = value
         if partial:
             return values
-        return cls(**values) if complete else INVALID
+        if not complete:
+            return INVALID
+        value = cls(**values)
+        whole = self.checks.get((cls, None))  # keys that go together
+        if whole is not None:
+            whole(value, path, self.add)
+        return value
 
     def value(self, raw: Any, tp: Any, path: str) -> Any:
         base, metas = unwrap(tp)

@@ -403,7 +403,7 @@ def full_example() -> str:
 #: Arrays of tables that are empty by default: the full example shows one entry commented out, so
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
-                     "HeaderLimit", "FilteringRule"}
+                     "HeaderLimit", "FilteringRule", "IpRule"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -33,9 +33,14 @@ class RequestEndings:
         except AppPoolUnavailable as exc:
             self._send_error(req, exc)
 
-    def on_abort(self, req: Request, status: int) -> None:
-        """The worker answered ABORT: an error page if nothing was sent yet, else a cut."""
-        if req.stage < Stage.SENDING:
+    def on_abort(self, req: Request, status: int, substatus: int = 0) -> None:
+        """The worker answered ABORT: an error page if nothing was sent yet, else a cut. Status 0
+        (IIS's AbortRequest) closes the connection without a response, logged as sc-status 0
+        with the substatus."""
+        if status == 0 and req.stage < Stage.SENDING:
+            req.status, req.substatus = 0, substatus
+            self._cut(req)
+        elif req.stage < Stage.SENDING:
             self._send_error(req, HttpError("the application failed", status=status or 500,
                                             reason="WorkerAbort"))
         else:

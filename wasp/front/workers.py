@@ -199,7 +199,7 @@ class WorkerLink(asyncio.Protocol):
             req = self._last = streams.pop(sid, None)
             if req is not None:
                 self._ended += 1
-                req.conn.on_abort(req, fr.unpack_abort(payload))
+                req.conn.on_abort(req, fr.unpack_abort(payload), fr.abort_substatus(payload))
         elif ftype == _HELLO:
             self._last = None
             self._hello(payload)

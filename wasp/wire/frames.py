@@ -351,7 +351,12 @@ def unpack_window(payload: bytes) -> int:
     return _U32.unpack(payload)[0]
 
 
-def pack_abort(stream: int, status: int = 500) -> bytes:
+def pack_abort(stream: int, status: int = 500, substatus: int = 0) -> bytes:
+    """ABORT: the front answers `status` (an error page) if nothing was sent yet, else cuts the
+    response. Status 0 (IIS's denyAction AbortRequest) closes the connection without a response;
+    a substatus, when given, is what the access log shows."""
+    if substatus:
+        return pack(FrameType.ABORT, stream, _U16.pack(status) + _U16.pack(substatus))
     return pack(FrameType.ABORT, stream, _U16.pack(status))
 
 
@@ -359,9 +364,14 @@ def unpack_abort(payload: bytes) -> int:
     """The status to answer with; an empty payload means 500."""
     if not payload:
         return 500
-    if len(payload) != 2:
+    if len(payload) != 2 and len(payload) != 4:
         raise ProtocolError(f"ABORT payload of {len(payload)} bytes")
-    return _U16.unpack(payload)[0]
+    return _U16.unpack_from(payload)[0]
+
+
+def abort_substatus(payload: bytes) -> int:
+    """The substatus an ABORT carries (0 when it has none); the payload was unpack_abort's."""
+    return _U16.unpack_from(payload, 2)[0] if len(payload) == 4 else 0
 
 
 def pack_body(stream: int, data: bytes) -> bytes:

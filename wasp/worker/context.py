@@ -186,8 +186,12 @@ class RequestContext:
     def end(self) -> None:
         self.channel.send_final(self, frames.pack_end(self.sid))
 
-    def abort(self, status: int = 500) -> None:
-        self.channel.send_final(self, frames.pack_abort(self.sid, status))
+    def abort(self, status: int = 500, substatus: int = 0) -> None:
+        """End the stream: the front answers `status` if nothing was sent yet (0: it closes the
+        connection without a response, IIS's AbortRequest), else cuts the response."""
+        if not self.started:
+            self.status, self.substatus = status, substatus
+        self.channel.send_final(self, frames.pack_abort(self.sid, status, substatus))
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""

@@ -20,10 +20,13 @@ a restart. The cache is cleared when it holds CACHE_LIMIT directories, so random
 from __future__ import annotations
 
 import os
+import re
 
 from wasp.config import hierarchy
 from wasp.config.sections import EffectiveConfig
 from wasp.errors import HttpError
+
+_SLASHES = re.compile(rb"//+")
 
 WEB_TOML_POLL = 1.0
 CACHE_LIMIT = 4096
@@ -62,6 +65,10 @@ class UrlConfig:
 
     def lookup(self, path: bytes) -> EffectiveConfig:
         rel = path[self.prefix_len:]
+        if b"//" in rel:
+            # Empty segments name no folder: static_file maps "//deny/f" to deny/f, so a location
+            # for /deny must apply to it too (else "//deny/f" slips past an ip_security deny).
+            rel = _SLASHES.sub(b"/", rel)
         key = rel[:rel.rfind(b"/") + 1]
         if self.exact and rel.lower() in self.exact:
             key = rel

@@ -66,6 +66,20 @@ class SectionInfo:
 _sections: dict[str, SectionInfo] = {}
 _loaded = False
 
+#: Value checks a section declares itself, `(Struct class, field name)` -> check(value, path, add);
+#: a field name of None checks a whole decoded item (keys that go together). Applied wherever a
+#: section is decoded (wasp.toml by the manager and `wasp validate`, web.toml in the worker), so a
+#: bad value is a config error (or a 500.19) naming its key and line, never a surprise later.
+SECTION_CHECKS: dict[tuple[type, str | None], Callable[[Any, str, Add], None]] = {}
+
+
+def check(cls: type, field_name: str | None = None):
+    """Decorator: `@check(IpRule, "ip_address")` registers a SECTION_CHECKS entry."""
+    def decorate(fn):
+        SECTION_CHECKS[(cls, field_name)] = fn
+        return fn
+    return decorate
+
 
 class SectionError(Exception):
     """A section is registered twice or declared wrongly."""
@@ -368,8 +382,8 @@ def resolve(levels: list[tuple[str, dict]], add: Add, checks=None) -> tuple[Effe
     """The effective sections after laying `levels` (path prefix, raw tables by section name),
     outermost first, over the defaults. Returns the EffectiveConfig and the unregistered tables
     (the last level's wins), which the caller passes through for Python modules' sections."""
-    decoder = Decoder(checks)
     sections = registered()
+    decoder = Decoder({**SECTION_CHECKS, **checks} if checks else SECTION_CHECKS)
     values: dict[str, Any] = {}
     origins: dict = {}
     unknown: dict[str, Any] = {}
@@ -391,7 +405,7 @@ def resolve(levels: list[tuple[str, dict]], add: Add, checks=None) -> tuple[Effe
     return EffectiveConfig(values), unknown
 
 
-__all__ = ["Section", "section", "collection", "register", "unregister", "registered", "info",
+__all__ = ["Section", "section", "check", "SECTION_CHECKS", "collection", "register", "unregister", "registered", "info",
            "Delta", "CollectionOps", "decode_delta", "apply", "resolve", "EffectiveConfig",
            "SectionError", "OverrideMode", "Collection"]
 
