@@ -230,12 +230,13 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
     tables = {"server": {"modules": {"remove": ["http_cache"]}},
               "applications": {"1/": {"modules": {"remove": ["default_document"]}}}}
     app = make_app(physical_path=str(tmp_path), tables=tables)
-    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file",
-                                                     "anonymous_authentication", "python_app"]
+    security = ["anonymous_authentication", "url_authorization", "basic_authentication",
+                "digest_authentication"]
+    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
+                                                     "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
-                                                       "static_file", "anonymous_authentication",
-                                                       "python_app"]
+                                                       "static_file", *security, "python_app"]
 
 
 def test_a_python_module_entry_is_refused_until_python_modules_exist():

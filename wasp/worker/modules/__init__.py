@@ -1,5 +1,6 @@
 """Built-in pipeline modules. Importing this package registers them (registry.register)."""
 
 from wasp.worker.modules import (  # noqa: F401
-    anonymous_authentication, default_document, http_cache, python_app, request_filtering, static,
+    anonymous_authentication, basic_authentication, default_document, digest_authentication,
+    http_cache, python_app, request_filtering, static, url_authorization,
 )
