@@ -19,8 +19,6 @@ import logging
 import os
 import threading
 
-import bcrypt
-
 from wasp.worker.auth import shacrypt
 
 log = logging.getLogger("wasp.worker")
@@ -99,6 +97,8 @@ def check_hash(password: bytes, hashed: bytes) -> bool:
     kind = hash_kind(hashed)
     try:
         if kind == "bcrypt":
+            import bcrypt  # only a worker whose URLs check bcrypt hashes loads it
+
             return bcrypt.checkpw(password[:BCRYPT_MAX], hashed)
         if kind == "sha-crypt":
             return shacrypt.verify(password, hashed)
@@ -159,6 +159,8 @@ class HtpasswdFile:
         for hashed in users.values():
             return hashed
         if self._dummy is None:
+            import bcrypt
+
             self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(10))
         return self._dummy
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import grp
 import logging
+import math
 import pwd
 
 from wasp.worker.auth.files import HtgroupFile, HtpasswdFile
@@ -99,9 +100,10 @@ class LdapStore(Store):
         import ldap3
 
         s = self.settings
-        server = ldap3.Server(s.url, connect_timeout=s.timeout, get_info=ldap3.NONE)
+        timeout = max(1, math.ceil(s.timeout))  # ldap3 packs them as socket options: ints
+        server = ldap3.Server(s.url, connect_timeout=timeout, get_info=ldap3.NONE)
         return ldap3.Connection(server, user=user or None, password=password or None,
-                                receive_timeout=s.timeout, raise_exceptions=False, read_only=True)
+                                receive_timeout=timeout, raise_exceptions=False, read_only=True)
 
     def _find(self, user: str) -> str | None:
         from ldap3.utils.conv import escape_filter_chars
@@ -124,6 +126,16 @@ class LdapStore(Store):
     def check(self, user: str, password: str) -> bool:
         if not password:
             return False  # an empty password is an unauthenticated bind (RFC 4513 5.1.2): never a logon
+        from ldap3.core.exceptions import LDAPException
+
+        try:
+            return self._check(user, password)
+        except (LDAPException, OSError) as exc:
+            # The directory is down or refuses us: nobody can log on (401.1), and the log says why.
+            log.error("LDAP %s: cannot check %r: %s", self.settings.url, user, exc)
+            return False
+
+    def _check(self, user: str, password: str) -> bool:
         dn = self._find(user)
         if dn is None:
             return False
@@ -139,9 +151,18 @@ class LdapStore(Store):
     def roles(self, user: str) -> frozenset[str]:
         if self.groups is not None:
             return super().roles(user)
-        s = self.settings
-        if not s.group_base_dn:
+        if not self.settings.group_base_dn:
             return frozenset()
+        from ldap3.core.exceptions import LDAPException
+
+        try:
+            return self._roles(user)
+        except (LDAPException, OSError) as exc:
+            log.error("LDAP %s: cannot read the groups of %r: %s", self.settings.url, user, exc)
+            return frozenset()
+
+    def _roles(self, user: str) -> frozenset[str]:
+        s = self.settings
         from ldap3.utils.conv import escape_filter_chars
 
         dn = self._dns.pop(user, "") or self._find(user) or ""
