@@ -54,6 +54,8 @@ def parse_basic(rest: bytes) -> tuple[str, str]:
         raw = base64.b64decode(token, validate=True)
     except (binascii.Error, ValueError):
         raise Malformed("credentials are not base64") from None
+    if base64.b64encode(raw) != token:  # one spelling only: no extra padding or stray bits
+        raise Malformed("credentials are not canonical base64")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -48,7 +48,7 @@ class Compiled:
                 if verbs and method not in verbs:
                     continue
                 if "*" in users or (not user and "?" in users) or (user and user in users) or \
-                        (rule_roles and not rule_roles.isdisjoint(roles)):
+                        (user and rule_roles and not rule_roles.isdisjoint(roles)):
                     return verdict
         return False
 
