@@ -427,3 +427,24 @@ def test_the_user_is_in_the_w3c_log(server):
         return {f[5]: (f[7], f[11], f[12]) for f in lines if f[5].startswith("logme=")}
     server.wait_until(lambda: len(logged()) == 2, what="both requests in the W3C log")
     assert logged() == {"logme=1": ("bob", "200", "0"), "logme=2": ("-", "401", "2")}
+
+
+def test_list_requests_shows_the_user(server):
+    import threading
+
+    release = server.dir / "release-wait"
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(r=get(
+        server, f"/flask/wait?until={release}", auth=basic("alice"))))
+    thread.start()
+    try:
+        def waiting():
+            rows = [r for r in server.list_json("requests") if r.get("url", "").startswith("/flask/wait")]
+            return rows if rows and rows[0].get("module") == "python_app" else None
+        [row] = server.wait_until(waiting, 30, what="the request in list requests")
+        assert row["user"] == "alice"
+        assert "user:alice" in server.cli("list", "requests").stdout
+    finally:
+        release.write_text("go")
+        thread.join(30)
+    assert done["r"].json() == {"user": "alice"}

@@ -27,6 +27,18 @@ def header():
                    user=request.environ.get("REMOTE_USER"))
 
 
+@flask_app.get("/wait")
+def wait():
+    """Holds the request until the file named by ?until= exists (at most 30 s)."""
+    import os
+    import time
+
+    deadline = time.monotonic() + 30
+    while not os.path.exists(request.args["until"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return jsonify(user=request.environ.get("REMOTE_USER"))
+
+
 @flask_app.get("/go")
 def go():
     return "", 302, {"Location": "/flask/whoami"}
