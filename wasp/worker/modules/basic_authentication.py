@@ -73,19 +73,19 @@ class BasicAuthenticationModule(Module):
         now = time.monotonic()
         if limiter.blocked(client, now):
             raise unauthorized(ctx, 1, "logon failed: too many failed logons from this address")
+        store = self._store(section)
+        key = self.cache.key(store.id, value)
+        generation = store.generation()
+        hit = self.cache.get(key, generation, now)
+        if hit is not None:  # only a header that once parsed and verified is in the cache
+            ctx.set_user(hit[0], "Basic")
+            set_roles(ctx, hit[1])
+            return CONTINUE
         try:
             user, password = parse_basic(rest)
         except Malformed as exc:
             limiter.failed(client, now)
             raise unauthorized(ctx, 1, f"logon failed: {exc}") from None
-        store = self._store(section)
-        key = self.cache.key(store.id, value)
-        generation = store.generation()
-        hit = self.cache.get(key, generation, now)
-        if hit is not None:
-            ctx.set_user(hit[0], "Basic")
-            set_roles(ctx, hit[1])
-            return CONTINUE
         return self._verify(ctx, store, key, generation, user, password, limiter, client,
                             section.user_token_ttl)
 
