@@ -301,3 +301,16 @@ def test_only_the_default_rule_is_open():
     assert rules(("Allow", "*", "", "")).open
     assert not rules(("Allow", "*", "", "GET")).open
     assert not rules(("Allow", "*", "", ""), ("Deny", "?", "", "")).open
+
+
+def test_the_host_realm_cannot_inject_into_the_challenge():
+    from types import SimpleNamespace
+
+    from wasp.worker.auth import host_of
+
+    def ctx(host):
+        return SimpleNamespace(head=SimpleNamespace(headers=[(b"Host", host)], server=("127.0.0.1", 80)))
+    assert host_of(ctx(b"example.test:8080")) == "example.test"
+    assert host_of(ctx(b"[::1]:8080")) == "[::1]"
+    assert host_of(ctx(b'evil", stale=true, x="\\')) == "evilstaletruex"
+    assert digest.quote(r'a"b\c') == r'"a\"b\\c"'

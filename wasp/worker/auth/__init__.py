@@ -20,6 +20,7 @@ def host_of(ctx) -> str:
     """The request's host name (the realm IIS uses when none is configured)."""
     for name, value in ctx.head.headers:
         if name.lower() == b"host":
-            host = value.decode("latin-1")
+            # It goes into a WWW-Authenticate header: keep only what a host name may hold.
+            host = "".join(c for c in value.decode("latin-1") if c.isalnum() or c in ".-_:[]")
             return host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return ctx.head.server[0]
