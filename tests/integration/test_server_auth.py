@@ -300,10 +300,17 @@ def test_encoded_and_disguised_paths_do_not_bypass_the_rules(server, path):
     ("GET", {"X-HTTP-Method-Override": "DELETE"}, 401),
     ("POST", {"X-HTTP-Method": "put"}, 401),
     ("GET", {"X-Method-Override": "Delete"}, 401),
+    ("GET", {"X-HTTP-Method-Override": "GET, DELETE"}, 401),
 ])
 def test_verb_rules_and_method_override_headers(server, method, headers, expected):
     r = get(server, "/readonly/index.html", headers=headers, method=method)
     assert r.status_code == expected, (method, headers, r.status_code)
+
+
+@pytest.mark.parametrize("query", ["_method=DELETE", "a=1&_METHOD=put", "_method=%64elete"])
+def test_a_method_query_parameter_is_a_tunnelled_verb(server, query):
+    assert get(server, "/readonly/index.html?" + query, method="POST").status_code == 401
+    assert get(server, "/readonly/index.html?_method=GET").status_code == 200
 
 
 def test_lower_case_method_is_the_same_verb(server):

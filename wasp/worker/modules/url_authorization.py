@@ -10,7 +10,9 @@ help). Names, roles and verbs are compared without regard to case (IIS's; and an
 store may log "BOB" on as bob, which a case-sensitive "Deny bob" would miss).
 
 A request naming another method in X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override
-(which some frameworks obey) must be allowed under both methods.
+or a `_method` query parameter (which some frameworks obey) must be allowed under every method
+it names. A `_method` form field in a POST body cannot be seen before the handler: deny POST
+too where an app tunnels that way.
 
 The rules of a URL are compiled once per effective section (cached with it); a URL whose rules
 are IIS's default (Allow "*") costs one identity check. On any other URL the response depends
@@ -18,6 +20,8 @@ on who asked, so it is private (never cached by the front).
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
 
 from wasp.errors import Forbidden
 from wasp.worker.auth import roles_of
@@ -29,6 +33,24 @@ OVERRIDES = (b"x-http-method-override", b"x-http-method", b"x-method-override")
 
 def _names(text: str) -> frozenset[str]:
     return frozenset(n.strip().casefold() for n in text.split(",") if n.strip())
+
+
+def tunnelled(head) -> set[str]:
+    """The request's method and every method it tunnels (override headers, each part of a
+    comma list, a `_method` query parameter), upper-cased as frameworks do."""
+    methods = {head.method.upper()}
+    values = [value for name, value in head.headers if name.lower() in OVERRIDES]
+    query = head.query
+    if query and b"_method=" in query.lower():
+        for pair in query.split(b"&"):
+            key, _, value = pair.partition(b"=")
+            if key.lower() == b"_method":
+                values.append(unquote_to_bytes(value.replace(b"+", b" ")))
+    for value in values:
+        for part in value.decode("latin-1").split(","):
+            if part.strip():
+                methods.add(part.strip().upper())
+    return methods
 
 
 class Compiled:
@@ -78,10 +100,7 @@ class UrlAuthorizationModule(Module):
         ctx.private = True
         user = (ctx.user or "").casefold()
         roles = frozenset(r.casefold() for r in roles_of(ctx)) if user else frozenset()
-        methods = {ctx.head.method.upper()}
-        for name, value in ctx.head.headers:
-            if name.lower() in OVERRIDES:
-                methods.add(value.decode("latin-1").strip().upper())
+        methods = tunnelled(ctx.head)
         if all(rules.allowed(user, roles, method) for method in methods):
             return CONTINUE
         if not user:
