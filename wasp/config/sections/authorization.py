@@ -35,7 +35,12 @@ class Rule(Struct, forbid_unknown_fields=True, kw_only=True):
 
 @section("authorization", override_mode_default="Allow")
 class Authorization(Section):
-    """IIS system.webServer/security/authorization."""
+    """IIS system.webServer/security/authorization (URL Authorization). Evaluated in IIS's order:
+    any matching Deny rule (from any level) refuses, else any matching Allow rule admits, else
+    the request is refused; so a parent's Deny cannot be undone below. Refused: 401.2 with the
+    authentication challenges for the anonymous user, 403 for a known one. Names, roles and
+    verbs compare without case; tunnelled verbs (X-HTTP-Method-Override, `_method=`) must be
+    allowed too (docs/worker.md, Modules)."""
 
     bypass_login_pages: Annotated[bool, doc(
         "IIS's bypassLoginPages (for ASP.NET forms login pages); kept for parity, no effect here."

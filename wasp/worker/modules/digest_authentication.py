@@ -33,7 +33,7 @@ class DigestAuthenticationModule(Module):
         # per-URL configuration, locations or web.toml, keeps it in).
         self.needed = getattr(app, "urls", None) is not None or app.sections.digest_authentication.enabled
         self.realms: dict[float, DigestAuth] = {}
-        self.files: dict[str, object] = {}
+        self.files: dict[tuple, object] = {}
         self.limiters: dict[tuple, FailureLimiter] = {}
 
     def wants(self, phase) -> bool:
@@ -89,7 +89,7 @@ class DigestAuthenticationModule(Module):
         return auth
 
     def _file(self, path: str, kind):
-        found = self.files.get(path)
+        found = self.files.get((path, kind))
         if found is None:
-            found = self.files[path] = kind(path)
+            found = self.files[(path, kind)] = kind(path)
         return found
