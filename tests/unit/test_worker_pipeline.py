@@ -230,14 +230,13 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
     tables = {"server": {"modules": {"remove": ["http_cache"]}},
               "applications": {"1/": {"modules": {"remove": ["default_document"]}}}}
     app = make_app(physical_path=str(tmp_path), tables=tables)
-    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file",
-                                                     "anonymous_authentication", "ip_restriction",
-                                                     "dynamic_ip_restriction", "python_app"]
+    security = ["anonymous_authentication", "url_authorization", "basic_authentication",
+                "digest_authentication", "ip_restriction", "dynamic_ip_restriction"]
+    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
+                                                     "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
-                                                       "static_file", "anonymous_authentication",
-                                                       "ip_restriction", "dynamic_ip_restriction",
-                                                       "python_app"]
+                                                       "static_file", *security, "python_app"]
 
 
 def test_a_python_module_entry_is_refused_until_python_modules_exist():
@@ -260,3 +259,64 @@ def test_a_bad_table_the_loader_never_sent_is_a_load_failure():
     from wasp.errors import AppLoadError
     with pytest.raises(AppLoadError, match="default_document.enabled"):
         make_app(tables={"server": {"default_document": {"enabled": "yes"}}})
+
+
+def pending_setup(temp_modules, log, blocking, fail=False):
+    """A module whose AUTHENTICATE step is pending (returns a coroutine), and a handler."""
+    async def later(ctx):
+        await asyncio.sleep(0)
+        log.append("resumed")
+        if fail:
+            raise HttpError("refused", status=401, substatus=1)
+        ctx.set_user("alice", "Test")  # else the core check after the phase answers 401.2
+        return CONTINUE
+
+    temp_modules("t.pend", (Phase.AUTHENTICATE_REQUEST,), log=log,
+                 behaviour={Phase.AUTHENTICATE_REQUEST: later})
+    temp_modules("t.after", (Phase.AUTHORIZE_REQUEST, Phase.END_REQUEST), log=log)
+    handler = temp_modules("t.h2", (Phase.MAP_REQUEST_HANDLER, Phase.EXECUTE_REQUEST_HANDLER), log=log,
+                           behaviour={Phase.MAP_REQUEST_HANDLER: lambda ctx: CONTINUE,
+                                      Phase.EXECUTE_REQUEST_HANDLER: answer})
+    handler.blocking = blocking
+    handler.catch_all = True
+    return Pipeline(make_app(), ("t.pend", "t.after", "t.h2"))
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_a_pending_step_resumes_the_request_on_the_loop(temp_modules, blocking):
+    log, handed = [], []
+
+    async def main():
+        pipeline = pending_setup(temp_modules, log, blocking)
+        pipeline.hand_off = handed.append
+        ctx = make_ctx(pipeline.app)
+        assert pipeline.run_front(ctx) is False      # pending: nothing answered yet
+        assert ctx.channel.written == [] and ctx.task is not None
+        await ctx.task
+        return pipeline, ctx
+
+    pipeline, ctx = asyncio.run(main())
+    assert log[:3] == [("AUTHENTICATE_REQUEST", "t.pend"), "resumed", ("AUTHORIZE_REQUEST", "t.after")]
+    if blocking:  # the handler blocks: the resumed request goes to a thread, which finishes it
+        assert handed == [ctx] and ctx.channel.finished == []
+        pipeline.run_handler_sync(ctx)
+    else:
+        assert handed == []
+    assert ctx.channel.response()[:2] == (200, 0) and ctx.channel.finished == [ctx]
+    assert ctx.channel.user() == ("alice", "Test")
+    assert log[-1] == ("END_REQUEST", "t.after")
+
+
+def test_a_pending_step_that_raises_becomes_its_error_page(temp_modules):
+    log = []
+
+    async def main():
+        pipeline = pending_setup(temp_modules, log, blocking=False, fail=True)
+        ctx = make_ctx(pipeline.app)
+        pipeline.run_front(ctx)
+        await ctx.task
+        return ctx
+
+    ctx = asyncio.run(main())
+    assert ctx.channel.response()[:2] == (401, 1) and ctx.channel.finished == [ctx]
+    assert ("AUTHORIZE_REQUEST", "t.after") not in log and log[-1] == ("END_REQUEST", "t.after")

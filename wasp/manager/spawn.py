@@ -53,7 +53,10 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 EXIT_NO_WASP = 5
 #: What a worker imports from the server's own packages: wasp and its run-time dependencies
 #: (pyproject.toml's, and theirs: wsproto needs h11). A unit test keeps it in step.
-WORKER_IMPORTS = ("wasp", "uvloop", "httptools", "msgspec", "psutil", "wsproto", "h11")
+#: bcrypt, pam (python-pam), ldap3 and its pyasn1: Basic authentication's providers, imported
+#: by a worker only when a URL uses them.
+WORKER_IMPORTS = ("wasp", "uvloop", "httptools", "msgspec", "psutil", "wsproto", "h11",
+                  "bcrypt", "pam", "ldap3", "pyasn1")
 #: Run-time dependencies only the manager and the front import, never a worker: a pool's own
 #: interpreter keeps its own copy (an app may pin another cryptography than the server's).
 #: h2 is the front's alone: workers never see HTTP/2.

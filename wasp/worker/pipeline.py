@@ -75,6 +75,9 @@ class Pipeline:
                      if phase is Phase.EXECUTE_REQUEST_HANDLER)
         self.before = self.main[:split]  # run on the loop by run_front
         self.after = self.main[split:]   # EXECUTE_REQUEST_HANDLER on
+        #: Where a pending request whose handler blocks goes (the worker's WSGI thread queue).
+        self.hand_off = None
+        self._pending: set = set()
 
     def cleanup(self) -> None:
         for module in self.modules:
@@ -85,19 +88,28 @@ class Pipeline:
 
     # ---- the per-request loop ----
     def run_sync(self, ctx) -> None:
-        self._run_sync(ctx, self.main)
+        """The whole request on the calling thread (a static-only application's, on the loop)."""
+        if self.run_front(ctx):
+            self.run_handler_sync(ctx)
 
     def run_front(self, ctx) -> bool:
         """The phases before the handler, on the loop. True when the mapped handler blocks (WSGI):
         the caller hands the request to a thread, which calls `run_handler_sync`. Otherwise the
-        request has been answered and ended here."""
+        request has been answered and ended here, or it is pending: a step returned an awaitable
+        (IIS's RQ_NOTIFICATION_PENDING: a password check on a thread, an LDAP bind) and a task
+        carries on with it when it resolves, handing the request to a thread itself
+        (`hand_off`) if it gets that far."""
         rest = ()
         try:
-            for phase, name, step in self.before:
+            for index, (phase, name, step) in enumerate(self.before):
                 ctx.phase = phase
                 ctx.module = name
-                if step(ctx) is FINISH:
+                status = step(ctx)
+                if status is FINISH:
                     break
+                if status.__class__ is not Status:
+                    self._suspend(ctx, status, index + 1)
+                    return False
             else:
                 handler = ctx.handler or self.catch_all
                 if handler is not None and handler.blocking:
@@ -107,6 +119,40 @@ class Pipeline:
             self.fail(ctx, exc)
         self._run_sync(ctx, rest)
         return False
+
+    def _suspend(self, ctx, awaitable, index: int) -> None:
+        task = ctx.task = asyncio.get_running_loop().create_task(self._resume(ctx, awaitable, index))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _resume(self, ctx, awaitable, index: int) -> None:
+        """The rest of `before` after a pending step, then the handler (here, or on a thread)."""
+        rest = ()
+        try:
+            status = await awaitable
+            if status is not FINISH:
+                for phase, name, step in self.before[index:]:
+                    ctx.phase = phase
+                    ctx.module = name
+                    status = step(ctx)
+                    if status.__class__ is not Status:
+                        status = await status
+                    if status is FINISH:
+                        break
+                else:
+                    handler = ctx.handler or self.catch_all
+                    if handler is not None and handler.blocking and self.hand_off is not None:
+                        ctx.task = None
+                        self.hand_off(ctx)
+                        return
+                    rest = self.after
+        except asyncio.CancelledError:
+            self.fail(ctx, Cancelled("request task cancelled"))
+            rest = ()
+        except Exception as exc:
+            self.fail(ctx, exc)
+        ctx.task = None
+        self._run_sync(ctx, rest)
 
     def run_handler_sync(self, ctx) -> None:
         """The rest of a request `run_front` handed off: the handler and the last phases."""

@@ -300,6 +300,8 @@ class Worker:
         apps = pool_applications(config, pool.name)
         for app in apps:
             load(app, threads=pool.threads, multiprocess=pool.max_processes > 1)
+            if app.threaded:  # a request pending before its handler goes to a thread from there
+                app.pipeline.hand_off = self.jobs.put
             self.apps[app.key] = app
         wsgi = any(app.threaded for app in apps)
         asgi = any(app.is_asgi for app in apps)

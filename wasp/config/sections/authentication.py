@@ -9,10 +9,38 @@ any `[[locations]]` path, a `web.toml` only where a level above allows it. Defau
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from wasp.config.model import doc
+from msgspec import Meta, Struct, field
+
+from wasp.config.model import Duration, doc
 from wasp.config.sections import Section, section
+
+#: An absolute file name, or "" (not set).
+FilePath = Annotated[str, Meta(pattern=r"^(/[^\x00]*)?$")]
+
+
+class LdapSettings(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=False):
+    """The directory Basic authentication asks when `provider = "ldap"`."""
+
+    url: Annotated[str, doc("The directory: \"ldap://host:389\" or \"ldaps://host:636\".")] = ""
+    bind_dn: Annotated[str, doc(
+        "The service account that searches for the user's entry; \"\" = an anonymous search."
+    )] = ""
+    bind_password: Annotated[str, doc("The service account's password.")] = ""
+    user_base_dn: Annotated[str, doc("Where user entries are searched (subtree).")] = ""
+    user_filter: Annotated[str, doc(
+        "The search filter; {user} is the user name, escaped (RFC 4515). Exactly one entry must "
+        "match; its DN is then bound with the user's password."
+    )] = "(uid={user})"
+    group_base_dn: Annotated[str, doc(
+        "Where group entries are searched for the user's roles; \"\" = no LDAP roles."
+    )] = ""
+    group_filter: Annotated[str, doc(
+        "The group search filter; {user} is the user name and {dn} the user's DN, both escaped."
+    )] = "(|(memberUid={user})(member={dn})(uniqueMember={dn}))"
+    group_attribute: Annotated[str, doc("The group entry's attribute that names the role.")] = "cn"
+    timeout: Annotated[Duration, doc("Connect and operation time limit of each directory request.")] = Duration(5)
 
 
 @section("anonymous_authentication", override_mode_default="Deny")
@@ -38,6 +66,33 @@ class BasicAuthentication(Section):
     default_logon_domain: Annotated[str, doc(
         "IIS's defaultLogonDomain: a domain put in front of user names given without one."
     )] = ""
+    provider: Annotated[Literal["htpasswd", "pam", "ldap"], doc(
+        "Where passwords are checked: an htpasswd `user_file` (bcrypt or SHA-crypt), the system's "
+        "users through PAM (`pam_service`), or an LDAP directory (`[...basic_authentication.ldap]`, "
+        "bind as the user)."
+    )] = "htpasswd"
+    user_file: Annotated[FilePath, doc(
+        "provider \"htpasswd\": the absolute path of the htpasswd file (`htpasswd -B`); re-read "
+        "when it changes."
+    )] = ""
+    group_file: Annotated[FilePath, doc(
+        "An htgroup file (`group: user user`) giving the users' roles for URL authorization; "
+        "\"\" = the provider's own groups (system groups for PAM, LDAP groups) or none."
+    )] = ""
+    pam_service: Annotated[str, doc(
+        "provider \"pam\": the PAM service (/etc/pam.d/<name>) that checks the password."
+    )] = "wasp"
+    ldap: Annotated[LdapSettings, doc("provider \"ldap\": the directory.")] = field(
+        default_factory=LdapSettings)
+    user_token_ttl: Annotated[Duration, doc(
+        "How long a verified Authorization header is remembered (IIS's TokenCacheModule, "
+        "UserTokenTTL): repeated requests skip the password check. \"0s\" = check every time."
+    )] = Duration(900)
+    max_failed_logons: Annotated[int, Meta(ge=0), doc(
+        "Failed logons a client address may make within `failed_logon_window` before its logons "
+        "are refused (401.1) unchecked until the window ends; 0 = no limit."
+    )] = 10
+    failed_logon_window: Annotated[Duration, doc("The window `max_failed_logons` counts in.")] = Duration(60)
 
 
 @section("digest_authentication", override_mode_default="Deny")
@@ -45,7 +100,21 @@ class DigestAuthentication(Section):
     """IIS digestAuthentication (DigestAuthenticationModule, RFC 7616)."""
 
     enabled: Annotated[bool, doc("Accept `Authorization: Digest` credentials and challenge with Digest.")] = False
-    realm: Annotated[str, doc("The realm of the challenge (and of the htdigest entries).")] = ""
+    realm: Annotated[str, doc(
+        "The realm of the challenge (and of the htdigest entries); \"\" = the request's host name."
+    )] = ""
+    user_file: Annotated[FilePath, doc(
+        "The absolute path of the htdigest file (user:realm:HA1; `htdigest` writes MD5, a 64-digit "
+        "HA1 is SHA-256(user:realm:password)); re-read when it changes."
+    )] = ""
+    group_file: Annotated[FilePath, doc("An htgroup file giving the users' roles; \"\" = none.")] = ""
+    nonce_lifetime: Annotated[Duration, doc(
+        "How long a nonce is good for; an older one is answered with a fresh one and stale=true."
+    )] = Duration(300)
+    max_failed_logons: Annotated[int, Meta(ge=0), doc(
+        "As basic_authentication's: failed logons per client address within `failed_logon_window`."
+    )] = 10
+    failed_logon_window: Annotated[Duration, doc("The window `max_failed_logons` counts in.")] = Duration(60)
 
 
 @section("windows_authentication", override_mode_default="Deny")

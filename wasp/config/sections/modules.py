@@ -26,7 +26,8 @@ from wasp.config.sections import Section, collection, section
 #: http_cache: in IIS its BeginRequest notification is registered at a higher priority than the
 #: other modules', so it runs first in that phase wherever it sits in the list (§2.15).
 NATIVE_MODULES = ("http_cache", "request_filtering", "default_document", "static_file",
-                  "anonymous_authentication", "ip_restriction", "dynamic_ip_restriction",
+                  "anonymous_authentication", "url_authorization", "basic_authentication",
+                  "digest_authentication", "ip_restriction", "dynamic_ip_restriction",
                   "python_app")
 
 
