@@ -85,8 +85,10 @@ _NEEDS_FORMS = re.compile(rb";|[. ](?:/|$)|[\x80-\xff]").search
 
 _NO_EXTENSION = b"."
 
-#: Paths whose verdict one Rules keeps; past it the table starts again.
+#: Paths whose verdict one Rules keeps (past it the table starts again), and the longest path
+#: kept: at most 4 MiB of paths per Rules however many URLs an attacker invents.
 PATH_CACHE_LIMIT = 4096
+PATH_CACHE_MAX = 1024
 
 _WHY = {URL_TOO_LONG: "URL over max_url", DOUBLE_ESCAPING: "the URL is double escaped",
         HIGH_BIT: "high-bit character in the URL", HIDDEN_SEGMENT: "hidden segment",
@@ -219,9 +221,11 @@ class Rules:
         paths = self.paths
         verdict = paths.get(path)
         if verdict is None:
-            if len(paths) >= PATH_CACHE_LIMIT:
-                paths.clear()
-            verdict = paths[path] = self._judge_path(path)
+            verdict = self._judge_path(path)
+            if len(path) <= PATH_CACHE_MAX:  # a long path is judged each time: bounded memory
+                if len(paths) >= PATH_CACHE_LIMIT:
+                    paths.clear()
+                paths[path] = verdict
         if verdict:
             raise Denied(_WHY[verdict], substatus=verdict)
         if self.url_sequences and path.lower() not in self.allowed_urls:
