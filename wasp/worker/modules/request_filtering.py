@@ -397,12 +397,14 @@ def _is_dav(head) -> bool:
     return False
 
 
-#: Compiled rules by effective section: by the Struct's identity (the section objects live as long
-#: as their URL cache entry; the tuple keeps the Struct so its id is not reused), then by value, so
-#: that directories with equal sections share one Rules.
+#: Compiled rules by effective section: by the Struct's identity (the tuple keeps the Struct, so
+#: its id cannot be reused by another while the entry lives), then by value, so that directories
+#: with equal sections (a URL cache entry per directory makes one each) share one Rules. Both are
+#: bounded: ID_LIMIT Structs kept alive at most; distinct values come from config files only.
 _BY_ID: dict[int, tuple[object, Rules]] = {}
 _BY_VALUE: dict[bytes, Rules] = {}
-CACHE_LIMIT = 8192
+ID_LIMIT = 1024
+VALUE_LIMIT = 256
 _ENCODE = msgspec.msgpack.Encoder(enc_hook=int).encode  # Size is an int subclass
 
 
@@ -410,9 +412,9 @@ def rules_for(section) -> Rules:
     entry = _BY_ID.get(id(section))
     if entry is not None and entry[0] is section:
         return entry[1]
-    if len(_BY_ID) >= CACHE_LIMIT:
+    if len(_BY_ID) >= ID_LIMIT:
         _BY_ID.clear()
-    if len(_BY_VALUE) >= CACHE_LIMIT:
+    if len(_BY_VALUE) >= VALUE_LIMIT:
         _BY_VALUE.clear()
     key = _ENCODE(section)
     rules = _BY_VALUE.get(key)
