@@ -31,7 +31,8 @@ def test_list_requests_shows_the_worker_stage_and_module(wasp_server):
     assert row["worker_id"] is not None and row["stream"]
     assert row["thread"].startswith("wsgi-")
     assert row["pool"] == "P" and row["method"] == "GET"
-    assert row["modules"] == "python_app"  # the application's module list (no content: no static)
+    # The application's module list (no content: no static file or default document).
+    assert row["modules"] == "request_filtering,anonymous_authentication,python_app"
 
     text = server.cli("list", "requests").stdout.strip().splitlines()
     assert any(LINE.match(line) for line in text), text

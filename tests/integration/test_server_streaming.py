@@ -17,6 +17,10 @@ import requests
 
 CONFIG = """
 {pool_timing}
+# 200 MiB is over request filtering's default max_allowed_content_length (30,000,000), as in IIS.
+[request_filtering.request_limits]
+max_allowed_content_length = 0
+
 [[pools]]
 name = "Stream"
 threads = 4

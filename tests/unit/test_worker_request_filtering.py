@@ -373,3 +373,6 @@ def test_path_verdicts_are_remembered_and_bounded(monkeypatch):
     for n in range(5):
         assert _outcome(module, _ctx(app, b"/p%d" % n)) == PASS
     assert len(rules.paths) <= 3
+    long = b"/cached-test/" + b"a" * 2000
+    assert _outcome(module, _ctx(app, long)) == (404, 8)
+    assert long not in rules.paths  # judged, not kept

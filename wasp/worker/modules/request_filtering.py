@@ -85,8 +85,10 @@ _NEEDS_FORMS = re.compile(rb";|[. ](?:/|$)|[\x80-\xff]").search
 
 _NO_EXTENSION = b"."
 
-#: Paths whose verdict one Rules keeps; past it the table starts again.
+#: Paths whose verdict one Rules keeps (past it the table starts again), and the longest path
+#: kept: at most 4 MiB of paths per Rules however many URLs an attacker invents.
 PATH_CACHE_LIMIT = 4096
+PATH_CACHE_MAX = 1024
 
 _WHY = {URL_TOO_LONG: "URL over max_url", DOUBLE_ESCAPING: "the URL is double escaped",
         HIGH_BIT: "high-bit character in the URL", HIDDEN_SEGMENT: "hidden segment",
@@ -219,9 +221,11 @@ class Rules:
         paths = self.paths
         verdict = paths.get(path)
         if verdict is None:
-            if len(paths) >= PATH_CACHE_LIMIT:
-                paths.clear()
-            verdict = paths[path] = self._judge_path(path)
+            verdict = self._judge_path(path)
+            if len(path) <= PATH_CACHE_MAX:  # a long path is judged each time: bounded memory
+                if len(paths) >= PATH_CACHE_LIMIT:
+                    paths.clear()
+                paths[path] = verdict
         if verdict:
             raise Denied(_WHY[verdict], substatus=verdict)
         if self.url_sequences and path.lower() not in self.allowed_urls:
@@ -393,12 +397,14 @@ def _is_dav(head) -> bool:
     return False
 
 
-#: Compiled rules by effective section: by the Struct's identity (the section objects live as long
-#: as their URL cache entry; the tuple keeps the Struct so its id is not reused), then by value, so
-#: that directories with equal sections share one Rules.
+#: Compiled rules by effective section: by the Struct's identity (the tuple keeps the Struct, so
+#: its id cannot be reused by another while the entry lives), then by value, so that directories
+#: with equal sections (a URL cache entry per directory makes one each) share one Rules. Both are
+#: bounded: ID_LIMIT Structs kept alive at most; distinct values come from config files only.
 _BY_ID: dict[int, tuple[object, Rules]] = {}
 _BY_VALUE: dict[bytes, Rules] = {}
-CACHE_LIMIT = 8192
+ID_LIMIT = 1024
+VALUE_LIMIT = 256
 _ENCODE = msgspec.msgpack.Encoder(enc_hook=int).encode  # Size is an int subclass
 
 
@@ -406,9 +412,9 @@ def rules_for(section) -> Rules:
     entry = _BY_ID.get(id(section))
     if entry is not None and entry[0] is section:
         return entry[1]
-    if len(_BY_ID) >= CACHE_LIMIT:
+    if len(_BY_ID) >= ID_LIMIT:
         _BY_ID.clear()
-    if len(_BY_VALUE) >= CACHE_LIMIT:
+    if len(_BY_VALUE) >= VALUE_LIMIT:
         _BY_VALUE.clear()
     key = _ENCODE(section)
     rules = _BY_VALUE.get(key)
