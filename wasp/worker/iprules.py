@@ -17,7 +17,7 @@ only when an entry that needs it is reached (wasp/worker/rdns.py does the lookup
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from typing import Callable
 
 from wasp.config.sections.ip_security import rule_match
@@ -30,17 +30,25 @@ DENIED_BY_NAME = 504
 _RESULTS_LIMIT = 4096
 
 
+_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
 def client_ip(text: str) -> tuple[int, int] | None:
-    """(version, integer) of an address string; IPv4-mapped IPv6 as IPv4; None if not an IP."""
+    """(version, integer) of an address string; IPv4-mapped IPv6 as IPv4; None if not an IP.
+    inet_pton (strict: no leading zeros, no shorthand IPv4 forms) is ten times ipaddress's speed."""
+    if "%" in text:
+        text = text.split("%", 1)[0]
     try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
         return None
-    if ip.version == 6:
-        mapped = ip.ipv4_mapped
-        if mapped is not None:
-            return 4, int(mapped)
-    return ip.version, int(ip)
+    if packed[:12] == _MAPPED_PREFIX:
+        return 4, int.from_bytes(packed[12:], "big")
+    return 6, int.from_bytes(packed, "big")
 
 
 def domain_matches(pattern: str, name: str) -> bool:
