@@ -14,6 +14,7 @@ import time
 
 import pytest
 import requests
+from h2_support import H2Client
 
 CONFIG = """
 {pool_timing}
@@ -345,3 +346,11 @@ def test_no_spelling_of_a_denied_url_gets_the_file(server, target):
     assert b"CONTENT-OF:deny" not in data, (target, data[:300])
     # Denied, refused, or (a path naming no file: "deny;x", "%64eny") the app's answer.
     assert status in (b"403", b"404", b"400") or b"app answered" in data, (target, data[:300])
+
+
+def test_abort_request_over_http2_resets_the_stream_only(server):
+    with H2Client(server.port) as client:
+        denied = client.get("/abort/file.txt")
+        assert denied["reset"] is not None and denied["headers"] == {} and denied["body"] == b""
+        allowed = client.get("/open/file.txt")   # the connection's other streams go on
+        assert allowed["headers"][b":status"] == b"200" and allowed["body"] == b"CONTENT-OF:open"
