@@ -70,6 +70,10 @@ LOCATIONS = ('[[locations]]\npath = "Site"\n[locations.default_document]\nfiles 
     ("/api", "/api/Deep/more/x.html", ["deep.html", "api.html", "site.html"], "DetailedLocalOnly"),
     ("/api", "/api/page.html", ["api.html", "site.html"], "Custom"),     # a location naming a file
     ("/api", "/api/page.html.bak", ["api.html", "site.html"], "DetailedLocalOnly"),
+    # repeated slashes name the same folders (static_file skips empty segments)
+    ("/api", "/api//deep/", ["deep.html", "api.html", "site.html"], "DetailedLocalOnly"),
+    ("/api", "/api///deep//x.html", ["deep.html", "api.html", "site.html"], "DetailedLocalOnly"),
+    ("/api", "/api//page.html", ["api.html", "site.html"], "Custom"),
 ])
 def test_locations_apply_to_their_path_and_below(tmp_path, app_path, url, files, mode):
     app = app_of(loaded(tmp_path, LOCATIONS), app_path)
