@@ -56,7 +56,7 @@ def under(url: str, base: str) -> bool:
 
 # ---- the loader's side: [[locations]] ----
 
-def take_locations(raw: Any, config, add: Add) -> list[dict]:
+def take_locations(raw: Any, config, add: Add, names: set[str] = frozenset()) -> list[dict]:
     """Check `[[locations]]` entries against the config's sites; -> Config.sections["locations"]."""
     if raw is None:
         return []
@@ -64,6 +64,9 @@ def take_locations(raw: Any, config, add: Add) -> list[dict]:
         add("locations", "expected an array of tables ([[locations]])")
         return []
     sites = {site.name.lower(): site for site in config.sites if site is not None}
+    # A Python module's own section may be set for a location too (decoded by the workers).
+    passthrough = set(names) | sections.python_module_names(
+        [e for e in raw if isinstance(e, dict)] if isinstance(raw, list) else [])
     found: list[dict] = []
     seen: dict[tuple, str] = {}
     for i, entry in enumerate(raw):
@@ -93,7 +96,7 @@ def take_locations(raw: Any, config, add: Add) -> list[dict]:
         for key, value in entry.items():
             if key in ("path", "override_mode"):
                 continue
-            if key not in sections.registered():
+            if key not in sections.registered() and key not in passthrough:
                 add(f"{at}.{key}", "unknown key; a location holds path, override_mode and sections")
                 continue
             tables[key] = value
@@ -292,9 +295,6 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
                 path, message, line = web.problems[0]
                 fault = Fault(_joined(path, message), file, line, INVALID_DATA)
             locked = check_locks(web, state)
-            if fault is None and "modules" in web.tables:
-                fault = Fault("modules: the modules section is set per application (in wasp.toml), "
-                              "not below it", file, web.locator.line_of("modules"), INVALID_DATA)
             if fault is None and locked:
                 _path, message, line = locked[0]
                 fault = Fault(message, file, line, LOCK_VIOLATION)
