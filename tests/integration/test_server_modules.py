@@ -18,6 +18,10 @@ name = "Mods"
 name = "Mod Site"
 id = 1
 bindings = ["http/127.0.0.1:{port}:"]
+[[sites.log.custom_fields]]
+log_field_name = "x-modules"
+source_name = "WASP_MODULES"
+source_type = "server_variable"
 [[sites.applications]]
 path = "/"
 pool = "Mods"
@@ -97,6 +101,28 @@ def test_the_api_key_example_protects_static_files_and_a_flask_app_alike(server,
 def test_the_key_s_name_reaches_the_w3c_log(server):
     assert get(server, "/private/secret.txt", **{"X-API-Key": "k-456"}).status_code == 200
     server.wait_until(lambda: " other " in server.output(), timeout=20)
+
+
+def test_the_modules_of_a_request_reach_the_w3c_log(server):
+    assert get(server, "/private/secret.txt?log", **{"X-API-Key": "k-123"}).status_code == 200
+    assert get(server, "/index.html?log").status_code == 200
+
+    def lines():
+        return [line for line in server.output().splitlines() if "?log" in line or " log " in line]
+
+    def logged():
+        found = {}
+        for line in server.output().splitlines():
+            for stem in ("/private/secret.txt", "/index.html"):
+                if f" {stem} log " in line:
+                    found[stem] = line.split()[-1]
+        return found if len(found) == 2 else None
+
+    server.wait_until(logged, timeout=20)
+    found = logged()
+    assert found["/private/secret.txt"].split(",")[-1] == "api_key", found
+    assert "crash,blocker,ping" in found["/index.html"] and "api_key" not in found["/index.html"]
+    assert "static_file" in found["/index.html"]
 
 
 @pytest.mark.parametrize("path", ["/", "/index.html", "/flask/", "/flask/static.txt", "/flask/apix"])

@@ -23,6 +23,7 @@ import os
 
 from wasp.config.sections.modules import NATIVE_MODULES, ModuleEntry
 from wasp.errors import HttpError, NotFound
+from wasp.wire import frames
 from wasp.worker import errorpages
 from wasp.worker.authn import check_user
 from wasp.worker.context import Cancelled
@@ -79,6 +80,9 @@ class Pipeline:
         if getattr(app, "urls", None) is not None:
             # URLs of this application may have a bad web.toml: IIS Web Core's 500.19, first.
             self.main.append((Phase.BEGIN_REQUEST, CORE, _check_config))
+        if logs_modules(app):
+            # The site's W3C log has the WASP_MODULES field: tell the front (one small frame).
+            self.main.append((Phase.BEGIN_REQUEST, CORE, self._send_modules))
         for phase in Phase:
             target = self.tail if phase in _TAIL else self.main
             if phase is Phase.EXECUTE_REQUEST_HANDLER:
@@ -100,10 +104,15 @@ class Pipeline:
         stepped = {name for _phase, name, _step in self.main + self.tail}
         #: The modules a request of this application runs through, in order (`list requests`).
         self.active = [m.id for m in self.modules if m.id in stepped or m.id in self.handlers]
+        self._modules_field = ",".join(self.active).encode("ascii", "replace") or b"-"
         split = next(i for i, (phase, _name, _step) in enumerate(self.main)
                      if phase is Phase.EXECUTE_REQUEST_HANDLER)
         self.before = self.main[:split]  # run on the loop by run_front
         self.after = self.main[split:]   # EXECUTE_REQUEST_HANDLER on
+
+    def _send_modules(self, ctx):
+        ctx.channel.send_frame(ctx, frames.pack_modules(ctx.sid, self._modules_field))
+        return CONTINUE
 
     # ---- handler mapping ----
     def map_for(self, section) -> HandlerMap:
@@ -305,6 +314,13 @@ def module_for(app, entry, instances: dict) -> Module:
     module.validate()
     instances[key] = module
     return module
+
+
+def logs_modules(app) -> bool:
+    """Whether the application's site logs the WASP_MODULES server variable."""
+    log_ = getattr(getattr(app, "site", None), "log", None)
+    return any(f.source_type == "server_variable" and f.source_name.upper() == "WASP_MODULES"
+               for f in getattr(log_, "custom_fields", ()))
 
 
 def cleanup(modules) -> None:
