@@ -98,6 +98,21 @@ def test_the_api_key_example_protects_static_files_and_a_flask_app_alike(server,
     assert r.text == ("the secret" if path.startswith("/private") else "/flask|/echo|")
 
 
+@pytest.mark.parametrize("target", [
+    "/private/secret.txt", "/PRIVATE/secret.txt", "/Private/Secret.txt", "/private//secret.txt",
+    "//private/secret.txt", "/./private/secret.txt", "/x/../private/secret.txt",
+    "/%70rivate/secret.txt", "/private%2fsecret.txt", "/private%2Fsecret.txt",
+    "/private/./secret.txt", "/private/secret.txt;x=1", "/private;/secret.txt",
+    "/%2570rivate/secret.txt", "/private/secret.txt%00", "/private%5csecret.txt",
+    "/private/secret.txt.", "/private./secret.txt", "/private/SECRET.TXT",
+])
+def test_no_path_trick_reaches_the_protected_file_without_the_key(server, target):
+    with server.connect() as conn:
+        r = conn.request("GET", target)
+    assert r.status != 200 or b"the secret" not in r.body, (target, r.status)
+    assert r.status in (400, 401, 404), (target, r.status)
+
+
 def test_the_key_s_name_reaches_the_w3c_log(server):
     assert get(server, "/private/secret.txt", **{"X-API-Key": "k-456"}).status_code == 200
     server.wait_until(lambda: " other " in server.output(), timeout=20)

@@ -101,3 +101,58 @@ def test_an_entry_whose_module_does_not_run_is_passed_over(tmp_path):
     pipeline = Pipeline(app)
     assert pipeline.map_for(app.sections.handlers).names == ["StaticFile"]
     assert run(app, path="/f.txt")[:2] == (200, 0)
+
+
+def test_empty_segments_find_the_same_location():
+    # "//private/x" is /private/x on disk: it must get the location's configuration (a bypass
+    # of every per-path rule otherwise).
+    location = {"site": 1, "url": "/private", "override_mode": "Inherit", "at": "locations[0]",
+                "tables": {"default_document": {"files": ["p.html"]}}}
+    from wasp.config import model
+    from wasp.worker.application import Application
+
+    config = model.Application(path="/")
+    site = model.Site(name="S", id=1, bindings=["http/*:80:"], applications=[config])
+    app = Application(site, config, {"locations": [location]})
+    for path in (b"/private/x", b"//private/x", b"/private//x", b"///private///"):
+        assert app.urls.lookup(path).default_document.files[0] == "p.html", path
+    assert app.urls.lookup(b"/other/x").default_document.files[0] != "p.html"
+
+
+def test_managed_handler_modules_are_gated_by_the_mapping(tmp_path):
+    from wasp.config.sections.modules import ModuleEntry
+    from wasp.worker.registry import CONTINUE, Module, Phase, register, unregister
+
+    seen = []
+
+    @register("t.managed", phases=(Phase.BEGIN_REQUEST,))
+    class Managed(Module):
+        def begin_request(self, ctx):
+            seen.append(ctx.head.path)
+            return CONTINUE
+
+    try:
+        (tmp_path / "f.txt").write_text("x")
+        app = make_app(physical_path=str(tmp_path))
+
+        class Host:
+            def execute(self, ctx):
+                ctx.respond(b"200 OK\r\nContent-Length: 3\r\n", b"app")
+                from wasp.worker.registry import FINISH
+                return FINISH
+        app.host = Host()
+        section = app.sections.modules
+        import msgspec
+        gated = msgspec.structs.replace(section, entries=section.entries + [
+            ModuleEntry(name="t.managed", pre_condition="managedHandler")])
+        pipeline = Pipeline(app, section=gated)
+        for path in ("/f.txt", "/app"):
+            ctx = make_ctx(app, path=path, threaded=False)
+            pipeline.run_sync(ctx)
+        assert seen == [b"/app"]
+        every = Pipeline(app, section=msgspec.structs.replace(
+            gated, run_all_managed_modules_for_all_requests=True))
+        every.run_sync(make_ctx(app, path="/f.txt", threaded=False))
+        assert seen == [b"/app", b"/f.txt"]
+    finally:
+        unregister("t.managed")

@@ -154,7 +154,7 @@ class AppLevels:
         if self.below:
             key = url_key(rel)
             path = ""
-            for segment in key.split("/")[1:] if key else ():
+            for segment in (s for s in key.split("/") if s) if key else ():
                 path += "/" + segment
                 for loc in self.below.get(path, ()):
                     levels.append((loc["at"], loc["tables"]))
