@@ -52,6 +52,18 @@ type = "api_key:ApiKey"
 keys = { bot = "k-123", other = "k-456" }
 
 [[locations]]
+path = "Mod Site/wt"
+override_mode = "Allow"
+[locations.modules]
+run_all_managed_modules_for_all_requests = true
+
+[[locations]]
+path = "Mod Site/wtbad"
+override_mode = "Allow"
+[locations.modules]
+run_all_managed_modules_for_all_requests = true
+
+[[locations]]
 path = "Mod Site/flask/echo"
 [[locations.modules.add]]
 name = "api_key"
@@ -73,6 +85,10 @@ def server(wasp_module_server):
     write(d / "www/index.html", "home")
     write(d / "www/private/secret.txt", "the secret")
     write(d / "flaskwww/static.txt", "flask static")
+    write(d / "www/wt/web.toml", '[[modules.add]]\nname = "wt_ping"\ntype = "pipe_modules:Ping"\n'
+                                 '[wt_ping]\nanswer = "web.toml pong"\n')
+    write(d / "www/wtbad/web.toml", '[[modules.add]]\nname = "gone"\ntype = "no_such_xyz:Gone"\n')
+    write(d / "www/wtbad/x.txt", "x")
     examples = wasp_module_server.repo / "docs" / "examples"
     config = CONFIG.replace("{examples}", str(examples))
     server = wasp_module_server(config)
@@ -168,6 +184,16 @@ def test_a_module_reads_its_own_section_and_answers(server):
     r = get(server, "/ping")
     assert (r.status_code, r.text, r.headers["X-Handler"]) == (200, "pong!", "-")
     assert get(server, "/flask/ping").status_code == 404  # not configured there: the app's 404
+
+
+def test_a_web_toml_adds_a_python_module_where_a_location_unlocks_modules(server):
+    r = get(server, "/wt/wt_ping")
+    assert (r.status_code, r.text) == (200, "web.toml pong"), (r.status_code, r.text[:500])
+    assert get(server, "/wt_ping").status_code == 404       # only below its folder
+    r = get(server, "/wtbad/x.txt")
+    assert r.status_code == 500 and "HTTP Error 500.19" in r.text, r.text[:300]  # cannot load:
+    assert get(server, "/index.html?wtbad").text == "home"   # 500.19 for that folder only
+    assert "module 'gone' (type = 'no_such_xyz:Gone') cannot be imported" in server.output()
 
 
 BROKEN = """

@@ -186,8 +186,9 @@ class WebToml(NamedTuple):
     problems: list  # [(path, message, line)]
 
 
-def read_web_toml(file: str) -> WebToml | None:
-    """The web.toml at `file`, or None when there is none."""
+def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
+    """The web.toml at `file`, or None when there is none. `extra`: names of Python modules'
+    sections (from wasp.toml) that it may set too, as may the modules the file itself adds."""
     try:
         with open(file, "rb") as f:
             data = f.read()
@@ -210,12 +211,14 @@ def read_web_toml(file: str) -> WebToml | None:
     locator = LineLocator(text)
     problems = []
     known = sections.registered()
+    extra = set(extra) | sections.python_module_names([tables])
     for key in tables:
-        if key not in known:
+        if key not in known and key not in extra:
             problems.append((key, "unknown section" if isinstance(tables[key], dict) else
                              "unknown key; a web.toml holds sections (such as [default_document])",
                              locator.line_of(key)))
-    return WebToml(file, {k: v for k, v in tables.items() if k in known}, locator, problems)
+    return WebToml(file, {k: v for k, v in tables.items() if k in known or k in extra}, locator,
+                   problems)
 
 
 def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[str, str, int | None]]:
@@ -281,6 +284,7 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
     webs: list[WebToml] = []
     if root is not None:
         state = lock_state(modes)
+        extra = sections.python_module_names([tables for _at, tables in wasp_levels])
         for directory in content_dirs(root, rel, sub_dirs):
             file = os.path.join(directory, WEB_TOML)
             signature = stat_signature(file)
@@ -288,7 +292,7 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
                 files[file] = signature
             if signature is None or not _inside(root, file):
                 continue
-            web = read_web_toml(file)
+            web = read_web_toml(file, extra)
             if web is None:
                 continue
             if fault is None and web.problems:

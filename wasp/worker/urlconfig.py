@@ -23,7 +23,7 @@ import logging
 import os
 import re
 
-from wasp.config import hierarchy
+from wasp.config import hierarchy, sections
 from wasp.config.sections import EffectiveConfig
 from wasp.errors import HttpError
 
@@ -87,7 +87,15 @@ class UrlConfig:
                                              key.decode("utf-8", "replace"), self.sub_dirs, self.files)
         if fault is None and self.app.pipeline is not None:
             try:
+                known = len(sections.registered())
                 self.app.bind(value)  # this directory's `modules`: its own pipeline
+                if len(sections.registered()) != known:
+                    # A module only a web.toml names registered its section: decode it now.
+                    value, fault = hierarchy.resolve_url(
+                        self.levels, self.root if self.web else None,
+                        key.decode("utf-8", "replace"), self.sub_dirs, self.files)
+                    if fault is None:
+                        self.app.bind(value)
             except Exception as exc:  # a module a web.toml names fails to load
                 log.error("application %s: the modules of %s cannot load: %s", self.app.key,
                           key.decode("utf-8", "replace") or "/", exc)

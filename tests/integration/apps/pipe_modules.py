@@ -31,12 +31,13 @@ class PingSettings(msgspec.Struct):
 
 
 class Ping(Module):
-    """Answers /ping itself with its section's `answer` (respond + FINISH)."""
+    """Answers /<its entry name> (in any folder) itself with its section's `answer` (respond +
+    FINISH)."""
 
     section = PingSettings
 
     def begin_request(self, request):
-        if request.app_path == "/ping":
+        if request.app_path.endswith("/" + self.name):
             s = self.settings(request)
             return request.respond(200, s.answer * s.times, [("X-Handler", request.handler or "-")])
         return CONTINUE
