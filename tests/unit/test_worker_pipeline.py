@@ -207,10 +207,10 @@ def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     pipeline = Pipeline(app)
     assert [m.id for m in pipeline.modules] == list(DEFAULT_MODULES)
     assert map_steps(pipeline) == ["IIS Web Core"]  # the handler list, after the modules' steps
-    assert mapped(pipeline) == []  # no physical_path, no app: no entry has a handler
+    assert mapped(pipeline) == ["StaticFile"]  # no physical_path, no app: static_file says 404
     ctx = make_ctx(app)
     pipeline.run_sync(ctx)
-    assert ctx.channel.response()[:2] == (404, 4)
+    assert ctx.channel.response()[:2] == (404, 0)
     content = Pipeline(make_app(physical_path=str(tmp_path)))
     assert map_steps(content) == ["default_document", "IIS Web Core"]
     assert mapped(content) == ["StaticFile"]

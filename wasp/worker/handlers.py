@@ -2,8 +2,8 @@
 
 `HandlerMap.map(ctx)` walks the compiled entries (wasp/config/sections/handlers.py) in order and
 sets `ctx.handler`. An entry whose handler module does not run for the application (removed from
-its `modules`, or with nothing to do: static_file without a physical_path, python_app without an
-app) is left out when the map is compiled, so the per-request walk only sees usable entries, and
+its `modules`, or with nothing to do: python_app without an app; static_file stays, to answer
+404.0 without a physical_path) is left out when the map is compiled, so the per-request walk only sees usable entries, and
 the default list for a WSGI app without content is one entry matching "*" for every verb.
 """
 

@@ -67,8 +67,8 @@ class Pipeline:
         self.catch_all = next((m for m in reversed(self.modules)
                                if m.is_handler and getattr(m, "catch_all", False)), None)
         #: Handler modules that run for this application, by id (the handler list maps to these).
-        self.handlers = {m.id: m for m in self.modules
-                         if m.is_handler and m.wants(Phase.EXECUTE_REQUEST_HANDLER)}
+        self.handlers = {m.id: m for m in self.modules if m.is_handler and (
+            m.wants(Phase.EXECUTE_REQUEST_HANDLER) or getattr(m, "answers_without_content", False))}
         document = next((m for m in self.modules if m.id == "default_document"
                          and m.wants(Phase.MAP_REQUEST_HANDLER)), None)
         self._prepare = document.prepare if document is not None else None
@@ -103,7 +103,8 @@ class Pipeline:
                 target.append((phase, CORE, self._map))
         stepped = {name for _phase, name, _step in self.main + self.tail}
         #: The modules a request of this application runs through, in order (`list requests`).
-        self.active = [m.id for m in self.modules if m.id in stepped or m.id in self.handlers]
+        self.active = [m.id for m in self.modules if m.id in stepped or (
+            m.is_handler and m.wants(Phase.EXECUTE_REQUEST_HANDLER))]
         self._modules_field = ",".join(self.active).encode("ascii", "replace") or b"-"
         split = next(i for i, (phase, _name, _step) in enumerate(self.main)
                      if phase is Phase.EXECUTE_REQUEST_HANDLER)

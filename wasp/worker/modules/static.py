@@ -263,6 +263,10 @@ def serve_file(ctx, path: str, st: os.stat_result, mime: str) -> None:
 class StaticFileModule(Module):
     """The handler of IIS's `StaticFile path="*"` entry, the last of the default handler list."""
 
+    #: Mapped even without a physical_path: it answers 404.0 then (there is no such file), where
+    #: a handler list without it would say 404.4.
+    answers_without_content = True
+
     def setup(self, app) -> None:
         physical = app.config.physical_path
         self.root = os.path.realpath(physical) if physical else None
