@@ -38,8 +38,8 @@ def problems(tmp_path, extra: str) -> list[tuple[str, str]]:
      "locations[0].http_errors.error_mode", "is not allowed"),
     ('[[locations]]\npath = "Site/x"\n[locations.http_errors]\n[[locations]]\npath = "site/X/"\n'
      '[locations.http_errors]\n', "locations[1].http_errors", "already set for \"site/X/\" in locations[0]"),
-    ('[[locations]]\npath = "Site/x"\n[locations.modules]\nremove = ["http_cache"]\n',
-     "locations[0].modules", "not for a path below one"),
+    ('[[locations]]\npath = "Site/x"\n[locations.modules]\nremove = ["no_such"]\n',
+     "locations[0].modules.remove[0]", "not in the inherited list"),
     ('[[locations]]\npath = "Site/api/x"\n[locations.default_document]\nfiles = { remove = ["nope"] }\n',
      "locations[0].default_document.files.remove[0]", "not in the inherited list"),
 ])

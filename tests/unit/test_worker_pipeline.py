@@ -197,21 +197,26 @@ def test_async_steps_are_awaited_and_stage_is_kept(temp_modules):
     assert ctx.channel.response()[0] == 200 and ctx.channel.finished == [ctx]
 
 
-def test_default_pipeline_maps_static_then_app(tmp_path):
+def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     def map_steps(pipeline):
         return [name for p, name, _ in pipeline.main if p is Phase.MAP_REQUEST_HANDLER]
+
+    def mapped(pipeline):
+        return pipeline.map_for(pipeline.app.sections.handlers).names
     app = make_app()
     pipeline = Pipeline(app)
     assert [m.id for m in pipeline.modules] == list(DEFAULT_MODULES)
-    assert pipeline.catch_all.id == "static_file"
-    assert map_steps(pipeline) == []  # nothing to map: no physical_path, no app
+    assert map_steps(pipeline) == ["IIS Web Core"]  # the handler list, after the modules' steps
+    assert mapped(pipeline) == ["StaticFile"]  # no physical_path, no app: static_file says 404
     ctx = make_ctx(app)
     pipeline.run_sync(ctx)
     assert ctx.channel.response()[:2] == (404, 0)
-    assert map_steps(Pipeline(make_app(physical_path=str(tmp_path)))) == ["default_document", "static_file"]
+    content = Pipeline(make_app(physical_path=str(tmp_path)))
+    assert map_steps(content) == ["default_document", "IIS Web Core"]
+    assert mapped(content) == ["StaticFile"]
     with_app = make_app(physical_path=str(tmp_path))
     with_app.host = object()
-    assert map_steps(Pipeline(with_app)) == ["default_document", "static_file", "python_app"]
+    assert mapped(Pipeline(with_app)) == ["PythonApp", "StaticFile"]
 
 
 def test_not_found_defaults():
@@ -239,9 +244,10 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                                                        "static_file", *security, "python_app"]
 
 
-def test_a_python_module_entry_is_refused_until_python_modules_exist():
-    tables = {"server": {"modules": [{"name": "api_key", "type": "mine:ApiKey"}]}}
-    with pytest.raises(ModuleError, match="api_key"):
+def test_a_python_module_entry_that_does_not_import_names_entry_type_and_cause():
+    tables = {"server": {"modules": [{"name": "api_key", "type": "no_such_package.mods:ApiKey"}]}}
+    with pytest.raises(ModuleError, match="module 'api_key' \\(type = 'no_such_package.mods:ApiKey'\\) "
+                                          "cannot be imported: ModuleNotFoundError"):
         Pipeline(make_app(tables=tables))
 
 

@@ -371,7 +371,7 @@ def _cell(text: str) -> str:
 
 
 # Values for required keys in the generated full example.
-_SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_key", ("Rule", "access_type"): "Allow", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
+_SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_key", ("Rule", "access_type"): "Allow", ("HandlerEntry", "name"): "ApiHandler", ("HandlerEntry", "path"): "/api/*", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
             ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html",
             ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
             ("CustomLogField", "source_type"): "server_variable",
@@ -403,7 +403,7 @@ def full_example() -> str:
 #: Arrays of tables that are empty by default: the full example shows one entry commented out, so
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
-                     "HeaderLimit", "FilteringRule", "IpRule", "Rule"}
+                     "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -56,7 +56,7 @@ def under(url: str, base: str) -> bool:
 
 # ---- the loader's side: [[locations]] ----
 
-def take_locations(raw: Any, config, add: Add) -> list[dict]:
+def take_locations(raw: Any, config, add: Add, names: set[str] = frozenset()) -> list[dict]:
     """Check `[[locations]]` entries against the config's sites; -> Config.sections["locations"]."""
     if raw is None:
         return []
@@ -64,6 +64,9 @@ def take_locations(raw: Any, config, add: Add) -> list[dict]:
         add("locations", "expected an array of tables ([[locations]])")
         return []
     sites = {site.name.lower(): site for site in config.sites if site is not None}
+    # A Python module's own section may be set for a location too (decoded by the workers).
+    passthrough = set(names) | sections.python_module_names(
+        [e for e in raw if isinstance(e, dict)] if isinstance(raw, list) else [])
     found: list[dict] = []
     seen: dict[tuple, str] = {}
     for i, entry in enumerate(raw):
@@ -93,7 +96,7 @@ def take_locations(raw: Any, config, add: Add) -> list[dict]:
         for key, value in entry.items():
             if key in ("path", "override_mode"):
                 continue
-            if key not in sections.registered():
+            if key not in sections.registered() and key not in passthrough:
                 add(f"{at}.{key}", "unknown key; a location holds path, override_mode and sections")
                 continue
             tables[key] = value
@@ -151,7 +154,7 @@ class AppLevels:
         if self.below:
             key = url_key(rel)
             path = ""
-            for segment in key.split("/")[1:] if key else ():
+            for segment in (s for s in key.split("/") if s) if key else ():
                 path += "/" + segment
                 for loc in self.below.get(path, ()):
                     levels.append((loc["at"], loc["tables"]))
@@ -183,8 +186,9 @@ class WebToml(NamedTuple):
     problems: list  # [(path, message, line)]
 
 
-def read_web_toml(file: str) -> WebToml | None:
-    """The web.toml at `file`, or None when there is none."""
+def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
+    """The web.toml at `file`, or None when there is none. `extra`: names of Python modules'
+    sections (from wasp.toml) that it may set too, as may the modules the file itself adds."""
     try:
         with open(file, "rb") as f:
             data = f.read()
@@ -207,12 +211,14 @@ def read_web_toml(file: str) -> WebToml | None:
     locator = LineLocator(text)
     problems = []
     known = sections.registered()
+    extra = set(extra) | sections.python_module_names([tables])
     for key in tables:
-        if key not in known:
+        if key not in known and key not in extra:
             problems.append((key, "unknown section" if isinstance(tables[key], dict) else
                              "unknown key; a web.toml holds sections (such as [default_document])",
                              locator.line_of(key)))
-    return WebToml(file, {k: v for k, v in tables.items() if k in known}, locator, problems)
+    return WebToml(file, {k: v for k, v in tables.items() if k in known or k in extra}, locator,
+                   problems)
 
 
 def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[str, str, int | None]]:
@@ -278,6 +284,7 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
     webs: list[WebToml] = []
     if root is not None:
         state = lock_state(modes)
+        extra = sections.python_module_names([tables for _at, tables in wasp_levels])
         for directory in content_dirs(root, rel, sub_dirs):
             file = os.path.join(directory, WEB_TOML)
             signature = stat_signature(file)
@@ -285,16 +292,13 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
                 files[file] = signature
             if signature is None or not _inside(root, file):
                 continue
-            web = read_web_toml(file)
+            web = read_web_toml(file, extra)
             if web is None:
                 continue
             if fault is None and web.problems:
                 path, message, line = web.problems[0]
                 fault = Fault(_joined(path, message), file, line, INVALID_DATA)
             locked = check_locks(web, state)
-            if fault is None and "modules" in web.tables:
-                fault = Fault("modules: the modules section is set per application (in wasp.toml), "
-                              "not below it", file, web.locator.line_of("modules"), INVALID_DATA)
             if fault is None and locked:
                 _path, message, line = locked[0]
                 fault = Fault(message, file, line, LOCK_VIOLATION)

@@ -127,7 +127,9 @@ def inherit_sections(config: Config, add) -> None:
     by_index_sites, by_index_apps = tables["sites"], tables["applications"]
     tables["sites"], tables["applications"] = {}, {}
     sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # the server level's problems, once
-    tables["locations"] = hierarchy.take_locations(tables["locations"], config, add)
+    names = sections.python_module_names([tables["server"], *by_index_sites.values(),
+                                          *by_index_apps.values()])
+    tables["locations"] = hierarchy.take_locations(tables["locations"], config, add, names)
     _check_locations(config, add)
     for i, site in enumerate(config.sites):
         if site is None:
@@ -177,10 +179,6 @@ def _check_locations(config: Config, add) -> None:
             sections.resolve(levels.levels_for("")[0], once, FIELD_CHECKS)
             for rel, below in levels.below.items():
                 sections.resolve(levels.levels_for(rel)[0], once, FIELD_CHECKS)
-                for loc in below:
-                    if "modules" in loc["tables"]:
-                        once(f"{loc['at']}.modules", "the modules section is set per application "
-                                                     "(or site, or server), not for a path below one")
 
 
 class _Quiet:

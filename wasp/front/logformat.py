@@ -88,6 +88,7 @@ _SERVER_VARIABLES = {
     "URL": lambda c, r: r.path,
     "QUERY_STRING": lambda c, r: r.query,
     "LOCAL_ADDR": lambda c, r: c.s_ip,
+    "WASP_MODULES": lambda c, r: r.modules,
 }
 assert set(_SERVER_VARIABLES) == w3c.SERVER_VARIABLES
 

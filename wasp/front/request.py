@@ -86,6 +86,8 @@ class Request:
         "client", "c_ip", "scheme", "forwarded",
         # who the worker ran the request as (USER frame; b"" = anonymous or none): cs-username
         "user",
+        # the modules the worker ran it through (MODULES frame), for the WASP_MODULES log field
+        "modules",
         # HTTP/2: the stream's H2Stream (None over HTTP/1.1)
         "h2",
     )
@@ -136,6 +138,7 @@ class Request:
         self.cache_admit = False
         self.cache_hint = None
         self.user = b""
+        self.modules = None
         self.no_cache = False
         self.inm = None
         self.ims = None

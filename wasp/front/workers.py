@@ -26,6 +26,7 @@ _ABORT = int(FrameType.ABORT)
 _HELLO = int(FrameType.HELLO)
 _CACHE = int(FrameType.CACHE)
 _USER = int(FrameType.USER)
+_MODULES = int(FrameType.MODULES)
 
 _STREAM_LIMIT = 2 ** 32
 _EXECUTING = Stage.EXECUTING   # globals: an enum member lookup costs a call on Python 3.11
@@ -219,6 +220,14 @@ class WorkerLink(asyncio.Protocol):
                     self._broke_protocol()
                     return
                 req.user = name.encode("utf-8")
+        elif ftype == _MODULES:
+            req = self._last = streams.get(sid)
+            if req is not None:
+                try:
+                    req.modules = fr.unpack_modules(payload)
+                except fr.ProtocolError:
+                    self._broke_protocol()
+                    return
 
     def connection_lost(self, exc) -> None:
         if self.state is not LinkState.CLOSED:

@@ -39,6 +39,8 @@ class FrameType(IntEnum):
                    # is about: the front may cache that response (IIS HttpCacheModule -> HTTP.sys)
     USER = 12      # worker -> front: who the request ran as, just before its RESPONSE or FILE:
                    # "auth_type NUL name" in UTF-8 (cs-username in the W3C log)
+    MODULES = 13   # worker -> front: the modules the request runs through, "a,b,c" in ASCII, sent
+                   # at BEGIN_REQUEST only when the site logs the WASP_MODULES server variable
 
 
 FLAG_FIN = 0x01
@@ -284,6 +286,17 @@ def unpack_user(payload: bytes) -> tuple[str, str]:
         return name.decode("utf-8"), auth_type.decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError("USER frame is not UTF-8") from None
+
+
+def pack_modules(stream: int, names: bytes) -> bytes:
+    return pack(FrameType.MODULES, stream, names)
+
+
+def unpack_modules(payload) -> bytes:
+    data = bytes(payload)
+    if len(data) > 4096 or any(b < 0x21 or b > 0x7e for b in data):
+        raise ProtocolError("MODULES frame is not a printable ASCII list")
+    return data
 
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body

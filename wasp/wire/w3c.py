@@ -38,6 +38,8 @@ SERVER_VARIABLES = frozenset({
     "HTTPS", "SERVER_PROTOCOL", "SERVER_PORT", "SERVER_PORT_SECURE", "CRYPT_PROTOCOL",
     "CRYPT_CIPHER_ALG_ID", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST", "REQUEST_METHOD", "URL",
     "QUERY_STRING", "LOCAL_ADDR",
+    # wasp's own: the modules the worker ran the request through ("default_document,static_file")
+    "WASP_MODULES",
 })
 
 

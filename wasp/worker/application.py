@@ -47,7 +47,12 @@ class Application:
         self.is_asgi = False
         self.interface = ""                      # "wsgi", "asgi" or "" (static content only)
         self.host = None                         # hosting.wsgi.WSGIHost / hosting.asgi.ASGIHost
-        self.pipeline = None
+        self.pipeline = None                     # the pipeline of the application's root
+        self.pipelines: dict = {}                # one per distinct effective `modules` section
+        self.instances: dict = {}                # (name, type) -> the module, shared by them
+        self.module_classes: dict = {}           # (name, type) -> a Python module's class
+        self.at = ("", "", "")                   # dotted prefixes of its levels, for messages
+        self.source = ""                         # wasp.toml, for the line of a bad key
         self.lifespan = None
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
         self.resolve_sections()
@@ -55,17 +60,67 @@ class Application:
     def resolve_sections(self) -> None:
         """Merge the server's, the site's and the application's section tables. Run again after
         a Python module registered its own section (its table was carried undecoded)."""
-        problems: list[str] = []
+        problems: list[tuple[str, str]] = []
         levels = sections.application_levels(self.tables, self.site.id, self.key,
-                                              self.config.default_documents)
+                                              self.config.default_documents, self.at)
         self.sections, self.passthrough = sections.resolve(
-            levels, lambda path, message: problems.append(f"{path}: {message}"))
-        if problems:
-            raise AppLoadError(f"application {self.key}: bad configuration: " + "; ".join(problems))
+            levels, lambda path, message: problems.append((path, message)))
         from wasp.worker.urlconfig import UrlConfig
 
         urls = UrlConfig(self, self.tables, self.web_toml)
         self.urls = urls if urls.needed else None
+        if urls.needed:
+            # The locations below the application: a Python module's section is decoded there too.
+            for rel in urls.levels.below:
+                value, _ = sections.resolve(urls.levels.levels_for(rel)[0],
+                                            lambda path, message: problems.append((path, message)))
+        if problems:
+            raise AppLoadError(f"application {self.key}: bad configuration: " + "; ".join(
+                dict.fromkeys(self._where(path) + f"{path}: {message}" for path, message in problems)))
+
+    def _where(self, path: str) -> str:
+        """"wasp.toml:12: " for a dotted path of the config file, when its line is found."""
+        if not self.source:
+            return ""
+        try:
+            from wasp.config.locate import LineLocator
+
+            with open(self.source, encoding="utf-8") as f:
+                line = LineLocator(f.read()).line_of(path)
+        except (OSError, ValueError):
+            return ""
+        return f"{self.source}:{line}: " if line else f"{self.source}: "
+
+    # ---- pipelines ----
+    def pipeline_for(self, section):
+        """The compiled pipeline of an effective `modules` section (equal sections share one)."""
+        import msgspec
+
+        from wasp.worker.pipeline import Pipeline
+
+        key = msgspec.msgpack.encode(section)
+        pipeline = self.pipelines.get(key)
+        if pipeline is None:
+            pipeline = self.pipelines[key] = Pipeline(self, section=section, instances=self.instances)
+        return pipeline
+
+    def bind(self, config) -> None:
+        """Attach the pipeline of `config` (an EffectiveConfig of this application) to it."""
+        config.pipeline = self.pipeline_for(config.modules)
+
+    def python_modules(self) -> list:
+        """The Python module entries the application's wasp.toml levels name (root and locations)."""
+        found = [e for e in self.sections.modules.entries if e.type]
+        if self.urls is not None:
+            for rel in self.urls.levels.below:
+                value, _ = sections.resolve(self.urls.levels.levels_for(rel)[0], lambda p, m: None)
+                found += [e for e in value.modules.entries if e.type]
+        return list({(e.name.lower(), e.type): e for e in found}.values())
+
+    def cleanup(self) -> None:
+        from wasp.worker.pipeline import cleanup
+
+        cleanup(self.instances.values())
 
     @property
     def interface(self) -> str:
@@ -86,8 +141,16 @@ class Application:
 def pool_applications(config: model.Config, pool: str) -> list[Application]:
     settings = next((p for p in config.pools if p.name == pool), None)
     web_toml = settings is None or settings.enable_configuration_override
-    return [Application(site, app, config.sections, web_toml) for site in config.sites
-            for app in site.applications if app.pool == pool]
+    found = []
+    for i, site in enumerate(config.sites):
+        for j, app in enumerate(site.applications):
+            if app.pool != pool:
+                continue
+            application = Application(site, app, config.sections, web_toml)
+            application.at = ("", f"sites[{i}]", f"sites[{i}].applications[{j}]")
+            application.source = config.source
+            found.append(application)
+    return found
 
 
 def import_callable(spec: str, python_path: list[str]):
@@ -143,12 +206,34 @@ def detect_interface(obj) -> str:
     return "wsgi"
 
 
+def load_modules(app: Application) -> None:
+    """Import the application's Python modules and register their sections (then decode those
+    tables, which were carried undecoded), and compile the pipelines of its root and of every
+    location below it: anything wrong is a load failure now, not a 500 later."""
+    from wasp.worker import managed
+
+    new = False
+    for entry in app.python_modules():
+        key = (entry.name.lower(), entry.type)
+        if key not in app.module_classes:
+            cls = managed.import_class(entry, app.config.python_path)
+            new = managed.register_section(entry, cls) or new
+            app.module_classes[key] = cls
+    if new:
+        app.resolve_sections()
+    app.pipeline = app.pipeline_for(app.sections.modules)
+    app.bind(app.sections)
+    if app.urls is not None:
+        for rel in app.urls.levels.below:
+            value, _ = sections.resolve(app.urls.levels.levels_for(rel)[0], lambda p, m: None)
+            app.pipeline_for(value.modules)
+
+
 def load(app: Application, *, threads: int, multiprocess: bool) -> None:
     """Import and host one application, then compile its pipeline. Raises LoadFailure."""
     from wasp.worker import modules  # noqa: F401  (registers the built-in modules)
     from wasp.worker.hosting.asgi import ASGIHost
     from wasp.worker.hosting.wsgi import WSGIHost
-    from wasp.worker.pipeline import Pipeline
 
     config = app.config
     try:
@@ -161,10 +246,17 @@ def load(app: Application, *, threads: int, multiprocess: bool) -> None:
                                     multiprocess=multiprocess)
             else:
                 app.host = ASGIHost(app, app.callable)
-        app.pipeline = Pipeline(app)
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt,)):
             raise
         what = f"app {config.app!r}" if config.app else "its pipeline"
+        line = f"application {app.key}: cannot load {what}: {type(exc).__name__}: {exc}"
+        raise LoadFailure(" ".join(line.split()), traceback.format_exc()) from exc
+    try:
+        load_modules(app)
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt,)):
+            raise
+        what = "its modules"
         line = f"application {app.key}: cannot load {what}: {type(exc).__name__}: {exc}"
         raise LoadFailure(" ".join(line.split()), traceback.format_exc()) from exc

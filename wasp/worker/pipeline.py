@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
-from wasp.config.sections.modules import NATIVE_MODULES
+from wasp.config.sections.modules import NATIVE_MODULES, ModuleEntry
 from wasp.errors import HttpError, NotFound
+from wasp.wire import frames
 from wasp.worker import errorpages
 from wasp.worker.authn import check_user
 from wasp.worker.context import Cancelled
+from wasp.worker.handlers import HandlerMap
 from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, Status, lookup
 
 log = logging.getLogger("wasp.worker")
@@ -35,26 +38,51 @@ DEFAULT_MODULES = NATIVE_MODULES
 
 _TAIL = (Phase.LOG_REQUEST, Phase.END_REQUEST)
 
+#: Compiled handler lists one pipeline keeps (one per effective `handlers` section it met).
+MAP_CACHE_LIMIT = 1024
+
 
 class Pipeline:
-    def __init__(self, app, module_ids=None):
-        if module_ids is None:  # the application's `modules` section
-            module_ids = tuple(module_ids_of(app.sections.modules))
-        if len(set(module_ids)) != len(module_ids):
-            raise ModuleError(f"a module is listed twice in {list(module_ids)}")
+    """The compiled steps of one effective `modules` section of an application.
+
+    `instances` (module key -> Module) lets the pipelines of one application's directories share
+    one instance per module: Application.pipeline_for passes its own; a Pipeline built alone
+    makes its modules afresh."""
+
+    def __init__(self, app, module_ids=None, section=None, instances=None):
+        if module_ids is not None:
+            entries = [ModuleEntry(name=module_id) for module_id in module_ids]
+        else:
+            section = section if section is not None else app.sections.modules
+            entries = section.entries
+        run_all = section.run_all_managed_modules_for_all_requests if section is not None else False
+        names = [entry.name.lower() for entry in entries]
+        if len(set(names)) != len(names):
+            raise ModuleError(f"a module is listed twice in {[e.name for e in entries]}")
         self.app = app
-        self.modules: list[Module] = [lookup(module_id)() for module_id in module_ids]
-        for module in self.modules:
-            module.setup(app)
-        for module in self.modules:
-            module.validate()
+        instances = {} if instances is None else instances
+        self.modules: list[Module] = [module_for(app, entry, instances) for entry in entries]
+        gated = {entry.name.lower() for entry in entries
+                 if entry.pre_condition == "managedHandler" and not run_all}
         self.catch_all = next((m for m in reversed(self.modules)
                                if m.is_handler and getattr(m, "catch_all", False)), None)
+        #: Handler modules that run for this application, by id (the handler list maps to these).
+        self.handlers = {m.id: m for m in self.modules if m.is_handler and (
+            m.wants(Phase.EXECUTE_REQUEST_HANDLER) or getattr(m, "answers_without_content", False))}
+        document = next((m for m in self.modules if m.id == "default_document"
+                         and m.wants(Phase.MAP_REQUEST_HANDLER)), None)
+        self._prepare = document.prepare if document is not None else None
+        physical = getattr(app.config, "physical_path", "")
+        self._root = os.path.realpath(physical) if physical else None
+        self._maps: dict[int, tuple] = {}
         self.main: list[tuple] = []
         self.tail: list[tuple] = []
         if getattr(app, "urls", None) is not None:
             # URLs of this application may have a bad web.toml: IIS Web Core's 500.19, first.
             self.main.append((Phase.BEGIN_REQUEST, CORE, _check_config))
+        if logs_modules(app):
+            # The site's W3C log has the WASP_MODULES field: tell the front (one small frame).
+            self.main.append((Phase.BEGIN_REQUEST, CORE, self._send_modules))
         for phase in Phase:
             target = self.tail if phase in _TAIL else self.main
             if phase is Phase.EXECUTE_REQUEST_HANDLER:
@@ -63,14 +91,21 @@ class Pipeline:
             steps = len(target)
             for module in self.modules:
                 if phase in module.phases and module.wants(phase):
-                    target.append((phase, module.id, getattr(module, phase.method)))
+                    step = getattr(module, phase.method)
+                    if module.id.lower() in gated:
+                        step = self._gate(step)
+                    target.append((phase, module.id, step))
             if phase is Phase.AUTHENTICATE_REQUEST and len(target) > steps:
                 # Authentication modules ran: one of them must have produced a user (401.2).
                 target.append((phase, CORE, check_user))
+            if phase is Phase.MAP_REQUEST_HANDLER:
+                # IIS's core picks the handler from the handler list once the modules mapped.
+                target.append((phase, CORE, self._map))
         stepped = {name for _phase, name, _step in self.main + self.tail}
         #: The modules a request of this application runs through, in order (`list requests`).
-        self.active = [m.id for m in self.modules
-                       if m.id in stepped or (m.is_handler and m.wants(Phase.EXECUTE_REQUEST_HANDLER))]
+        self.active = [m.id for m in self.modules if m.id in stepped or (
+            m.is_handler and m.wants(Phase.EXECUTE_REQUEST_HANDLER))]
+        self._modules_field = ",".join(self.active).encode("ascii", "replace") or b"-"
         split = next(i for i, (phase, _name, _step) in enumerate(self.main)
                      if phase is Phase.EXECUTE_REQUEST_HANDLER)
         self.before = self.main[:split]  # run on the loop by run_front
@@ -79,12 +114,50 @@ class Pipeline:
         self.hand_off = None
         self._pending: set = set()
 
-    def cleanup(self) -> None:
-        for module in self.modules:
+    def _send_modules(self, ctx):
+        ctx.channel.send_frame(ctx, frames.pack_modules(ctx.sid, self._modules_field))
+        return CONTINUE
+
+    # ---- handler mapping ----
+    def map_for(self, section) -> HandlerMap:
+        """The compiled handler list of an effective `handlers` section (cached by identity: an
+        effective section is shared by every URL of its directory)."""
+        found = self._maps.get(id(section))
+        if found is not None and found[0] is section:
+            return found[1]
+        if len(self._maps) >= MAP_CACHE_LIMIT:
+            self._maps.clear()
+        compiled = HandlerMap(section, self.handlers, self._root, self._prepare, self.catch_all)
+        self._maps[id(section)] = (section, compiled)  # the section is kept: its id stays unique
+        return compiled
+
+    def _map(self, ctx):
+        if ctx.handler is None:
+            self.map_for(ctx.config.handlers).map(ctx)
+        return CONTINUE
+
+    def mapped(self, ctx):
+        """The handler the request maps to, before MAP_REQUEST_HANDLER if need be (IIS knows a
+        request's handler from its URL and verb when it starts); None when it maps to none."""
+        if ctx.handler is None:
             try:
-                module.cleanup()
-            except Exception:
-                log.exception("cleanup of module %s failed", module.id)
+                self.map_for(ctx.config.handlers).map(ctx)
+            except HttpError:
+                return None  # MAP_REQUEST_HANDLER raises it again in its turn
+        return ctx.handler
+
+    def _gate(self, step):
+        mapped = self.mapped
+
+        def managed_only(ctx):
+            handler = mapped(ctx)
+            if handler is not None and handler.managed:
+                return step(ctx)
+            return CONTINUE
+        return managed_only
+
+    def cleanup(self) -> None:
+        cleanup(self.modules)
 
     # ---- the per-request loop ----
     def run_sync(self, ctx) -> None:
@@ -260,15 +333,49 @@ def _check_config(ctx):
 
 
 def module_ids_of(section) -> list[str]:
-    """The ids of a `modules` section's entries, in order. A Python module's entry (with a
-    `type`) is loaded by wasp.modules (issue 9 item 3); until that exists it is refused here."""
-    ids = []
-    for entry in section.entries:
-        if entry.type:
-            raise ModuleError(f"module {entry.name!r}: Python modules (type = {entry.type!r}) are "
-                              "not supported by this worker")
-        ids.append(entry.name)
-    return ids
+    """The ids of a `modules` section's entries, in order."""
+    return [entry.name for entry in section.entries]
+
+
+def module_for(app, entry, instances: dict) -> Module:
+    """The application's instance of a `modules` entry: a native module by id, or a Python
+    module imported from its `type`; set up and validated once, then shared."""
+    key = (entry.name.lower(), entry.type)
+    module = instances.get(key)
+    if module is not None:
+        return module
+    if entry.type:
+        from wasp.worker import managed
+
+        classes = getattr(app, "module_classes", None)
+        cls = classes.get(key) if classes is not None else None
+        if cls is None:
+            cls = managed.import_class(entry, getattr(app.config, "python_path", ()))
+            managed.register_section(entry, cls)
+            if classes is not None:
+                classes[key] = cls
+        module = managed.ManagedModule(entry, cls)
+    else:
+        module = lookup(entry.name)()
+    module.setup(app)
+    module.validate()
+    instances[key] = module
+    return module
+
+
+def logs_modules(app) -> bool:
+    """Whether the application's site logs the WASP_MODULES server variable."""
+    log_ = getattr(getattr(app, "site", None), "log", None)
+    return any(f.source_type == "server_variable" and f.source_name.upper() == "WASP_MODULES"
+               for f in getattr(log_, "custom_fields", ()))
+
+
+def cleanup(modules) -> None:
+    for module in modules:
+        try:
+            module.cleanup()
+        except Exception:
+            log.exception("cleanup of module %s failed", module.id)
 
 
 def _url(ctx) -> str:

@@ -67,6 +67,8 @@ class Module:
     #: A handler that blocks its thread (the WSGI host): the pipeline runs it on a WSGI thread,
     #: everything else on the event loop.
     blocking: bool = False
+    #: The handler that `pre_condition = "managedHandler"` means (python_app).
+    managed: bool = False
 
     def setup(self, app) -> None:
         """Read what this module needs from the application (`app.config` is its config)."""

@@ -19,14 +19,16 @@ a restart. The cache is cleared when it holds CACHE_LIMIT directories, so random
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
-from wasp.config import hierarchy
+from wasp.config import hierarchy, sections
 from wasp.config.sections import EffectiveConfig
 from wasp.errors import HttpError
 
 _SLASHES = re.compile(rb"//+")
+log = logging.getLogger("wasp.worker")
 
 WEB_TOML_POLL = 1.0
 CACHE_LIMIT = 4096
@@ -83,11 +85,32 @@ class UrlConfig:
             self.files.clear()
         value, fault = hierarchy.resolve_url(self.levels, self.root if self.web else None,
                                              key.decode("utf-8", "replace"), self.sub_dirs, self.files)
+        if fault is None and self.app.pipeline is not None:
+            try:
+                known = len(sections.registered())
+                self.app.bind(value)  # this directory's `modules`: its own pipeline
+                if len(sections.registered()) != known:
+                    # A module only a web.toml names registered its section: decode it now.
+                    value, fault = hierarchy.resolve_url(
+                        self.levels, self.root if self.web else None,
+                        key.decode("utf-8", "replace"), self.sub_dirs, self.files)
+                    if fault is None:
+                        self.app.bind(value)
+            except Exception as exc:  # a module a web.toml names fails to load
+                log.error("application %s: the modules of %s cannot load: %s", self.app.key,
+                          key.decode("utf-8", "replace") or "/", exc)
+                fault = hierarchy.Fault(f"modules: {exc}", self._web_file(key), None,
+                                        hierarchy.INVALID_DATA)
         if fault is not None:
             value = EffectiveConfig(dict(self.app.sections.__dict__))
             value.fault = ConfigurationInvalid(fault.message, fault.file, fault.line, fault.code)
         self.cache[key] = value
         return value
+
+    def _web_file(self, key: bytes) -> str:
+        """The deepest web.toml read for `key` (where a module it names was set), or wasp.toml."""
+        found = [f for f, sig in self.files.items() if sig is not None]
+        return max(found, key=len) if found else "wasp.toml"
 
     def changed(self) -> bool:
         """Whether a web.toml an entry depends on changed; if so the cache is dropped."""

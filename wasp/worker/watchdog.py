@@ -129,10 +129,15 @@ def rows(running, channel, now: float) -> list[dict]:
             "module": ctx.module,
             "elapsed_ms": int((now - ctx.start_time) * 1000),
             "thread": names.get(ctx.thread, "") if ctx.thread else "",
-            "modules": ",".join(ctx.app.pipeline.active) if ctx.app.pipeline is not None else "",
+            "modules": ",".join(_pipeline(ctx).active) if _pipeline(ctx) is not None else "",
             "user": ctx.user or "",
         })
     return out
 
 
 __all__ = ["check", "coroutine_stack", "grace", "interval", "limit_of", "rows", "thread_stacks", "url_of"]
+
+
+def _pipeline(ctx):
+    """The pipeline a request runs through: its directory's, else its application's."""
+    return getattr(ctx.config, "pipeline", None) or ctx.app.pipeline

@@ -358,13 +358,14 @@ class Worker:
         ctx = RequestContext(WarmupChannel(self.loop, future), 0, head, app, app.threaded)
         if app.is_asgi:
             ctx.body = AsyncBody(ctx, eof=True)
+        pipeline = ctx.config.pipeline or app.pipeline
         if app.threaded:
-            if app.pipeline.run_front(ctx):
+            if pipeline.run_front(ctx):
                 self.jobs.put(ctx)
         elif app.is_asgi:
-            self._spawn(app.pipeline.run_async(ctx))
+            self._spawn(pipeline.run_async(ctx))
         else:
-            app.pipeline.run_sync(ctx)
+            pipeline.run_sync(ctx)
         status = await future
         log.info("warm-up GET %s -> %s", full.decode("utf-8"), status)
 
@@ -396,7 +397,7 @@ class Worker:
                 ctx.thread = ident
                 # The execution limit counts from here, not from the wait for a thread.
                 ctx.start_time = monotonic()
-                ctx.app.pipeline.run_handler_sync(ctx)
+                (ctx.config.pipeline or ctx.app.pipeline).run_handler_sync(ctx)
             except BaseException:
                 log.exception("request thread: unexpected error")
 
@@ -449,18 +450,20 @@ class Worker:
             ctx.body = BlockingBody(ctx) if threaded else AsyncBody(ctx)
         channel.streams[sid] = ctx
         self.stats.begin(ctx)
+        # The pipeline of the URL's directory (its `modules`), cached with its configuration.
+        pipeline = ctx.config.pipeline or app.pipeline
         if threaded:
             # The loop maps the handler; only the WSGI handler waits for a thread.
-            if app.pipeline.run_front(ctx):
+            if pipeline.run_front(ctx):
                 self.jobs.put(ctx)
         elif asgi:
-            coro = ctx.coro = app.pipeline.run_async(ctx)
+            coro = ctx.coro = pipeline.run_async(ctx)
             task = ctx.task = eager.start(self.loop, coro)
             if task is not None:  # it suspends: keep it owned until it ends
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
         else:
-            app.pipeline.run_sync(ctx)  # static only: answered without waiting on anything
+            pipeline.run_sync(ctx)  # static only: answered without waiting on anything
 
     def _on_done(self, ctx) -> None:
         self.stats.end(ctx)
@@ -560,8 +563,7 @@ class Worker:
                 if app.lifespan is not None:
                     await app.lifespan.shutdown(LIFESPAN_SHUTDOWN_LIMIT)
             for app in self.apps.values():
-                if app.pipeline is not None:
-                    app.pipeline.cleanup()
+                app.cleanup()
         if self._watch_timer is not None:
             self._watch_timer.cancel()
         for _ in self.threads:

@@ -370,6 +370,8 @@ class EffectiveConfig:
     application's), else None."""
 
     fault = None
+    #: The worker's compiled pipeline for these sections' `modules` (wasp/worker/application.py).
+    pipeline = None
 
     def __init__(self, values: dict[str, Any]):
         self.__dict__.update(values)

@@ -1,7 +1,8 @@
 """DefaultDocumentModule: a directory request is answered with its first default document.
 
 In IIS the module rewrites the request to the document and the StaticFile handler serves it; here
-it points the request's located file at the document, and static_file's MAP step then claims it.
+the handler mapping (wasp/worker/handlers.py) calls `prepare`, which points the request's located
+file at the document, and the `StaticFile` entry then maps it to static_file.
 The files tried are the URL's effective `default_document` section (`ctx.config`).
 A directory named without its trailing slash is redirected (301) when static content would answer
 it; an application with a Python app gets such paths when there is no default document.
@@ -48,20 +49,30 @@ class DefaultDocumentModule(Module):
     def wants(self, phase) -> bool:
         return self.root is not None  # without content there is nothing to map
 
-    def map_request_handler(self, ctx):
-        if ctx.handler is not None or self.root is None:
-            return CONTINUE
-        locate(ctx, self.root)
-        if not ctx.is_dir:
-            return CONTINUE
+    def prepare(self, ctx) -> None:
+        """Called by the handler mapping once the URL is located: a directory URL ending in "/"
+        becomes its first default document, so the handler entries see a file."""
+        if not ctx.is_dir or not ctx.head.path.endswith(b"/"):
+            return
         section = ctx.config.default_document  # this URL's effective defaultDocument
-        document = self.find(ctx.file_path, section.files) if section.enabled else None
-        if not ctx.head.path.endswith(b"/"):
-            if document is not None or not self.has_app:
-                redirect_to_slash(ctx)
-                return FINISH
-            return CONTINUE
+        if not section.enabled:
+            return
+        document = self.find(ctx.file_path, section.files)
         if document is not None:
             ctx.file_path, ctx.file_stat = document
             ctx.is_dir = False
+
+    def map_request_handler(self, ctx):
+        """A directory named without its trailing slash is redirected when static content
+        answers it (it has a default document, or the application has no Python app)."""
+        if ctx.handler is not None or self.root is None:
+            return CONTINUE
+        locate(ctx, self.root)
+        if not ctx.is_dir or ctx.head.path.endswith(b"/"):
+            return CONTINUE
+        section = ctx.config.default_document
+        document = self.find(ctx.file_path, section.files) if section.enabled else None
+        if document is not None or not self.has_app:
+            redirect_to_slash(ctx)
+            return FINISH
         return CONTINUE

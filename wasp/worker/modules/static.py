@@ -17,7 +17,7 @@ from wasp.errors import Forbidden, NotFound
 from wasp.wire.http import http_date as imf_fixdate
 from wasp.worker.errorpages import MethodNotAllowed, RangeNotSatisfiable
 from wasp.worker.modules.mime import content_type
-from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
+from wasp.worker.registry import FINISH, Module, Phase, register
 
 # Windows FILETIME (100 ns ticks since 1601) of the Unix epoch: IIS builds ETags from FILETIMEs.
 _FILETIME_EPOCH = 116444736000000000
@@ -259,9 +259,13 @@ def serve_file(ctx, path: str, st: os.stat_result, mime: str) -> None:
         ctx.send_file(block, path, start, length)
 
 
-@register("static_file", phases=(Phase.MAP_REQUEST_HANDLER, Phase.EXECUTE_REQUEST_HANDLER))
+@register("static_file", phases=(Phase.EXECUTE_REQUEST_HANDLER,))
 class StaticFileModule(Module):
-    catch_all = True  # IIS's `StaticFile path="*"`, the last entry of the handler list
+    """The handler of IIS's `StaticFile path="*"` entry, the last of the default handler list."""
+
+    #: Mapped even without a physical_path: it answers 404.0 then (there is no such file), where
+    #: a handler list without it would say 404.4.
+    answers_without_content = True
 
     def setup(self, app) -> None:
         physical = app.config.physical_path
@@ -270,13 +274,6 @@ class StaticFileModule(Module):
 
     def wants(self, phase) -> bool:
         return self.root is not None  # without content there is nothing to map
-
-    def map_request_handler(self, ctx):
-        if ctx.handler is None and self.root is not None:
-            locate(ctx, self.root)
-            if ctx.file_path is not None and not ctx.is_dir:
-                ctx.handler = self
-        return CONTINUE
 
     def execute_request_handler(self, ctx):
         if self.root is None:

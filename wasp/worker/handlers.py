@@ -1,0 +1,124 @@
+"""The handler mapping of MAP_REQUEST_HANDLER, compiled once per (pipeline, effective `handlers`).
+
+`HandlerMap.map(ctx)` walks the compiled entries (wasp/config/sections/handlers.py) in order and
+sets `ctx.handler`. An entry whose handler module does not run for the application (removed from
+its `modules`, or with nothing to do: python_app without an app; static_file stays, to answer
+404.0 without a physical_path) is left out when the map is compiled, so the per-request walk only sees usable entries, and
+the default list for a WSGI app without content is one entry matching "*" for every verb.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wasp.errors import Forbidden, NotFound
+from wasp.worker.errorpages import MethodNotAllowed
+from wasp.worker.modules.static import locate
+
+#: require_access -> (accessPolicy flag needed, the 403 substatus when it is not granted).
+_ACCESS = {"Read": ("Read", 2), "Write": ("Write", 3), "Script": ("Script", 1),
+           "Execute": ("Execute", 1)}
+
+
+class AccessDenied(Forbidden):
+    pass
+
+
+def compile_path(pattern: str):
+    """A matcher (rel, name) -> bool for an IIS handler path, or None for "*" (always)."""
+    if pattern == "*":
+        return None
+    slash = "/" in pattern
+    if slash and not pattern.startswith("/"):
+        pattern = "/" + pattern
+    regex = re.compile(b".*".join(re.escape(part) for part in pattern.encode("utf-8").split(b"*"))
+                       + rb"\Z", re.IGNORECASE | re.DOTALL)
+    match = regex.match
+    if slash:
+        return lambda rel, name: match(rel) is not None
+    return lambda rel, name: match(name) is not None
+
+
+def parse_verbs(verb: str) -> frozenset | None:
+    """None for "*", else the set of methods."""
+    verbs = [v.strip() for v in verb.split(",") if v.strip()]
+    return None if "*" in verbs else frozenset(verbs)
+
+
+class Mapping:
+    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing")
+
+    def __init__(self, entry, handler, policy):
+        self.name = entry.name
+        self.match = compile_path(entry.path)
+        self.verbs = parse_verbs(entry.verb)
+        self.handler = handler
+        self.resource = entry.resource_type
+        needed = _ACCESS.get(entry.require_access)
+        self.denied = needed[1] if needed is not None and needed[0] not in policy else 0
+        self.skip_existing = entry.skip_existing_files
+
+
+class HandlerMap:
+    def __init__(self, section, available: dict, root: str | None, prepare=None, catch_all=None):
+        """`available`: module id -> the handler Module running for this application."""
+        policy = set(section.access_policy)
+        self.mappings: list[Mapping] = []
+        named = set()
+        for entry in section.entries:
+            ids = [m.strip() for m in entry.modules.split(",") if m.strip()]
+            named.update(ids)
+            handler = next((available[i] for i in ids if i in available), None)
+            if handler is not None:
+                self.mappings.append(Mapping(entry, handler, policy))
+        self.root = root
+        self.prepare = prepare  # default_document's: a directory URL -> its default document
+        self.needs_file = root is not None and any(
+            m.skip_existing or m.resource != "Unspecified" for m in self.mappings)
+        # A handler module no entry names and that says it takes what nobody maps (a test's).
+        self.catch_all = catch_all if catch_all is not None and catch_all.id not in named else None
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.mappings]
+
+    def map(self, ctx) -> None:
+        if self.needs_file:
+            locate(ctx, self.root)
+            if self.prepare is not None:
+                self.prepare(ctx)
+        method = ctx.head.method
+        rel = None
+        allowed = None
+        for mapping in self.mappings:
+            match = mapping.match
+            if match is not None:
+                if rel is None:
+                    path = ctx.head.path
+                    rel = path[ctx.app.prefix_len:] or b"/"
+                    name = rel[rel.rfind(b"/") + 1:]
+                if not match(rel, name):
+                    continue
+            verbs = mapping.verbs
+            if verbs is not None and method not in verbs:
+                allowed = verbs if allowed is None else allowed | verbs
+                continue
+            if mapping.skip_existing and ctx.file_path is not None and not ctx.is_dir:
+                continue
+            break
+        else:
+            if allowed is not None:
+                raise MethodNotAllowed(", ".join(sorted(allowed)), f"{method} is not allowed here")
+            if self.catch_all is not None:
+                ctx.handler = self.catch_all
+                return
+            raise NotFound("no handler is mapped to this request", substatus=4)
+        if mapping.denied:
+            raise AccessDenied(f"handler {mapping.name} needs access the access_policy does not grant",
+                               substatus=mapping.denied)
+        resource = mapping.resource
+        if resource != "Unspecified":
+            found = ctx.file_path is not None if self.root is not None else False
+            if not found or (resource == "File" and ctx.is_dir) or (resource == "Directory" and not ctx.is_dir):
+                raise NotFound(f"handler {mapping.name} needs a {resource.lower()}")
+        ctx.handler = mapping.handler
