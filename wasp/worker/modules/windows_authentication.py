@@ -79,16 +79,19 @@ class WindowsAuthenticationModule(Module):
         context = gssapi.SecurityContext(creds=self._credentials(section), usage="accept")
         try:
             answer = context.step(data)
+            # SPNEGO hands back its reject token first and keeps the error for the next call:
+            # asking whether the context is complete raises it.
+            complete = context.complete
+            name = str(context.initiator_name) if complete else ""
         except gssapi.exceptions.GSSError as exc:
             log.info("Negotiate logon failed for %s: %s", ctx.head.client[0], _one_line(exc))
             add_challenge(ctx, NEGOTIATE, "Negotiate")
             raise unauthorized(ctx, 1) from None
-        if not context.complete:
+        if not complete:
             # Another leg wanted (not Kerberos): its token, alone, and no context kept.
             exc = Unauthorized("logon failed: the mechanism needs more legs", substatus=1)
             exc.headers = [("WWW-Authenticate", "Negotiate " + base64.b64encode(answer or b"").decode())]
             raise exc
-        name = str(context.initiator_name)
         if section.strip_realm:
             name = _without_realm(name)
         ctx.set_user(name, "Negotiate")
