@@ -236,3 +236,29 @@ def test_added_headers_reach_every_kind_of_response(tmp_path):
 def test_add_header_refuses_injection(name, value):
     with pytest.raises(ValueError):
         make_ctx(make_app()).add_header(name, value)
+
+
+# ---- wasp/wire/x509name.py against cryptography's parse ---------------------------------------
+
+@pytest.mark.parametrize("pem", [ALICE, BOB, EVE, FAKE_ALICE, FAKE_ORG, LOWER,
+                                 make_cert([(NameOID.COMMON_NAME, "zoë 漢字"), (NameOID.COUNTRY_NAME, "FR"),
+                                            (NameOID.EMAIL_ADDRESS, "z@example.test"),
+                                            (NameOID.DOMAIN_COMPONENT, "example")])])
+def test_x509name_reads_what_cryptography_reads(pem):
+    from wasp.wire import x509name
+    cert = x509.load_pem_x509_certificate(pem.encode())
+
+    def attrs(name):
+        out = {}
+        for a in name:
+            out.setdefault(a.oid.dotted_string, []).append(a.value)
+        return out
+    assert x509name.names(der_of(pem)) == (attrs(cert.issuer), attrs(cert.subject))
+
+
+def test_x509name_refuses_truncated_or_foreign_der():
+    from wasp.wire import x509name
+    der = der_of(ALICE)
+    for bad in (b"", der[:10], der[:len(der) // 2], b"\x31" + der[1:], b"\x30\x85" + der[2:]):
+        with pytest.raises(ValueError):
+            x509name.names(bad)

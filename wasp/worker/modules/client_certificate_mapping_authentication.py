@@ -12,7 +12,7 @@ This module maps it to a user, IIS's way:
   first that matches decides: Allow runs the request as its user, Deny refuses it with 403.12
   (IIS: "mapper denied access").
 
-The names are read from the certificate itself (its DER, parsed), attribute by attribute, so a
+The names are read from the certificate itself (its DER, parsed by wasp/wire/x509name.py), attribute by attribute, so a
 subject whose text imitates another (a CN of "alice,O=Contoso") matches nothing it does not hold.
 No certificate, or one no mapping takes: no user from this module (anonymous, another scheme, or
 401.2). A mapped request is private (set_user): the front never caches it.
@@ -28,6 +28,7 @@ import re
 import ssl
 
 from wasp.errors import HttpError
+from wasp.wire import x509name
 from wasp.worker.registry import CONTINUE, Module, Phase, register
 
 log = logging.getLogger("wasp.worker")
@@ -99,9 +100,7 @@ def fingerprint_of(certificate: str) -> bytes:
         return hashlib.sha256(der).digest()
     try:
         der = base64.b64decode("".join(text.split()), validate=True)
-        from cryptography import x509
-
-        x509.load_der_x509_certificate(der)
+        x509name.names(der)  # a certificate, not any base64
     except (binascii.Error, ValueError):
         der = b""
     if not der:
@@ -133,23 +132,9 @@ class Certificate:
     __slots__ = ("fingerprint", "subject", "issuer")
 
     def __init__(self, pem: str):
-        from cryptography import x509
-
         der = ssl.PEM_cert_to_DER_cert(pem)
         self.fingerprint = hashlib.sha256(der).digest()
-        cert = x509.load_der_x509_certificate(der)
-        self.subject = _attributes(cert.subject)
-        self.issuer = _attributes(cert.issuer)
-
-
-def _attributes(name) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for attribute in name:
-        value = attribute.value
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        out.setdefault(attribute.oid.dotted_string, []).append(value)
-    return out
+        self.issuer, self.subject = x509name.names(der)
 
 
 #: Parsed certificates by PEM text, and compiled sections by identity: small, per worker.
