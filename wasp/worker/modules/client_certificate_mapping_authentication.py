@@ -29,6 +29,7 @@ import ssl
 
 from wasp.errors import HttpError
 from wasp.wire import x509name
+from wasp.worker.modules.ip_restriction import mentioned
 from wasp.worker.registry import CONTINUE, Module, Phase, register
 
 log = logging.getLogger("wasp.worker")
@@ -146,6 +147,12 @@ class ClientCertificateMappingAuthenticationModule(Module):
     def setup(self, app) -> None:
         self.certificates: dict[str, Certificate] = {}
         self.compiled: dict[int, Compiled] = {}
+        # Locked by default (a web.toml sets it only below a location naming it): a section
+        # nowhere in wasp.toml is off for every URL, and the module stays out of the pipeline.
+        self.needed = mentioned(app.tables, "client_certificate_mapping_authentication")
+
+    def wants(self, phase) -> bool:
+        return self.needed
 
     def authenticate_request(self, ctx):
         section = ctx.config.client_certificate_mapping_authentication

@@ -27,6 +27,7 @@ import logging
 
 from wasp.errors import HttpError
 from wasp.worker.authn import NEGOTIATE, Unauthorized, add_challenge, unauthorized
+from wasp.worker.modules.ip_restriction import mentioned
 from wasp.worker.registry import CONTINUE, Module, ModuleError, Phase, register
 
 log = logging.getLogger("wasp.worker")
@@ -52,6 +53,12 @@ class WindowsAuthenticationModule(Module):
         self.app = app
         self.gssapi = _gssapi()
         self.credentials: dict[tuple[str, str], object] = {}
+        # Locked by default (a web.toml sets it only below a location naming it): a section
+        # nowhere in wasp.toml is off for every URL, and the module stays out of the pipeline.
+        self.needed = mentioned(app.tables, "windows_authentication")
+
+    def wants(self, phase) -> bool:
+        return self.needed
 
     def validate(self) -> None:
         if self.gssapi is None and self.app.sections.windows_authentication.enabled:
