@@ -26,7 +26,7 @@ name = "p"
 name = "c"
 id = 1
 bindings = [
-  { binding = "https/*:{port}:", certificate = "@CERTS@/server.test.pem", key = "@CERTS@/server.test.key", client_ca = "@CA@" },
+  { binding = "https/127.0.0.1:{port}:", certificate = "@CERTS@/server.test.pem", key = "@CERTS@/server.test.key", client_ca = "@CA@" },
 ]
 [[sites.applications]]
 path = "/"
