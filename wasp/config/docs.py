@@ -377,7 +377,11 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("CustomLogField", "source_type"): "server_variable",
             ("FileExtension", "file_extension"): ".config", ("VerbRule", "verb"): "TRACE",
             ("VerbRule", "allowed"): False, ("HeaderLimit", "header"): "X-Big",
-            ("HeaderLimit", "size_limit"): 1024, ("FilteringRule", "name"): "no-leech"}
+            ("HeaderLimit", "size_limit"): 1024, ("FilteringRule", "name"): "no-leech",
+            ("OneToOneMapping", "certificate"): "/etc/wasp/alice.pem",
+            ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
+            ("CertificateRule", "certificate_sub_field"): "O",
+            ("CertificateRule", "match_criteria"): "Example*"}
 
 
 def full_example() -> str:
@@ -403,7 +407,8 @@ def full_example() -> str:
 #: Arrays of tables that are empty by default: the full example shows one entry commented out, so
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
-                     "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry"}
+                     "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
+                     "OneToOneMapping", "ManyToOneMapping"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -39,7 +39,7 @@ class RequestContext:
         "window", "body", "waiter", "start_time",
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
-        "user", "auth_type", "private", "challenges",
+        "user", "auth_type", "private", "challenges", "extra_headers",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -79,6 +79,7 @@ class RequestContext:
         # The response depends on who asked (an IP rule, a user): never stored by the front.
         self.private = False
         self.challenges = None   # WWW-Authenticate values collected by authentication modules
+        self.extra_headers = None  # header lines a module adds to whatever response goes out
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -143,10 +144,25 @@ class RequestContext:
         if name:
             self.private = True
 
+    def add_header(self, name: str, value: str) -> None:
+        """Send `name: value` with this request's response, whoever produces it (the handler,
+        an error page): Negotiate's mutual-authentication token on a 200, say."""
+        line = f"{name}: {value}"
+        if not name or any(ord(c) < 0x20 or c == "\x7f" for c in line) or ":" in name \
+                or " " in name:
+            raise ValueError(f"not a header line: {line!r}")
+        encoded = line.encode("latin-1") + b"\r\n"
+        if self.extra_headers is None:
+            self.extra_headers = [encoded]
+        else:
+            self.extra_headers.append(encoded)
+
     # ---- answering (any thread) ----
     def respond(self, block: bytes, body: bytes = b"", content_length: int | None = None,
                 substatus: int = 0) -> None:
         """The whole response in one RESPONSE frame with FIN."""
+        if self.extra_headers:
+            block = block + b"".join(self.extra_headers)
         if content_length is None:
             content_length = len(body)
         if self.head_only:
@@ -168,11 +184,15 @@ class RequestContext:
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
         """A RESPONSE without FIN: BODY frames and END follow."""
+        if self.extra_headers:
+            block = block + b"".join(self.extra_headers)
         self._mark(block, substatus)
         data = frames.pack_response(self.sid, block, content_length, substatus)
         self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        if self.extra_headers:
+            block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
         data = frames.pack_file(self.sid, frames.FileSpan(block, path, offset, length))
         if self.cache is not None and not self.private:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct, field
 
+from wasp.config.collection import collection
 from wasp.config.model import Duration, doc
 from wasp.config.sections import Section, section
 
@@ -122,6 +123,59 @@ class WindowsAuthentication(Section):
     """IIS windowsAuthentication: on Linux, Negotiate (Kerberos through GSSAPI)."""
 
     enabled: Annotated[bool, doc("Accept `Authorization: Negotiate` (Kerberos) and challenge with it.")] = False
+    keytab: Annotated[str, doc(
+        "The keytab holding the service's keys (absolute path); \"\" = the system's "
+        "(KRB5_KTNAME, else /etc/krb5.keytab). It must be readable by the pool's user."
+    )] = ""
+    service_principal: Annotated[str, doc(
+        "The service principal clients must have a ticket for: \"HTTP/www.example.com@REALM\" "
+        "or host-based \"HTTP@www.example.com\"; \"\" = any principal whose key is in the keytab "
+        "(IIS accepts tickets for any SPN of its machine account)."
+    )] = ""
+    strip_realm: Annotated[bool, doc(
+        "The user is \"alice\" instead of \"alice@EXAMPLE.COM\" (IIS shows DOMAIN\\user; a "
+        "realm-less name suits apps that know one realm)."
+    )] = False
+
+
+class OneToOneMapping(Struct, forbid_unknown_fields=True, kw_only=True):
+    """IIS oneToOneMappings/add: one certificate, one user."""
+
+    certificate: Annotated[str, doc(
+        "The certificate: a PEM file (absolute path), its DER in base64 (IIS's form) or its SHA-256 "
+        "fingerprint in hex (colons allowed). Compared by the certificate's DER bytes."
+    )]
+    user_name: Annotated[str, doc("The user a request with this certificate runs as.")]
+    enabled: Annotated[bool, doc("false = the mapping is ignored.")] = True
+
+
+class CertificateRule(Struct, forbid_unknown_fields=True, kw_only=True):
+    """IIS manyToOneMappings/add/rules/add: one test on the certificate's subject or issuer."""
+
+    certificate_field: Annotated[Literal["Subject", "Issuer"], doc("Which name of the certificate.")] = "Subject"
+    certificate_sub_field: Annotated[str, doc(
+        "The attribute of that name: CN, O, OU, C, S (or ST), L, E (emailAddress), DC, "
+        "SERIALNUMBER, T (title) or a dotted OID. A name with several such attributes matches "
+        "when one does."
+    )]
+    match_criteria: Annotated[str, doc("The value, `*` matching any run of characters (IIS's wildcard).")]
+    compare_case_sensitive: Annotated[bool, doc("Compare with case (IIS's default).")] = True
+
+
+class ManyToOneMapping(Struct, forbid_unknown_fields=True, kw_only=True):
+    """IIS manyToOneMappings/add: every certificate matching all the rules is one user (or refused)."""
+
+    name: Annotated[str, doc("The mapping's name (its key).")]
+    description: Annotated[str, doc("Free text.")] = ""
+    enabled: Annotated[bool, doc("false = the mapping is ignored.")] = True
+    permission_mode: Annotated[Literal["Allow", "Deny"], doc(
+        "Allow: the request runs as `user_name`; Deny: it is refused with 403.12 (mapper denied "
+        "access)."
+    )] = "Allow"
+    user_name: Annotated[str, doc("The user of an Allow mapping.")] = ""
+    rules: Annotated[list[CertificateRule], doc(
+        "The tests, all of which must match; a mapping with no rule matches no certificate."
+    )] = field(default_factory=list)
 
 
 @section("client_certificate_mapping_authentication", override_mode_default="Deny")
@@ -129,3 +183,16 @@ class ClientCertificateMappingAuthentication(Section):
     """IIS iisClientCertificateMappingAuthentication: a verified client certificate as the user."""
 
     enabled: Annotated[bool, doc("Map a verified client certificate to a user.")] = False
+    one_to_one_certificate_mappings_enabled: Annotated[bool, doc(
+        "Use `one_to_one_mappings` (IIS oneToOneCertificateMappingsEnabled)."
+    )] = True
+    many_to_one_certificate_mappings_enabled: Annotated[bool, doc(
+        "Use `many_to_one_mappings` (IIS manyToOneCertificateMappingsEnabled)."
+    )] = True
+    one_to_one_mappings: Annotated[list[OneToOneMapping], collection(key="certificate"), doc(
+        "Certificates that are one user each, checked first."
+    )] = field(default_factory=list)
+    many_to_one_mappings: Annotated[list[ManyToOneMapping], collection(key="name"), doc(
+        "Rules mapping every certificate they match to one user, in order; the first mapping "
+        "whose rules all match decides."
+    )] = field(default_factory=list)

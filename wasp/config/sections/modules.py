@@ -27,7 +27,8 @@ from wasp.config.sections import Section, collection, section
 #: other modules', so it runs first in that phase wherever it sits in the list (§2.15).
 NATIVE_MODULES = ("http_cache", "request_filtering", "default_document", "static_file",
                   "anonymous_authentication", "url_authorization", "basic_authentication",
-                  "digest_authentication", "ip_restriction", "dynamic_ip_restriction",
+                  "windows_authentication", "digest_authentication",
+                  "client_certificate_mapping_authentication", "ip_restriction", "dynamic_ip_restriction",
                   "python_app")
 
 
