@@ -258,9 +258,15 @@ class H2ResponseWriter:
         sent = 0
         limited = self._buckets is not None
         batch = self._chunk if limited else PUMP_BATCH
+        wrote = False
         while (st.out or st.file is not None) and not self._write_paused:
             if self._stream_closed(st):
                 return
+            if limited and not self._clear():
+                if wrote:
+                    # Its piece is out: the connection's next turn is the next stream's.
+                    self.streams[sid] = self.streams.pop(sid)
+                break
             try:
                 room = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size, MAX_DATA_FRAME)
             except (StreamClosedError, ProtocolError, KeyError):
@@ -295,6 +301,7 @@ class H2ResponseWriter:
             last = st.end and not st.out and st.file is None
             h2.send_data(sid, chunk, end_stream=last)
             st.sent += 9 + len(chunk)
+            wrote = True
             self.scan.data_frames_sent += 1
             sent += len(chunk)
             if last:

@@ -75,6 +75,9 @@ class Server:
         self.global_bucket: Bucket | None = None
         self.site_buckets: dict[int, Bucket] = {}
         self._bucket_sets: dict[int, tuple | None] = {}
+        #: Limited HTTP/1.1 connections whose client sent FIN mid-response: polled for hang-up
+        #: each sweep (qos.py `check_hangup`).
+        self.hangup_watch: set = set()
         self.apply_config(config, slots)
         self.refresh_clock()
 
@@ -232,6 +235,8 @@ class Server:
         if self.tls.plans and self._ticks % CERTIFICATE_POLL == 0:
             self.tls.poll()
         now = self.now
+        for conn in list(self.hangup_watch):
+            conn.check_hangup()
         expired = [c for c in self.connections if c.deadline and c.deadline <= now]
         for conn in expired:
             try:
