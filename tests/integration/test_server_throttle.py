@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import selectors
 import socket
+import threading
 import time
 
 import h2.errors
 import pytest
 
-from conftest import free_port
+from conftest import RawConnection, free_port
 from h2_support import H2Client, get_headers
 
 GLOBAL_RATE = 256 * 1024
 SLOW_RATE = 64 * 1024
 FILE_SIZE = 32 * 1024 * 1024
 WINDOW_S = 8.0
+SMALL_FILE = 24 * 1024   # under one piece of the rate (1/8 s): read and written with its head
 #: How long the front may take to notice a client gone while its connection is throttled (the
 #: unfixed front took until the bandwidth debt was paid: about 16 s on the Slow site).
 GONE_WITHIN = 5.0
@@ -78,6 +80,7 @@ def server(wasp_module_server):
     files.mkdir(exist_ok=True)
     with open(files / "big.bin", "wb") as f:
         f.truncate(FILE_SIZE)   # sparse: read as zeros
+    (files / "small.bin").write_bytes(b"m" * SMALL_FILE)
     server = wasp_module_server(text)
     server.slow_port = slow_port
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
@@ -305,4 +308,62 @@ def test_http2_aggregate_rate_stays_within_max_global_bandwidth(server):
         client.close()
     rate = total / elapsed
     print(f"4 h2 streams: {total} B in {elapsed:.2f}s = {rate / 1024:.0f} KiB/s (limit {GLOBAL_RATE // 1024})")
+    assert total <= 1.3 * GLOBAL_RATE * elapsed, (total, elapsed, rate / GLOBAL_RATE)
+
+
+def _keep_alive_loop(port: int, targets: list[str], until: float, counts: list, errors: list) -> None:
+    """Requests one after the other on one connection until `until`: -> bytes of each response."""
+    try:
+        with RawConnection(port, timeout=30) as conn:
+            i = 0
+            while time.monotonic() < until:
+                response = conn.request("GET", targets[i % len(targets)])
+                assert response.status == 200, response.status
+                counts.append(len(response.raw_head) + len(response.body))
+                i += 1
+    except Exception as exc:   # reported by the test
+        errors.append(exc)
+
+
+def test_http1_keep_alive_responses_one_after_another_stay_within_the_rate(server):
+    """Responses the worker sends whole (a body inside its RESPONSE frame) and small files: each
+    new response on a connection pays the budget like the bytes of a long one."""
+    server.wait_until(lambda: not rows_for(server, "/"), 30, what=lambda: rows_for(server, "/"))
+    started = time.monotonic()
+    until = started + WINDOW_S
+    counts: list[int] = []
+    errors: list = []
+    targets = [["/stream?kb=128&t=ka-stream"], ["/files/small.bin?ka-file"],
+               ["/stream?kb=48&t=ka-mix", "/files/small.bin?ka-mix"]]
+    threads = [threading.Thread(target=_keep_alive_loop, args=(server.port, t, until, counts, errors))
+               for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WINDOW_S + 60)
+    elapsed = time.monotonic() - started
+    assert not errors, errors
+    total = sum(counts)
+    rate = total / elapsed
+    print(f"keep-alive responses: {len(counts)} = {total} B in {elapsed:.2f}s = {rate / 1024:.0f} KiB/s "
+          f"(limit {GLOBAL_RATE // 1024})")
+    assert total <= 1.3 * GLOBAL_RATE * elapsed, (total, elapsed, rate / GLOBAL_RATE)
+
+
+def test_http2_streams_one_after_another_stay_within_the_rate(server):
+    server.wait_until(lambda: not rows_for(server, "/"), 30, what=lambda: rows_for(server, "/"))
+    started = time.monotonic()
+    total = 0
+    n = 0
+    with H2Client(server.port, timeout=30) as client:
+        while time.monotonic() - started < WINDOW_S:
+            path = ("/stream?kb=128&t=h2seq", "/files/small.bin?h2seq")[n % 2]
+            response = client.get(path)
+            assert response["ended"], response
+            total += len(response["body"])
+            n += 1
+    elapsed = time.monotonic() - started
+    rate = total / elapsed
+    print(f"h2 streams one after another: {n} = {total} B in {elapsed:.2f}s = {rate / 1024:.0f} KiB/s "
+          f"(limit {GLOBAL_RATE // 1024})")
     assert total <= 1.3 * GLOBAL_RATE * elapsed, (total, elapsed, rate / GLOBAL_RATE)
