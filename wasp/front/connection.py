@@ -433,6 +433,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self.state = _CLOSED
         server = self.server
         server.connections.discard(self)
+        server.hangup_watch.discard(self)
         self._held = None
         if self._refused:
             server.refused -= 1

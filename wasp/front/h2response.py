@@ -262,11 +262,6 @@ class H2ResponseWriter:
         while (st.out or st.file is not None) and not self._write_paused:
             if self._stream_closed(st):
                 return
-            if limited and not self._clear():
-                if wrote:
-                    # Its piece is out: the connection's next turn is the next stream's.
-                    self.streams[sid] = self.streams.pop(sid)
-                break
             try:
                 room = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size, MAX_DATA_FRAME)
             except (StreamClosedError, ProtocolError, KeyError):
@@ -275,6 +270,11 @@ class H2ResponseWriter:
             if limited and room > self._chunk:
                 room = self._chunk   # pieces of 1/8 s of the rate, each paid (_flush) before the next
             if room <= 0:
+                break
+            if limited and not self._clear():
+                if wrote:
+                    # Its piece is out: the connection's next turn is the next stream's.
+                    self.streams[sid] = self.streams.pop(sid)
                 break
             if st.out:
                 chunk = st.out[0]

@@ -122,7 +122,7 @@ class Bucket:
         # gone or with nothing left to send just leave the queue.
         while waiters and self._refill(now) >= 0:
             waiters.popleft()._unthrottle(self)
-        if waiters:
+        if waiters and not self.armed:   # (a turn that queued again armed it already)
             self._arm(loop)
 
 
@@ -205,7 +205,7 @@ class QosMixin:
             return
         server = self.server
         now = server.loop.time()
-        for bucket in self._buckets:
+        for bucket in self._buckets or ():   # (None: a reload removed the limit)
             if bucket is not granted and (bucket.waiters or bucket.in_debt(now)):
                 self._throttled = True
                 bucket.wait(self, server.loop)

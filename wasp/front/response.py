@@ -335,6 +335,13 @@ class ResponseWriter:
         the file that follows, or the close that waited for it."""
         held = self._held
         transport = self.transport
+        if self._buckets is None:
+            # A reload removed the limit: what waited goes now, in order.
+            while held:
+                data, acked, req = held.popleft()
+                transport.write(data)
+                if acked and req.link is not None and req.link.owns(req):
+                    req.link.send_window(req, acked)
         chunk = self._chunk
         while held and not self._tpaused and self._clear():
             data, acked, req = held[0]

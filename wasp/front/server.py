@@ -132,6 +132,8 @@ class Server:
                 conn._buckets = self.buckets_for(conn.site_id)
                 if conn._buckets is not None:
                     conn._chunk = self.chunk_for(conn._buckets)
+                elif getattr(conn, "_held", None):
+                    conn._release()   # bytes that waited for the old limit's turn
 
     def over_connection_limit(self) -> bool:
         """A connection was added: over the server-wide limit (every front's connections)?
