@@ -352,6 +352,25 @@ def test_limited_connections_take_turns(tmp_path):
     assert min(got) >= max(got) / 2, got
 
 
+def test_a_closing_response_closes_once_its_held_bytes_are_out(tmp_path):
+    rig = _limited_rig(tmp_path, 10_000)
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(b"GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    [(sid, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(sid, b"200 OK\r\n", 40_000),
+                *[fr.pack_body(sid, b"c" * 5000) for _ in range(8)], fr.pack_end(sid))
+    assert not transport.closed and len(transport.out) < 40_000   # the rest waits its turns
+    for _ in range(200):
+        if transport.closed:
+            break
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+    assert transport.closed
+    [(status, headers, body)] = split_responses(bytes(transport.out))
+    assert status == 200 and body == b"c" * 40_000
+
+
 def test_bucket_wakes_its_waiters_in_order_one_piece_each(tmp_path):
     from front_fakes import FakeLoop
     from wasp.front.qos import Bucket
