@@ -368,6 +368,9 @@ class ResponseWriter:
             self._drain_close = False
             self._close()
             return
+        if self.server.stopping and self.idle:
+            self._close()   # (stop skipped it while its last bytes were held)
+            return
         pending = self._pending
         if pending and pending[0].file is not None and not self._write_paused:
             self._pump_file(pending[0])
