@@ -286,6 +286,172 @@ def test_file_under_a_bandwidth_limit_goes_in_paid_chunks(tmp_path):
     assert bytes(transport.out).endswith(b"z" * 1000) and len(split_responses(bytes(transport.out))[0][2]) == 200_000
 
 
+def _limited_rig(tmp_path, rate: int, sites=None):
+    return rig_with(tmp_path, sites=sites or [site(limits=model.SiteLimits(max_bandwidth=model.Size(rate)))])
+
+
+def test_bytes_the_worker_sends_ahead_are_held_not_written(tmp_path):
+    """The worker may send its whole window at once: the client still gets the rate, and each
+    piece is acknowledged once it is written."""
+    rate = 10_000
+    rig = _limited_rig(tmp_path, rate)
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    sid = _stream(rig, worker, conn, 20, 5000)
+    start = rig.loop.now
+    for _ in range(20):
+        worker.feed(fr.pack_body(sid, b"y" * 5000))   # 100 KB at once, within its window
+    written = acked = 0
+    for _ in range(300):
+        written = len(transport.out)
+        acked += windows(worker)
+        bound = max(1024, rate / 8) + rate * (rig.loop.now - start) + 5000
+        assert written <= bound and acked <= written, (written, acked, rig.loop.now - start)
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+    assert acked == 100_000 and len(split_responses(bytes(transport.out))[0][2]) == 100_000
+
+
+def test_whole_responses_one_after_another_pay_the_rate(tmp_path):
+    """Bodies inside the RESPONSE frame, pipelined on one connection: each waits its turn."""
+    rate = 10_000
+    rig = _limited_rig(tmp_path, rate)
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(GET * 10)
+    start = rig.loop.now
+    for _ in range(400):
+        for sid, _, _ in worker.requests():
+            worker.respond(sid, b"r" * 8000)
+        assert len(transport.out) <= 2 * max(1024, rate / 8) + rate * (rig.loop.now - start) + 300
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+    responses = split_responses(bytes(transport.out))
+    assert [len(body) for _, _, body in responses] == [8000] * 10
+
+
+def test_limited_connections_take_turns(tmp_path):
+    """Three downloads under one site limit: each gets about a third, none waits for another."""
+    rate = 30_000
+    rig = _limited_rig(tmp_path, rate)
+    worker = rig.worker(capacity=8)
+    pairs = [rig.connect(peername=("127.0.0.1", 50000 + i)) for i in range(3)]
+    for conn, _ in pairs:
+        conn.data_received(GET)
+    sids = [sid for sid, _, _ in worker.requests()]
+    for sid in sids:
+        worker.feed(fr.pack_response(sid, b"200 OK\r\n", 10_000_000))
+    for _ in range(40):
+        for sid in sids:
+            worker.feed(fr.pack_body(sid, b"y" * 5000))
+        windows(worker)
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+    got = [len(t.out) for _, t in pairs]
+    assert sum(got) <= 2 * rate / 8 + rate * 2.0 + 3 * 300, got
+    assert min(got) >= max(got) / 2, got
+
+
+def test_a_closing_response_closes_once_its_held_bytes_are_out(tmp_path):
+    rig = _limited_rig(tmp_path, 10_000)
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    conn.data_received(b"GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    [(sid, _, _)] = worker.requests()
+    worker.feed(fr.pack_response(sid, b"200 OK\r\n", 40_000),
+                *[fr.pack_body(sid, b"c" * 5000) for _ in range(8)], fr.pack_end(sid))
+    assert not transport.closed and len(transport.out) < 40_000   # the rest waits its turns
+    for _ in range(200):
+        if transport.closed:
+            break
+        rig.loop.now += 0.05
+        rig.loop.run_due()
+    assert transport.closed
+    [(status, headers, body)] = split_responses(bytes(transport.out))
+    assert status == 200 and body == b"c" * 40_000
+
+
+def test_bucket_wakes_its_waiters_in_order_one_piece_each(tmp_path):
+    from front_fakes import FakeLoop
+    from wasp.front.qos import Bucket
+
+    loop = FakeLoop()
+    bucket = Bucket(8000, loop.now)
+    order = []
+
+    class Waiter:
+        def __init__(self, name):
+            self.name = name
+
+        def _unthrottle(self, granted):
+            order.append(self.name)
+            granted.take(1000, loop.now)   # one piece: 1/8 s of the rate
+            if len(order) < 9:
+                granted.wait(self, loop)
+
+    bucket.take(1000 + 1000, loop.now)     # the burst and one piece in debt
+    for name in "abc":
+        bucket.wait(Waiter(name), loop)
+    for _ in range(40):
+        loop.now += 0.05
+        loop.run_due()
+        assert len(loop.timers) <= 1       # one timer, however many wait
+    assert order[:9] == list("abcabcabc") and set(order[9:]) <= set("abc")
+
+
+def _hangup_rig(tmp_path):
+    import socket
+
+    rig = _limited_rig(tmp_path, 1024)
+    worker = rig.worker()
+    conn, transport = rig.connect()
+    ours, client = socket.socketpair()
+    conn._sockfd = ours.fileno()
+    sid = _stream(rig, worker, conn, 10, 5000)
+    for _ in range(10):
+        worker.feed(fr.pack_body(sid, b"y" * 5000))
+    return rig, worker, conn, transport, sid, ours, client
+
+
+def test_fin_then_hangup_while_throttled_cancels_the_stream(tmp_path):
+    rig, worker, conn, transport, sid, ours, client = _hangup_rig(tmp_path)
+    try:
+        before = len(transport.out)
+        worker.frames()
+        client.close()                  # gone: no half-close, a hang-up
+        assert conn.eof_received() is True
+        assert len(transport.out) == before + 1   # one byte out of turn, for the peer to reset
+        rig.loop.now += 0.2
+        rig.loop.run_due()              # the first look, before any sweep
+        assert transport.closed
+        assert [(t, s) for t, _, s, _ in worker.frames()][-1] == (FrameType.CANCEL, sid)
+    finally:
+        ours.close()
+
+
+def test_half_closed_client_while_throttled_gets_its_response(tmp_path):
+    import socket
+
+    rig, worker, conn, transport, sid, ours, client = _hangup_rig(tmp_path)
+    try:
+        client.shutdown(socket.SHUT_WR)  # done sending, still reading
+        assert conn.eof_received() is True
+        for _ in range(200):
+            rig.advance(0.5)
+            rig.loop.run_due()
+            windows(worker)
+        assert not any(t == FrameType.CANCEL for t, *_ in worker.frames())
+        worker.feed(fr.pack_end(sid))
+        for _ in range(20):
+            rig.advance(0.5)
+            rig.loop.run_due()
+        assert len(split_responses(bytes(transport.out))[0][2]) == 50_000 and transport.closed
+        assert not rig.server.hangup_watch or conn not in rig.server.hangup_watch
+    finally:
+        ours.close()
+        client.close()
+
+
 # ---- trusted proxies: X-Forwarded-For / -Proto / Forwarded ----
 
 def _forwarded_request(rig, peer, headers: bytes):

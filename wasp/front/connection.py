@@ -149,7 +149,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                  "_early", "_sockfd", "tls", "_refused",
                  # QoS and proxies (qos.py)
                  "scheme", "proxied", "site_id", "_idle", "_proxy", "_buckets", "_chunk",
-                 "_throttled", "_tpaused", "_sent", "_send_t0")
+                 "_throttled", "_turn", "_tpaused", "_sent", "_send_t0", "_held", "_drain_close")
 
     def __init__(self, server):
         self.server = server
@@ -193,7 +193,10 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self._proxy: bytes | None = None     # PROXY header bytes so far, while awaiting it
         self._buckets = None        # bandwidth buckets to spend from; None: no limit
         self._chunk = 0
-        self._throttled = False     # in bandwidth debt: writing paused until it is paid
+        self._throttled = False     # waiting for its turn at the bandwidth: writing paused
+        self._turn = False          # a bucket gave it its turn: the next piece goes out
+        self._held = None           # limited: response bytes waiting for their turn (response.py)
+        self._drain_close = False   # limited: close once the held bytes are written
         self._tpaused = False       # the transport is over its high-water mark
         self._sent = 0              # bytes of the current response written
         self._send_t0 = 0.0         # when the current response started
@@ -266,7 +269,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        if state is not _OPEN:
+        if state is not _OPEN or self._drain_close:
             if state is _TUNNEL:
                 self._tunnel_in(data)
             return
@@ -419,6 +422,8 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
             # A client may shut down its side once it has sent its request(s): answer, then close.
             # (With a request still incomplete, the client gave up on it: close, which cancels.)
             self._eof = True
+            if self._buckets is not None:
+                self._watch_hangup()   # or it closed: a throttled response would not tell (qos.py)
             return True
         return False
 
@@ -428,6 +433,8 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self.state = _CLOSED
         server = self.server
         server.connections.discard(self)
+        server.hangup_watch.discard(self)
+        self._held = None
         if self._refused:
             server.refused -= 1
         server.connection_closed()
@@ -458,7 +465,11 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         self._writable()
 
     def _writable(self) -> None:
-        """Writing may go on: the next file chunk, or the acknowledgements held back."""
+        """Writing may go on: held bytes, the next file chunk, or the acknowledgements held back."""
+        if self._held:
+            self._release()
+            if self._held or self._write_paused:
+                return
         if not self._pending:
             return
         req = self._pending[0]
@@ -668,15 +679,22 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         req.status = 200
         close = not (req.body_done and req.keep_alive) or server.stopping
         if self.state is _OPEN:
-            self.transport.write(http01_response(req.acme, server=server.server_header, date=server.date,
-                                                 close=close, head_only=req.is_head))
+            data = http01_response(req.acme, server=server.server_header, date=server.date,
+                                   close=close, head_only=req.is_head)
+            if self._buckets is None:
+                self.transport.write(data)
+            else:
+                self._put(data)
         req.close_after = close
         self._finish(req, log=False)
 
     def dispatched(self, req: Request) -> None:
         """Called by the worker link right after the REQUEST frame went out."""
         if req.expect and not req.body_done and req.version == "1.1" and self.state is _OPEN:
-            self.transport.write(_CONTINUE)
+            if self._buckets is None:
+                self.transport.write(_CONTINUE)
+            else:
+                self._put(_CONTINUE)
         if req.body_buf:
             self._push_body(req)
         elif req.body_done and req.has_body:
@@ -790,7 +808,10 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
             page = error_response(err.status, err.reason, server=server.server_header, date=server.date,
                                   close=close, head_only=req.is_head)
             self._sent = len(page)
-            self.transport.write(page)
+            if self._buckets is None:
+                self.transport.write(page)
+            else:
+                self._put(page)
         req.close_after = close
         if err.reason in _W3C_REASONS:
             self._finish(req)
@@ -874,6 +895,8 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         if self.state is not _CLOSED and self.state is not _CLOSING:
             self.state = _CLOSING
             self.deadline = 0.0
+            self._held = None
+            self._drain_close = False
             self.transport.close()
             # Stop what is still in flight now, not when connection_lost comes: a worker's answer
             # may arrive before it.
@@ -888,6 +911,12 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         """Close after the last response: at once when nothing is left unread, else shut down
         writing and discard input for a while, so the client reads the response, not a reset."""
         if self.state is _CLOSED or self.state is _CLOSING:
+            return
+        if self._held:
+            # Limited: the response's last bytes still wait for their turn; close after them.
+            self._drain_close = True
+            self.deadline = self.server.loop.time() + self._idle
+            self.timer = ""
             return
         transport = self.transport
         unread = self._cur is not None or self._in_head or self._pending or self._broken \
@@ -936,7 +965,7 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
     @property
     def idle(self) -> bool:
         return (self.state is _OPEN and not self._pending and self._cur is None
-                and not self._in_head)
+                and not self._in_head and not self._held)
 
     def close_if_idle(self) -> None:
         if self.idle:

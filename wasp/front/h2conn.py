@@ -16,7 +16,8 @@ at most one worker window per stream, and the connection is closed after `connec
 without progress (Timer_MinBytesPerSecond).
 
 QoS as over HTTP/1.1 (qos.py): every byte written pays the connection's bandwidth buckets (in
-debt, writing and acknowledging pause until `_unthrottle`), and while the transport is over its
+debt, or with other connections waiting before it, writing and acknowledging pause until its turn,
+`_unthrottle`; the streams take turns, a piece each), and while the transport is over its
 high-water mark the minimum send rate applies to the connection's bytes. Cacheable streams are
 looked up in, and their responses stored in, the response cache under HTTP/1.1's key.
 
@@ -85,7 +86,8 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
         self._idle = server.idle_timeout
         self._buckets = None
         self._chunk = 0
-        self._throttled = False    # in bandwidth debt: writing paused until it is paid
+        self._throttled = False    # waiting for its turn at the bandwidth: writing paused
+        self._turn = False         # a bucket gave it its turn: the next piece goes out
         self._tpaused = False      # the transport is over its high-water mark
         self._sent = 0
         self._send_t0 = 0.0

@@ -258,6 +258,7 @@ class H2ResponseWriter:
         sent = 0
         limited = self._buckets is not None
         batch = self._chunk if limited else PUMP_BATCH
+        wrote = False
         while (st.out or st.file is not None) and not self._write_paused:
             if self._stream_closed(st):
                 return
@@ -269,6 +270,11 @@ class H2ResponseWriter:
             if limited and room > self._chunk:
                 room = self._chunk   # pieces of 1/8 s of the rate, each paid (_flush) before the next
             if room <= 0:
+                break
+            if limited and not self._clear():
+                if wrote:
+                    # Its piece is out: the connection's next turn is the next stream's.
+                    self.streams[sid] = self.streams.pop(sid)
                 break
             if st.out:
                 chunk = st.out[0]
@@ -295,6 +301,7 @@ class H2ResponseWriter:
             last = st.end and not st.out and st.file is None
             h2.send_data(sid, chunk, end_stream=last)
             st.sent += 9 + len(chunk)
+            wrote = True
             self.scan.data_frames_sent += 1
             sent += len(chunk)
             if last:

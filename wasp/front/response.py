@@ -6,12 +6,20 @@ Server (unless the app named one), Date (cached once a second) and Connection, t
 Response bytes are acknowledged to the worker (WINDOW) only while the client transport is under its
 high-water mark, else at `resume_writing`, so a slow client slows the app, not the front's memory.
 Files go out with os.sendfile when the transport has nothing buffered.
+
+On a connection with a bandwidth limit (qos.py) every byte goes through `_put`: held in `_held`
+in order, written a piece of the rate at a time when the connection's turn comes (`_release`),
+and a body's bytes are acknowledged to the worker only once written; a file is read only once
+what precedes it is written. So nothing passes the buckets, whatever the worker sends ahead
+within its window or inline.
 """
 
 from __future__ import annotations
 
 import os
 import re
+
+from collections import deque
 
 from wasp.errors import HttpError
 from wasp.front.request import ConnState, Request, Stage
@@ -131,33 +139,43 @@ class ResponseWriter:
                 self.server.cache_response(req, block, body)
             parts = self._head(req, block, length)
             if body and not req.is_head and not req.no_body:
-                if len(body) >= LARGE_BODY:
+                if len(body) >= LARGE_BODY and self._buckets is None:
                     # One writev of the head and the body as it came (a view of the worker's read):
                     # no copy of the body in Python.
                     head = b"".join(parts)
                     self._sent = len(head) + len(body)
                     self.transport.writelines((head, body))
-                    if self._buckets is not None:
-                        self._spend(self._sent)
                     self._finish(req)
                     return
                 parts.append(body)
             data = b"".join(parts)
             self._sent = len(data)
-            self.transport.write(data)
-            if self._buckets is not None:
-                self._spend(len(data))
+            if self._buckets is None:
+                self.transport.write(data)
+            else:
+                self._put(data)
             self._finish(req)
         else:
             data = b"".join(self._head(req, block, length))
             self._sent = len(data)
-            self.transport.write(data)
-            if self._buckets is not None:
-                self._spend(len(data))
+            if self._buckets is None:
+                self.transport.write(data)
+            else:
+                self._put(data)
             req.move(Stage.SENDING)
 
     def on_response_body(self, req: Request, data: bytes) -> None:
         n = len(data)
+        if self._buckets is not None:
+            if req.is_head or req.no_body:
+                req.link.send_window(req, n)
+                return
+            self._sent += n
+            if req.chunked_out and self.state is not _TUNNEL:
+                self._put(b"".join((b"%x\r\n" % n, data, b"\r\n")), n, req)
+            else:
+                self._put(data if type(data) is bytes else bytes(data), n, req)  # (a view: copied)
+            return
         if self.state is _TUNNEL:
             self.transport.write(data)
         elif req.is_head or req.no_body:
@@ -168,8 +186,6 @@ class ResponseWriter:
         else:
             self.transport.write(data)
         self._sent += n
-        if self._buckets is not None:
-            self._spend(n)
         if self._write_paused:
             req.unacked += n
         else:
@@ -184,7 +200,10 @@ class ResponseWriter:
             self.on_abort(req, 502)  # END without a RESPONSE: the worker broke the protocol
             return
         if req.chunked_out:
-            self.transport.write(_LAST_CHUNK)
+            if self._buckets is None:
+                self.transport.write(_LAST_CHUNK)
+            else:
+                self._put(_LAST_CHUNK)
         req.unacked = 0
         self._finish(req)
 
@@ -202,7 +221,10 @@ class ResponseWriter:
                 parts.append(data)
                 data = b"".join(parts)
                 self._sent = len(data)
-                self.transport.write(data)
+                if self._buckets is None:
+                    self.transport.write(data)
+                else:
+                    self._put(data)
                 self._finish(req)
                 return
         parts = self._head(req, block, length)
@@ -210,9 +232,10 @@ class ResponseWriter:
         if req.is_head or req.no_body or length <= 0:
             data = b"".join(parts)
             self._sent = len(data)
-            self.transport.write(data)
             if limited:
-                self._spend(len(data))
+                self._put(data)
+            else:
+                self.transport.write(data)
             self._finish(req)
             return
         try:
@@ -230,9 +253,10 @@ class ResponseWriter:
             parts.append(data)
             data = b"".join(parts)
             self._sent = len(data)
-            self.transport.write(data)
             if limited:
-                self._spend(len(data))
+                self._put(data)
+            else:
+                self.transport.write(data)
             if len(parts[-1]) != length:
                 self._cut(req)  # the file shrank: the promised length cannot be sent
                 return
@@ -241,11 +265,13 @@ class ResponseWriter:
         req.move(Stage.SENDING)
         head = b"".join(parts)
         self._sent = len(head)
-        if limited:
-            self._spend(len(head))
         sockfd = self._sockfd
         sendfile = False
-        if sockfd >= 0 and self.transport.get_write_buffer_size() == 0:
+        if limited:
+            # The head in turn; the file once it is written (_pump_file waits for _held).
+            self._put(head)
+            sendfile = sockfd >= 0
+        elif sockfd >= 0 and self.transport.get_write_buffer_size() == 0:
             try:
                 written = os.write(sockfd, head)
             except (BlockingIOError, InterruptedError):
@@ -287,10 +313,94 @@ class ResponseWriter:
                 parts.append(entry.body)
             data = b"".join(parts)
         self._sent = len(data)
-        self.transport.write(data)
-        if self._buckets is not None:
-            self._spend(len(data))
+        if self._buckets is None:
+            self.transport.write(data)
+        else:
+            self._put(data)
         self._finish(req)
+
+    # ---- a limited connection's output (qos.py) ----
+    def _put(self, data: bytes, acked: int = 0, req: Request | None = None) -> None:
+        """Response bytes of a connection with a bandwidth limit: out in order, in turn. `acked`
+        body bytes of `req` are acknowledged to its worker once written."""
+        held = self._held
+        if held is None:
+            held = self._held = deque()
+        held.append((data, acked, req))
+        if len(held) == 1:
+            self._release()
+
+    def _release(self) -> None:
+        """Write what is held, a piece (`_chunk`) per turn, while the transport takes it; then
+        the file that follows, or the close that waited for it."""
+        held = self._held
+        transport = self.transport
+        if self._buckets is None:
+            # A reload removed the limit: what waited goes now, in order.
+            while held:
+                data, acked, req = held.popleft()
+                transport.write(data)
+                if acked and req.link is not None and req.link.owns(req):
+                    req.link.send_window(req, acked)
+        chunk = self._chunk
+        while held and not self._tpaused and self._clear():
+            data, acked, req = held[0]
+            if len(data) > chunk:
+                piece = data[:chunk]
+                held[0] = (data[chunk:], acked, req)
+                acked = 0
+            else:
+                piece = data
+                held.popleft()
+            transport.write(piece)
+            self._spend(len(piece))
+            if acked and req.link is not None and req.link.owns(req):
+                if self._write_paused:
+                    req.unacked += acked
+                else:
+                    req.link.send_window(req, acked)
+        if (self._drain_close or self.timer == "Timer_ConnectionIdle") and not self._pending:
+            # The last response's bytes still going out: the connection is not idle yet.
+            self.deadline = self.server.loop.time() + self._idle
+        if held:
+            return
+        if self._drain_close:
+            self._drain_close = False
+            self._close()
+            return
+        if self.server.stopping and self.idle:
+            self._close()   # (stop skipped it while its last bytes were held)
+            return
+        pending = self._pending
+        if pending and pending[0].file is not None and not self._write_paused:
+            self._pump_file(pending[0])
+
+    def _probe(self) -> None:
+        """One byte of the response now, out of turn (qos.py `_watch_hangup`)."""
+        held = self._held
+        if held:
+            data, acked, req = held[0]
+            self.transport.write(data[:1])
+            if len(data) > 1:
+                held[0] = (data[1:], acked, req)
+            else:
+                held.popleft()
+            self._spend(1)
+            return
+        req = self._pending[0] if self._pending else None
+        sender = req.file if req is not None else None
+        if sender is None or sender.remaining <= 0 or self.transport.get_write_buffer_size():
+            return
+        try:
+            byte = os.pread(sender.fd, 1, sender.offset)
+        except OSError:
+            return
+        if byte:
+            self.transport.write(byte)
+            sender.offset += 1
+            sender.remaining -= 1
+            self._sent += 1
+            self._spend(1)
 
     def _pump_file(self, req: Request) -> None:
         """Send the rest of a file: sendfile while the socket takes it; when it is full, one
@@ -300,9 +410,12 @@ class ResponseWriter:
         transport = self.transport
         budget = SENDFILE_TURN
         # With a bandwidth limit, pieces of the rate's size, each paid for before the next.
-        cap = self._chunk if self._buckets is not None else SENDFILE_MAX
+        limited = self._buckets is not None
+        cap = self._chunk if limited else SENDFILE_MAX
+        if limited and self._held:
+            return   # what comes before the file goes first (_release pumps on)
         while sender.remaining > 0:
-            if self._write_paused:
+            if self._write_paused or (limited and not self._clear()):
                 return
             if sender.sendfile and transport.get_write_buffer_size() == 0:
                 if budget <= 0:
@@ -324,7 +437,7 @@ class ResponseWriter:
                     sender.remaining -= n
                     budget -= n
                     self._sent += n
-                    if self._buckets is not None:
+                    if limited:
                         self._spend(n)
                     continue
                 if not sender.primed:
@@ -344,7 +457,7 @@ class ResponseWriter:
             sender.offset += len(chunk)
             sender.remaining -= len(chunk)
             self._sent += len(chunk)
-            if self._buckets is not None:
+            if limited:
                 self._spend(len(chunk))
         if sender.primed:
             transport.set_write_buffer_limits()
@@ -368,7 +481,10 @@ class ResponseWriter:
             parts.append(server.server_line)
         parts.append(server.date_line)
         parts.append(b"\r\n")
-        self.transport.write(b"".join(parts))
+        if self._buckets is None:
+            self.transport.write(b"".join(parts))
+        else:
+            self._put(b"".join(parts))
         req.move(Stage.SENDING)
         self.move(_TUNNEL)
         self._upgrading = False

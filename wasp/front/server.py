@@ -75,6 +75,9 @@ class Server:
         self.global_bucket: Bucket | None = None
         self.site_buckets: dict[int, Bucket] = {}
         self._bucket_sets: dict[int, tuple | None] = {}
+        #: Limited HTTP/1.1 connections whose client sent FIN mid-response: polled for hang-up
+        #: each sweep (qos.py `check_hangup`).
+        self.hangup_watch: set = set()
         self.apply_config(config, slots)
         self.refresh_clock()
 
@@ -129,6 +132,8 @@ class Server:
                 conn._buckets = self.buckets_for(conn.site_id)
                 if conn._buckets is not None:
                     conn._chunk = self.chunk_for(conn._buckets)
+                elif getattr(conn, "_held", None):
+                    conn._release()   # bytes that waited for the old limit's turn
 
     def over_connection_limit(self) -> bool:
         """A connection was added: over the server-wide limit (every front's connections)?
@@ -232,6 +237,8 @@ class Server:
         if self.tls.plans and self._ticks % CERTIFICATE_POLL == 0:
             self.tls.poll()
         now = self.now
+        for conn in list(self.hangup_watch):
+            conn.check_hangup()
         expired = [c for c in self.connections if c.deadline and c.deadline <= now]
         for conn in expired:
             try:

@@ -1,7 +1,10 @@
 """WSGI app for the QoS and proxy tests: "/who" answers REMOTE_ADDR|REMOTE_PORT|wsgi.url_scheme,
-"/stream?kb=N" streams N KiB in 16 KiB pieces, "/boom" fails (an error page)."""
+"/stream?kb=N" streams N KiB in 16 KiB pieces (other query fields tag the URL), "/boom" fails (an
+error page)."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qs
 
 
 def app(environ, start_response):
@@ -11,7 +14,7 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
     if path == "/stream":
-        kb = int(environ.get("QUERY_STRING", "kb=1").partition("=")[2] or 1)
+        kb = int(parse_qs(environ.get("QUERY_STRING", "")).get("kb", ["1"])[0])
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(kb * 1024))])
         piece = b"s" * 16384
