@@ -16,6 +16,7 @@ Challenges go out in a fixed scheme order whatever the module order: Negotiate, 
 from __future__ import annotations
 
 from wasp.errors import HttpError
+from wasp.worker.registry import CONTINUE
 
 #: add_challenge's order values.
 NEGOTIATE, DIGEST, BASIC, OTHER = 10, 20, 30, 90
@@ -53,7 +54,6 @@ def check_user(ctx):
     """The core step after AUTHENTICATE_REQUEST: 401.2 when no module set a user."""
     if ctx.user is None:
         raise unauthorized(ctx, 2)
-    from wasp.worker.registry import CONTINUE
     return CONTINUE
 
 
