@@ -109,6 +109,19 @@ def _compared(rows: list[Row], scenario: str, out: list[str]):
     return None
 
 
+def _ratio_target(rows: list[Row], scenario: str, ratio: float, out: list[str],
+                  who: str = "wasp") -> None:
+    """A target that is wasp's req/s at least `ratio` times the baseline's, with 0 errors."""
+    pair = _compared(rows, scenario, out)
+    if pair:
+        w, b, name = pair
+        x = w.rps / b.rps
+        ok = x >= ratio and w.errors == 0
+        out.append(
+            f"{'PASS' if ok else 'FAIL'} {scenario}: {who} {w.rps:,.0f} req/s = {x:.2f}x {name} "
+            f"{b.rps:,.0f} (target >= {ratio}x); wasp errors {w.error_text()} (target 0)")
+
+
 def targets(rows: list[Row], rss: Rss | None) -> list[str]:
     """One PASS/FAIL line per target, with the numbers it was decided on."""
     out: list[str] = []
@@ -122,22 +135,8 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
             f"{'PASS' if ok else 'FAIL'} wsgi hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
             f"{b.rps:,.0f} (target >= {WSGI_RATIO}x); p99 {fmt_ms(w.p99_ms)} ms vs {fmt_ms(b.p99_ms)} ms "
             f"(target lower); wasp errors {w.error_text()} (target 0)")
-    pair = _compared(rows, "asgi hello", out)
-    if pair:
-        w, b, name = pair
-        x = w.rps / b.rps
-        ok = x >= ASGI_RATIO and w.errors == 0
-        out.append(
-            f"{'PASS' if ok else 'FAIL'} asgi hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
-            f"{b.rps:,.0f} (target >= {ASGI_RATIO}x); wasp errors {w.error_text()} (target 0)")
-    pair = _compared(rows, "cached page", out)
-    if pair:
-        w, b, name = pair
-        x = w.rps / b.rps
-        ok = x >= CACHED_RATIO and w.errors == 0
-        out.append(
-            f"{'PASS' if ok else 'FAIL'} cached page: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
-            f"{b.rps:,.0f} (target >= {CACHED_RATIO}x); wasp errors {w.error_text()} (target 0)")
+    _ratio_target(rows, "asgi hello", ASGI_RATIO, out)
+    _ratio_target(rows, "cached page", CACHED_RATIO, out)
     pair = _compared(rows, "https hello", out)
     if pair:
         w, b, name = pair
@@ -147,15 +146,8 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
             f"{'PASS' if ok else 'FAIL'} https hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
             f"{b.rps:,.0f} (target >= {HTTPS_RATIO}x); p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms; "
             f"wasp errors {w.error_text()} (target 0)")
-    pair = _compared(rows, "wsgi hello, security", out)
-    if pair:
-        w, b, name = pair
-        x = w.rps / b.rps
-        ok = x >= SECURITY_RATIO and w.errors == 0
-        out.append(
-            f"{'PASS' if ok else 'FAIL'} wsgi hello, security: wasp with IIS's default security "
-            f"modules {w.rps:,.0f} req/s = {x:.2f}x {name} {b.rps:,.0f} (target >= {SECURITY_RATIO}x); "
-            f"wasp errors {w.error_text()} (target 0)")
+    _ratio_target(rows, "wsgi hello, security", SECURITY_RATIO, out,
+                  who="wasp with IIS's default security modules")
     for scenario in ("wsgi 100k", "static 1k", "static 100k", "https handshake"):
         pair = _compared(rows, scenario, [])
         if pair:
