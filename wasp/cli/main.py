@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "[IPv6]:PORT; repeat for several (default 127.0.0.1:8000)"))
     p.add_argument("--workers", type=int, metavar="N", help="with APP_SPEC: worker processes (the pool's max_processes)")
     p.add_argument("--threads", type=int, metavar="N", help="with APP_SPEC: threads per worker")
+    p.add_argument("--reload", action="store_true", help=(
+        "developer mode: recycle a pool (overlapped) when the Python files of its applications "
+        "change"))
     p.add_argument("--run-dir", metavar="DIR", help=(
         "where the admin socket and pid file go (default: the config's server.run_dir, or one "
         "derived from this directory, the app and its bindings)"))
@@ -187,7 +190,7 @@ def cmd_serve(args) -> int:
         print(f"wasp: {exc}", file=sys.stderr)
         return 2
     from wasp.manager.main import serve
-    return serve(config, config_file)
+    return serve(config, config_file, reload_code=args.reload)
 
 
 def _check_environment(config, identities: bool = True) -> None:
