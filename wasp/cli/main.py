@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("url", nargs="?", default="", metavar="URL", help="only this path of the site, e.g. /index.html")
     _add_locate(p)
 
+    p = sub.add_parser("status", help="a one-screen summary: pools, workers, queues, cache, "
+                                      "the last events (like systemctl status)")
+    p.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    _add_locate(p)
+
     p = sub.add_parser("reload", help="re-read the config file (like SIGHUP)")
     _add_locate(p)
 
@@ -295,6 +300,17 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    """Exit 0 when the server runs, 3 when it does not (systemctl status's "not running")."""
+    try:
+        summary = AdminClient(locate_run_dir(args)).get("status")
+    except ServerNotRunning as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    print(json.dumps(summary, indent=2) if args.json else output.status_text(summary))
+    return 0
+
+
 def cmd_reload(args) -> int:
     try:
         AdminClient(locate_run_dir(args)).reload()
@@ -379,7 +395,7 @@ def cmd_events(args) -> int:
 
 COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "recycle": cmd_pool,
             "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
-            "cache": cmd_cache}
+            "cache": cmd_cache, "status": cmd_status}
 
 
 def main(argv: list[str] | None = None) -> int:
