@@ -366,7 +366,8 @@ class Supervisor(Lifecycle):
         self.shutting_down = True
         self._emit(A.Event(9002))
         limits = [r.settings.process_model.shutdown_time_limit for r in self.pools.values()]
-        self.shutdown_deadline = now + max(limits or [90.0])
+        # The fronts keep serving for shutdown_delay first (lame duck), then drain.
+        self.shutdown_deadline = now + float(self.config.server.shutdown_delay) + max(limits or [90.0])
         for rec in self.pools.values():
             if rec.state in (PoolState.STARTING, PoolState.STARTED, PoolState.DISABLED):
                 rec.set_state(PoolState.STOPPING)
