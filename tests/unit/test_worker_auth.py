@@ -238,9 +238,28 @@ def test_digest_wrong_answers(change, error):
             auth.check(params, "GET", "/x?y=1", "r", ha1_of, 1000)
 
 
-def test_another_workers_nonce_is_not_recognised():
+def test_another_secrets_nonce_is_not_recognised():
     mine, theirs = digest.DigestAuth(), digest.DigestAuth()
     assert mine.issued_at(theirs.nonce(5)) is None and mine.issued_at(mine.nonce(5)) == 5000
+    with pytest.raises(Malformed):
+        mine.check(answer(theirs, 1000), "GET", "/x?y=1", "r", ha1_of, 1000)
+
+
+def test_a_sibling_workers_nonce_is_stale_never_accepted_twice():
+    # Two workers of a pool (or one before and one after a recycle): the pool's secret, each its
+    # own issuer and replay table.
+    secret = bytes(range(32))
+    first, second = digest.DigestAuth(60, secret), digest.DigestAuth(60, secret)
+    params = answer(first, 1000)
+    assert second.issued_at(params["nonce"]) == 1000 * 1000       # recognised
+    with pytest.raises(digest.Stale):                             # right answer: retry silently
+        second.check(params, "GET", "/x?y=1", "r", ha1_of, 1001)
+    assert first.check(params, "GET", "/x?y=1", "r", ha1_of, 1001) == "u"
+    with pytest.raises(digest.Stale):                             # its replay: not accepted there
+        second.check(params, "GET", "/x?y=1", "r", ha1_of, 1002)
+    assert first.check(params, "GET", "/x?y=1", "r", ha1_of, 1002) is None  # nor here
+    wrong = answer(first, 1000, password="no")
+    assert second.check(wrong, "GET", "/x?y=1", "r", ha1_of, 1001) is None  # a wrong one: 401.1
 
 
 def test_an_evicted_nonce_is_never_accepted_again():

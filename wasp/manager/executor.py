@@ -162,7 +162,17 @@ class Executor:
         self.workers[wid] = child = Child(proc, channel)
         self.reaper.watch(child, lambda code: ("worker_exit", wid, code), eof)
         self.sup.worker_spawned(wid, proc.pid)
-        channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool})
+        channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool,
+                      "secret": self.pool_secret(a.pool)})
+
+    def pool_secret(self, pool: str) -> bytes:
+        """The pool's secret: made once per manager run, the same for every worker of the pool
+        and for the workers that replace them (the HMAC key of Digest nonces). It goes over the
+        control socketpair, never the environment (which children, CGI among them, inherit)."""
+        secret = self.pool_secrets.get(pool)
+        if secret is None:
+            secret = self.pool_secrets[pool] = os.urandom(32)
+        return secret
 
     def _spawn_failed(self, a: A.SpawnWorker, error: str, permanent: bool = False) -> None:
         # One event that says why; no 5009 for a process that never ran (it would have pid 0).

@@ -47,6 +47,7 @@ class Manager(Executor, AdminApi):
                  run_dir: str, log_dir: str, stderr: TextIO):
         self.config = config
         self.config_bytes = encode(config)
+        self.pool_secrets: dict[str, bytes] = {}  # Executor.pool_secret
         self.site_overrides: dict[str, bool] = {}  # `wasp start|stop site`: name -> started?
         self.config_file = config_file
         self.listeners = listener_set

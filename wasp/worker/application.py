@@ -55,6 +55,7 @@ class Application:
         self.source = ""                         # wasp.toml, for the line of a bad key
         self.lifespan = None
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
+        self.pool_secret: bytes | None = None    # the pool's secret (manager's init), else None
         self.resolve_sections()
 
     def resolve_sections(self) -> None:

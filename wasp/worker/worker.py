@@ -298,7 +298,10 @@ class Worker:
         os.environ["WASP_POOL"] = pool.name
         os.environ["WASP_WORKER_ID"] = str(self.worker_id)
         apps = pool_applications(config, pool.name)
+        secret = message.get("secret")
         for app in apps:
+            if isinstance(secret, bytes) and len(secret) >= 32:
+                app.pool_secret = secret  # the pool's, from the manager (Digest nonces)
             load(app, threads=pool.threads, multiprocess=pool.max_processes > 1)
             if app.threaded:  # a request pending before its handler goes to a thread from there
                 app.pipeline.hand_off = self.jobs.put
