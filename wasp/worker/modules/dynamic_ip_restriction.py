@@ -21,8 +21,9 @@ import logging
 import time
 
 from wasp.worker.clients import ClientTable
-from wasp.worker.modules.ip_restriction import deny, mentioned
+from wasp.worker.modules.ip_restriction import deny
 from wasp.worker.registry import CONTINUE, Module, Phase, register
+from wasp.worker.tables import mentioned
 
 log = logging.getLogger("wasp.worker")
 

@@ -25,6 +25,7 @@ from wasp.config.sections.ip_security import DENY_STATUS
 from wasp.errors import BadRequest, HttpError
 from wasp.worker.iprules import MalformedForwardedFor, RuleSet, forwarded_for
 from wasp.worker.rdns import Resolver
+from wasp.worker.tables import mentioned
 from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
 
 _COMPILED_LIMIT = 1024
@@ -32,23 +33,6 @@ _COMPILED_LIMIT = 1024
 _MAX_LOOKUPS = 16
 
 _REASONS = {0: "AbortRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}
-
-
-def mentioned(tables, name: str) -> bool:
-    """Whether section `name` is written anywhere in the config's tables (server, sites,
-    applications, locations). Both sections are locked by default, so a web.toml can only set
-    one under a location that names it: a section nowhere in wasp.toml is at its default for
-    every URL, and its module can stay out of the compiled pipeline."""
-    stack = [tables]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if name in item:
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def deny(ctx, action: str, substatus: int, detail: str):

@@ -28,7 +28,7 @@ import logging
 
 from wasp.errors import HttpError
 from wasp.worker.authn import NEGOTIATE, Unauthorized, add_challenge, unauthorized
-from wasp.worker.modules.ip_restriction import mentioned
+from wasp.worker.tables import mentioned
 from wasp.worker.registry import CONTINUE, Module, ModuleError, Phase, register
 
 log = logging.getLogger("wasp.worker")
