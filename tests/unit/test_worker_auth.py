@@ -333,3 +333,29 @@ def test_the_host_realm_cannot_inject_into_the_challenge():
     assert host_of(ctx(b"[::1]:8080")) == "[::1]"
     assert host_of(ctx(b'evil", stale=true, x="\\')) == "evilstaletruex"
     assert digest.quote(r'a"b\c') == r'"a\"b\\c"'
+
+
+# ---- default_logon_domain ----
+
+@pytest.mark.parametrize("typed, expect", [
+    ("alice", "alice@EXAMPLE.COM"), ("alice@other.org", "alice@other.org"),
+    ("OTHER\\alice", "OTHER\\alice"),
+])
+def test_default_logon_domain_qualifies_names_typed_without_one(typed, expect):
+    from wasp.worker.modules.basic_authentication import qualified
+    assert qualified(typed, "EXAMPLE.COM") == expect
+
+
+@pytest.mark.parametrize("domain, ok", [
+    ("EXAMPLE.COM", True), ("CONTOSO", True), ("", True), ("a-b.example", True),
+    ("bad domain", False), ("x@y", False), ("X\\Y", False), ("-lead", False), ("a\r\nb", False),
+])
+def test_default_logon_domain_is_checked_with_its_dotted_path(domain, ok):
+    from wasp.config import sections
+    problems = []
+    sections.resolve([("", {"basic_authentication": {"default_logon_domain": domain}})],
+                     lambda p, m: problems.append((p, m)))
+    if ok:
+        assert problems == []
+    else:
+        assert [p for p, _ in problems] == ["basic_authentication.default_logon_domain"], problems
