@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
-import threading
 
 import pytest
 import requests
+from garden_support import Hold
 from process_support import last_seq, wait_event, workers
 
 CONFIG = """
@@ -90,29 +89,6 @@ def sign_in(server, nonce: str, pids: set) -> None:
         nonce, stale = nonce_in(r)
         assert stale, "a right answer to the pool's nonce must be stale=true, not a new logon"
     raise AssertionError("no worker accepted a fresh nonce in 20 tries")
-
-
-class Hold:
-    """A request held on a worker's thread (garden_app /hold): the front gives the next request
-    to the other worker, the one with more free places."""
-
-    def __init__(self, server):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(30)
-        port = self.listener.getsockname()[1]
-        self.result = {}
-        self.thread = threading.Thread(target=lambda: self.result.update(
-            r=requests.get(f"{server.url}/hold?port={port}", timeout=60)), daemon=True)
-        self.thread.start()
-        self.conn, _ = self.listener.accept()
-        self.pid = int(self.conn.recv(16))
-
-    def release(self):
-        self.conn.sendall(b"x")
-        self.conn.close()
-        self.listener.close()
-        self.thread.join(60)
-        assert self.result["r"].status_code == 200
 
 
 def test_a_sibling_workers_nonce_is_stale_then_the_client_gets_in(server):

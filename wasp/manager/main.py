@@ -48,6 +48,7 @@ class Manager(Executor, AdminApi):
         self.config = config
         self.config_bytes = encode(config)
         self.pool_secrets: dict[str, bytes] = {}  # Executor.pool_secret
+        self.client_boards: dict[str, tuple[int, int]] = {}  # Executor.client_board: (fd, columns)
         self.site_overrides: dict[str, bool] = {}  # `wasp start|stop site`: name -> started?
         self.config_file = config_file
         self.listeners = listener_set
