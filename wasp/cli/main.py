@@ -219,6 +219,12 @@ def cmd_validate(args) -> int:
         distributed = hierarchy.check_distributed(config)
         if distributed:
             raise ConfigError(distributed)
+        if path:  # Python modules' own sections, decoded by importing them (in child processes)
+            from wasp.manager import environment
+
+            modules = environment.module_problems(config, path)
+            if modules:
+                raise ConfigError(modules)
     except ConfigError as exc:
         _print_problems(exc, sys.stdout)
         return 2

@@ -99,6 +99,9 @@ def take_locations(raw: Any, config, add: Add, names: set[str] = frozenset()) ->
             if key not in sections.registered() and key not in passthrough:
                 add(f"{at}.{key}", "unknown key; a location holds path, override_mode and sections")
                 continue
+            if key in passthrough and key not in sections.registered() and not isinstance(value, dict):
+                add(f"{at}.{key}", sections.MODULE_SECTION_NOT_A_TABLE)
+                continue
             tables[key] = value
             first = seen.setdefault((site.id, url, key), at)
             if first != at:
@@ -217,6 +220,8 @@ def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
             problems.append((key, "unknown section" if isinstance(tables[key], dict) else
                              "unknown key; a web.toml holds sections (such as [default_document])",
                              locator.line_of(key)))
+        elif key not in known and not isinstance(tables[key], dict):
+            problems.append((key, sections.MODULE_SECTION_NOT_A_TABLE, locator.line_of(key)))
     return WebToml(file, {k: v for k, v in tables.items() if k in known or k in extra}, locator,
                    problems)
 

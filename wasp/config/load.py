@@ -129,6 +129,11 @@ def inherit_sections(config: Config, add) -> None:
     sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # the server level's problems, once
     names = sections.python_module_names([tables["server"], *by_index_sites.values(),
                                           *by_index_apps.values()])
+    sections.module_section_problems(tables["server"], names, "", add)
+    for i, site_tables in by_index_sites.items():
+        sections.module_section_problems(site_tables, names, f"sites[{i}]", add)
+    for (i, j), app_tables in by_index_apps.items():
+        sections.module_section_problems(app_tables, names, f"sites[{i}].applications[{j}]", add)
     tables["locations"] = hierarchy.take_locations(tables["locations"], config, add, names)
     _check_locations(config, add)
     for i, site in enumerate(config.sites):

@@ -50,6 +50,8 @@ class Manager(Executor, AdminApi):
         #: `wasp serve --reload`: recycle a pool when its Python files change (reloader.py).
         self.code_watcher = CodeWatcher(self._post_threadsafe) if reload_code else None
         self.config_bytes = encode(config)
+        self.pool_secrets: dict[str, bytes] = {}  # Executor.pool_secret
+        self.client_boards: dict[str, tuple[int, int]] = {}  # Executor.client_board: (fd, columns)
         self.site_overrides: dict[str, bool] = {}  # `wasp start|stop site`: name -> started?
         self.config_file = config_file
         self.listeners = listener_set

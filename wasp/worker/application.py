@@ -55,6 +55,8 @@ class Application:
         self.source = ""                         # wasp.toml, for the line of a bad key
         self.lifespan = None
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
+        self.pool_secret: bytes | None = None    # the pool's secret (manager's init), else None
+        self.client_board_fd: int | None = None  # the pool's shared client counters (memfd)
         self.resolve_sections()
 
     def resolve_sections(self) -> None:

@@ -428,6 +428,45 @@ def split_tables(raw: dict, passthrough: set[str]) -> tuple[dict, dict]:
     return rest, tables
 
 
+#: What a Python module's own section that is not a table gets (its fields are the module's).
+MODULE_SECTION_NOT_A_TABLE = ("expected a table: this is the section of a Python module (a `modules` "
+                              "entry with a type), [name] with its settings")
+
+
+def module_section_problems(raw: dict, passthrough: set[str], at: str, add) -> None:
+    """A level's Python-module sections that are not tables, reported as `at.name`."""
+    known = registered()
+    for key in passthrough:
+        if key in raw and key not in known and not isinstance(raw[key], dict):
+            add(f"{at}.{key}" if at else key, MODULE_SECTION_NOT_A_TABLE)
+
+
+def python_module_entries(tables) -> list[tuple[str, str]]:
+    """(name, type) of every `modules` entry with a type (a Python module) anywhere in raw
+    tables, nested at any depth (levels, locations, web.toml files), in the order met."""
+    found: list[tuple[str, str]] = []
+    stack = [tables]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            raw = item.get("modules")
+            entries = raw if isinstance(raw, list) else []
+            if isinstance(raw, dict):
+                for key in ("entries", "add"):
+                    if isinstance(raw.get(key), list):
+                        entries = entries + raw[key]
+            for entry in entries:
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
+                        and isinstance(entry.get("type"), str) and entry["type"]:
+                    pair = (entry["name"], entry["type"])
+                    if pair not in found:
+                        found.append(pair)
+            stack.extend(v for k, v in item.items() if k != "modules")
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
 def python_module_names(levels) -> set[str]:
     """The names of `modules` entries with a `type` (Python modules) in raw level tables: their
     own section tables are carried undecoded to the workers, which register the sections."""
