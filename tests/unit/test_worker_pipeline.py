@@ -239,10 +239,13 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "windows_authentication", "digest_authentication",
                 "client_certificate_mapping_authentication", "ip_restriction",
                 "dynamic_ip_restriction"]
-    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
+    assert [m.id for m in Pipeline(app).modules] == ["request_filtering",
+                                                     "directory_listing",
+                                                     "static_file", *security,
                                                      "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
+                                                       "directory_listing",
                                                        "static_file", *security, "python_app"]
 
 

@@ -46,10 +46,14 @@ def parse_verbs(verb: str) -> frozenset | None:
 
 
 class Mapping:
-    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing")
+    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing",
+                 "lister")
 
-    def __init__(self, entry, handler, policy):
+    def __init__(self, entry, handler, policy, lister=None):
         self.name = entry.name
+        #: A module of the entry that lists directories (directory_listing): it takes the
+        #: entry's directory URLs ending in "/" that default_document left a directory.
+        self.lister = lister
         self.match = compile_path(entry.path)
         self.verbs = parse_verbs(entry.verb)
         self.handler = handler
@@ -70,7 +74,9 @@ class HandlerMap:
             named.update(ids)
             handler = next((available[i] for i in ids if i in available), None)
             if handler is not None:
-                self.mappings.append(Mapping(entry, handler, policy))
+                lister = next((available[i] for i in ids if i in available
+                               and getattr(available[i], "lists_directories", False)), None)
+                self.mappings.append(Mapping(entry, handler, policy, lister))
         self.root = root
         self.prepare = prepare  # default_document's: a directory URL -> its default document
         self.needs_file = root is not None and any(
@@ -121,4 +127,7 @@ class HandlerMap:
             found = ctx.file_path is not None if self.root is not None else False
             if not found or (resource == "File" and ctx.is_dir) or (resource == "Directory" and not ctx.is_dir):
                 raise NotFound(f"handler {mapping.name} needs a {resource.lower()}")
+        if mapping.lister is not None and ctx.is_dir and ctx.head.path.endswith(b"/"):
+            ctx.handler = mapping.lister
+            return
         ctx.handler = mapping.handler

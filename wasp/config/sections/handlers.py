@@ -71,11 +71,13 @@ class HandlerEntry(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 #: The default list (IIS's handler list restricted to what wasp has): the Python app, then
-#: StaticFile path="*" verb="*" modules="StaticFileModule,DefaultDocumentModule" Either Read.
+#: StaticFile path="*" verb="*" modules="StaticFileModule,DefaultDocumentModule,
+#: DirectoryListingModule" Either Read.
 DEFAULT_HANDLERS = (
     HandlerEntry(name="PythonApp", path="*", verb="*", modules="python_app",
                  resource_type="Unspecified", require_access="Script", skip_existing_files=True),
-    HandlerEntry(name="StaticFile", path="*", verb="*", modules="static_file,default_document",
+    HandlerEntry(name="StaticFile", path="*", verb="*",
+                 modules="static_file,default_document,directory_listing",
                  resource_type="Either", require_access="Read"),
 )
 
