@@ -76,6 +76,13 @@ class HandlerEntry(Struct, forbid_unknown_fields=True, kw_only=True):
 DEFAULT_HANDLERS = (
     HandlerEntry(name="PythonApp", path="*", verb="*", modules="python_app",
                  resource_type="Unspecified", require_access="Script", skip_existing_files=True),
+    # IIS's SSINC entries (ServerSideIncludeModule, resourceType File, requireAccess Script).
+    HandlerEntry(name="SSINC-stm", path="*.stm", verb="GET,HEAD,POST", modules="server_side_include",
+                 resource_type="File", require_access="Script"),
+    HandlerEntry(name="SSINC-shtm", path="*.shtm", verb="GET,HEAD,POST", modules="server_side_include",
+                 resource_type="File", require_access="Script"),
+    HandlerEntry(name="SSINC-shtml", path="*.shtml", verb="GET,HEAD,POST", modules="server_side_include",
+                 resource_type="File", require_access="Script"),
     HandlerEntry(name="StaticFile", path="*", verb="*",
                  modules="static_file,default_document,directory_listing",
                  resource_type="Either", require_access="Read"),

@@ -27,6 +27,7 @@ from wasp.config.sections import Section, collection, section
 #: other modules', so it runs first in that phase wherever it sits in the list (§2.15).
 NATIVE_MODULES = ("http_cache", "request_filtering", "default_document",
                   "directory_listing",
+                  "server_side_include",
                   "static_file",
                   "anonymous_authentication", "url_authorization", "basic_authentication",
                   "windows_authentication", "digest_authentication",

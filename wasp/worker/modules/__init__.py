@@ -6,3 +6,4 @@ from wasp.worker.modules import (  # noqa: F401
     python_app, request_filtering, static, url_authorization, windows_authentication,
 )
 from wasp.worker.modules import directory_listing  # noqa: F401
+from wasp.worker.modules import server_side_include  # noqa: F401
