@@ -3,6 +3,8 @@ document footer, and the locked is_doc_footer_file_name."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from wasp.config import hierarchy
@@ -178,3 +180,14 @@ def test_cache_headers_pure():
     from wasp.config.sections.static_content import ClientCache
     assert static.cache_headers(ClientCache()) == ""
     assert static.cache_headers(ClientCache(cache_control_mode="UseExpires")) == ""
+
+
+def test_a_file_whose_name_is_not_utf8_is_sent_by_the_worker(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"latin-1 name")
+    status, _sub, headers, body, kind, _s = serve(root, b"/caf\xe9.txt")
+    assert (status, kind, body) == (200, "response", b"latin-1 name")
+    status, _sub, _h, body, *_ = serve(root, b"/caf\xe9.txt", headers=[("Range", "bytes=2-4")])
+    assert (status, body) == (206, b"tin")

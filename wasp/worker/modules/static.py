@@ -20,7 +20,7 @@ import zlib
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from wasp.errors import Forbidden, NotFound
+from wasp.errors import Forbidden, HttpError, NotFound
 from wasp.wire.http import http_date as imf_fixdate
 from wasp.worker.errorpages import MethodNotAllowed, RangeNotSatisfiable
 from wasp.worker.modules.mime import content_type, table_of
@@ -354,8 +354,32 @@ def serve_file(ctx, path: str, st: os.stat_result, mime: str, rules: StaticRules
     block = f"{status}\r\n{common}{extra}Content-Length: {length}\r\n".encode("latin-1")
     if ctx.head_only or length == 0:
         ctx.respond(block, content_length=length)
+    elif not path.isascii() and not _utf8(path):
+        # A name with bytes that are not UTF-8 cannot travel in a FILE frame (its path is a
+        # msgpack str): the worker reads such a file itself, up to a bound.
+        if length > UNNAMEABLE_LIMIT:
+            raise HttpError(f"{length} bytes under a file name that is not UTF-8", status=500)
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                body = f.read(length)
+        except OSError:
+            raise NotFound("the file cannot be read") from None
+        ctx.respond(block, body)
     else:
         ctx.send_file(block, path, start, length)
+
+
+#: The largest file whose non-UTF-8 name makes the worker send it itself.
+UNNAMEABLE_LIMIT = 16 * 1024 * 1024
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def serve_with_footer(ctx, path: str, mime: str, last_modified: str, lines: str, footer: bytes) -> None:
