@@ -125,3 +125,13 @@ def test_only_get_and_head(site):
 def test_show_flags_none_lists_names_only(site):
     _status, _sub, _h, body, *_ = serve(site, "/list/", {"enabled": True, "show_flags": ["None"]})
     assert b'<br><br> <A HREF="/list/%3Cimg%20src%3Dx%3E.txt">&lt;img src=x&gt;</A><br>' in body
+
+
+def test_without_static_file_the_lister_maps_directories_only(site):
+    tables = {"server": {"modules": {"remove": ["static_file"]},
+                         "directory_browse": {"enabled": True}}}
+    app = make_app("/", tables=tables, physical_path=str(site))
+    for path, expected in (("/list/b.txt", (404, 4)), ("/list/", (200, 0))):
+        ctx = make_ctx(app, path=path)
+        Pipeline(app).run_sync(ctx)
+        assert ctx.channel.response()[:2] == expected, path

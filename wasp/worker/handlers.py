@@ -72,10 +72,10 @@ class HandlerMap:
         for entry in section.entries:
             ids = [m.strip() for m in entry.modules.split(",") if m.strip()]
             named.update(ids)
-            handler = next((available[i] for i in ids if i in available), None)
+            usable = [available[i] for i in ids if i in available]
+            lister = next((m for m in usable if getattr(m, "lists_directories", False)), None)
+            handler = next((m for m in usable if m is not lister), lister)
             if handler is not None:
-                lister = next((available[i] for i in ids if i in available
-                               and getattr(available[i], "lists_directories", False)), None)
                 self.mappings.append(Mapping(entry, handler, policy, lister))
         self.root = root
         self.prepare = prepare  # default_document's: a directory URL -> its default document
@@ -111,6 +111,8 @@ class HandlerMap:
                 continue
             if mapping.skip_existing and ctx.file_path is not None and not ctx.is_dir:
                 continue
+            if mapping.handler is mapping.lister and not (ctx.is_dir and ctx.head.path.endswith(b"/")):
+                continue  # only the directory lister is left of the entry: it maps directories only
             break
         else:
             if allowed is not None:
