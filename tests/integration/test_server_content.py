@@ -293,3 +293,30 @@ def test_ssi_exec_runs_when_enabled_with_its_timeout(server):
 def test_web_toml_cannot_enable_exec(server):
     r = get(server, "/lockexec/p.shtml")
     assert r.status_code == 500 and "500.19" in r.text and "owned" not in r.text
+
+
+def test_ssi_answers_post_and_head(server):
+    r = requests.post(server.url + "/page.shtm", data=b"x" * 5000, timeout=30)
+    assert (r.status_code, r.text) == (200, "shtm page")
+    r = requests.head(server.url + "/ssi.shtml", timeout=30)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) > 0 and r.content == b""
+    assert get(server, "/page.shtm").text == "shtm page"  # the connection pool still works
+
+
+def test_validate_names_the_locked_web_toml_keys(server, wasp_module_server):
+    result = wasp_module_server.run_wasp("validate", "-c", str(server.config))
+    out = result.stdout
+    assert result.returncode == 2, out
+    assert "www/lockfoot/web.toml:2: This configuration section cannot be used at this path." in out
+    assert "static_content.is_doc_footer_file_name" in out
+    assert "www/lockexec/web.toml:1:" in out
+
+
+def test_a_bad_mime_type_in_wasp_toml_names_its_key(server, wasp_module_server, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[static_content]\nmime_map = [{ file_extension = ".x", mime_type = "text/html\\r\\nX: y" }]\n'
+                   '[static_content.client_cache]\nhttp_expires = "soon"\n')
+    result = wasp_module_server.run_wasp("validate", "-c", str(bad))
+    assert result.returncode == 2
+    assert "static_content.mime_map[0].mime_type" in result.stdout, result.stdout
+    assert "static_content.client_cache.http_expires" in result.stdout

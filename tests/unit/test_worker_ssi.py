@@ -177,3 +177,25 @@ def test_missing_document_is_404_and_other_methods_go_on_to_static_file(site):
     Pipeline(app).run_sync(ctx)
     # SSINC-stm lists GET,HEAD,POST: PUT goes on to StaticFile, which has no type for .stm (IIS)
     assert ctx.channel.response()[:2] == (404, 3)
+
+
+def test_next_to_a_python_app_an_existing_shtml_goes_to_ssi(site):
+    (site / "p.shtml").write_text("x")
+    app = make_app("/", physical_path=str(site))
+    app.host = object()  # the application has a Python app: PythonApp is mapped first
+    pipeline = Pipeline(app)
+    ctx = make_ctx(app, path="/p.shtml")
+    pipeline.map_for(app.sections.handlers).map(ctx)
+    assert ctx.handler.id == "server_side_include"
+    ctx = make_ctx(app, path="/missing.shtml")
+    pipeline.map_for(app.sections.handlers).map(ctx)
+    assert ctx.handler.id == "python_app"  # no such file: the app's URL space
+
+
+def test_head_has_the_length_and_no_body(site):
+    (site / "h.shtml").write_text('a<!--#include file="inc/head.inc" -->')
+    app = make_app("/", physical_path=str(site))
+    ctx = make_ctx(app, path="/h.shtml", method="HEAD")
+    Pipeline(app).run_sync(ctx)
+    status, _sub, _headers, body, _kind, length = ctx.channel.response()
+    assert (status, body, length) == (200, b"", len("a<head>H</head>"))
