@@ -213,10 +213,11 @@ def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     assert ctx.channel.response()[:2] == (404, 0)
     content = Pipeline(make_app(physical_path=str(tmp_path)))
     assert map_steps(content) == ["default_document", "IIS Web Core"]
-    assert mapped(content) == ["StaticFile"]
+    ssinc = ["SSINC-stm", "SSINC-shtm", "SSINC-shtml"]  # server_side_include, with content only
+    assert mapped(content) == [*ssinc, "StaticFile"]
     with_app = make_app(physical_path=str(tmp_path))
     with_app.host = object()
-    assert mapped(Pipeline(with_app)) == ["PythonApp", "StaticFile"]
+    assert mapped(Pipeline(with_app)) == ["PythonApp", *ssinc, "StaticFile"]
 
 
 def test_not_found_defaults():
@@ -239,10 +240,15 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "windows_authentication", "digest_authentication",
                 "client_certificate_mapping_authentication", "ip_restriction",
                 "dynamic_ip_restriction"]
-    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
+    assert [m.id for m in Pipeline(app).modules] == ["request_filtering",
+                                                     "directory_listing",
+                                                     "server_side_include",
+                                                     "static_file", *security,
                                                      "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
+                                                       "directory_listing",
+                                                       "server_side_include",
                                                        "static_file", *security, "python_app"]
 
 

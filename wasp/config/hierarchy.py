@@ -234,6 +234,13 @@ def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[s
         if mode == "Deny":
             found.append((name, f"{LOCKED_TEXT} The section {name} is locked by {where} in wasp.toml.",
                           web.locator.line_of(name) if web.locator else None))
+            continue
+        table = web.tables[name]
+        for key in sorted(sections.LOCKED_ATTRIBUTES.get(name, ())):
+            if isinstance(table, dict) and key in table:
+                found.append((f"{name}.{key}", f"{LOCKED_TEXT} The attribute {name}.{key} is "
+                              "locked (lockAttributes): set it in wasp.toml.",
+                              web.locator.line_of(f"{name}.{key}") if web.locator else None))
     return found
 
 

@@ -73,6 +73,11 @@ _loaded = False
 SECTION_CHECKS: dict[tuple[type, str | None], Callable[[Any, str, Add], None]] = {}
 
 
+#: Attributes a web.toml may never set, by section name (IIS's install-time `lockAttributes`:
+#: staticContent's isDocFooterFileName). Setting one is a 500.19 lock violation for its folder.
+LOCKED_ATTRIBUTES: dict[str, frozenset[str]] = {}
+
+
 def check(cls: type, field_name: str | None = None):
     """Decorator: `@check(IpRule, "ip_address")` registers a SECTION_CHECKS entry."""
     def decorate(fn):
@@ -411,7 +416,7 @@ def resolve(levels: list[tuple[str, dict]], add: Add, checks=None) -> tuple[Effe
     return EffectiveConfig(values), unknown
 
 
-__all__ = ["Section", "section", "check", "SECTION_CHECKS", "collection", "register", "unregister", "registered", "info",
+__all__ = ["Section", "section", "check", "SECTION_CHECKS", "LOCKED_ATTRIBUTES", "collection", "register", "unregister", "registered", "info",
            "Delta", "CollectionOps", "decode_delta", "apply", "resolve", "EffectiveConfig",
            "SectionError", "OverrideMode", "Collection"]
 
