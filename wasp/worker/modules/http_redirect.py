@@ -58,10 +58,13 @@ def location_for(section, base: bytes, path: bytes, query: bytes, matchers=None)
     if location.startswith("//") or location.startswith("/\\"):
         location = "/" + location.lstrip("/\\")  # never a protocol-relative URL
     if location.startswith("/"):
-        target = location.split("?", 1)[0].rstrip("/").lower().encode("utf-8")
-        here = quote(_SLASHES.sub(b"/", path), safe=_PATH_SAFE).rstrip("/").lower().encode("utf-8")
-        if here == target or (not section.exact_destination and target and here.startswith(target + b"/")):
+        here = quote(_SLASHES.sub(b"/", path), safe=_PATH_SAFE).rstrip("/").lower()
+        if here == location.split("?", 1)[0].rstrip("/").lower():
             return None  # already there: a redirect would loop
+        if not section.exact_destination and destination.startswith("/"):
+            into = destination.split("?", 1)[0].rstrip("/").lower()
+            if into and (here == into or here.startswith(into + "/")):
+                return None  # under the destination already: /new -> /new/new would loop
     return location
 
 
