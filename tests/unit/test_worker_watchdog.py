@@ -106,11 +106,11 @@ def test_rows_list_live_requests_of_the_current_channel_only():
     live.app.pipeline = Pipeline(live.app)
     # No content, no app: request filtering and anonymous authentication run for every request.
     assert watchdog.rows([live], channel, 12.5)[0]["modules"] == \
-        "request_filtering,anonymous_authentication"
+        "protocol_support,request_filtering,anonymous_authentication,custom_error"
     live.app.host = object()
     live.app.pipeline = Pipeline(live.app)
     assert watchdog.rows([live], channel, 12.5)[0]["modules"] == \
-        "request_filtering,anonymous_authentication,python_app"
+        "protocol_support,request_filtering,anonymous_authentication,custom_error,python_app"
 
 
 # ---- the worker --------------------------------------------------------------------------------

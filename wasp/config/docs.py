@@ -376,6 +376,9 @@ def _cell(text: str) -> str:
 # Values for required keys in the generated full example.
 _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_key", ("Rule", "access_type"): "Allow", ("HandlerEntry", "name"): "ApiHandler", ("HandlerEntry", "path"): "/api/*", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
             ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html",
+            ("ErrorPage", "status_code"): 404, ("ErrorPage", "path"): "404.html",
+            ("HeaderEntry", "name"): "X-Frame-Options", ("RedirectRule", "wildcard"): "*.php",
+            ("RedirectRule", "destination"): "/index.html",
             ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
             ("CustomLogField", "source_type"): "server_variable",
             ("FileExtension", "file_extension"): ".config", ("VerbRule", "verb"): "TRACE",
@@ -413,7 +416,7 @@ def full_example() -> str:
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
                      "OneToOneMapping", "ManyToOneMapping",
-                     "MimeMap"}
+                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

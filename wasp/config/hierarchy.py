@@ -226,6 +226,21 @@ def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
                    problems)
 
 
+def _delegated_errors(web: WebToml, wasp_levels) -> Fault | None:
+    """A web.toml's http_errors that says what only wasp.toml may (http_errors.py)."""
+    from wasp.config.sections.http_errors import delegation_problems
+
+    admin, _ = sections.resolve([lv for lv in wasp_levels if not lv[0].startswith("@")],
+                                lambda p, m: None)
+    found = delegation_problems(web.tables["http_errors"],
+                                admin.http_errors.allow_absolute_paths_when_delegated)
+    if not found:
+        return None
+    path, message = found[0]
+    return Fault(f"{path}: {message}", web.file, web.locator.line_of(path) if web.locator else None,
+                 LOCK_VIOLATION)
+
+
 def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[str, str, int | None]]:
     """A web.toml setting a locked section: one problem naming both places."""
     found = []
@@ -314,6 +329,8 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
             if fault is None and locked:
                 _path, message, line = locked[0]
                 fault = Fault(message, file, line, LOCK_VIOLATION)
+            if fault is None and isinstance(web.tables.get("http_errors"), dict):
+                fault = _delegated_errors(web, wasp_levels)
             wasp_levels.append((f"@{len(webs)}", web.tables))
             webs.append(web)
     problems: list[tuple[str, str]] = []

@@ -40,6 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
+        "filters", "swallow",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -80,6 +81,11 @@ class RequestContext:
         self.private = False
         self.challenges = None   # WWW-Authenticate values collected by authentication modules
         self.extra_headers = None  # header lines a module adds to whatever response goes out
+        # IIS's RQ_SEND_RESPONSE: callables a module adds (`add_filter`) that see each response
+        # head before it goes out; `swallow` once one of them answered instead (the rest of the
+        # handler's response is dropped).
+        self.filters = None
+        self.swallow = False
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -157,10 +163,38 @@ class RequestContext:
         else:
             self.extra_headers.append(encoded)
 
+    def add_filter(self, send_filter) -> None:
+        """`send_filter(ctx, block, body, length)` runs when this request's response head goes
+        out (RQ_SEND_RESPONSE), in the order filters were added. `body` is the whole body of a
+        response sent in one piece, else None (streamed, or a file); `length` its Content-Length
+        (-1 unknown). It returns the block to send (changed or not), or None when it answered
+        the request itself (with `respond`, which runs the filters after it): the handler's
+        response is then dropped."""
+        if self.filters is None:
+            self.filters = [send_filter]
+        else:
+            self.filters.append(send_filter)
+
+    def _outgoing(self, block: bytes, body, length: int):
+        filters = self.filters
+        for index, send_filter in enumerate(filters):
+            # A filter that answers instead sends its response through the filters after it.
+            self.filters = filters[index + 1:] or None
+            block = send_filter(self, block, body, length)
+            if block is None:
+                self.swallow = True
+                return None
+        self.filters = None
+        return block
+
     # ---- answering (any thread) ----
     def respond(self, block: bytes, body: bytes = b"", content_length: int | None = None,
                 substatus: int = 0) -> None:
         """The whole response in one RESPONSE frame with FIN."""
+        if self.filters is not None:
+            block = self._outgoing(block, body, len(body) if content_length is None else content_length)
+            if block is None:
+                return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         if content_length is None:
@@ -184,6 +218,10 @@ class RequestContext:
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
         """A RESPONSE without FIN: BODY frames and END follow."""
+        if self.filters is not None:
+            block = self._outgoing(block, None, content_length)
+            if block is None:
+                return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         self._mark(block, substatus)
@@ -191,6 +229,10 @@ class RequestContext:
         self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        if self.filters is not None:
+            block = self._outgoing(block, None, length)
+            if block is None:
+                return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
@@ -204,18 +246,22 @@ class RequestContext:
         self.channel.send_final(self, data)
 
     def end(self) -> None:
+        if self.swallow:
+            return
         self.channel.send_final(self, frames.pack_end(self.sid))
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
         """End the stream: the front answers `status` if nothing was sent yet (0: it closes the
         connection without a response, IIS's AbortRequest), else cuts the response."""
+        if self.swallow and self.finished:
+            return
         if not self.started:
             self.status, self.substatus = status, substatus
         self.channel.send_final(self, frames.pack_abort(self.sid, status, substatus))
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
-        if self.head_only or not data:
+        if self.head_only or not data or self.swallow:
             if self.cancelled:
                 raise Cancelled("client went away")
             return
@@ -231,7 +277,7 @@ class RequestContext:
 
     async def send_body_async(self, data) -> None:
         """Body bytes from the loop, awaiting WINDOW credit."""
-        if self.head_only or not data:
+        if self.head_only or not data or self.swallow:
             if self.cancelled:
                 raise Cancelled("client went away")
             return

@@ -167,6 +167,9 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
     """-> (response block, body) for an HttpError raised while serving `ctx`."""
     status, substatus = exc.status, exc.substatus
     head = ctx.head
+    if ctx.filters is not None:
+        # The server's own error page: not an existing response for custom_error to judge.
+        ctx.filters = [f for f in ctx.filters if not getattr(f, "custom_error", False)] or None
     if detailed_for(ctx):
         handler = getattr(ctx.handler, "id", "") if ctx.handler is not None else ""
         text = detailed_page(
@@ -175,6 +178,13 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
             url=head.path.decode("utf-8", "replace"), physical_path=ctx.file_path or "",
             extra=tuple(getattr(exc, "detail_rows", ())))
     else:
+        from wasp.worker.custompages import custom_response
+
+        page = custom_response(ctx, status, substatus)
+        if page is not None:
+            block, body = page
+            extra = "".join(f"{name}: {value}\r\n" for name, value in getattr(exc, "headers", ()))
+            return block + extra.encode("latin-1"), body
         text = custom_page(status)
     body = text.encode("latin-1", "replace")
     lines = [f"{status} {reason_phrase(status)}\r\n", "Content-Type: text/html\r\n"]
