@@ -40,6 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
+        "compression",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -80,6 +81,9 @@ class RequestContext:
         self.private = False
         self.challenges = None   # WWW-Authenticate values collected by authentication modules
         self.extra_headers = None  # header lines a module adds to whatever response goes out
+        # dynamic_compression's offer until the response starts, then the body's encoder (or
+        # None): respond / start_response / send_body* / end pass the response through it.
+        self.compression = None
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -163,6 +167,10 @@ class RequestContext:
         """The whole response in one RESPONSE frame with FIN."""
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        offer = self.compression
+        if offer is not None:
+            self.compression = None
+            block, body, content_length = offer.whole(self, block, body, content_length)
         if content_length is None:
             content_length = len(body)
         if self.head_only:
@@ -186,11 +194,15 @@ class RequestContext:
         """A RESPONSE without FIN: BODY frames and END follow."""
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        offer = self.compression
+        if offer is not None:
+            block, content_length, self.compression = offer.begin(self, block, content_length)
         self._mark(block, substatus)
         data = frames.pack_response(self.sid, block, content_length, substatus)
         self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        self.compression = None  # a file goes as it is (a static copy is compressed already)
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
@@ -204,6 +216,15 @@ class RequestContext:
         self.channel.send_final(self, data)
 
     def end(self) -> None:
+        encoder = self.compression
+        if encoder is not None:
+            self.compression = None
+            tail = encoder.finish()
+            if tail and not self.cancelled and not self.head_only:
+                # The coding's trailer, a few bytes: sent past the credit rather than waiting
+                # for it here (END may come from the loop, which cannot wait).
+                self.window -= len(tail)
+                self._send(frames.pack_body(self.sid, tail))
         self.channel.send_final(self, frames.pack_end(self.sid))
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
@@ -215,6 +236,14 @@ class RequestContext:
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
+        encoder = self.compression
+        if encoder is not None and data and not self.head_only:
+            for piece in encoder.feed(data):
+                self._send_body(piece)
+            return
+        self._send_body(data)
+
+    def _send_body(self, data) -> None:
         if self.head_only or not data:
             if self.cancelled:
                 raise Cancelled("client went away")
@@ -231,6 +260,14 @@ class RequestContext:
 
     async def send_body_async(self, data) -> None:
         """Body bytes from the loop, awaiting WINDOW credit."""
+        encoder = self.compression
+        if encoder is not None and data and not self.head_only:
+            for piece in encoder.feed(data):
+                await self._send_body_async(piece)
+            return
+        await self._send_body_async(data)
+
+    async def _send_body_async(self, data) -> None:
         if self.head_only or not data:
             if self.cancelled:
                 raise Cancelled("client went away")

@@ -5,3 +5,5 @@ from wasp.worker.modules import (  # noqa: F401
     default_document, digest_authentication, dynamic_ip_restriction, http_cache, ip_restriction,
     python_app, request_filtering, static, url_authorization, windows_authentication,
 )
+from wasp.worker.modules import dynamic_compression, static_compression  # noqa: F401
+

@@ -230,12 +230,23 @@ def _range_applies(head, etag: str, last_modified: str) -> bool:
 
 
 def serve_file(ctx, path: str, st: os.stat_result, mime: str) -> None:
+    items = ctx.items
+    if items is not None:
+        # static_compression left its offer: it answers with the compressed copy when it can
+        # (and otherwise may add Vary: Accept-Encoding to the identity response below).
+        offer = items.get("static_compression")
+        if offer is not None and offer(ctx, path, st, mime):
+            return
+    serve_representation(ctx, path, st.st_size, etag_of(st), int(st.st_mtime), mime)
+
+
+def serve_representation(ctx, path: str, size: int, etag: str, mtime: int, mime: str,
+                         extra_headers: str = "") -> None:
+    """One representation of a file: `size` bytes of `path` (the file itself, or its compressed
+    copy with `extra_headers` saying so), with its validators; 304, 206 or 200."""
     head = ctx.head
-    size = st.st_size
-    etag = etag_of(st)
-    mtime = int(st.st_mtime)
     last_modified = http_date(mtime)
-    common = (f"Content-Type: {mime}\r\nLast-Modified: {last_modified}\r\n"
+    common = (f"Content-Type: {mime}\r\n{extra_headers}Last-Modified: {last_modified}\r\n"
               f"Accept-Ranges: bytes\r\nETag: {etag}\r\n")
     if not_modified(head, etag, mtime):
         ctx.respond(f"304 Not Modified\r\nLast-Modified: {last_modified}\r\nETag: {etag}\r\n"
