@@ -362,7 +362,7 @@ def test_a_stream_is_flushed_per_write_and_bounded_in_pieces():
     _status, _sub, headers, body, kind, length = ctx.channel.response()
     assert kind == "stream" and length == -1 and "content-length" not in headers
     assert headers["etag"] == '"v1-gzip"' and headers["vary"] == "Cookie, Accept-Encoding"
-    assert gzip.decompress(body)[:30] == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"[:30]
+    assert gzip.decompress(body).startswith(b"data: 0\n\ndata: 1\n\ndata: 2\n\n")
 
 
 def test_the_cpu_gate_turns_dynamic_compression_off():
