@@ -401,3 +401,42 @@ def test_front_entries_refuse_what_the_worker_said():
     assert not refuses(entry, "1.1", [(b"Accept-Encoding", b"gzip")])
     entry.not_for = 0
     assert not refuses(entry, "1.0", [(b"via", b"p")])
+
+
+# ---- configuration ----
+
+SITE = """
+[[pools]]
+name = "P"
+[[sites]]
+name = "S"
+id = 1
+bindings = ["http/*:8080:"]
+[[sites.applications]]
+path = "/"
+pool = "P"
+physical_path = "."
+"""
+
+
+def test_http_compression_is_server_level_only_and_its_thresholds_are_checked():
+    from wasp.config.load import load_text
+    from wasp.errors import ConfigError
+
+    config = load_text("[http_compression]\nmin_file_size_for_comp = \"1KiB\"\n"
+                       "schemes = { clear = true, add = [ { name = \"gzip\", dynamic_compression_level = 4 } ] }\n"
+                       + SITE + "[sites.applications.url_compression]\ndo_static_compression = false\n")
+    assert config.sections["server"]["http_compression"]["min_file_size_for_comp"] == "1KiB"
+    with pytest.raises(ConfigError) as info:
+        load_text(SITE.replace('physical_path = "."', 'physical_path = "."\n[sites.applications.http_compression]\n'
+                                                     'min_file_size_for_comp = 10'))
+    assert "sites[0].applications[0].http_compression: this section is AppHostOnly" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_text("[http_compression]\ndynamic_compression_enable_cpu_usage = 95\n" + SITE)
+    assert "http_compression.dynamic_compression_enable_cpu_usage: 95 is above" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_text("[http_compression]\nschemes = [ { name = \"deflate\" } ]\n" + SITE)
+    assert "http_compression.schemes[0].name" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_text("[http_compression]\nstatic_types = [ { mime_type = \"text\" } ]\n" + SITE)
+    assert "http_compression.static_types[0].mime_type" in str(info.value)
