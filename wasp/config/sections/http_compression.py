@@ -14,6 +14,7 @@ the bytes compressed in one go rather than IIS's buffer before the first write.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from msgspec import Meta, Struct, field
@@ -168,3 +169,22 @@ class UrlCompression(Section):
 #: Sections IIS declares allowDefinition="AppHostOnly": the config loader refuses them at site,
 #: application and location levels.
 SERVER_ONLY = ("http_compression",)
+
+
+def compression_root(directory: str, source: str, run_dir: str, pool: str) -> str:
+    """A pool's compressed-file folder: `<directory>/<pool>`, `directory` relative to the config
+    file `source` ("" = `<run_dir>/compressed`). The manager makes it (owned by the pool's
+    account) before a worker starts; the worker writes in it."""
+    if not directory:
+        directory = os.path.join(run_dir or "run", "compressed")
+    elif not os.path.isabs(directory):
+        directory = os.path.join(os.path.dirname(source) if source else os.getcwd(),
+                                 os.path.expanduser(directory))
+    return os.path.join(os.path.normpath(directory), pool.replace("/", "_") or "_")
+
+
+def server_directory(sections: dict) -> str:
+    """http_compression.directory as the server level's raw table says it ("" when not set)."""
+    table = (sections.get("server") or {}).get("http_compression")
+    value = table.get("directory", "") if isinstance(table, dict) else ""
+    return value if isinstance(value, str) else ""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from wasp.config.sections.http_compression import compression_root
 from wasp.worker.compressed_files import store_for
 from wasp.worker.encoding import (
     CpuGate, TypeList, cpu_monitor, not_for_bits, request_coding, variant_etag,
@@ -30,16 +31,8 @@ from wasp.worker.registry import CONTINUE, Module, Phase, register
 
 
 def compression_directory(app, settings) -> str:
-    """`<http_compression.directory>/<pool>` (relative to the config file; "" is the run
-    directory's `compressed`)."""
-    directory = settings.directory
-    if not directory:
-        directory = os.path.join(getattr(app, "run_dir", "") or "run", "compressed")
-    elif not os.path.isabs(directory):
-        source = getattr(app, "source", "")
-        directory = os.path.join(os.path.dirname(source) if source else os.getcwd(), directory)
-    pool = app.config.pool
-    return os.path.join(os.path.normpath(directory), pool.replace("/", "_") or "_")
+    return compression_root(settings.directory, getattr(app, "source", ""),
+                            getattr(app, "run_dir", ""), app.config.pool)
 
 
 @register("static_compression", phases=(Phase.PRE_EXECUTE_REQUEST_HANDLER,))
