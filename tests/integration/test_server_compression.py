@@ -421,3 +421,32 @@ def test_http2_dynamic_response_is_compressed(server):
     assert gzip.decompress(response["body"]) == DATA
     assert streamed["headers"][b"content-encoding"] == b"zstd"
     assert decode("zstd", streamed["body"]).startswith(b"line 0 of a streamed body\n")
+
+
+def test_a_path_that_tries_to_leave_the_site_is_refused_and_copies_stay_in_their_folder(server):
+    before = copies(server)
+    for target in ("/..%2f..%2fetc%2fpasswd", "/%2e%2e/%2e%2e/etc/passwd", "/style.css%00.gz",
+                   "/../run/compressed/Comp/x.gz"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+                         f"Connection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        status = int(data.split(b" ", 2)[1])
+        assert status in (400, 404), (target, data[:200])
+        assert b"root:" not in data
+    root = server.dir / "run" / "compressed" / "Comp"
+    assert all((root / name).resolve().is_relative_to(root.resolve()) for name in copies(server))
+    assert set(before) <= set(copies(server))
+
+
+def test_an_incompressible_file_is_front_cached_as_it_is(server):
+    path = server.dir / "www" / "noise.txt"
+    path.write_bytes(os.urandom(20000))
+    for _ in range(4):
+        response = get(server, "/noise.txt", GZ)
+        assert "Content-Encoding" not in response.headers and len(response.body) == 20000
+    server.wait_until(lambda: get(server, "/noise.txt", GZ) is not None and any(
+        r["url"].endswith("/noise.txt") for r in server.list_json("cache")), timeout=20,
+        what="the identity copy of an incompressible file in the front's cache")

@@ -114,6 +114,10 @@ class CompressedFiles:
             count[1] += 1
             return count[1] >= self.threshold
 
+    def hopeless(self, real: str, st: os.stat_result, coding: str) -> bool:
+        """Whether this version of the file was found not worth a copy (no smaller, too big)."""
+        return self.name_for(real, st, coding) in self.useless
+
     def schedule(self, real: str, st: os.stat_result, coding: str, level: int) -> bool:
         """Queue the making of a copy; False when it is being made, not worth it or the queue is
         full (concurrent first hits make one job)."""

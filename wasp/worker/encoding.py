@@ -137,7 +137,9 @@ class _Brotli:
     def __init__(self, level: int):
         import brotli
 
-        self.obj = brotli.Compressor(quality=level, lgwin=22)
+        # A 4 MiB window for the static copies' high levels; 256 KiB for the fast levels of
+        # dynamic responses, of which many may stream at once.
+        self.obj = brotli.Compressor(quality=level, lgwin=22 if level >= 5 else 18)
 
     def compress(self, data) -> bytes:
         return self.obj.process(bytes(data) if not isinstance(data, bytes) else data)

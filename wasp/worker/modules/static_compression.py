@@ -95,6 +95,8 @@ class StaticCompressionModule(Module):
         store = self.store
         found = store.lookup(path, st, coding)
         if found is None:
+            if store.hopeless(path, st, coding):
+                return False  # no copy will come: the file itself may be front-cached
             if self.gate.on:
                 if self.ignore_frequency or store.frequently_hit(path):
                     store.schedule(path, st, coding, self.schemes[coding])
