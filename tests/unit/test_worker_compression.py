@@ -440,3 +440,39 @@ def test_http_compression_is_server_level_only_and_its_thresholds_are_checked():
     with pytest.raises(ConfigError) as info:
         load_text("[http_compression]\nstatic_types = [ { mime_type = \"text\" } ]\n" + SITE)
     assert "http_compression.static_types[0].mime_type" in str(info.value)
+
+
+def test_vary_only_where_the_response_could_be_compressed():
+    from wasp.config import model
+    from wasp.worker.hosting import wsgi
+    from wasp.worker.pipeline import Pipeline
+
+    profile = model.CacheProfile(extension="*", kernel_caching_policy="CacheForTimePeriod", duration=10)
+
+    def run(body, headers=(), tables=None):
+        app = make_app(app="m:app", caching=model.Caching(profiles=[profile]), tables=tables)
+        app.interface = "wsgi"
+
+        def callable_(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/html")])
+            return [body]
+        app.host = wsgi.WSGIHost(app, callable_)
+        pipeline = Pipeline(app)
+        ctx = make_ctx(app, headers=list(headers))
+        if pipeline.run_front(ctx):
+            pipeline.run_handler_sync(ctx)
+        return ctx.channel
+
+    small = run(b"<p>tiny</p>")
+    assert "vary" not in small.response()[2] and small.cache_hint().vary == []
+    big = run(PAGE)  # no Accept-Encoding: identity, but it varies
+    assert big.response()[2]["vary"] == "Accept-Encoding"
+    assert big.cache_hint().vary == ["accept-encoding"]
+    gz = run(PAGE, [("Accept-Encoding", "gzip")])  # compressed: not front-cached (HTTP.sys rule 3)
+    assert gz.response()[2]["content-encoding"] == "gzip" and gz.cache_hint() is None
+    # dynamic_compression_before_cache: the front may keep it, never for HTTP/1.0 or Via requests.
+    before = run(PAGE, [("Accept-Encoding", "gzip")],
+                 {"server": {"url_compression": {"dynamic_compression_before_cache": True}}})
+    hint = before.cache_hint()
+    assert hint is not None and hint.vary == ["accept-encoding"]
+    assert hint.not_for == frames.NOT_FOR_HTTP_10 | frames.NOT_FOR_PROXIES

@@ -14,8 +14,8 @@ when known, is at least `min_file_size_for_comp`. HEAD is never compressed.
   pieces of at most `dynamic_compression_buffer_limit` bytes and flushed at its end (zlib
   Z_SYNC_FLUSH, brotli flush, zstd block flush), so a server-sent event reaches the client when
   the app sends it and memory stays bounded. END sends the coding's trailer.
-- The response says `Vary: Accept-Encoding` (added to the app's Vary if it has one) and its ETag,
-  if any, gets the coding's suffix.
+- A response of a compressible type and size says `Vary: Accept-Encoding` (added to the app's
+  Vary if it has one), compressed or not; its ETag, if any, gets the coding's suffix.
 - A dynamically compressed response is not front-cached (HTTP.sys refuses it, KB 817445 rule 3)
   unless `url_compression.dynamic_compression_before_cache` is true.
 - Above `dynamic_compression_disable_cpu_usage` % CPU no offer is made, until CPU use is below
@@ -102,7 +102,9 @@ class DynamicOffer:
             elif name == b"etag":
                 etag_at = i
         module = self.module
-        if not module.types.allows(content_type):
+        if not module.types.allows(content_type) or 0 <= length < module.min_size:
+            # Not compressible, or too small to be: the same bytes for every client (no Vary,
+            # so a cache keeps one copy for all of them).
             return None
         if vary is not None:
             value = lines[vary].partition(b":")[2]
@@ -111,8 +113,7 @@ class DynamicOffer:
                 lines[vary] = lines[vary] + b", Accept-Encoding"
         else:
             lines.insert(len(lines) - 1, b"Vary: Accept-Encoding")
-        compress = self.coding is not None and (length < 0 or length >= module.min_size) \
-            and length != 0
+        compress = self.coding is not None
         if compress:
             if etag_at >= 0:
                 etag = lines[etag_at].partition(b":")[2].decode("latin-1")
