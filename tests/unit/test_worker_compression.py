@@ -288,9 +288,9 @@ def test_an_unusable_directory_turns_static_compression_off(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     store = CompressedFiles(str(blocker / "Pool"), 1 << 20)
-    assert not store.usable and "file" in store.error
     real, st = source(tmp_path)
     assert not store.schedule(real, st, "gzip", 7) and store.lookup(real, st, "gzip") is None
+    assert not store.usable and "file" in store.error
 
 
 # ---- the dynamic offer through a context ----

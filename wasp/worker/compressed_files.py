@@ -27,7 +27,7 @@ import stat as stat_mod
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+import queue
 
 from wasp.worker.encoding import FILE_SUFFIX, new_encoder
 
@@ -59,16 +59,26 @@ class CompressedFiles:
         self.lock = threading.Lock()
         self.error = ""
         self._run = run             # tests: run jobs inline
-        self._executor = None
-        try:
-            os.makedirs(root, mode=0o711, exist_ok=True)
-            self._scan()
-        except OSError as exc:
-            self.error = f"compressed-file directory {root}: {exc.strerror or exc}"
-            log.warning("static compression off: %s", self.error)
+        self._jobs: queue.SimpleQueue | None = None
+        self._stopping = False
+        self._ready = False
 
     @property
     def usable(self) -> bool:
+        return not self.error
+
+    def _prepare(self) -> bool:
+        """Make the folder and learn what is in it, on the first copy (a worker that never
+        compresses never touches the disk)."""
+        if self._ready:
+            return not self.error
+        self._ready = True
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+            self._scan()
+        except OSError as exc:
+            self.error = f"compressed-file directory {self.root}: {exc.strerror or exc}"
+            log.warning("static compression off: %s", self.error)
         return not self.error
 
     # ---- names ----
@@ -121,7 +131,7 @@ class CompressedFiles:
     def schedule(self, real: str, st: os.stat_result, coding: str, level: int) -> bool:
         """Queue the making of a copy; False when it is being made, not worth it or the queue is
         full (concurrent first hits make one job)."""
-        if self.error:
+        if self.error or not self._prepare():
             return False
         name = self.name_for(real, st, coding)
         with self.lock:
@@ -131,15 +141,28 @@ class CompressedFiles:
         job = (real, st, coding, level, name)
         if self._run is not None:
             self._run(self._job, job)
-        else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="wasp-compress")
-            self._executor.submit(self._job, job)
+            return True
+        with self.lock:
+            if self._jobs is None:
+                # A daemon thread: a worker that exits never waits for a big file's copy (the
+                # temporary file it leaves is skipped by scans and replaced by the next job).
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._serve, name="wasp-compress", daemon=True).start()
+        self._jobs.put(job)
         return True
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._stopping = True
+        if self._jobs is not None:
+            self._jobs.put(None)
+
+    def _serve(self) -> None:
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None or self._stopping:
+                return
+            self._job(job)
 
     # ---- the background thread ----
     def _job(self, job) -> None:
@@ -171,7 +194,7 @@ class CompressedFiles:
                           (st.st_mode & 0o644) | 0o600)
             try:
                 encoder = new_encoder(coding, level)
-                while True:
+                while not self._stopping:
                     data = os.read(fd, READ_SIZE)
                     piece = encoder.compress(data) if data else encoder.finish()
                     if piece:
@@ -184,7 +207,7 @@ class CompressedFiles:
                         break
             finally:
                 os.close(out)
-            if not _same(os.fstat(fd), before) or not _same(os.stat(real), before):
+            if self._stopping or not _same(os.fstat(fd), before) or not _same(os.stat(real), before):
                 return  # changed while it was read: this copy may mix two versions
             os.rename(tmp, path)
             keep = True
@@ -247,7 +270,11 @@ class CompressedFiles:
         """Learn the copies on disk (left by an earlier worker, or by another of a web garden):
         unknown ones count as least recently used, oldest mtime first."""
         found = []
-        for sub in os.listdir(self.root):
+        try:
+            subs = os.listdir(self.root)
+        except FileNotFoundError:
+            subs = []
+        for sub in subs:
             directory = os.path.join(self.root, sub)
             if len(sub) != 2 or not os.path.isdir(directory):
                 continue

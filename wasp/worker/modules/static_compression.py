@@ -59,7 +59,6 @@ class StaticCompressionModule(Module):
                                    max_bytes=int(settings.max_disk_space_usage),
                                    limit_disk=settings.do_disk_space_limiting,
                                    threshold=threshold, period=period)
-            self.on = self.store.usable
             cpu_monitor().watch(self.gate)
 
     def wants(self, phase) -> bool:
@@ -93,6 +92,8 @@ class StaticCompressionModule(Module):
                 ctx.cache = None  # HTTP/1.0 or Via: not this identity response for gzip clients
             return False
         store = self.store
+        if not store.usable:
+            return False
         found = store.lookup(path, st, coding)
         if found is None:
             if store.hopeless(path, st, coding):
