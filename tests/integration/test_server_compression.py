@@ -356,12 +356,14 @@ def test_an_asgi_response_is_compressed(server):
     assert response.headers["Content-Encoding"] == "br" and brotli.decompress(response.body) == PAGE
 
 
-def test_server_sent_events_arrive_one_at_a_time_through_gzip(server, tmp_path):
+@pytest.mark.parametrize("path", ["/asgi/sse", "/sse"], ids=["asgi", "wsgi"])
+def test_server_sent_events_arrive_one_at_a_time_through_gzip(server, tmp_path, path):
     """Event 1 must be decodable before the app sends event 2 (it waits for the flag the test
     creates only after decoding event 1): each app write is flushed through the compressor."""
     flag = tmp_path / "flag"
+    _pending["data"] = b""
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
-        sock.sendall(f"GET /asgi/sse HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
                      f"X-Flag: {flag}\r\n\r\n".encode())
         buffer = b""
         while b"\r\n\r\n" not in buffer:

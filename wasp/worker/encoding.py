@@ -52,12 +52,31 @@ def parse_accept_encoding(values) -> dict[str, float]:
     return found
 
 
+#: (Accept-Encoding value, offered) -> coding: clients send a handful of distinct values, so a
+#: request usually costs one dict lookup. Bounded: cleared when full (a flood of odd values).
+_NEGOTIATED: dict = {}
+_NEGOTIATED_MAX = 1024
+
+
 def negotiate(values, offered) -> str | None:
     """The coding to send among `offered` (server order) for these Accept-Encoding values, or
     None for identity. No Accept-Encoding at all means identity here: RFC 9110 allows any coding
     then, but IIS (and every server) compresses only for clients that asked."""
     if not values:
         return None
+    if len(values) == 1:
+        key = (bytes(values[0]), offered)
+        found = _NEGOTIATED.get(key, False)
+        if found is False:
+            found = _negotiate(values, offered)
+            if len(_NEGOTIATED) >= _NEGOTIATED_MAX:
+                _NEGOTIATED.clear()
+            _NEGOTIATED[key] = found
+        return found
+    return _negotiate(values, offered)
+
+
+def _negotiate(values, offered) -> str | None:
     accepted = parse_accept_encoding(values)
     star = accepted.get("*")
     best, best_q = None, 0.0

@@ -4,6 +4,7 @@ import asyncio
 import gzip
 import json
 import os
+import time
 
 PAGE = ("<html><body>" + "".join(f"<p>paragraph {i} of the page</p>" for i in range(400))
         + "</body></html>").encode()
@@ -40,6 +41,19 @@ def application(environ, start_response):
     if path == "/nocontent":
         start_response("204 No Content", [("Content-Type", "text/html")])
         return []
+    if path == "/sse":
+        # As the ASGI one below: event 1, then event 2 once the test has decoded event 1.
+        flag = environ.get("HTTP_X_FLAG", "")
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+        def events():
+            yield b"data: first event\n\n"
+            for _ in range(600):
+                if flag and os.path.exists(flag):
+                    break
+                time.sleep(0.05)
+            yield b"data: second event\n\n"
+        return events()
     if path == "/big":
         # 8 MiB from one write: compressed and sent in buffer_limit pieces.
         start_response("200 OK", [("Content-Type", "text/plain")])
