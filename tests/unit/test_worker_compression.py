@@ -476,3 +476,25 @@ def test_vary_only_where_the_response_could_be_compressed():
     hint = before.cache_hint()
     assert hint is not None and hint.vary == ["accept-encoding"]
     assert hint.not_for == frames.NOT_FOR_HTTP_10 | frames.NOT_FOR_PROXIES
+
+
+def test_the_manager_gives_the_pool_its_compressed_files_folder(tmp_path):
+    from wasp.config.load import load_text
+    from wasp.manager.identity import Account
+    from wasp.manager.isolation import Isolation
+
+    config = load_text(f'[server]\nrun_dir = "{tmp_path}/run"\n[http_compression]\n'
+                       f'directory = "{tmp_path}/copies"\n' + SITE)
+    isolation = Isolation(events=None, cpu_count=2, manager_pid=os.getpid())
+    pool = config.pools[0]
+    isolation.prepare_compression(config, pool, None)
+    root = tmp_path / "copies" / "P"
+    assert root.is_dir() and (root.stat().st_mode & 0o777) == 0o711
+    if os.geteuid() == 0:
+        account = Account(user="nobody", uid=65534, gid=65534, groups=(), home="/")
+        isolation.prepare_compression(config, pool, account)
+        assert (root.stat().st_uid, root.stat().st_gid) == (65534, 65534)
+    # The worker computes the same folder from the same settings.
+    from wasp.config.sections.http_compression import compression_root
+    assert compression_root(f"{tmp_path}/copies", config.source, config.server.run_dir, "P") == str(root)
+    assert compression_root("", "", "/srv/run", "a/b") == "/srv/run/compressed/a_b"

@@ -67,6 +67,7 @@ class Isolation:
         try:
             os.makedirs(os.path.dirname(root), mode=0o711, exist_ok=True)
             os.makedirs(root, mode=0o711, exist_ok=True)
+            os.chmod(root, 0o711)  # whatever the umask: the account writes, others only traverse
             if acct is not None and os.geteuid() == 0 and acct.uid != 0:
                 st = os.stat(root)
                 if (st.st_uid, st.st_gid) != (acct.uid, acct.gid):
