@@ -284,11 +284,11 @@ class Supervisor(Lifecycle):
             raise CommandError(NOT_NOW)
         return rec
 
-    def recycle_pool(self, name: str, now: float, event_id: int = 5079) -> list:
+    def recycle_pool(self, name: str, now: float, event_id: int = 5079, **data) -> list:
         rec = self._pool(name)
         if rec.state is not PoolState.STARTED:
             raise CommandError(NOT_NOW)
-        self._pool_event(event_id, rec)
+        self._pool_event(event_id, rec, **data)
         if rec.recycle_attempts:
             # Replacements are failing (a broken deploy): an administrator's recycle, typically
             # after fixing it, tries again at once instead of waiting out the back-off.
