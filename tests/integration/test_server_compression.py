@@ -452,3 +452,27 @@ def test_an_incompressible_file_is_front_cached_as_it_is(server):
     server.wait_until(lambda: get(server, "/noise.txt", GZ) is not None and any(
         r["url"].endswith("/noise.txt") for r in server.list_json("cache")), timeout=20,
         what="the identity copy of an incompressible file in the front's cache")
+
+
+def test_server_sent_events_over_http2_through_brotli(server, tmp_path):
+    flag = tmp_path / "flag"
+    with H2Client(server.port) as client:
+        sid = client.request([(b":method", b"GET"), (b":scheme", b"http"),
+                              (b":authority", f"127.0.0.1:{server.port}".encode()),
+                              (b":path", b"/asgi/sse"), (b"accept-encoding", b"br"),
+                              (b"x-flag", str(flag).encode())])
+        decoder = brotli.Decompressor()
+        decoded, used = b"", 0
+        for _ in range(1000):
+            client.read()
+            entry = client.responses.get(sid, {"body": b""})
+            decoded += decoder.process(entry["body"][used:])
+            used = len(entry["body"])
+            if b"first event" in decoded:
+                break
+        assert entry["headers"][b"content-encoding"] == b"br"
+        assert decoded == b"data: first event\n\n" and not entry["ended"]
+        flag.write_text("go")
+        entry = client.response(sid)
+        decoded += decoder.process(entry["body"][used:])
+        assert decoded == b"data: first event\n\ndata: second event\n\n"
