@@ -498,3 +498,20 @@ def test_the_manager_gives_the_pool_its_compressed_files_folder(tmp_path):
     from wasp.config.sections.http_compression import compression_root
     assert compression_root(f"{tmp_path}/copies", config.source, config.server.run_dir, "P") == str(root)
     assert compression_root("", "", "/srv/run", "a/b") == "/srv/run/compressed/a_b"
+
+
+def test_a_web_toml_cannot_set_http_compression_but_may_set_url_compression(tmp_path):
+    from wasp.config.load import load_text
+    from wasp.worker.application import pool_applications
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "web.toml").write_text('[http_compression]\nmin_file_size_for_comp = 1\n')
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "web.toml").write_text('[url_compression]\ndo_static_compression = false\n')
+    config = load_text(SITE.replace('physical_path = "."', f'physical_path = "{tmp_path}"'))
+    app = pool_applications(config, "P")[0]
+    locked = make_ctx(app, path="/a/x.css").config.fault
+    assert locked is not None and locked.substatus == 19 and "http_compression" in str(locked)
+    b = make_ctx(app, path="/b/x.css").config
+    assert b.fault is None and b.url_compression.do_static_compression is False
+    assert make_ctx(app, path="/x.css").config.url_compression.do_static_compression is True
