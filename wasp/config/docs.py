@@ -388,7 +388,8 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
             ("CertificateRule", "match_criteria"): "Example*",
-            ("MimeMap", "file_extension"): ".jxl", ("MimeMap", "mime_type"): "image/jxl"}
+            ("MimeMap", "file_extension"): ".jxl", ("MimeMap", "mime_type"): "image/jxl",
+            ("Scheme", "name"): "gzip", ("MimeType", "mime_type"): "text/*"}
 
 
 def full_example() -> str:
@@ -416,7 +417,7 @@ def full_example() -> str:
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
                      "OneToOneMapping", "ManyToOneMapping",
-                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule"}
+                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -6,7 +6,7 @@ up on it. Each protocol supplies `_send_error` (the one place an HttpError becom
 from __future__ import annotations
 
 from wasp.errors import HttpError
-from wasp.front.cache import Entry
+from wasp.front.cache import Entry, refuses
 from wasp.front.queues import PoolState
 from wasp.front.request import ConnState, Request, Stage
 from wasp.wire.http import AppPoolUnavailable
@@ -37,6 +37,8 @@ class RequestEndings:
         key = req.cache_key
         if key is not None and req.pool.state is _STARTED:
             entry = server.cache_lookup(key, req.headers, now)
+            if entry is not None and entry.not_for and refuses(entry, req.version, req.headers):
+                entry = None  # a compressed copy this client must not get: the worker answers
             if entry is not None:
                 self._send_cached(req, entry)
                 return

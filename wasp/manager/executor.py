@@ -142,6 +142,8 @@ class Executor:
             if problem:
                 self._spawn_failed(a, problem, permanent=True)
                 return
+            if settings is not None:
+                self.isolation.prepare_compression(self.config, settings, account)
             proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
                                             python=getattr(settings, "python", "") or None,
                                             account=account,

@@ -151,6 +151,9 @@ def pool_applications(config: model.Config, pool: str) -> list[Application]:
             application = Application(site, app, config.sections, web_toml)
             application.at = ("", f"sites[{i}]", f"sites[{i}].applications[{j}]")
             application.source = config.source
+            application.run_dir = config.server.run_dir  # static compression's default directory
+            application.frequent_hit = (config.cache.frequent_hit_threshold,
+                                        float(config.cache.frequent_hit_time_period))
             found.append(application)
     return found
 

@@ -8,3 +8,4 @@ from wasp.worker.modules import (  # noqa: F401
 from wasp.worker.modules import directory_listing  # noqa: F401
 from wasp.worker.modules import server_side_include  # noqa: F401
 from wasp.worker.modules import custom_error, http_redirect, protocol_support  # noqa: F401
+from wasp.worker.modules import dynamic_compression, static_compression  # noqa: F401

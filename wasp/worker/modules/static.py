@@ -316,18 +316,36 @@ def _footer_applies(mime: str) -> bool:
 
 
 def serve_file(ctx, path: str, st: os.stat_result, mime: str, rules: StaticRules | None = None) -> None:
-    head = ctx.head
     size = st.st_size
     etag = etag_of(st)
     mtime = int(st.st_mtime)
-    last_modified = http_date(mtime)
-    footer = b""
     if rules is not None and (rules.footer_text or rules.footer_file) and _footer_applies(mime) \
             and size <= FOOTER_FILE_LIMIT:
         footer = rules.footer()
         if footer:
-            # The footer is part of the entity: its validator changes with it.
+            # The footer is part of the entity: its validator changes with it (and the body is
+            # made here, so no compressed copy of the file on disk stands for it).
             etag = f'{etag[:-1]}:{zlib.crc32(footer):x}"'
+            serve_representation(ctx, path, size, etag, mtime, mime, rules=rules, footer=footer)
+            return
+    items = ctx.items
+    if items is not None:
+        # static_compression left its offer: it answers with the compressed copy when it can
+        # (and otherwise may add Vary: Accept-Encoding to the identity response below).
+        offer = items.get("static_compression")
+        if offer is not None and offer(ctx, path, st, mime):
+            return
+    serve_representation(ctx, path, size, etag, mtime, mime, rules=rules)
+
+
+def serve_representation(ctx, path: str, size: int, etag: str, mtime: int, mime: str,
+                         extra_headers: str = "", rules: StaticRules | None = None,
+                         footer: bytes = b"") -> None:
+    """One representation of a file: `size` bytes of `path` (the file itself, or its compressed
+    copy with `extra_headers` saying so), with its validators and static_content's client-cache
+    lines; 304, 206 or 200."""
+    head = ctx.head
+    last_modified = http_date(mtime)
     send_etag = rules is None or rules.set_etag
     tag_line = f"ETag: {etag}\r\n" if send_etag else ""
     extra_lines = rules.cache_lines if rules is not None else ""
@@ -338,7 +356,7 @@ def serve_file(ctx, path: str, st: os.stat_result, mime: str, rules: StaticRules
     if footer:
         serve_with_footer(ctx, path, mime, last_modified, tag_line + extra_lines, footer)
         return
-    common = (f"Content-Type: {mime}\r\nLast-Modified: {last_modified}\r\n"
+    common = (f"Content-Type: {mime}\r\n{extra_headers}Last-Modified: {last_modified}\r\n"
               f"Accept-Ranges: bytes\r\n{tag_line}{extra_lines}")
     status, start, length, extra = "200 OK", 0, size, ""
     value = header(head, b"range")
