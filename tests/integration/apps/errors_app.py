@@ -95,4 +95,6 @@ def big():
 @app.get("/calls")
 def calls():
     with _lock:
-        return jsonify(dict(_calls))
+        response = jsonify(dict(_calls))
+    response.headers["Cache-Control"] = "no-store"  # never from a cache: the tests count with it
+    return response
