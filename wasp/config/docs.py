@@ -381,7 +381,12 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "certificate"): "/etc/wasp/alice.pem",
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
-            ("CertificateRule", "match_criteria"): "Example*"}
+            ("CertificateRule", "match_criteria"): "Example*",
+            ("RewriteRule", "name"): "https", ("RewriteMatch", "url"): "(.*)",
+            ("RewriteCondition", "input"): "{HTTPS}", ("RewriteMap", "name"): "Moved",
+            ("RewriteMapEntry", "key"): "/old", ("RewriteMapEntry", "value"): "/new",
+            ("OutboundRule", "name"): "backend-links", ("OutboundMatch", "pattern"): "",
+            ("Precondition", "name"): "IsHTML", ("PreconditionEntry", "input"): "{RESPONSE_CONTENT_TYPE}"}
 
 
 def full_example() -> str:
@@ -408,7 +413,8 @@ def full_example() -> str:
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
-                     "OneToOneMapping", "ManyToOneMapping"}
+                     "OneToOneMapping", "ManyToOneMapping",
+                     "RewriteRule", "RewriteMap", "OutboundRule", "Precondition"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

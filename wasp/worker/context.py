@@ -40,6 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
+        "proxy_url", "outbound",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -80,6 +81,10 @@ class RequestContext:
         self.private = False
         self.challenges = None   # WWW-Authenticate values collected by authentication modules
         self.extra_headers = None  # header lines a module adds to whatever response goes out
+        # URL Rewrite (modules/rewrite.py): the absolute URL a rewrite sends the request to (the
+        # reverse_proxy handler serves it), and the outbound rules every response goes through.
+        self.proxy_url: str | None = head.proxy_url or None
+        self.outbound = None
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -163,6 +168,8 @@ class RequestContext:
         """The whole response in one RESPONSE frame with FIN."""
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        if self.outbound is not None:
+            block, body, content_length = self.outbound.respond(block, body, content_length)
         if content_length is None:
             content_length = len(body)
         if self.head_only:
@@ -186,11 +193,21 @@ class RequestContext:
         """A RESPONSE without FIN: BODY frames and END follow."""
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        if self.outbound is not None:
+            block, content_length = self.outbound.start(block, content_length)
         self._mark(block, substatus)
         data = frames.pack_response(self.sid, block, content_length, substatus)
         self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        if self.outbound is not None:
+            changed = self.outbound.file(block, path, offset, length)
+            if changed is not None:
+                block, body = changed
+                if body is not None:  # an HTML file, rewritten: it goes out as a body
+                    self.outbound = None
+                    self.respond(block, body)
+                    return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
@@ -204,6 +221,11 @@ class RequestContext:
         self.channel.send_final(self, data)
 
     def end(self) -> None:
+        if self.outbound is not None:
+            rest = self.outbound.tail()  # a tag the HTML rewriter held back (at most TAG_LIMIT)
+            if rest and not self.head_only:
+                self.window -= len(rest)
+                self._send(frames.pack_body(self.sid, rest))
         self.channel.send_final(self, frames.pack_end(self.sid))
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
@@ -215,6 +237,8 @@ class RequestContext:
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
+        if self.outbound is not None and data:
+            data = self.outbound.body(data)
         if self.head_only or not data:
             if self.cancelled:
                 raise Cancelled("client went away")
@@ -231,6 +255,8 @@ class RequestContext:
 
     async def send_body_async(self, data) -> None:
         """Body bytes from the loop, awaiting WINDOW credit."""
+        if self.outbound is not None and data:
+            data = self.outbound.body(data)
         if self.head_only or not data:
             if self.cancelled:
                 raise Cancelled("client went away")
