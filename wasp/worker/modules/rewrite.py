@@ -80,9 +80,19 @@ class RewriteModule(Module):
         self.root = os.path.realpath(physical) if physical else ""
         self.site_id = app.site.id
         self.app_path = app.script_name  # "" for "/"
+        self.app_paths = [a.path.rstrip("/").encode("utf-8") for a in app.site.applications
+                          if a is not None]
 
     def wants(self, phase) -> bool:
         return self.needed
+
+    def app_of(self, path: bytes) -> bytes:
+        """The path of the site's application a URL belongs to (longest prefix, b"" for "/")."""
+        best = b""
+        for prefix in self.app_paths:
+            if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + b"/")):
+                best = prefix
+        return best
 
     def compiled_for(self, section) -> Compiled:
         found = self.compiled.get(id(section))
@@ -147,8 +157,7 @@ class RewriteModule(Module):
                             reason="BadRequest") from None
         if b"\x00" in path:
             raise HttpError("rewritten URL with NUL", status=400, reason="BadRequest")
-        prefix = ctx.app.prefix_len
-        if prefix and not (path[:prefix] == head.path[:prefix] and path[prefix:prefix + 1] in (b"", b"/")):
+        if self.app_of(path) != self.app_path.encode("utf-8"):
             raise RewriteFailed(f"rewrite of {head.path[:200]!r} to {path[:200]!r} leaves the "
                                 f"application {self.app_path}/: use rewrite.global_rules (the front "
                                 "routes those to any application)")
