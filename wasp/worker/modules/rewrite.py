@@ -80,8 +80,8 @@ class RewriteModule(Module):
         self.root = os.path.realpath(physical) if physical else ""
         self.site_id = app.site.id
         self.app_path = app.script_name  # "" for "/"
-        self.app_paths = [a.path.rstrip("/").encode("utf-8") for a in app.site.applications
-                          if a is not None]
+        self.app_paths = {a.path.rstrip("/").encode("utf-8") for a in app.site.applications
+                          if a is not None} | {self.app_path.encode("utf-8")}
 
     def wants(self, phase) -> bool:
         return self.needed
