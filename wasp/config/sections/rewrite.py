@@ -32,7 +32,7 @@ class RewriteMatch(Struct, forbid_unknown_fields=True, kw_only=True):
         "The pattern, matched against the URL path without its leading \"/\" (decoded, without "
         "the query string), relative to the site root."
     )]
-    ignore_case: Annotated[bool, doc("RewriteMatch without regard to case (IIS's default).")] = True
+    ignore_case: Annotated[bool, doc("Match without regard to case (IIS's default).")] = True
     negate: Annotated[bool, doc("The rule applies when the URL does *not* match (no {R:n} then).")] = False
 
 
@@ -47,7 +47,7 @@ class RewriteCondition(Struct, forbid_unknown_fields=True, kw_only=True):
         "path, usually {REQUEST_FILENAME}) must be a regular file / a directory."
     )] = "Pattern"
     pattern: Annotated[str, doc("The pattern, in the rule's pattern_syntax.")] = ""
-    ignore_case: Annotated[bool, doc("RewriteMatch without regard to case.")] = True
+    ignore_case: Annotated[bool, doc("Match without regard to case.")] = True
     negate: Annotated[bool, doc("The condition holds when the test fails.")] = False
 
 
@@ -132,7 +132,7 @@ class OutboundMatch(Struct, forbid_unknown_fields=True, kw_only=True):
         "Head, IFrame, Img, Input, Link, Script."
     )] = ""
     pattern: Annotated[str, doc("The pattern the value must match.")] = ""
-    ignore_case: Annotated[bool, doc("RewriteMatch without regard to case.")] = True
+    ignore_case: Annotated[bool, doc("Match without regard to case.")] = True
     negate: Annotated[bool, doc("The rule applies when the value does not match.")] = False
 
 
@@ -158,7 +158,7 @@ class OutboundRule(Struct, forbid_unknown_fields=True, kw_only=True):
 class PreconditionEntry(Struct, forbid_unknown_fields=True, kw_only=True):
     input: Annotated[NonEmpty, doc("A template, usually \"{RESPONSE_CONTENT_TYPE}\".")]
     pattern: Annotated[str, doc("The pattern.")] = ""
-    ignore_case: Annotated[bool, doc("RewriteMatch without regard to case.")] = True
+    ignore_case: Annotated[bool, doc("Match without regard to case.")] = True
     negate: Annotated[bool, doc("Holds when the pattern does not match.")] = False
     match_type: Literal["Pattern"] = "Pattern"
 

@@ -80,8 +80,8 @@ class RewriteModule(Module):
         self.root = os.path.realpath(physical) if physical else ""
         self.site_id = app.site.id
         self.app_path = app.script_name  # "" for "/"
-        self.app_paths = {a.path.rstrip("/").encode("utf-8") for a in app.site.applications
-                          if a is not None} | {self.app_path.encode("utf-8")}
+        self.app_paths = {a.path.rstrip("/").lower().encode("utf-8") for a in app.site.applications
+                          if a is not None} | {self.app_path.lower().encode("utf-8")}
 
     def wants(self, phase) -> bool:
         return self.needed
@@ -89,6 +89,7 @@ class RewriteModule(Module):
     def app_of(self, path: bytes) -> bytes:
         """The path of the site's application a URL belongs to (longest prefix, b"" for "/")."""
         best = b""
+        path = path.lower()   # the front routes without regard to case
         for prefix in self.app_paths:
             if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + b"/")):
                 best = prefix
@@ -157,7 +158,7 @@ class RewriteModule(Module):
                             reason="BadRequest") from None
         if b"\x00" in path:
             raise HttpError("rewritten URL with NUL", status=400, reason="BadRequest")
-        if self.app_of(path) != self.app_path.encode("utf-8"):
+        if self.app_of(path) != self.app_path.lower().encode("utf-8"):
             raise RewriteFailed(f"rewrite of {head.path[:200]!r} to {path[:200]!r} leaves the "
                                 f"application {self.app_path}/: use rewrite.global_rules (the front "
                                 "routes those to any application)")
@@ -357,6 +358,8 @@ class Outbound:
         request = Variables(self.ctx, self.module)
 
         def variable(name: str) -> str:
+            if name == "RESPONSE_STATUS":
+                return lines[0][:3].decode("latin-1")
             if name.startswith("RESPONSE_"):
                 return headers.get(name[9:].replace("_", "-").lower(), "")
             return request.get(name)
