@@ -29,7 +29,7 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "rewrite")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
@@ -176,6 +176,20 @@ def plan(args, workdir: str, fronts: int = 1):
              lambda: relabel(wasp(workdir, "wsgi_hello", log, name="wasp-nosec", app_extra=bare),
                              "wasp, no security modules"), "/", 13, True),
             ("wsgi hello, security", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-sec"),
+             "/", 13, False),
+        ]
+    if "rewrite" in args.scenarios:
+        # Issue 10's URL Rewrite: four recipe rules (three test and pass, a front controller
+        # rewrites every request) against the same server without rules.
+        def named(dep, label):
+            dep.label = label
+            return dep
+        cases += [
+            ("wsgi hello, rewrite", "wasp",
+             lambda: named(wasp(workdir, "wsgi_hello", log, name="wasp-norewrite"), "wasp, no rewrite rules"),
+             "/", 13, True),
+            ("wsgi hello, rewrite", "wasp",
+             lambda: wasp(workdir, "wsgi_hello", log, name="wasp-rewrite", app_extra=sv.REWRITE_RULES),
              "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]

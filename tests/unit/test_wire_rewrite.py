@@ -397,3 +397,41 @@ def test_a_rewritten_value_cannot_break_out_of_its_attribute():
     h = _html(rewrite=lambda tag, attr, value: '"><script>alert(1)</script>')
     out = h.feed(b'<a href="/x">')
     assert out == b'<a href="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;">'
+
+
+# ---- the fast path (re without a timeout) for patterns that cannot backtrack badly ----
+
+@pytest.mark.parametrize("source, fast, limit", [
+    ("(.*)", True, engine.FAST_INPUT), ("^api/(.*)", True, engine.MAX_INPUT),
+    ("^(blog/[^.]*[^/])$", True, engine.MAX_INPUT), (r"(\d{1,3}\.){3}\d{1,3}", True, engine.MAX_INPUT),
+    ("^(a|aa)+$", False, 0), ("(x+x+)+y", False, 0), ("^([^/]+)/([^/]+)/?$", False, 0),
+    ("(.*)(.*)x", False, 0), (r"(?<y>a)\k<y>", False, 0), ("(a{1,50}){1,50}", False, 0),
+])
+def test_which_patterns_run_without_a_timeout(source, fast, limit):
+    p = Pattern(source)
+    assert (p._fast is not None, p._fast_limit) == (fast, limit)
+
+
+def test_the_fast_path_gives_what_the_regex_path_gives():
+    import random
+    rng = random.Random(7)
+    sources = ["(.*)", "^api/(.*)", "^(blog/[^.]*[^/])$", "(.*[^/])$", r"^(\w+)\.example\.com$",
+               "^OFF$", r"(\d{1,3}\.){3}\d{1,3}", "^p/([a-z]+)$", "x|y", "^(?:a|b)c{2,5}"]
+    alphabet = "abcxyzAPI/._-0123456789"
+    inputs = ["", "api/x", "API/Y", "blog/post", "blog/post/", "www.example.com", "OFF", "off",
+              "10.1.2.3", "p/about", "accc"] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    for source in sources:
+        for ignore_case in (True, False):
+            fast = Pattern(source, ignore_case=ignore_case)
+            assert fast._fast is not None, source
+            slow = Pattern(source, ignore_case=ignore_case)
+            slow._fast_limit = -1   # force the regex path
+            for text in inputs:
+                assert fast.match(text) == slow.match(text), (source, ignore_case, text)
+
+
+def test_an_unanchored_fast_pattern_over_its_limit_takes_the_timed_path():
+    p = Pattern("(.*)x")
+    assert p._fast_limit == engine.FAST_INPUT
+    assert p.match("a" * (engine.FAST_INPUT + 10) + "x")[1] == "a" * (engine.FAST_INPUT + 10)

@@ -31,6 +31,8 @@ map is a configuration error.
 from __future__ import annotations
 
 import re
+import re._constants as _sre
+import re._parser as _sre_parse
 from typing import Any, Callable
 from urllib.parse import quote, unquote
 
@@ -42,6 +44,9 @@ MATCH_TIMEOUT = 0.05
 MAX_INPUT = 64 * 1024
 #: Back-references {R:n} / {C:n}: IIS numbers 0..9.
 MAX_BACKREF = 9
+#: A pattern that cannot backtrack badly (see `_fast_kind`) runs on `re` without a timeout, up to
+#: this input length when it is not anchored at the start (then its worst case is quadratic).
+FAST_INPUT = 2048
 
 # ---- results ----
 NONE = "None"
@@ -207,13 +212,15 @@ class Pattern:
     """A compiled `pattern` of one syntax. `match(text)` -> the captures (0: the whole match) or
     None; raises RuleTimeout."""
 
-    __slots__ = ("source", "syntax", "ignore_case", "_regex", "_exact")
+    __slots__ = ("source", "syntax", "ignore_case", "_regex", "_exact", "_fast", "_fast_limit")
 
     def __init__(self, source: str, syntax: str = "ECMAScript", ignore_case: bool = True):
         self.source = source
         self.syntax = syntax
         self.ignore_case = ignore_case
         self._exact = None
+        self._fast = None
+        self._fast_limit = 0
         flags = regex.V0 | regex.ASCII | (regex.IGNORECASE if ignore_case else 0)
         if syntax == "ExactMatch":
             self._regex = None
@@ -241,6 +248,15 @@ class Pattern:
             raise RewriteConfigError(f"not a valid {syntax} pattern: {exc}") from None
         if self._regex.groups > 99:
             raise RewriteConfigError("more than 99 capture groups")
+        # The timeout costs ~10 µs a match: a pattern that cannot backtrack badly runs on `re`.
+        kind = _fast_kind(text, flags)
+        if kind:
+            try:
+                self._fast = re.compile(text, (re.ASCII | (re.IGNORECASE if ignore_case else 0)
+                                               | (re.DOTALL if syntax == "Wildcard" else 0)))
+                self._fast_limit = MAX_INPUT if kind == "linear" else FAST_INPUT
+            except re.error:
+                self._fast = None
 
     def match(self, text: str) -> tuple[str, ...] | None:
         if len(text) > MAX_INPUT:
@@ -248,13 +264,81 @@ class Pattern:
         if self._regex is None:
             value = text.lower() if self.ignore_case else text
             return (text,) if value == self._exact else None
+        if len(text) <= self._fast_limit:
+            m = self._fast.search(text)
+            if m is None:
+                return None
+            return (m.group(0),) + m.groups("")
         try:
             m = self._regex.search(text, timeout=MATCH_TIMEOUT)
         except TimeoutError:
             raise RuleTimeout(f"pattern {self.source!r} took over {MATCH_TIMEOUT}s") from None
         if m is None:
             return None
-        return (m.group(0),) + tuple(g or "" for g in m.groups())
+        return (m.group(0),) + m.groups("")
+
+
+class _Risky(Exception):
+    pass
+
+
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT))
+#: A repeat this small may nest or hold alternatives: its expansion stays bounded.
+_SMALL = 16
+
+
+def _fast_kind(text: str, flags: int) -> str:
+    """"linear", "quadratic" or "" for a translated pattern. Exponential backtracking needs a
+    repeat inside a repeat or around alternatives, or a back-reference; polynomial blow-up
+    needs two unbounded repeats. A pattern with neither and at most one unbounded repeat is
+    linear when anchored at the start (search tries one position), quadratic at worst otherwise.
+    Anything else, or anything `re` cannot parse the same way, goes to `regex` with its timeout."""
+    if flags & regex.IGNORECASE and not text.isascii():
+        return ""
+    try:
+        tree = _sre_parse.parse(text, re.ASCII)
+        unbounded = _walk(tree, False)
+    except (_Risky, re.error, RecursionError, OverflowError, ValueError, TypeError, IndexError):
+        return ""
+    if unbounded > 1:
+        return ""
+    items = list(tree)
+    anchored = bool(items) and items[0] == (_sre.AT, _sre.AT_BEGINNING)
+    return "linear" if anchored or unbounded == 0 else "quadratic"
+
+
+def _walk(sub, in_repeat: bool) -> int:
+    count = 0
+    for op, av in sub:
+        if op in _REPEATS:
+            low, high, inner = av
+            big = high == _sre.MAXREPEAT or high > _SMALL
+            if in_repeat and big:
+                raise _Risky
+            if big and _has(inner, _REPEATS + (_sre.BRANCH,)):
+                raise _Risky
+            count += 1 if high == _sre.MAXREPEAT or high > _SMALL else 0
+            count += _walk(inner, True)
+        elif op is _sre.SUBPATTERN:
+            count += _walk(av[-1], in_repeat)
+        elif op is _sre.BRANCH:
+            count += sum(_walk(b, in_repeat) for b in av[1])
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            count += _walk(av[1], in_repeat)
+        elif op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS) or op is getattr(_sre, "ATOMIC_GROUP", None):
+            raise _Risky
+    return count
+
+
+def _has(sub, ops) -> bool:
+    for op, av in sub:
+        if op in ops:
+            return True
+        if op is _sre.SUBPATTERN and _has(av[-1], ops):
+            return True
+        if op in (_sre.ASSERT, _sre.ASSERT_NOT) and _has(av[1], ops):
+            return True
+    return False
 
 
 # ================================================================ templates
