@@ -96,7 +96,7 @@ class HtmlRewriter:
                 out.append(b"<")
                 i = j + 1
                 continue
-            m = _TAG.match(buf, j)
+            m = _TAG.match(buf, j, min(n, j + self.limit))
             if m is None:
                 if not final and n - j < self.limit:
                     break  # the tag's end is in a later chunk

@@ -220,7 +220,7 @@ class Pattern:
         self.ignore_case = ignore_case
         self._exact = None
         self._fast = None
-        self._fast_limit = 0
+        self._fast_limit = -1     # longest input the fast path takes; -1: none
         flags = regex.V0 | regex.ASCII | (regex.IGNORECASE if ignore_case else 0)
         if syntax == "ExactMatch":
             self._regex = None
@@ -256,7 +256,7 @@ class Pattern:
                                                | (re.DOTALL if syntax == "Wildcard" else 0)))
                 self._fast_limit = MAX_INPUT if kind == "linear" else FAST_INPUT
             except re.error:
-                self._fast = None
+                self._fast, self._fast_limit = None, -1
 
     def match(self, text: str) -> tuple[str, ...] | None:
         if len(text) > MAX_INPUT:
