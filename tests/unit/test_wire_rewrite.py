@@ -441,3 +441,38 @@ def test_an_unanchored_fast_pattern_over_its_limit_takes_the_timed_path():
     p = Pattern("(.*)x")
     assert p._fast_limit == engine.FAST_INPUT
     assert p.match("a" * (engine.FAST_INPUT + 10) + "x")[1] == "a" * (engine.FAST_INPUT + 10)
+
+
+# ---- through the loader: what `wasp validate` says ----
+
+def test_the_loader_names_the_key_and_line_of_a_bad_rule():
+    import textwrap
+
+    from wasp.config.load import load_text
+    from wasp.errors import ConfigError
+    text = textwrap.dedent('''
+        [[pools]]
+        name = "p"
+        [[sites]]
+        name = "s"
+        id = 1
+        bindings = ["http/*:8080:"]
+        [[sites.applications]]
+        path = "/"
+        app = "m:app"
+        [[sites.rewrite.rules]]
+        name = "bad"
+        match = { url = "(?i)^x$" }
+        action = { type = "Rewrite", url = "/{NOT_A_VARIABLE}" }
+        [[sites.rewrite.global_rules]]
+        name = "misplaced"
+        match = { url = ".*" }
+    ''')
+    with pytest.raises(ConfigError) as info:
+        load_text(text)
+    found = {p.path: (p.line, p.message) for p in info.value.problems}
+    assert "sites[0].rewrite.rules[0].match.url" in found
+    assert "inline flags" in found["sites[0].rewrite.rules[0].match.url"][1]
+    assert "NOT_A_VARIABLE" in found["sites[0].rewrite.rules[0].action.url"][1]
+    assert "server only" in found["sites[0].rewrite.global_rules[0]"][1]
+    assert found["sites[0].rewrite.rules[0].match.url"][0] is not None   # with its line

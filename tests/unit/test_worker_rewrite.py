@@ -13,10 +13,10 @@ from wasp.worker.modules.rewrite import set_length
 from worker_fakes import make_app, make_ctx
 
 
-def app_with(tmp_path, rewrite: dict, path="/"):
+def app_with(tmp_path, rewrite: dict, path="/", **sections):
     (tmp_path / "www").mkdir(exist_ok=True)
     app = make_app(path=path, physical_path=str(tmp_path / "www"),
-                   tables={"sites": {"1": {"rewrite": rewrite}}})
+                   tables={"sites": {"1": {"rewrite": rewrite, **sections}}})
     app.pipeline = Pipeline(app)
     return app
 
@@ -187,3 +187,40 @@ def test_set_length_replaces_length_and_drops_validators():
     block = b"200 OK\r\nContent-Length: 10\r\nETag: \"a\"\r\nAccept-Ranges: bytes\r\nX: y\r\n"
     assert set_length(block, 4) == b"200 OK\r\nX: y\r\nContent-Length: 4\r\n"
     assert set_length(block, None) == b"200 OK\r\nX: y\r\n"
+
+
+def test_outbound_on_the_loop_path_of_an_asgi_response(tmp_path):
+    import asyncio
+    app = app_with(tmp_path, OUTBOUND)
+    ctx = make_ctx(app, path="/x", threaded=False)
+    app.pipeline.modules[[m.id for m in app.pipeline.modules].index("rewrite")].begin_request(ctx)
+
+    async def answer():
+        ctx.start_response(b"200 OK\r\nContent-Type: text/html\r\n", -1)
+        for chunk in (b"<a href='http", b"://in/async'>a</a><a hre", b'f="http://in/b">'):
+            await ctx.send_body_async(chunk)
+        ctx.end()
+    asyncio.run(answer())
+    _status, _sub, _headers, body, kind, _length = ctx.channel.response()
+    assert (kind, body) == ("stream", b'<a href="/async">a</a><a href="/b">')
+
+
+def test_head_request_gets_rewritten_headers_and_no_body(tmp_path):
+    app = app_with(tmp_path, OUTBOUND)
+    ctx = make_ctx(app, path="/x", method="HEAD")
+    app.pipeline.modules[[m.id for m in app.pipeline.modules].index("rewrite")].begin_request(ctx)
+    ctx.respond(b"301 Moved\r\nLocation: http://in/y\r\nContent-Type: text/html\r\n", b"<a href='http://in/z'>")
+    _status, _sub, headers, body, *_r = ctx.channel.response()
+    assert headers["location"] == "https://example.test/y" and body == b""
+
+
+def test_a_decoded_back_reference_cannot_put_controls_in_the_path_or_query(tmp_path):
+    app = app_with(tmp_path, {"rules": [
+        rule("p", "^p/(.*)", {"type": "Rewrite", "url": "/x/{UrlDecode:{R:1}}"}),
+        rule("q", "^q/(.*)", {"type": "Rewrite", "url": "/x?v={UrlDecode:{R:1}}"})]},
+        # The fake's path is not cooked: request filtering would take its "%" for double escaping.
+        request_filtering={"allow_double_escaping": True})
+    _ctx, (status, *_r) = run(app, "/p/a%0d%0ab")
+    assert status == 400
+    ctx, _ = run(app, "/q/a%0d%0a b")
+    assert ctx.head.query == b"v=a%0D%0A%20b"

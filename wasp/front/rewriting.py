@@ -99,11 +99,13 @@ class GlobalRules:
                 new = cook_path(result.path.encode("utf-8", "surrogateescape"))
             except (InvalidUrl, UnicodeEncodeError) as exc:
                 raise GlobalRuleFailed(f"rewritten URL {result.path[:200]!r}: {exc}") from None
+            if any(c < 0x20 or c == 0x7f for c in new):
+                raise GlobalRuleFailed("rewritten URL with a control character")
             headers = [(n, v) for n, v in req.headers if n.lower() not in _SPOOFABLE]
             headers.append((b"X-Original-URL", req.target))
             req.headers = headers
             req.path = new
-            req.query = result.query.encode("utf-8", "surrogateescape")
+            req.query = engine.safe_query(result.query).encode("utf-8", "surrogateescape")
             req.rewritten = True
             return new
         req.no_cache = True

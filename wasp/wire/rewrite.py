@@ -749,6 +749,12 @@ def safe_location(url: str) -> str:
     return url
 
 
+def safe_query(query: str) -> str:
+    """A rewritten query string as a request could carry it: controls, spaces and non-ASCII (a
+    decoded back-reference's) percent-encoded, everything else as the rule wrote it."""
+    return quote(query, safe=_SAFE + "{}|^`\"<>\\")
+
+
 def safe_proxy_url(url: str) -> str:
     url = quote(url, safe=_SAFE)
     _check_authority(url)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import msgspec
 
@@ -40,6 +41,7 @@ _COMPILED_LIMIT = 256
 #: (the front would otherwise send it with sendfile, untouched); larger ones go out untouched.
 OUTBOUND_FILE_LIMIT = 1024 * 1024
 _ORIGINAL = b"x-original-url"
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 #: Headers a client may send to steer an app that trusts IIS's rewrite headers; dropped from a
 #: request the rewrite module looks at, so only wasp's own X-Original-URL reaches the app.
 _SPOOFABLE = (b"x-original-url", b"x-rewrite-url")
@@ -156,13 +158,14 @@ class RewriteModule(Module):
         except (InvalidUrl, UnicodeEncodeError) as exc:
             raise HttpError(f"rewritten URL {result.path[:200]!r}: {exc}", status=400,
                             reason="BadRequest") from None
-        if b"\x00" in path:
-            raise HttpError("rewritten URL with NUL", status=400, reason="BadRequest")
+        if _CONTROL.search(path):
+            # What the front refuses in a request's URL (HTTP.sys's restricted characters).
+            raise HttpError("rewritten URL with a control character", status=400, reason="BadRequest")
         if self.app_of(path) != self.app_path.lower().encode("utf-8"):
             raise RewriteFailed(f"rewrite of {head.path[:200]!r} to {path[:200]!r} leaves the "
                                 f"application {self.app_path}/: use rewrite.global_rules (the front "
                                 "routes those to any application)")
-        query = result.query.encode("utf-8", "surrogateescape")
+        query = engine.safe_query(result.query).encode("utf-8", "surrogateescape")
         headers = [(n, v) for n, v in head.headers if n.lower() != _ORIGINAL]
         headers.append((b"X-Original-URL", head.target))
         ctx.head = msgspec.structs.replace(head, path=path, query=query, headers=headers)
