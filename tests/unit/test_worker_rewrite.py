@@ -178,9 +178,15 @@ def test_outbound_rule_timeout_is_500_52_and_its_page_is_not_rewritten(tmp_path)
     ctx = make_ctx(app, path="/x")
     from wasp.errors import HttpError
     app.pipeline.modules[[m.id for m in app.pipeline.modules].index("rewrite")].begin_request(ctx)
+    ctx.respond(b"200 OK\r\nX-Long: " + b"a" * 4000 + b"!\r\n", b"")
+    status, sub, headers, body, *_r = ctx.channel.response()
+    assert (status, sub) == (500, 52) and ctx.outbound is None and "x-long" not in headers
+    # A streamed response: the failure reaches the pipeline, whose error page goes out as is.
+    ctx = make_ctx(app, path="/x")
+    app.pipeline.modules[[m.id for m in app.pipeline.modules].index("rewrite")].begin_request(ctx)
     with pytest.raises(HttpError) as caught:
-        ctx.respond(b"200 OK\r\nX-Long: " + b"a" * 4000 + b"!\r\n", b"")
-    assert (caught.value.status, caught.value.substatus) == (500, 52) and ctx.outbound is None
+        ctx.start_response(b"200 OK\r\nX-Long: " + b"a" * 4000 + b"!\r\n", -1)
+    assert (caught.value.status, caught.value.substatus) == (500, 52) and not ctx.started
 
 
 def test_set_length_replaces_length_and_drops_validators():

@@ -169,7 +169,9 @@ class RequestContext:
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         if self.outbound is not None:
-            block, body, content_length = self.outbound.respond(block, body, content_length)
+            block, body, content_length, failed = self.outbound.respond(block, body, content_length)
+            if failed is not None:  # an outbound rule failed: its 500.52 page instead
+                substatus = failed
         if content_length is None:
             content_length = len(body)
         if self.head_only:

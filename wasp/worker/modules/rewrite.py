@@ -31,6 +31,7 @@ from wasp.wire import rewrite as engine
 from wasp.wire.htmlrewrite import HtmlRewriter
 from wasp.wire.http import InvalidUrl, reason_phrase
 from wasp.wire.urls import cook_path
+from wasp.worker import errorpages
 from wasp.worker.modules.ip_restriction import mentioned
 from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
 
@@ -69,6 +70,7 @@ class Compiled:
         except engine.RewriteConfigError as exc:
             self.inbound = self.outbound = None
             self.error = str(exc)
+            log.error("rewrite configuration: %s; its URLs are answered 500.50", exc)
 
 
 @register("rewrite", phases=(Phase.BEGIN_REQUEST,))
@@ -422,13 +424,19 @@ class Outbound:
 
     # ---- what the context calls ----
     def respond(self, block: bytes, body, content_length):
-        block, html = self._head(block)
+        try:
+            block, html = self._head(block)
+        except OutboundFailed as exc:
+            # Answered in place: this may be the pipeline's own error page already.
+            log.warning("outbound rule failed for %s: %s", self.ctx.head.path[:200], exc)
+            block, body = errorpages.render(exc, self.ctx)
+            return block, body, len(body), exc.substatus
         if html and body and (content_length is None or content_length == len(body)):
             rewriter = self._rewriter()
             body = rewriter.feed(bytes(body)) + rewriter.close()
             block = set_length(block, len(body))
             content_length = len(body)
-        return block, body, content_length
+        return block, body, content_length, None
 
     def start(self, block: bytes, content_length: int):
         block, html = self._head(block)
