@@ -349,14 +349,18 @@ _LIT, _REF, _VAR, _FN, _MAP = range(5)
 class Template:
     """A compiled template: literal text with {R:n}, {C:n}, {VAR}, {Fn:...}, {Map:...}."""
 
-    __slots__ = ("source", "parts", "static")
+    __slots__ = ("source", "parts", "static", "only")
 
     def __init__(self, source: str, maps: frozenset[str] | None = None, outbound: bool = False):
         self.source = source
         self.parts = _parse(source, 0, maps, outbound, top=True)[0]
         self.static = all(p[0] == _LIT for p in self.parts)
+        # The common "{HTTP_HOST}": one variable, looked up without the loop.
+        self.only = self.parts[0][1] if len(self.parts) == 1 and self.parts[0][0] == _VAR else None
 
     def expand(self, env: "Env") -> str:
+        if self.only is not None:
+            return env.variable(self.only)
         if self.static:
             return self.source
         return _expand(self.parts, env)

@@ -117,7 +117,7 @@ class RewriteModule(Module):
         if compiled.error is not None:
             raise RewriteFailed(f"rewrite configuration: {compiled.error}")
         head = ctx.head
-        if not head.rewritten and any(name.lower() in _SPOOFABLE for name, _ in head.headers):
+        if not head.rewritten and _spoofed(head.headers):
             # Only wasp's own X-Original-URL may reach the app (the front's, after a global rule).
             head = ctx.head = msgspec.structs.replace(
                 head, headers=[(n, v) for n, v in head.headers if n.lower() not in _SPOOFABLE])
@@ -188,6 +188,13 @@ class RewriteModule(Module):
                            "application does not have", substatus=4)
         ctx.handler = None
         return CONTINUE
+
+
+def _spoofed(headers) -> bool:
+    for name, _value in headers:
+        if len(name) in (14, 13) and name.lower() in _SPOOFABLE:
+            return True
+    return False
 
 
 def redirect(ctx, status: int, location: str) -> None:
