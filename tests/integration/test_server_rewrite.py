@@ -331,6 +331,20 @@ def test_global_redirect_and_abort_answered_by_the_front(server):
         assert conn.read_until_close() == b""
 
 
+def test_the_fronts_answers_are_in_the_sites_w3c_log(server):
+    get(server, "/moved-global?from=log")
+
+    def logged():
+        for path in (server.dir / "logs").rglob("u_ex*.log"):
+            for line in path.read_text().splitlines():
+                fields = line.split(" ")
+                if "/moved-global" in fields and "from=log" in fields:
+                    return fields
+        return None
+    fields = server.wait_until(logged, what="the global redirect in the W3C log")
+    assert "302" in fields
+
+
 def test_distributed_rule_cannot_leave_its_application(server):
     r = get(server, "/other/x")
     assert r.status == 500 and b"500.50" in r.body

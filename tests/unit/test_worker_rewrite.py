@@ -230,3 +230,9 @@ def test_a_decoded_back_reference_cannot_put_controls_in_the_path_or_query(tmp_p
     assert status == 400
     ctx, _ = run(app, "/q/a%0d%0a b")
     assert ctx.head.query == b"v=a%0D%0A%20b"
+
+
+def test_a_rule_naming_a_map_no_level_defines_fails_the_application_load(tmp_path):
+    from wasp.worker.registry import ModuleError
+    with pytest.raises(ModuleError, match="rule 'm'.*Nope"):
+        app_with(tmp_path, {"rules": [rule("m", ".*", {"type": "Rewrite", "url": "/{Nope:{R:0}}"})]})

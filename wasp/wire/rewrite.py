@@ -915,7 +915,14 @@ def compile_rule(rule: Any, maps) -> Rule:
 def compile_rules(rules: list, section: Any) -> RuleSet:
     maps = compile_maps(section)
     names = frozenset(maps)
-    return RuleSet([compile_rule(r, names) for r in rules if r.enabled], maps)
+    compiled = []
+    for r in rules:
+        if r.enabled:
+            try:
+                compiled.append(compile_rule(r, names))
+            except RewriteConfigError as exc:
+                raise RewriteConfigError(f"rule {r.name!r}: {exc}") from None
+    return RuleSet(compiled, maps)
 
 
 def compile_outbound(section: Any) -> OutboundSet:
@@ -934,7 +941,10 @@ def compile_outbound(section: Any) -> OutboundSet:
             raise RewriteConfigError(f"outbound rule {r.name!r} names precondition "
                                      f"{r.precondition!r}, which is not defined")
         pattern = Pattern(m.pattern, r.pattern_syntax, m.ignore_case)
-        value = Template(r.action.value, names, outbound=True) if r.action.type == REWRITE else None
+        try:
+            value = Template(r.action.value, names, outbound=True) if r.action.type == REWRITE else None
+        except RewriteConfigError as exc:
+            raise RewriteConfigError(f"outbound rule {r.name!r}: {exc}") from None
         rules.append(OutboundRule(r.name, m.server_variable.upper(), tags, pattern, m.negate,
                                   compile_conditions(r.conditions, r.pattern_syntax, names, True),
                                   value, r.action.type == REWRITE, r.stop_processing,

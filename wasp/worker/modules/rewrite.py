@@ -33,7 +33,7 @@ from wasp.wire.http import InvalidUrl, reason_phrase
 from wasp.wire.urls import cook_path
 from wasp.worker import errorpages
 from wasp.worker.modules.ip_restriction import mentioned
-from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
+from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, register
 
 log = logging.getLogger("wasp.worker.rewrite")
 
@@ -86,6 +86,14 @@ class RewriteModule(Module):
         self.app_path = app.script_name  # "" for "/"
         self.app_paths = {a.path.rstrip("/").lower().encode("utf-8") for a in app.site.applications
                           if a is not None} | {self.app_path.lower().encode("utf-8")}
+
+    def validate(self) -> None:
+        # What only the merged section shows (a rule naming a map no level defines): the
+        # application's own URLs would all be 500.50, so it fails to load, naming the rule.
+        if self.needed:
+            compiled = self.compiled_for(self.app.sections.rewrite)
+            if compiled.error is not None:
+                raise ModuleError(f"application {self.app.key}: rewrite: {compiled.error}")
 
     def wants(self, phase) -> bool:
         return self.needed
