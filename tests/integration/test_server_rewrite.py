@@ -30,6 +30,7 @@ global_rules = [
   { name = "legacy-api", match = { url = "^legacy/(.*)" }, action = { type = "Rewrite", url = "/api/{R:1}" } },
   { name = "global-moved", match = { url = "^moved-global$" }, action = { type = "Redirect", url = "/page.html", redirect_type = "Found" } },
   { name = "global-drop", match = { url = "^drop-global$" }, action = { type = "AbortRequest" } },
+  { name = "global-proxy", match = { url = "^gproxy/(.*)" }, action = { type = "Rewrite", url = "http://127.0.0.1:@BACKEND@/g/{R:1}" } },
 ]
 
 [[pools]]
@@ -304,9 +305,13 @@ def test_reverse_proxy(server, backend):
     if importlib.util.find_spec("wasp.worker.modules.reverse_proxy") is None:
         # Until the reverse proxy handler lands: IIS without ARR answers 404.4.
         assert r.status == 404 and b"404.4" in r.body
+        r = get(server, "/gproxy/x?y=1")
+        assert r.status == 404 and b"404.4" in r.body
         pytest.skip("wasp.worker.modules.reverse_proxy is not built yet (the arr branch); "
                     "the rewrite sets ctx.proxy_url and answered 404.4 as IIS without ARR")
     assert json.loads(r.body)["backend"] == "/items?id=7"
+    r = get(server, "/gproxy/x?y=1")   # a global rule's proxy: RequestHead.proxy_url
+    assert json.loads(r.body)["backend"] == "/g/x?y=1"
 
 
 def test_rules_from_a_web_toml(server):

@@ -236,3 +236,14 @@ def test_a_rule_naming_a_map_no_level_defines_fails_the_application_load(tmp_pat
     from wasp.worker.registry import ModuleError
     with pytest.raises(ModuleError, match="rule 'm'.*Nope"):
         app_with(tmp_path, {"rules": [rule("m", ".*", {"type": "Rewrite", "url": "/{Nope:{R:0}}"})]})
+
+
+def test_a_global_rules_proxy_target_is_never_served_as_the_original_url(tmp_path):
+    import msgspec
+    app = make_app(physical_path=str(tmp_path), tables={"server": {"rewrite": {"global_rules": []}}})
+    app.pipeline = Pipeline(app)
+    ctx = make_ctx(app, path="/x")
+    ctx.head = msgspec.structs.replace(ctx.head, proxy_url="http://10.0.0.9/x")
+    ctx.proxy_url = ctx.head.proxy_url
+    app.pipeline.run_sync(ctx)
+    assert ctx.channel.response()[:2] == (404, 4)

@@ -118,6 +118,9 @@ class RewriteModule(Module):
         return compiled
 
     def begin_request(self, ctx):
+        if ctx.head.proxy_url:
+            # A global rule (the front) sent it to another server: the reverse proxy serves it.
+            return self._proxy(ctx, ctx.head.proxy_url)
         section = ctx.config.rewrite
         if not section.rules and not section.outbound_rules:
             return CONTINUE
