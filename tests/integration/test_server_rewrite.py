@@ -30,6 +30,7 @@ global_rules = [
   { name = "legacy-api", match = { url = "^legacy/(.*)" }, action = { type = "Rewrite", url = "/api/{R:1}" } },
   { name = "global-moved", match = { url = "^moved-global$" }, action = { type = "Redirect", url = "/page.html", redirect_type = "Found" } },
   { name = "global-drop", match = { url = "^drop-global$" }, action = { type = "AbortRequest" } },
+  { name = "asgi-legacy", match = { url = "^asgi-legacy/(.*)" }, action = { type = "Rewrite", url = "/asgi/{R:1}" } },
   { name = "global-proxy", match = { url = "^gproxy/(.*)" }, action = { type = "Rewrite", url = "http://127.0.0.1:@BACKEND@/g/{R:1}" } },
 ]
 
@@ -55,6 +56,12 @@ python_path = ["{apps}"]
 path = "/api"
 pool = "Api"
 app = "rewrite_app:api"
+python_path = ["{apps}"]
+
+[[sites.applications]]
+path = "/asgi"
+pool = "Api"
+app = "rewrite_app:asgi"
 python_path = ["{apps}"]
 
 [sites.rewrite]
@@ -326,6 +333,12 @@ def test_global_rule_routes_to_another_application_in_another_pool(server):
     assert (seen["app"], seen["script_name"], seen["path"]) == ("api", "/api", "/users")
     assert seen["query"] == "id=1"
     assert seen["original"] == "/legacy/users?id=1"
+
+
+def test_global_rule_to_an_asgi_application(server):
+    seen = app_json(get(server, "/asgi-legacy/items?x=2"))
+    assert (seen["app"], seen["root_path"], seen["path"], seen["query"]) == ("asgi", "/asgi", "/asgi/items", "x=2")
+    assert seen["original"] == "/asgi-legacy/items?x=2"
 
 
 def test_global_redirect_and_abort_answered_by_the_front(server):

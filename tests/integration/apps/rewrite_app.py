@@ -44,3 +44,16 @@ def app(environ, start_response):
 def api(environ, start_response):
     environ["WASP_APP"] = "api"
     return app(environ, start_response)
+
+
+async def asgi(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    body = json.dumps({"app": "asgi", "path": scope["path"], "root_path": scope.get("root_path", ""),
+                       "query": scope["query_string"].decode("latin-1"),
+                       "original": headers.get("x-original-url", "")}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
