@@ -100,3 +100,17 @@ def test_a_rule_that_times_out_is_500(tmp_path):
 
 def test_no_global_rules_no_cost(tmp_path):
     assert FrontRig(tmp_path).server.global_rules is None
+
+
+def test_a_global_rule_sets_a_request_header_for_the_worker(tmp_path):
+    r = rig(tmp_path)
+    r.server.config.sections["server"]["rewrite"] = {
+        "allowed_server_variables": ["HTTP_X_FROM_FRONT"],
+        "global_rules": [{"name": "mark", "match": {"url": ".*"}, "action": {"type": "None"},
+                          "server_variables": [{"name": "HTTP_X_FROM_FRONT", "value": "{HTTPS}"}]}]}
+    r.server.apply_config(r.server.config)
+    root = r.worker("P", 1)
+    conn, transport = r.connect()
+    send(r, conn, transport, b"/x", b"X-From-Front: forged\r\n")
+    (sid, head, _fin), = root.requests()
+    assert [v for n, v in head.headers if n.lower() == b"x-from-front"] == [b"off"]

@@ -247,3 +247,25 @@ def test_a_global_rules_proxy_target_is_never_served_as_the_original_url(tmp_pat
     ctx.proxy_url = ctx.head.proxy_url
     app.pipeline.run_sync(ctx)
     assert ctx.channel.response()[:2] == (404, 4)
+
+
+def test_server_variables_set_request_and_response_headers_when_allowed(tmp_path):
+    tables = {"server": {"rewrite": {"allowed_server_variables": ["HTTP_X_FORWARDED_PROTO",
+                                                                  "RESPONSE_X_Rewritten"]}},
+              "sites": {"1": {"rewrite": {"rules": [rule(
+                  "proxy-headers", "(.*)", {"type": "None"}, server_variables=[
+                      {"name": "HTTP_X_FORWARDED_PROTO", "value": "{REQUEST_SCHEME}"},
+                      {"name": "RESPONSE_X_Rewritten", "value": "yes {R:1}"}])]}}}}
+    (tmp_path / "www").mkdir()
+    app = make_app(physical_path=str(tmp_path / "www"), tables=tables)
+    app.pipeline = Pipeline(app)
+    ctx, (status, _sub, headers, *_r) = run(app, "/a", headers=[("X-Forwarded-Proto", "https")])
+    assert [v for n, v in ctx.head.headers if n.lower() == b"x-forwarded-proto"] == [b"http"]
+    assert headers["x-rewritten"] == "yes a"   # on the 404 that answered it
+
+
+def test_a_server_variable_not_allowed_is_refused(tmp_path):
+    from wasp.worker.registry import ModuleError
+    with pytest.raises(ModuleError, match="allowed_server_variables"):
+        app_with(tmp_path, {"rules": [rule("s", ".*", {"type": "None"}, server_variables=[
+            {"name": "HTTP_X_EVIL", "value": "1"}])]})

@@ -386,7 +386,8 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("RewriteCondition", "input"): "{HTTPS}", ("RewriteMap", "name"): "Moved",
             ("RewriteMapEntry", "key"): "/old", ("RewriteMapEntry", "value"): "/new",
             ("OutboundRule", "name"): "backend-links", ("OutboundMatch", "pattern"): "",
-            ("Precondition", "name"): "IsHTML", ("PreconditionEntry", "input"): "{RESPONSE_CONTENT_TYPE}"}
+            ("Precondition", "name"): "IsHTML", ("PreconditionEntry", "input"): "{RESPONSE_CONTENT_TYPE}",
+            ("ServerVariable", "name"): "HTTP_X_FORWARDED_PROTO", ("ServerVariable", "value"): "{REQUEST_SCHEME}"}
 
 
 def full_example() -> str:

@@ -86,6 +86,8 @@ class GlobalRules:
         except engine.RuleTimeout as exc:
             log.warning("global rewrite rule failed for %s: %s", text[:200], exc)
             raise GlobalRuleFailed(str(exc)) from None
+        if result.variables:
+            req.headers = engine.set_headers(list(req.headers), result.variables)
         kind = result.kind
         if kind == engine.NONE:
             return path
@@ -114,16 +116,25 @@ class GlobalRules:
             body = (b'<head><title>Document Moved</title></head>\n<body><h1>Object Moved</h1>'
                     b'This document may be found <a HREF="' + _attr(location) + b'">here</a></body>')
             req.answer = (result.status, 0, [(b"Location", location),
-                                             (b"Content-Type", b"text/html; charset=UTF-8")], body)
+                                             (b"Content-Type", b"text/html; charset=UTF-8")]
+                          + _response_headers(result.variables), body)
         elif kind == engine.CUSTOM:
             status = result.status
             body = b"" if status in (204, 304) else result.description.encode("utf-8")
-            headers = [(b"Content-Type", b"text/plain; charset=utf-8")] if body else []
+            headers = ([(b"Content-Type", b"text/plain; charset=utf-8")] if body else []) \
+                + _response_headers(result.variables)
             req.answer = (status, result.substatus, headers, body,
                           (result.reason or reason_phrase(status)).encode("latin-1", "replace"))
         else:
             req.answer = ABORT
         return path
+
+
+def _response_headers(variables) -> list:
+    """RESPONSE_* variables the rules set, as header lines of the front's own answer (a routed
+    request's response comes from its worker: the front does not add to it)."""
+    return [(engine.header_name(name).encode("latin-1"), value.encode("latin-1", "replace"))
+            for name, value, _replace in variables if name.startswith("RESPONSE_")]
 
 
 def _attr(value: bytes) -> bytes:

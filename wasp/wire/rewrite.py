@@ -571,16 +571,17 @@ class Action:
 
 
 class Rule:
-    __slots__ = ("name", "pattern", "negate", "conditions", "action", "stop")
+    __slots__ = ("name", "pattern", "negate", "conditions", "action", "stop", "sets")
 
     def __init__(self, name: str, pattern: Pattern, negate: bool, conditions: Conditions,
-                 action: Action, stop: bool):
+                 action: Action, stop: bool, sets: tuple = ()):
         self.name = name
         self.pattern = pattern
         self.negate = negate
         self.conditions = conditions
         self.action = action
         self.stop = stop
+        self.sets = sets   # (variable name, Template, replace) the rule sets when it applies
 
 
 class Result:
@@ -590,7 +591,7 @@ class Result:
     `rules` names the rules that matched, in order."""
 
     __slots__ = ("kind", "path", "query", "proxy", "location", "status", "substatus", "reason",
-                 "description", "rules")
+                 "description", "rules", "variables")
 
     def __init__(self):
         self.kind = NONE
@@ -603,6 +604,8 @@ class Result:
         self.reason = ""
         self.description = ""
         self.rules: list[str] = []
+        #: (name, value, replace) of the server variables the applied rules set, in order.
+        self.variables: list[tuple[str, str, bool]] = []
 
     def __repr__(self) -> str:
         return (f"Result({self.kind}, path={self.path!r}, query={self.query!r}, proxy={self.proxy!r}, "
@@ -631,7 +634,8 @@ class RuleSet:
         for rule in rules:
             for cond in rule.conditions.items:
                 used |= cond.input.variables()
-            for t in (rule.action.url, rule.action.status_reason, rule.action.status_description):
+            for t in (rule.action.url, rule.action.status_reason, rule.action.status_description,
+                      *(s[1] for s in rule.sets)):
                 if t is not None:
                     used |= t.variables()
         self.varies = bool(used - CACHE_SAFE)
@@ -670,6 +674,8 @@ class RuleSet:
             if not rule.conditions.evaluate(env, fs):
                 continue
             result.rules.append(rule.name)
+            for name, template, replace in rule.sets:
+                result.variables.append((name, _one_line(template.expand(env)), replace))
             action = rule.action
             kind = action.type
             if kind == NONE:
@@ -712,6 +718,28 @@ class RuleSet:
             if rule.stop:
                 break
         return result
+
+
+def header_name(variable: str) -> str:
+    """HTTP_X_FORWARDED_PROTO / RESPONSE_X_FORWARDED_PROTO -> "X-Forwarded-Proto"."""
+    rest = variable.split("_", 1)[1]
+    return "-".join(part.capitalize() for part in rest.split("_"))
+
+
+def set_headers(headers: list, variables, prefix: str = "HTTP_") -> list:
+    """`headers` ((name, value) bytes pairs) with the request headers that `variables`
+    ((name, value, replace) from Result.variables) set."""
+    for name, value, replace in variables:
+        if not name.startswith(prefix):
+            continue
+        header = header_name(name).encode("latin-1")
+        lower = header.lower()
+        present = any(n.lower() == lower for n, _v in headers)
+        if present and not replace:
+            continue
+        headers = [(n, v) for n, v in headers if n.lower() != lower]
+        headers.append((header, value.encode("latin-1", "replace")))
+    return headers
 
 
 def _is_absolute(url: str) -> bool:
@@ -896,7 +924,7 @@ def compile_maps(section: Any) -> dict[str, RewriteMap]:
                                m.ignore_case) for m in section.rewrite_maps}
 
 
-def compile_rule(rule: Any, maps) -> Rule:
+def compile_rule(rule: Any, maps, allowed: frozenset[str] | None = None) -> Rule:
     syntax = rule.pattern_syntax
     pattern = Pattern(rule.match.url, syntax, rule.match.ignore_case)
     conditions = compile_conditions(rule.conditions, syntax, maps)
@@ -909,17 +937,25 @@ def compile_rule(rule: Any, maps) -> Rule:
                     a.status_code, a.sub_status_code,
                     Template(a.status_reason, maps) if a.status_reason else None,
                     Template(a.status_description, maps) if a.status_description else None)
-    return Rule(rule.name, pattern, rule.match.negate, conditions, action, rule.stop_processing)
+    sets = tuple((v.name.upper(), Template(v.value, maps), v.replace)
+                 for v in getattr(rule, "server_variables", ()))
+    if allowed is not None:
+        for name, _t, _r in sets:
+            if name not in allowed:
+                raise RewriteConfigError(f"sets {name}, which is not in the server's "
+                                         "rewrite.allowed_server_variables")
+    return Rule(rule.name, pattern, rule.match.negate, conditions, action, rule.stop_processing, sets)
 
 
 def compile_rules(rules: list, section: Any) -> RuleSet:
     maps = compile_maps(section)
     names = frozenset(maps)
+    allowed = frozenset(v.upper() for v in getattr(section, "allowed_server_variables", ()))
     compiled = []
     for r in rules:
         if r.enabled:
             try:
-                compiled.append(compile_rule(r, names))
+                compiled.append(compile_rule(r, names, allowed))
             except RewriteConfigError as exc:
                 raise RewriteConfigError(f"rule {r.name!r}: {exc}") from None
     return RuleSet(compiled, maps)

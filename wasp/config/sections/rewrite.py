@@ -89,6 +89,21 @@ class RewriteAction(Struct, forbid_unknown_fields=True, kw_only=True):
     )] = False
 
 
+VariableName = Annotated[str, Meta(pattern=r"^(HTTP|RESPONSE)_[A-Za-z0-9_]+$")]
+
+
+class ServerVariable(Struct, forbid_unknown_fields=True, kw_only=True):
+    """One `<serverVariables><set>` of a rule."""
+
+    name: Annotated[VariableName, doc(
+        "HTTP_<NAME> sets request header <Name> (the app, the handler and the reverse proxy see "
+        "it; \"_\" for \"-\"), RESPONSE_<NAME> adds response header <Name>. It must be in the "
+        "server's `allowed_server_variables`, as IIS's allowedServerVariables."
+    )]
+    value: Annotated[str, doc("A template ({R:1}, {HTTPS}, {HTTP_HOST}...).")]
+    replace: Annotated[bool, doc("Replace a value already there; false: keep it.")] = True
+
+
 class RewriteRule(Struct, forbid_unknown_fields=True, kw_only=True):
     """One inbound `<rule>`."""
 
@@ -103,6 +118,9 @@ class RewriteRule(Struct, forbid_unknown_fields=True, kw_only=True):
         "`{ logical_grouping, track_all_captures, entries = [ { input, match_type, pattern, negate } ] }`."
     )] = field(default_factory=RewriteConditions)
     action: Annotated[RewriteAction, doc("What the rule does when it applies.")] = field(default_factory=RewriteAction)
+    server_variables: Annotated[list[ServerVariable], doc(
+        "Variables the rule sets when it applies (whatever its action): `{ name, value, replace }`."
+    )] = field(default_factory=list)
 
 
 class RewriteMapEntry(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -193,6 +211,10 @@ class Rewrite(Section):
     preconditions: Annotated[list[Precondition], collection(key="name"), doc(
         "IIS's outboundRules/preConditions: response tests an outbound rule can require."
     )] = field(default_factory=list)
+    allowed_server_variables: Annotated[list[VariableName], doc(
+        "Server level only: the variables rules may set (IIS's allowedServerVariables, locked "
+        "in applicationHost.config), e.g. [\"HTTP_X_FORWARDED_PROTO\"]."
+    )] = field(default_factory=list)
 
 
 # ---- checks: every pattern and template compiles, with its dotted key ----
@@ -224,12 +246,20 @@ def _check_rule(rule: RewriteRule, path: str, add) -> None:
         if not a.url:
             add(f"{path}.action.url", f"a {a.type} action needs a url")
         _compile(add, f"{path}.action.url", lambda: engine.Template(a.url))
+    for i, var in enumerate(rule.server_variables):
+        _compile(add, f"{path}.server_variables[{i}].value", lambda var=var: engine.Template(var.value))
     for key in ("status_reason", "status_description"):
         text = getattr(a, key)
         if text:
             _compile(add, f"{path}.action.{key}", lambda text=text: engine.Template(text))
     if "global_rules[" in path and not path.startswith("rewrite."):
         add(path, "global_rules belong to the server only: [rewrite] global_rules at the top level")
+
+
+@check(Rewrite, "allowed_server_variables")
+def _check_allowed(value, path: str, add) -> None:
+    if not path.startswith("rewrite."):
+        add(path, "allowed_server_variables belong to the server only: [rewrite] at the top level")
 
 
 @check(OutboundRule)

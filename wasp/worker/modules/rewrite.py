@@ -146,6 +146,8 @@ class RewriteModule(Module):
             raise RewriteFailed(str(exc)) from None
         if inbound.varies:
             ctx.private = True  # the answer depends on more than the front's cache key
+        if result.variables:
+            self._set_variables(ctx, result.variables)
         kind = result.kind
         if kind == engine.NONE:
             return CONTINUE
@@ -189,6 +191,19 @@ class RewriteModule(Module):
         ctx.file_path = ctx.file_stat = None
         ctx.is_dir = False
         ctx.handler = None
+
+    def _set_variables(self, ctx, variables) -> None:
+        """The server variables the applied rules set: HTTP_* request headers (what the app, the
+        handler and the reverse proxy see), RESPONSE_* headers on whatever response goes out."""
+        head = ctx.head
+        headers = engine.set_headers(list(head.headers), variables)
+        ctx.head = msgspec.structs.replace(head, headers=headers)
+        for name, value, _replace in variables:
+            if name.startswith("RESPONSE_"):
+                try:
+                    ctx.add_header(engine.header_name(name), value)
+                except ValueError:
+                    log.warning("rewrite: %s is not a header value: %r", name, value[:100])
 
     def _proxy(self, ctx, url: str):
         ctx.proxy_url = url
