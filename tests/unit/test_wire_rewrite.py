@@ -476,3 +476,9 @@ def test_the_loader_names_the_key_and_line_of_a_bad_rule():
     assert "NOT_A_VARIABLE" in found["sites[0].rewrite.rules[0].action.url"][1]
     assert "server only" in found["sites[0].rewrite.global_rules[0]"][1]
     assert found["sites[0].rewrite.rules[0].match.url"][0] is not None   # with its line
+
+
+def test_a_relative_redirect_target_is_relative_to_the_site_root():
+    rs = rules({"name": "slash", "match": {"url": "(.*[^/])$"},
+                "action": {"type": "Redirect", "url": "{R:1}/"}})
+    assert run(rs, "/blog/post").location == "/blog/post/"

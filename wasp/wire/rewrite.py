@@ -700,6 +700,10 @@ class RuleSet:
             if kind == REDIRECT:
                 result.kind = REDIRECT
                 result.status = action.redirect_status
+                if not _is_absolute(new_path) and not new_path.startswith("/"):
+                    # "{R:1}/" is relative to the rules' base, the site root (as a Rewrite's url
+                    # is), not to the request's directory, which a browser would resolve it to.
+                    new_path = "/" + new_path
                 result.location = safe_location(new_path + (sep + new_query if sep else ""))
                 return result
             # Rewrite
