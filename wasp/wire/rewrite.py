@@ -36,8 +36,6 @@ import re._parser as _sre_parse
 from typing import Any, Callable
 from urllib.parse import quote, unquote
 
-import regex
-
 #: Seconds one pattern match may take before the rule counts as failed (ReDoS guard).
 MATCH_TIMEOUT = 0.05
 #: Inputs longer than this (characters) are never matched: the evaluation fails instead.
@@ -221,6 +219,10 @@ class Pattern:
         self._exact = None
         self._fast = None
         self._fast_limit = -1     # longest input the fast path takes; -1: none
+        # Imported here: a process that never compiles a pattern (a front without global rules,
+        # a worker whose sites have no rules) does not load it (about 2 MB).
+        import regex
+
         flags = regex.V0 | regex.ASCII | (regex.IGNORECASE if ignore_case else 0)
         if syntax == "ExactMatch":
             self._regex = None
@@ -234,7 +236,7 @@ class Pattern:
                 elif ch == "?":
                     parts.append(".")
                 else:
-                    parts.append(regex.escape(ch))
+                    parts.append(re.escape(ch))
             text = "".join(parts)
             flags |= regex.DOTALL
             text = "\\A(?:" + text + ")\\Z"
@@ -249,7 +251,7 @@ class Pattern:
         if self._regex.groups > 99:
             raise RewriteConfigError("more than 99 capture groups")
         # The timeout costs ~10 µs a match: a pattern that cannot backtrack badly runs on `re`.
-        kind = _fast_kind(text, flags)
+        kind = _fast_kind(text, ignore_case)
         if kind:
             try:
                 self._fast = re.compile(text, (re.ASCII | (re.IGNORECASE if ignore_case else 0)
@@ -287,13 +289,13 @@ _REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT",
 _SMALL = 16
 
 
-def _fast_kind(text: str, flags: int) -> str:
+def _fast_kind(text: str, ignore_case: bool) -> str:
     """"linear", "quadratic" or "" for a translated pattern. Exponential backtracking needs a
     repeat inside a repeat or around alternatives, or a back-reference; polynomial blow-up
     needs two unbounded repeats. A pattern with neither and at most one unbounded repeat is
     linear when anchored at the start (search tries one position), quadratic at worst otherwise.
     Anything else, or anything `re` cannot parse the same way, goes to `regex` with its timeout."""
-    if flags & regex.IGNORECASE and not text.isascii():
+    if ignore_case and not text.isascii():
         return ""
     try:
         tree = _sre_parse.parse(text, re.ASCII)
