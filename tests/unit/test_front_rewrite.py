@@ -114,3 +114,25 @@ def test_a_global_rule_sets_a_request_header_for_the_worker(tmp_path):
     send(r, conn, transport, b"/x", b"X-From-Front: forged\r\n")
     (sid, head, _fin), = root.requests()
     assert [v for n, v in head.headers if n.lower() == b"x-from-front"] == [b"off"]
+
+
+def test_behind_a_trusted_tls_proxy_https_is_on_for_global_rules(tmp_path):
+    pools = [model.Pool(name="P")]
+    sites = [model.Site(name="S", id=1, bindings=["http/*:8080:"],
+                        applications=[model.Application(path="/", pool="P")])]
+    config = make_config(tmp_path, pools=pools, sites=sites, trusted_proxies=["127.0.0.1"])
+    config.sections = {"server": {"rewrite": {"global_rules": [
+        {"name": "https", "match": {"url": "(.*)"},
+         "conditions": {"entries": [{"input": "{HTTPS}", "pattern": "^off$"}]},
+         "action": {"type": "Redirect", "url": "https://{HTTP_HOST}/{R:1}"}}]}},
+        "sites": {}, "applications": {}}
+    r = FrontRig(tmp_path, config)
+    root = r.worker("P", 1)
+    conn, transport = r.connect()
+    send(r, conn, transport, b"/a", b"X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.9\r\n")
+    (sid, head, _fin), = root.requests()       # not redirected: the proxy spoke TLS
+    assert head.scheme == "https"
+    conn, transport = r.connect()
+    send(r, conn, transport, b"/a")
+    (status, headers, _body), = split_responses(transport.take())
+    assert (status, headers["location"]) == (301, "https://s.test/a")

@@ -79,6 +79,10 @@ class GlobalRules:
     def apply(self, req, conn, host: bytes | None, path: bytes, query: bytes) -> bytes:
         """Run the rules for a request whose head is parsed; returns the path to route by. Sets
         `req.path`/`req.query`/`req.headers`/`req.rewritten`, `req.proxy_url` or `req.answer`."""
+        if req.forwarded is not None and conn.server.trusted and req.client is None:
+            # Behind a trusted proxy, {HTTPS} and {REMOTE_ADDR} are what it says (routing does
+            # the same a moment later): an HTTP -> HTTPS rule must not loop behind a TLS proxy.
+            conn._forwarded(req)
         variables = _Variables(req, conn, host)
         text = path.decode("utf-8", "surrogateescape")
         try:
@@ -163,7 +167,7 @@ class _Variables:
             wanted = name[5:].replace("_", "-").lower().encode("latin-1")
             found = [v for n, v in req.headers if n.lower() == wanted]
             return b", ".join(found).decode("latin-1")
-        secure = conn.tls is not None
+        secure = (req.scheme or ("https" if conn.tls is not None else "http")) == "https"
         if name == "HTTPS":
             return "on" if secure else "off"
         if name == "SERVER_PORT_SECURE":
@@ -175,7 +179,7 @@ class _Variables:
         if name == "REQUEST_METHOD":
             method = req.method
             return method.decode("latin-1") if isinstance(method, bytes) else method
-        peer = conn.peer
+        peer = req.client or conn.peer
         if name in ("REMOTE_ADDR", "REMOTE_HOST"):
             return str(peer[0]) if peer else ""
         if name == "REMOTE_PORT":
