@@ -529,15 +529,16 @@ class Conditions:
         env.cond = ()
         if not self.items:
             return True
-        tracked: list[str] = []
+        tracked: list[str] = [] if self.track_all else None
         for cond in self.items:
             text = cond.input.expand(env)
-            if cond.match_type == "IsFile":
+            pattern = cond.pattern
+            if pattern is not None:
+                caps = pattern.match(text)
+            elif cond.match_type == "IsFile":
                 caps = (text,) if fs is not None and fs.is_file(text) else None
-            elif cond.match_type == "IsDirectory":
-                caps = (text,) if fs is not None and fs.is_dir(text) else None
             else:
-                caps = cond.pattern.match(text)
+                caps = (text,) if fs is not None and fs.is_dir(text) else None
             ok = (caps is None) if cond.negate else (caps is not None)
             if ok:
                 if caps is not None and not cond.negate:
@@ -664,8 +665,9 @@ class RuleSet:
             return variable(name)
 
         env = Env(lookup, self.maps)
+        text = current[1:] if current.startswith("/") else current
         for rule in self.rules:
-            caps = rule.pattern.match(current[1:] if current.startswith("/") else current)
+            caps = rule.pattern.match(text)
             if rule.negate:
                 if caps is not None:
                     continue
@@ -717,6 +719,7 @@ class RuleSet:
             if not new_path.startswith("/"):
                 new_path = "/" + new_path
             current = new_path
+            text = current[1:]
             state["URL"] = new_path
             state["QUERY_STRING"] = new_query
             result.kind = REWRITE

@@ -257,65 +257,11 @@ class Variables:
         self.url = ""
 
     def get(self, name: str) -> str:
-        ctx = self.ctx
-        head = ctx.head
-        if name.startswith("HTTP_") and name not in ("HTTP_URL",):
+        head = self.ctx.head
+        if name[:5] == "HTTP_" and name != "HTTP_URL":
             return header_value(head.headers, name[5:])
-        if name.startswith("RESPONSE_"):
-            return ""
-        scheme = head.scheme
-        if name == "HTTPS":
-            return "on" if scheme == "https" else "off"
-        if name == "SERVER_PORT_SECURE":
-            return "1" if scheme == "https" else "0"
-        if name == "REQUEST_SCHEME":
-            return scheme
-        if name == "QUERY_STRING":
-            return head.query.decode("latin-1")
-        if name in ("REQUEST_URI", "UNENCODED_URL", "HTTP_URL"):
-            return original_target(head).decode("latin-1")
-        if name in ("URL", "PATH_INFO"):
-            return head.path.decode("utf-8", "surrogateescape")
-        if name == "REQUEST_FILENAME":
-            return self.filename(head.path.decode("utf-8", "surrogateescape"))
-        if name == "REQUEST_METHOD":
-            return head.method
-        if name == "REMOTE_ADDR" or name == "REMOTE_HOST":
-            return head.client[0]
-        if name == "REMOTE_PORT":
-            return str(head.client[1])
-        if name == "SERVER_ADDR":
-            return head.server[0]
-        if name == "SERVER_PORT":
-            return str(head.server[1])
-        if name == "SERVER_NAME":
-            host = header_value(head.headers, "HOST")
-            if not host:
-                return head.server[0]
-            return host[:host.index("]") + 1] if host.startswith("[") and "]" in host \
-                else host.rsplit(":", 1)[0] if ":" in host else host
-        if name == "SERVER_PROTOCOL":
-            return "HTTP/" + head.version
-        if name == "CACHE_URL":
-            host = header_value(head.headers, "HOST") or head.server[0]
-            return f"{scheme}://{host}{original_target(head).decode('latin-1')}"
-        if name == "SCRIPT_NAME":
-            return self.module.app_path
-        if name == "APPL_PHYSICAL_PATH":
-            return self.module.root + "/" if self.module.root else ""
-        if name == "APPL_MD_PATH":
-            return f"/LM/W3SVC/{self.module.site_id}/ROOT{self.module.app_path}"
-        if name == "INSTANCE_ID":
-            return str(self.module.site_id)
-        if name == "CONTENT_LENGTH":
-            return str(head.content_length) if head.content_length >= 0 else ""
-        if name == "CONTENT_TYPE":
-            return header_value(head.headers, "CONTENT_TYPE")
-        if name in ("AUTH_USER", "LOGON_USER", "REMOTE_USER"):
-            return ctx.user or ""
-        if name == "AUTH_TYPE":
-            return ctx.auth_type
-        return ""
+        getter = _VARIABLES.get(name)
+        return getter(self, head) if getter is not None else ""
 
     # ---- the rules' file system ----
     def filename(self, url: str) -> str:
@@ -348,6 +294,50 @@ class Variables:
             return False
         real = os.path.realpath(path)
         return real == root or real.startswith(root + "/")
+
+
+def _server_name(v, head) -> str:
+    host = header_value(head.headers, "HOST")
+    if not host:
+        return head.server[0]
+    if host.startswith("[") and "]" in host:
+        return host[:host.index("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+#: IIS's server variables (besides HTTP_*), computed when a rule asks: name -> (Variables, head).
+_VARIABLES = {
+    "HTTPS": lambda v, head: "on" if head.scheme == "https" else "off",
+    "SERVER_PORT_SECURE": lambda v, head: "1" if head.scheme == "https" else "0",
+    "REQUEST_SCHEME": lambda v, head: head.scheme,
+    "QUERY_STRING": lambda v, head: head.query.decode("latin-1"),
+    "REQUEST_URI": lambda v, head: original_target(head).decode("latin-1"),
+    "UNENCODED_URL": lambda v, head: original_target(head).decode("latin-1"),
+    "HTTP_URL": lambda v, head: original_target(head).decode("latin-1"),
+    "URL": lambda v, head: head.path.decode("utf-8", "surrogateescape"),
+    "PATH_INFO": lambda v, head: head.path.decode("utf-8", "surrogateescape"),
+    "REQUEST_FILENAME": lambda v, head: v.filename(head.path.decode("utf-8", "surrogateescape")),
+    "REQUEST_METHOD": lambda v, head: head.method,
+    "REMOTE_ADDR": lambda v, head: head.client[0],
+    "REMOTE_HOST": lambda v, head: head.client[0],
+    "REMOTE_PORT": lambda v, head: str(head.client[1]),
+    "SERVER_ADDR": lambda v, head: head.server[0],
+    "SERVER_PORT": lambda v, head: str(head.server[1]),
+    "SERVER_NAME": _server_name,
+    "SERVER_PROTOCOL": lambda v, head: "HTTP/" + head.version,
+    "CACHE_URL": lambda v, head: (f"{head.scheme}://{header_value(head.headers, 'HOST') or head.server[0]}"
+                                  f"{original_target(head).decode('latin-1')}"),
+    "SCRIPT_NAME": lambda v, head: v.module.app_path,
+    "APPL_PHYSICAL_PATH": lambda v, head: v.module.root + "/" if v.module.root else "",
+    "APPL_MD_PATH": lambda v, head: f"/LM/W3SVC/{v.module.site_id}/ROOT{v.module.app_path}",
+    "INSTANCE_ID": lambda v, head: str(v.module.site_id),
+    "CONTENT_LENGTH": lambda v, head: str(head.content_length) if head.content_length >= 0 else "",
+    "CONTENT_TYPE": lambda v, head: header_value(head.headers, "CONTENT_TYPE"),
+    "AUTH_USER": lambda v, head: v.ctx.user or "",
+    "LOGON_USER": lambda v, head: v.ctx.user or "",
+    "REMOTE_USER": lambda v, head: v.ctx.user or "",
+    "AUTH_TYPE": lambda v, head: v.ctx.auth_type,
+}
 
 
 def header_value(headers, name: str) -> str:
