@@ -368,7 +368,7 @@ def test_path_verdicts_are_remembered_and_bounded(monkeypatch):
     rules = rules_for(app.sections.request_filtering)
     module = RequestFilteringModule()
     assert _outcome(module, _ctx(app, b"/cached-test/x")) == (404, 8)
-    assert rules.paths[b"/cached-test/x"] == 8
+    assert rules.paths[b"/cached-test/x"] == (8, 0)
     assert _outcome(module, _ctx(app, b"/cached-test/x")) == (404, 8)  # from the table
     for n in range(5):
         assert _outcome(module, _ctx(app, b"/p%d" % n)) == PASS
@@ -376,3 +376,22 @@ def test_path_verdicts_are_remembered_and_bounded(monkeypatch):
     long = b"/cached-test/" + b"a" * 2000
     assert _outcome(module, _ctx(app, long)) == (404, 8)
     assert long not in rules.paths  # judged, not kept
+
+
+def test_webdav_exempt_denials_are_in_the_path_verdict():
+    """With apply_to_web_dav off, the hidden-segment and extension denials are kept per path
+    too, and only a request to such a path pays the WebDAV scan."""
+    app = make_app(tables=server(hidden_segments={"segments": ["dav-hidden"],
+                                                  "apply_to_web_dav": False},
+                                 file_extensions={"apply_to_web_dav": False}))
+    rules = rules_for(app.sections.request_filtering)
+    assert not rules.slow
+    module = RequestFilteringModule()
+    assert _outcome(module, _ctx(app, b"/dav-hidden/x")) == (404, 8)
+    assert rules.paths[b"/dav-hidden/x"] == (0, 8)
+    assert _outcome(module, _ctx(app, b"/x.mdb")) == (404, 7)
+    assert rules.paths[b"/x.mdb"] == (0, 7)
+    assert _outcome(module, _ctx(app, b"/dav-hidden/x", method="PROPFIND")) == PASS
+    assert _outcome(module, _ctx(app, b"/x.mdb", headers=[(b"Translate", b"f")])) == PASS
+    assert _outcome(module, _ctx(app, b"/fine.html")) == PASS
+    assert rules.paths[b"/fine.html"] is rf._ALLOWED

@@ -61,6 +61,8 @@ class Server:
         self.ids = itertools.count(self.board.index + 1, self.board.fronts)
         self.site_cells: dict[int, int] = {}
         self.stopping = False
+        #: Stopping after server.shutdown_delay: health URLs answer 503 meanwhile.
+        self.leaving = False
         #: Called with an exception a connection or worker link hit (a bug): the process's main
         #: reports it. The connection involved is closed; the front carries on.
         self.on_fault: Callable[[BaseException], None] = lambda exc: None

@@ -367,7 +367,11 @@ class EffectiveConfig:
     """One attribute per registered section: the merged Struct (`ctx.config.request_filtering`).
     Read-only by convention; it is shared by every request of its (application, directory).
     `fault` is the 500.19 error of a directory whose web.toml is bad (its sections are then the
-    application's), else None."""
+    application's), else None.
+
+    Modules may keep what they compile from their section on it, as an attribute named after
+    the module with a leading underscore (`_request_filtering`): it lives and dies with the
+    directory's cached configuration, so a changed web.toml drops it too."""
 
     fault = None
     #: The worker's compiled pipeline for these sections' `modules` (wasp/worker/application.py).

@@ -90,6 +90,9 @@ _NO_EXTENSION = b"."
 PATH_CACHE_LIMIT = 4096
 PATH_CACHE_MAX = 1024
 
+#: The verdict of a path nothing denies (one shared tuple: `is` tells it).
+_ALLOWED = (0, 0)
+
 _WHY = {URL_TOO_LONG: "URL over max_url", DOUBLE_ESCAPING: "the URL is double escaped",
         HIGH_BIT: "high-bit character in the URL", HIDDEN_SEGMENT: "hidden segment",
         FILE_EXTENSION: "file extension denied", URL_SEGMENTS: "too many URL segments"}
@@ -155,7 +158,8 @@ class Rules:
                  "verbs_denied", "verbs_allowed", "verbs_unlisted", "verbs_dav", "tunnelling",
                  "check_verbs", "double_escaping", "high_bit", "url_sequences", "allowed_urls",
                  "hidden", "hidden_dav", "ext_denied", "ext_allowed", "ext_unlisted", "ext_dav",
-                 "query_sequences", "allowed_queries", "unescape", "rules", "private", "paths")
+                 "query_sequences", "allowed_queries", "unescape", "rules", "private", "slow",
+                 "paths")
 
     def __init__(self, section) -> None:
         limits = section.request_limits
@@ -199,73 +203,111 @@ class Rules:
         # sent): the front must not answer the next request for the URL from its cache.
         self.private = bool(self.header_limits or self.check_verbs or self.url_sequences
                             or self.rules)
-        self.paths: dict[bytes, int] = {}  # cooked path -> _judge_path's verdict
+        #: Checks beyond the lengths and the path's verdict: the slow path of `check`.
+        self.slow = bool(self.check_verbs or self.header_limits or self.url_sequences
+                         or self.query_sequences or self.rules)
+        self.paths: dict[bytes, tuple[int, int]] = {}  # cooked path -> _judge_path's verdict
 
     # ---- the per-request check ----
     def check(self, head) -> None:
         path = head.path
-        dav = None
-        if self.check_verbs:
-            dav = _is_dav(head)
-            if self.verbs_dav or not dav:
-                self._check_verbs(head, head.method)
         if self.max_length and head.content_length > self.max_length:
+            if self.check_verbs:
+                self._verbs(head)  # a denied verb says 404.6 before the length says 413.1
             raise ContentTooLarge("Content-Length over max_allowed_content_length")
-        query = head.query
-        if self.max_query and len(query) > self.max_query:
+        if self.max_query and len(head.query) > self.max_query:
+            if self.check_verbs:
+                self._verbs(head)
             raise Denied("query string over max_query_string", substatus=QUERY_TOO_LONG)
+        # What the cooked path alone decides, judged once per path (bounded: random URLs only
+        # make misses): (denial for every request, denial for requests that are not WebDAV).
+        verdict = self.paths.get(path)
+        if verdict is None:
+            verdict = self._judge(path)
+        if self.slow:
+            self._check_rest(head, path, verdict)
+        elif verdict is not _ALLOWED:
+            self._deny(head, verdict)
+
+    def _judge(self, path: bytes) -> tuple[int, int]:
+        verdict = self._judge_path(path)
+        if verdict == (0, 0):
+            verdict = _ALLOWED
+        if len(path) <= PATH_CACHE_MAX:  # a long path is judged each time: bounded memory
+            paths = self.paths
+            if len(paths) >= PATH_CACHE_LIMIT:
+                paths.clear()
+            paths[path] = verdict
+        return verdict
+
+    def _deny(self, head, verdict: tuple[int, int]) -> None:
+        """The fast path's denial: the path's verdict (the WebDAV scan only now, for a path a
+        non-WebDAV request would be denied on)."""
+        always, unless_dav = verdict
+        if always:
+            raise Denied(_WHY[always], substatus=always)
+        if not _is_dav(head):
+            raise Denied(_WHY[unless_dav], substatus=unless_dav)
+
+    def _verbs(self, head) -> bool | None:
+        """The verb checks (when the section has any); returns whether the request is WebDAV,
+        or None when it was not looked at."""
+        dav = _is_dav(head)
+        if self.verbs_dav or not dav:
+            self._check_verbs(head, head.method)
+        return dav
+
+    def _check_rest(self, head, path: bytes, verdict: tuple[int, int]) -> None:
+        """Every check, in IIS's order, for a section with more than the path's verdict to
+        look at (verbs, header limits, deny sequences, filtering rules)."""
+        dav = self._verbs(head) if self.check_verbs else None
         if self.header_limits:
             self._check_headers(head.headers)
-        # What the cooked path alone decides, judged once per path (bounded: random URLs only
-        # make misses).
-        paths = self.paths
-        verdict = paths.get(path)
-        if verdict is None:
-            verdict = self._judge_path(path)
-            if len(path) <= PATH_CACHE_MAX:  # a long path is judged each time: bounded memory
-                if len(paths) >= PATH_CACHE_LIMIT:
-                    paths.clear()
-                paths[path] = verdict
-        if verdict:
-            raise Denied(_WHY[verdict], substatus=verdict)
+        always, unless_dav = verdict
+        if always:
+            raise Denied(_WHY[always], substatus=always)
         if self.url_sequences and path.lower() not in self.allowed_urls:
             self._check_url_sequences(head, path)
-        if self.hidden and not self.hidden_dav:
+        if unless_dav:
             if dav is None:
                 dav = _is_dav(head)
             if not dav:
-                self._check_hidden(path)
-        extensions = None
-        if (self.ext_denied or not self.ext_unlisted) and not self.ext_dav:
-            if dav is None:
-                dav = _is_dav(head)
-            if not dav:
-                extensions = extensions_of(path)
-                self._check_extensions(extensions)
+                raise Denied(_WHY[unless_dav], substatus=unless_dav)
+        query = head.query
         if query and self.query_sequences:
             self._check_query(query)
         if self.rules:
-            self._check_rules(head, extensions if extensions is not None else extensions_of(path))
+            self._check_rules(head, extensions_of(path))
 
-    def _judge_path(self, path: bytes) -> int:
-        """0, or the substatus the cooked path alone is denied with."""
+    def _judge_path(self, path: bytes) -> tuple[int, int]:
+        """(0 or the substatus the cooked path alone denies every request with, 0 or the one it
+        denies a request that is not WebDAV with: hidden segments and file extensions whose
+        `apply_to_web_dav` is off)."""
+        unless_dav = 0
+        try:
+            if self.hidden and not self.hidden_dav:
+                self._check_hidden(path)
+            if (self.ext_denied or not self.ext_unlisted) and not self.ext_dav:
+                self._check_extensions(extensions_of(path))
+        except Denied as exc:
+            unless_dav = exc.substatus
         try:
             if self.max_url and len(path) > self.max_url:
-                return URL_TOO_LONG
+                return URL_TOO_LONG, unless_dav
             if self.double_escaping and (b"%" in path or b"+" in path) and _SECOND_DECODE(path):
-                return DOUBLE_ESCAPING
+                return DOUBLE_ESCAPING, unless_dav
             if self.high_bit and not path.isascii():
-                return HIGH_BIT
+                return HIGH_BIT, unless_dav
             if self.hidden and self.hidden_dav:
                 self._check_hidden(path)
             if (self.ext_denied or not self.ext_unlisted) and self.ext_dav:
                 self._check_extensions(extensions_of(path))
             if self.max_segments and path.count(b"/") > self.max_segments \
                     and sum(1 for s in path.split(b"/") if s) > self.max_segments:
-                return URL_SEGMENTS
+                return URL_SEGMENTS, unless_dav
         except Denied as exc:
-            return exc.substatus
-        return 0
+            return exc.substatus, unless_dav
+        return 0, unless_dav
 
     def _check_verbs(self, head, method: str) -> None:
         self._check_verb(method)
@@ -427,7 +469,11 @@ def rules_for(section) -> Rules:
 @register("request_filtering", phases=(Phase.BEGIN_REQUEST,))
 class RequestFilteringModule(Module):
     def begin_request(self, ctx):
-        rules = rules_for(ctx.config.request_filtering)
+        config = ctx.config
+        try:
+            rules = config._request_filtering
+        except AttributeError:  # the first request of this (application, directory)
+            rules = config._request_filtering = rules_for(config.request_filtering)
         if rules.private:
             ctx.private = True
         rules.check(ctx.head)
