@@ -393,6 +393,11 @@ def test_outbound_rewrites_links_in_a_static_html_file(server):
     assert b'<link href="http://backend.internal/s.css">' in r.body   # Link is not in the rule's tags
     assert int(r.header("content-length")) == len(r.body)
     assert r.header("etag") is None   # it named the file's bytes, not these
+    head = get(server, "/links.html", method="HEAD")
+    assert head.status == 200 and head.body == b""
+    assert head.header("content-length") in (None, str(len(r.body)))
+    r2 = get(server, "/links.html")   # and the connection-level framing stayed sane
+    assert r2.body == r.body
 
 
 def test_outbound_rewrites_a_streamed_html_response(server):

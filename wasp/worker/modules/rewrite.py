@@ -454,6 +454,9 @@ class Outbound:
             log.warning("outbound rule failed for %s: %s", self.ctx.head.path[:200], exc)
             block, body = errorpages.render(exc, self.ctx)
             return block, body, len(body), exc.substatus
+        if html and self.ctx.head_only:
+            # The GET's body would be rewritten to a length nobody computed: say none.
+            return set_length(block, None), body, -1, None
         if html and body and (content_length is None or content_length == len(body)):
             rewriter = self._rewriter()
             body = rewriter.feed(bytes(body)) + rewriter.close()
