@@ -482,3 +482,40 @@ def test_a_relative_redirect_target_is_relative_to_the_site_root():
     rs = rules({"name": "slash", "match": {"url": "(.*[^/])$"},
                 "action": {"type": "Redirect", "url": "{R:1}/"}})
     assert run(rs, "/blog/post").location == "/blog/post/"
+
+
+def test_the_loader_checks_the_merged_rules_of_each_application():
+    import textwrap
+
+    from wasp.config.load import load_text
+    from wasp.errors import ConfigError
+    text = textwrap.dedent('''
+        [rewrite]
+        rewrite_maps = [ { name = "Shared", entries = [ { key = "a", value = "b" } ] } ]
+        global_rules = [ { name = "g", match = { url = ".*" }, action = { type = "Rewrite", url = "/{Gone:{R:0}}" } } ]
+        [[pools]]
+        name = "p"
+        [[sites]]
+        name = "s"
+        id = 1
+        bindings = ["http/*:8080:"]
+        [[sites.applications]]
+        path = "/"
+        pool = "p"
+        app = "m:app"
+        [[sites.rewrite.rules]]
+        name = "uses-a-server-map"
+        match = { url = ".*" }
+        action = { type = "Rewrite", url = "/{Shared:{R:0}}" }
+        [[sites.rewrite.rules]]
+        name = "uses-no-map"
+        match = { url = ".*" }
+        action = { type = "Rewrite", url = "/{Missing:{R:0}}" }
+    ''')
+    with pytest.raises(ConfigError) as info:
+        load_text(text)
+    found = {p.path: p.message for p in info.value.problems}
+    assert "Missing" in found["sites[0].applications[0].rewrite"]
+    assert "uses-no-map" in found["sites[0].applications[0].rewrite"]
+    assert "Gone" in found["rewrite.global_rules"]
+    assert len(found) == 2   # the server's map serves the site's rule

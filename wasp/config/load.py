@@ -21,6 +21,7 @@ from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
 from wasp.config import hierarchy, sections
 from wasp.config.model import Config, Pool, SiteBinding
+from wasp.config.sections import rewrite as rewrite_section
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
 
@@ -126,7 +127,8 @@ def inherit_sections(config: Config, add) -> None:
     tables = config.sections
     by_index_sites, by_index_apps = tables["sites"], tables["applications"]
     tables["sites"], tables["applications"] = {}, {}
-    sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # the server level's problems, once
+    server_level, _ = sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # its problems, once
+    rewrite_section.check_global(server_level.rewrite, "rewrite.global_rules", add)
     names = sections.python_module_names([tables["server"], *by_index_sites.values(),
                                           *by_index_apps.values()])
     tables["locations"] = hierarchy.take_locations(tables["locations"], config, add, names)
@@ -154,6 +156,8 @@ def inherit_sections(config: Config, add) -> None:
                                                   ("", f"sites[{i}]", at))
             # Problems of the server's and the site's tables were reported with the site's.
             effective, _ = sections.resolve(levels, _Quiet(add, at), FIELD_CHECKS)
+            # URL Rewrite: what only the merged rules show (a map or precondition no level defines).
+            rewrite_section.check_effective(effective.rewrite, f"{at}.rewrite", add)
             app.http_errors, app.caching = effective.http_errors, effective.caching
             if "access" in app_tables:
                 app.access = effective.access

@@ -295,5 +295,24 @@ def compile_section(value: Rewrite):
     return engine.compile_rules(value.rules, value), engine.compile_outbound(value)
 
 
+def check_effective(value: Rewrite, path: str, add) -> None:
+    """The loader's check of an application's merged section (`wasp validate`)."""
+    if not (value.rules or value.outbound_rules):
+        return
+    try:
+        compile_section(value)
+    except engine.RewriteConfigError as exc:
+        add(path, str(exc))
+
+
+def check_global(value: Rewrite, path: str, add) -> None:
+    if not value.global_rules:
+        return
+    try:
+        compile_global(value)
+    except engine.RewriteConfigError as exc:
+        add(path, str(exc))
+
+
 def compile_global(value: Rewrite):
     return engine.compile_rules(value.global_rules, value)
