@@ -271,3 +271,12 @@ def test_a_server_variable_not_allowed_is_refused(tmp_path):
     with pytest.raises(ModuleError, match="allowed_server_variables"):
         app_with(tmp_path, {"rules": [rule("s", ".*", {"type": "None"}, server_variables=[
             {"name": "HTTP_X_EVIL", "value": "1"}])]})
+
+
+def test_a_range_of_an_html_file_is_sent_untouched(tmp_path):
+    ctx = outbound_ctx(tmp_path)
+    page = tmp_path / "www/p.html"
+    page.write_bytes(b'<a href="http://in/f">f</a>')
+    ctx.send_file(b"206 Partial Content\r\nContent-Type: text/html\r\nContent-Range: bytes 0-9/27\r\n"
+                  b"Content-Length: 10\r\n", str(page), 0, 10)
+    assert ctx.channel.response()[4] == "file"

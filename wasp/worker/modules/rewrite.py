@@ -422,7 +422,10 @@ class Outbound:
         if tag_rules:
             ctype = headers.get("content-type", "").encode("latin-1").lower()
             encoding = headers.get("content-encoding", "identity").strip().lower()
-            html = ctype.split(b";")[0].strip() in _HTML_TYPES and encoding in ("", "identity")
+            # A part of a body (206, Content-Range) cannot be rewritten: its range names the
+            # original bytes. Ranges of a rewritten body are not offered (Accept-Ranges dropped).
+            html = (ctype.split(b";")[0].strip() in _HTML_TYPES and encoding in ("", "identity")
+                    and lines[0][:3] != b"206" and "content-range" not in headers)
             if html:
                 self.chosen_tags = (tag_rules, variable)
         return block, html
