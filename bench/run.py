@@ -30,7 +30,8 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
+                                       "rewrite")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
@@ -199,6 +200,20 @@ def plan(args, workdir: str, fronts: int = 1):
             ("brotli static 100k", "wasp",
              lambda: accepting(wasp(workdir, None, log, name="wasp-br"), "gzip, deflate, br", "br"), css,
              css_length, False),
+        ]
+    if "rewrite" in args.scenarios:
+        # Issue 10's URL Rewrite: four recipe rules (three test and pass, a front controller
+        # rewrites every request) against the same server without rules.
+        def named(dep, label):
+            dep.label = label
+            return dep
+        cases += [
+            ("wsgi hello, rewrite", "wasp",
+             lambda: named(wasp(workdir, "wsgi_hello", log, name="wasp-norewrite"), "wasp, no rewrite rules"),
+             "/", 13, True),
+            ("wsgi hello, rewrite", "wasp",
+             lambda: wasp(workdir, "wsgi_hello", log, name="wasp-rewrite", app_extra=sv.REWRITE_RULES),
+             "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -257,6 +257,37 @@ def security_modules_removed() -> str:
     return f"[sites.applications.modules]\nremove = [{names}]\n"
 
 
+#: The `rewrite` scenario's rules (URL Rewrite, issue 10): IIS's common recipes on one application.
+#: Two that test and do not apply to the benchmark's requests (HTTP -> HTTPS for one host, a
+#: canonical host), a rewrite map lookup that finds nothing, then a front controller that rewrites
+#: every request to /index.py (the app answers whatever path it gets).
+REWRITE_RULES = r"""[sites.applications.rewrite]
+rewrite_maps = [ { name = "Moved", entries = [ { key = "/old", value = "/new" } ] } ]
+[[sites.applications.rewrite.rules]]
+name = "https"
+match = { url = "(.*)" }
+conditions = { entries = [ { input = "{HTTPS}", pattern = "^OFF$" }, { input = "{HTTP_HOST}", pattern = "^secure\\.example$" } ] }
+action = { type = "Redirect", url = "https://{HTTP_HOST}/{R:1}" }
+[[sites.applications.rewrite.rules]]
+name = "canonical"
+match = { url = "(.*)" }
+conditions = { entries = [ { input = "{HTTP_HOST}", pattern = "^example\\.com$" } ] }
+action = { type = "Redirect", url = "https://www.example.com/{R:1}" }
+[[sites.applications.rewrite.rules]]
+name = "moved"
+match = { url = ".*" }
+conditions = { entries = [ { input = "{Moved:{REQUEST_URI}}", pattern = "(.+)" } ] }
+action = { type = "Redirect", url = "{C:1}" }
+[[sites.applications.rewrite.rules]]
+name = "front-controller"
+match = { url = "(.*)" }
+conditions = { entries = [
+  { input = "{REQUEST_FILENAME}", match_type = "IsFile", negate = true },
+  { input = "{REQUEST_FILENAME}", match_type = "IsDirectory", negate = true } ] }
+action = { type = "Rewrite", url = "index.py?route={R:1}" }
+"""
+
+
 def wasp_env() -> dict[str, str]:
     """The package runs from the tree; PYTHONPATH lets the manager's children import it too."""
     return {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)}

@@ -397,6 +397,16 @@ def test_security_target_compares_wasp_with_and_without_its_security_modules():
     assert report.targets(rows, None)[0].startswith("FAIL wsgi hello, security")
 
 
+def test_the_rewrite_scenario_config_loads_with_its_rules(tmp_path):
+    from bench.servers import REWRITE_RULES, wasp_toml
+    from wasp.config.load import load
+    path = tmp_path / "wasp.toml"
+    path.write_text(wasp_toml(8123, "wsgi_hello", wasp_log=False, app_extra=REWRITE_RULES))
+    config = load(str(path))
+    rules = config.sections["applications"]["1/"]["rewrite"]["rules"]
+    assert [r["name"] for r in rules] == ["https", "canonical", "moved", "front-controller"]
+
+
 def test_the_security_baseline_removes_only_modules_this_tree_has(tmp_path):
     from bench.servers import SECURITY_MODULES, security_modules_removed, wasp_toml
     from wasp.config.load import load

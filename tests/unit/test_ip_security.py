@@ -204,9 +204,9 @@ def test_resolver_caches_never_blocks_the_loop_and_never_waits_behind_a_flood():
         assert ticks  # other work ran on the loop while both waited
         assert await resolver.resolve("10.0.0.2") == []                   # backing off: no wait
         assert await resolver.resolve("10.0.0.3") == [] and "10.0.0.3" not in calls  # saturated
+        now[0] = 30.0  # before the release: the held lookup ends at this time, however it is scheduled
         release.set()
         await tick
-        now[0] = 30.0
         resolver._pool.shutdown(wait=True)
         resolver._pool = None
         assert "10.0.0.1" not in resolver._pending   # the lookup a waiter gave up on finished

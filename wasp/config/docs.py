@@ -389,7 +389,13 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("CertificateRule", "certificate_sub_field"): "O",
             ("CertificateRule", "match_criteria"): "Example*",
             ("MimeMap", "file_extension"): ".jxl", ("MimeMap", "mime_type"): "image/jxl",
-            ("Scheme", "name"): "gzip", ("MimeType", "mime_type"): "text/*"}
+            ("Scheme", "name"): "gzip", ("MimeType", "mime_type"): "text/*",
+            ("RewriteRule", "name"): "https", ("RewriteMatch", "url"): "(.*)",
+            ("RewriteCondition", "input"): "{HTTPS}", ("RewriteMap", "name"): "Moved",
+            ("RewriteMapEntry", "key"): "/old", ("RewriteMapEntry", "value"): "/new",
+            ("OutboundRule", "name"): "backend-links", ("OutboundMatch", "pattern"): "",
+            ("Precondition", "name"): "IsHTML", ("PreconditionEntry", "input"): "{RESPONSE_CONTENT_TYPE}",
+            ("ServerVariable", "name"): "HTTP_X_FORWARDED_PROTO", ("ServerVariable", "value"): "{REQUEST_SCHEME}"}
 
 
 def full_example() -> str:
@@ -417,7 +423,8 @@ def full_example() -> str:
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
                      "OneToOneMapping", "ManyToOneMapping",
-                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType"}
+                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType",
+                     "RewriteRule", "RewriteMap", "OutboundRule", "Precondition"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

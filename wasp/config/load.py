@@ -22,6 +22,7 @@ from wasp.config.locate import LineLocator
 from wasp.config import hierarchy, sections
 from wasp.config.sections.http_compression import SERVER_ONLY, threshold_problems
 from wasp.config.model import Config, Pool, SiteBinding
+from wasp.config.sections import rewrite as rewrite_section
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
 
@@ -129,6 +130,7 @@ def inherit_sections(config: Config, add) -> None:
     tables["sites"], tables["applications"] = {}, {}
     server_level, _ = sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # problems once
     _check_server_only(server_level, by_index_sites, by_index_apps, add)
+    rewrite_section.check_global(server_level.rewrite, "rewrite.global_rules", add)
     names = sections.python_module_names([tables["server"], *by_index_sites.values(),
                                           *by_index_apps.values()])
     sections.module_section_problems(tables["server"], names, "", add)
@@ -165,6 +167,8 @@ def inherit_sections(config: Config, add) -> None:
                                                   ("", f"sites[{i}]", at))
             # Problems of the server's and the site's tables were reported with the site's.
             effective, _ = sections.resolve(levels, _Quiet(add, at), FIELD_CHECKS)
+            # URL Rewrite: what only the merged rules show (a map or precondition no level defines).
+            rewrite_section.check_effective(effective.rewrite, f"{at}.rewrite", add)
             app.http_errors, app.caching = effective.http_errors, effective.caching
             if "access" in app_tables:
                 app.access = effective.access

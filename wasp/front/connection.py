@@ -23,6 +23,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserInvali
 
 from wasp.config.model import UNIX_PREFIX
 from wasp.errors import BadRequest, HttpError
+from wasp.front import rewriting
 from wasp.front.challenges import PREFIX as _HTTP01, http01_answer, http01_response
 from wasp.front.h2conn import Http2Connection
 from wasp.front.qos import MIN_RATE_TIMER, QosMixin, proxy_key
@@ -582,9 +583,27 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 else:
                     req.move(Stage.WAITING)
                 return
-        site, app = self.table.route(host, path)
+        rules = server.global_rules
+        if rules is not None:
+            route_path = rules.apply(req, self, host, path, query)
+            if req.rewritten:
+                path, query = req.path, req.query
+        else:
+            route_path = path
+        site, app = self.table.route(host, route_path)
         req.app = app
         req.pool = app.queue
+        if req.answer is not None:
+            # A global rule answers (redirect, custom response, abort): no body is waited for.
+            if not self.site_id:
+                self._join_site(site)
+            req.headers_done = True
+            self._pending.append(req)
+            if len(self._pending) == 1:
+                self._start(req)
+            else:
+                req.move(Stage.WAITING)
+            return
         if app.access:
             self._check_access(app.access)
         if req.forwarded is not None and server.trusted:
@@ -664,6 +683,9 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
         if req.acme is not None:
             self._answer_http01(req)
             return
+        if req.answer is not None:
+            self._answer_rewrite(req)
+            return
         if req.error is not None:
             self._send_error(req, req.error)
             return
@@ -687,6 +709,40 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 self._put(data)
         req.close_after = close
         self._finish(req, log=False)
+
+    def _answer_rewrite(self, req: Request) -> None:
+        """A global URL Rewrite rule's redirect or custom response (or abort), in the site's log."""
+        server = self.server
+        answer = req.answer
+        if answer == rewriting.ABORT:
+            req.status, req.substatus, req.win32 = 0, 0, 64
+            server.log_access(self, req)
+            req.stage = Stage.DONE
+            self._abort_connection()
+            return
+        req.status, req.substatus = answer[0], answer[1]
+        # The body of the request (if any) was not read: close after answering, as HTTP.sys does.
+        close = not (req.body_done and req.keep_alive) or server.stopping or req.has_body
+        if self.state is _OPEN:
+            body = answer[3]
+            lines = [b"HTTP/1.1 " + rewriting.status_line(answer) + b"\r\n"]
+            lines += [name + b": " + value + b"\r\n" for name, value in answer[2]]
+            if server.server_header:
+                lines.append(server.server_line)
+            lines.append(server.date_line)
+            if close:
+                lines.append(b"Connection: close\r\n")
+            lines.append(b"Content-Length: %d\r\n\r\n" % len(body))
+            if not req.is_head:
+                lines.append(body)
+            data = b"".join(lines)
+            self._sent = len(data)
+            if self._buckets is None:
+                self.transport.write(data)
+            else:
+                self._put(data)
+        req.close_after = close
+        self._finish(req)
 
     def dispatched(self, req: Request) -> None:
         """Called by the worker link right after the REQUEST frame went out."""

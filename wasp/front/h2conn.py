@@ -240,6 +240,9 @@ class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixi
             req.body_done = ended
             self._send_error(req, err)
             return
+        if req.answer is not None:
+            self._answer_rewrite(req)
+            return
         if req.pool is None:
             self._send_error(req, AppPoolUnavailable("N/A"))
             return

@@ -91,9 +91,21 @@ class H2RequestReader:
         path, query, _ = cook_target(target)
         req.path = path
         req.query = query
-        site, app = self.table.route(req.host, path)
+        route_path = path
+        rules = server.global_rules
+        if rules is not None:
+            route_path = rules.apply(req, self, req.host, path, query)
+            if req.rewritten:
+                path, query = req.path, req.query
+        site, app = self.table.route(req.host, route_path)
         req.app = app
         req.pool = app.queue
+        if req.answer is not None:
+            if not self.site_id:
+                self._join_site(site)
+            req.headers_done = True
+            req.body_done = ended
+            return
         if app.access:
             tls = self.tls
             if app.access & ACCESS_SSL and tls is None:

@@ -18,6 +18,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError, StreamClosedError
 
 from wasp.errors import HttpError
+from wasp.front import rewriting
 from wasp.front.request import ConnState, Request, Stage
 from wasp.front.response import FileSpanSender
 from wasp.wire.frames import unpack_response
@@ -318,6 +319,37 @@ class H2ResponseWriter:
         if st.end and not st.out and st.file is None and not self._stream_closed(st):
             h2.end_stream(sid)
             self._finish(req)
+
+    def _answer_rewrite(self, req: Request) -> None:
+        """A global URL Rewrite rule's redirect or custom response on a stream; an abort resets it."""
+        server = self.server
+        st = req.h2
+        answer = req.answer
+        if answer == rewriting.ABORT:
+            req.status, req.substatus, req.win32 = 0, 0, 64
+            self._cut(req, code=ErrorCodes.CANCEL)
+            return
+        req.status, req.substatus = answer[0], answer[1]
+        if self._stream_closed(st):
+            self._drop(req)
+            return
+        body = answer[3]
+        head = [(b":status", b"%d" % answer[0])]
+        head += [(name.lower(), value) for name, value in answer[2]]
+        if server.server_header:
+            head.append((b"server", server.server_header))
+        head += [(b"date", server.date), (b"content-length", b"%d" % len(body))]
+        req.no_body = req.is_head or not body
+        st.reset_after = not req.body_done
+        self._send_headers(st, head, req.no_body)
+        if req.no_body:
+            self._finish(req)
+        else:
+            req.stage = Stage.SENDING
+            st.out.append(body)
+            st.end = True
+            self._pump(st)
+        self._flush()
 
     def _send_error(self, req: Request, err: HttpError) -> None:
         """The one place an HttpError becomes a response on a stream."""

@@ -90,6 +90,10 @@ class Request:
         "modules",
         # HTTP/2: the stream's H2Stream (None over HTTP/1.1)
         "h2",
+        # URL Rewrite's global rules (front/rewriting.py): path/query were rewritten; the
+        # absolute URL a rule proxies to; the front's own answer (a redirect, a custom response,
+        # or rewriting.ABORT)
+        "rewritten", "proxy_url", "answer",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -151,6 +155,9 @@ class Request:
         # HTTP/1.1, the header list sent over HTTP/2; None for the front's own answers.
         self.resp_headers: bytes | list | None = None
         self.h2 = None
+        self.rewritten = False
+        self.proxy_url = ""
+        self.answer = None
 
     def move(self, stage: Stage) -> None:
         if stage not in _MOVES[self.stage]:

@@ -14,6 +14,7 @@ from typing import Callable
 
 from wasp.common.scoreboard import CONNS, SITE, Scoreboard, over_share
 from wasp.config.model import Config
+from wasp.front import rewriting
 from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.cache import ResponseCache
 from wasp.front.qos import CHUNK_SECONDS, Bucket
@@ -92,6 +93,7 @@ class Server:
         site_slots = slots.get("sites") or {str(s.id): i for i, s in enumerate(config.sites)}
         self.config = config
         self.router = Router(config)
+        self.global_rules = rewriting.compile_config(config)  # URL Rewrite, before routing
         self.tls.apply(config)
         limits = config.limits
         # 0 means HTTP.sys's default (120 s), as IIS's headerWaitTimeout = 0 does.

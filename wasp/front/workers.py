@@ -297,7 +297,8 @@ class WorkerLink(asyncio.Protocol):
                            req.path, req.query, req.version, req.headers, req.client or conn.peer, conn.local,
                            req.scheme or ("https" if tls is not None else conn.scheme), req.content_length,
                            req.websocket, False, tls,
-                           proxied=conn.proxied or req.client is not None or req.scheme is not None)
+                           proxied=conn.proxied or req.client is not None or req.scheme is not None,
+                           rewritten=req.rewritten, proxy_url=req.proxy_url)
         has_body = req.chunked or req.content_length > 0
         self._write(fr.pack_request(sid, head, has_body))
         if has_body or req.expect:

@@ -195,6 +195,11 @@ class RequestHead(msgspec.Struct, array_like=True):
     warmup: bool = False      # an application-initialization request (APP_WARMING_UP)
     tls: TlsInfo | None = None  # set when scheme is "https"
     proxied: bool = False     # client/scheme are what a trusted proxy said (server.trusted_proxies)
+    # A global URL Rewrite rule (the front, before routing) changed path/query: `target` stays as
+    # sent, the front added X-Original-URL. `proxy_url`: a global rule's rewrite to an absolute
+    # URL (a reverse proxy; the worker's reverse_proxy handler serves it).
+    rewritten: bool = False
+    proxy_url: str = ""
 
 
 class FileSpan(msgspec.Struct, array_like=True):

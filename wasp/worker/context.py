@@ -40,7 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
-        "compression", "filters", "swallow",
+        "compression", "filters", "swallow", "proxy_url", "outbound",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -89,6 +89,10 @@ class RequestContext:
         # handler's response is dropped).
         self.filters = None
         self.swallow = False
+        # URL Rewrite (modules/rewrite.py): the absolute URL a rewrite sends the request to (the
+        # reverse_proxy handler serves it), and the outbound rules every response goes through.
+        self.proxy_url: str | None = head.proxy_url or None
+        self.outbound = None
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -200,6 +204,10 @@ class RequestContext:
                 return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        if self.outbound is not None:
+            block, body, content_length, failed = self.outbound.respond(block, body, content_length)
+            if failed is not None:  # an outbound rule failed: its 500.52 page instead
+                substatus = failed
         offer = self.compression
         if offer is not None:
             self.compression = None
@@ -232,6 +240,8 @@ class RequestContext:
                 return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        if self.outbound is not None:
+            block, content_length = self.outbound.start(block, content_length)
         offer = self.compression
         if offer is not None:
             block, content_length, self.compression = offer.begin(self, block, content_length)
@@ -245,6 +255,14 @@ class RequestContext:
             block = self._outgoing(block, None, length)
             if block is None:
                 return
+        if self.outbound is not None:
+            changed = self.outbound.file(block, path, offset, length)
+            if changed is not None:
+                block, body = changed
+                if body is not None:  # an HTML file, rewritten: it goes out as a body
+                    self.outbound = None
+                    self.respond(block, body)
+                    return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
@@ -260,6 +278,13 @@ class RequestContext:
     def end(self) -> None:
         if self.swallow:
             return
+        if self.outbound is not None:
+            rest = self.outbound.tail()  # a tag the HTML rewriter held back (at most TAG_LIMIT)
+            if rest and not self.head_only:
+                encoder = self.compression
+                for piece in (encoder.feed(rest) if encoder is not None else (rest,)):
+                    self.window -= len(piece)
+                    self._send(frames.pack_body(self.sid, piece))
         encoder = self.compression
         if encoder is not None:
             self.compression = None
@@ -282,6 +307,8 @@ class RequestContext:
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
+        if self.outbound is not None and data:
+            data = self.outbound.body(data)
         encoder = self.compression
         if encoder is not None and data and not self.head_only:
             for piece in encoder.feed(data):
@@ -306,6 +333,8 @@ class RequestContext:
 
     async def send_body_async(self, data) -> None:
         """Body bytes from the loop, awaiting WINDOW credit."""
+        if self.outbound is not None and data:
+            data = self.outbound.body(data)
         encoder = self.compression
         if encoder is not None and data and not self.head_only:
             for piece in encoder.feed(data):

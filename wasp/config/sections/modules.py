@@ -36,6 +36,7 @@ NATIVE_MODULES = ("http_cache", "protocol_support", "request_filtering",
                   "windows_authentication", "digest_authentication",
                   "client_certificate_mapping_authentication", "ip_restriction", "dynamic_ip_restriction",
                   "custom_error",
+                  "rewrite",
                   "python_app")
 
 
