@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import psutil
 
+import wasp
 from wasp.config.bindings import binding_text
 from wasp.config.model import Config, encode
 from wasp.manager import admin, listeners, sites
@@ -269,12 +270,10 @@ class AdminApi:
     # ------------------------------------------------------------------ views
     async def status_summary(self) -> dict:
         """`wasp status`: the server, its sites, pools and workers, the cache and the last
-        events, from one round of questions to the fronts."""
-        import wasp
-
-        pings = await self._ask_fronts({"op": "ping"})
+        events; the fronts are asked for their numbers and their cache at the same time."""
+        pings, cached = await asyncio.gather(self._ask_fronts({"op": "ping"}),
+                                             self._ask_fronts({"op": "list_cache"}))
         stats = self._front_stats(pings)
-        cached = await self._ask_fronts({"op": "list_cache"})
         entries = [e for answer in cached.values() for e in answer.get("entries", [])
                    if isinstance(e, dict)]
         return {
