@@ -32,7 +32,8 @@ def test_list_requests_shows_the_worker_stage_and_module(wasp_server):
     assert row["thread"].startswith("wsgi-")
     assert row["pool"] == "P" and row["method"] == "GET"
     # The application's module list (no content: no static file or default document).
-    assert row["modules"] == "request_filtering,anonymous_authentication,python_app"
+    assert row["modules"] == ("protocol_support,request_filtering,dynamic_compression,"
+                              "anonymous_authentication,custom_error,python_app")
 
     text = server.cli("list", "requests").stdout.strip().splitlines()
     assert any(LINE.match(line) for line in text), text
