@@ -60,6 +60,8 @@ _OWNERS_AT = 64                       # columns x (pid, start time)
 _OWNER = struct.Struct("=QQ")
 _FIELDS = struct.Struct("=16sdddII")  # hash, seen, start, interval, count, previous
 _EMPTY = bytes(16)
+_SEEN = struct.Struct("=d")
+_U16 = struct.Struct("=H")
 _SWEEP_EVERY = 1.0
 
 
@@ -119,6 +121,7 @@ class SharedClientTable:
         self.fd = fd
         self.groups, self.ways, self.columns = groups, ways, columns
         self.slot = slot_size(columns)
+        self._counts = struct.Struct(f"={columns}H")
         self.group_bytes = ways * self.slot
         self.hash_key = bytes(self.buf[_KEY_AT:_KEY_AT + 16])
         self.clock = clock
@@ -200,24 +203,23 @@ class SharedClientTable:
         return digest, PAGE + group * self.group_bytes
 
     def _inflight(self, offset: int, live: list[bool] | None = None) -> int:
-        counts = struct.unpack_from(f"={self.columns}H", self.buf, offset + _FIELDS.size)
+        counts = self._counts.unpack_from(self.buf, offset + _FIELDS.size)
         if live is None:
             return sum(counts)
         return sum(c for c, ok in zip(counts, live) if ok)
 
     def _find(self, digest: bytes, base: int, now: float, interval: float) -> int:
         buf, slot = self.buf, self.slot
+        for offset in range(base, base + self.group_bytes, slot):
+            if buf[offset:offset + 16] == digest:
+                return offset
         empty = idle = oldest = None
         oldest_seen = float("inf")
-        for way in range(self.ways):
-            offset = base + way * slot
+        for offset in range(base, base + self.group_bytes, slot):
             found, seen, _start, slot_interval, _c, _p = _FIELDS.unpack_from(buf, offset)
-            if found == digest:
-                return offset
             if found == _EMPTY:
-                if empty is None:
-                    empty = offset
-                continue
+                empty = offset
+                break
             if idle is None and now - seen >= 2 * slot_interval and not self._inflight(offset):
                 idle = offset
             if seen < oldest_seen:
@@ -234,32 +236,44 @@ class SharedClientTable:
         if now - self._swept >= _SWEEP_EVERY:
             self.sweep(now)
         digest, base = self._hash(key)
+        verdict = 0
         for attempt in (0, 1):
-            with self._locked(base, self.group_bytes):
-                offset = self._find(digest, base, now, interval)
-                verdict = 0
-                if max_concurrent:
-                    if self._inflight(offset) >= max_concurrent and \
-                            self._inflight(offset, self._live_columns()) >= max_concurrent:
-                        verdict = CONCURRENCY
-                if verdict == CONCURRENCY and attempt == 0 and self._mine:
-                    pass  # release what this worker finished, outside the lock, then again
-                else:
-                    if max_requests and interval > 0 and self._over_rate(offset, now, interval, max_requests):
-                        verdict = verdict or RATE
-                    else:
-                        self._seen(offset, now)
-                    if max_concurrent and (verdict == 0 or not enforce):
-                        at = offset + _FIELDS.size + 2 * self.column
-                        (count,) = struct.unpack_from("=H", self.buf, at)
-                        struct.pack_into("=H", self.buf, at, min(count + 1, 65535))
-                        self._mine[request] = (offset, digest)
-                    return verdict
-            self.sweep(now)
-        return verdict  # not reached
+            lock, fd, length = self._lock, self.fd, self.group_bytes
+            lock.acquire()
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX, length, base)
+                try:
+                    verdict = self._admit(digest, base, now, request, max_concurrent, max_requests,
+                                          interval, enforce, attempt == 0 and bool(self._mine))
+                finally:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, length, base)
+            finally:
+                lock.release()
+            if verdict is not None:
+                return verdict
+            self.sweep(now)  # this worker's finished requests, outside the lock; then again
+        return CONCURRENCY
 
-    def _seen(self, offset: int, now: float) -> None:
-        struct.pack_into("=d", self.buf, offset + 16, now)
+    def _admit(self, digest, base, now, request, max_concurrent, max_requests, interval, enforce,
+               may_sweep):
+        """Under the group's lock: the verdict, or None to sweep and ask again."""
+        offset = self._find(digest, base, now, interval)
+        verdict = 0
+        if max_concurrent and self._inflight(offset) >= max_concurrent and \
+                self._inflight(offset, self._live_columns()) >= max_concurrent:
+            if may_sweep:
+                return None
+            verdict = CONCURRENCY
+        if max_requests and interval > 0 and self._over_rate(offset, now, interval, max_requests):
+            verdict = verdict or RATE
+        else:
+            _SEEN.pack_into(self.buf, offset + 16, now)
+        if max_concurrent and (verdict == 0 or not enforce):
+            at = offset + _FIELDS.size + 2 * self.column
+            (count,) = _U16.unpack_from(self.buf, at)
+            _U16.pack_into(self.buf, at, min(count + 1, 65535))
+            self._mine[request] = (offset, digest)
+        return verdict
 
     def _over_rate(self, offset: int, now: float, interval: float, max_requests: int) -> bool:
         digest, _seen, start, slot_interval, count, previous = _FIELDS.unpack_from(self.buf, offset)
@@ -283,13 +297,21 @@ class SharedClientTable:
 
     def _release(self, offset: int, digest: bytes) -> None:
         base = PAGE + (offset - PAGE) // self.group_bytes * self.group_bytes
-        with self._locked(base, self.group_bytes):
-            if bytes(self.buf[offset:offset + 16]) != digest:
-                return  # the slot went to another client: its counts started afresh
-            at = offset + _FIELDS.size + 2 * self.column
-            (count,) = struct.unpack_from("=H", self.buf, at)
-            if count:
-                struct.pack_into("=H", self.buf, at, count - 1)
+        buf, lock, fd, length = self.buf, self._lock, self.fd, self.group_bytes
+        lock.acquire()
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX, length, base)
+            try:
+                if buf[offset:offset + 16] != digest:
+                    return  # the slot went to another client: its counts started afresh
+                at = offset + _FIELDS.size + 2 * self.column
+                (count,) = _U16.unpack_from(buf, at)
+                if count:
+                    _U16.pack_into(buf, at, count - 1)
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN, length, base)
+        finally:
+            lock.release()
 
     def sweep(self, now: float | None = None) -> None:
         """Release this worker's requests that finished without END_REQUEST."""
