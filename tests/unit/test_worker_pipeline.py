@@ -240,10 +240,10 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "client_certificate_mapping_authentication", "ip_restriction",
                 "dynamic_ip_restriction"]
     assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
-                                                     "python_app"]
+                                                     "reverse_proxy", "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
-                                                       "static_file", *security, "python_app"]
+                                                       "static_file", *security, "reverse_proxy", "python_app"]
 
 
 def test_a_python_module_entry_that_does_not_import_names_entry_type_and_cause():

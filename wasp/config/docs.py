@@ -381,7 +381,8 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "certificate"): "/etc/wasp/alice.pem",
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
-            ("CertificateRule", "match_criteria"): "Example*"}
+            ("CertificateRule", "match_criteria"): "Example*",
+            ("WebFarm", "name"): "farm1", ("FarmServer", "address"): "10.0.0.11"}
 
 
 def full_example() -> str:

@@ -149,6 +149,7 @@ def pool_applications(config: model.Config, pool: str) -> list[Application]:
             application = Application(site, app, config.sections, web_toml)
             application.at = ("", f"sites[{i}]", f"sites[{i}].applications[{j}]")
             application.source = config.source
+            application.web_farms = config.web_farms  # the reverse proxy's farms
             found.append(application)
     return found
 

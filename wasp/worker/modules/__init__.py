@@ -5,3 +5,4 @@ from wasp.worker.modules import (  # noqa: F401
     default_document, digest_authentication, dynamic_ip_restriction, http_cache, ip_restriction,
     python_app, request_filtering, static, url_authorization, windows_authentication,
 )
+from wasp.worker.modules import reverse_proxy  # noqa: F401
