@@ -47,6 +47,14 @@ class GatewayError(HttpError):
     reason = "BadGateway"
 
 
+class _Stale(Exception):
+    """A reused connection failed before the backend answered: retry on a new one."""
+
+
+class _Failed(Exception):
+    """The connection died before the backend answered an idempotent request: next server."""
+
+
 class NoServerAvailable(HttpError):
     """ARR's 502.4: no server of the farm is available."""
 
@@ -103,7 +111,7 @@ class ReverseProxyModule(Module):
         if ctx.proxy_url is None:
             section = ctx.config.proxy
             if section.enabled and section.url:
-                ctx.proxy_url = section.url.rstrip("/") + ctx.head.target.decode("latin-1")
+                ctx.proxy_url = section.url.rstrip("/") + origin_form(ctx.head.target).decode("latin-1")
         return CONTINUE
 
     def execute_request_handler(self, ctx):
@@ -121,7 +129,7 @@ class ReverseProxyModule(Module):
         if url is None:
             if not section.url:
                 raise NotFound("no proxy URL for this request (proxy.url)", substatus=4)
-            url = section.url.rstrip("/") + head.target.decode("latin-1")
+            url = section.url.rstrip("/") + origin_form(head.target).decode("latin-1")
         scheme, host, target = split_url(url)
         if scheme not in ("http", "https") or not host:
             raise NotFound(f"not an http(s) URL to proxy to: {url!r}", substatus=4)
@@ -138,10 +146,12 @@ class ReverseProxyModule(Module):
         else:
             body_mode, length = "chunked", -1
         timeout = float(section.timeout) or 30.0
-        method = head.method
-        idempotent = method in IDEMPOTENT
+        idempotent = head.method in IDEMPOTENT
+        retry = idempotent and body_mode == "none"
         tried = []
+        attempts = 0
         while True:
+            attempts += 1
             if farm is not None:
                 server = farm.pick(scheme, head.path, cookie, tried)
                 if server is None:
@@ -150,33 +160,43 @@ class ReverseProxyModule(Module):
                     raise NoServerAvailable(f"no server of farm {farm.name} is available")
             else:
                 server = self.farms.direct_server(scheme, host)
-            try:
-                conn = server.take_idle(time.monotonic(), float(section.idle_timeout)) \
-                    if section.keep_alive and not head.websocket else None
-                reused = conn is not None
-                if conn is None:
+            conn = None
+            if section.keep_alive and not head.websocket and attempts < 8:
+                conn = server.take_idle(time.monotonic(), float(section.idle_timeout))
+            reused = conn is not None
+            if conn is None:
+                try:
                     conn = await server.connect(loop, timeout)
-            except (OSError, asyncio.TimeoutError) as exc:
-                if farm is not None:
-                    server.mark_down(f"connect: {exc or 'timeout'}")
-                    tried.append(server)
-                    if idempotent:
-                        continue
-                raise GatewayError(f"cannot connect to {server.key}: {exc or 'timeout'}") from None
-            break
-        try:
-            request = self._head(ctx, section, server, host, target, body_mode, length, head.websocket)
-        except BadRequestHeader as exc:
-            server.give_back(conn, section.max_idle_connections)
-            raise BadRequest(str(exc)) from None
-        server.active += 1
-        started = time.monotonic()
-        try:
-            return await self._exchange(ctx, section, farm, server, conn, reused, request, body_mode,
-                                        timeout, idempotent, cookie, host, loop, started)
-        finally:
-            server.active -= 1
-            server.served += 1
+                except (OSError, asyncio.TimeoutError) as exc:
+                    if farm is not None:
+                        server.mark_down(f"connect: {exc or 'timeout'}")
+                        tried.append(server)
+                        if idempotent:
+                            continue
+                    raise GatewayError(f"cannot connect to {server.key}: {exc or 'timeout'}") from None
+            try:
+                request = self._head(ctx, section, server, host, target, body_mode, length, head.websocket)
+            except BadRequestHeader as exc:
+                server.give_back(conn, section.max_idle_connections)
+                raise BadRequest(str(exc)) from None
+            server.active += 1
+            try:
+                return await self._exchange(ctx, section, farm, server, conn, request, body_mode,
+                                            timeout, cookie, host, loop, reused and retry, retry)
+            except _Failed as exc:
+                if farm is None:
+                    raise GatewayError(str(exc)) from None
+                server.mark_down(str(exc))
+                tried.append(server)
+                continue
+            except _Stale:
+                # A kept-alive connection the backend had closed (or a backend that died with
+                # it): nothing of the request was taken; try again on a new connection.
+                server.close_idle()
+                continue
+            finally:
+                server.active -= 1
+                server.served += 1
 
     def _head(self, ctx, section, server, host, target, body_mode, length, websocket) -> bytes:
         head = ctx.head
@@ -214,48 +234,52 @@ class ReverseProxyModule(Module):
             mine = b"for=" + node + b";proto=" + head.scheme.encode("ascii") + b";host=\"" + \
                 client_host.replace(b"\\", b"").replace(b'"', b"") + b"\""
             extra.append((b"Forwarded", forwarded + b", " + mine if forwarded else mine))
-        extra.append((b"X-Original-URL", head.target))
+        extra.append((b"X-Original-URL", origin_form(head.target)))
         return request_head(head.method, target, head.headers, send_host, body=body_mode, length=length,
                             extra=extra, websocket=websocket, drop=frozenset(drop),
                             keep_alive=section.keep_alive)
 
-    async def _exchange(self, ctx, section, farm, server, conn, reused, request, body_mode, timeout,
-                        idempotent, cookie, host, loop, started):
+    async def _exchange(self, ctx, section, farm, server, conn, request, body_mode, timeout,
+                        cookie, host, loop, stale_retry, retry):
         head = ctx.head
-        limit = int(section.response_buffer_limit)
-        while True:
-            conn.reader = reader = ResponseReader(head_only=ctx.head_only,
-                                                  max_header=int(section.max_response_header_size))
-            conn.limit = limit
-            conn.used += 1
-            try:
-                conn.write(request)
-                if body_mode != "none":
-                    await _send_body(ctx, conn, body_mode == "chunked", timeout)
-                deadline = loop.time() + timeout
-                while not reader.head_done and conn.error is None and not conn.closed:
-                    left = deadline - loop.time()
-                    if left <= 0 or not await conn.wait(left):
-                        conn.close()
-                        raise GatewayError(f"{server.key} sent no response in {timeout:g}s "
-                                           "(ERROR_WINHTTP_TIMEOUT)")
-            except (OSError, TimeoutError) as exc:
-                conn.close()
-                if isinstance(exc, Cancelled):
-                    raise
-                raise GatewayError(f"sending to {server.key}: {exc}") from None
-            if not reader.head_done:
-                conn.close()
-                if reused and idempotent and body_mode == "none" and not reader.status:
-                    # A kept-alive connection the backend had closed: once more on a new one.
-                    reused = False
-                    try:
-                        conn = await server.connect(loop, timeout)
-                    except (OSError, asyncio.TimeoutError) as exc:
-                        raise GatewayError(f"cannot connect to {server.key}: {exc or 'timeout'}") from None
-                    continue
-                raise GatewayError(f"{server.key}: {conn.error or 'closed the connection without a response'}")
-            break
+        started = time.monotonic()
+        conn.reader = reader = ResponseReader(head_only=ctx.head_only,
+                                              max_header=int(section.max_response_header_size))
+        conn.limit = int(section.response_buffer_limit)
+        conn.used += 1
+        try:
+            conn.write(request)
+            if body_mode != "none":
+                await _send_body(ctx, conn, body_mode == "chunked", timeout)
+            deadline = loop.time() + timeout
+            while not reader.head_done and conn.error is None and not conn.closed:
+                left = deadline - loop.time()
+                if left <= 0 or not await conn.wait(left):
+                    conn.close()
+                    raise GatewayError(f"{server.key} sent no response in {timeout:g}s "
+                                       "(ERROR_WINHTTP_TIMEOUT)")
+        except Cancelled:
+            conn.close()
+            raise
+        except (OSError, TimeoutError) as exc:
+            conn.close()
+            if stale_retry:
+                raise _Stale() from None
+            if retry and not isinstance(exc, TimeoutError):
+                raise _Failed(f"sending to {server.key}: {exc}") from None
+            raise GatewayError(f"sending to {server.key}: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        if not reader.head_done:
+            conn.close()
+            if stale_retry and not reader.status:
+                raise _Stale()
+            if retry and not reader.status:
+                # Closed or reset before a byte of response (a backend that died with the
+                # request): an idempotent request without a body goes to the next server.
+                raise _Failed(f"{server.key}: {conn.error or 'closed the connection without a response'}")
+            raise GatewayError(f"{server.key}: {conn.error or 'closed the connection without a response'}")
         elapsed = (time.monotonic() - started) * 1000.0
         server.avg_ms = elapsed if not server.avg_ms else server.avg_ms * 0.8 + elapsed * 0.2
         add = ()
@@ -285,15 +309,15 @@ class ReverseProxyModule(Module):
         try:
             while True:
                 data = reader.take()
-                conn.resume()
                 if data:
-                    await ctx.send_body_async(data)
-                if reader.done and not reader.buffered:
+                    conn.resume()
+                    await ctx.send_body_async(data)  # waits for the front's WINDOW credit
+                    continue
+                if reader.done:
                     break
                 if conn.error is not None or conn.closed:
-                    if reader.buffered:
-                        continue
                     raise BackendError(str(conn.error or "the backend closed mid-response"))
+                conn.resume()
                 if not await conn.wait(timeout):
                     raise BackendError(f"no body bytes from {server.key} in {timeout:g}s")
         except BackendError as exc:
@@ -368,6 +392,21 @@ async def _tunnel(ctx, conn, block: bytes, timeout: float):
     if not ctx.finished:
         ctx.end()
     return FINISH
+
+
+def origin_form(target: bytes) -> bytes:
+    """The request target as path?query: an absolute-form target ("http://host/p") loses its
+    scheme and authority, which never choose where the proxy goes (SSRF)."""
+    if target.startswith(b"/"):
+        return target
+    scheme, sep, rest = target.partition(b"://")
+    if sep:
+        slash = rest.find(b"/")
+        query = rest.find(b"?")
+        if slash < 0 or (0 <= query < slash):
+            return b"/" + (rest[query:] if query >= 0 else b"")
+        return rest[slash:]
+    return b"/"
 
 
 def _cookie(headers, name: bytes) -> bytes | None:
