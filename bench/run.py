@@ -29,7 +29,7 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "proxy")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
@@ -176,6 +176,14 @@ def plan(args, workdir: str, fronts: int = 1):
              lambda: relabel(wasp(workdir, "wsgi_hello", log, name="wasp-nosec", app_extra=bare),
                              "wasp, no security modules"), "/", 13, True),
             ("wsgi hello, security", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-sec"),
+             "/", 13, False),
+        ]
+    if "proxy" in args.scenarios:
+        # ARR: proxied hello, wasp's reverse proxy vs nginx proxy_pass, to one gunicorn process.
+        cases += [
+            ("proxied hello", "nginx-gunicorn", lambda: sv.nginx_proxy_shared(workdir, "wsgi_hello"), "/", 13,
+             True),
+            ("proxied hello", "wasp", lambda: sv.wasp_proxy_shared(workdir, "wsgi_hello", log, fronts=fronts),
              "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]

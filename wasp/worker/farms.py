@@ -15,6 +15,7 @@ the socket to drain.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 import socket
@@ -28,6 +29,11 @@ log = logging.getLogger("wasp.worker.proxy")
 
 #: A probe reads at most this much of a health check's body for `response_match`.
 PROBE_BODY_LIMIT = 64 * 1024
+
+
+def _expire(waiter) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 class Upstream(asyncio.Protocol):
@@ -122,17 +128,17 @@ class Upstream(asyncio.Protocol):
     def _wake(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(True)
 
     async def wait(self, timeout: float) -> bool:
-        """Sleep until something happens on the connection; False when `timeout` passed."""
-        self.waiter = self.loop.create_future()
+        """Sleep until something happens on the connection; False when `timeout` passed.
+        (A future and a timer handle: asyncio.wait_for costs a task per wait on 3.11.)"""
+        waiter = self.waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(self.waiter, timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            return await waiter
         finally:
+            timer.cancel()
             self.waiter = None
 
     async def drain(self, timeout: float) -> None:
@@ -171,7 +177,7 @@ class Server:
         self.served = 0
         self.avg_ms = 0.0       # moving average of response head time (LeastResponseTime)
         self.current = 0        # smooth weighted round robin state
-        self.idle: list[Upstream] = []
+        self.idle: collections.deque[Upstream] = collections.deque()
         name = (farm.name if farm is not None else "") + f"/{address}:{port}"
         self.cookie = hashlib.sha256(name.encode()).hexdigest()[:32]
         default = 443 if scheme == "https" else 80
@@ -203,7 +209,7 @@ class Server:
         self.down_until = 0.0
 
     def close_idle(self) -> None:
-        idle, self.idle = self.idle, []
+        idle, self.idle = self.idle, collections.deque()
         for conn in idle:
             conn.close()
 
@@ -211,7 +217,9 @@ class Server:
     def take_idle(self, now: float, idle_timeout: float) -> Upstream | None:
         idle = self.idle
         while idle:
-            conn = idle.pop()
+            # Oldest first: requests spread over every kept connection (so over every process
+            # of a pre-fork backend that accepted one), instead of a few hot ones.
+            conn = idle.popleft()
             if conn.closed or conn.error is not None or now - conn.idle_since > idle_timeout:
                 conn.close()
                 continue
@@ -272,7 +280,11 @@ class Farm:
         if not self.enabled:
             return None
         now = time.monotonic()
-        servers = [s for s in self.servers(scheme) if s.available(now) and s not in exclude]
+        every = self.servers(scheme)
+        if len(every) == 1 and cookie is None:  # a farm of one: nothing to balance
+            only = every[0]
+            return only if only.available(now) and only not in exclude and only.weight > 0 else None
+        servers = [s for s in every if s.available(now) and s not in exclude]
         if not servers:
             return None
         if cookie is not None:
