@@ -136,3 +136,36 @@ def test_handler_map_sends_a_proxy_url_to_reverse_proxy():
     with pytest.raises(NotFound) as info:  # a rewrite to a URL, but no reverse proxy here: 404.4
         HandlerMap(Handlers(), {}, None).map(Ctx())
     assert info.value.substatus == 4
+
+
+def _forwarding_head(proxied: bool, client=("203.0.113.7", 5555), **proxy):
+    from types import SimpleNamespace
+
+    from wasp.config.sections.proxy import Proxy
+    from wasp.wire.frames import RequestHead
+    from wasp.worker.modules.reverse_proxy import ReverseProxyModule
+    head = RequestHead(app="1/", method="GET", target=b"/a?b", path=b"/a", query=b"b", version="1.1",
+                       headers=[(b"Host", b"www.test"), (b"X-Forwarded-For", b"198.51.100.1, 10.0.0.2"),
+                                (b"Forwarded", b"for=198.51.100.1"), (b"X-Original-URL", b"/spoof")],
+                       client=client, server=("127.0.0.1", 80), scheme="https", proxied=proxied)
+    ctx = SimpleNamespace(head=head)
+    farms = Farms()
+    server = farms.direct_server("http", "10.1.1.1:8000")
+    module = ReverseProxyModule.__new__(ReverseProxyModule)
+    return module._head(ctx, Proxy(enabled=True, **proxy), server, "10.1.1.1:8000", b"/a?b", "none", -1, False)
+
+
+def test_forwarding_headers_replace_untrusted_and_keep_a_trusted_chain():
+    untrusted = _forwarding_head(False)
+    assert b"X-Forwarded-For: 203.0.113.7:5555\r\n" in untrusted and b"198.51.100.1" not in untrusted
+    assert b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: www.test\r\n" in untrusted
+    assert b'Forwarded: for="203.0.113.7:5555";proto=https;host="www.test"\r\n' in untrusted
+    assert b"X-Original-URL: /a?b\r\n" in untrusted and b"/spoof" not in untrusted
+    assert b"Host: 10.1.1.1:8000\r\n" in untrusted
+    trusted = _forwarding_head(True)
+    assert b"X-Forwarded-For: 198.51.100.1, 10.0.0.2\r\n" in trusted
+    assert b"Forwarded: for=198.51.100.1, for=" in trusted
+    v6 = _forwarding_head(False, client=("2001:db8::1", 0), include_port_in_x_forwarded_for=False,
+                          x_forwarded_for_header_name="X-Client-IP", preserve_host_header=True, forwarded=False)
+    assert b"X-Client-IP: [2001:db8::1]\r\n" in v6 and b"X-Forwarded-For" not in v6
+    assert b"Host: www.test\r\n" in v6 and b"Forwarded:" not in v6
