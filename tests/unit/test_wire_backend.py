@@ -143,3 +143,15 @@ def test_response_block_strips_hop_by_hop_and_rewrites():
                            if n == b"location" else v, add=[(b"Set-Cookie", b"ARRAffinity=1")])
     assert block == (b"302 Found\r\nLocation: http://www.test/x\r\nSet-Cookie: a=b\r\n"
                      b"Set-Cookie: ARRAffinity=1\r\n")
+
+
+def test_a_big_head_in_one_read_hits_the_limit_too():
+    r = ResponseReader(max_header=1024)
+    with pytest.raises(BackendError):
+        r.feed(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 2000 + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_a_second_response_after_a_204_changes_nothing():
+    r = ResponseReader()
+    r.feed(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: evil=1\r\nContent-Length: 0\r\n\r\n")
+    assert r.status == 204 and r.headers == [(b"X-A", b"1")] and r.done and not r.keep_alive

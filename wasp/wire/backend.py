@@ -151,26 +151,40 @@ class ResponseReader:
 
     # ---- httptools callbacks ----
     def on_message_begin(self):
+        if self.head_done:
+            # Bytes after the final response (after a 204's or a HEAD's head, say): not ours to
+            # parse; the connection is not reused.
+            self.keep_alive = False
+            return
         self.headers = []
         self._count = 0
         self._interim = False
 
     def on_status(self, status: bytes):
-        self.reason += status
+        if not self.head_done:
+            self.reason += status
 
     def on_header(self, name: bytes, value: bytes):
+        if self.head_done:
+            return  # a second response after the final one: ignored (and the connection dropped)
         self._count += 1
         if self._count > self.max_headers:
             raise BackendError("the backend sent too many response headers")
         self.headers.append((name, value))
 
     def on_headers_complete(self):
+        if self.head_done:
+            self.keep_alive = False
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue, 103 Early Hints: the real response follows
             self.reason = b""
             return
         self.status = status
+        if sum(len(n) + len(v) + 4 for n, v in self.headers) + len(self.reason) > self.max_header:
+            # (a head that came in one read was never checked against the limit on the way)
+            raise BackendError(f"response head over {self.max_header} bytes")
         if not _REASON.match(self.reason):
             raise BackendError("bad reason phrase")
         self.head_done = True
