@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -391,6 +392,32 @@ def test_streaming_upload_and_download(env):
         for part in r.iter_content(65536):
             total += len(part)
     assert total == 20 * 1024 * 1024
+
+
+def test_a_slow_client_holds_the_backend_back(env):
+    # Back-pressure: while the client reads nothing, the backend can only fill the buffers on
+    # the way (sockets, the front's window, the proxy's response_buffer_limit of 4 MiB), not
+    # push its 256 MiB into the worker.
+    server, _, d = env
+    progress = d / "evil.log.flood"
+    progress.unlink(missing_ok=True)
+    with requests.get(server.url + "/evil/flood", stream=True, timeout=60) as r:
+        first = r.raw.read(1 << 20)
+        assert len(first) == 1 << 20
+
+        def stalled():
+            # The backend's count has stopped moving for a second (sleeps, not a timing assertion).
+            if not progress.exists():
+                return False
+            seen = {progress.read_text()}
+            for _ in range(5):
+                time.sleep(0.2)
+                seen.add(progress.read_text())
+            return len(seen) == 1
+        server.wait_until(stalled, timeout=60, what="the backend blocked by back-pressure")
+        sent = int(progress.read_text() or 0)
+        assert sent < 64 << 20, sent
+    assert get(server, "/local.txt").text == "local"
 
 
 def test_keep_alive_reuses_backend_connections(env):

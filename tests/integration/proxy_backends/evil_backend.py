@@ -3,7 +3,7 @@
 By path: /split (a header with a bare CR), /cl-te (Content-Length with chunked), /endless-header
 (header lines forever), /endless-body (a chunked body forever), /slowloris (half a status line,
 then nothing), /close-mid (Content-Length 100, 10 bytes, close), /no-response (close at once),
-/stall-body (head and part of a body, then nothing), /hop (hop-by-hop headers), anything else a plain 200.
+/stall-body (head and part of a body, then nothing), /hop (hop-by-hop headers), /flood (256 MiB, progress in $EVIL_LOG.flood), anything else a plain 200.
 Every request line it receives is appended to the file named by EVIL_LOG.
 """
 
@@ -51,6 +51,14 @@ def handle(conn):
             time.sleep(60)
         elif path.startswith(b"/close-mid"):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"c" * 10)
+        elif path.startswith(b"/flood"):
+            # 256 MiB as fast as the proxy takes it; how far it got is in $EVIL_LOG.flood
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (256 << 20))
+            block = b"f" * 65536
+            for i in range(4096):
+                conn.sendall(block)
+                with open(LOG + ".flood", "w") as f:
+                    f.write(str((i + 1) * 65536))
         elif path.startswith(b"/hop"):
             conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: 1\r\n"
                          b"Keep-Alive: timeout=5\r\nProxy-Connection: x\r\nContent-Length: 3\r\n\r\nhop")
