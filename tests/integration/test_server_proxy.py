@@ -133,9 +133,19 @@ path = "/"
 pool = "Proxy"
 physical_path = "www"
 
+[[sites.applications]]
+path = "/mixed"
+pool = "Proxy"
+app = "flask_app:app"
+python_path = ["{apps}"]
+
 [proxy]
 enabled = true
 timeout = "2s"
+
+[[locations]]
+path = "Proxy Site/mixed/px"
+proxy.url = "http://127.0.0.1:{A}"
 
 [[locations]]
 path = "Proxy Site/rr"
@@ -368,6 +378,16 @@ def test_response_hop_by_hop_and_location_rewrite(env):
     assert "Proxy-Connection" not in r.headers
     r = get(server, "/direct/redirect", allow_redirects=False, headers={"Host": "www.example.test"})
     assert r.status_code == 302 and r.headers["Location"] == "http://www.example.test/landed"
+
+
+def test_proxy_inside_an_application_with_a_wsgi_app(env):
+    # The WSGI app answers its URLs on threads; the proxied location runs on the loop, its body
+    # reader moved from the thread's kind to the loop's before anything read it.
+    server, _, _ = env
+    assert get(server, "/mixed/").text == "Hello from Flask"
+    r = requests.post(server.url + "/mixed/px/upload", data=b"z" * 300_000, timeout=30)
+    assert r.json() == {"name": "A", "length": 300_000, "sha256": hashlib.sha256(b"z" * 300_000).hexdigest()}
+    assert get(server, "/mixed/px/x").json()["path"] == "/mixed/px/x"
 
 
 def test_local_content_is_not_proxied(env):
