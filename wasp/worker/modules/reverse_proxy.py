@@ -95,11 +95,8 @@ class ReverseProxyModule(Module):
         self.farms = shared_farms(settings)
         self.on = bool(settings) or app.sections.proxy.enabled or _mentions(
             getattr(app, "tables", {}), "proxy") or "reverse_proxy" in str(app.sections.handlers.entries)
-        if self.on:
-            try:
-                self.farms.start(asyncio.get_running_loop())
-            except RuntimeError:
-                pass  # no loop yet (a unit test): started with the first request
+        # The health probes start with the first proxied request of this worker: a worker (or a
+        # pool) that never proxies never probes.
 
     def wants(self, phase) -> bool:
         return self.on
