@@ -206,17 +206,20 @@ def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     app = make_app()
     pipeline = Pipeline(app)
     assert [m.id for m in pipeline.modules] == list(DEFAULT_MODULES)
-    assert map_steps(pipeline) == ["IIS Web Core"]  # the handler list, after the modules' steps
+    # the handler list, after the modules' steps (OPTIONS and TRACE first)
+    assert map_steps(pipeline) == ["protocol_support", "IIS Web Core"]
     assert mapped(pipeline) == ["StaticFile"]  # no physical_path, no app: static_file says 404
     ctx = make_ctx(app)
     pipeline.run_sync(ctx)
     assert ctx.channel.response()[:2] == (404, 0)
     content = Pipeline(make_app(physical_path=str(tmp_path)))
-    assert map_steps(content) == ["default_document", "IIS Web Core"]
-    assert mapped(content) == ["StaticFile"]
+    assert map_steps(content) == ["protocol_support", "default_document", "http_redirect",
+                                  "IIS Web Core"]
+    ssinc = ["SSINC-stm", "SSINC-shtm", "SSINC-shtml"]  # server_side_include, with content only
+    assert mapped(content) == [*ssinc, "StaticFile"]
     with_app = make_app(physical_path=str(tmp_path))
     with_app.host = object()
-    assert mapped(Pipeline(with_app)) == ["PythonApp", "StaticFile"]
+    assert mapped(Pipeline(with_app)) == ["PythonApp", *ssinc, "StaticFile"]
 
 
 def test_not_found_defaults():
@@ -239,11 +242,16 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "windows_authentication", "digest_authentication",
                 "client_certificate_mapping_authentication", "ip_restriction",
                 "dynamic_ip_restriction"]
-    assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
-                                                     "reverse_proxy", "python_app"]
+    compression = ["dynamic_compression", "static_compression"]
+    assert [m.id for m in Pipeline(app).modules] == [
+        "protocol_support", "request_filtering", *compression, "directory_listing",
+        "http_redirect", "server_side_include", "static_file", *security, "custom_error",
+        "reverse_proxy", "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
-    assert [m.id for m in Pipeline(other).modules] == ["request_filtering", "default_document",
-                                                       "static_file", *security, "reverse_proxy", "python_app"]
+    assert [m.id for m in Pipeline(other).modules] == [
+        "protocol_support", "request_filtering", *compression, "default_document",
+        "directory_listing", "http_redirect", "server_side_include", "static_file", *security,
+        "custom_error", "reverse_proxy", "python_app"]
 
 
 def test_a_python_module_entry_that_does_not_import_names_entry_type_and_cause():

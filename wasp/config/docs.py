@@ -268,6 +268,9 @@ def _collection_note(cls: type, name: str) -> str:
     key = " + ".join(f"`{k}`" for k in marker.key) if isinstance(marker.key, tuple) else f"`{marker.key}`"
     default = _default_of(info)
     text = "\nA collection keyed by " + key + (" (added entries go first)" if not marker.merge_append else "")
+    if default and len(default) > 100:
+        # A long default list (IIS's MIME map): its size and where to read it, not the list.
+        return text + f": default {len(default)} entries (IIS's list; `wasp/config/mimemap.py`).\n"
     return text + (": default `" + _toml(default) + "`.\n" if default else ", empty by default.\n")
 
 
@@ -373,6 +376,9 @@ def _cell(text: str) -> str:
 # Values for required keys in the generated full example.
 _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_key", ("Rule", "access_type"): "Allow", ("HandlerEntry", "name"): "ApiHandler", ("HandlerEntry", "path"): "/api/*", ("Site", "name"): "Default Web Site", ("Site", "id"): 1,
             ("Site", "bindings"): ["http/*:8080:"], ("CacheProfile", "extension"): ".html",
+            ("ErrorPage", "status_code"): 404, ("ErrorPage", "path"): "404.html",
+            ("HeaderEntry", "name"): "X-Frame-Options", ("RedirectRule", "wildcard"): "*.php",
+            ("RedirectRule", "destination"): "/index.html",
             ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
             ("CustomLogField", "source_type"): "server_variable",
             ("FileExtension", "file_extension"): ".config", ("VerbRule", "verb"): "TRACE",
@@ -382,7 +388,9 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
             ("CertificateRule", "match_criteria"): "Example*",
-            ("WebFarm", "name"): "farm1", ("FarmServer", "address"): "10.0.0.11"}
+            ("WebFarm", "name"): "farm1", ("FarmServer", "address"): "10.0.0.11",
+            ("MimeMap", "file_extension"): ".jxl", ("MimeMap", "mime_type"): "image/jxl",
+            ("Scheme", "name"): "gzip", ("MimeType", "mime_type"): "text/*"}
 
 
 def full_example() -> str:
@@ -409,7 +417,8 @@ def full_example() -> str:
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
-                     "OneToOneMapping", "ManyToOneMapping"}
+                     "OneToOneMapping", "ManyToOneMapping",
+                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -99,6 +99,9 @@ def take_locations(raw: Any, config, add: Add, names: set[str] = frozenset()) ->
             if key not in sections.registered() and key not in passthrough:
                 add(f"{at}.{key}", "unknown key; a location holds path, override_mode and sections")
                 continue
+            if key in passthrough and key not in sections.registered() and not isinstance(value, dict):
+                add(f"{at}.{key}", sections.MODULE_SECTION_NOT_A_TABLE)
+                continue
             tables[key] = value
             first = seen.setdefault((site.id, url, key), at)
             if first != at:
@@ -217,8 +220,25 @@ def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
             problems.append((key, "unknown section" if isinstance(tables[key], dict) else
                              "unknown key; a web.toml holds sections (such as [default_document])",
                              locator.line_of(key)))
+        elif key not in known and not isinstance(tables[key], dict):
+            problems.append((key, sections.MODULE_SECTION_NOT_A_TABLE, locator.line_of(key)))
     return WebToml(file, {k: v for k, v in tables.items() if k in known or k in extra}, locator,
                    problems)
+
+
+def _delegated_errors(web: WebToml, wasp_levels) -> Fault | None:
+    """A web.toml's http_errors that says what only wasp.toml may (http_errors.py)."""
+    from wasp.config.sections.http_errors import delegation_problems
+
+    admin, _ = sections.resolve([lv for lv in wasp_levels if not lv[0].startswith("@")],
+                                lambda p, m: None)
+    found = delegation_problems(web.tables["http_errors"],
+                                admin.http_errors.allow_absolute_paths_when_delegated)
+    if not found:
+        return None
+    path, message = found[0]
+    return Fault(f"{path}: {message}", web.file, web.locator.line_of(path) if web.locator else None,
+                 LOCK_VIOLATION)
 
 
 def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[str, str, int | None]]:
@@ -229,6 +249,13 @@ def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[s
         if mode == "Deny":
             found.append((name, f"{LOCKED_TEXT} The section {name} is locked by {where} in wasp.toml.",
                           web.locator.line_of(name) if web.locator else None))
+            continue
+        table = web.tables[name]
+        for key in sorted(sections.LOCKED_ATTRIBUTES.get(name, ())):
+            if isinstance(table, dict) and key in table:
+                found.append((f"{name}.{key}", f"{LOCKED_TEXT} The attribute {name}.{key} is "
+                              "locked (lockAttributes): set it in wasp.toml.",
+                              web.locator.line_of(f"{name}.{key}") if web.locator else None))
     return found
 
 
@@ -302,6 +329,8 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
             if fault is None and locked:
                 _path, message, line = locked[0]
                 fault = Fault(message, file, line, LOCK_VIOLATION)
+            if fault is None and isinstance(web.tables.get("http_errors"), dict):
+                fault = _delegated_errors(web, wasp_levels)
             wasp_levels.append((f"@{len(webs)}", web.tables))
             webs.append(web)
     problems: list[tuple[str, str]] = []

@@ -50,6 +50,12 @@ class ServerSettings(_Strict):
         "limits hold across all of them (docs/internals.md, \"Several fronts\"). A reload "
         "cannot change it: restart the server."
     )] = None
+    shutdown_delay: Annotated[Duration, doc(
+        "On a graceful stop, keep accepting and serving this long while every site's "
+        "`health_url` answers 503, so load balancers take the server out before its ports "
+        "close; then the ports close and requests in flight finish (the pools' "
+        "shutdown_time_limit counts from then). 0 = close the ports at once."
+    )] = Duration(0)
     trusted_proxies: Annotated[list[str], doc(
         "Addresses and CIDR networks (\"10.0.0.0/8\", \"::1\") of reverse proxies and load "
         "balancers whose X-Forwarded-For, X-Forwarded-Proto, Forwarded and PROXY protocol headers "
@@ -173,6 +179,27 @@ class Pool(_Strict):
     failure: Failure = field(default_factory=Failure)
 
 
+class ErrorPage(_Strict, kw_only=True):
+    """One IIS httpErrors `<error>`: the page a status (and substatus) gets in Custom mode."""
+
+    status_code: Annotated[int, Meta(ge=400, le=999, description="The status (400-999).")]
+    sub_status_code: Annotated[int, Meta(ge=-1, le=999, description=(
+        "The substatus; -1 (IIS's default) = any substatus without an entry of its own."))] = -1
+    path: Annotated[str, Meta(min_length=1, description=(
+        "File: a file, relative to prefix_language_file_path (or, without one, to the "
+        "application's physical_path); it must stay inside that folder. ExecuteURL: a URL path "
+        "of the same application (\"/errors/404\"), run through the pipeline with the original "
+        "status. Redirect: the URL (absolute, or a path of this site) the client is sent to with 302."))]
+    prefix_language_file_path: Annotated[str, doc(
+        "File mode: a folder holding one sub-folder per language (\"en-US\", \"fr-FR\"); the "
+        "client's Accept-Language picks one, falling back to en-US, as IIS's custerr folders. "
+        "Relative to the application's physical_path; \"\" = `path` alone."
+    )] = ""
+    response_mode: Annotated[Literal["File", "ExecuteURL", "Redirect"], doc(
+        "File: send the file's content. ExecuteURL: run `path` as a child request. Redirect: 302."
+    )] = "File"
+
+
 class HttpErrors(_Strict):
     """IIS system.webServer/httpErrors: what an error response shows the client."""
 
@@ -184,6 +211,31 @@ class HttpErrors(_Strict):
         "the rest. Behind a reverse proxy on the same host that sends none of those headers, every "
         "visitor looks local: set Custom there."
     )] = "DetailedLocalOnly"
+    existing_response: Annotated[Literal["Auto", "Replace", "PassThrough"], doc(
+        "What happens to an error response (status >= 400) the handler made itself, an app's own "
+        "404 say. Replace: the custom or detailed page replaces it. PassThrough: it goes out as the "
+        "app made it. Auto (IIS: keep it if the module asked to skip custom errors): on Linux, an "
+        "app's error response with a body is kept, an empty one replaced. Errors the server raises "
+        "(404.0 of a missing file, 401.2, 500.19) always get the page."
+    )] = "Auto"
+    default_path: Annotated[str, doc(
+        "IIS's defaultPath: the page for an error no `errors` entry matches, in "
+        "default_response_mode; "" = wasp's built-in page. Cannot be set in a web.toml (IIS's "
+        "install locks it)."
+    )] = ""
+    default_response_mode: Annotated[Literal["File", "ExecuteURL", "Redirect"], doc(
+        "How default_path is used (as an entry's response_mode)."
+    )] = "File"
+    allow_absolute_paths_when_delegated: Annotated[bool, doc(
+        "IIS's allowAbsolutePathsWhenDelegated: whether a web.toml's File pages may name an "
+        "absolute path or a prefix_language_file_path. Without it a web.toml's File page must lie "
+        "in the application's physical_path. Cannot be set in a web.toml."
+    )] = False
+    errors: Annotated[list[ErrorPage], collection(key=("status_code", "sub_status_code")), doc(
+        "IIS's `<error>` entries, keyed by status and substatus: the custom page of an error. "
+        "Without an entry, wasp's built-in pages (IIS's custerr en-US texts for 401, 403, 404, "
+        "405, 406, 412, 500, 501, 502, which IIS's install lists) or a one-line message."
+    )] = field(default_factory=list)
 
 
 _CachePolicy = Literal["DontCache", "CacheUntilChange", "CacheForTimePeriod", "DisableCache"]
@@ -197,9 +249,11 @@ class CacheProfile(_Strict):
         "\"*\" = every URL, the extensionless ones of a Python app included."
     )]
     policy: Annotated[_CachePolicy, doc(
-        "IIS's output cache policy. wasp has one response cache, the front's (HTTP.sys's kernel "
-        "cache): it caches when kernel_caching_policy, or else this, is CacheUntilChange or "
-        "CacheForTimePeriod. DisableCache in either never caches (static files included)."
+        "IIS's output cache policy (the user-mode cache). The worker's output cache "
+        "(docs/output-cache.md) holds an app's responses the front does not (a query string, "
+        "enable_kernel_cache = false, location ServerAndClient) under CacheUntilChange or "
+        "CacheForTimePeriod. For the front's cache it counts when kernel_caching_policy is "
+        "DontCache. DisableCache in either never caches (static files included)."
     )] = "DontCache"
     kernel_caching_policy: Annotated[_CachePolicy, doc(
         "IIS's kernelCachePolicy: how the front caches these responses. CacheUntilChange: until the "
@@ -211,16 +265,21 @@ class CacheProfile(_Strict):
         "max-age shortens it."
     )] = Duration(30)
     location: Annotated[Literal["Any", "Client", "Downstream", "Server", "None", "ServerAndClient"], doc(
-        "IIS's location: Client and None keep the response out of the front's cache; the others let "
-        "the front cache it. wasp does not rewrite the response's Cache-Control for it."
+        "IIS's OutputCacheLocation: where the response may be cached. Server, Any and "
+        "ServerAndClient let the front and the worker's output cache hold it; Client, Downstream "
+        "and None keep it off the server. When the app sent no Cache-Control, the worker adds "
+        "one: Any and Downstream `public, max-age=<duration>`, Client and ServerAndClient "
+        "`private, max-age=<duration>`, None `no-cache` (Server adds none)."
     )] = "Server"
     vary_by_headers: Annotated[list[str], doc(
         "Request headers whose values key separate cached copies (IIS's varyByHeaders, a list here). "
         "Header names the response lists in its own Vary are added."
     )] = field(default_factory=list)
     vary_by_query_string: Annotated[list[str], doc(
-        "IIS's varyByQueryString. Accepted for IIS's sake; like HTTP.sys's kernel cache, the front "
-        "never caches a request with a query string, so it has no effect."
+        "IIS's varyByQueryString: the query parameters whose values key separate copies in the "
+        "worker's output cache; [\"*\"] = the whole query string. The front, like HTTP.sys's "
+        "kernel cache, never caches a request with a query string. With an empty list a request "
+        "with a query string is not cached at all."
     )] = field(default_factory=list)
 
 
@@ -232,6 +291,14 @@ class Caching(_Strict):
         "IIS's enableKernelCache: false keeps every response of these URLs out of the front's cache."
     )] = True
     profiles: Annotated[list[CacheProfile], collection(key="extension")] = field(default_factory=list)
+    max_response_size: Annotated[Size, doc(
+        "Largest response body the worker's output cache keeps (IIS caching maxResponseSize); "
+        "the front's limit is [cache] max_response_size."
+    )] = Size(262144)
+    size_limit: Annotated[Size, doc(
+        "Memory the worker's output cache of one application may use (bodies and heads); the "
+        "least recently used go first. 0 turns the worker's output cache off."
+    )] = Size(64 * 1024 * 1024)
 
 
 class CacheSettings(_Strict):
@@ -436,6 +503,12 @@ class Site(_Strict):
     http_errors: HttpErrors = field(default_factory=HttpErrors)
     access: Access = field(default_factory=Access)
     caching: Caching = field(default_factory=Caching)
+    health_url: Annotated[str, doc(
+        "A path (\"/healthz\") the front answers itself, for load balancers: 200 \"OK\" while "
+        "the server runs and every pool of the site's applications is Started, else 503 (also "
+        "while the server drains on its way to stopping). Compared without regard to case; no "
+        "worker is involved or started. \"\" = off."
+    )] = ""
     applications: list[Application] = field(default_factory=list)
 
 

@@ -43,6 +43,10 @@ _NAMED = re.compile(rb"\n(content-length|server|date):", re.IGNORECASE).findall
 _HAS_LENGTH, _HAS_SERVER, _HAS_DATE = 1, 2, 4
 _NAME_BIT = {ord("c"): _HAS_LENGTH, ord("s"): _HAS_SERVER, ord("d"): _HAS_DATE}
 _OPEN = ConnState.OPEN
+#: Lines the worker writes for the URL's http_protocol (wasp/worker/modules/protocol_support.py):
+#: no Server header, and close the connection after this response.
+_NO_SERVER = b"\r\nServer: \r\n"
+_WORKER_CLOSE = b"\r\nConnection: close\r\n"
 _TUNNEL = ConnState.TUNNEL
 _CLOSED = ConnState.CLOSED
 
@@ -90,6 +94,9 @@ class ResponseWriter:
         named = 0
         for name in _NAMED(block):
             named |= _NAME_BIT[name[0] | 0x20]
+        if named & _HAS_SERVER and _NO_SERVER in block:
+            # http_protocol.remove_server_header: the worker's empty Server line means none at all.
+            block = req.resp_headers = block.replace(_NO_SERVER, b"\r\n")
         parts = [b"HTTP/1.1 ", block]
         if status < 200 or status == 204 or status == 304:
             req.no_body = True
@@ -108,7 +115,11 @@ class ResponseWriter:
             parts.append(server.server_line)
         if not named & _HAS_DATE:
             parts.append(server.date_line)
-        if req.close_after or not req.keep_alive or not req.body_done or server.stopping \
+        if _WORKER_CLOSE in block:
+            # http_protocol.allow_keep_alive = false for this URL: the block has the line.
+            req.close_after = True
+            parts.append(b"\r\n")
+        elif req.close_after or not req.keep_alive or not req.body_done or server.stopping \
                 or (self._upgrading and req.websocket):
             req.close_after = True
             parts.append(b"Connection: close\r\n\r\n")
@@ -296,7 +307,7 @@ class ResponseWriter:
             req.status = 304
             data = b"".join(self._head(req, entry.block_304, -1))
         elif req.keep_alive and req.version == "1.1" and not req.is_head and not req.close_after \
-                and req.body_done and not self.server.stopping:
+                and req.body_done and not self.server.stopping and _WORKER_CLOSE not in entry.block:
             # The common hit: the whole response as bytes built once per Date second.
             req.status = 200
             date_line = self.server.date_line

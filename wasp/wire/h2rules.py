@@ -219,6 +219,8 @@ def response_fields(block: bytes) -> tuple[int, list[tuple[bytes, bytes]], int]:
             named |= 1
         elif name == b"server":
             named |= 2
+            if not value.strip():
+                continue  # http_protocol.remove_server_header: no Server field at all
         elif name == b"date":
             named |= 4
         fields.append((name, value.strip()))

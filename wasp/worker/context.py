@@ -41,6 +41,7 @@ class RequestContext:
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
         "proxy_url",
+        "compression", "filters", "swallow",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -84,6 +85,14 @@ class RequestContext:
         # The absolute http(s) URL the request is proxied to (a URL Rewrite to one, or the
         # `proxy` section's url): the handler mapping then picks reverse_proxy (handlers.py).
         self.proxy_url: str | None = None
+        # dynamic_compression's offer until the response starts, then the body's encoder (or
+        # None): respond / start_response / send_body* / end pass the response through it.
+        self.compression = None
+        # IIS's RQ_SEND_RESPONSE: callables a module adds (`add_filter`) that see each response
+        # head before it goes out; `swallow` once one of them answered instead (the rest of the
+        # handler's response is dropped).
+        self.filters = None
+        self.swallow = False
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
@@ -161,12 +170,44 @@ class RequestContext:
         else:
             self.extra_headers.append(encoded)
 
+    def add_filter(self, send_filter) -> None:
+        """`send_filter(ctx, block, body, length)` runs when this request's response head goes
+        out (RQ_SEND_RESPONSE), in the order filters were added. `body` is the whole body of a
+        response sent in one piece, else None (streamed, or a file); `length` its Content-Length
+        (-1 unknown). It returns the block to send (changed or not), or None when it answered
+        the request itself (with `respond`, which runs the filters after it): the handler's
+        response is then dropped."""
+        if self.filters is None:
+            self.filters = [send_filter]
+        else:
+            self.filters.append(send_filter)
+
+    def _outgoing(self, block: bytes, body, length: int):
+        filters = self.filters
+        for index, send_filter in enumerate(filters):
+            # A filter that answers instead sends its response through the filters after it.
+            self.filters = filters[index + 1:] or None
+            block = send_filter(self, block, body, length)
+            if block is None:
+                self.swallow = True
+                return None
+        self.filters = None
+        return block
+
     # ---- answering (any thread) ----
     def respond(self, block: bytes, body: bytes = b"", content_length: int | None = None,
                 substatus: int = 0) -> None:
         """The whole response in one RESPONSE frame with FIN."""
+        if self.filters is not None:
+            block = self._outgoing(block, body, len(body) if content_length is None else content_length)
+            if block is None:
+                return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        offer = self.compression
+        if offer is not None:
+            self.compression = None
+            block, body, content_length = offer.whole(self, block, body, content_length)
         if content_length is None:
             content_length = len(body)
         if self.head_only:
@@ -188,13 +229,26 @@ class RequestContext:
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
         """A RESPONSE without FIN: BODY frames and END follow."""
+        if self.filters is not None:
+            block = self._outgoing(block, None, content_length)
+            if block is None:
+                self.compression = None  # what the handler sends next goes nowhere
+                return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        offer = self.compression
+        if offer is not None:
+            block, content_length, self.compression = offer.begin(self, block, content_length)
         self._mark(block, substatus)
         data = frames.pack_response(self.sid, block, content_length, substatus)
         self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        self.compression = None  # a file goes as it is (a static copy is compressed already)
+        if self.filters is not None:
+            block = self._outgoing(block, None, length)
+            if block is None:
+                return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
@@ -208,18 +262,39 @@ class RequestContext:
         self.channel.send_final(self, data)
 
     def end(self) -> None:
+        if self.swallow:
+            return
+        encoder = self.compression
+        if encoder is not None:
+            self.compression = None
+            tail = encoder.finish()
+            if tail and not self.cancelled and not self.head_only:
+                # The coding's trailer, a few bytes: sent past the credit rather than waiting
+                # for it here (END may come from the loop, which cannot wait).
+                self.window -= len(tail)
+                self._send(frames.pack_body(self.sid, tail))
         self.channel.send_final(self, frames.pack_end(self.sid))
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
         """End the stream: the front answers `status` if nothing was sent yet (0: it closes the
         connection without a response, IIS's AbortRequest), else cuts the response."""
+        if self.swallow and self.finished:
+            return
         if not self.started:
             self.status, self.substatus = status, substatus
         self.channel.send_final(self, frames.pack_abort(self.sid, status, substatus))
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
-        if self.head_only or not data:
+        encoder = self.compression
+        if encoder is not None and data and not self.head_only:
+            for piece in encoder.feed(data):
+                self._send_body(piece)
+            return
+        self._send_body(data)
+
+    def _send_body(self, data) -> None:
+        if self.head_only or not data or self.swallow:
             if self.cancelled:
                 raise Cancelled("client went away")
             return
@@ -235,7 +310,15 @@ class RequestContext:
 
     async def send_body_async(self, data) -> None:
         """Body bytes from the loop, awaiting WINDOW credit."""
-        if self.head_only or not data:
+        encoder = self.compression
+        if encoder is not None and data and not self.head_only:
+            for piece in encoder.feed(data):
+                await self._send_body_async(piece)
+            return
+        await self._send_body_async(data)
+
+    async def _send_body_async(self, data) -> None:
+        if self.head_only or not data or self.swallow:
             if self.cancelled:
                 raise Cancelled("client went away")
             return

@@ -76,6 +76,8 @@ _DETAILED = {
     (404, 19): ("Denied by filtering rule", "The request filtering module is configured to deny a request based on a filtering rule."),
     (404, 20): ("Too Many URL Segments", "The request URL contains too many segments."),
     (413, 1): ("Request Entity Too Large", "The request filtering module is configured to deny a request that exceeds the request content length."),
+    (404, 13): ("Content Length Too Large", "The request filtering module is configured to deny a request that exceeds the request content length."),
+    (404, 10): ("Request Header Too Long", "The request filtering module is configured to deny a request where the request header is too long."),
     (431, 0): ("Request Header Fields Too Large", "The request filtering module is configured to deny a request where a header is too long."),
     (405, 0): ("Method Not Allowed", "The page you are looking for cannot be displayed because an invalid method (HTTP verb) is being used."),
     (500, 0): ("Internal Server Error", "The page cannot be displayed because an internal server error has occurred."),
@@ -165,6 +167,9 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
     """-> (response block, body) for an HttpError raised while serving `ctx`."""
     status, substatus = exc.status, exc.substatus
     head = ctx.head
+    if ctx.filters is not None:
+        # The server's own error page: not an existing response for custom_error to judge.
+        ctx.filters = [f for f in ctx.filters if not getattr(f, "custom_error", False)] or None
     if detailed_for(ctx):
         handler = getattr(ctx.handler, "id", "") if ctx.handler is not None else ""
         text = detailed_page(
@@ -173,6 +178,13 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
             url=head.path.decode("utf-8", "replace"), physical_path=ctx.file_path or "",
             extra=tuple(getattr(exc, "detail_rows", ())))
     else:
+        from wasp.worker.custompages import custom_response
+
+        page = custom_response(ctx, status, substatus)
+        if page is not None:
+            block, body = page
+            extra = "".join(f"{name}: {value}\r\n" for name, value in getattr(exc, "headers", ()))
+            return block + extra.encode("latin-1"), body
         text = custom_page(status)
     body = text.encode("latin-1", "replace")
     lines = [f"{status} {reason_phrase(status)}\r\n", "Content-Type: text/html\r\n"]

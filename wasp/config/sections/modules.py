@@ -25,10 +25,17 @@ from wasp.config.sections import Section, collection, section
 #: the handlers), of the native modules wasp has built. request_filtering comes right after
 #: http_cache: in IIS its BeginRequest notification is registered at a higher priority than the
 #: other modules', so it runs first in that phase wherever it sits in the list (§2.15).
-NATIVE_MODULES = ("http_cache", "request_filtering", "default_document", "static_file",
+#: protocol_support comes before request_filtering: its work is IIS's RQ_SEND_RESPONSE (custom
+#: headers on every response), which it must hook before any module can answer. custom_error is
+#: IIS's CustomErrorModule, after the security modules.
+NATIVE_MODULES = ("http_cache", "protocol_support", "request_filtering",
+                  "dynamic_compression", "static_compression",  # IIS: after HttpCacheModule
+                  "default_document", "directory_listing", "http_redirect", "server_side_include",
+                  "static_file",
                   "anonymous_authentication", "url_authorization", "basic_authentication",
                   "windows_authentication", "digest_authentication",
                   "client_certificate_mapping_authentication", "ip_restriction", "dynamic_ip_restriction",
+                  "custom_error",
                   "reverse_proxy",
                   "python_app")
 

@@ -26,9 +26,11 @@ context asks the rule for a hint when it sends the response, and the rule refuse
 from __future__ import annotations
 
 import os
+import re
 
 from wasp.wire.frames import CACHE_FOR_TIME_PERIOD, CACHE_UNTIL_CHANGE, CacheHint
-from wasp.worker.registry import CONTINUE, Module, Phase, register
+from wasp.worker.outputcache import OutputCache, query_key
+from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
 
 #: Request headers that keep a request out of the cache (HTTP.sys: authenticated requests and
 #: partial responses are never cached; `Translate: f` asks for a file's source).
@@ -51,14 +53,28 @@ def profile_policy(profile) -> str:
 _POLICY_NUMBER = {"CacheUntilChange": CACHE_UNTIL_CHANGE, "CacheForTimePeriod": CACHE_FOR_TIME_PERIOD}
 
 
+#: Locations that let a server-side cache hold the response (IIS OutputCacheLocation).
+_ON_SERVER = frozenset({"Any", "Server", "ServerAndClient"})
+#: The Cache-Control the worker adds for a location when the app sent none.
+_LOCATION_HEADER = {"Any": "public", "Downstream": "public", "Client": "private",
+                    "ServerAndClient": "private", "None": "no-cache"}
+
+
 class Rule:
     """What one extension's responses may become: (policy number or 0, duration) for static files
-    and for app responses, and the profile's vary-by headers."""
+    and for app responses in the front's cache, the same for the worker's output cache (`worker`;
+    `wanted` before the location is considered), and the profile's vary-by headers and query
+    parameters."""
 
-    __slots__ = ("static", "app", "vary")
+    __slots__ = ("static", "app", "vary", "worker", "wanted", "location", "vary_query",
+                 "location_line")
 
     def __init__(self, profile=None):
         self.vary: tuple[str, ...] = ()
+        self.worker = self.wanted = (0, 0.0)
+        self.location = "Server"
+        self.vary_query: tuple[str, ...] = ()
+        self.location_line = b""
         if profile is None:
             self.static = (CACHE_UNTIL_CHANGE, 0.0)
             self.app = (0, 0.0)
@@ -70,10 +86,27 @@ class Rule:
         # A static file's entry goes when the file changes, which no time limit improves on.
         self.static = (0, 0.0) if policy == "DisableCache" else (CACHE_UNTIL_CHANGE, 0.0)
         self.vary = tuple(sorted({name.lower() for name in profile.vary_by_headers}))
+        # The worker's output cache: IIS's `policy` (the user-mode cache).
+        user = "DisableCache" if "DisableCache" in (profile.policy, profile.kernel_caching_policy) \
+            else profile.policy
+        wanted = _POLICY_NUMBER.get(user, 0)
+        self.wanted = (wanted, duration if wanted == CACHE_FOR_TIME_PERIOD else 0.0)
+        self.location = profile.location
+        self.worker = self.wanted if profile.location in _ON_SERVER else (0, 0.0)
+        names = tuple(sorted({n.lower() for n in profile.vary_by_query_string if n}))
+        self.vary_query = ("*",) if "*" in names else names
+        value = _LOCATION_HEADER.get(profile.location)
+        if value is not None and wanted:
+            if value != "no-cache":
+                value += f", max-age={int(duration)}" if wanted == CACHE_FOR_TIME_PERIOD else ""
+            self.location_line = f"Cache-Control: {value}\r\n".encode("latin-1")
 
     # ---- asked by the context when the response goes out ----
     def response_hint(self, ctx, block: bytes, body_length: int) -> CacheHint | None:
-        return response_hint(self._policy(ctx), self.vary, block, body_length)
+        hint = response_hint(self._policy(ctx), self.vary, block, body_length)
+        if hint is not None:
+            _not_for(ctx, hint)
+        return hint
 
     def file_hint(self, ctx, block: bytes, path: str, offset: int, length: int) -> CacheHint | None:
         static = _is_static(ctx)
@@ -92,10 +125,25 @@ class Rule:
         hint = response_hint(self.static if static else self.app, self.vary, block, length)
         if hint is not None:
             hint.mtime_ns = st.st_mtime_ns
+            if static and ctx.file_path and ctx.file_path != path:
+                # A compressed copy (static_compression): the entry depends on the file too.
+                hint.source = ctx.file_path
+                hint.source_mtime_ns = ctx.file_stat.st_mtime_ns
+            _not_for(ctx, hint)
         return hint
 
     def _policy(self, ctx) -> tuple[int, float]:
         return self.static if _is_static(ctx) else self.app
+
+
+#: ctx.items key: CacheHint.not_for of a compressed response (static/dynamic_compression set it).
+NOT_FOR = "cache.not_for"
+
+
+def _not_for(ctx, hint: CacheHint) -> None:
+    items = ctx.items
+    if items is not None:
+        hint.not_for = items.get(NOT_FOR, 0)
 
 
 def _is_static(ctx) -> bool:
@@ -143,11 +191,59 @@ def response_hint(policy: tuple[int, float], vary: tuple[str, ...], block: bytes
     return CacheHint(number, duration, sorted(names))
 
 
+#: The app's word on one response to the worker's output cache (docs/output-cache.md).
+OVERRIDE_HEADER = b"x-wasp-output-cache"
+_OVERRIDE_LINE = re.compile(rb"\r\nx-wasp-output-cache:[ \t]*([^\r]*)(?=\r\n)", re.IGNORECASE)
+_CACHE_CONTROL = re.compile(rb"\r\ncache-control:", re.IGNORECASE)
+
+
+class StoreFilter:
+    """The send filter of a request the worker's output cache missed: it takes the app's word
+    (X-Wasp-Output-Cache, then stripped), adds the location's Cache-Control when the app sent
+    none, and keeps a cacheable response sent in one piece."""
+
+    __slots__ = ("store", "rule", "base", "keep")
+
+    def __init__(self, store, rule: Rule, base, keep: bool):
+        self.store = store
+        self.rule = rule
+        self.base = base
+        self.keep = keep  # False: only the headers (the front or nobody holds it)
+
+    def __call__(self, ctx, block: bytes, body, length: int) -> bytes:
+        policy = self.rule.worker
+        found = _OVERRIDE_LINE.search(block)
+        if found is not None:
+            word = found.group(1).strip().lower()
+            block = block[:found.start()] + block[found.end():]
+            if word in (b"no", b"none", b"0", b"off"):
+                policy = (0, 0.0)
+            else:
+                try:
+                    seconds = float(word.rstrip(b"s"))
+                except ValueError:
+                    seconds = 0.0
+                policy = (CACHE_FOR_TIME_PERIOD, seconds) if seconds > 0 else (0, 0.0)
+        if self.rule.location_line and not _CACHE_CONTROL.search(block):
+            block += self.rule.location_line
+            app_block = block[:-len(self.rule.location_line)]
+        else:
+            app_block = block
+        if self.keep and policy[0] and body is not None and not ctx.private \
+                and (ctx.handler is None or ctx.handler.id != "static_file"):
+            # The app's own headers decide (a location's private is the worker's, not the app's).
+            hint = response_hint(policy, self.rule.vary, app_block, len(body))
+            if hint is not None and length == len(body):
+                self.store.put(self.base, ctx.head.headers, self.rule.vary, tuple(hint.vary),
+                               block, bytes(body), hint.duration)
+        return block
+
+
 @register("http_cache", phases=(Phase.RESOLVE_REQUEST_CACHE,))
 class HttpCacheModule(Module):
     def setup(self, app) -> None:
         section = app.config.caching
-        self.on = section.enabled and section.enable_kernel_cache
+        self.on = self.front = section.enabled and section.enable_kernel_cache
         self.by_extension: dict[str, Rule] = {}
         self.any: Rule = Rule()
         for profile in section.profiles:
@@ -160,7 +256,12 @@ class HttpCacheModule(Module):
         # such a profile can never send one, so its requests skip this phase altogether.
         if not app.config.physical_path and not any(
                 rule.app[0] for rule in (self.any, *self.by_extension.values())):
-            self.on = False
+            self.on = self.front = False
+        # The worker's output cache, when a profile asks for it (docs/output-cache.md).
+        self.store = None
+        if section.enabled and any(rule.wanted[0] for rule in (self.any, *self.by_extension.values())):
+            self.store = OutputCache(int(section.size_limit), int(section.max_response_size))
+            self.on = True
 
     def wants(self, phase) -> bool:
         return self.on
@@ -176,11 +277,43 @@ class HttpCacheModule(Module):
 
     def resolve_request_cache(self, ctx):
         head = ctx.head
-        if head.method != "GET" or head.query or ctx.body is not None or head.websocket \
+        method = head.method
+        if (method != "GET" and method != "HEAD") or ctx.body is not None or head.websocket \
                 or head.content_length > 0 or (head.tls is not None and head.tls.client_cert):
             return CONTINUE  # (a client certificate authenticates the request, HTTP.sys rule 8)
-        for name, _value in head.headers:
-            if len(name) <= 13 and name.lower() in _REFUSING:
-                return CONTINUE
-        ctx.cache = self.rule_for(head.path)
+        host = b""
+        for name, value in head.headers:
+            if len(name) <= 13:
+                lower = name.lower()
+                if lower in _REFUSING:
+                    return CONTINUE
+                if lower == b"host":
+                    host = value.lower()
+        rule = self.rule_for(head.path)
+        if self.front and method == "GET" and not head.query:
+            ctx.cache = rule
+        if self.store is not None and rule.wanted[0]:
+            return self.output_cache(ctx, rule, host)
+        return CONTINUE
+
+    def output_cache(self, ctx, rule: Rule, host: bytes):
+        """The worker's output cache: a hit answers here; a miss leaves a StoreFilter."""
+        head = ctx.head
+        # What the front holds it does not hold too (its app entries: no query string).
+        front = ctx.cache is not None and rule.app[0] and rule.location != "ServerAndClient"
+        keep = bool(rule.worker[0]) and not front and not ctx.private
+        qkey = query_key(head.query, rule.vary_query) if keep else ()
+        if qkey is None:
+            keep = False
+        base = (head.scheme, host, head.path, qkey)
+        if keep:
+            hit = self.store.get(base, head.headers, rule.vary)
+            if hit is not None:
+                ctx.cache = None  # a worker hit is not the front's to keep as well
+                ctx.respond(hit[0], hit[1])
+                return FINISH
+        if keep and head.method != "GET":
+            keep = False  # a HEAD is answered from a GET's entry, never stored
+        store_filter = StoreFilter(self.store, rule, base, keep)
+        ctx.filters = [store_filter] + (ctx.filters or [])  # before protocol_support's lines
         return CONTINUE
