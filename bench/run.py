@@ -31,7 +31,7 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite")
+                                       "rewrite", "proxy")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
@@ -213,6 +213,14 @@ def plan(args, workdir: str, fronts: int = 1):
              "/", 13, True),
             ("wsgi hello, rewrite", "wasp",
              lambda: wasp(workdir, "wsgi_hello", log, name="wasp-rewrite", app_extra=sv.REWRITE_RULES),
+             "/", 13, False),
+        ]
+    if "proxy" in args.scenarios:
+        # ARR: proxied hello, wasp's reverse proxy vs nginx proxy_pass, to one gunicorn process.
+        cases += [
+            ("proxied hello", "nginx-gunicorn", lambda: sv.nginx_proxy_shared(workdir, "wsgi_hello"), "/", 13,
+             True),
+            ("proxied hello", "wasp", lambda: sv.wasp_proxy_shared(workdir, "wsgi_hello", log, fronts=fronts),
              "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]

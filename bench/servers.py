@@ -402,3 +402,82 @@ def nginx_brotli_static(workdir: str) -> Deployment:
     dep.wrk_headers = ("Accept-Encoding: gzip, deflate, br",)
     dep.encoding = ("gzip, deflate, br", "br")
     return dep
+
+
+# ---- the `proxy` scenario: ARR (issue 10 item 7) against nginx proxy_pass, one gunicorn ----
+
+class SharedServer(Server):
+    """A server several rows share: started by the first row that needs it, left running between
+    rows and stopped once at exit (so both proxies talk to the very same backend process)."""
+
+    def start(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            super().start()
+            import atexit
+            atexit.register(Server.stop, self)
+
+    def stop(self) -> None:
+        pass  # at exit (above)
+
+
+_shared_upstreams: dict[str, SharedServer] = {}
+
+
+def shared_gunicorn(workdir: str, app: str) -> SharedServer:
+    server = _shared_upstreams.get(app)
+    if server is None:
+        port = free_port()
+        argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "2", "--threads", "8",
+                "-b", f"127.0.0.1:{port}", "--chdir", REPO, "--log-level", "warning",
+                "--no-control-socket", APPS[app]]
+        server = _shared_upstreams[app] = SharedServer(name="gunicorn-shared", argv=argv, workdir=workdir,
+                                                       port=port, kind="gunicorn", cwd=REPO)
+    return server
+
+
+def nginx_proxy_shared(workdir: str, app: str) -> Deployment:
+    """nginx proxy_pass (keep-alive upstream) to the shared gunicorn, sending the forwarding
+    headers wasp's ARR sends (X-Forwarded-For/-Proto/-Host, X-Original-URL): gunicorn parses the
+    same heads from both."""
+    upstream = shared_gunicorn(workdir, app)
+    port = free_port()
+    body = f"""    upstream app {{
+        server 127.0.0.1:{upstream.port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Original-URL $request_uri;
+        }}
+    }}"""
+    return Deployment("nginx proxy_pass -> gunicorn", port, [upstream, _nginx(workdir, "nginx-pass", port, body)])
+
+
+def wasp_proxy_shared(workdir: str, app: str, wasp_log: bool = False, fronts: int = 1) -> Deployment:
+    """wasp's reverse proxy (a web farm of the shared gunicorn; the site's app has no Python app)."""
+    upstream = shared_gunicorn(workdir, app)
+    extra = f"""
+[proxy]
+enabled = true
+url = "http://upstream"
+preserve_host_header = true
+forwarded = false
+
+[[web_farms]]
+name = "upstream"
+[[web_farms.servers]]
+address = "127.0.0.1"
+http_port = {upstream.port}
+"""
+    dep = wasp(workdir, None, wasp_log, name="wasp-arr", app_extra=extra, fronts=fronts)
+    dep.label = "wasp ARR -> gunicorn" if fronts == 1 else f"wasp {fronts} fronts ARR -> gunicorn"
+    dep.servers.insert(0, upstream)
+    return dep

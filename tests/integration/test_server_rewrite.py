@@ -8,7 +8,6 @@ back-reference into Location, open redirects, spoofed X-Original-URL, ReDoS, hug
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import socket
 import ssl
@@ -24,6 +23,8 @@ CONFIG = """
 error_mode = "Detailed"
 [request_filtering]
 allow_double_escaping = true
+[proxy]
+enabled = true   # ARR's proxy is off by default, as in IIS
 
 [rewrite]
 global_rules = [
@@ -309,13 +310,6 @@ def test_spa_fallback(server):
 
 def test_reverse_proxy(server, backend):
     r = get(server, "/proxy/items?id=7")
-    if importlib.util.find_spec("wasp.worker.modules.reverse_proxy") is None:
-        # Until the reverse proxy handler lands: IIS without ARR answers 404.4.
-        assert r.status == 404 and b"404.4" in r.body
-        r = get(server, "/gproxy/x?y=1")
-        assert r.status == 404 and b"404.4" in r.body
-        pytest.skip("wasp.worker.modules.reverse_proxy is not built yet (the arr branch); "
-                    "the rewrite sets ctx.proxy_url and answered 404.4 as IIS without ARR")
     assert json.loads(r.body)["backend"] == "/items?id=7"
     r = get(server, "/gproxy/x?y=1")   # a global rule's proxy: RequestHead.proxy_url
     assert json.loads(r.body)["backend"] == "/g/x?y=1"

@@ -59,4 +59,6 @@ def test_full_example_loads_and_equals_the_defaults():
         for name, entry in sections.registered().items():
             assert getattr(effective, name) == entry.cls(), name
     config.sections = plain.sections
+    assert [f.name for f in config.web_farms] == ["farm1"]  # the example's one farm
+    config.web_farms = plain.web_farms
     assert config == plain

@@ -246,12 +246,12 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
     assert [m.id for m in Pipeline(app).modules] == [
         "protocol_support", "request_filtering", *compression, "directory_listing",
         "http_redirect", "server_side_include", "static_file", *security, "custom_error",
-        "rewrite", "python_app"]
+        "rewrite", "reverse_proxy", "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == [
         "protocol_support", "request_filtering", *compression, "default_document",
         "directory_listing", "http_redirect", "server_side_include", "static_file", *security,
-        "custom_error", "rewrite", "python_app"]
+        "custom_error", "rewrite", "reverse_proxy", "python_app"]
 
 
 def test_a_python_module_entry_that_does_not_import_names_entry_type_and_cause():

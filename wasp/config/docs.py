@@ -388,6 +388,7 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
             ("CertificateRule", "match_criteria"): "Example*",
+            ("WebFarm", "name"): "farm1", ("FarmServer", "address"): "10.0.0.11",
             ("MimeMap", "file_extension"): ".jxl", ("MimeMap", "mime_type"): "image/jxl",
             ("Scheme", "name"): "gzip", ("MimeType", "mime_type"): "text/*",
             ("RewriteRule", "name"): "https", ("RewriteMatch", "url"): "(.*)",

@@ -512,6 +512,72 @@ class Site(_Strict):
     applications: list[Application] = field(default_factory=list)
 
 
+# ---- webFarms (IIS Application Request Routing 3.0; docs/reverse-proxy.md) ----
+#: A web farm's (or a server's) name: what a proxy URL names as its host ("http://farm1/path").
+FarmName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")]
+
+
+class FarmServer(_Strict):
+    """One `<webFarm><server>`: a backend."""
+
+    address: Annotated[str, Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\[\]-]+$",
+                                 description="The backend's host name or IP address (ARR's server address).")]
+    enabled: Annotated[bool, doc("false takes the server out of the farm (ARR's enabled).")] = True
+    http_port: Annotated[int, Meta(ge=1, le=65535, description="Port for http proxy URLs (ARR's httpPort).")] = 80
+    https_port: Annotated[int, Meta(ge=1, le=65535, description="Port for https proxy URLs (ARR's httpsPort).")] = 443
+    weight: Annotated[int, Meta(ge=0, le=100000, description=(
+        "Share of requests under WeightedRoundRobin (ARR's applicationRequestRouting weight, default 100); "
+        "0 sends it none."))] = 100
+
+
+class FarmHealthCheck(_Strict):
+    """ARR's healthCheck: each worker probes every server of the farm."""
+
+    url: Annotated[str, doc(
+        "URL probed on every server (\"http://farm1/health\": its host is replaced by each server's "
+        "address and port); \"\" = no probe: a server that failed in-band is retried after `interval`."
+    )] = ""
+    interval: Annotated[Duration, doc("Time between probes (ARR's interval).")] = Duration(30.0)
+    timeout: Annotated[Duration, doc("A probe slower than this fails (ARR's timeout).")] = Duration(30.0)
+    status_code_match: Annotated[str, Meta(pattern=r"^\s*\d{3}(\s*-\s*\d{3})?(\s*,\s*\d{3}(\s*-\s*\d{3})?)*\s*$",
+                                           description="Statuses that pass, \"200-399\" or \"200,204\" (ARR's statusCodeMatch).")] = "200-399"
+    response_match: Annotated[str, doc(
+        "Text the probe's body must contain (first 64 KiB); \"\" = any (ARR's responseMatch)."
+    )] = ""
+
+
+class FarmAffinity(_Strict):
+    """ARR's affinity: client affinity by cookie."""
+
+    use_cookie: Annotated[bool, doc("Send a client back to the server that served it, by cookie (ARR's useCookie).")] = False
+    cookie_name: Annotated[str, Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                                     description="The affinity cookie's name (ARR's cookieName).")] = "ARRAffinity"
+
+
+class FarmLoadBalancing(_Strict):
+    algorithm: Annotated[Literal["WeightedRoundRobin", "LeastRequests", "LeastResponseTime", "RequestHash"], doc(
+        "ARR's loadBalancing algorithm: WeightedRoundRobin (by `weight`), LeastRequests (fewest in "
+        "flight), LeastResponseTime (fastest recent average), RequestHash (the URL path picks the server)."
+    )] = "WeightedRoundRobin"
+
+
+class FarmRouting(_Strict):
+    """A web farm's `<applicationRequestRouting>`."""
+
+    load_balancing: FarmLoadBalancing = field(default_factory=FarmLoadBalancing)
+    affinity: FarmAffinity = field(default_factory=FarmAffinity)
+    health_check: FarmHealthCheck = field(default_factory=FarmHealthCheck)
+
+
+class WebFarm(_Strict):
+    """One `<webFarms><webFarm>`: backends a `proxy` URL names by the farm's name."""
+
+    name: Annotated[FarmName, doc("The farm's name; a proxy URL \"http://<name>/...\" goes to it (case ignored).")]
+    enabled: Annotated[bool, doc("false: requests for the farm get 502.4.")] = True
+    servers: Annotated[list[FarmServer], doc("The farm's backends.")] = field(default_factory=list)
+    application_request_routing: FarmRouting = field(default_factory=FarmRouting)
+
+
 class Config(_Strict):
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
@@ -520,6 +586,7 @@ class Config(_Strict):
     pools: list[Pool] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
     acme: AcmeSettings = field(default_factory=AcmeSettings)
+    web_farms: Annotated[list[WebFarm], doc("IIS webFarms: the reverse proxy's server farms (docs/reverse-proxy.md).")] = field(default_factory=list)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
     # Not from the file: the raw tables of the system.webServer sections (wasp/config/sections),

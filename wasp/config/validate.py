@@ -248,6 +248,7 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
     _check_access(config, add)
     _check_proxy_protocol(config, add)
     _check_acme(config, add)
+    _check_web_farms(config, add)
 
 
 _LOG_FIELD_NAME = re.compile(r"[A-Za-z0-9_()\-]{1,64}")
@@ -440,6 +441,21 @@ def _known(pool_names: set[str]) -> str:
     if not pool_names:
         return "; no pools are defined"
     return "; pools: " + ", ".join(f"\"{n}\"" for n in sorted(pool_names))
+
+
+def _check_web_farms(config: Config, add: Add) -> None:
+    """Farm names are unique (case ignored: a proxy URL's host names one); a farm's servers too."""
+    _unique(((f"web_farms[{i}].name", f.name.lower()) for i, f in enumerate(config.web_farms) if f),
+            "web farm name", add)
+    for i, farm in enumerate(config.web_farms):
+        if farm is None:
+            continue
+        _unique(((f"web_farms[{i}].servers[{j}].address", (s.address.lower(), s.http_port, s.https_port))
+                 for j, s in enumerate(farm.servers) if s), "server", add)
+        url = farm.application_request_routing.health_check.url
+        if url and not (url.startswith("http://") or url.startswith("https://")):
+            add(f"web_farms[{i}].application_request_routing.health_check.url",
+                f"\"{url}\" is not an http:// or https:// URL")
 
 
 def _unique(items, what: str, add: Add) -> None:

@@ -151,6 +151,7 @@ def pool_applications(config: model.Config, pool: str) -> list[Application]:
             application = Application(site, app, config.sections, web_toml)
             application.at = ("", f"sites[{i}]", f"sites[{i}].applications[{j}]")
             application.source = config.source
+            application.web_farms = config.web_farms  # the reverse proxy's farms
             application.run_dir = config.server.run_dir  # static compression's default directory
             application.frequent_hit = (config.cache.frequent_hit_threshold,
                                         float(config.cache.frequent_hit_time_period))

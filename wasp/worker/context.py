@@ -89,8 +89,9 @@ class RequestContext:
         # handler's response is dropped).
         self.filters = None
         self.swallow = False
-        # URL Rewrite (modules/rewrite.py): the absolute URL a rewrite sends the request to (the
-        # reverse_proxy handler serves it), and the outbound rules every response goes through.
+        # The absolute http(s) URL the request is proxied to (a URL Rewrite to one, global or
+        # per URL, or the `proxy` section's url): the handler mapping then picks reverse_proxy
+        # (handlers.py). And URL Rewrite's outbound rules every response goes through.
         self.proxy_url: str | None = head.proxy_url or None
         self.outbound = None
         # The effective configuration of this request's URL: one attribute per section

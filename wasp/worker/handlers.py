@@ -81,6 +81,8 @@ class HandlerMap:
         self.prepare = prepare  # default_document's: a directory URL -> its default document
         self.needs_file = root is not None and any(
             m.skip_existing or m.resource != "Unspecified" for m in self.mappings)
+        # ARR: a request with a proxy URL goes to the reverse proxy, whatever the list says.
+        self.proxy = available.get("reverse_proxy")
         # A handler module no entry names and that says it takes what nobody maps (a test's).
         self.catch_all = catch_all if catch_all is not None and catch_all.id not in named else None
 
@@ -89,6 +91,13 @@ class HandlerMap:
         return [m.name for m in self.mappings]
 
     def map(self, ctx) -> None:
+        if ctx.proxy_url is not None:
+            # A rewrite to an absolute URL (or a `proxy` url): IIS hands it to ARR; without
+            # the reverse proxy running for the application it has no handler (404.4).
+            if self.proxy is None:
+                raise NotFound("a proxy URL, but the reverse proxy does not run here", substatus=4)
+            ctx.handler = self.proxy
+            return
         if self.needs_file:
             locate(ctx, self.root)
             if self.prepare is not None:

@@ -232,13 +232,21 @@ class Pipeline:
         self._run_sync(ctx, self.after)
 
     def _run_sync(self, ctx, steps) -> None:
+        handed = False
         try:
             try:
-                for phase, name, step in steps:
+                for index, (phase, name, step) in enumerate(steps):
                     ctx.phase = phase
                     ctx.module = name
-                    if step(ctx) is FINISH:
+                    status = step(ctx)
+                    if status is FINISH:
                         break
+                    if status.__class__ is not Status and status is not None:
+                        # A handler that awaits (the reverse proxy) in an application whose
+                        # requests otherwise run straight through: a task finishes the request.
+                        self._await_rest(ctx, status, steps[index + 1:])
+                        handed = True
+                        return
             except Exception as exc:
                 self.fail(ctx, exc)
             else:
@@ -251,6 +259,42 @@ class Pipeline:
                 except Exception:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
+            if not handed:
+                ctx.channel.done(ctx)
+
+    def _await_rest(self, ctx, awaitable, rest) -> None:
+        task = ctx.task = asyncio.get_running_loop().create_task(self._rest_async(ctx, awaitable, rest))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _rest_async(self, ctx, awaitable, rest) -> None:
+        try:
+            try:
+                status = await awaitable
+                if status is not FINISH:
+                    for phase, name, step in rest:
+                        ctx.phase = phase
+                        ctx.module = name
+                        status = step(ctx)
+                        if status.__class__ is not Status:
+                            status = await status
+                        if status is FINISH:
+                            break
+            except asyncio.CancelledError:
+                self.fail(ctx, Cancelled("request task cancelled"))
+            except Exception as exc:
+                self.fail(ctx, exc)
+            else:
+                self._check_answered(ctx)
+            for phase, name, step in self.tail:
+                ctx.phase = phase
+                ctx.module = name
+                try:
+                    step(ctx)
+                except Exception:
+                    log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
+        finally:
+            ctx.task = None
             ctx.channel.done(ctx)
 
     async def run_async(self, ctx) -> None:

@@ -457,6 +457,8 @@ class Worker:
             ctx.body = AsyncBody(ctx, eof=(flags & _FIN) != 0 and not head.websocket)
         elif not flags & _FIN:
             ctx.body = BlockingBody(ctx) if threaded else AsyncBody(ctx)
+        elif head.websocket:  # the reverse proxy tunnels it: the bytes after the 101 come as BODY
+            ctx.body = AsyncBody(ctx)
         channel.streams[sid] = ctx
         self.stats.begin(ctx)
         # The pipeline of the URL's directory (its `modules`), cached with its configuration.

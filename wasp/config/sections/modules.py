@@ -37,6 +37,7 @@ NATIVE_MODULES = ("http_cache", "protocol_support", "request_filtering",
                   "client_certificate_mapping_authentication", "ip_restriction", "dynamic_ip_restriction",
                   "custom_error",
                   "rewrite",
+                  "reverse_proxy",
                   "python_app")
 
 
