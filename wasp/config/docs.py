@@ -381,7 +381,10 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "certificate"): "/etc/wasp/alice.pem",
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
-            ("CertificateRule", "match_criteria"): "Example*"}
+            ("CertificateRule", "match_criteria"): "Example*",
+            ("RestrictionEntry", "path"): "/srv/www/cgi-bin/",
+            ("FastCgiApplication", "full_path"): "/usr/bin/php-cgi",
+            ("EnvironmentVariable", "name"): "PHP_FCGI_MAX_REQUESTS"}
 
 
 def full_example() -> str:
@@ -408,7 +411,8 @@ def full_example() -> str:
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
-                     "OneToOneMapping", "ManyToOneMapping"}
+                     "OneToOneMapping", "ManyToOneMapping",
+                     "RestrictionEntry", "FastCgiApplication"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

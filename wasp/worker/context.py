@@ -40,6 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
+        "mapping", "script",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -80,6 +81,8 @@ class RequestContext:
         self.private = False
         self.challenges = None   # WWW-Authenticate values collected by authentication modules
         self.extra_headers = None  # header lines a module adds to whatever response goes out
+        self.mapping = None      # the handler list entry MAP_REQUEST_HANDLER chose (handlers.py)
+        self.script = None       # the mapped script's app-relative URL path ("/index.php")
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls

@@ -232,13 +232,24 @@ class Pipeline:
         self._run_sync(ctx, self.after)
 
     def _run_sync(self, ctx, steps) -> None:
+        pending = False
         try:
             try:
-                for phase, name, step in steps:
+                for index, (phase, name, step) in enumerate(steps):
                     ctx.phase = phase
                     ctx.module = name
-                    if step(ctx) is FINISH:
+                    status = step(ctx)
+                    if status is FINISH:
                         break
+                    if status.__class__ is not Status and status is not None:
+                        # A handler that runs on the loop and waits (cgi, fast_cgi): a task
+                        # carries the request on when it resolves.
+                        pending = True
+                        task = ctx.task = asyncio.get_running_loop().create_task(
+                            self._finish_async(ctx, status, steps[index + 1:]))
+                        self._pending.add(task)
+                        task.add_done_callback(self._pending.discard)
+                        return
             except Exception as exc:
                 self.fail(ctx, exc)
             else:
@@ -251,7 +262,22 @@ class Pipeline:
                 except Exception:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
-            ctx.channel.done(ctx)
+            if not pending:
+                ctx.channel.done(ctx)
+
+    async def _finish_async(self, ctx, awaitable, rest) -> None:
+        try:
+            status = await awaitable
+            if status is FINISH:
+                rest = ()
+        except asyncio.CancelledError:
+            self.fail(ctx, Cancelled("request task cancelled"))
+            rest = ()
+        except Exception as exc:
+            self.fail(ctx, exc)
+            rest = ()
+        ctx.task = None
+        self._run_sync(ctx, rest)
 
     async def run_async(self, ctx) -> None:
         try:

@@ -1,7 +1,7 @@
 """Built-in pipeline modules. Importing this package registers them (registry.register)."""
 
 from wasp.worker.modules import (  # noqa: F401
-    anonymous_authentication, basic_authentication, client_certificate_mapping_authentication,
-    default_document, digest_authentication, dynamic_ip_restriction, http_cache, ip_restriction,
+    anonymous_authentication, basic_authentication, cgi, client_certificate_mapping_authentication,
+    default_document, digest_authentication, dynamic_ip_restriction, fast_cgi, http_cache, ip_restriction,
     python_app, request_filtering, static, url_authorization, windows_authentication,
 )
