@@ -69,7 +69,7 @@ def socket_dir() -> str:
 
 class Instance:
     __slots__ = ("pool", "number", "proc", "path", "reader", "writer", "served", "last_used",
-                 "retiring", "closed", "request_id")
+                 "retiring", "closed", "request_id", "killed", "counted")
 
     def __init__(self, pool, number: int):
         self.pool = pool
@@ -83,6 +83,8 @@ class Instance:
         self.retiring = False
         self.closed = False
         self.request_id = 0
+        self.killed = False      # wasp signalled it: its exit is no failure
+        self.counted = False     # its failure was counted (once per process)
 
     @property
     def pid(self) -> int:
@@ -109,11 +111,17 @@ class Instance:
 
     async def _watch(self) -> None:
         code = await self.proc.wait()
-        if not self.closed:
+        if not self.killed:
             log.warning("FastCGI process %d of %s exited unexpectedly (status %s)", self.pid,
                         self.pool.name, code)
-            self.pool.failed()
+            self.fail()
             self.close()
+
+    def fail(self) -> None:
+        """The process died under wasp (or never served): one rapid fail per process."""
+        if not self.counted:
+            self.counted = True
+            self.pool.failed()
 
     def next_id(self) -> int:
         self.request_id = self.request_id % 0xFFFF + 1
@@ -129,6 +137,7 @@ class Instance:
             self.writer.close()
         proc = self.proc
         if proc is not None and proc.returncode is None:
+            self.killed = True
             grace = self.pool.settings.signal_before_terminate_seconds
             try:
                 os.killpg(proc.pid, signal.SIGTERM if grace else signal.SIGKILL)
@@ -142,7 +151,7 @@ class Instance:
             pass
 
     def kill_now(self) -> None:
-        self.closed = True
+        self.closed = self.killed = True
         if self.proc is not None and self.proc.returncode is None:
             _kill_group(self.proc)
         try:
@@ -278,7 +287,7 @@ class ProcessPool:
         try:
             await inst.start()
         except OSError as exc:
-            self.failed()
+            inst.fail()
             inst.kill_now()
             raise FastCgiFailure(f"the FastCGI process {self.name} could not start: {exc}") from None
         finally:

@@ -23,6 +23,7 @@ import logging
 import os
 
 from wasp.config.sections.fast_cgi import FastCgiApplication
+from wasp.errors import HttpError
 from wasp.wire import fastcgi as fcgi
 from wasp.worker import gateway
 from wasp.worker.context import Cancelled
@@ -123,8 +124,12 @@ class FastCgiModule(Module):
                              else fcgi.pack_stdin(rid, b""))
             else:
                 feeder = asyncio.ensure_future(_feed(ctx, writer, rid))
-            exchange = await self._read(ctx, target, reader, rid, deadline)
+            exchange = await self._read(ctx, target, inst, reader, rid, deadline)
             healthy = exchange.protocol_status == fcgi.REQUEST_COMPLETE
+        except HttpError as exc:
+            # IIS writes its FastCGI failures to the event log; the error page carries no detail
+            log.warning("%s %s: %s", ctx.head.method, ctx.head.path.decode("utf-8", "replace"), exc.detail)
+            raise
         finally:
             if feeder is not None:
                 feeder.cancel()
@@ -137,7 +142,7 @@ class FastCgiModule(Module):
                     pass
         return FINISH
 
-    async def _read(self, ctx, target, reader, rid: int, deadline: float) -> _Exchange:
+    async def _read(self, ctx, target, inst, reader, rid: int, deadline: float) -> _Exchange:
         settings = target.settings
         mode = settings.stderr_mode
         activity = float(settings.activity_timeout)
@@ -156,8 +161,12 @@ class FastCgiModule(Module):
                 which = "request_timeout" if wait >= left else "activity_timeout"
                 raise FastCgiFailure(f"{target.name} exceeded the configured {which}") from None
             except OSError as exc:
+                if inst is not None:
+                    inst.fail()
                 raise FastCgiFailure(f"the FastCGI process {target.name} exited unexpectedly ({exc})") from None
             if not data:
+                if inst is not None:
+                    inst.fail()
                 raise FastCgiFailure(f"the FastCGI process {target.name} exited unexpectedly")
             try:
                 events = parser.feed(data)
