@@ -91,7 +91,9 @@ class CgiModule(Module):
         script = gateway.find_script(ctx, self.root)
         argv = command_for(ctx.mapping, script.path)
         executable = os.path.realpath(argv[0])
-        if not allowed(ctx.config.cgi_restriction, executable):
+        section = ctx.config.cgi_restriction
+        # listed as configured (/usr/bin/php-cgi) or as what it resolves to (php-cgi8.2)
+        if not (allowed(section, executable) or (argv[0] != executable and allowed(section, argv[0]))):
             raise NotAllowed(f"{executable} is not allowed by cgi_restriction")
         if len(argv) == 1 and not os.access(executable, os.X_OK):
             raise HttpError("the script is not executable", status=403, substatus=1)
