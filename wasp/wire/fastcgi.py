@@ -214,10 +214,18 @@ class Reader:
         return len(self._buf)
 
     def feed(self, data) -> list:
-        """-> events (Stdout, Stderr, EndRequest, Values) complete in the bytes fed so far."""
+        """-> events (Stdout, Stderr, EndRequest, Values) complete in the bytes fed so far. A
+        FastCgiError carries the events of the records before the bad one in `events`."""
+        events = []
+        try:
+            return self._parse(data, events)
+        except FastCgiError as exc:
+            exc.events = events
+            raise
+
+    def _parse(self, data, events: list) -> list:
         buf = self._buf
         buf += data
-        events = []
         pos = 0
         size = len(buf)
         while size - pos >= 8:
