@@ -29,8 +29,8 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security")
-SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "php")
+SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
 def _csv(allowed):
@@ -177,6 +177,12 @@ def plan(args, workdir: str, fronts: int = 1):
                              "wasp, no security modules"), "/", 13, True),
             ("wsgi hello, security", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-sec"),
              "/", 13, False),
+        ]
+    if "php" in args.scenarios:
+        # Issue 10: PHP hello through the same php-fpm pool config, behind nginx and behind wasp.
+        cases += [
+            ("php hello", "nginx-php-fpm", lambda: sv.nginx_php(workdir), "/hello.php", 13, True),
+            ("php hello", "wasp", lambda: sv.wasp_php(workdir, log, fronts), "/hello.php", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -42,7 +42,8 @@ def test_name_value_pairs_short_and_long_lengths():
     assert encoded[:4] == b"\x01\x01A1"
     assert encoded[4] == 4 and encoded[5:9] == struct.pack(">I", 200 | 0x80000000)
     assert fastcgi.decode_pairs(encoded) == pairs
-    assert fastcgi.encode_pairs([("S", "é")]) == b"\x01\x01S\xe9"
+    assert fastcgi.encode_pairs([("S", "é")]) == b"\x01\x02S\xc3\xa9"
+    assert fastcgi.encode_pairs([("S", b"\xff".decode("utf-8", "surrogateescape"))]) == b"\x01\x01S\xff"
 
 
 @pytest.mark.parametrize("bad", [b"\x05\x01ab", b"\x80\x00", b"\x01", b"\x81\x00\x00\x00\x01ab"])

@@ -93,18 +93,27 @@ def _length(n: int) -> bytes:
 
 
 def encode_pairs(pairs) -> bytes:
-    """Name-value pairs (bytes or str, str as latin-1) in FastCGI's length-prefixed form."""
-    out = []
+    """Name-value pairs in FastCGI's length-prefixed form. A str is encoded as UTF-8 with
+    surrogateescape, so a value decoded from raw bytes that way goes out as the same bytes."""
+    out = bytearray()
     for name, value in pairs:
-        if isinstance(name, str):
-            name = name.encode("latin-1")
-        if isinstance(value, str):
-            value = value.encode("latin-1")
-        out.append(_length(len(name)))
-        out.append(_length(len(value)))
-        out.append(name)
-        out.append(value)
-    return b"".join(out)
+        if name.__class__ is str:
+            name = name.encode("utf-8", "surrogateescape")
+        if value.__class__ is str:
+            value = value.encode("utf-8", "surrogateescape")
+        n = len(name)
+        v = len(value)
+        if n < 128:
+            out.append(n)
+        else:
+            out += _length(n)
+        if v < 128:
+            out.append(v)
+        else:
+            out += _length(v)
+        out += name
+        out += value
+    return bytes(out)
 
 
 def decode_pairs(data: bytes, limit: int = MAX_PAIR) -> list[tuple[bytes, bytes]]:

@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from wasp.errors import HttpError, ServiceUnavailable
+from wasp.worker.fastcgi_conn import open_tcp, open_unix
 from wasp.worker.procs import spawn_child
 
 log = logging.getLogger("wasp.worker.fastcgi")
@@ -68,7 +69,7 @@ def socket_dir() -> str:
 
 
 class Instance:
-    __slots__ = ("pool", "number", "proc", "path", "reader", "writer", "served", "last_used",
+    __slots__ = ("pool", "number", "proc", "path", "conn", "served", "last_used",
                  "retiring", "closed", "request_id", "killed", "counted")
 
     def __init__(self, pool, number: int):
@@ -76,8 +77,7 @@ class Instance:
         self.number = number
         self.proc = None
         self.path = ""
-        self.reader = None
-        self.writer = None
+        self.conn = None
         self.served = 0
         self.last_used = time.monotonic()
         self.retiring = False
@@ -107,7 +107,7 @@ class Instance:
             listener.close()
         asyncio.ensure_future(self._watch())
         # The listen backlog takes the connection even before the process reached accept().
-        self.reader, self.writer = await asyncio.open_unix_connection(self.path)
+        self.conn = await open_unix(self.path)
 
     async def _watch(self) -> None:
         code = await self.proc.wait()
@@ -133,8 +133,8 @@ class Instance:
             return
         self.closed = True
         self.pool.forget(self)
-        if self.writer is not None:
-            self.writer.close()
+        if self.conn is not None:
+            self.conn.close()
         proc = self.proc
         if proc is not None and proc.returncode is None:
             self.killed = True
@@ -344,9 +344,9 @@ class External:
     async def connect(self):
         address = self.address
         if address.startswith("unix:"):
-            return await asyncio.open_unix_connection(address[5:])
+            return await open_unix(address[5:])
         host, _colon, port = address.rpartition(":")
-        return await asyncio.open_connection(host.strip("[]"), int(port))
+        return await open_tcp(host.strip("[]"), int(port))
 
 
 def is_address(value: str) -> bool:

@@ -8,6 +8,9 @@ refused with 404.5, no symlink out of the root). A script that is not there is 4
 reaches PHP: "/upload.jpg/x.php" names the file upload.jpg/x.php, which does not exist (the
 cgi.fix_pathinfo hole nginx configurations keep reopening).
 
+Values are str decoded from the request's bytes as UTF-8 with surrogateescape: a CGI process's
+environment and the FastCGI params encode them back the same way, so every byte arrives as sent.
+
 Meta-variables: RFC 3875 §4.1 plus what PHP and IIS add (SCRIPT_FILENAME, REQUEST_URI,
 DOCUMENT_ROOT, REDIRECT_STATUS=200 for php-cgi's cgi.force_redirect, HTTPS, APPL_PHYSICAL_PATH).
 Request headers become HTTP_* except `Proxy` (httpoxy: HTTP_PROXY would become a script's outgoing
@@ -80,8 +83,8 @@ def environ(ctx, script: Script) -> dict[str, str]:
         "SERVER_SOFTWARE": "wasp",
         "SERVER_PROTOCOL": "HTTP/" + head.version,
         "REQUEST_METHOD": head.method,
-        "QUERY_STRING": head.query.decode("latin-1"),
-        "REQUEST_URI": head.target.decode("latin-1"),
+        "QUERY_STRING": head.query.decode("utf-8", "surrogateescape"),
+        "REQUEST_URI": head.target.decode("utf-8", "surrogateescape"),
         "SCRIPT_NAME": prefix + script.url.decode("utf-8", "surrogateescape"),
         "SCRIPT_FILENAME": script.path,
         "DOCUMENT_ROOT": script.root,
@@ -107,11 +110,11 @@ def environ(ctx, script: Script) -> dict[str, str]:
         lower = name.lower()
         if b"_" in name or lower == b"proxy" or lower == b"content-length":
             continue
-        text = value.decode("latin-1")
+        text = value.decode("utf-8", "surrogateescape")
         if lower == b"content-type":
             env["CONTENT_TYPE"] = text
             continue
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        key = "HTTP_" + name.decode("ascii", "replace").upper().replace("-", "_")
         if key in env:
             env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
         else:

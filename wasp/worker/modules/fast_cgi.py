@@ -103,28 +103,32 @@ class FastCgiModule(Module):
         deadline = loop.time() + float(settings.request_timeout)
         external = isinstance(target, External)
         inst = None
-        writer = None
+        conn = None
         healthy = False
         feeder = None
         try:
             if external:
                 try:
-                    reader, writer = await asyncio.wait_for(target.connect(), deadline - loop.time())
+                    async with asyncio.timeout(deadline - loop.time()):
+                        conn = await target.connect()
                 except (OSError, asyncio.TimeoutError) as exc:
                     raise FastCgiFailure(f"cannot connect to the FastCGI server {target.name}: {exc}") from None
                 rid = 1
             else:
                 inst = await target.acquire(deadline)
-                reader, writer = inst.reader, inst.writer
+                conn = inst.conn
                 rid = inst.next_id()
-            writer.write(fcgi.pack_begin(rid, keep_conn=not external)
-                         + fcgi.pack_params(rid, env.items()))
-            if body is not None:
-                writer.write(fcgi.pack_stdin(rid, body) + fcgi.pack_stdin(rid, b"") if body
-                             else fcgi.pack_stdin(rid, b""))
-            else:
-                feeder = asyncio.ensure_future(_feed(ctx, writer, rid))
-            exchange = await self._read(ctx, target, inst, reader, rid, deadline)
+            first = fcgi.pack_begin(rid, keep_conn=not external) + fcgi.pack_params(rid, env.items())
+            try:
+                if body is not None:
+                    conn.write(first + fcgi.pack_stdin(rid, body) + fcgi.pack_stdin(rid, b"") if body
+                               else first + fcgi.pack_stdin(rid, b""))
+                else:
+                    conn.write(first)
+                    feeder = asyncio.ensure_future(_feed(ctx, conn, rid))
+            except OSError:
+                pass  # it went away: the read below says so
+            exchange = await self._read(ctx, target, inst, conn, rid, deadline)
             healthy = exchange.protocol_status == fcgi.REQUEST_COMPLETE
         except HttpError as exc:
             # IIS writes its FastCGI failures to the event log; the error page carries no detail
@@ -135,14 +139,14 @@ class FastCgiModule(Module):
                 feeder.cancel()
             if inst is not None:
                 target.release(inst, healthy)
-            elif writer is not None:
+            elif conn is not None:
                 try:
-                    writer.close()
+                    conn.close()
                 except Exception:
                     pass
         return FINISH
 
-    async def _read(self, ctx, target, inst, reader, rid: int, deadline: float) -> _Exchange:
+    async def _read(self, ctx, target, inst, conn, rid: int, deadline: float) -> _Exchange:
         settings = target.settings
         mode = settings.stderr_mode
         activity = float(settings.activity_timeout)
@@ -156,7 +160,7 @@ class FastCgiModule(Module):
             if left <= 0:
                 raise FastCgiFailure(f"{target.name} exceeded the configured request_timeout")
             try:
-                data = await asyncio.wait_for(reader.read(65536), wait)
+                data = await conn.read(wait)
             except asyncio.TimeoutError:
                 which = "request_timeout" if wait >= left else "activity_timeout"
                 raise FastCgiFailure(f"{target.name} exceeded the configured {which}") from None
@@ -206,18 +210,18 @@ class FastCgiModule(Module):
         return exchange
 
 
-async def _feed(ctx, writer, rid: int) -> None:
+async def _feed(ctx, conn, rid: int) -> None:
     """The request body as STDIN records, at the pace the application reads it."""
     try:
         while True:
             data, more = await ctx.body.take()
             if data:
-                writer.write(fcgi.pack_stdin(rid, data))
-                await writer.drain()
+                conn.write(fcgi.pack_stdin(rid, data))
+                await conn.drain()
             if not more:
                 break
-        writer.write(fcgi.pack_stdin(rid, b""))
-        await writer.drain()
+        conn.write(fcgi.pack_stdin(rid, b""))
+        await conn.drain()
     except (Cancelled, OSError):
         pass
     except Exception:
