@@ -11,6 +11,7 @@ One server, one pool, several applications over the same php_apps/ pages:
   /term  php-cgi with stderr_mode = TerminateProcess
   /idle  php-cgi with idle_timeout = 10 s
   /fail  a "FastCGI application" that exits at once (/bin/false), rapid_fails_per_minute = 2
+  /mon   php-cgi with monitor_changes_to = watched.ini
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ max_instances = 1
 full_path = "/bin/false"
 rapid_fails_per_minute = 2
 
+[[fast_cgi]]
+full_path = "%(cgi)s"
+arguments = "-d wasp.test=mon"
+monitor_changes_to = "{dir}/watched.ini"
+max_instances = 1
+
 [[pools]]
 name = "Php"
 
@@ -110,13 +117,14 @@ bindings = ["http/127.0.0.1:{port}:"]
     + app("/rec", "%(cgi)s|-d wasp.test=rec") + app("/one", "%(cgi)s|-d wasp.test=one") \
     + app("/slow", "%(cgi)s|-d wasp.test=slow") + app("/ign", "%(cgi)s|-d wasp.test=ign") \
     + app("/term", "%(cgi)s|-d wasp.test=term") + app("/idle", "%(cgi)s|-d wasp.test=idle") \
-    + app("/fail", "/bin/false")
+    + app("/fail", "/bin/false") + app("/mon", "%(cgi)s|-d wasp.test=mon")
 
 
 @pytest.fixture(scope="module")
 def server(wasp_module_server):
     d = wasp_module_server.dir
     copy_pages(d / "www")
+    (d / "watched.ini").write_text("memory_limit = 64M\n")
     fpm = start_fpm(d)
     try:
         yield wasp_module_server(CONFIG % {"cgi": PHP_CGI})
@@ -330,6 +338,14 @@ def test_rapid_fails_turn_into_503(server):
     r = get(server, "/fail/pid.php")
     assert r.status_code == 503
     assert get(server, "/pid.php").status_code == 200  # other applications are not affected
+
+
+def test_monitor_changes_to_recycles_the_processes(server):
+    first = get(server, "/mon/pid.php").text
+    assert get(server, "/mon/pid.php").text == first  # the same process while nothing changed
+    (server.dir / "watched.ini").write_text("memory_limit = 128M\n")
+    # the file is looked at (at most once a second) when a request needs a process
+    server.wait_until(lambda: get(server, "/mon/pid.php").text != first, 20, what="a new php-cgi")
 
 
 def test_php_processes_go_with_the_worker(server, wasp_module_server):
