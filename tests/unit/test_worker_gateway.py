@@ -31,7 +31,8 @@ def ctx_for(path: bytes, script=None, headers=(), query=b"", content_length=-1):
                   server=("127.0.0.1", 8080), content_length=content_length, tls=None)
     head = types.SimpleNamespace(**values)  # the RequestHead fields gateway reads
     app = types.SimpleNamespace(prefix_len=0)
-    return types.SimpleNamespace(head=head, app=app, script=script, user=None, auth_type="")
+    return types.SimpleNamespace(head=head, app=app, script=script, user=None, auth_type="",
+                                 located=False, file_path=None, is_dir=False)
 
 
 def test_find_script_refuses_a_path_through_a_file(tmp_path):

@@ -64,6 +64,8 @@ def record(rtype: int, request_id: int, content: bytes = b"") -> bytes:
 def stream(rtype: int, request_id: int, data) -> bytes:
     """`data` as records of `rtype`, each at most 65535 bytes (nothing for empty data: the
     empty record that ends a stream is `record(rtype, request_id)`)."""
+    if len(data) <= MAX_CONTENT - 7:
+        return record(rtype, request_id, bytes(data)) if data else b""
     view = memoryview(data)
     parts = []
     for start in range(0, len(view), MAX_CONTENT - 7):  # 65528: padding stays 0

@@ -59,6 +59,11 @@ def find_script(ctx, root: str) -> Script:
     url = ctx.script if ctx.script is not None else rel
     if url.endswith(b"/"):
         raise NotFound("the script is a directory")
+    found = ctx.file_path if ctx.located and not ctx.is_dir else None
+    if found is not None and (url == rel or (rel.endswith(b"/") and url == rel + os.path.basename(
+            found).encode("utf-8", "surrogateescape"))):
+        # the handler mapping located this file already (default_document may have chosen it)
+        return Script(url, found, b"", root)
     segments = check_path(url)
     found = resolve(root, root, segments)
     if found is None or not stat_mod.S_ISREG(found[1].st_mode):
