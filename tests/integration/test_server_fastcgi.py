@@ -355,6 +355,30 @@ def test_php_processes_go_with_the_worker(server, wasp_module_server):
         assert os.getpgid(p.pid) == p.pid  # each in its own process group
 
 
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_php_cgi_is_recycled_with_the_pool(server):
+    pid = int(get(server, "/pid.php").text)
+    server.cli("recycle", "pool", "Php")
+    server.wait_until(lambda: gone(pid), 30, what="the old worker's php-cgi gone")
+    server.wait_until(lambda: get(server, "/pid.php").status_code == 200, 30, what="the new worker")
+    assert int(get(server, "/pid.php").text) != pid
+
+
+def test_php_cgi_dies_with_a_killed_worker(server):
+    pid = int(get(server, "/pid.php").text)
+    worker = psutil.Process(pid).ppid()
+    assert worker in server.worker_pids("Php")
+    os.kill(worker, signal.SIGKILL)  # no cleanup runs: PR_SET_PDEATHSIG takes php-cgi with it
+    server.wait_until(lambda: gone(pid), 30, what="php-cgi gone with its worker")
+    server.wait_until(lambda: get(server, "/pid.php").status_code == 200, 60, what="a new worker")
+
+
 REWRITE_CONFIG = """
 [[pools]]
 name = "Php"
