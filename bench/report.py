@@ -9,6 +9,7 @@ WSGI_RATIO = 2.0  # wasp vs nginx -> gunicorn gthread, and a lower p99
 ASGI_RATIO = 0.6  # wasp vs uvicorn
 CACHED_RATIO = 1.5  # wasp's front cache vs nginx proxy_cache -> gunicorn, a cached WSGI page
 HTTPS_RATIO = 2.0  # wasp vs nginx (TLS 1.3) -> gunicorn, keep-alive
+PHP_RATIO = 0.9  # PHP hello: wasp fast_cgi -> php-fpm vs nginx -> php-fpm (issue 10)
 SECURITY_RATIO = 0.95  # wasp with IIS's default security modules vs wasp without them (issue 9)
 GZIP_JSON_RATIO = 1.5  # wasp's dynamic gzip vs nginx gzip -> gunicorn, a 20 KiB JSON (issue 10)
 BROTLI_STATIC_RATIO = 1.0  # wasp's static br copy vs nginx sending a precompressed .br (issue 10)
@@ -148,6 +149,7 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
             f"{'PASS' if ok else 'FAIL'} https hello: wasp {w.rps:,.0f} req/s = {x:.2f}x {name} "
             f"{b.rps:,.0f} (target >= {HTTPS_RATIO}x); p99 {fmt_ms(w.p99_ms)} vs {fmt_ms(b.p99_ms)} ms; "
             f"wasp errors {w.error_text()} (target 0)")
+    _ratio_target(rows, "php hello", PHP_RATIO, out)
     _ratio_target(rows, "wsgi hello, security", SECURITY_RATIO, out,
                   who="wasp with IIS's default security modules")
     _ratio_target(rows, "gzip json 20k", GZIP_JSON_RATIO, out)

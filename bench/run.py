@@ -31,8 +31,8 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite", "proxy")
-SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
+                                       "rewrite", "proxy", "php")
+SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
 def _csv(allowed):
@@ -222,6 +222,12 @@ def plan(args, workdir: str, fronts: int = 1):
              True),
             ("proxied hello", "wasp", lambda: sv.wasp_proxy_shared(workdir, "wsgi_hello", log, fronts=fronts),
              "/", 13, False),
+        ]
+    if "php" in args.scenarios:
+        # Issue 10: PHP hello through the same php-fpm pool config, behind nginx and behind wasp.
+        cases += [
+            ("php hello", "nginx-php-fpm", lambda: sv.nginx_php(workdir), "/hello.php", 13, True),
+            ("php hello", "wasp", lambda: sv.wasp_php(workdir, log, fronts), "/hello.php", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import sys
+import time
 from dataclasses import dataclass, field
 
-from bench.procs import Server, free_port
+from bench.procs import Server, ServerFailed, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATIC_DIR = os.path.join(REPO, "bench", "static")
+PHP_DIR = os.path.join(REPO, "bench", "php")
 APPS = {
     "wsgi_hello": "bench.apps.wsgi_hello:app",
     "wsgi_100k": "bench.apps.wsgi_100k:app",
@@ -207,7 +210,7 @@ def nginx_static(workdir: str) -> Deployment:
 
 
 def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", app_extra: str = "",
-              tls: tuple[str, str] | None = None, fronts: int = 1) -> str:
+              tls: tuple[str, str] | None = None, fronts: int = 1, content: str = STATIC_DIR) -> str:
     """The wasp.toml for one run; run_dir and log_dir land next to it in the temp dir. `tls`
     (certificate file, key file) makes the binding https; `fronts` is server.front_processes
     (1 keeps the one-front server every earlier figure was measured with)."""
@@ -218,7 +221,7 @@ def wasp_toml(port: int, app: str | None, wasp_log: bool, pool_extra: str = "", 
     if app:
         target = f'app = "{APPS[app]}"\npython_path = ["{REPO}"]'
     else:
-        target = f'physical_path = "{STATIC_DIR}"'
+        target = f'physical_path = "{content}"'
     log = "" if wasp_log else "[sites.log]\nenabled = false\n"
     return f"""[server]
 run_dir = "run"
@@ -298,7 +301,8 @@ def wasp_command(config_path: str, *args: str) -> list[str]:
 
 
 def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp",
-         pool_extra: str = "", app_extra: str = "", tls: bool = False, fronts: int = 1) -> Deployment:
+         pool_extra: str = "", app_extra: str = "", tls: bool = False, fronts: int = 1,
+         content: str = STATIC_DIR) -> Deployment:
     """wasp's manager on a fresh port; `app` None serves bench/static as the site's content.
     `pool_extra` is TOML appended to [pool_defaults] (sub-tables such as [pool_defaults.failure]),
     `app_extra` TOML after the application (such as CACHE_PROFILE). `tls`: an https binding
@@ -312,7 +316,8 @@ def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp
         certs = self_signed(os.path.join(workdir, "certs"))
     config = os.path.join(folder, "wasp.toml")
     with open(config, "w") as f:
-        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra, tls=certs, fronts=fronts))
+        f.write(wasp_toml(port, app, wasp_log, pool_extra, app_extra, tls=certs, fronts=fronts,
+                          content=content))
     server = _server(name, wasp_command(config, "serve"), folder, port, kind="wasp", tls=tls, cwd=REPO,
                      env=wasp_env())
     label = "wasp" if fronts == 1 else f"wasp {fronts} fronts"
@@ -480,4 +485,100 @@ http_port = {upstream.port}
     dep = wasp(workdir, None, wasp_log, name="wasp-arr", app_extra=extra, fronts=fronts)
     dep.label = "wasp ARR -> gunicorn" if fronts == 1 else f"wasp {fronts} fronts ARR -> gunicorn"
     dep.servers.insert(0, upstream)
+    return dep
+
+
+# ---- PHP: the same php-fpm pool behind nginx and behind wasp's fast_cgi handler ----
+
+#: php-fpm children in the bench pool (static, so no process starts during a run).
+PHP_FPM_CHILDREN = 4
+
+
+def _php_fpm_binary() -> str:
+    for path in ("/usr/sbin/php-fpm8.2", shutil.which("php-fpm8.2") or "", shutil.which("php-fpm") or ""):
+        if path and os.path.exists(path):
+            return path
+    return "php-fpm"
+
+
+class _FastCgiServer(Server):
+    """php-fpm speaks FastCGI, not HTTP: ready once its TCP port accepts."""
+
+    def wait_ready(self, port: int, path: str = "/", timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerFailed(f"{self.name} exited with code {self.proc.returncode}:\n{self.output_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise ServerFailed(f"{self.name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def php_fpm(workdir: str, name: str) -> Server:
+    """A php-fpm of the bench's own (static pool of PHP_FPM_CHILDREN, TCP on 127.0.0.1)."""
+    port = free_port()
+    prefix = os.path.join(workdir, name)
+    os.makedirs(prefix, exist_ok=True)
+    root = os.geteuid() == 0
+    conf = os.path.join(prefix, "php-fpm.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[global]
+pid = {prefix}/fpm.pid
+error_log = {prefix}/fpm.log
+daemonize = no
+
+[bench]
+{"user = root" if root else ""}
+listen = 127.0.0.1:{port}
+pm = static
+pm.max_children = {PHP_FPM_CHILDREN}
+pm.max_requests = 0
+""")
+    argv = [_php_fpm_binary(), "-F", "-y", conf, "-p", prefix] + (["-R"] if root else [])
+    return _FastCgiServer(name=name, argv=argv, workdir=workdir, port=port, kind="php-fpm")
+
+
+def nginx_php(workdir: str) -> Deployment:
+    """nginx -> php-fpm the usual way: fastcgi_pass with the stock parameters, a new FastCGI
+    connection per request (nginx's default, as wasp does with an external server)."""
+    fpm = php_fpm(workdir, "php-fpm-nginx")
+    port = free_port()
+    params = "\n".join(f"            fastcgi_param {k} {v};" for k, v in (
+        ("SCRIPT_FILENAME", "$document_root$fastcgi_script_name"), ("QUERY_STRING", "$query_string"),
+        ("REQUEST_METHOD", "$request_method"), ("CONTENT_TYPE", "$content_type"),
+        ("CONTENT_LENGTH", "$content_length"), ("SCRIPT_NAME", "$fastcgi_script_name"),
+        ("REQUEST_URI", "$request_uri"), ("DOCUMENT_URI", "$document_uri"),
+        ("DOCUMENT_ROOT", "$document_root"), ("SERVER_PROTOCOL", "$server_protocol"),
+        ("REQUEST_SCHEME", "$scheme"), ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_SOFTWARE", "nginx"), ("REMOTE_ADDR", "$remote_addr"), ("REMOTE_PORT", "$remote_port"),
+        ("SERVER_ADDR", "$server_addr"), ("SERVER_PORT", "$server_port"),
+        ("SERVER_NAME", "$server_name"), ("REDIRECT_STATUS", "200")))
+    body = f"""    server {{
+        listen 127.0.0.1:{port};
+        root {PHP_DIR};
+        location ~ \\.php$ {{
+            try_files $uri =404;
+            fastcgi_pass 127.0.0.1:{fpm.port};
+{params}
+        }}
+    }}"""
+    return Deployment("nginx -> php-fpm", port, [fpm, _nginx(workdir, "nginx-php", port, body)])
+
+
+def wasp_php(workdir: str, wasp_log: bool, fronts: int = 1) -> Deployment:
+    """wasp's fast_cgi handler -> php-fpm by address (*.php mapped as IIS's PHP_via_FastCGI)."""
+    fpm = php_fpm(workdir, "php-fpm-wasp")
+    handler = f"""[[sites.applications.handlers]]
+name = "PHP_via_FastCGI"
+path = "*.php"
+verb = "GET,HEAD,POST"
+modules = "fast_cgi"
+script_processor = "127.0.0.1:{fpm.port}"
+resource_type = "Either"
+"""
+    dep = wasp(workdir, None, wasp_log, name="wasp-php", app_extra=handler, fronts=fronts, content=PHP_DIR)
+    dep.servers.insert(0, fpm)
     return dep

@@ -396,7 +396,10 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("RewriteMapEntry", "key"): "/old", ("RewriteMapEntry", "value"): "/new",
             ("OutboundRule", "name"): "backend-links", ("OutboundMatch", "pattern"): "",
             ("Precondition", "name"): "IsHTML", ("PreconditionEntry", "input"): "{RESPONSE_CONTENT_TYPE}",
-            ("ServerVariable", "name"): "HTTP_X_FORWARDED_PROTO", ("ServerVariable", "value"): "{REQUEST_SCHEME}"}
+            ("ServerVariable", "name"): "HTTP_X_FORWARDED_PROTO", ("ServerVariable", "value"): "{REQUEST_SCHEME}",
+            ("RestrictionEntry", "path"): "/srv/www/cgi-bin/",
+            ("FastCgiApplication", "full_path"): "/usr/bin/php-cgi",
+            ("EnvironmentVariable", "name"): "PHP_FCGI_MAX_REQUESTS"}
 
 
 def full_example() -> str:
@@ -425,7 +428,8 @@ _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExten
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
                      "OneToOneMapping", "ManyToOneMapping",
                      "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType",
-                     "RewriteRule", "RewriteMap", "OutboundRule", "Precondition"}
+                     "RewriteRule", "RewriteMap", "OutboundRule", "Precondition",
+                     "RestrictionEntry", "FastCgiApplication"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

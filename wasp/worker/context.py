@@ -41,6 +41,7 @@ class RequestContext:
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
         "compression", "filters", "swallow", "proxy_url", "outbound",
+        "mapping", "script",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -94,6 +95,8 @@ class RequestContext:
         # (handlers.py). And URL Rewrite's outbound rules every response goes through.
         self.proxy_url: str | None = head.proxy_url or None
         self.outbound = None
+        self.mapping = None      # the handler list entry MAP_REQUEST_HANDLER chose (handlers.py)
+        self.script = None       # the mapped script's app-relative URL path ("/index.php")
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls

@@ -9,6 +9,7 @@ the default list for a WSGI app without content is one entry matching "*" for ev
 
 from __future__ import annotations
 
+import os
 import re
 
 from wasp.errors import Forbidden, NotFound
@@ -47,7 +48,7 @@ def parse_verbs(verb: str) -> frozenset | None:
 
 class Mapping:
     __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing",
-                 "lister")
+                 "lister", "script_processor", "allow_path_info")
 
     def __init__(self, entry, handler, policy, lister=None):
         self.name = entry.name
@@ -61,6 +62,22 @@ class Mapping:
         needed = _ACCESS.get(entry.require_access)
         self.denied = needed[1] if needed is not None and needed[0] not in policy else 0
         self.skip_existing = entry.skip_existing_files
+        self.script_processor = entry.script_processor
+        # Only a file-name pattern can name a script that a path goes on past ("*.php").
+        self.allow_path_info = entry.allow_path_info and self.match is not None \
+            and "/" not in entry.path
+
+
+def script_split(rel: bytes, match) -> int | None:
+    """For an entry with allow_path_info: where the first segment the pattern matches ends
+    ("/index.php/a/b" -> 10), or None. The last segment was tried already."""
+    pos = rel.find(b"/", 1)
+    while pos > 0:
+        start = rel.rfind(b"/", 0, pos) + 1
+        if match(rel[:pos], rel[start:pos]):
+            return pos
+        pos = rel.find(b"/", pos + 1)
+    return None
 
 
 class HandlerMap:
@@ -106,14 +123,23 @@ class HandlerMap:
         rel = None
         allowed = None
         for mapping in self.mappings:
+            split = -1
             match = mapping.match
             if match is not None:
                 if rel is None:
                     path = ctx.head.path
                     rel = path[ctx.app.prefix_len:] or b"/"
+                    if rel[-1:] == b"/" and ctx.file_path is not None and not ctx.is_dir:
+                        # default_document chose the directory's document: IIS maps the
+                        # request as the document's URL ("/" -> "/index.php")
+                        rel += os.path.basename(ctx.file_path).encode("utf-8", "surrogateescape")
                     name = rel[rel.rfind(b"/") + 1:]
                 if not match(rel, name):
-                    continue
+                    if not mapping.allow_path_info:
+                        continue
+                    split = script_split(rel, match)
+                    if split is None:
+                        continue
             verbs = mapping.verbs
             if verbs is not None and method not in verbs:
                 allowed = verbs if allowed is None else allowed | verbs
@@ -133,8 +159,12 @@ class HandlerMap:
         if mapping.denied:
             raise AccessDenied(f"handler {mapping.name} needs access the access_policy does not grant",
                                substatus=mapping.denied)
+        ctx.mapping = mapping
+        if rel is not None:
+            # what cgi and fast_cgi run: the URL up to the script, and the path info after it
+            ctx.script = rel if split < 0 else rel[:split]
         resource = mapping.resource
-        if resource != "Unspecified":
+        if resource != "Unspecified" and split < 0:
             found = ctx.file_path is not None if self.root is not None else False
             if not found or (resource == "File" and ctx.is_dir) or (resource == "Directory" and not ctx.is_dir):
                 raise NotFound(f"handler {mapping.name} needs a {resource.lower()}")

@@ -64,6 +64,16 @@ class HandlerEntry(Struct, forbid_unknown_fields=True, kw_only=True):
     pre_condition: Annotated[Literal["", "integratedMode"], doc(
         "IIS's preCondition; wasp has only the integrated pipeline, so \"integratedMode\" always holds."
     )] = ""
+    script_processor: Annotated[str, Meta(pattern=r"^[^\x00]*$"), doc(
+        "For `cgi` and `fast_cgi`: the executable that runs the script, with arguments after \"|\" "
+        "(\"/usr/bin/php-cgi|-d display_errors=0\": a fast_cgi application's full_path|arguments), "
+        "or for `fast_cgi` an external server's address (\"unix:/run/php/fpm.sock\", "
+        "\"127.0.0.1:9000\"). \"\" for `cgi`: the script is itself the executable."
+    )] = ""
+    allow_path_info: Annotated[bool, doc(
+        "For `cgi` and `fast_cgi`: a URL may go on past the script (\"/index.php/a/b\": the script "
+        "/index.php gets PATH_INFO /a/b); false (IIS's default): only a URL ending in the script maps."
+    )] = False
     skip_existing_files: Annotated[bool, doc(
         "wasp: pass over a URL that names an existing file, or a directory with a default "
         "document (ASP.NET routing's RouteExistingFiles = false). The default Python app entry sets it."

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Output that is not a CGI head.
+printf 'just some text without headers'
