@@ -238,7 +238,7 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
     security = ["anonymous_authentication", "url_authorization", "basic_authentication",
                 "windows_authentication", "digest_authentication",
                 "client_certificate_mapping_authentication", "ip_restriction",
-                "dynamic_ip_restriction"]
+                "dynamic_ip_restriction", "web_dav"]
     assert [m.id for m in Pipeline(app).modules] == ["request_filtering", "static_file", *security,
                                                      "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)

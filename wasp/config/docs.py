@@ -408,7 +408,7 @@ def full_example() -> str:
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
-                     "OneToOneMapping", "ManyToOneMapping"}
+                     "OneToOneMapping", "ManyToOneMapping", "AuthoringRule"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

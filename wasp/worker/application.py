@@ -54,6 +54,7 @@ class Application:
         self.at = ("", "", "")                   # dotted prefixes of its levels, for messages
         self.source = ""                         # wasp.toml, for the line of a bad key
         self.lifespan = None
+        self.run_dir = ""                        # server.run_dir (where web_dav keeps its store)
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
         self.resolve_sections()
 
@@ -149,6 +150,7 @@ def pool_applications(config: model.Config, pool: str) -> list[Application]:
             application = Application(site, app, config.sections, web_toml)
             application.at = ("", f"sites[{i}]", f"sites[{i}].applications[{j}]")
             application.source = config.source
+            application.run_dir = config.server.run_dir
             found.append(application)
     return found
 
@@ -254,6 +256,13 @@ def load(app: Application, *, threads: int, multiprocess: bool) -> None:
         raise LoadFailure(" ".join(line.split()), traceback.format_exc()) from exc
     try:
         load_modules(app)
+        from wasp.worker.registry import Phase
+
+        if not app.interface and any(m.blocking and m.wants(Phase.EXECUTE_REQUEST_HANDLER)
+                                     for m in app.instances.values()):
+            # Static content with a handler that blocks (web_dav): it runs on the pool's threads,
+            # and its request bodies are read there.
+            app.threaded = True
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt,)):
             raise

@@ -46,7 +46,7 @@ def parse_verbs(verb: str) -> frozenset | None:
 
 
 class Mapping:
-    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing")
+    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing", "passes")
 
     def __init__(self, entry, handler, policy):
         self.name = entry.name
@@ -57,6 +57,8 @@ class Mapping:
         needed = _ACCESS.get(entry.require_access)
         self.denied = needed[1] if needed is not None and needed[0] not in policy else 0
         self.skip_existing = entry.skip_existing_files
+        # A handler may pass a request on to the next entry (web_dav where authoring is off).
+        self.passes = getattr(handler, "passes", None)
 
 
 class HandlerMap:
@@ -104,6 +106,8 @@ class HandlerMap:
                 allowed = verbs if allowed is None else allowed | verbs
                 continue
             if mapping.skip_existing and ctx.file_path is not None and not ctx.is_dir:
+                continue
+            if mapping.passes is not None and mapping.passes(ctx):
                 continue
             break
         else:

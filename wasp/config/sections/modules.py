@@ -29,7 +29,7 @@ NATIVE_MODULES = ("http_cache", "request_filtering", "default_document", "static
                   "anonymous_authentication", "url_authorization", "basic_authentication",
                   "windows_authentication", "digest_authentication",
                   "client_certificate_mapping_authentication", "ip_restriction", "dynamic_ip_restriction",
-                  "python_app")
+                  "web_dav", "python_app")
 
 
 class ModuleEntry(Struct, forbid_unknown_fields=True, kw_only=True):

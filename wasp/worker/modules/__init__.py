@@ -3,5 +3,5 @@
 from wasp.worker.modules import (  # noqa: F401
     anonymous_authentication, basic_authentication, client_certificate_mapping_authentication,
     default_document, digest_authentication, dynamic_ip_restriction, http_cache, ip_restriction,
-    python_app, request_filtering, static, url_authorization, windows_authentication,
+    python_app, request_filtering, static, url_authorization, web_dav, windows_authentication,
 )
