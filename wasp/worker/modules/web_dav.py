@@ -194,6 +194,9 @@ class WebDavModule(Module):
         """The handler list's hook: True sends the request on to the next entry."""
         if not ctx.config.web_dav_authoring.enabled:
             return True
+        # Content that authors may change at any moment is kept out of the front's cache: its
+        # validation (by stat, to the second) would miss a PUT within the same second.
+        ctx.private = True
         method = ctx.head.method
         if method == "GET" or method == "HEAD":
             return not self._serves_source(ctx)
