@@ -259,6 +259,11 @@ def test_web_toml_can_never_be_read_or_written_through_dav(server):
     assert r.status_code == 403
     r = dav(server, "PROPFIND", "/dav/", headers={"Depth": "1"})
     assert "web.toml" not in r.text and "readme.txt" in r.text
+    # request filtering's denied extensions hold for a Destination too (and for the URL)
+    assert dav(server, "PUT", "/dav/docs/x.config", body=b"x").status_code == 404
+    r = dav(server, "COPY", "/dav/readme.txt", headers={"Destination": f"{server.url}/dav/docs/x.config"})
+    assert r.status_code == 403
+    assert not (server.dir / "davroot" / "docs" / "x.config").exists()
     assert (server.dir / "davroot" / "web.toml").read_text() == "# the folder's config\n"
 
 

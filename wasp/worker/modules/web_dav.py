@@ -300,6 +300,10 @@ class WebDavModule(Module):
         """A member of a listing, or None for what WebDAV must not show."""
         if not self._visible(ctx, name):
             return None
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # a name that is not UTF-8 has no URL here
         fs = os.path.join(parent.fs, name)
         try:
             lst = os.lstat(fs)
@@ -832,6 +836,9 @@ class WebDavModule(Module):
             if segment.startswith(TMP_PREFIX) or (segment.startswith(".") and not allow_hidden):
                 raise (Forbidden("a hidden file") if destination else HiddenFile("a hidden file"))
         key = "".join("/" + s for s in segments)
+        if destination and segments and not self._extension_allowed(ctx, segments[-1]):
+            # Request filtering checked the request's URL, not where COPY or MOVE would write.
+            raise Forbidden("request filtering denies the Destination's file extension")
         if not segments:
             return Resource("", self.root, os.stat(self.root), False)
         parent = os.path.realpath(os.path.join(self.root, *segments[:-1]))
@@ -852,6 +859,15 @@ class WebDavModule(Module):
             except OSError:
                 return Resource(key, fs, None, True)
         return Resource(key, fs, lst, False)
+
+    @staticmethod
+    def _extension_allowed(ctx, name: str) -> bool:
+        rules = ctx.config.request_filtering.file_extensions
+        ext = os.path.splitext(name)[1].lower() or "."
+        for entry in rules.extensions:
+            if entry.file_extension.lower() == ext:
+                return entry.allowed
+        return rules.allow_unlisted
 
     def _parent_dir(self, res: Resource) -> str:
         parent = os.path.dirname(res.fs)
