@@ -165,3 +165,69 @@ def test_a_failed_transaction_changes_nothing(tmp_path):
     with store.read():
         assert store.props("/f") == {}
     store.close()
+
+
+# ---- the handler in a pipeline (fake channel) ----
+
+from wasp.worker import modules  # noqa: E402,F401  (registers the built-in modules)
+from wasp.worker.pipeline import Pipeline  # noqa: E402
+
+from worker_fakes import make_app, make_ctx  # noqa: E402
+
+
+def dav_app(tmp_path, authoring, rules=(), app_path="/"):
+    (tmp_path / "www").mkdir(exist_ok=True)
+    tables = {"server": {"web_dav_authoring": authoring,
+                         "web_dav_authoring_rules": {"rules": list(rules)}}}
+    app = make_app(app_path, physical_path=str(tmp_path / "www"), tables=tables)
+    app.run_dir = str(tmp_path / "run")
+    return app
+
+
+def answer(app, method, path, headers=()):
+    ctx = make_ctx(app, method=method, path=path, headers=headers)
+    Pipeline(app).run_sync(ctx)
+    status, sub, hdrs, body, _kind, _len = ctx.channel.response()
+    return status, sub, hdrs, body
+
+
+def test_the_module_stays_out_where_webdav_is_never_enabled(tmp_path):
+    app = dav_app(tmp_path, {"enabled": False})
+    pipeline = Pipeline(app)
+    assert "web_dav" not in pipeline.active
+    (tmp_path / "www" / "x.txt").write_text("x")
+    assert answer(app, "PROPFIND", "/x.txt")[0] == 405  # static_file: GET, HEAD only
+
+
+def test_anonymous_gets_401_2_without_a_rule_and_writes_with_one(tmp_path):
+    app = dav_app(tmp_path, {"enabled": True})
+    status, sub, headers, _ = answer(app, "PUT", "/a.txt")
+    assert (status, sub) == (401, 2)
+    assert not (tmp_path / "www" / "a.txt").exists()
+    app = dav_app(tmp_path, {"enabled": True}, [{"users": "?", "path": "*.txt", "access": ["Write"]}])
+    assert answer(app, "PUT", "/a.txt")[0] == 201
+    assert (tmp_path / "www" / "a.txt").read_bytes() == b""
+    assert answer(app, "PUT", "/a.bin")[:2] == (401, 2)  # the rule's path is *.txt
+
+
+def test_require_ssl_refuses_plain_http_with_403_4(tmp_path):
+    app = dav_app(tmp_path, {"enabled": True, "require_ssl": True},
+                  [{"users": "*", "path": "*", "access": ["Read", "Write"]}])
+    assert answer(app, "MKCOL", "/c")[:2] == (403, 4)
+    assert not (tmp_path / "www" / "c").exists()
+
+
+def test_a_fragment_in_the_target_is_400(tmp_path):
+    app = dav_app(tmp_path, {"enabled": True}, [{"users": "*", "path": "*", "access": ["Write"]}])
+    (tmp_path / "www" / "frag").mkdir()
+    ctx = make_ctx(app, method="DELETE", path="/frag/")
+    ctx.head.target = b"/frag/#x"
+    Pipeline(app).run_sync(ctx)
+    assert ctx.channel.response()[0] == 400
+    assert (tmp_path / "www" / "frag").is_dir()
+
+
+def test_locks_disabled_means_405_and_dav_class_1(tmp_path):
+    app = dav_app(tmp_path, {"enabled": True}, [{"users": "*", "path": "*", "access": ["Write"]}])
+    assert answer(app, "LOCK", "/x.txt")[0] == 405
+    assert answer(app, "OPTIONS", "/")[2]["dav"] == "1"
