@@ -393,6 +393,22 @@ def test_if_header_tagged_lists_etags_and_not(server):
     assert dav(server, "UNLOCK", "/garden/g.txt", headers={"Lock-Token": f"<{token}>"}).status_code == 204
 
 
+def test_a_depth_0_lock_on_a_collection_guards_its_membership(server):
+    assert dav(server, "MKCOL", "/garden/col0").status_code == 201
+    r = dav(server, "LOCK", "/garden/col0", body=LOCKINFO, headers={"Depth": "0"})
+    assert r.status_code == 200 and "<D:depth>0</D:depth>" in r.text
+    token = r.headers["Lock-Token"].strip("<>")
+    assert dav(server, "PUT", "/garden/col0/new.txt", user="alice", body=b"x").status_code == 423
+    assert dav(server, "LOCK", "/garden/col0/lnull.txt", user="alice", body=LOCKINFO).status_code == 423
+    r = dav(server, "PUT", "/garden/col0/new.txt", body=b"x", headers={"If": f"(<{token}>)"})
+    assert r.status_code == 201
+    # the member itself is not locked by a depth-0 lock: changing its content needs no token
+    assert dav(server, "PUT", "/garden/col0/new.txt", user="alice", body=b"y").status_code == 204
+    assert dav(server, "DELETE", "/garden/col0/new.txt", user="alice").status_code == 423
+    assert dav(server, "UNLOCK", "/garden/col0", headers={"Lock-Token": f"<{token}>"}).status_code == 204
+    assert dav(server, "DELETE", "/garden/col0", user="alice").status_code == 204
+
+
 def test_lock_timeout_ends_the_lock(server):
     assert dav(server, "PUT", "/garden/t.txt", body=b"t").status_code in (201, 204)
     r = dav(server, "LOCK", "/garden/t.txt", body=LOCKINFO, headers={"Timeout": "Second-1"})

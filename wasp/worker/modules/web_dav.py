@@ -667,6 +667,8 @@ class WebDavModule(Module):
             created = False
             if not os.path.lexists(res.fs):
                 self._parent_dir(res)
+                # Creating the resource changes its parent's membership (a depth-0 lock there).
+                self._locks_allow(ctx, store, if_header, [res.parent], [])
                 with open(os.open(res.fs, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644),
                           "wb"):
                     pass
@@ -762,6 +764,11 @@ class WebDavModule(Module):
         key = direct[0]
         if if_header is not None and not if_header.evaluate(self._state(store, key)):
             raise PreconditionFailed("the If header does not hold")
+        self._locks_allow(ctx, store, if_header, direct, trees)
+
+    def _locks_allow(self, ctx, store, if_header, direct: list[str], trees: list[str]) -> None:
+        """423 unless the owner of every lock on `direct` (and below `trees`) submitted it."""
+        key = direct[0]
         user = ctx.user or ""
         submitted = set()
         if if_header is not None:
