@@ -56,12 +56,12 @@ def run(app, method="GET", path="/"):
 def test_a_level_s_entries_come_before_the_inherited_ones(tmp_path):
     t = tables([{"name": "Api", "path": "/api/*", "verb": "POST", "modules": "python_app"}])
     app = make_app(physical_path=str(tmp_path), tables=t)
-    assert [e.name for e in app.sections.handlers.entries] == ["Api", "PythonApp", *SSINC, "StaticFile"]
+    assert [e.name for e in app.sections.handlers.entries] == ["Api", "WebDAV", "PythonApp", *SSINC, "StaticFile"]
 
 
 def test_removing_and_clearing_handlers(tmp_path):
     app = make_app(physical_path=str(tmp_path), tables=tables({"remove": ["PythonApp"]}))
-    assert [e.name for e in app.sections.handlers.entries] == [*SSINC, "StaticFile"]
+    assert [e.name for e in app.sections.handlers.entries] == ["WebDAV", *SSINC, "StaticFile"]
     app = make_app(physical_path=str(tmp_path), tables=tables({"clear": True}))
     assert app.sections.handlers.entries == []
     assert run(app, path="/x.txt")[:2] == (404, 4)

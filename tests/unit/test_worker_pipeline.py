@@ -242,7 +242,7 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "windows_authentication", "digest_authentication",
                 "client_certificate_mapping_authentication", "ip_restriction",
                 "dynamic_ip_restriction",
-                "cgi", "fast_cgi"]
+                "web_dav", "cgi", "fast_cgi"]
     compression = ["dynamic_compression", "static_compression"]
     assert [m.id for m in Pipeline(app).modules] == [
         "protocol_support", "request_filtering", *compression, "directory_listing",

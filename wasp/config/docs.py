@@ -429,7 +429,7 @@ _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExten
                      "OneToOneMapping", "ManyToOneMapping",
                      "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType",
                      "RewriteRule", "RewriteMap", "OutboundRule", "Precondition",
-                     "RestrictionEntry", "FastCgiApplication"}
+                     "RestrictionEntry", "FastCgiApplication", "AuthoringRule"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -54,6 +54,7 @@ class Application:
         self.at = ("", "", "")                   # dotted prefixes of its levels, for messages
         self.source = ""                         # wasp.toml, for the line of a bad key
         self.lifespan = None
+        self.run_dir = ""                        # server.run_dir (where web_dav keeps its store)
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
         self.pool_secret: bytes | None = None    # the pool's secret (manager's init), else None
         self.client_board_fd: int | None = None  # the pool's shared client counters (memfd)
@@ -260,6 +261,13 @@ def load(app: Application, *, threads: int, multiprocess: bool) -> None:
         raise LoadFailure(" ".join(line.split()), traceback.format_exc()) from exc
     try:
         load_modules(app)
+        from wasp.worker.registry import Phase
+
+        if not app.interface and any(m.blocking and m.wants(Phase.EXECUTE_REQUEST_HANDLER)
+                                     for m in app.instances.values()):
+            # Static content with a handler that blocks (web_dav): it runs on the pool's threads,
+            # and its request bodies are read there.
+            app.threaded = True
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt,)):
             raise

@@ -48,7 +48,7 @@ def parse_verbs(verb: str) -> frozenset | None:
 
 class Mapping:
     __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing",
-                 "lister", "script_processor", "allow_path_info")
+                 "lister", "script_processor", "allow_path_info", "passes")
 
     def __init__(self, entry, handler, policy, lister=None):
         self.name = entry.name
@@ -66,6 +66,8 @@ class Mapping:
         # Only a file-name pattern can name a script that a path goes on past ("*.php").
         self.allow_path_info = entry.allow_path_info and self.match is not None \
             and "/" not in entry.path
+        # A handler may pass a request on to the next entry (web_dav where authoring is off).
+        self.passes = getattr(handler, "passes", None)
 
 
 def script_split(rel: bytes, match) -> int | None:
@@ -148,6 +150,8 @@ class HandlerMap:
                 continue
             if mapping.handler is mapping.lister and not (ctx.is_dir and ctx.head.path.endswith(b"/")):
                 continue  # only the directory lister is left of the entry: it maps directories only
+            if mapping.passes is not None and mapping.passes(ctx):
+                continue
             break
         else:
             if allowed is not None:

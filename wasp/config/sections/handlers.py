@@ -11,7 +11,8 @@ The collection is prepend-merged (IIS mergeAppend=false): a level's entries come
 it inherits, so a location's handler is tried before the application's. IIS locks the section
 (overrideModeDefault Deny): a web.toml may set it only where a location unlocks it.
 
-The default list is the Python app's mapping, then IIS's `StaticFile` catch-all. The Python app's
+The default list is IIS's `WebDAV` entry (only where web_dav runs: see
+wasp/worker/modules/web_dav.py), the Python app's mapping, then IIS's `StaticFile` catch-all. The Python app's
 entry passes over a URL that names an existing file, or a directory with a default document
 (`skip_existing_files`, ASP.NET routing's RouteExistingFiles = false), so content next to an app
 is served as it always was.
@@ -84,6 +85,10 @@ class HandlerEntry(Struct, forbid_unknown_fields=True, kw_only=True):
 #: StaticFile path="*" verb="*" modules="StaticFileModule,DefaultDocumentModule,
 #: DirectoryListingModule" Either Read.
 DEFAULT_HANDLERS = (
+    # IIS's WebDAV entry (WebDAVModule, requireAccess None). web_dav runs only for applications
+    # that enable web_dav_authoring, and passes a request on where the URL does not.
+    HandlerEntry(name="WebDAV", path="*", verb="PROPFIND,PROPPATCH,MKCOL,PUT,COPY,DELETE,MOVE,LOCK,UNLOCK,OPTIONS,GET,HEAD",
+                 modules="web_dav", resource_type="Unspecified", require_access="None"),
     HandlerEntry(name="PythonApp", path="*", verb="*", modules="python_app",
                  resource_type="Unspecified", require_access="Script", skip_existing_files=True),
     # IIS's SSINC entries (ServerSideIncludeModule, resourceType File, requireAccess Script).

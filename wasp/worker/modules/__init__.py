@@ -3,7 +3,7 @@
 from wasp.worker.modules import (  # noqa: F401
     anonymous_authentication, basic_authentication, client_certificate_mapping_authentication,
     default_document, digest_authentication, dynamic_ip_restriction, http_cache, ip_restriction,
-    cgi, fast_cgi, python_app, request_filtering, rewrite, static, url_authorization, windows_authentication,
+    cgi, fast_cgi, python_app, request_filtering, rewrite, static, url_authorization, web_dav, windows_authentication,
 )
 from wasp.worker.modules import reverse_proxy  # noqa: F401
 from wasp.worker.modules import directory_listing  # noqa: F401

@@ -70,6 +70,8 @@ class DefaultDocumentModule(Module):
         locate(ctx, self.root)
         if not ctx.is_dir or ctx.head.path.endswith(b"/"):
             return CONTINUE
+        if ctx.head.method not in ("GET", "HEAD") and ctx.config.web_dav_authoring.enabled:
+            return CONTINUE  # WebDAV names collections with or without the slash (web_dav)
         section = ctx.config.default_document
         document = self.find(ctx.file_path, section.files) if section.enabled else None
         if document is not None or not self.has_app:

@@ -133,8 +133,10 @@ class ProtocolSupportModule(Module):
             ctx.respond(b"200 OK\r\nContent-Type: message/http\r\nContent-Length: %d\r\n" % len(body), body)
             return FINISH
         handler = pipeline.mapped(ctx)
-        if handler is not None and handler.managed:
-            return CONTINUE  # the app answers its own OPTIONS (a CORS preflight)
+        if handler is not None and (handler.managed or getattr(handler, "answers_options", False)):
+            # The app answers its own OPTIONS (a CORS preflight); so does WebDAV (its DAV
+            # classes and methods), whose entry IIS lists before OPTIONSVerbHandler.
+            return CONTINUE
         ctx.handler = None
         allow = ", ".join(allowed_verbs(ctx, pipeline, section.allow_trace))
         ctx.respond(f"200 OK\r\nAllow: {allow}\r\nContent-Length: 0\r\n".encode("latin-1"))
