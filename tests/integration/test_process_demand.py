@@ -21,7 +21,9 @@ def test_idle_pool_scales_to_zero_and_the_next_request_waits_for_a_new_worker(wa
     [event] = wait_event(server, 5186, 15, pool="P")
     assert event["pid"] == first
     server.wait_until(lambda: gone(first), 10, what="the idle worker to exit")
-    assert workers(server) == [] and pools(server)["P"]["workers"] == 0
+    # Exited is not yet reaped: the manager drops the worker when it reaps it.
+    server.wait_until(lambda: workers(server) == [] and pools(server)["P"]["workers"] == 0, 10,
+                      what=lambda: (workers(server), pools(server)["P"]))
     assert pools(server)["P"]["state"] == "Started"
 
     answer: dict = {}

@@ -263,10 +263,12 @@ def load(app: Application, *, threads: int, multiprocess: bool) -> None:
         load_modules(app)
         from wasp.worker.registry import Phase
 
-        if not app.interface and any(m.blocking and m.wants(Phase.EXECUTE_REQUEST_HANDLER)
+        if not app.interface and any(getattr(m, "needs_threads", False) and m.wants(Phase.EXECUTE_REQUEST_HANDLER)
                                      for m in app.instances.values()):
-            # Static content with a handler that blocks (web_dav): it runs on the pool's threads,
-            # and its request bodies are read there.
+            # Static content with a handler that must read bodies on a thread (web_dav, where
+            # authoring is enabled): it runs on the pool's threads, and its request bodies are
+            # read there. server_side_include is blocking too but never makes an application
+            # threaded (cgi and fast_cgi run only in loop-side applications).
             app.threaded = True
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt,)):

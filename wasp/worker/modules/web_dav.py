@@ -174,6 +174,7 @@ def _inside(root: str, real: str) -> bool:
 @register("web_dav", phases=(Phase.EXECUTE_REQUEST_HANDLER,))
 class WebDavModule(Module):
     blocking = True
+    needs_threads = True   # its bodies are read on threads: application.load makes the app threaded
     answers_options = True  # protocol_support leaves OPTIONS to this handler (DAV headers)
 
     def setup(self, app) -> None:
