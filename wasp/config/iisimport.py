@@ -273,6 +273,8 @@ class Walker:
 
     def __init__(self, report: Report, paths: Paths, where_file: str):
         self.server = False  # converting the server level (IIS's install lists whole collections)
+        self.added: dict[tuple, set] = {}  # (scope, collection field) -> keys added (removes need one)
+        self.scope = ""  # "" = the server, else the site name (lower case) being converted
         self.report = report
         self.paths = paths
         self.file = where_file
@@ -282,6 +284,8 @@ class Walker:
 
     # -- values
     def coerce(self, text: str, tp, owner: str, fname: str, node: Node) -> Any:
+        if text.startswith("[enc:") and text.endswith(":enc]"):
+            raise Bad("encrypted with IIS's configProtectedData (Windows keys): cannot be read")
         base = _unwrap(tp)
         origin = typing.get_origin(base)
         if base is bool:
@@ -368,13 +372,20 @@ class Walker:
         lists = [f for f in fields.values() if typing.get_origin(_unwrap(f.type)) is list
                  and f not in collections]
         direct: list[Node] = []
-        singular: dict[str, list[Node]] = {}  # <scheme> items of the `schemes` collection
+        grouped: dict[str, list[Node]] = {}  # collection field -> its items and add/remove/clear, in order
+        target = default_coll
         for child in node.children:
             name = snake(child.tag)
             info = fields.get(name)
-            if info is None and fields.get(name + "s") is not None and \
-                    _collection(fields[name + "s"].type) is not None:
-                singular.setdefault(name + "s", []).append(child)
+            plural = fields.get(name + "s")
+            if child.tag in ("add", "remove", "clear") and target is not None:
+                grouped.setdefault(target.name, []).append(child)
+                continue
+            if info is None and plural is not None and _collection(plural.type) is not None:
+                grouped.setdefault(plural.name, []).append(child)  # <scheme> of `schemes`
+                continue
+            if info is not None and _collection(info.type) is not None and self.is_item(child, info):
+                grouped.setdefault(info.name, []).append(child)  # <mimeMap> of `mime_map`
                 continue
             if info is not None and child.tag not in ("add", "remove", "clear"):
                 tp = _unwrap(info.type)
@@ -383,30 +394,31 @@ class Walker:
                 if marker is not None:
                     out[info.name] = self.collection(child, child.children, info, sub_default, section)
                 elif _is_struct(tp):
-                    sub = self.element(child, tp, sub_default, section)
-                    out[info.name] = sub
+                    out[info.name] = self.element(child, tp, sub_default, section)
                 elif typing.get_origin(tp) is list:
                     out[info.name] = self.plain_list(child, info)
                 else:
                     self.report.drop(self.at(child), f"<{child.tag}>", "expected as an attribute")
                 continue
             direct.append(child)
-        for fname, items in singular.items():
+        for fname, items in grouped.items():
             sub_default = getattr(default, fname, None) if default is not None else None
             out[fname] = self.collection(node, items, fields[fname], sub_default, section)
         if direct:
-            target = default_coll
-            if target is None and len(lists) == 1:
+            if len(lists) == 1 and lists[0].name not in out:
                 out[lists[0].name] = self.plain_list(node, lists[0], direct)
                 return out
-            if target is None:
-                for child in direct:
-                    self.report.drop(self.at(child), f"<{child.tag}>",
-                                     f"no wasp equivalent in {section or owner}")
-                return out
-            sub_default = getattr(default, target.name, None) if default is not None else None
-            out[target.name] = self.collection(node, direct, target, sub_default, section)
+            for child in direct:
+                self.report.drop(self.at(child), f"<{child.tag}>", f"no wasp equivalent in {section or owner}")
         return out
+
+    @staticmethod
+    def is_item(child: Node, info) -> bool:
+        item_tp = _unwrap(typing.get_args(_unwrap(info.type))[0])
+        if not _is_struct(item_tp) or not child.attrs:
+            return False
+        names = {f.name for f in msgspec.structs.fields(item_tp)}
+        return any(snake(a) in names for a in child.attrs)
 
     def plain_list(self, node: Node, info, children: list[Node] | None = None) -> list:
         item_tp = _unwrap(typing.get_args(_unwrap(info.type))[0])
@@ -468,6 +480,18 @@ class Walker:
         default_keys = {self.key_value(d, marker): d for d in defaults}
         if self.server and default is not None:
             return self.server_list(clear, removes, adds, default_keys, marker, info.name, node)
+        kept_removes = []
+        for r in removes:
+            k = fold(r) if not isinstance(r, list) else tuple(fold(x) for x in r)
+            if k in default_keys or k in self.added.get(("", info.name), set()) or \
+                    (self.scope and k in self.added.get((self.scope, info.name), set())):
+                kept_removes.append(r)
+            else:
+                self.report.note(self.at(node), f"<remove> of {info.name} entry {r!r}",
+                                 "nothing wasp inherits has that key (IIS's install had it), so nothing to remove")
+        removes = kept_removes
+        for a in adds:
+            self.added.setdefault((self.scope, info.name), set()).add(self.key_value(a, marker))
         if not clear:
             # wasp's defaults may have an entry IIS's did not (a newer MIME type): remove it first
             # so that the add is not a duplicate.
@@ -768,6 +792,11 @@ class Importer:
                 self.report.drop(self.at(child), "<system.ftpServer>", "wasp serves no FTP")
             elif child.tag == "webFarms":
                 self.web_farms(child)
+            elif child.tag == "configurationRedirection":
+                self.report.action(self.at(child), "configurationRedirection (shared configuration)",
+                                   f"this is a redirection.config: import the shared applicationHost.config "
+                                   f"from \"{child.attrs.get('path', '')}\" instead (its password attribute "
+                                   "is not carried over)")
             else:
                 self.report.drop(self.at(child), f"<{child.tag}>", "no wasp equivalent")
         for folder, (file, node) in sorted(self.web_configs.items()):
@@ -834,9 +863,9 @@ class Importer:
             self.section_missing(node, name, branch or "a later", walker)
             return
         if name == "modules":
-            table = self.modules(node, walker, server)
+            table = prune(self.modules(node, walker, server), info.cls() if server else None)
         elif name == "handlers":
-            table = self.handlers(node, walker, server, app_key)
+            table = prune(self.handlers(node, walker, server, app_key), info.cls() if server else None)
         else:
             default = info.cls()
             node = self.prepare(node, name, walker, server)
@@ -919,7 +948,11 @@ class Importer:
                                  "(provider = \"pam\", /etc/pam.d/wasp) unless you set provider and user_file")
         if name == "windows_authentication" and node.attrs.get("enabled", "").lower() == "true":
             walker.report.action(walker.at(node), "windowsAuthentication enabled",
-                                 "wasp's Negotiate is Kerberos: set keytab and service_principal (NTLM is not offered)")
+                                 "written as enabled = false: wasp's Negotiate is Kerberos and needs a keytab; set "
+                                 "keytab and service_principal, then enable it (NTLM is not offered). Until then "
+                                 "requests that IIS authenticated this way are refused (401) if anonymous is off")
+            node = Node(node.tag, {**node.attrs, "enabled": "false"}, node.line)
+            node.children = [c for c in node.children if c.tag != "providers"]
         return node
 
     def after_section(self, name: str, table: dict, walker: Walker, node: Node, server: bool) -> None:
@@ -1081,10 +1114,15 @@ class Importer:
                 walker.report.drop(walker.at(node), "inheritInChildApplications",
                                    "wasp's locations always apply to the paths below them")
         tables: dict[str, Any] = {}
+        walker.scope = path.partition("/")[0].lower()
         for child in node.children:
             if child.tag == "system.webServer":
                 self.web_server(child, tables, "location", walker, server=not path and not base,
                                 app_key=("location", path))
+        walker.scope = ""
+        for child in node.children:
+            if child.tag == "system.webServer":
+                pass
             elif child.tag in ("system.web", "system.webExtensions", "system.serviceModel", "connectionStrings",
                                "appSettings", "runtime"):
                 walker.report.drop(walker.at(child), f"<{child.tag}> of location \"{path}\"",
@@ -1692,11 +1730,13 @@ class Importer:
     # web.config
     def web_config(self, folder: str, file: str, node: Node) -> None:
         walker = Walker(self.report, self.paths, file)
+        walker.added = self.walker.added
         owner = self.owner_of(folder)
         if owner is None:
             self.report.drop(f"{file}", "web.config", "not inside the physical path of any application; skipped")
             return
         (sid, site_name, app), rel = owner
+        walker.scope = site_name.lower()
         url = (app["path"].rstrip("/") + ("/" + rel if rel else "")) or "/"
         if node.tag != "configuration":
             self.report.drop(walker.at(node), f"<{node.tag}>", "not a web.config (<configuration>)")
