@@ -120,6 +120,10 @@ def cmd_import_iis(args) -> int:
         if not os.path.isdir(linux):
             result.report.action(args.apphost, f"physicalPath {win}",
                                  f"copy its content to {linux} (wasp validate needs the folder)")
+    if not result.config.get("sites"):
+        print(result.report.text())
+        print("wasp import-iis: no site wasp can serve in this file; nothing written", file=sys.stderr)
+        return 1
     output = os.path.abspath(args.output)
     targets = [output] + ([] if args.no_web_toml else [os.path.join(d, "web.toml") for d in result.web_tomls])
     if not args.force:

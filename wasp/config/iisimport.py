@@ -853,14 +853,14 @@ class Importer:
 
     def section_missing(self, node: Node, name: str, branch: str, walker: Walker) -> None:
         walker.report.drop(walker.at(node), f"system.webServer section {name}",
-                           f"not in this wasp yet: it lands with the {branch} branch; re-run the import then")
+                           (f"not in this wasp yet: it lands with the {branch} branch; re-run the import then" if branch else "not in this wasp yet"))
 
     def section(self, node: Node, path: str, into: dict, level: str, walker: Walker, server: bool,
                 app_key) -> None:
         name, branch = SECTION_PATHS[path]
         info = sections.info(name)
         if info is None:
-            self.section_missing(node, name, branch or "a later", walker)
+            self.section_missing(node, name, branch, walker)
             return
         if name == "modules":
             table = prune(self.modules(node, walker, server), info.cls() if server else None)
@@ -894,6 +894,7 @@ class Importer:
                 pre = outbound.child("preConditions")
                 if pre is not None:
                     outbound = _copy(outbound, [c for c in outbound.children if c.tag != "preConditions"])
+                    pre = _copy(Node("preconditions", pre.attrs, pre.line), pre.children)
                     node = _copy(node, [outbound if c.tag == "outboundRules" else c for c in node.children] + [pre])
             providers = node.child("providers")
             if providers is not None:
@@ -1145,6 +1146,7 @@ class Importer:
                 walker.report.drop(walker.at(node), f"location \"{path}\" overrideMode=\"{mode}\"",
                                    "holds no section wasp converts, so its lock has nothing to apply to")
             return
+        rebase_rules(tables, path.partition("/")[2].strip("/"), self.report, walker.at(node))
         entry: dict[str, Any] = {COMMENT: [f"from {walker.file}:{node.line} <location path=\"{path}\">"],
                                  "path": path}
         if mode != "Inherit":
@@ -1759,6 +1761,7 @@ class Importer:
                 self.report.drop(walker.at(child), f"<{child.tag}>", ".NET configuration has no Linux meaning")
             else:
                 self.report.drop(walker.at(child), f"<{child.tag}>", "no wasp equivalent")
+        rebase_rules(tables, url.strip("/"), self.report, file)
         locked = {k: v for k, v in tables.items()
                   if (sections.info(k) and sections.info(k).override_mode_default == "Deny") or k == "http_compression"}
         for k in locked:
@@ -1919,6 +1922,42 @@ class Importer:
 
 
 # ------------------------------------------------------------------------------- helpers
+
+def rebase_rules(tables: dict, prefix: str, report: Report, where: str) -> None:
+    """IIS matches a web.config's (or a location's) rules against the URL relative to its folder;
+    wasp matches every level's rules against the path from the site root (docs/rewrite.md). So a
+    rule of folder `prefix` ("py/docs") gets the prefix put in front of its pattern, and a
+    relative Rewrite/Redirect URL is made relative to that folder, as IIS resolves it."""
+    rules = (tables.get("rewrite") or {}).get("rules")
+    if not prefix or not rules:
+        return
+    items = rules.get("add", []) if isinstance(rules, dict) else rules
+    quoted = re.escape(prefix)
+    for rule in items:
+        match = rule.get("match") or {}
+        url = match.get("url")
+        if url is None:
+            continue
+        syntax = rule.get("pattern_syntax", "ECMAScript")
+        if syntax == "Wildcard":
+            match["url"] = f"{prefix}/{url}" if url not in ("", "*") else f"{prefix}/*"
+        elif syntax == "ExactMatch":
+            match["url"] = f"{prefix}/{url}" if url else prefix
+        elif url.startswith("^"):
+            match["url"] = f"^{quoted}(?:/|$){url[1:]}"
+        else:
+            # Unanchored: IIS finds the pattern anywhere in the relative path; the lazy run keeps
+            # the earliest match and the groups' numbers ({R:0} gains the prefix).
+            match["url"] = f"^{quoted}/.*?{url}" if url not in (".*", "(.*)") else f"^{quoted}/{url}"
+        action = rule.get("action") or {}
+        target = action.get("url", "")
+        if action.get("type") in ("Rewrite", "Redirect") and target and not target.startswith(("/", "{")) \
+                and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target):
+            action["url"] = f"/{prefix}/{target}"
+        report.note(where, f"rewrite rule \"{rule.get('name')}\"",
+                    f"matched from the site root in wasp: pattern {url!r} -> {match['url']!r}"
+                    + (f", url {target!r} -> {action['url']!r}" if action.get("url", "") != target else ""))
+
 
 def prune(table: Any, default: Any = None) -> Any:
     """Drop empty lists and tables, and (server level: `default` given) values equal to wasp's
