@@ -257,7 +257,7 @@ def test_applications_virtual_directories_logs_limits(several):
     assert apps["/"]["physical_path"] == "/srv/iis/c/inetpub/wwwroot"
     assert apps["/images"]["physical_path"] == "/srv/iis/d/Shared/Images" and apps["/images"]["pool"] == "DefaultAppPool"
     assert apps["/py"]["pool"] == "PyApps"
-    assert apps["/py"]["initialization_pages"] == ["/py/warmup"]
+    assert apps["/py"]["initialization_pages"] == ["/warmup"]  # relative to the application, in both
     assert default["log"]["period"] == "hourly"
     assert default["log"]["custom_fields"][0]["source_type"] == "request_header"
     assert "Host" in default["log"]["log_ext_file_flags"]
