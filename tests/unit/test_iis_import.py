@@ -408,3 +408,38 @@ def test_header_injection_from_xml_is_kept_as_one_value(tmp_path):
     decoder = Decoder(sections.SECTION_CHECKS)
     sections.decode_delta(decoder, back["http_protocol"], sections.info("http_protocol").cls, "http_protocol")
     assert any("custom_headers" in path for path, _ in decoder.problems), decoder.problems
+
+
+# ---- the command ----
+
+def _cli(*args):
+    from wasp.cli.main import main
+    return main(["import-iis", *args])
+
+
+def test_cli_writes_refuses_overwrite_and_symlinks(tmp_path, capsys):
+    root = tmp_path / "root"
+    (root / "c" / "inetpub" / "wwwroot").mkdir(parents=True)
+    out = tmp_path / "wasp.toml"
+    apphost = str(FIXTURES / "default-install.applicationHost.config")
+    assert _cli(apphost, "--root", str(root), "-o", str(out)) == 0
+    assert tomllib.loads(out.read_text())["sites"][0]["name"] == "Default Web Site"
+    assert (tmp_path / "wasp.toml.import-report.txt").read_text().startswith("wasp import-iis report")
+    assert _cli(apphost, "--root", str(root), "-o", str(out)) == 1
+    assert "--force" in capsys.readouterr().err
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.toml"
+    link.symlink_to(victim)
+    assert _cli(apphost, "--root", str(root), "-o", str(link), "--force") == 1
+    assert victim.read_text() == "keep"
+    assert _cli(apphost, "--root", str(root), "-o", str(out), "--env", "nonsense") == 2
+
+
+def test_cli_refuses_hostile_and_empty_files(tmp_path, capsys):
+    bomb = tmp_path / "a.config"
+    bomb.write_bytes(XXE)
+    assert _cli(str(bomb), "-o", str(tmp_path / "o.toml")) == 1
+    assert "DOCTYPE refused" in capsys.readouterr().err
+    assert _cli(str(FIXTURES / "redirection.config"), "-o", str(tmp_path / "o.toml")) == 1
+    assert not (tmp_path / "o.toml").exists()

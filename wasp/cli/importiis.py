@@ -77,6 +77,14 @@ def _scan(folder: str, found: dict, extensions: dict, key: str) -> None:
                 found.setdefault(dirpath, os.path.join(dirpath, name))
 
 
+def _write(path: str, text: str) -> None:
+    """Write without following a symlink at `path` (a web.toml planted as a link to a file
+    elsewhere is not overwritten through it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def cmd_import_iis(args) -> int:
     try:
         apphost = parse(_read(args.apphost), args.apphost)
@@ -135,20 +143,25 @@ def cmd_import_iis(args) -> int:
               f"Windows drives are under {root} (C:\\ -> {root}/c/); report: "
               f"{os.path.basename(output)}.import-report.txt"]
     text = tomlwrite.dumps(result.config, header)
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(text)
-    if not args.no_web_toml:
-        for folder, tables in result.web_tomls.items():
-            with open(os.path.join(folder, "web.toml"), "w", encoding="utf-8") as f:
-                f.write(tomlwrite.dumps(tables, ["Imported from web.config by wasp import-iis."]))
-    elif result.web_tomls:
+    links = [t for t in targets if os.path.islink(t)]
+    if links:
+        print(f"wasp import-iis: {', '.join(links)} is a symbolic link; not written through", file=sys.stderr)
+        return 1
+    if args.no_web_toml:
         for folder in result.web_tomls:
             result.report.drop(os.path.join(folder, "web.config"), "web.toml", "not written (--no-web-toml)")
-    report = result.report.text()
-    with open(output + ".import-report.txt", "w", encoding="utf-8") as f:
-        f.write(report)
-    print(report)
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    try:
+        _write(output, text)
+        if not args.no_web_toml:
+            for folder, tables in result.web_tomls.items():
+                _write(os.path.join(folder, "web.toml"),
+                       tomlwrite.dumps(tables, ["Imported from web.config by wasp import-iis."]))
+        _write(output + ".import-report.txt", result.report.text())
+    except OSError as exc:
+        print(f"wasp import-iis: {exc}", file=sys.stderr)
+        return 1
+    print(result.report.text())
     print(f"wrote {output}" + (f" and {len(result.web_tomls)} web.toml file(s)"
                                if result.web_tomls and not args.no_web_toml else ""))
     print(f"next: wasp validate -c {output}")
