@@ -443,3 +443,32 @@ def test_cli_refuses_hostile_and_empty_files(tmp_path, capsys):
     assert "DOCTYPE refused" in capsys.readouterr().err
     assert _cli(str(FIXTURES / "redirection.config"), "-o", str(tmp_path / "o.toml")) == 1
     assert not (tmp_path / "o.toml").exists()
+
+
+# ---- sections of the fcgi and dav branches: converted once registered, reported until then ----
+
+def test_php_fastcgi():
+    from wasp.config import sections
+    result = convert(fixture("php-fastcgi.applicationHost.config"), root=ROOT)
+    if sections.info("fast_cgi") is None:
+        assert "fcgi branch" in items(result, DROPPED, "fast_cgi")[0].reason
+        assert items(result, DROPPED, "PHP_via_FastCGI")
+        return
+    app = result.config["fast_cgi"]["applications"][0]
+    assert app["full_path"] == "/srv/iis/c/PHP/php-cgi.exe" and app["max_instances"] == 4
+    assert app["environment_variables"] == [{"name": "PHP_FCGI_MAX_REQUESTS", "value": "10000"}]
+    entry = result.config["handlers"]["entries"][0]
+    assert entry["modules"] == "fast_cgi" and entry["path"] == "*.php"
+    assert "/usr/bin/php-cgi" in items(result, ACTION, "php-cgi.exe")[0].reason
+
+
+def test_webdav():
+    from wasp.config import sections
+    result = convert(fixture("webdav.applicationHost.config"), root=ROOT)
+    if sections.info("web_dav_authoring") is None:
+        assert "dav branch" in items(result, DROPPED, "web_dav_authoring")[0].reason
+        assert "dav branch" in items(result, DROPPED, "web_dav_authoring_rules")[0].reason
+        return
+    location = result.config["locations"][0]
+    assert location["web_dav_authoring"]["locks"] == {"enabled": True, "lock_store": "webdav_simple_lock"}
+    assert location["web_dav_authoring_rules"]["rules"] == [{"users": "*", "path": "*", "access": ["Read", "Write"]}]

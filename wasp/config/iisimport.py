@@ -330,6 +330,11 @@ class Walker:
                 linux = self.paths.to_linux(text, self.report, self.at(node))
                 if linux is None:
                     raise Bad(f"{text!r} is not a path wasp can map")
+                if re.search(r"\.(exe|dll|bat|cmd|com)$", linux, re.IGNORECASE):
+                    hint = " (Debian's php-cgi is /usr/bin/php-cgi)" if "php-cgi" in linux.lower() else ""
+                    self.report.action(self.at(node), f"{fname} = \"{text}\"",
+                                       f"a Windows program, written as {linux}: point it at the Linux "
+                                       f"program{hint}")
                 return linux
             return text
         raise Bad(f"no conversion for a {getattr(base, '__name__', base)} value")
@@ -637,7 +642,8 @@ SECTION_PATHS: dict[str, tuple[str, str]] = {
     "fastCgi": ("fast_cgi", "fcgi"),
     "cgi": ("cgi", "fcgi"),
     "security/isapiCgiRestriction": ("cgi_restriction", "fcgi"),
-    "webdav/authoring": ("web_dav", "dav"),
+    "webdav/authoring": ("web_dav_authoring", "dav"),
+    "webdav/authoringRules": ("web_dav_authoring_rules", "dav"),
 }
 
 #: system.webServer elements with no wasp section, and why.
@@ -842,10 +848,6 @@ class Importer:
                     self.server_runtime(child, walker, server)
                 elif path == "applicationInitialization":
                     self.app_init(child, walker, app_key)
-                elif path == "webdav/authoringRules":
-                    self.section_missing(child, "web_dav", "dav", walker) if sections.info("web_dav") is None \
-                        else self.report.drop(walker.at(child), "<authoringRules>",
-                                              "WebDAV authoring rules are not converted by this importer")
                 else:
                     reason = UNSUPPORTED_SECTIONS.get(path) or "no wasp equivalent"
                     walker.report.drop(walker.at(child), f"system.webServer/{path}", reason)
