@@ -961,9 +961,6 @@ class Importer:
     def after_section(self, name: str, table: dict, walker: Walker, node: Node, server: bool) -> None:
         if name == "basic_authentication" and table.get("enabled"):
             table.setdefault("provider", "pam")
-        if name == "default_document" and server and isinstance(table.get("files"), dict):
-            # IIS's server list is the install's; wasp's default is the same list.
-            pass
 
     def server_runtime(self, node: Node, walker: Walker, server: bool) -> None:
         cache = self.config.setdefault("cache", {})
@@ -1125,8 +1122,8 @@ class Importer:
         walker.scope = ""
         for child in node.children:
             if child.tag == "system.webServer":
-                pass
-            elif child.tag in ("system.web", "system.webExtensions", "system.serviceModel", "connectionStrings",
+                continue
+            if child.tag in ("system.web", "system.webExtensions", "system.serviceModel", "connectionStrings",
                                "appSettings", "runtime"):
                 walker.report.drop(walker.at(child), f"<{child.tag}> of location \"{path}\"",
                                    "ASP.NET / .NET configuration has no Linux meaning")
@@ -1234,7 +1231,6 @@ class Importer:
                 return None
             pool[COMMENT] = [f"from {self.name}:{node.line} <applicationPools><add name=\"{name}\">"]
             pool["name"] = name
-        w = self.walker
         for attr, text in node.attrs.items():
             if attr == "name":
                 continue
@@ -1283,7 +1279,6 @@ class Importer:
                     pool["environment_variables"] = env
             else:
                 self.report.drop(self.at(child), f"<{child.tag}>", "no wasp equivalent")
-        _ = w
         return pool
 
     def process_model(self, node: Node, pool: dict) -> None:
@@ -1903,11 +1898,6 @@ class Importer:
                                        "Python replacement (app = \"module:attr\") or a proxy to a server that runs "
                                        "them (a rewrite rule with an absolute URL); wasp serves them as static files "
                                        "only where a MIME type allows, so they are not executed")
-                if phys and not app.get("app") and not self.file_extensions.get(phys) and phys in self.file_extensions:
-                    self.report.note(f"site \"{site['name']}\" application \"{app['path']}\"", phys,
-                                     "the folder is empty")
-        known_apps = {(s["id"], a["path"]) for s in self.config.get("sites", []) for a in s["applications"]}
-        _ = known_apps
         ssi = self.sections_server.get("server_side_include", {})
         if ssi.get("ssi_exec_disable") is False:
             self.report.action(self.name, "serverSideInclude ssiExecDisable=\"false\"",
