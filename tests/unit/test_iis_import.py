@@ -472,3 +472,23 @@ def test_webdav():
     location = result.config["locations"][0]
     assert location["web_dav_authoring"]["locks"] == {"enabled": True, "lock_store": "webdav_simple_lock"}
     assert location["web_dav_authoring_rules"]["rules"] == [{"users": "*", "path": "*", "access": ["Read", "Write"]}]
+
+
+def test_shared_bindings_and_locations_of_dropped_sites():
+    xml = b"""<configuration><system.applicationHost><applicationPools><add name="P"/></applicationPools><sites>
+      <site name="A" id="1"><application path="/" applicationPool="P"><virtualDirectory path="/" physicalPath="C:\\a"/>
+        </application><bindings><binding protocol="http" bindingInformation="*:80:x.test"/></bindings></site>
+      <site name="B" id="2" serverAutoStart="false"><application path="/" applicationPool="P">
+        <virtualDirectory path="/" physicalPath="C:\\b"/></application>
+        <bindings><binding protocol="http" bindingInformation="*:80:X.test"/></bindings></site>
+      <site name="F" id="3"><application path="/" applicationPool="P"><virtualDirectory path="/" physicalPath="C:\\f"/>
+        </application><bindings><binding protocol="ftp" bindingInformation="*:21:"/></bindings></site>
+    </sites></system.applicationHost>
+    <location path="F"><system.webServer><directoryBrowse enabled="true"/></system.webServer></location>
+    <location path="A/sub"><system.webServer><directoryBrowse enabled="true"/></system.webServer></location>
+    </configuration>"""
+    result = convert(parse(xml), root=ROOT)
+    assert [s["name"] for s in result.config["sites"]] == ["A"]
+    assert [loc["path"] for loc in result.config["locations"]] == ["A/sub"]
+    assert items(result, DROPPED, "binding http/*:80:x.test")
+    assert items(result, DROPPED, "location \"F\"")

@@ -1909,6 +1909,31 @@ class Importer:
         for k in [k for k, v in self.config.items() if v == {} or v == []]:
             if k not in ("pools", "sites"):
                 del self.config[k]
+        # A location of a site that was left out (no http binding) would name no site.
+        names = {site["name"].lower() for site in self.config.get("sites", [])}
+        kept = []
+        for loc in self.locations:
+            if loc["path"].partition("/")[0].lower() in names:
+                kept.append(loc)
+            else:
+                self.report.drop(loc[COMMENT][0].removeprefix("from "), f"location \"{loc['path']}\"",
+                                 "its site was not converted")
+        self.locations = kept
+        # IIS lets a stopped site share a binding; wasp does not: the first site keeps it.
+        seen: dict[str, str] = {}
+        for site in self.config.get("sites", []):
+            for b in list(site["bindings"]):
+                text = (b if isinstance(b, str) else b["binding"]).lower()
+                if text in seen:
+                    site["bindings"].remove(b)
+                    self.report.drop(f"site \"{site['name']}\"", f"binding {text}",
+                                     f"also a binding of site \"{seen[text]}\" (IIS allows it while one of them "
+                                     "is stopped; wasp does not): left with the first")
+                else:
+                    seen[text] = site["name"]
+        for site in [s for s in self.config.get("sites", []) if not s["bindings"]]:
+            self.config["sites"].remove(site)
+            self.report.drop(f"site \"{site['name']}\"", "site", "no binding left")
         if self.locations:
             self.config["locations"] = self.locations
 
