@@ -492,3 +492,13 @@ def test_shared_bindings_and_locations_of_dropped_sites():
     assert [loc["path"] for loc in result.config["locations"]] == ["A/sub"]
     assert items(result, DROPPED, "binding http/*:80:x.test")
     assert items(result, DROPPED, "location \"F\"")
+
+
+def test_server_default_documents_keep_iis_order():
+    def docs(*names):
+        adds = "".join(f'<add value="{n}"/>' for n in names)
+        xml = ("<configuration><system.webServer><defaultDocument><files>" + adds +
+               "</files></defaultDocument></system.webServer></configuration>").encode()
+        return convert(parse(xml), root=ROOT).config.get("default_document")
+    assert docs("Default.htm", "Default.asp", "index.htm", "index.html", "iisstart.htm") is None
+    assert docs("index.html", "Default.htm") == {"files": {"clear": True, "add": ["index.html", "Default.htm"]}}

@@ -527,6 +527,12 @@ class Walker:
             if name == "segments" and "web.toml" not in {fold(a) for a in adds}:
                 adds = [*adds, "web.toml"]
             return {"clear": True, "add": adds}
+        if not marker.merge_append and adds:
+            # An ordered list (default documents): IIS's order is the one tried. Written whole
+            # unless it is wasp's default list as it stands.
+            if [self.key_value(a, marker) for a in adds] == list(default_keys):
+                return []
+            return {"clear": True, "add": adds}
         wanted = {self.key_value(a, marker) for a in adds}
         out_removes = [r for r in removes if (fold(r) if not isinstance(r, list)
                                               else tuple(fold(x) for x in r)) in default_keys]
@@ -764,6 +770,7 @@ class Importer:
         self.app_env: dict = {}        # pool name -> environment variables from appSettings
         self.site_url_segments: dict = {}
         self.default_pool = "DefaultAppPool"
+        self.sub_dir_config_default = "true"  # virtualDirectoryDefaults allowSubDirConfig
         self.web_configs: dict = {}
 
     def at(self, node: Node, file: str | None = None) -> str:
@@ -1430,8 +1437,12 @@ class Importer:
                 if attr not in ("applicationPool", "enabledProtocols"):
                     self.report.drop(self.at(app_defaults), f"applicationDefaults {attr}=\"{text}\"",
                                      "no wasp equivalent")
+        self.sub_dir_config_default = "true"
         if vdir_defaults is not None:
             for attr, text in vdir_defaults.attrs.items():
+                if attr == "allowSubDirConfig":
+                    self.sub_dir_config_default = text.lower()
+                    continue
                 self.report.drop(self.at(vdir_defaults), f"virtualDirectoryDefaults {attr}",
                                  "Windows pass-through credentials; wasp reads files as the pool's user"
                                  if attr in ("userName", "password", "logonMethod") else "no wasp equivalent")
@@ -1710,7 +1721,7 @@ class Importer:
             if vpath.strip("/") == "":
                 if phys:
                     app["physical_path"] = phys
-                if vdir.attrs.get("allowSubDirConfig", "").lower() == "false":
+                if vdir.attrs.get("allowSubDirConfig", self.sub_dir_config_default).lower() == "false":
                     app["allow_sub_dir_config"] = False
                 continue
             sub = "/" + "/".join(p for p in (path.strip("/"), vpath.strip("/")) if p)
