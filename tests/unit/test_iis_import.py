@@ -502,3 +502,11 @@ def test_server_default_documents_keep_iis_order():
         return convert(parse(xml), root=ROOT).config.get("default_document")
     assert docs("Default.htm", "Default.asp", "index.htm", "index.html", "iisstart.htm") is None
     assert docs("index.html", "Default.htm") == {"files": {"clear": True, "add": ["index.html", "Default.htm"]}}
+
+
+def test_site_hsts_becomes_a_custom_header():
+    result = convert(fixture("arr.applicationHost.config"), root=ROOT)
+    site = result.config["sites"][0]
+    assert site["http_protocol"]["custom_headers"] == [
+        {"name": "Strict-Transport-Security", "value": "max-age=31536000; includeSubDomains"}]
+    assert items(result, ACTION, "redirectHttpToHttps")

@@ -1507,9 +1507,7 @@ class Importer:
             if child.tag == "traceFailedRequestsLogging":
                 self.report.drop(self.at(child), "traceFailedRequestsLogging", "Failed Request Tracing is not converted")
             elif child.tag == "hsts":
-                self.report.action(self.at(child), "hsts",
-                                   "send Strict-Transport-Security with [sites.http_protocol] custom_headers "
-                                   "and redirect http to https with a rewrite rule")
+                self.hsts(child, site)
             elif child.tag == "ftpServer":
                 self.report.drop(self.at(child), "ftpServer", "wasp serves no FTP")
             else:
@@ -1582,6 +1580,29 @@ class Importer:
                                f"openssl pkcs12 -in site.pfx -nocerts -nodes -out {entry['key']} "
                                "(paths relative to wasp.toml)")
         return out
+
+    def hsts(self, node: Node, site: dict) -> None:
+        """IIS 10 (1709) site HSTS -> a Strict-Transport-Security custom header of the site."""
+        attrs = node.attrs
+        if attrs.get("enabled", "false").lower() != "true":
+            return
+        try:
+            max_age = int(attrs.get("max-age", "0"))
+        except ValueError:
+            self.report.drop(self.at(node), f"hsts max-age=\"{attrs.get('max-age')}\"", "not a number")
+            return
+        value = f"max-age={max_age}"
+        if attrs.get("includeSubDomains", "false").lower() == "true":
+            value += "; includeSubDomains"
+        if attrs.get("preload", "false").lower() == "true":
+            value += "; preload"
+        site.setdefault("http_protocol", {}).setdefault("custom_headers", []).append(
+            {"name": "Strict-Transport-Security", "value": value})
+        self.report.note(self.at(node), "hsts", f"Strict-Transport-Security: {value} as a custom header of the "
+                         "site (IIS sends it on https responses only; browsers ignore it over http)")
+        if attrs.get("redirectHttpToHttps", "false").lower() == "true":
+            self.report.action(self.at(node), "hsts redirectHttpToHttps",
+                               "add a global rewrite rule: {HTTPS} ^OFF$ -> Redirect https://{HTTP_HOST}/{R:1}")
 
     def site_log(self, node: Node | None, default: Node | None) -> dict:
         attrs = dict(default.attrs) if default is not None else {}
