@@ -510,3 +510,13 @@ def test_site_hsts_becomes_a_custom_header():
     assert site["http_protocol"]["custom_headers"] == [
         {"name": "Strict-Transport-Security", "value": "max-age=31536000; includeSubDomains"}]
     assert items(result, ACTION, "redirectHttpToHttps")
+
+
+def test_wildcard_host_binding_becomes_any_host():
+    xml = b"""<configuration><system.applicationHost><applicationPools><add name="P"/></applicationPools><sites>
+      <site name="A" id="1"><application path="/" applicationPool="P"><virtualDirectory path="/" physicalPath="C:\\w"/>
+      </application><bindings><binding protocol="http" bindingInformation="*:8125:*.example.test"/></bindings></site>
+    </sites></system.applicationHost></configuration>"""
+    result = convert(parse(xml), root=ROOT)
+    assert result.config["sites"][0]["bindings"] == ["http/*:8125:"]
+    assert items(result, NOTE, "*.example.test")

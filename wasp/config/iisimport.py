@@ -1543,6 +1543,11 @@ class Importer:
             if port is None:
                 self.report.drop(where, f"binding \"{info}\"", "not IP:PORT:HOST")
                 continue
+            if host.startswith("*."):
+                self.report.note(where, f"binding host \"{host}\"",
+                                 "wasp has no wildcard host names: written with an empty host (any host on "
+                                 f"{ip}:{port}); list the hosts instead if another site shares the port")
+                host = ""
             text = f"{proto}/{ip}:{port}:{host}"
             flags = _int(b.attrs.get("sslFlags", "0"), 0)
             if proto == "http":
