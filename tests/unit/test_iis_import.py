@@ -520,3 +520,20 @@ def test_wildcard_host_binding_becomes_any_host():
     result = convert(parse(xml), root=ROOT)
     assert result.config["sites"][0]["bindings"] == ["http/*:8125:"]
     assert items(result, NOTE, "*.example.test")
+
+
+def test_web_config_keys_only_wasp_toml_may_set_go_to_a_location(tmp_path):
+    web = parse(b"""<configuration><system.webServer>
+      <httpErrors errorMode="Custom" defaultPath="C:\\errors\\default.htm" />
+      <staticContent enableDocFooter="true" isDocFooterFileName="true" defaultDocFooter="C:\\footer.htm" />
+      <directoryBrowse enabled="true" />
+    </system.webServer></configuration>""")
+    folder = f"{tmp_path}/c/inetpub/wwwroot"
+    result = convert(fixture("default-install.applicationHost.config"), {folder: ("web.config", web)},
+                     root=str(tmp_path))
+    assert result.web_tomls[folder]["directory_browse"] == {"enabled": True}
+    assert "http_errors" not in result.web_tomls[folder] and "static_content" not in result.web_tomls[folder]
+    location = result.config["locations"][0]
+    assert location["path"] == "Default Web Site"
+    assert location["http_errors"]["default_path"] == f"{tmp_path}/c/errors/default.htm"
+    assert location["static_content"]["is_doc_footer_file_name"] is True

@@ -1796,8 +1796,7 @@ class Importer:
             else:
                 self.report.drop(walker.at(child), f"<{child.tag}>", "no wasp equivalent")
         rebase_rules(tables, url.strip("/"), self.report, file)
-        locked = {k: v for k, v in tables.items()
-                  if (sections.info(k) and sections.info(k).override_mode_default == "Deny") or k == "http_compression"}
+        locked = {k: v for k, v in tables.items() if _not_for_web_toml(k, v)}
         for k in locked:
             tables.pop(k)
         if locked:
@@ -1805,7 +1804,8 @@ class Importer:
             self.locations.append({COMMENT: [f"from {file}: sections wasp locks for web.toml"], "path": path.rstrip("/"),
                                    **locked})
             self.report.note(file, ", ".join(sorted(locked)),
-                             f"locked in wasp for web.toml (IIS overrideModeDefault Deny): written to wasp.toml "
+                             f"locked in wasp for web.toml (IIS overrideModeDefault Deny, or keys only "
+                             f"wasp.toml may set): written to wasp.toml "
                              f"[[locations]] path = \"{path.rstrip('/')}\"")
         if tables:
             self.web_tomls[folder] = {COMMENT: [f"from {file}"], **tables}
@@ -2044,6 +2044,24 @@ def prune(table: Any, default: Any = None) -> Any:
                 continue
         out[k] = v
     return out
+
+
+def _not_for_web_toml(name: str, table: Any) -> bool:
+    """A section (or its keys) a web.toml may not set: IIS's Deny-locked sections, the server-only
+    http_compression, an attribute IIS's install locks, an http_errors page only wasp.toml may
+    name (absolute paths, default_path)."""
+    info = sections.info(name)
+    if name == "http_compression" or (info is not None and info.override_mode_default == "Deny"):
+        return True
+    if not isinstance(table, dict):
+        return False
+    if set(table) & set(sections.LOCKED_ATTRIBUTES.get(name, ())):
+        return True
+    if name == "http_errors":
+        from wasp.config.sections.http_errors import delegation_problems
+
+        return bool(delegation_problems(table, False))
+    return False
 
 
 def _merge(into: dict, more: dict) -> None:
