@@ -537,3 +537,26 @@ def test_web_config_keys_only_wasp_toml_may_set_go_to_a_location(tmp_path):
     assert location["path"] == "Default Web Site"
     assert location["http_errors"]["default_path"] == f"{tmp_path}/c/errors/default.htm"
     assert location["static_content"]["is_doc_footer_file_name"] is True
+
+
+def test_cli_web_config_folders(tmp_path, capsys):
+    root = tmp_path / "root"
+    www = root / "c" / "inetpub" / "wwwroot"
+    (www / "sub").mkdir(parents=True)
+    (www / "sub" / "web.config").write_text(
+        "<configuration><system.webServer><directoryBrowse enabled='true'/></system.webServer></configuration>")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "web.config").write_text("<configuration/>")
+    (www / "bad").mkdir()
+    (www / "bad" / "web.config").write_bytes(XXE)
+    out = tmp_path / "wasp.toml"
+    code = _cli(str(FIXTURES / "default-install.applicationHost.config"), "--root", str(root), "-o", str(out),
+                "--web-config", str(elsewhere))
+    assert code == 0
+    assert tomllib.loads((www / "sub" / "web.toml").read_text()) == {"directory_browse": {"enabled": True}}
+    report = (tmp_path / "wasp.toml.import-report.txt").read_text()
+    assert "not inside the physical path of any application" in report
+    assert "DOCTYPE refused" in report and not (www / "bad" / "web.toml").exists()
+    assert _cli(str(FIXTURES / "default-install.applicationHost.config"), "--web-config", str(tmp_path / "nope"),
+                "-o", str(tmp_path / "x.toml")) == 2
