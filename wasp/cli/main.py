@@ -8,6 +8,7 @@
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
+    wasp install-service [-c FILE] [--socket] [--user USER] [--print] ...   (docs/systemd.md)
     wasp --version
 
 The admin commands find the server from -c FILE (reading only its server.run_dir, so they work
@@ -28,7 +29,7 @@ import sys
 import time
 from importlib import metadata
 
-from wasp.cli import output
+from wasp.cli import output, service
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events after sequence number N, or of the last DURATION (30s, 10m, 1h, 2d)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
+    service.register(sub)
     return parser
 
 
@@ -408,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args) if args.command in COMMANDS else args.func(args)
     except Usage as exc:
         parser.print_usage(sys.stderr)
         print(output.error(str(exc)), file=sys.stderr)

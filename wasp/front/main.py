@@ -27,6 +27,7 @@ import traceback
 
 import hpack.hpack
 
+from wasp.common import journal
 from wasp.common.channel import ControlChannel
 from wasp.common.scoreboard import Scoreboard, ScoreboardError
 from wasp.config import model
@@ -458,6 +459,7 @@ def map_scoreboard(fd: int, index: int, count: int) -> Scoreboard:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    journal.install()  # stderr is the journal's stream: lines get priorities
     listen_fds = [int(x) for x in args.listen_fds.split(",") if x.strip()]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc()
