@@ -197,3 +197,69 @@ def test_install_service_print(wasp_server, tmp_path):
     assert "add --socket" in result.stderr
     bad = wasp_server.run_wasp("install-service", "-c", str(tmp_path / "missing.toml"), "--print")
     assert bad.returncode == 2
+
+
+# ---------------------------------------------------------------------- logs (issue 12 item 3)
+
+LOG_CONFIG = """
+{pool_timing}
+[log]
+central_log_file_mode = "central_w3c"
+log_target = "file_and_stdout"
+[log.central_w3c_log_file]
+period = "hourly"
+max_files = 2
+
+[[pools]]
+name = "P"
+
+[[sites]]
+name = "One"
+id = 1
+bindings = ["http/127.0.0.1:{port}:"]
+[[sites.applications]]
+path = "/"
+pool = "P"
+app = "systemd_app:app"
+python_path = ["{apps}"]
+
+[[sites]]
+name = "Two"
+id = 2
+bindings = ["http/127.0.0.1:@PORT2@:"]
+[[sites.applications]]
+path = "/"
+pool = "P"
+app = "systemd_app:app"
+python_path = ["{apps}"]
+"""
+
+
+def test_central_log_to_file_and_stdout_with_retention(wasp_server, tmp_path):
+    folder = tmp_path / "logs" / "W3SVC"
+    folder.mkdir(parents=True)
+    for i, name in enumerate(("u_ex26010100.log", "u_ex26010101.log", "u_ex26010102.log")):
+        (folder / name).write_text("#old\n")
+        os.utime(folder / name, (1_000_000 + i, 1_000_000 + i))
+    (folder / "keep-me.txt").write_text("not a log")
+    port2 = wasp_server.free_port()
+    server = wasp_server(LOG_CONFIG.replace("@PORT2@", str(port2)))
+    assert requests.get(server.url + "/one", timeout=20).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{port2}/two", timeout=20).status_code == 200
+
+    def written():
+        files = sorted(folder.glob("u_ex*.log"))
+        text = "".join(p.read_text() for p in files)
+        return " /one " in text and " /two " in text and files
+    files = server.wait_until(written, 15, what=lambda: sorted(p.name for p in folder.iterdir()))
+    # max_files = 2: the newest old file and the one being written; other names left alone.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["u_ex26010102.log", files[-1].name, "keep-me.txt"])
+    assert not (tmp_path / "logs" / "W3SVC1").exists()
+    lines = files[-1].read_text().splitlines()
+    fields = next(l for l in lines if l.startswith("#Fields: ")).split(" ")[1:]
+    sites = [dict(zip(fields, l.split(" ")))["s-sitename"] for l in lines if not l.startswith("#")]
+    assert sites == ["W3SVC1", "W3SVC2"]
+    # The same lines on the front's stdout (the server's output here).
+    server.wait_until(lambda: " /two " in server.stderr_path.read_text(), 15, what=server.log_tail)
+    out = server.stderr_path.read_text()
+    assert "#Fields: " in out and " /one " in out

@@ -156,7 +156,7 @@ class Front:
             server.close_logs()
             if server.watcher is not None:
                 server.watcher.close()
-            for message in server.access_log.errors + server.error_log.errors:
+            for message in server.log_writer.errors:
                 print(f"wasp.front: {message}", file=sys.stderr)
         if self.channel is not None:
             self.channel.close()
