@@ -348,3 +348,17 @@ def test_custom_fields_need_a_format_with_columns():
     config = load_text(text.replace('period = "fortnightly"', 'period = "max_size"\ntruncate_size = "5MB"')
                        .replace('log_format = "ncsa"', 'log_format = "json"'))
     assert config.sites[0].log.period == "max_size" and config.sites[0].log.truncate_size == 5_000_000
+
+
+def test_a_reload_closes_the_logs_of_removed_sites(tmp_path):
+    rig = _rig(tmp_path, [_site(1), _site(2)])
+    rig.server.refresh_clock(T)
+    worker = rig.worker()
+    _get(rig, worker=worker)
+    _get(rig, port=8081, worker=worker)
+    rig.server.flush_logs()
+    assert set(rig.server.log_writer.executor.files) == {1, 2}
+    rig.server.apply_config(make_config(tmp_path, sites=[_site(1)]))
+    rig.server.flush_logs()
+    assert set(rig.server.log_writer.executor.files) == {1}
+    rig.server.close_logs()

@@ -170,6 +170,13 @@ class _Streams:
         self.flush()
         self.writer.drain()
 
+    def keep_only(self, streams) -> None:
+        """A new config: close the streams it no longer writes (a removed site's file)."""
+        for stream in [s for s in self._buffers if s not in streams]:
+            b = self._buffers.pop(stream)
+            self._hand_over(b)
+            self.writer.submit("close", stream)
+
     def close(self) -> None:
         for stream, b in self._buffers.items():
             self._hand_over(b)

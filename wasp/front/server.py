@@ -115,6 +115,8 @@ class Server:
         self.server_header = header
         self.server_line = b"Server: " + header + b"\r\n" if header else b""
         self.access_log.move(config.server.log_dir)
+        self.access_log.keep_only({dest.stream for site in self.router.sites.values()
+                                   for _, _, dests in site.log_targets for dest in dests})
         self.error_log.move(config.server.log_dir)
         # What was cached under the old config (its caching sections, paths, apps) may be wrong now.
         self.cache.configure(config.cache)

@@ -346,7 +346,7 @@ class Manager(Executor, AdminApi):
     # ------------------------------------------------------------------ reload
     def reload(self, now: float) -> list[str]:
         """Re-read the config file. Returns the problems (empty when it was applied)."""
-        if self.notifier.active and not self.sup.shutting_down:
+        if self.notifier.active and self.notifier.ready_sent and not self.sup.shutting_down:
             self.notifier.reloading()
             try:
                 return self._reload(now)
