@@ -362,3 +362,18 @@ def test_a_reload_closes_the_logs_of_removed_sites(tmp_path):
     rig.server.flush_logs()
     assert set(rig.server.log_writer.executor.files) == {1}
     rig.server.close_logs()
+
+
+def test_ncsa_quotes_cannot_be_broken_out_of(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        rig = _rig(tmp_path, [_site(1, log_format="ncsa")])
+        rig.server.refresh_clock(T)
+        _get(rig, request=b'GET /a"b HTTP/1.1\r\nHost: x\r\n\r\n')
+        rig.server.close_logs()
+        [line] = (tmp_path / "logs" / "W3SVC1" / "u_nc260317.log").read_text().splitlines()
+        assert line.count('"') == 2 and '"GET /a%22b HTTP/1.1"' in line
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

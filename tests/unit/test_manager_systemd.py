@@ -225,32 +225,28 @@ def test_listener_set_uses_the_inherited_socket_and_keeps_it_across_reloads():
     assert held.fileno() == -1
 
 
-def test_inherit_takes_listening_stream_sockets(monkeypatch):
-    # Put two descriptors at 3 and 4 the way systemd does, then take them.
+def test_inherit_takes_listening_stream_sockets():
+    # Two descriptors side by side the way systemd passes them (at 3 and 4 there; here at
+    # 900 and 901, which nothing else in the test process uses), then take them.
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen()
     dgram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    saved = [os.dup(3) if _open(3) else None, os.dup(4) if _open(4) else None]
+    assert not _open(900) and not _open(901)
+    os.dup2(listening.fileno(), 900)
+    os.dup2(dgram.fileno(), 901)
     try:
-        os.dup2(listening.fileno(), 3)
-        os.dup2(dgram.fileno(), 4)
-        taken, problems = activation.inherit(2, ("web",))
-        assert [(t.fd, t.name, t.address) for t, _ in taken] == [(3, "web", listening.getsockname())]
-        assert not os.get_inheritable(3)
-        assert problems and "descriptor 4" in problems[0] and "ListenStream" in problems[0]
+        taken, problems = activation.inherit(2, ("web",), start=900)
+        assert [(t.fd, t.name, t.address) for t, _ in taken] == [(900, "web", listening.getsockname())]
+        assert not os.get_inheritable(900)
+        assert problems and "descriptor 901" in problems[0] and "ListenStream" in problems[0]
+        assert not _open(901)          # not a listening stream socket: closed
         for _, sock in taken:
-            sock.detach()
+            sock.close()
     finally:
-        for fd, copy in zip((3, 4), saved):
-            if copy is None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            else:
-                os.dup2(copy, fd)
-                os.close(copy)
+        for fd in (900, 901):
+            if _open(fd):
+                os.close(fd)
         listening.close()
         dgram.close()
 
@@ -371,3 +367,13 @@ def test_socket_unit_lists_every_planned_address():
     assert "BindIPv6Only=ipv6-only" in lines and "Service=shop.service" in lines
     assert "SocketUser=web" in lines
     assert "Requires=shop.socket" in _lines(service.render_service(config, "/srv/wasp.toml", name="shop", socket=True))
+
+
+def test_inherit_reports_descriptors_that_are_not_open():
+    # 3 + 5000 is far past anything open here; LISTEN_FDS that large is capped and summarised.
+    taken, problems = activation.inherit(5000, (), start=200_000)
+    for _, sock in taken:
+        sock.detach()
+    assert any("only the first 4096" in p for p in problems)
+    assert any("not open" in p and "more" in p for p in problems)
+    assert len(problems) < 4096

@@ -215,6 +215,11 @@ def _uri(req) -> bytes:
     return path + (b"?" + req.query if req.query else b"")
 
 
+def _q(value: bytes | None) -> bytes:
+    """A field inside NCSA's quoted request: a `"` would end the quotes early, so it is %22."""
+    return _e(value).replace(b'"', b"%22")
+
+
 class NcsaFormat:
     """NCSA Common Log Format, as IIS writes it: `c-ip - user [local time] "request" status bytes`.
     The request line's parts are escaped as W3C fields are (spaces as `+`), so a line always has
@@ -229,7 +234,7 @@ class NcsaFormat:
     def line(self, conn, req, when: bytes, taken_ms: int, wall: float = 0.0) -> bytes:
         return b'%s - %s %s "%s %s %s" %d %d\r\n' % (
             req.c_ip or conn.c_ip, _e(req.user), self._clock.at(wall or time.time()), _e(req.method),
-            _e(_uri(req)), _version(req), req.status, _sent(conn, req))
+            _q(_uri(req)), _version(req), req.status, _sent(conn, req))
 
 
 _IIS_ESC = bytes(0x2B if (c <= 0x20 or c == 0x7F) else c for c in range(256))

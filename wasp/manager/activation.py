@@ -21,6 +21,7 @@ and closed (systemd keeps its own copy); an address no socket matched is bound a
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -31,6 +32,8 @@ from wasp.config.model import UNIX_PREFIX, Config
 from wasp.manager.listeners import WILDCARD_V4, Address, _ip
 
 SD_LISTEN_FDS_START = 3
+#: More than this in LISTEN_FDS is not a real socket unit (wasp plans far fewer addresses).
+MAX_INHERITED = 4096
 
 
 @dataclass
@@ -52,20 +55,28 @@ def describe(sock: socket.socket) -> tuple[Address, bool]:
     return (str(name[0]), int(name[1])), dual
 
 
-def inherit(count: int, names: tuple[str, ...]) -> tuple[list[tuple[Inherited, socket.socket]], list[str]]:
-    """Take descriptors 3..3+count-1: the stream sockets that listen, each with its name and
+def inherit(count: int, names: tuple[str, ...], start: int = SD_LISTEN_FDS_START
+            ) -> tuple[list[tuple[Inherited, socket.socket]], list[str]]:
+    """Take descriptors 3..3+count-1 (`start` is for tests): the stream sockets that listen, each with its name and
     address, and a problem line for every other descriptor (closed). Every descriptor taken is
     made close-on-exec, so no front or worker inherits systemd's sockets by accident."""
     taken: list[tuple[Inherited, socket.socket]] = []
     problems: list[str] = []
+    if count > MAX_INHERITED:
+        problems.append(f"socket activation: LISTEN_FDS={count}; only the first {MAX_INHERITED} are looked at")
+        count = MAX_INHERITED
+    missing = []
     for i in range(count):
-        fd = SD_LISTEN_FDS_START + i
+        fd = start + i
         name = names[i] if i < len(names) else ""
         try:
             os.set_inheritable(fd, False)
             mode = os.fstat(fd).st_mode
         except OSError as exc:
-            problems.append(f"socket activation: descriptor {fd} ({name or 'unnamed'}): {exc.strerror or exc}")
+            if exc.errno == errno.EBADF:
+                missing.append(fd)
+            else:
+                problems.append(f"socket activation: descriptor {fd} ({name or 'unnamed'}): {exc.strerror or exc}")
             continue
         if not stat.S_ISSOCK(mode):
             problems.append(f"socket activation: descriptor {fd} ({name or 'unnamed'}) is not a socket; ignored")
@@ -88,6 +99,9 @@ def inherit(count: int, names: tuple[str, ...]) -> tuple[list[tuple[Inherited, s
             continue
         sock.setblocking(False)
         taken.append((Inherited(fd, name, address, dual), sock))
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        problems.append(f"socket activation: LISTEN_FDS names descriptors that are not open: {shown}")
     return taken, problems
 
 
