@@ -377,3 +377,11 @@ def test_inherit_reports_descriptors_that_are_not_open():
     assert any("only the first 4096" in p for p in problems)
     assert any("not open" in p and "more" in p for p in problems)
     assert len(problems) < 4096
+
+
+def test_priority_stream_passes_the_rest_to_the_real_stream():
+    inner = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", line_buffering=True)
+    stream = journal.PriorityStream(inner)
+    assert stream.line_buffering is True and stream.encoding == "utf-8"
+    stream.reconfigure(line_buffering=False)
+    assert inner.line_buffering is False

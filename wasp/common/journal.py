@@ -97,6 +97,10 @@ class PriorityStream(io.TextIOBase):
     def buffer(self):
         return self.inner.buffer
 
+    def __getattr__(self, name: str):
+        # Anything else a program asks of stderr (reconfigure, errors, line_buffering...).
+        return getattr(self.inner, name)
+
 
 def install(environ=None) -> bool:
     """Wrap sys.stderr when it is the journal stream; returns whether it did."""
