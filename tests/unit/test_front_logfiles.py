@@ -377,3 +377,36 @@ def test_ncsa_quotes_cannot_be_broken_out_of(tmp_path, monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_site_log_directory_of_its_own(tmp_path):
+    text = """
+        [server]
+        log_dir = "logs"
+        [log.central_w3c_log_file]
+        directory = "central"
+        [[pools]]
+        name = "P"
+        [[sites]]
+        name = "S1"
+        id = 1
+        bindings = ["http/*:8080:"]
+        [sites.log]
+        directory = "elsewhere"
+        [[sites.applications]]
+        path = "/"
+        pool = "P"
+        app = "m:app"
+        """
+    (tmp_path / "wasp.toml").write_text(text)
+    from wasp.config.load import load
+    config = load(str(tmp_path / "wasp.toml"))
+    assert config.sites[0].log.directory == str(tmp_path / "elsewhere")
+    assert config.log.central_w3c_log_file.directory == str(tmp_path / "central")
+    rig = FrontRig(tmp_path, config=config)
+    rig.server.refresh_clock(T)
+    _get(rig)
+    rig.server.close_logs()
+    assert (tmp_path / "elsewhere" / "W3SVC1" / "u_ex260317.log").exists()
+    from wasp.cli import service
+    assert str(tmp_path / "elsewhere") in service.writable_dirs(config, [])

@@ -92,7 +92,10 @@ def unix_dirs(config: Config) -> list[str]:
 
 def writable_dirs(config: Config, extra: list[str]) -> list[str]:
     out: list[str] = []
-    for path in [config.server.run_dir, config.server.log_dir, *unix_dirs(config), *extra]:
+    logs = [s.log.directory for s in config.sites if s.log.directory]
+    if config.log.central_w3c_log_file.directory:
+        logs.append(config.log.central_w3c_log_file.directory)
+    for path in [config.server.run_dir, config.server.log_dir, *logs, *unix_dirs(config), *extra]:
         path = os.path.abspath(path)
         if path not in out:
             out.append(path)

@@ -388,6 +388,10 @@ LogFormatName = Literal["w3c", "ncsa", "iis", "json"]
 
 class SiteLog(_Strict):
     enabled: Annotated[bool, doc("Write the W3C extended log for this site.")] = True
+    directory: Annotated[str, doc(
+        "IIS's logFile directory: the folder that holds this site's W3SVC<id>/ folder; \"\" = "
+        "server.log_dir. Relative to the config file."
+    )] = ""
     log_format: Annotated[LogFormatName, doc(
         "IIS's logFormat: w3c (extended, the fields below), ncsa (Common Log Format, local time), "
         "iis (IIS's comma-separated native format, local time) or json (one JSON object a line "
@@ -431,6 +435,10 @@ class CentralW3CLogFile(_Strict):
     """IIS's log/centralW3CLogFile: one W3C log for every site, <log_dir>/W3SVC/u_ex*.log."""
 
     enabled: Annotated[bool, doc("Write the central log (when central_log_file_mode = \"central_w3c\").")] = True
+    directory: Annotated[str, doc(
+        "The folder that holds the central log's W3SVC/ folder; \"\" = server.log_dir. Relative to "
+        "the config file."
+    )] = ""
     period: Annotated[LogPeriod, doc("Rollover, as a site log's `period`.")] = "daily"
     truncate_size: Annotated[Size, doc("With period = \"max_size\", as a site log's.")] = Size(20971520)
     local_time_rollover: Annotated[bool, doc("As a site log's.")] = False

@@ -73,14 +73,14 @@ def log_targets(config: Config, site, site_format, shared: dict) -> tuple:
         fmt = compile_format(central, site.id)
         log_format, period, local = "w3c", central.period, central.local_time_rollover
         truncate, days, count, suffix = central.truncate_size, central.retention_days, central.max_files, ""
-        stream, directory = "central", os.path.join(config.server.log_dir, "W3SVC")
+        stream, directory = "central", os.path.join(central.directory or config.server.log_dir, "W3SVC")
     else:
         fmt = site_format
         log = site.log
         log_format, period, local = log.log_format, log.period, log.local_time_rollover
         truncate, days, count = log.truncate_size, log.retention_days, log.max_files
         suffix = fmt.suffix if fmt is not None else ""
-        stream, directory = site.id, os.path.join(config.server.log_dir, f"W3SVC{site.id}")
+        stream, directory = site.id, os.path.join(log.directory or config.server.log_dir, f"W3SVC{site.id}")
     fields = (fmt.fields if fmt is not None else W3C_FIELDS) if log_format == "w3c" else None
     dests = []
     if to_files:
