@@ -71,7 +71,9 @@ def _activated(wasp_server, tmp_path, binding: str = "127.0.0.1", listen: list[s
                names: str | None = None, env: dict[str, str] | None = None):
     """A server started the way systemd starts a socket-activated Type=notify service."""
     port = wasp_server.free_port()
-    server = wasp_server(CONFIG.replace("{binding}", binding), port=port, start=False)
+    text = (CONFIG.replace("{binding}:{port}:", binding + ":") if binding.startswith("unix:")
+            else CONFIG.replace("{binding}", binding))
+    server = wasp_server(text, port=port, start=False)
     notify = Notify(str(tmp_path / "notify.sock"))
     server.notify = notify
     cmd = [ACTIVATE]
@@ -263,3 +265,24 @@ def test_central_log_to_file_and_stdout_with_retention(wasp_server, tmp_path):
     server.wait_until(lambda: " /two " in server.stderr_path.read_text(), 15, what=server.log_tail)
     out = server.stderr_path.read_text()
     assert "#Fields: " in out and " /one " in out
+
+
+def test_unix_socket_from_systemd_is_served_and_left_in_place(wasp_server, tmp_path, notify_cleanup):
+    path = tmp_path / "web.sock"
+    server = _activated(wasp_server, tmp_path, binding=f"unix:{path}", listen=[str(path)])
+    notify_cleanup.append(server)
+    # A site's binding "http/unix:<path>:" and systemd's socket on the same path: matched by
+    # address. The first connection starts wasp.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(path))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b"socket-activated" in data
+    server.notify.wait("READY", "1")
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(30) == 0
+    # systemd's socket file is systemd's: wasp did not unlink it on the way out.
+    assert path.exists()
