@@ -385,3 +385,23 @@ def test_priority_stream_passes_the_rest_to_the_real_stream():
     assert stream.line_buffering is True and stream.encoding == "utf-8"
     stream.reconfigure(line_buffering=False)
     assert inner.line_buffering is False
+
+
+def test_a_state_change_is_resent_when_the_queue_was_full(notify_socket):
+    path, sock = notify_socket
+    n = systemd.Notifier(systemd.SystemdEnvironment(notify_socket=path))
+    sent = 0
+    while True:                      # fill systemd's queue (nobody reads it)
+        before = n.dropped
+        n.send(WATCHDOG=1)
+        if n.dropped > before:
+            break
+        sent += 1
+    n.ready("up")                    # refused by the full queue: kept
+    assert n.retry_due(5.0) == 5.0 + systemd.RETRY_INTERVAL
+    n.send(STATUS="newer")           # nothing newer jumps ahead of it
+    for _ in range(sent):
+        assert sock.recv(4096) == b"WATCHDOG=1\n"
+    n.tick(6.0)
+    assert sock.recv(4096) == b"READY=1\nSTATUS=up\n"
+    assert n.retry_due(6.0) is None

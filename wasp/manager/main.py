@@ -133,7 +133,7 @@ class Manager(Executor, AdminApi):
                 renewal = self.certificates.next_deadline(now, time.time())
                 if renewal is not None and (deadline is None or renewal < deadline):
                     deadline = renewal
-                for due in (self.notifier.watchdog_due(now), self._ready_cap()):
+                for due in (self.notifier.watchdog_due(now), self._ready_cap(), self.notifier.retry_due(now)):
                     if due is not None and (deadline is None or due < deadline):
                         deadline = due
                 timeout = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0.0, deadline - now))

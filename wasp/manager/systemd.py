@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from wasp.manager.pools import PoolState, WorkerState
 
 #: The variables systemd sets for the main process only.
+#: How soon a state change the full notify queue refused is sent again.
+RETRY_INTERVAL = 0.1
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
                      "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
@@ -97,6 +99,7 @@ class Notifier:
         self.next_watchdog: float | None = None
         self.ready_sent = False
         self._sock: socket.socket | None = None
+        self._retry: list[bytes] = []
         self.dropped = 0
         if self.address is not None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
@@ -106,23 +109,54 @@ class Notifier:
     def active(self) -> bool:
         return self._sock is not None
 
-    def send(self, **fields) -> None:
+    def send(self, important: bool = False, **fields) -> None:
+        """Send one message. The socket's queue is short (net.unix.max_dgram_qlen, 10 by
+        default): when it is full, a state change (`important`: READY, RELOADING, STOPPING) is
+        kept and sent again from `tick` before anything newer, a WATCHDOG or STATUS is dropped."""
         if self._sock is None:
             return
+        data = message(**fields)
+        if self._retry and not self._flush_retry():
+            if important:
+                self._retry.append(data)
+            else:
+                self.dropped += 1
+            return
         try:
-            self._sock.sendto(message(**fields), self.address)
+            self._sock.sendto(data, self.address)
+        except BlockingIOError:
+            if important:
+                self._retry.append(data)
+            else:
+                self.dropped += 1
         except OSError:
-            self.dropped += 1  # systemd gone, or its queue full: never the server's problem
+            self.dropped += 1  # systemd gone: never the server's problem
+
+    def _flush_retry(self) -> bool:
+        """Send what waits; True when nothing waits any more."""
+        while self._retry:
+            try:
+                self._sock.sendto(self._retry[0], self.address)
+            except BlockingIOError:
+                return False
+            except OSError:
+                self.dropped += 1
+            self._retry.pop(0)
+        return True
+
+    def retry_due(self, now: float) -> float | None:
+        """When to try again a state change the full queue refused, or None."""
+        return now + RETRY_INTERVAL if self._retry else None
 
     def ready(self, status: str) -> None:
         self.ready_sent = True
-        self.send(READY=1, STATUS=status)
+        self.send(True, READY=1, STATUS=status)
 
     def reloading(self) -> None:
-        self.send(RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        self.send(True, RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
 
     def stopping(self, status: str = "Stopping") -> None:
-        self.send(STOPPING=1, STATUS=status)
+        self.send(True, STOPPING=1, STATUS=status)
 
     def watchdog_due(self, now: float) -> float | None:
         """When the next WATCHDOG=1 is due (monotonic), or None without a watchdog."""
@@ -133,6 +167,8 @@ class Notifier:
         return self.next_watchdog
 
     def tick(self, now: float, status: str | None = None) -> None:
+        if self._retry and self._sock is not None:
+            self._flush_retry()
         due = self.watchdog_due(now)
         if due is not None and now >= due:
             if status is None:
