@@ -165,7 +165,6 @@ def render_service(config: Config, config_file: str, *, name: str = "wasp", user
              *_private_tmp(config_file, writable_dirs(config, read_write or [])),
              "ProtectKernelModules=yes",
              "ProtectKernelLogs=yes",
-             "ProtectClock=yes",
              "RestrictSUIDSGID=yes" if not switching else "# RestrictSUIDSGID= left off: identity switching",
              "LockPersonality=yes",
              "RestrictRealtime=yes",
