@@ -194,6 +194,15 @@ def test_install_service_print(wasp_server, tmp_path):
     assert (units / "shop.service").read_text().startswith("# Written by `wasp install-service`")
     assert (config.parent / "run").is_dir() and (config.parent / "logs").is_dir()
     assert "systemctl daemon-reload" in result.stdout
+    # systemd itself accepts them (when its offline checker is installed).
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        sock_units = tmp_path / "sock-units"
+        assert wasp_server.run_wasp("install-service", "-c", str(config), "--unit-dir", str(sock_units),
+                                    "--name", "shop", "--socket").returncode == 0
+        check = subprocess.run([analyze, "verify", str(units / "shop.service"),
+                                str(sock_units / "shop.socket")], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
     # Without --socket a port below 1024 and an unprivileged user cannot work: said.
     result = wasp_server.run_wasp("install-service", "-c", str(config), "--print", "--user", "nobody")
     assert "add --socket" in result.stderr
