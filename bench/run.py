@@ -5,7 +5,7 @@
                         [--fronts 1,2]
 
 Scenarios: wsgi, asgi, static, cached, https, rss (default) and recycle, chaos, slowloris, h2, security,
-compression (on request). Prints a markdown
+compression, accesslog (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
 1 when any row could not run (a server did not start or answered wrongly), else 0.
 See docs/benchmarks.md.
@@ -31,7 +31,7 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite", "proxy", "php")
+                                       "rewrite", "proxy", "php", "accesslog")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
@@ -178,6 +178,19 @@ def plan(args, workdir: str, fronts: int = 1):
              lambda: relabel(wasp(workdir, "wsgi_hello", log, name="wasp-nosec", app_extra=bare),
                              "wasp, no security modules"), "/", 13, True),
             ("wsgi hello, security", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-sec"),
+             "/", 13, False),
+        ]
+    if "accesslog" in args.scenarios:
+        # Issue 12: what the W3C access log (IIS's default fields, buffered, written by the
+        # front's log thread) costs WSGI hello: the same server with the log off, then on.
+        def named(dep, label):
+            dep.label = label
+            return dep
+        cases += [
+            ("wsgi hello, access log", "wasp",
+             lambda: named(wasp(workdir, "wsgi_hello", False, name="wasp-nolog"), "wasp, no access log"),
+             "/", 13, True),
+            ("wsgi hello, access log", "wasp", lambda: wasp(workdir, "wsgi_hello", True, name="wasp-log"),
              "/", 13, False),
         ]
     if "compression" in args.scenarios:

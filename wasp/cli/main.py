@@ -8,6 +8,7 @@
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
+    wasp install-service [-c FILE] [--socket] [--user USER] [--print] ...   (docs/systemd.md)
     wasp --version
 
 The admin commands find the server from -c FILE (reading only its server.run_dir, so they work
@@ -28,7 +29,7 @@ import sys
 import time
 from importlib import metadata
 
-from wasp.cli import importiis, output
+from wasp.cli import importiis, output, service
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events after sequence number N, or of the last DURATION (30s, 10m, 1h, 2d)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
-    importiis.register(sub)
+from wasp.cli import importiis, output, service
     return parser
 
 
@@ -409,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return (COMMANDS.get(args.command) or args.handler)(args)
+        # A command of its own module (register) sets `handler` or `func` as its default.
+        handler = COMMANDS.get(args.command) or getattr(args, "handler", None) or args.func
+        return handler(args)
     except Usage as exc:
         parser.print_usage(sys.stderr)
         print(output.error(str(exc)), file=sys.stderr)

@@ -255,7 +255,11 @@ def resolve_paths(config: Config, base_dir: str) -> None:
             pool.python = absolute(pool.python)
         if pool.virtualenv:
             pool.virtualenv = absolute(pool.virtualenv)
+    if config.log.central_w3c_log_file.directory:
+        config.log.central_w3c_log_file.directory = absolute(config.log.central_w3c_log_file.directory)
     for site in config.sites:
+        if site.log.directory:
+            site.log.directory = absolute(site.log.directory)
         for app in site.applications:
             if app.physical_path:
                 app.physical_path = absolute(app.physical_path)

@@ -382,9 +382,40 @@ class CustomLogField(_Strict):
     )]
 
 
+LogPeriod = Literal["max_size", "hourly", "daily", "weekly", "monthly"]
+LogFormatName = Literal["w3c", "ncsa", "iis", "json"]
+
+
 class SiteLog(_Strict):
     enabled: Annotated[bool, doc("Write the W3C extended log for this site.")] = True
-    period: Annotated[Literal["daily", "hourly"], doc("Log file rollover period (UTC).")] = "daily"
+    directory: Annotated[str, doc(
+        "IIS's logFile directory: the folder that holds this site's W3SVC<id>/ folder; \"\" = "
+        "server.log_dir. Relative to the config file."
+    )] = ""
+    log_format: Annotated[LogFormatName, doc(
+        "IIS's logFormat: w3c (extended, the fields below), ncsa (Common Log Format, local time), "
+        "iis (IIS's comma-separated native format, local time) or json (one JSON object a line "
+        "with the W3C field names chosen below and the custom fields; wasp's own). Files: "
+        "u_ex*, u_nc*, u_in*, u_js* (docs/logging.md)."
+    )] = "w3c"
+    period: Annotated[LogPeriod, doc(
+        "Rollover: a file per hour (u_exYYMMDDHH.log), day (u_exYYMMDD.log), week of the month "
+        "(u_exYYMMWW.log, weeks from Sunday) or month (u_exYYMM.log); max_size numbers the files "
+        "(u_extendN.log) and starts the next at truncate_size. Boundaries in UTC unless "
+        "local_time_rollover."
+    )] = "daily"
+    truncate_size: Annotated[Size, doc(
+        "With period = \"max_size\": a file's size before the next one starts; below 1 MiB counts "
+        "as 1 MiB (IIS)."
+    )] = Size(20971520)
+    local_time_rollover: Annotated[bool, doc(
+        "Roll over at local-time boundaries (the server's TZ) instead of UTC's; W3C times stay UTC."
+    )] = False
+    retention_days: Annotated[float, Meta(ge=0, description=(
+        "Delete this log's files last written more than this many days ago (checked at each new "
+        "file); 0 keeps them. Not in IIS (a scheduled task does it there)."))] = 0
+    max_files: Annotated[int, Meta(ge=0, description=(
+        "Keep only this many of this log's newest files (checked at each new file); 0 = no limit."))] = 0
     log_ext_file_flags: Annotated[list[LogFlag], doc(
         "IIS logExtFileFlags by name: the fields each line has. They are written in IIS's order "
         "whatever the order here: date time s-sitename s-computername s-ip cs-method cs-uri-stem "
@@ -392,6 +423,45 @@ class SiteLog(_Strict):
         "sc-status sc-substatus sc-win32-status sc-bytes cs-bytes time-taken. The default is IIS's."
     )] = field(default_factory=lambda: list(DEFAULT_LOG_FLAGS))
     custom_fields: list[CustomLogField] = field(default_factory=list)
+
+
+#: The central W3C log's default fields: IIS's centralW3CLogFile logExtFileFlags (SiteName added).
+CENTRAL_LOG_FLAGS = ("Date", "Time", "ClientIP", "UserName", "SiteName", "ServerIP", "Method", "UriStem",
+                     "UriQuery", "TimeTaken", "HttpStatus", "Win32Status", "ServerPort", "UserAgent",
+                     "HttpSubStatus", "Referer")
+
+
+class CentralW3CLogFile(_Strict):
+    """IIS's log/centralW3CLogFile: one W3C log for every site, <log_dir>/W3SVC/u_ex*.log."""
+
+    enabled: Annotated[bool, doc("Write the central log (when central_log_file_mode = \"central_w3c\").")] = True
+    directory: Annotated[str, doc(
+        "The folder that holds the central log's W3SVC/ folder; \"\" = server.log_dir. Relative to "
+        "the config file."
+    )] = ""
+    period: Annotated[LogPeriod, doc("Rollover, as a site log's `period`.")] = "daily"
+    truncate_size: Annotated[Size, doc("With period = \"max_size\", as a site log's.")] = Size(20971520)
+    local_time_rollover: Annotated[bool, doc("As a site log's.")] = False
+    log_ext_file_flags: Annotated[list[LogFlag], doc(
+        "The fields, in IIS's order; the default is IIS's central set (a site's plus SiteName)."
+    )] = field(default_factory=lambda: list(CENTRAL_LOG_FLAGS))
+    retention_days: Annotated[float, Meta(ge=0, description="As a site log's.")] = 0
+    max_files: Annotated[int, Meta(ge=0, description="As a site log's.")] = 0
+
+
+class LogSettings(_Strict):
+    """IIS's system.applicationHost/log, and where the front writes access lines."""
+
+    central_log_file_mode: Annotated[Literal["site", "central_w3c"], doc(
+        "IIS's centralLogFileMode: site (each site its own log, W3SVC<id>/) or central_w3c (one "
+        "W3C log for all sites, W3SVC/, instead of the sites' own)."
+    )] = "site"
+    central_w3c_log_file: CentralW3CLogFile = field(default_factory=CentralW3CLogFile)
+    log_target: Annotated[Literal["file", "stdout", "file_and_stdout"], doc(
+        "Like IIS's logTargetW3C (File, ETW): the log files, the front's standard output (for "
+        "containers: the same lines, a W3C header block first; whole lines never interleave "
+        "between fronts), or both."
+    )] = "file"
 
 
 class SiteBinding(_Strict):
@@ -587,6 +657,7 @@ class Config(_Strict):
     sites: list[Site] = field(default_factory=list)
     acme: AcmeSettings = field(default_factory=AcmeSettings)
     web_farms: Annotated[list[WebFarm], doc("IIS webFarms: the reverse proxy's server farms (docs/reverse-proxy.md).")] = field(default_factory=list)
+    log: LogSettings = field(default_factory=LogSettings)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
     # Not from the file: the raw tables of the system.webServer sections (wasp/config/sections),

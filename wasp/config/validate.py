@@ -244,6 +244,9 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
         if site.health_url:
             _check_health_url(site.health_url, f"sites[{i}].health_url", add)
         _check_custom_fields(site.log.custom_fields, f"sites[{i}].log.custom_fields", add)
+        if site.log.custom_fields and site.log.log_format in ("ncsa", "iis"):
+            add(f"sites[{i}].log.custom_fields", f"the {site.log.log_format} log format has fixed "
+                "fields: custom fields need log_format = \"w3c\" or \"json\"")
     _check_tls_ports(config, add)
     _check_access(config, add)
     _check_proxy_protocol(config, add)

@@ -27,6 +27,7 @@ import traceback
 
 import hpack.hpack
 
+from wasp.common import journal
 from wasp.common.channel import ControlChannel
 from wasp.common.scoreboard import Scoreboard, ScoreboardError
 from wasp.config import model
@@ -155,7 +156,7 @@ class Front:
             server.close_logs()
             if server.watcher is not None:
                 server.watcher.close()
-            for message in server.access_log.errors + server.error_log.errors:
+            for message in server.log_writer.errors:
                 print(f"wasp.front: {message}", file=sys.stderr)
         if self.channel is not None:
             self.channel.close()
@@ -458,6 +459,7 @@ def map_scoreboard(fd: int, index: int, count: int) -> Scoreboard:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    journal.install()  # stderr is the journal's stream: lines get priorities
     listen_fds = [int(x) for x in args.listen_fds.split(",") if x.strip()]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc()

@@ -14,10 +14,14 @@ lookup (cached by the raw Host value) and a short loop.
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from wasp.config.bindings import parse_binding
 from wasp.config.model import UNIX_PREFIX, Config
+from wasp.front.accesslog import Destination
 from wasp.front.logformat import compile_format
+from wasp.front.logwriter import STDOUT
+from wasp.wire.w3c import W3C_FIELDS
 from wasp.wire.http import InvalidHostname, NoApplication, host_key
 
 _HOST_CACHE_LIMIT = 4096
@@ -53,8 +57,49 @@ class AppEntry:
         self.health_pools: tuple[str, ...] = ()  # the pools whose state it reports
 
 
+def log_targets(config: Config, site, site_format, shared: dict) -> tuple:
+    """Where a site's request lines go (docs/logging.md): its own log (or, with
+    central_log_file_mode = "central_w3c", the central log, in the central fields) to files,
+    stdout, or both, as log.log_target says. Empty when nothing is written."""
+    settings = config.log
+    if not site.log.enabled:
+        return ()
+    to_files = settings.log_target in ("file", "file_and_stdout")
+    to_stdout = settings.log_target in ("stdout", "file_and_stdout")
+    if settings.central_log_file_mode == "central_w3c":
+        central = settings.central_w3c_log_file
+        if not central.enabled:
+            return ()
+        fmt = compile_format(central, site.id)
+        log_format, period, local = "w3c", central.period, central.local_time_rollover
+        truncate, days, count, suffix = central.truncate_size, central.retention_days, central.max_files, ""
+        stream, directory = "central", os.path.join(central.directory or config.server.log_dir, "W3SVC")
+    else:
+        fmt = site_format
+        log = site.log
+        log_format, period, local = log.log_format, log.period, log.local_time_rollover
+        truncate, days, count = log.truncate_size, log.retention_days, log.max_files
+        suffix = fmt.suffix if fmt is not None else ""
+        stream, directory = site.id, os.path.join(log.directory or config.server.log_dir, f"W3SVC{site.id}")
+    fields = (fmt.fields if fmt is not None else W3C_FIELDS) if log_format == "w3c" else None
+    dests = []
+    if to_files:
+        key = (stream, directory, log_format, suffix, period, local, int(truncate), days, count)
+        dest = shared.get(key)
+        if dest is None:
+            dest = shared[key] = Destination(stream, directory, log_format, suffix, period, local,
+                                             int(truncate), days, count)
+        dests.append(dest)
+    if to_stdout:
+        dest = shared.get("stdout")
+        if dest is None:
+            dest = shared["stdout"] = Destination("stdout", STDOUT, log_format)
+        dests.append(dest)
+    return ((fmt, fields, tuple(dests)),) if dests else ()
+
+
 class SiteEntry:
-    __slots__ = ("id", "name", "log_enabled", "log_period", "log_format", "apps", "root", "single",
+    __slots__ = ("id", "name", "log_enabled", "log_period", "log_format", "log_targets", "apps", "root", "single",
                  "max_connections", "max_bandwidth", "connection_timeout")
 
     def __init__(self, site_id: int, name: str, log_enabled: bool, log_period: str):
@@ -66,6 +111,9 @@ class SiteEntry:
         self.log_enabled = log_enabled
         self.log_period = log_period
         self.log_format = None          # logformat.LogFormat; None = IIS's default fields
+        #: ((format, W3C #Fields or None, (accesslog.Destination, ...)), ...): what a request's
+        #: line is written as and where (the site's files, the central log, stdout).
+        self.log_targets: tuple = ()
         self.apps: list[AppEntry] = []     # longest path first, root excluded
         self.root: AppEntry | None = None
         self.single = False                 # only a root application: no path to look at
@@ -158,11 +206,14 @@ class Router:
         self.apps: dict[str, AppEntry] = {}
         #: Ports (and Unix socket "unix:/path"s) whose connections start with a PROXY header.
         self.proxy_keys: set = set()
+        self._central: dict = {}   # the central log's and stdout's Destinations, shared by the sites
         for site in config.sites:
             if not site.server_auto_start:
                 continue
             entry = SiteEntry(site.id, site.name, site.log.enabled, site.log.period)
             entry.log_format = compile_format(site.log, site.id)
+            entry.log_targets = log_targets(config, site, entry.log_format, self._central)
+            entry.log_enabled = bool(entry.log_targets)
             entry.max_connections = int(site.limits.max_connections)
             entry.max_bandwidth = int(site.limits.max_bandwidth)
             entry.connection_timeout = float(site.limits.connection_timeout)

@@ -16,6 +16,7 @@ from wasp.common.scoreboard import CONNS, SITE, Scoreboard, over_share
 from wasp.config.model import Config
 from wasp.front import rewriting
 from wasp.front.accesslog import AccessLog, ErrorLog
+from wasp.front.logwriter import ThreadWriter
 from wasp.front.cache import ResponseCache
 from wasp.front.qos import CHUNK_SECONDS, Bucket
 from wasp.front.queues import Dispatcher, private_board
@@ -67,8 +68,10 @@ class Server:
         #: reports it. The connection involved is closed; the front carries on.
         self.on_fault: Callable[[BaseException], None] = lambda exc: None
         self.config = config
-        self.access_log = AccessLog(config.server.log_dir)
-        self.error_log = ErrorLog(config.server.log_dir)
+        # One thread per front writes the log files: the loop only buffers (logwriter.py).
+        self.log_writer = ThreadWriter()
+        self.access_log = AccessLog(config.server.log_dir, self.log_writer)
+        self.error_log = ErrorLog(config.server.log_dir, self.log_writer)
         self._second = -1
         self.cache = ResponseCache(config.cache, on_release=self._release_token)
         #: The file watcher (watch.FileWatcher) main.py gives us; None: static files are not cached.
@@ -112,6 +115,8 @@ class Server:
         self.server_header = header
         self.server_line = b"Server: " + header + b"\r\n" if header else b""
         self.access_log.move(config.server.log_dir)
+        self.access_log.keep_only({dest.stream for site in self.router.sites.values()
+                                   for _, _, dests in site.log_targets for dest in dests})
         self.error_log.move(config.server.log_dir)
         # What was cached under the old config (its caching sections, paths, apps) may be wrong now.
         self.cache.configure(config.cache)
@@ -257,7 +262,8 @@ class Server:
         self.cache.sweep(now)
         if self.board.shared:
             self._share_bandwidth()
-        self.flush_logs()
+        self.access_log.flush()   # handed to the writer thread, not waited for
+        self.error_log.flush()
 
     def fault(self, exc: BaseException, conn=None) -> None:
         """A bug surfaced while handling one connection: close it, report, carry on."""
@@ -269,12 +275,15 @@ class Server:
         self.on_fault(exc)
 
     def flush_logs(self) -> None:
+        """Everything logged so far, in the files when this returns."""
         self.access_log.flush()
         self.error_log.flush()
+        self.log_writer.drain()
 
     def close_logs(self) -> None:
         self.access_log.close()
         self.error_log.close()
+        self.log_writer.stop()
 
     # ---- the response cache ----
     def cache_lookup(self, key, headers, now: float):
@@ -371,17 +380,19 @@ class Server:
         site = app.site
         if not site.log_enabled:
             return
-        key = self.hour_key if site.log_period == "hourly" else self.day_key
         taken = int((self.loop.time() - req.t0) * 1000)
-        fmt = site.log_format
-        if fmt is None:   # IIS's default fields: the fast path
-            line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
-                                   req.user, req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status,
-                                   req.substatus, req.win32, taken if taken > 0 else 0)
-            self.access_log.write(site.id, key, line, self.wall)
-        else:
-            line = fmt.line(conn, req, self.log_when, taken if taken > 0 else 0)
-            self.access_log.write(site.id, key, line, self.wall, fmt.fields, fmt.suffix)
+        if taken < 0:
+            taken = 0
+        wall = self.wall
+        for fmt, fields, dests in site.log_targets:
+            if fmt is None:   # IIS's default fields: the fast path
+                line = w3c.access_line(self.log_when, conn.s_ip, req.method, req.path, req.query, conn.s_port,
+                                       req.user, req.c_ip or conn.c_ip, req.user_agent, req.referer, req.status,
+                                       req.substatus, req.win32, taken)
+            else:
+                line = fmt.line(conn, req, self.log_when, taken, wall)
+            for dest in dests:
+                self.access_log.emit(dest, line, wall, fields)
 
     def log_error(self, conn, req: Request | None, status: int | None, reason: str) -> None:
         """One HTTPERR line for something the front answered (or a connection it dropped)."""

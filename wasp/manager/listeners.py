@@ -118,6 +118,19 @@ class ListenerSet:
     def __init__(self) -> None:
         self.sockets: dict[Address, socket.socket] = {}
         self.files: dict[Address, tuple[int, int] | None] = {}  # a Unix socket's file (dev, ino)
+        #: Sockets systemd passed (activation.py), by the planned address each serves: used
+        #: instead of binding that address, for the manager's whole life (a reload that drops
+        #: the address and a later one that brings it back get the same socket).
+        self.inherited: dict[Address, socket.socket] = {}
+
+    def adopt(self, sockets: dict[Address, socket.socket]) -> None:
+        self.inherited.update(sockets)
+
+    def _open(self, address: Address) -> socket.socket:
+        inherited = self.inherited.get(address)
+        if inherited is not None:
+            return inherited.dup()
+        return bind(address)
 
     def apply(self, addresses: list[Address]) -> None:
         """Hold exactly these addresses: keep the ones already open, bind the new ones, close the
@@ -130,7 +143,7 @@ class ListenerSet:
                 if address in self.sockets:
                     continue
                 try:
-                    new[address] = bind(address)
+                    new[address] = self._open(address)
                 except OSError as exc:
                     # 0.0.0.0:P replacing 127.0.0.1:P (or the reverse) clashes with the socket
                     # it replaces: close those of that port and try once more.
@@ -153,7 +166,9 @@ class ListenerSet:
             if sock is not None:
                 _close(address, sock, self.files.pop(address, None))
         self.sockets.update(new)
-        self.files.update((a, _file_id(a)) for a in new if a[0].startswith(UNIX_PREFIX))
+        # systemd's Unix socket files are systemd's: never unlinked by wasp.
+        self.files.update((a, _file_id(a)) for a in new
+                          if a[0].startswith(UNIX_PREFIX) and a not in self.inherited)
         # Keep the config's order: the front receives them as a list.
         self.sockets = {a: self.sockets[a] for a in addresses}
 
@@ -167,6 +182,9 @@ class ListenerSet:
             _close(address, sock, self.files.get(address))
         self.sockets.clear()
         self.files.clear()
+        for sock in self.inherited.values():
+            sock.close()
+        self.inherited.clear()
 
 
 def _file_id(address: Address) -> tuple[int, int] | None:

@@ -23,12 +23,12 @@ from typing import Callable, TextIO
 
 import psutil
 
-from wasp.common import scoreboard
+from wasp.common import journal, scoreboard
 from wasp.common.proctitle import set_title
 from wasp.config import rundir
 from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
-from wasp.manager import admin, environment, listeners, sites
+from wasp.manager import activation, admin, environment, listeners, sites, systemd
 from wasp.manager.api import AdminApi
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
@@ -45,8 +45,13 @@ MAX_WAIT = 30.0
 
 class Manager(Executor, AdminApi):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
-                 run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False):
+                 run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False,
+                 notifier: systemd.Notifier | None = None):
         self.config = config
+        #: sd_notify (systemd.py): a no-op unless systemd gave us NOTIFY_SOCKET.
+        self.notifier = notifier or systemd.Notifier(systemd.SystemdEnvironment())
+        self.request_rate = systemd.RequestRate()
+        self._stopping_sent = False
         #: `wasp serve --reload`: recycle a pool when its Python files change (reloader.py).
         self.code_watcher = CodeWatcher(self._post_threadsafe) if reload_code else None
         self.config_bytes = encode(config)
@@ -122,11 +127,15 @@ class Manager(Executor, AdminApi):
                 self.code_watcher.watch(pool_roots(self.config, self.config_file))
                 self.code_watcher.start()
             while not self._exit:
+                self._notify_systemd()
                 now = time.monotonic()
                 deadline = self.sup.next_deadline(now, time.time())
                 renewal = self.certificates.next_deadline(now, time.time())
                 if renewal is not None and (deadline is None or renewal < deadline):
                     deadline = renewal
+                for due in (self.notifier.watchdog_due(now), self._ready_cap(), self.notifier.retry_due(now)):
+                    if due is not None and (deadline is None or due < deadline):
+                        deadline = due
                 timeout = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0.0, deadline - now))
                 try:
                     item = await asyncio.wait_for(self.queue.get(), timeout)
@@ -156,9 +165,35 @@ class Manager(Executor, AdminApi):
             self.isolation.close()
             self.events.write(9003)
             self.events.close()
+            self.notifier.close()
             self.scoreboard.close()
             os.close(self.scoreboard_fd)
         return 0
+
+    # ------------------------------------------------------------------ systemd
+    def _status(self) -> str:
+        return systemd.status_line(self.sup, self.request_rate.rate, self.notifier.ready_sent)
+
+    def _ready_cap(self) -> float | None:
+        """Until READY=1 is sent: when the longest startup_time_limit ends (startup_done)."""
+        if not self.notifier.active or self.notifier.ready_sent:
+            return None
+        limits = [float(r.settings.process_model.startup_time_limit) for r in self.sup.pools.values()
+                  if r.always_running]
+        return self.started + max(limits) if limits else None
+
+    def _notify_systemd(self) -> None:
+        notifier = self.notifier
+        if not notifier.active:
+            return
+        now = time.monotonic()
+        if self.sup.shutting_down:
+            if not self._stopping_sent:
+                self._stopping_sent = True
+                notifier.stopping("Stopping: draining requests and workers")
+        elif not notifier.ready_sent and systemd.startup_done(self.sup, now, self.started):
+            notifier.ready(self._status())
+        notifier.tick(now, self._status())
 
     def _handle(self, item: tuple) -> None:
         kind = item[0]
@@ -260,6 +295,9 @@ class Manager(Executor, AdminApi):
             self.sup.front_pong(now, index)
             self.front_stats[index] = message
             self._resolve(message)
+            if self.notifier.active:
+                self.request_rate.update(now, self.front_stats)
+                self.notifier.send(STATUS=self._status())
         elif op == "requests" or op == "cache":
             self._resolve(message)
 
@@ -308,6 +346,15 @@ class Manager(Executor, AdminApi):
     # ------------------------------------------------------------------ reload
     def reload(self, now: float) -> list[str]:
         """Re-read the config file. Returns the problems (empty when it was applied)."""
+        if self.notifier.active and self.notifier.ready_sent and not self.sup.shutting_down:
+            self.notifier.reloading()
+            try:
+                return self._reload(now)
+            finally:
+                self.notifier.ready(self._status())
+        return self._reload(now)
+
+    def _reload(self, now: float) -> list[str]:
         from wasp.config.diff import changed_pools
         from wasp.config.load import load
 
@@ -376,13 +423,20 @@ class Manager(Executor, AdminApi):
 def serve(config: Config, config_file: str | None = None, stderr: TextIO | None = None,
           reload_code: bool = False) -> int:
     """Run the server until it is stopped. Returns the exit code: 0, or 1 when it cannot start."""
+    # systemd's variables are for this process only: taken before any child is started.
+    under_systemd = systemd.take_environment()
+    if stderr is None:
+        journal.install()
     stderr = stderr or sys.stderr
     run_dir = os.path.abspath(config.server.run_dir)
     log_dir = os.path.abspath(config.server.log_dir)
     listener_set = listeners.ListenerSet()
     try:
         prepare_dirs(run_dir, log_dir)
-        listener_set.apply(listeners.plan(config))
+        planned = listeners.plan(config)
+        if under_systemd.listen_fds:
+            _adopt(config, planned, listener_set, under_systemd, stderr)
+        listener_set.apply(planned)
     except (StartupError, rundir.RunDirError, listeners.BindError, OSError, ValueError) as exc:
         listener_set.close()
         stderr.write(f"wasp: {exc}\n")
@@ -403,7 +457,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
 
     async def main() -> int:
         manager = Manager(config, config_file, listener_set, run_dir, log_dir, stderr,
-                          reload_code=reload_code)
+                          reload_code=reload_code, notifier=systemd.Notifier(under_systemd))
         return await manager.run()
 
     try:
@@ -417,3 +471,26 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         return 1
     finally:
         listener_set.close()
+
+
+def _adopt(config: Config, planned: list, listener_set: listeners.ListenerSet,
+           env: systemd.SystemdEnvironment, stderr: TextIO) -> None:
+    """Socket activation: hand the sockets systemd passed to the addresses they serve."""
+    taken, problems = activation.inherit(env.listen_fds, env.listen_fdnames)
+    matched, unused = activation.match(config, planned, [item for item, _ in taken])
+    listener_set.adopt({address: taken[i][1] for address, i in matched.items()})
+    def where(address) -> str:
+        return address[0] if address[0].startswith("unix:") else f"{address[0]}:{address[1]}"
+
+    for item in unused:
+        problems.append(f"socket activation: the socket on {where(item.address)} ({item.name or 'unnamed'}) "
+                        "matches no binding of a started site; closed")
+    for item, sock in taken:
+        if item in unused:
+            sock.close()
+    for line in problems:
+        stderr.write(f"wasp: {line}\n")
+    for address, i in matched.items():
+        item = taken[i][0]
+        stderr.write(f"wasp: socket activation: {where(address)} is served from "
+                     f"systemd's socket {item.name or 'unnamed'} (descriptor {item.fd})\n")

@@ -14,6 +14,8 @@ import signal
 import socket
 import sys
 
+from wasp.common import journal
+
 EXIT_BOOT_ERROR = 3
 
 
@@ -32,6 +34,7 @@ def main(argv=None) -> int:
         args = parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else EXIT_BOOT_ERROR
+    journal.install()  # stderr is the journal's stream: lines get priorities
     logging.basicConfig(
         stream=sys.stderr, level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format=f"%(asctime)s worker {args.worker_id} [{args.pool}] pid {os.getpid()} "
