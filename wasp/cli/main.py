@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events after sequence number N, or of the last DURATION (30s, 10m, 1h, 2d)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
-from wasp.cli import importiis, output, service
+    importiis.register(sub)
+    service.register(sub)
     return parser
 
 
