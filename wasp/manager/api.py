@@ -201,6 +201,9 @@ class AdminApi:
             return await self._pool_command(name, args["name"])
         if name in ("start_site", "stop_site"):
             return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
+        if name.startswith(("config_", "backup_")):
+            from wasp.manager import config_api
+            return await config_api.dispatch(self, name, args, request)
         return 404, {"error": f"no such resource: {request.path}"}
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
