@@ -28,7 +28,7 @@ import sys
 import time
 from importlib import metadata
 
-from wasp.cli import output
+from wasp.cli import configcmd, output
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events after sequence number N, or of the last DURATION (30s, 10m, 1h, 2d)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
+    configcmd.register(sub)  # add|set|delete, lock|unlock, list config, config, backup
     return parser
 
 
@@ -408,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (getattr(args, "handler", None) or COMMANDS[args.command])(args)
     except Usage as exc:
         parser.print_usage(sys.stderr)
         print(output.error(str(exc)), file=sys.stderr)

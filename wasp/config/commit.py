@@ -479,7 +479,7 @@ class Transaction:
                 final.extend(lock_edits(target, data, str(e.get("mode", ""))))
                 continue
             try:
-                rel = edits_mod._path_of(e) if "path" in e else []
+                rel = edits_mod._path_of(e) if e.get("path") not in (None, []) else []
             except EditError as exc:
                 raise ChangeRefused(exc.status, str(exc)) from None
             if not target.prefix and not rel:
@@ -487,7 +487,15 @@ class Transaction:
             for p in target.pre:
                 if p not in final:
                     final.append(p)
-            final.append(dict(e, path=target.prefix + rel))
+            e = dict(e, path=target.prefix + rel)
+            if (e.get("op") == "add" and e["path"] == ["sites"] and isinstance(e.get("value"), dict)
+                    and "id" not in e["value"]):
+                # appcmd's add site without /id: the next free id.
+                ids = [s.get("id") for s in _sites(data) if isinstance(s.get("id"), int)]
+                ids += [v["value"]["id"] for v in final if v.get("path") == ["sites"]
+                        and isinstance(v.get("value"), dict) and isinstance(v["value"].get("id"), int)]
+                e["value"] = dict(e["value"], id=max(ids, default=0) + 1)
+            final.append(e)
         files = {t.file for t in targets}
         if len(files) != 1:
             raise ChangeRefused(400, "one change edits one file; these edits go to " + ", ".join(sorted(files)))
@@ -498,7 +506,7 @@ class Transaction:
             raise ChangeRefused(409, f"{target.file} was changed since you read it (your base "
                                      f"{str(base)[:12]}…, now {history.sha(old or '')[:12]}…): "
                                      "read it again and redo the change")
-        shown = [describe(dict(e, path=t.prefix + (edits_mod._path_of(e) if "path" in e else [])))
+        shown = [describe(dict(e, path=t.prefix + (edits_mod._path_of(e) if e.get("path") not in (None, []) else [])))
                  if e.get("op") != "lock" else f"{t.label} {t.section}: {describe(e)}"
                  for e, t in zip(raw_edits, targets)]
         what = str(request.get("what") or "; ".join(shown))[:2000]
