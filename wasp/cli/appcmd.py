@@ -146,13 +146,23 @@ def parse_params(words: list[str]) -> tuple[list[Param], dict]:
         elif body.startswith("-"):
             rest = body[1:]
             params.append(Param("remove" if "[" in rest else "clear", _snake_path(rest), None))
-        elif "=" in body and (body.index("=") < body.find("[") or "[" not in body or "]" in body[:body.index("=")]):
+        elif _top_level_eq(body):
             key, value = _split_eq(body)
             params.append(Param("set", _snake_path(key), value))
         else:
             raise CommandError(f'Unknown parameter "{word}": expected key=value, /key:value, '
                                "+collection.[key='value'] or -collection.[key='value']", 2)
     return params, general
+
+
+def _top_level_eq(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += c == "["
+        depth -= c == "]"
+        if c == "=" and depth == 0:
+            return True
+    return False
 
 
 def _split_eq(text: str) -> tuple[str, str]:
@@ -281,6 +291,8 @@ def edits_from(params: list[Param], root_type: Any, section: str = "") -> list[d
             path = parse_path(p.key) if p.key else []
         except EditError as exc:
             raise CommandError(str(exc), 2) from None
+        # appcmd's attribute names in selectors too: [statusCode='404'] is status_code.
+        path = [{snake(k): v for k, v in seg.items()} if isinstance(seg, dict) else seg for seg in path]
         if p.op == "set":
             model_path = [s for s in path]
             edits.append({"op": "set", "path": path, "value": coerce(p.value or "", field_type(root_type, model_path))})
@@ -376,7 +388,7 @@ def _ident_site_path(identifier: str) -> tuple[str, str]:
 
 def object_change(verb: str, kind: str, identifier: str, params: list[Param]) -> tuple[dict, list[str]]:
     """(change request, the lines to print on success) for `wasp VERB KIND IDENT params`."""
-    from wasp.config.model import Application, Config, Pool, Site, SiteBinding
+    from wasp.config.model import Application, Pool, Site, SiteBinding
 
     label = KINDS[kind]
     named = {p.key: p.value for p in params if p.op == "set"}
@@ -429,7 +441,6 @@ def object_change(verb: str, kind: str, identifier: str, params: list[Param]) ->
     if kind == "binding":
         return _binding(verb, identifier, params, SiteBinding)
     raise CommandError(f"Object '{kind.upper()}' is not supported.", 2)
-    del Config
 
 
 def _need(edits: list[dict], label: str) -> list[dict]:

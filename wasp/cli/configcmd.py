@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from wasp.cli import appcmd, output
@@ -377,4 +376,4 @@ def cmd_backup(args) -> int:
     return 0
 
 
-__all__ = ["register", "config_text", "os"]
+__all__ = ["register", "config_text"]

@@ -270,8 +270,6 @@ def lock_edits(target: Target, doc_data: dict, mode: str) -> list[dict]:
     same = [loc for loc in raw if str(loc.get("path", "")).strip("/").lower() == location.lower()]
     holder = next((loc for loc in same if section in loc), None)
     out: list[dict] = []
-    sel = lambda loc: {"path": loc["path"], "override_mode": loc.get("override_mode", "Inherit")} \
-        if "override_mode" in loc else {"path": loc["path"]}
     value: Any = {}
     if holder is not None:
         if holder.get("override_mode", "Inherit") == mode:
@@ -287,7 +285,6 @@ def lock_edits(target: Target, doc_data: dict, mode: str) -> list[dict]:
                     "value": {"path": location, "override_mode": mode, section: value}})
     else:
         out.append({"op": "set", "path": ["locations", _loc_sel(raw, dest), section], "value": value})
-    del sel
     return out
 
 

@@ -193,7 +193,10 @@ def plain(value: Any) -> Any:
 # ---------------------------------------------------------------------- matching
 
 def _fold(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    """A key as selectors compare it: case-insensitive, and `[status_code='404']` finds 404."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value).lower() if isinstance(value, (str, int)) else value
 
 
 def _matches(element: Any, selector: dict, collection: str) -> bool:
