@@ -344,7 +344,7 @@ def send(args_general: dict, request: dict, config_file: str | None, run_dir: st
             raise
     except AdminError as exc:
         problems = exc.payload.get("problems", []) if isinstance(exc.payload, dict) else []
-        raise CommandError(exc.message, 2 if problems else 1, problems) from None
+        raise CommandError(exc.message, 2 if problems and exc.status == 400 else 1, problems) from None
     user = args_general.get("user") or _local_user()
     try:
         with commit.Transaction(config_file, run_dir) as txn:

@@ -309,7 +309,7 @@ def cmd_history(args) -> int:
         running = False
     except AdminError as exc:
         problems = exc.payload.get("problems", []) if isinstance(exc.payload, dict) else []
-        raise CommandError(exc.message, 2 if problems else 1, problems) from None
+        raise CommandError(exc.message, 2 if problems and exc.status == 400 else 1, problems) from None
     appcmd.report(result, [f'Restored configuration from history "{n}"'], running, args.json)
     return 0
 
@@ -356,7 +356,7 @@ def cmd_backup(args) -> int:
                 result = {"ok": True, "message": f'BACKUP object "{args.name}" deleted'}
     except AdminError as exc:
         problems = exc.payload.get("problems", []) if isinstance(exc.payload, dict) else []
-        raise CommandError(exc.message, 2 if problems else 1, problems) from None
+        raise CommandError(exc.message, 2 if problems and exc.status == 400 else 1, problems) from None
     except history.HistoryError as exc:
         raise CommandError(str(exc)) from None
     except commit.ChangeRefused as exc:
