@@ -184,3 +184,28 @@ def test_without_a_running_server_a_change_is_validated_and_written(wasp_server)
     assert len(rows) == 2 and "server not running" in rows[1]["user"]
     server.start()
     assert pid_of(server, "/pid") > 0
+
+
+def test_a_web_toml_change_applies_and_cannot_leave_the_physical_path(wasp_server, tmp_path):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "home.html").write_text("home page")
+    text = config().replace('[[sites.applications]]\npath = "/"',
+                            f'[[sites.applications]]\npath = "/static"\npool = "P"\n'
+                            f'physical_path = "{www}"\n\n[[sites.applications]]\npath = "/"')
+    server = wasp_server(text)
+    assert get(server, "/static/").status_code != 200
+    out = server.cli("set", "config", "Site/static", "--section", "default_document", "--commit", "web",
+                     "+files.[value='home.html']")
+    assert out.stdout.splitlines() == [
+        f'Applied configuration changes to section "default_document" for '
+        f'"MACHINE/WEBROOT/APPHOST/Site/static" at configuration commit path "{www / "web.toml"}"']
+    assert tomllib.loads((www / "web.toml").read_text()) == {"default_document": {"files": ["home.html"]}}
+    server.wait_until(lambda: get(server, "/static/").text == "home page", 20, what=server.diagnostics)
+    escape = server.cli("set", "config", "Site/static/../..", "--section", "default_document",
+                        "--commit", "web", "enabled=false", check=False)
+    assert escape.returncode == 1 and '"." or ".." segment' in escape.stderr
+    locked = server.cli("set", "config", "Site/static", "--section", "handlers", "--commit", "web",
+                        "access_policy=Read", check=False)
+    assert locked.returncode == 2 and "locked" in locked.stderr
+    assert tomllib.loads((www / "web.toml").read_text()) == {"default_document": {"files": ["home.html"]}}

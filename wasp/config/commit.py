@@ -30,6 +30,7 @@ import difflib
 import fcntl
 import json
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -336,14 +337,14 @@ def write_atomic(file: str, text: str) -> None:
     """Write `text` to `file` by a temp file in the same folder, fsync and rename: a reader sees
     the old file or the new one, never half of one. The old file's mode (and owner, as root) is
     kept."""
+    file = os.path.realpath(file)  # a symlinked wasp.toml stays a symlink; its target changes
     folder = os.path.dirname(file) or "."
     try:
         st = os.stat(file)
         mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
     except FileNotFoundError:
         mode, owner = 0o644, None
-    tmp = os.path.join(folder, f".{os.path.basename(file)}.wasp-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(file)}.", suffix=".wasp-tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -533,6 +534,10 @@ class Transaction:
     def replace(self, file: str, text: str, user: str, what: str) -> Written:
         """Write a whole new text (a restore), validated like any change."""
         kind = "wasp.toml" if os.path.abspath(file) == self.config_file else "web.toml"
+        if kind == "web.toml":
+            # Only a web.toml inside an application's physical_path: a history record is a file
+            # on disk, and what it names must not be a way to write anywhere.
+            self._check_web_file(file)
         old = read_text(file)
         written = Written(file, kind, old, text, unified(old, text, file), what, user)
         if text == old:
@@ -546,6 +551,18 @@ class Transaction:
                                      "nothing was written", [str(p) for p in problems])
         self._write(written)
         return written
+
+    def _check_web_file(self, file: str) -> None:
+        config = self._load_current()
+        folder = os.path.realpath(os.path.dirname(file))
+        if os.path.basename(file) != WEB_TOML or os.path.islink(file):
+            raise ChangeRefused(403, f"{file} is neither the configuration file nor a web.toml")
+        for site in config.sites:
+            for app in site.applications:
+                root = os.path.realpath(app.physical_path) if app.physical_path else None
+                if root and (folder == root or folder.startswith(root + os.sep)):
+                    return
+        raise ChangeRefused(403, f"{file} is not inside any application's physical_path")
 
     def _write(self, written: Written) -> None:
         settings = self.settings()
