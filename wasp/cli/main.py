@@ -8,6 +8,9 @@
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
+    wasp add|set|delete site|app|vdir|pool|binding ID [params]   wasp set config PATH --section S
+    wasp lock|unlock config PATH --section S   wasp list config PATH [--section S] [--effective]
+    wasp config history|restore N   wasp backup add|list|restore|delete NAME   (configcmd.py)
     wasp --version
 
 The admin commands find the server from -c FILE (reading only its server.run_dir, so they work
