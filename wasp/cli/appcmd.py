@@ -347,11 +347,17 @@ def send(args_general: dict, request: dict, config_file: str | None, run_dir: st
         raise CommandError(exc.message, 2 if problems and exc.status == 400 else 1, problems) from None
     user = args_general.get("user") or _local_user()
     try:
-        with commit.Transaction(config_file, run_dir) as txn:
+        with commit.Transaction(config_file, run_dir, _checks()) as txn:
             written = txn.prepare(request, user)
     except commit.ChangeRefused as exc:
         raise CommandError(str(exc), 2 if exc.problems else 1, exc.problems) from None
     return written.result(applied=False), False
+
+
+def _checks():
+    """The machine checks a change made here gets, as the server's (wasp validate's)."""
+    from wasp.manager.config_api import machine_checks
+    return machine_checks
 
 
 def _local_user() -> str:

@@ -90,6 +90,7 @@ CATALOGUE: dict[int, tuple[str, str]] = {
                           "history {history})."),
     9073: ("Information", "Configuration backup '{backup}' was added by {user}."),
     9074: ("Information", "Configuration backup '{backup}' was deleted by {user}."),
+    9075: ("Information", "Admin action '{action}' on '{target}' by {user}: {outcome}."),
     # Automatic certificates (docs/acme.md).
     9060: ("Information", "A certificate for '{host}' was issued by the ACME CA {directory} "
                           "(serial {serial}, expires {expires}); it is served from now on."),
