@@ -9,6 +9,9 @@
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
     wasp install-service [-c FILE] [--socket] [--user USER] [--print] ...   (docs/systemd.md)
+    wasp add|set|delete site|app|vdir|pool|binding ID [params]   wasp set config PATH --section S
+    wasp lock|unlock config PATH --section S   wasp list config PATH [--section S] [--effective]
+    wasp config history|restore N   wasp backup add|list|restore|delete NAME   (configcmd.py)
     wasp --version
 
 The admin commands find the server from -c FILE (reading only its server.run_dir, so they work
@@ -29,7 +32,7 @@ import sys
 import time
 from importlib import metadata
 
-from wasp.cli import importiis, output, service
+from wasp.cli import configcmd, importiis, output, service
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_locate(p)
     importiis.register(sub)
     service.register(sub)
+    configcmd.register(sub)  # add|set|delete, lock|unlock, list config, config, backup
     return parser
 
 
@@ -239,6 +243,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_list(args) -> int:
+    if args.object.lower() == "config":
+        return configcmd.list_config(args)
+    if getattr(args, "identifier", None) or getattr(args, "section", None) or getattr(args, "effective", False):
+        raise Usage("PATH, --section and --effective go with `wasp list config`")
     what = LIST_ALIASES.get(args.object.lower(), args.object.lower())
     if what not in LIST_OBJECTS:
         raise Usage(f"Object '{args.object.upper()}' is not supported. "

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from wasp.manager.supervisor import Supervisor
 
 FRONT_QUERY_TIMEOUT = 5.0
+#: Admin actions written to the event log with the user (event 9075); configuration changes
+#: have their own events (config_api.py).
+AUDITED = frozenset({"recycle_pool", "stop_pool", "start_pool", "start_site", "stop_site",
+                     "reload", "cache_flush"})
 #: Events `wasp status` shows.
 STATUS_EVENTS = 5
 
@@ -152,6 +156,13 @@ class AdminApi:
                 future.set_exception(ConnectionError("the front went away"))
 
     async def dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
+        status, payload = await self._dispatch(name, args, request)
+        if name in AUDITED:  # every admin action in the event log, with who did it
+            from wasp.manager.config_api import audit
+            audit(self, name, args, request, status, payload)
+        return status, payload
+
+    async def _dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
         if name == "sites":
             return 200, self.site_rows()
         if name == "apps":
@@ -201,6 +212,9 @@ class AdminApi:
             return await self._pool_command(name, args["name"])
         if name in ("start_site", "stop_site"):
             return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
+        if name.startswith(("config_", "backup_")):
+            from wasp.manager import config_api
+            return await config_api.dispatch(self, name, args, request)
         return 404, {"error": f"no such resource: {request.path}"}
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:
