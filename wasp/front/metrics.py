@@ -1,0 +1,121 @@
+"""What the front counts for /metrics (IIS's Web Service and HTTP Service Request Queues counters,
+HTTP.sys's cache counters), and the snapshot it sends the manager when asked (`metrics` op).
+
+Counting is on the per-request path, so it is plain int and float arithmetic on objects made once
+per site or pool (never per request): a request ending adds to its site's `SiteCounters` (bytes,
+method, status class, duration bucket) and to its pool's queue (`PoolQueue.duration`); nothing
+is summed, formatted or locked until a scrape asks. A site's counters are kept by site id across
+reloads (the router's SiteEntry is rebuilt, the counters are not). Several fronts each count
+their own; the manager sums their snapshots (wasp/manager/metrics.py).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from wasp.common.exposition import DURATION_BOUNDS, METHODS, STATUS_CLASSES
+
+OTHER = len(METHODS)
+METHOD_INDEX = {m.encode(): i for i, m in enumerate(METHODS)}
+
+_BUCKETS = len(DURATION_BOUNDS) + 1
+_METHOD_GET = METHOD_INDEX.get
+
+
+class SiteCounters:
+    """One site's counters in this front (Web Service: per site)."""
+
+    __slots__ = ("methods", "statuses", "bytes_sent", "bytes_received", "not_found", "locked",
+                 "buckets", "seconds")
+
+    def __init__(self) -> None:
+        self.methods = [0] * (OTHER + 1)
+        self.statuses = [0] * len(STATUS_CLASSES)
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.not_found = 0
+        self.locked = 0
+        self.buckets = [0] * _BUCKETS
+        self.seconds = 0.0
+
+    def count(self, method: bytes, status: int, sent: int, received: int, seconds: float) -> None:
+        self.methods[_METHOD_GET(method, OTHER)] += 1
+        cls = status // 100
+        self.statuses[cls if 0 < cls < 6 else 0] += 1
+        if status == 404:
+            self.not_found += 1
+        elif status == 423:
+            self.locked += 1
+        self.bytes_sent += sent
+        self.bytes_received += received
+        self.buckets[bisect_left(DURATION_BOUNDS, seconds)] += 1
+        self.seconds += seconds
+
+    def snapshot(self) -> dict:
+        return {"methods": self.methods, "statuses": self.statuses, "sent": self.bytes_sent,
+                "received": self.bytes_received, "not_found": self.not_found,
+                "locked": self.locked, "buckets": self.buckets, "seconds": self.seconds}
+
+
+class PoolCounters:
+    """One pool's queue counters in this front (HTTP Service Request Queues), kept by its
+    PoolQueue (wasp/front/queues.py), which lives as long as the pool is configured."""
+
+    __slots__ = ("arrivals", "rejected", "buckets", "seconds")
+
+    def __init__(self) -> None:
+        self.arrivals = 0
+        self.rejected: dict[str, int] = {}   # HTTPERR reason -> requests (a handful of names)
+        self.buckets = [0] * _BUCKETS
+        self.seconds = 0.0
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(DURATION_BOUNDS, seconds)] += 1
+        self.seconds += seconds
+
+
+def request_bytes(conn, req) -> tuple[int, int]:
+    """(sent, received) of an ended request, as the W3C sc-bytes and cs-bytes count them
+    (wasp/front/logformat.py)."""
+    st = req.h2
+    if st is not None:
+        return st.sent, req.head_bytes + req.received
+    if not req.method:
+        return conn._sent, req.received
+    return conn._sent, len(req.method) + len(req.target) + 14 + req.head_bytes + req.received
+
+
+def snapshot(server) -> dict:
+    """Everything this front counted, for the manager to sum (the `metrics` control answer)."""
+    now = server.loop.time()
+    sites = {}
+    for site_id, counters in server.site_counters.items():
+        row = counters.snapshot()
+        row["connections"] = server.site_connections.get(site_id, 0)
+        sites[str(site_id)] = row
+    pools = {}
+    for name, pool in server.dispatcher.pools.items():
+        c = pool.counters
+        queue = pool.queue
+        pools[name] = {
+            "queued": len(queue),
+            "oldest": round(now - queue[0].queued_at, 6) if queue else 0.0,
+            "arrivals": c.arrivals, "rejected": dict(c.rejected),
+            "served": pool.served, "buckets": c.buckets, "seconds": c.seconds,
+        }
+    workers = {}
+    for link in server.links.values():
+        workers[str(link.worker_id)] = {"pool": link.pool_name, "inflight": link.inflight,
+                                        "served": link.served}
+    cache = server.cache
+    return {
+        "front": server.front_index,
+        "counting": server.counting,
+        "connections": len(server.connections),
+        "sites": sites, "pools": pools, "workers": workers,
+        "cache": {"hits": cache.hits, "misses": cache.misses, "entries": len(cache.entries),
+                  "bytes": cache.size, "flushes": cache.flushes, "stores": cache.stored},
+    }
