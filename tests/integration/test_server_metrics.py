@@ -202,6 +202,24 @@ def test_counting_off_still_shows_pools_and_workers(wasp_server):
 
 # ---- a real Prometheus server ----------------------------------------------------------------
 
+DASHBOARD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "grafana-wasp.json"
+
+
+def dashboard_queries() -> list[str]:
+    """The dashboard's PromQL with Grafana's variables as a plain query would have them."""
+    subst = {"$__rate_interval": "1m", "$__range": "1h", "$job": ".*", "$instance": ".*",
+             "$site": ".*", "$pool": ".*"}
+    out = []
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for k, v in subst.items():
+                expr = expr.replace(k, v)
+            out.append(expr)
+    assert len(out) > 20
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -249,6 +267,10 @@ scrape_configs:
         assert r["data"]["result"][0]["value"][1] == "1"
         r = requests.get(api, params={"query": "wasp_site_current_connections"}, timeout=5).json()
         assert {row["metric"]["site"] for row in r["data"]["result"]} == {SITE_NAME}
+        # Every query of the Grafana dashboard is PromQL this Prometheus accepts.
+        for expr in dashboard_queries():
+            r = requests.get(api, params={"query": expr}, timeout=5).json()
+            assert r["status"] == "success", (expr, r)
     finally:
         proc.terminate()
         try:

@@ -131,3 +131,20 @@ def test_no_front_answer_yet_still_renders_the_managers_numbers():
     assert sample(text, 'wasp_pool_state{pool="P",state="Started"}') == 1
     assert "wasp_site_requests_total" not in text      # nothing counted: no made-up zeros
     assert sample(text, 'wasp_site_current_connections{site="Site \\"A\\""}') == 0
+
+
+def test_the_grafana_dashboard_names_only_metrics_wasp_renders():
+    import json
+    import pathlib
+    import re
+    cfg = load_text(CONFIG)
+    sup = Supervisor(cfg, rng=random.Random(1))
+    sup.start(100.0, 1_700_000_000.0)
+    totals = FrontTotals()
+    totals.answered(0, front_snapshot(get=1))
+    names = {f.name for f in families(cfg, sup, ManagerCounters(), totals.total([0]), {}, 100.0, {})}
+    names |= {n + suffix for n in names for suffix in ("_bucket", "_sum", "_count")}
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "grafana-wasp.json").read_text()
+    used = set(re.findall(r"\bwasp_[a-z_]+", text)) - {"wasp_"}
+    json.loads(text)
+    assert used and used <= names, used - names

@@ -17,7 +17,7 @@ from wasp.config.model import Config
 from wasp.front import rewriting
 from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.cache import Entry, ResponseCache
-from wasp.front.metrics import SiteCounters, request_bytes
+from wasp.front.metrics import SiteCounters
 from wasp.front.qos import CHUNK_SECONDS, Bucket
 from wasp.front.queues import Dispatcher, private_board
 from wasp.front.request import STAGE_NAMES, Request, Stage
@@ -389,16 +389,17 @@ class Server:
         if app is None:
             return
         site = app.site
-        elapsed = self.loop.time() - req.t0
         counters = site.counters
-        if counters is not None:
-            sent, received = request_bytes(conn, req)
-            counters.count(req.method, req.status, sent, received, elapsed)
+        if counters is not None:   # metrics.enabled: counted whether the site logs or not
+            elapsed = self.loop.time() - req.t0
             queue = app.queue
-            if queue is not None:
-                queue.counters.observe(elapsed)
-        if not site.log_enabled:
+            counters.count(conn, req, elapsed, queue.counters if queue is not None else None)
+            if not site.log_enabled:
+                return
+        elif not site.log_enabled:
             return
+        else:
+            elapsed = self.loop.time() - req.t0
         key = self.hour_key if site.log_period == "hourly" else self.day_key
         taken = int(elapsed * 1000)
         fmt = site.log_format
