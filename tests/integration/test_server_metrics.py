@@ -5,6 +5,7 @@ real Prometheus server that then answers a query about wasp through its HTTP API
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -279,3 +280,42 @@ scrape_configs:
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+# ---- several fronts ---------------------------------------------------------------------------
+
+def _front_pids(server) -> dict[int, int]:
+    out = {}
+    for proc in server.processes("front"):
+        try:
+            cmd = proc.cmdline()
+        except psutil.Error:
+            continue
+        out[int(cmd[cmd.index("--front-index") + 1]) if "--front-index" in cmd else 0] = proc.pid
+    return out
+
+
+def test_two_fronts_sum_and_a_killed_fronts_counts_stay(wasp_server):
+    server = wasp_server(CONFIG.replace("[metrics]", "[server]\nfront_processes = 2\n\n[metrics]"))
+    server.wait_until(lambda: len(_front_pids(server)) == 2, 30, what="two fronts")
+    n = 40
+    for _ in range(n):   # a new connection each: both fronts take some
+        assert requests.get(server.url + "/pid", headers={"Connection": "close"},
+                            timeout=20).status_code == 200
+    s = parse(admin_metrics(server)[2])
+    assert value(s, "wasp_fronts_answering") == 2
+    site = {"site": SITE_NAME}
+    assert value(s, "wasp_site_requests_total", method="GET", **site) == n
+    assert value(s, "wasp_pool_requests_total", pool="P") == n
+    assert value(s, "wasp_worker_requests_total", pool="P") == n
+    # Kill one front: what it counted (and the manager last saw) is not lost.
+    victim = _front_pids(server)[1]
+    os.kill(victim, signal.SIGKILL)
+    server.wait_until(lambda: victim not in _front_pids(server).values() and
+                      len(_front_pids(server)) == 2, 30, what="the front replaced")
+    server.wait_until(lambda: value(parse(admin_metrics(server)[2]), "wasp_fronts_answering") == 2,
+                      30, what="both fronts answering")
+    after = parse(admin_metrics(server)[2])
+    assert value(after, "wasp_site_requests_total", method="GET", **site) == n
+    assert value(after, "wasp_pool_requests_total", pool="P") == n
+    promtool_check(admin_metrics(server)[2])

@@ -177,3 +177,16 @@ def test_no_manager_text_is_a_503(tmp_path):
     conn.data_received(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     rig.server.metrics_answered(rig.sent[-1]["id"], None)
     assert split_responses(transport.take())[0][0] == 503
+
+
+def test_metrics_url_over_http2_and_its_stream_counted(tmp_path):
+    from test_front_h2 import GET, Client, body_of, status_of
+    rig = rig_with(tmp_path, url="/metrics")
+    client = Client(rig)
+    sid = client.request(GET[:3] + [(b":path", b"/metrics")])
+    [ask] = [m for m in rig.sent if m["op"] == "metrics_scrape"]
+    rig.server.metrics_answered(ask["id"], "wasp_up 1\n")
+    events = client.events()
+    assert status_of(events, sid) == 200 and body_of(events, sid) == b"wasp_up 1\n"
+    site = fm.snapshot(rig.server)["sites"]["1"]
+    assert site["methods"][0] == 1 and site["sent"] > len(b"wasp_up 1\n") and site["received"] > 0
