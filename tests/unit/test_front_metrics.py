@@ -190,3 +190,25 @@ def test_metrics_url_over_http2_and_its_stream_counted(tmp_path):
     assert status_of(events, sid) == 200 and body_of(events, sid) == b"wasp_up 1\n"
     site = fm.snapshot(rig.server)["sites"]["1"]
     assert site["methods"][0] == 1 and site["sent"] > len(b"wasp_up 1\n") and site["received"] > 0
+
+
+def test_the_written_out_bucket_search_is_bisect():
+    from bisect import bisect_left
+    from wasp.common.exposition import DURATION_BOUNDS
+
+    class Req:
+        h2 = None
+        method = b"GET"
+        target = b"/"
+        head_bytes = received = 0
+        status = 200
+
+    class Conn:
+        _sent = 0
+    values = [0.0, 1e-9] + [b + d for b in DURATION_BOUNDS for d in (-1e-9, 0.0, 1e-9)] + [11.0, 1e9]
+    for seconds in values:
+        c = fm.SiteCounters()
+        p = fm.PoolCounters()
+        c.count(Conn(), Req(), seconds, p)
+        want = bisect_left(DURATION_BOUNDS, seconds)
+        assert c.buckets.index(1) == want == p.buckets.index(1), seconds

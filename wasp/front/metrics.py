@@ -19,6 +19,8 @@ OTHER = len(METHODS)
 METHOD_INDEX = {m.encode(): i for i, m in enumerate(METHODS)}
 
 _BUCKETS = len(DURATION_BOUNDS) + 1
+# SiteCounters.count finds buckets with these bounds written out.
+assert DURATION_BOUNDS == (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _METHOD_GET = METHOD_INDEX.get
 
 
@@ -59,7 +61,21 @@ class SiteCounters:
             # "METHOD SP target SP HTTP/1.1 CRLF", the header lines (head_bytes), the empty line
             self.bytes_received += (len(method) + len(req.target) + 14 + req.head_bytes if method
                                     else 0) + req.received
-        i = bisect_left(DURATION_BOUNDS, seconds)
+        # The bucket (DURATION_BOUNDS) by float compares, which the interpreter specializes:
+        # a fifth of what bisect costs (tests/unit/test_front_metrics.py checks them equal).
+        if seconds <= 0.1:
+            if seconds <= 0.01:
+                i = 0 if seconds <= 0.005 else 1
+            elif seconds <= 0.025:
+                i = 2
+            else:
+                i = 3 if seconds <= 0.05 else 4
+        elif seconds <= 1.0:
+            i = 5 if seconds <= 0.25 else (6 if seconds <= 0.5 else 7)
+        elif seconds <= 5.0:
+            i = 8 if seconds <= 2.5 else 9
+        else:
+            i = 10 if seconds <= 10.0 else 11
         self.buckets[i] += 1
         self.seconds += seconds
         if pool is not None:
