@@ -3,15 +3,13 @@ HTTP.sys's cache counters), and the snapshot it sends the manager when asked (`m
 
 Counting is on the per-request path, so it is plain int and float arithmetic on objects made once
 per site or pool (never per request): a request ending adds to its site's `SiteCounters` (bytes,
-method, status class, duration bucket) and to its pool's queue (`PoolQueue.duration`); nothing
+method, status class, duration bucket) and to its pool's (`PoolQueue.counters`); nothing
 is summed, formatted or locked until a scrape asks. A site's counters are kept by site id across
 reloads (the router's SiteEntry is rebuilt, the counters are not). Several fronts each count
 their own; the manager sums their snapshots (wasp/manager/metrics.py).
 """
 
 from __future__ import annotations
-
-from bisect import bisect_left
 
 from wasp.common.exposition import DURATION_BOUNDS, METHODS, STATUS_CLASSES
 
@@ -102,10 +100,6 @@ class PoolCounters:
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-
-    def observe(self, seconds: float) -> None:
-        self.buckets[bisect_left(DURATION_BOUNDS, seconds)] += 1
-        self.seconds += seconds
 
 
 def snapshot(server) -> dict:
