@@ -12,6 +12,7 @@ HTTPS_RATIO = 2.0  # wasp vs nginx (TLS 1.3) -> gunicorn, keep-alive
 PHP_RATIO = 0.9  # PHP hello: wasp fast_cgi -> php-fpm vs nginx -> php-fpm (issue 10)
 SECURITY_RATIO = 0.95  # wasp with IIS's default security modules vs wasp without them (issue 9)
 ACCESS_LOG_RATIO = 0.95  # wasp with its W3C access log vs wasp without one (issue 12)
+METRICS_RATIO = 0.97  # wasp counting requests for /metrics vs wasp with metrics.enabled = false (issue 11)
 GZIP_JSON_RATIO = 1.5  # wasp's dynamic gzip vs nginx gzip -> gunicorn, a 20 KiB JSON (issue 10)
 BROTLI_STATIC_RATIO = 1.0  # wasp's static br copy vs nginx sending a precompressed .br (issue 10)
 RSS_LIMIT_MIB = 40.0
@@ -155,6 +156,7 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
                   who="wasp with IIS's default security modules")
     _ratio_target(rows, "wsgi hello, access log", ACCESS_LOG_RATIO, out,
                   who="wasp with its W3C access log")
+    _ratio_target(rows, "wsgi hello, metrics", METRICS_RATIO, out, who="wasp counting for /metrics")
     _ratio_target(rows, "gzip json 20k", GZIP_JSON_RATIO, out)
     _ratio_target(rows, "brotli static 100k", BROTLI_STATIC_RATIO, out)
     for scenario in ("wsgi 100k", "static 1k", "static 100k", "https handshake"):

@@ -31,7 +31,7 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite", "proxy", "php", "accesslog")
+                                       "rewrite", "proxy", "php", "accesslog", "metrics")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
@@ -241,6 +241,20 @@ def plan(args, workdir: str, fronts: int = 1):
         cases += [
             ("php hello", "nginx-php-fpm", lambda: sv.nginx_php(workdir), "/hello.php", 13, True),
             ("php hello", "wasp", lambda: sv.wasp_php(workdir, log, fronts), "/hello.php", 13, False),
+        ]
+    if "metrics" in args.scenarios:
+        # Issue 11: per-request counting for /metrics (on by default) against the same server
+        # with [metrics] enabled = false; the measured row also serves metrics.url.
+        def called(dep, label):
+            dep.label = label
+            return dep
+        cases += [
+            ("wsgi hello, metrics", "wasp",
+             lambda: called(wasp(workdir, "wsgi_hello", log, name="wasp-nometrics",
+                                 app_extra=sv.METRICS_OFF), "wasp, metrics off"), "/", 13, True),
+            ("wsgi hello, metrics", "wasp",
+             lambda: wasp(workdir, "wsgi_hello", log, name="wasp-metrics", app_extra=sv.METRICS_ON),
+             "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

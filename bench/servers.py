@@ -291,6 +291,11 @@ action = { type = "Rewrite", url = "index.py?route={R:1}" }
 """
 
 
+#: The `metrics` scenario (issue 11): request counting off (the baseline) and on with metrics.url.
+METRICS_OFF = "[metrics]\nenabled = false\n"
+METRICS_ON = '[metrics]\nenabled = true\nurl = "/metrics"\n'
+
+
 def wasp_env() -> dict[str, str]:
     """The package runs from the tree; PYTHONPATH lets the manager's children import it too."""
     return {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)}

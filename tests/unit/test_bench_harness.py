@@ -416,3 +416,24 @@ def test_the_security_baseline_removes_only_modules_this_tree_has(tmp_path):
     (site,) = load(str(path)).sites
     assert "anonymous_authentication" in security_modules_removed()
     assert all(m in NATIVE_MODULES for m in SECURITY_MODULES if f'"{m}"' in security_modules_removed())
+
+
+def test_the_metrics_scenario_configs_turn_counting_off_and_on(tmp_path):
+    from bench.servers import METRICS_OFF, METRICS_ON, wasp_toml
+    from wasp.config.load import load
+    path = tmp_path / "wasp.toml"
+    path.write_text(wasp_toml(8123, "wsgi_hello", wasp_log=False, app_extra=METRICS_OFF))
+    assert load(str(path)).metrics.enabled is False
+    path.write_text(wasp_toml(8123, "wsgi_hello", wasp_log=False, app_extra=METRICS_ON))
+    metrics = load(str(path)).metrics
+    assert metrics.enabled is True and metrics.url == "/metrics"
+
+
+def test_metrics_target_compares_counting_on_with_off():
+    rows = [_row("wsgi hello, metrics", "wasp, metrics off", 20_000, 5.0, baseline=True),
+            _row("wsgi hello, metrics", "wasp", 19_500, 5.1)]
+    [line] = report.targets(rows, None)
+    assert line.startswith("PASS wsgi hello, metrics: wasp counting for /metrics 19,500 req/s = "
+                           "0.97x wasp, metrics off 20,000"), line
+    rows[1] = _row("wsgi hello, metrics", "wasp", 19_000, 5.1)
+    assert report.targets(rows, None)[0].startswith("FAIL wsgi hello, metrics")

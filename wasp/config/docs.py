@@ -93,6 +93,10 @@ _SECTION_TEXT = {
         "The application's caching: a key set here overrides the site's `[sites.caching]` (`profiles` "
         "as a whole), a key left out is the site's."),
     "sites.applications.caching.profiles": "The application's own profiles; they replace the site's.",
+    "metrics": (
+        "Prometheus metrics (docs/metrics.md): IIS's performance counters under Prometheus names, "
+        "served by the admin API (`GET /metrics`) and, when `url` is set, by the front on every site "
+        "to `allowed_ips`."),
     "acme": (
         "Automatic certificates (docs/acme.md): every https binding with `certificate = \"acme\"` gets "
         "its certificate from this ACME CA for the binding's host, kept under "

@@ -338,6 +338,24 @@ class CacheSettings(_Strict):
     )] = Duration(120)
 
 
+class MetricsSettings(_Strict):
+    """Prometheus metrics (docs/metrics.md): what the front counts per request, and where it
+    answers a scrape besides the admin API's `GET /metrics`."""
+
+    enabled: Annotated[bool, doc(
+        "Count every request per site and pool in the front (bytes, methods, statuses, duration "
+        "histograms). false: /metrics still shows what needs no per-request counting (pools, "
+        "workers, queues, the cache)."
+    )] = True
+    url: Annotated[str, doc(
+        "A path (\"/metrics\") at which the front answers a Prometheus scrape on every site, "
+        "before routing to an application; \"\" = none (the admin API's GET /metrics only)."
+    )] = ""
+    allowed_ips: Annotated[list[str], doc(
+        "Client addresses and CIDR networks allowed to read `url`; others get 403.6."
+    )] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+
 class Application(_Strict):
     path: Annotated[str, doc("URL path the application answers under: \"/\", \"/api\", \"/api/v2\".")] = "/"
     pool: Annotated[str, doc("Name of the pool that runs this application.")] = "DefaultAppPool"
@@ -673,6 +691,7 @@ class Config(_Strict):
     acme: AcmeSettings = field(default_factory=AcmeSettings)
     web_farms: Annotated[list[WebFarm], doc("IIS webFarms: the reverse proxy's server farms (docs/reverse-proxy.md).")] = field(default_factory=list)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
     # Not from the file: the raw tables of the system.webServer sections (wasp/config/sections),

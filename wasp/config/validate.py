@@ -15,7 +15,7 @@ from typing import Callable
 from wasp.config.bindings import binding_text, parse_binding
 from wasp.config.acme import ACME
 from wasp.config.model import (MAX_POOLS, MAX_SITES, UNIX_PREFIX, Application, CacheProfile,
-                               CacheSettings, Config, Limits, Pool, Recycling, ServerSettings, Site,
+                               CacheSettings, Config, Limits, MetricsSettings, Pool, Recycling, ServerSettings, Site,
                                SiteBinding, SiteLimits)
 from wasp.wire import w3c
 
@@ -191,6 +191,8 @@ FIELD_CHECKS = {
     (CacheProfile, "vary_by_headers"): check_header_names,
     (CacheSettings, "scavenger_period"): check_scavenger_period,
     (ServerSettings, "trusted_proxies"): check_trusted_proxies,
+    (MetricsSettings, "allowed_ips"): check_trusted_proxies,
+    (MetricsSettings, "url"): lambda url, path, add: url and _check_health_url(url, path, add),
     (Limits, "max_global_bandwidth"): check_bandwidth,
     (SiteLimits, "max_bandwidth"): check_bandwidth,
     (Pool, "name"): check_pool_name,

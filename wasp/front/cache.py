@@ -162,6 +162,8 @@ class ResponseCache:
         self.size = 0
         self.hits = 0
         self.stored = 0
+        self.misses = 0       # cacheable requests not answered from the cache (metrics)
+        self.flushes = 0      # entries dropped, for whatever reason (HTTP.sys's flushed URIs)
         self.on_release = on_release or (lambda token: None)
         self.configure(settings)
 
@@ -195,6 +197,7 @@ class ResponseCache:
     def admit(self, base: Base, now: float) -> bool:
         """Count a request that missed. True when it makes its URL frequently hit: its response
         may then be stored."""
+        self.misses += 1
         candidates = self.candidates
         count = candidates.get(base)
         if count is None or count[0] + self.period <= now:
@@ -333,6 +336,7 @@ class ResponseCache:
     def _drop(self, entry: Entry) -> None:
         if self.entries.pop(entry.key, None) is None:
             return
+        self.flushes += 1
         self.size -= entry.size
         vary = self.varies.get(entry.base)
         if vary is not None:

@@ -33,6 +33,9 @@ class RequestEndings:
         if req.app.health is not None and req.path.lower() == req.app.health:
             self._send_health(req)
             return
+        if server.metrics_path is not None and req.path == server.metrics_path:
+            server.scrape(self, req)
+            return
         now = server.loop.time()
         key = req.cache_key
         if key is not None and req.pool.state is _STARTED:

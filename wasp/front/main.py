@@ -33,6 +33,7 @@ from wasp.common.scoreboard import Scoreboard, ScoreboardError
 from wasp.config import model
 from wasp.config.model import UNIX_PREFIX
 from wasp.front.accept import ACCEPT_BATCH, SHARED_ACCEPT_BATCH, Acceptor
+from wasp.front import metrics as front_metrics
 from wasp.front.connection import HttpConnection
 from wasp.front.challenges import pending_from_message
 from wasp.front.server import Server
@@ -82,6 +83,8 @@ class Front:
             "stop": lambda msg, fds: self.begin_stop(),
             "ping": self._on_ping,
             "acme": self._on_acme,
+            "metrics": self._on_metrics,
+            "metrics_text": self._on_metrics_text,
         }
 
     # ---- lifecycle ----
@@ -278,6 +281,14 @@ class Front:
     def _on_ping(self, message: dict, fds: list[int]) -> None:
         stats = self.server.stats() if self.server is not None else {"pools": {}, "connections": 0}
         self._send({"op": "pong", "id": message.get("id"), **stats})
+
+    def _on_metrics(self, message: dict, fds: list[int]) -> None:
+        snap = front_metrics.snapshot(self.server) if self.server is not None else {}
+        self._send({"op": "metrics", "id": message.get("id"), **snap})
+
+    def _on_metrics_text(self, message: dict, fds: list[int]) -> None:
+        if self.server is not None:
+            self.server.metrics_answered(message.get("id"), message.get("text"))
 
     def _on_acme(self, message: dict, fds: list[int]) -> None:
         """The ACME challenges now pending, and a nudge to re-read certificate files the manager

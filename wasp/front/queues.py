@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Protocol
 
 from wasp.common.scoreboard import QUEUED, Scoreboard, initialize, size_for
 from wasp.config.model import Config
+from wasp.front.metrics import PoolCounters
 from wasp.front.request import Request, Stage
 from wasp.wire.http import AppPoolUnavailable
 
@@ -58,7 +59,7 @@ def private_board() -> Scoreboard:
 
 class PoolQueue:
     __slots__ = ("name", "limit", "tcp_level", "state", "reason", "queue", "workers",
-                 "demand_sent", "served", "cell")
+                 "demand_sent", "served", "cell", "counters")
 
     def __init__(self, name: str, limit: int, tcp_level: bool, started: bool, cell: int = QUEUED):
         self.name = name
@@ -71,6 +72,7 @@ class PoolQueue:
         self.demand_sent = False
         self.served = 0
         self.cell = cell        # this pool's queued-count cell in the scoreboard
+        self.counters = PoolCounters()   # arrivals, rejections, durations (wasp/front/metrics.py)
 
     def best_worker(self) -> Worker | None:
         best = None
@@ -152,6 +154,8 @@ class Dispatcher:
             return []
         pool.reason = reason or ("AppOffline" if pool.state is PoolState.DISABLED else "Disabled")
         rejected = list(pool.queue)
+        for _ in rejected:
+            pool.counters.reject(pool.reason)
         pool.queue.clear()
         self.board.set(pool.cell, 0)
         return rejected
@@ -160,7 +164,10 @@ class Dispatcher:
     def submit(self, request: Request, now: float) -> None:
         """Dispatch now or queue. Raises AppPoolUnavailable when the pool cannot take it."""
         pool = request.pool
+        counters = pool.counters
+        counters.arrivals += 1
         if pool.state is not _STARTED:
+            counters.reject(pool.reason)
             raise AppPoolUnavailable(pool.reason, close=pool.tcp_level)
         queue = pool.queue
         if not queue:
@@ -170,6 +177,7 @@ class Dispatcher:
                 return
         # Reserve the place across every front, then check (wasp/common/scoreboard.py).
         if not self.board.reserve(pool.cell, len(queue) + 1, pool.limit, exact=True):
+            counters.reject("QueueFull")
             raise AppPoolUnavailable("QueueFull", close=pool.tcp_level)
         request.move(Stage.QUEUED)
         request.queued_at = now
@@ -224,6 +232,7 @@ class Dispatcher:
             if queue and queue[0].queued_at <= limit:
                 while queue and queue[0].queued_at <= limit:
                     expired.append(queue.popleft())
+                    pool.counters.reject("Timer_AppPool")
                 self.board.set(pool.cell, len(queue))
         return expired
 

@@ -100,10 +100,11 @@ def log_targets(config: Config, site, site_format, shared: dict) -> tuple:
 
 class SiteEntry:
     __slots__ = ("id", "name", "log_enabled", "log_period", "log_format", "log_targets", "apps", "root", "single",
-                 "max_connections", "max_bandwidth", "connection_timeout")
+                 "max_connections", "max_bandwidth", "connection_timeout", "counters")
 
     def __init__(self, site_id: int, name: str, log_enabled: bool, log_period: str):
         self.id = site_id
+        self.counters = None          # the front's SiteCounters (metrics.enabled), else None
         self.max_connections = 0      # site limits (0 = unlimited / the server's)
         self.max_bandwidth = 0
         self.connection_timeout = 0.0

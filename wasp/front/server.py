@@ -17,7 +17,8 @@ from wasp.config.model import Config
 from wasp.front import rewriting
 from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.logwriter import ThreadWriter
-from wasp.front.cache import ResponseCache
+from wasp.front.cache import Entry, ResponseCache
+from wasp.front.metrics import SiteCounters
 from wasp.front.qos import CHUNK_SECONDS, Bucket
 from wasp.front.queues import Dispatcher, private_board
 from wasp.front.request import STAGE_NAMES, Request, Stage
@@ -25,12 +26,17 @@ from wasp.front.routing import Router
 from wasp.front.tls import TlsState
 from wasp.wire import w3c
 from wasp.wire.forwarded import TrustedProxies
+from wasp.errors import Forbidden, HttpError
 from wasp.wire.http import AppPoolUnavailable, http_date
 from wasp.wire.urls import cook_target
 
 
 #: Seconds between looks at the certificate files (stat only) for a changed certificate.
 CERTIFICATE_POLL = 3
+#: metrics.url answers a scrape only for these methods.
+_SCRAPE_METHODS = (b"GET", b"HEAD")
+#: metrics.url scrapes waiting for the manager at once, at most; more are answered 503.
+MAX_SCRAPES = 16
 #: With several fronts: how soon a front whose queued requests found every place on the pool's
 #: workers taken (by other fronts' requests) looks again.
 STARVED_RETRY = 0.001
@@ -84,6 +90,11 @@ class Server:
         #: Limited HTTP/1.1 connections whose client sent FIN mid-response: polled for hang-up
         #: each sweep (qos.py `check_hangup`).
         self.hangup_watch: set = set()
+        #: Per-request counters of each site by id (wasp/front/metrics.py); kept over reloads.
+        self.site_counters: dict[int, SiteCounters] = {}
+        #: metrics.url scrapes waiting for the manager's text: id -> (connection, request).
+        self.scrapes: dict[int, tuple] = {}
+        self._scrape_ids = itertools.count(1)
         self.apply_config(config, slots)
         self.refresh_clock()
 
@@ -109,6 +120,10 @@ class Server:
         self.max_connections = int(limits.max_connections)
         self.min_rate = int(limits.min_bytes_per_second)
         self.trusted = TrustedProxies(config.server.trusted_proxies)
+        metrics = config.metrics
+        self.counting = metrics.enabled
+        self.metrics_path = metrics.url.encode("utf-8") if metrics.url else None
+        self.metrics_allowed = TrustedProxies(metrics.allowed_ips)
         self._set_buckets(config)
         self.h2_max_streams = int(limits.http2_max_concurrent_streams)
         header = config.server.server_header.encode("latin-1")
@@ -134,6 +149,11 @@ class Server:
         pools = self.dispatcher.pools
         for app in self.router.apps.values():
             app.queue = pools.get(app.pool)
+        counters = {}
+        for site in self.router.sites.values():
+            if self.counting:
+                site.counters = counters[site.id] = self.site_counters.get(site.id) or SiteCounters()
+        self.site_counters = counters
         # Open connections route their next requests by the new bindings too.
         for conn in self.connections:
             if conn.transport is not None:
@@ -378,9 +398,18 @@ class Server:
         if app is None:
             return
         site = app.site
-        if not site.log_enabled:
+        counters = site.counters
+        if counters is not None:   # metrics.enabled: counted whether the site logs or not
+            elapsed = self.loop.time() - req.t0
+            queue = app.queue
+            counters.count(conn, req, elapsed, queue.counters if queue is not None else None)
+            if not site.log_enabled:
+                return
+        elif not site.log_enabled:
             return
-        taken = int((self.loop.time() - req.t0) * 1000)
+        else:
+            elapsed = self.loop.time() - req.t0
+        taken = int(elapsed * 1000)
         if taken < 0:
             taken = 0
         wall = self.wall
@@ -421,6 +450,38 @@ class Server:
     def _demand(self, pool: str) -> None:
         self.send({"op": "demand", "pool": pool})
 
+    # ---- metrics.url ----
+    def scrape(self, conn, req) -> None:
+        """A request for metrics.url: the manager renders every front's and its own numbers
+        (`metrics_scrape`); the answer comes back as `metrics_text` (`metrics_answered`).
+        Only from metrics.allowed_ips (403.6 otherwise), GET and HEAD only."""
+        client = req.client[0] if req.client is not None else conn.peer[0]
+        if client not in self.metrics_allowed:
+            conn._send_error(req, ScrapeRefused("the client may not read metrics"))
+            return
+        if req.method not in _SCRAPE_METHODS:
+            conn._send_error(req, ScrapeMethod("metrics.url answers GET and HEAD"))
+            return
+        if len(self.scrapes) >= MAX_SCRAPES:   # a flood of scrapes: the manager renders each
+            conn._send_error(req, AppPoolUnavailable("QueueFull"))
+            return
+        scrape_id = next(self._scrape_ids)
+        self.scrapes[scrape_id] = (conn, req)
+        self.send({"op": "metrics_scrape", "id": scrape_id})
+
+    def metrics_answered(self, scrape_id, text) -> None:
+        waiting = self.scrapes.pop(scrape_id, None)
+        if waiting is None:
+            return
+        conn, req = waiting
+        if req.stage is Stage.DONE or conn.transport is None or conn.transport.is_closing():
+            return
+        if not isinstance(text, str):
+            conn._send_error(req, AppPoolUnavailable("N/A"))
+            return
+        conn._send_cached(req, Entry(None, None, 0, "", SCRAPE_HEAD, text.encode("utf-8"), 0,
+                                     0.0, 0.0, ()))
+
     def stats(self) -> dict:
         inflight: dict[str, int] = {}
         for link in self.links.values():  # draining workers too: their requests are in flight
@@ -458,3 +519,19 @@ class Server:
         self.stopping = True
         for conn in list(self.connections):
             conn.close_if_idle()
+
+
+#: The head of a metrics.url answer (the exposition format's content type; never cached).
+SCRAPE_HEAD = (b"200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+               b"Cache-Control: no-store\r\n")
+
+
+class ScrapeRefused(Forbidden):
+    """IIS 403.6 (IP address rejected): metrics.url from an address not in metrics.allowed_ips."""
+
+    substatus = 6
+
+
+class ScrapeMethod(HttpError):
+    status = 405
+    reason = "Verb"

@@ -2,7 +2,7 @@
 
     curl --unix-socket run/admin.sock http://wasp/pools
 
-GET  /sites /apps /pools /wp /requests /cache /events?since=N /status
+GET  /sites /apps /pools /wp /requests /cache /events?since=N /status /metrics
 POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
 GET  /config?path=&section=&effective=1   /config/history   /backups
 POST /config/changes   /config/history/<N>/restore   /backups   /backups/<name>/restore
@@ -109,7 +109,7 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "metrics")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:
@@ -183,10 +183,23 @@ def peer_credentials(writer) -> tuple[int, int, int] | None:
     return struct.unpack("3i", raw)
 
 
+class Text:
+    """A payload sent as it is (GET /metrics: the Prometheus text format), not as JSON."""
+
+    __slots__ = ("body", "content_type")
+
+    def __init__(self, body: str, content_type: str):
+        self.body = body
+        self.content_type = content_type
+
+
 def render(status: int, payload, head_only: bool = False) -> bytes:
-    body = json.dumps(payload, indent=1, default=str).encode() + b"\n"
+    if isinstance(payload, Text):
+        body, content_type = payload.body.encode("utf-8"), payload.content_type
+    else:
+        body, content_type = json.dumps(payload, indent=1, default=str).encode() + b"\n", "application/json"
     head = (f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
             f"Connection: close\r\n\r\n").encode()
     return head if head_only else head + body
 

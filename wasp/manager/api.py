@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import psutil
 
 import wasp
+from wasp.common.exposition import CONTENT_TYPE
 from wasp.config.bindings import binding_text
 from wasp.config.model import Config, encode
 from wasp.manager import admin, listeners, sites
@@ -197,6 +198,8 @@ class AdminApi:
                                                         f"{'' if flushed == 1 else 's'}"}
         if name == "status":
             return 200, await self.status_summary()
+        if name == "metrics":
+            return 200, admin.Text(await self.metrics_text(), CONTENT_TYPE)
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))

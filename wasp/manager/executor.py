@@ -61,7 +61,9 @@ class Executor:
     _exit: bool
 
     def _execute(self, actions: list) -> None:
+        observe = self.metric_counters.observe   # APP_POOL_WAS counters (metrics.py)
         for action in actions:
+            observe(action)
             method = getattr(self, "_do_" + type(action).__name__)
             method(action)
         self.passed_fds.release()

@@ -30,6 +30,8 @@ from wasp.config.model import Config, encode
 from wasp.errors import ConfigError
 from wasp.manager import activation, admin, environment, listeners, sites, systemd
 from wasp.manager.api import AdminApi
+from wasp.manager.metrics import FrontTotals, ManagerCounters
+from wasp.manager.metrics_api import MetricsApi
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.certificates import Certificates
@@ -43,7 +45,7 @@ from wasp.manager.supervisor import CommandError, Supervisor, front_count
 MAX_WAIT = 30.0
 
 
-class Manager(Executor, AdminApi):
+class Manager(Executor, AdminApi, MetricsApi):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
                  run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False,
                  notifier: systemd.Notifier | None = None):
@@ -75,6 +77,9 @@ class Manager(Executor, AdminApi):
         self.front_generations: dict[int, int] = {}  # front index -> its current generation
         self.front_generation = 0
         self.front_stats: dict[int, dict] = {}        # front index -> its last pong
+        self.metric_counters = ManagerCounters()      # APP_POOL_WAS counters (metrics.py)
+        self.front_totals = FrontTotals()             # the fronts' metrics snapshots, summed
+        self._scrape_tasks: set = set()               # metrics_scrape answers under way
         self.acme_acked: dict[int, int] = {}          # front index -> the last acme id it took
         # The fronts' shared scoreboard (wasp/common/scoreboard.py): made once, for the
         # manager's life; every front maps it and writes its own column.
@@ -214,6 +219,7 @@ class Manager(Executor, AdminApi):
             if generation == self.front_generations.get(index):
                 self.fronts.pop(index, None)
                 self.front_stats.pop(index, None)
+                self.front_totals.exited(index)
                 self.acme_acked.pop(index, None)
                 # Its writer is gone: what it published (queued, in flight, connections) with it.
                 scoreboard.zero_column(self.scoreboard, index)
@@ -300,6 +306,13 @@ class Manager(Executor, AdminApi):
                 self.notifier.send(STATUS=self._status())
         elif op == "requests" or op == "cache":
             self._resolve(message)
+        elif op == "metrics":
+            self.front_totals.answered(index, message)
+            self._resolve(message)
+        elif op == "metrics_scrape":
+            task = self.loop.create_task(self.answer_scrape(index, message.get("id")))
+            self._scrape_tasks.add(task)
+            task.add_done_callback(self._scrape_tasks.discard)
 
     def _acme_progress(self) -> None:
         """An `acme` message is in force once every running front has acknowledged it (or a

@@ -143,6 +143,8 @@ class PoolRecord:
         # `recycle pool` waits for besides success.
         self.start_failures = 0
         self.last_start_error = ""
+        # When the pool was last started (monotonic): its uptime while Started (metrics).
+        self.started_at: float | None = None
 
     @property
     def name(self) -> str:

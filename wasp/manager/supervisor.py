@@ -50,14 +50,15 @@ class Supervisor(Lifecycle):
             rec.next_schedule = next_scheduled(settings.recycling.schedule, wall)
         for rec in self.pools.values():
             if rec.settings.auto_start:
-                self._mark_started(rec)
+                self._mark_started(rec, now)
         for index in self.fronts:
             self._spawn_front(index, now)  # tells each new front every pool's state
         for rec in self.pools.values():
             self._ensure(rec, now)
         return self._take()
 
-    def _mark_started(self, rec: PoolRecord) -> None:
+    def _mark_started(self, rec: PoolRecord, now: float) -> None:
+        rec.started_at = now
         rec.set_state(PoolState.STARTING)
         rec.failures.clear()
         rec.consecutive_failures = 0
@@ -66,7 +67,7 @@ class Supervisor(Lifecycle):
         rec.set_state(PoolState.STARTED)
 
     def _start_pool(self, rec: PoolRecord, now: float) -> None:
-        self._mark_started(rec)
+        self._mark_started(rec, now)
         self._send_pool_state(rec)
         self._ensure(rec, now)
 
