@@ -179,7 +179,7 @@ class TlsInfo(msgspec.Struct, array_like=True):
     client_serial: str = ""   # its serial number, upper-case hex
 
 
-class RequestHead(msgspec.Struct, array_like=True):
+class RequestHead(msgspec.Struct, array_like=True, omit_defaults=True):
     app: str                 # application key "<site id><app path>", e.g. "1/" or "1/api"
     method: str
     target: bytes            # raw request target as received
@@ -200,6 +200,11 @@ class RequestHead(msgspec.Struct, array_like=True):
     # URL (a reverse proxy; the worker's reverse_proxy handler serves it).
     rewritten: bool = False
     proxy_url: str = ""
+    # OpenTelemetry (docs/tracing.md): the front's server span as a W3C traceparent, and the
+    # tracestate; "" while tracing is off. Trailing defaults are not encoded (omit_defaults), so
+    # the frame does not grow by a byte for them.
+    trace: str = ""
+    tracestate: str = ""
 
 
 class FileSpan(msgspec.Struct, array_like=True):
