@@ -602,6 +602,11 @@ class Tracing(_Strict):
         "accepted traceparent follows its sampled flag instead (ParentBased)."))] = 1.0
     service_name: Annotated[str, Meta(min_length=1, max_length=255, description=(
         "The service.name resource attribute of every span."))] = "wasp"
+    module_spans: Annotated[bool, doc(
+        "A worker span for every module notification that ran (BeginRequest request_filtering, "
+        "...); false: only the handler's span (ExecuteRequestHandler python_app) under the "
+        "front's, which is all an app's own spans need."
+    )] = True
     accept_client_context: Annotated[bool, doc(
         "Continue the trace a client's W3C traceparent/tracestate names (the spec's default); "
         "false: every request starts a new trace and the client's headers are replaced."

@@ -33,8 +33,12 @@ log = logging.getLogger("wasp.worker")
 _INTERNAL = SpanKind.INTERNAL
 _ERROR = Status(StatusCode.ERROR)
 _EXECUTE = Phase.EXECUTE_REQUEST_HANDLER
-#: ctx.trace for a request with no sampled parent: its steps run untraced.
+#: ctx.trace for a request without trace context: its steps run untraced.
 UNTRACED = False
+#: ctx.trace[0]: the front's span is sampled (the steps get spans) or not (they do not, but the
+#: handler still runs with the front's context current, so the app's spans follow the decision).
+SAMPLED = True
+UNSAMPLED = False
 #: The name of IIS Web Core's own steps (pipeline.CORE): not a module, no span.
 CORE = "IIS Web Core"
 
@@ -56,18 +60,21 @@ class WorkerTracing:
         otel.shutdown(self.provider)
 
     def parent(self, ctx):
-        """ctx.trace: the OpenTelemetry context of the front's span, or UNTRACED."""
+        """ctx.trace: UNTRACED (no trace context came with the request), else the OpenTelemetry
+        context of the front's span, with SAMPLED or UNSAMPLED first."""
         head = ctx.head
-        found = parse_traceparent(head.trace) if head.trace else None
-        if found is None or not found[2] & 1:
+        traceparent = getattr(head, "trace", "")  # a TracedHead's (frames.FLAG_TRACE)
+        found = parse_traceparent(traceparent) if traceparent else None
+        if found is None:
             ctx.trace = UNTRACED
         else:
-            ctx.trace = otel.remote_parent(found[0], found[1], found[2], head.tracestate)
+            ctx.trace = (SAMPLED if found[2] & 1 else UNSAMPLED,
+                         otel.remote_parent(found[0], found[1], found[2], head.tracestate))
         return ctx.trace
 
     def wrap(self, phase: Phase, name: str, step):
         """`step` traced: the compiled pipeline calls this instead."""
-        if name == CORE:
+        if name == CORE or (phase is not _EXECUTE and not self.settings.module_spans):
             return step
         tracer = self.tracer
         parent_of = self.parent
@@ -81,6 +88,11 @@ class WorkerTracing:
                 parent = parent_of(ctx)
             if parent is UNTRACED:
                 return step(ctx)
+            sampled, parent = parent
+            if not sampled:
+                if not handler:
+                    return step(ctx)
+                return _in_context(parent, step, ctx)
             span = tracer.start_span(span_name, context=parent, kind=_INTERNAL, attributes=attributes)
             current = trace.set_span_in_context(span, parent)
             if handler:
@@ -104,6 +116,18 @@ class WorkerTracing:
         return traced
 
 
+def _in_context(current, step, ctx):
+    """The handler of an unsampled request: no span, but the front's context is current."""
+    token = otel_context.attach(current)
+    try:
+        status = step(ctx)
+    finally:
+        otel_context.detach(token)
+    if status is not None and status.__class__ is not StepStatus:
+        return _pending(None, current, status)
+    return status
+
+
 async def _pending(span, current, awaitable):
     """A step that returned an awaitable (IIS's pending notification): its span ends when the
     awaitable does, and the rest of its work runs with the span current."""
@@ -111,11 +135,13 @@ async def _pending(span, current, awaitable):
     try:
         return await awaitable
     except BaseException as exc:
-        _failed(span, exc)
+        if span is not None:
+            _failed(span, exc)
         raise
     finally:
         otel_context.detach(token)
-        span.end()
+        if span is not None:
+            span.end()
 
 
 def _failed(span, exc: BaseException) -> None:
@@ -133,7 +159,7 @@ def _hand_on(ctx, span) -> None:
     sc = span.get_span_context()
     head = ctx.head
     head.headers = replace_headers(head.headers, format_traceparent(
-        sc.trace_id, sc.span_id, int(sc.trace_flags)), head.tracestate)
+        sc.trace_id, sc.span_id, int(sc.trace_flags)), getattr(head, "tracestate", ""))
 
 
 def start(settings, pool: str, worker_id: int) -> WorkerTracing:

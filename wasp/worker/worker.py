@@ -449,7 +449,7 @@ class Worker:
 
     def _on_request(self, channel: DataChannel, sid: int, flags: int, payload: bytes) -> None:
         try:
-            head = frames.unpack_request(payload)
+            head = frames.unpack_request(payload, flags)
         except Exception as exc:
             log.error("undecodable REQUEST on stream %d: %s", sid, exc)
             channel.send_raw(frames.pack_abort(sid, 500))
