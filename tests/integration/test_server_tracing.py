@@ -29,6 +29,7 @@ enabled = true
 endpoint = "http://127.0.0.1:%(receiver)d/v1/traces"
 headers = { "x-api-key" = "k123" }
 service_name = "wasp-test"
+export_interval = "%(interval)s"
 %(extra)s
 
 [[pools]]
@@ -109,11 +110,11 @@ def receiver():
     r.close()
 
 
-def _start(factory, receiver, extra=""):
+def _start(factory, receiver, extra="", interval="100ms"):
     www = factory.dir / "www"
     www.mkdir(exist_ok=True)
     (www / "hello.txt").write_text("hello\n")
-    return factory(SITE % {"receiver": receiver.port, "extra": extra})
+    return factory(SITE % {"receiver": receiver.port, "extra": extra, "interval": interval})
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +236,8 @@ def test_client_context_from_untrusted_addresses_is_ignored(wasp_server, receive
 
 
 def test_tracing_off_sends_nothing_and_leaves_the_client_s_header_alone(wasp_server, receiver):
-    text = (SITE % {"receiver": receiver.port, "extra": ""}).replace("enabled = true", "enabled = false")
+    text = (SITE % {"receiver": receiver.port, "extra": "", "interval": "100ms"}).replace(
+        "enabled = true", "enabled = false")
     www = wasp_server.dir / "www"
     www.mkdir(exist_ok=True)
     (www / "hello.txt").write_text("hello\n")
@@ -249,3 +251,15 @@ def test_tracing_off_sends_nothing_and_leaves_the_client_s_header_alone(wasp_ser
     server.stop()                                        # a graceful stop would flush spans
     assert receiver.of_trace(trace_id) == []
     assert not [s for s in receiver.spans if s["attributes"].get("url.path") in ("/off",)]
+
+
+def test_a_graceful_stop_flushes_the_spans_still_queued(wasp_server, receiver):
+    # Spans would wait ten minutes for their batch: only the flush on stop can send them.
+    server = _start(wasp_server, receiver, interval="10m")
+    trace_id = "6" * 32
+    r = requests.get(server.url + "/flush", timeout=20, headers={"traceparent": f"00-{trace_id}-{PARENT}-01"})
+    assert r.status_code == 200
+    assert receiver.of_trace(trace_id) == []
+    assert server.stop() == 0
+    names = {s["name"] for s in receiver.of_trace(trace_id)}
+    assert {"GET /", "ExecuteRequestHandler python_app", "app.work"} <= names, names

@@ -114,9 +114,10 @@ def _problems(text):
 def test_tracing_settings_are_strict_with_dotted_paths():
     out = _problems('[tracing]\nendpoint = "file:///etc/passwd"\nsampler_ratio = 1.5\n'
                     'client_context_from = ["x"]\nheaders = { "a b" = "1", k = "v\\r\\nX: y" }\n'
-                    'protocol = "udp"\nwat = 1\n')
+                    'protocol = "udp"\nwat = 1\nexport_interval = "0s"\n')
     for path in ("tracing.endpoint", "tracing.sampler_ratio", "tracing.client_context_from[0]",
-                 "tracing.headers.a b", "tracing.headers.k", "tracing.protocol", "tracing.wat"):
+                 "tracing.headers.a b", "tracing.headers.k", "tracing.protocol", "tracing.wat",
+                 "tracing.export_interval"):
         assert path in out, out
     assert _problems('[tracing]\nenabled = true\n') == ""
 

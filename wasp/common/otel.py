@@ -52,7 +52,7 @@ def provider(settings, process: str, attributes: dict | None = None,
     })
     tp = TracerProvider(resource=resource, sampler=sampler(float(settings.sampler_ratio)))
     tp.add_span_processor(BatchSpanProcessor(span_exporter or exporter(settings),
-                                             schedule_delay_millis=1000,
+                                             schedule_delay_millis=float(settings.export_interval) * 1000,
                                              export_timeout_millis=int(float(settings.timeout) * 1000)))
     return tp
 

@@ -597,6 +597,10 @@ class Tracing(_Strict):
         "Extra request headers for the exporter (an API key of a hosted backend)."
     )] = field(default_factory=dict)
     timeout: Annotated[Duration, doc("How long one export may take before it is given up.")] = Duration(10)
+    export_interval: Annotated[Duration, doc(
+        "How long finished spans wait to be exported in a batch (OTEL_BSP_SCHEDULE_DELAY), more "
+        "than 0; each process exports its own, and flushes what is left when it stops or recycles."
+    )] = Duration(5)
     sampler_ratio: Annotated[float, Meta(ge=0.0, le=1.0, description=(
         "Share of new traces recorded (TraceIdRatioBased, 0..1). A request that carries an "
         "accepted traceparent follows its sampled flag instead (ParentBased)."))] = 1.0

@@ -186,12 +186,18 @@ def check_trusted_proxies(entries: list[str], path: str, add: Add) -> None:
                                 "(\"10.0.0.1\", \"10.0.0.0/8\", \"::1\", \"fd00::/8\")")
 
 
+def check_export_interval(value: float, path: str, add: Add) -> None:
+    if not 0 < value <= 86400:
+        add(path, f"{value:g}s is out of range; allowed: more than 0s, at most 1d")
+
+
 FIELD_CHECKS = {
     (CacheProfile, "extension"): check_cache_extension,
     (CacheProfile, "vary_by_headers"): check_header_names,
     (CacheSettings, "scavenger_period"): check_scavenger_period,
     (ServerSettings, "trusted_proxies"): check_trusted_proxies,
     (Tracing, "client_context_from"): check_trusted_proxies,
+    (Tracing, "export_interval"): check_export_interval,
     (Limits, "max_global_bandwidth"): check_bandwidth,
     (SiteLimits, "max_bandwidth"): check_bandwidth,
     (Pool, "name"): check_pool_name,
