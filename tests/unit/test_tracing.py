@@ -356,3 +356,14 @@ def test_an_unsampled_request_s_handler_runs_in_the_front_s_context(worker_traci
     assert seen["ids"] == (TRACE, SPAN, False)
     assert trace.get_current_span().get_span_context().trace_id != TRACE   # detached after
     assert _spans(tracing, exporter) == {}
+
+
+def test_a_tracing_change_recycles_every_pool():
+    from wasp.config.diff import changed_pools
+    from wasp.config.load import load_text
+
+    base = ('[[pools]]\nname = "A"\n[[pools]]\nname = "B"\n[[sites]]\nname = "S"\nid = 1\n'
+            'bindings = ["http/127.0.0.1:1:"]\n[[sites.applications]]\npool = "A"\nphysical_path = "."\n')
+    off = load_text(base)
+    assert changed_pools(off, load_text(base)) == set()
+    assert changed_pools(off, load_text('[tracing]\nenabled = true\n' + base)) == {"A", "B"}
