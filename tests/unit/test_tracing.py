@@ -158,7 +158,9 @@ def _req(headers, peer="127.0.0.1"):
 
 def _finish(tracing, exporter, req, status=200):
     req.status = status
+    req.sent = req.trace     # end() clears req.trace
     tracing.end(req)
+    assert req.trace is None
     tracing.provider.force_flush()
     spans = exporter.get_finished_spans()
     assert len(spans) == 1
@@ -181,9 +183,9 @@ def test_the_front_continues_a_client_trace_and_hands_its_own_span_on():
     # The span started when the head was parsed (half a second before "now" on the loop clock).
     assert span.end_time - span.start_time >= 400_000_000
     sent = [v for n, v in req.headers if n.lower() == b"traceparent"]
-    assert sent == [req.trace[2].encode()]
+    assert sent == [req.sent[2].encode()]
     assert parse_traceparent(sent[0]) == (TRACE, span.context.span_id, 1)
-    assert (b"tracestate", b"a=1") in req.headers and req.trace[3] == "a=1"
+    assert (b"tracestate", b"a=1") in req.headers and req.sent[3] == "a=1"
 
 
 def test_an_untrusted_peer_s_context_is_replaced_by_a_new_trace():
@@ -193,7 +195,7 @@ def test_an_untrusted_peer_s_context_is_replaced_by_a_new_trace():
     span = _finish(tracing, exporter, req)
     assert span.parent is None and span.context.trace_id != TRACE and span.status.is_ok
     assert (b"tracestate", b"a=1") not in req.headers
-    assert [v for n, v in req.headers if n == b"traceparent"] == [req.trace[2].encode()]
+    assert [v for n, v in req.headers if n == b"traceparent"] == [req.sent[2].encode()]
     trusted, exporter = _front(client_context_from=["10.0.0.0/8"])
     req = _req([(b"traceparent", CLIENT)], peer="10.1.2.3")
     trusted.start(req)
@@ -211,11 +213,14 @@ def test_an_unsampled_request_still_hands_a_traceparent_on_but_exports_nothing()
     tracing, exporter = _front(sampler_ratio=0.0)
     req = _req([])
     tracing.start(req)
+    sent = req.trace
+    tracing.start(req)       # submitted again: the same span
+    assert req.trace is sent
     req.status = 200
     tracing.end(req)
     tracing.provider.force_flush()
     assert exporter.get_finished_spans() == ()
-    assert not parse_traceparent(req.trace[2]).sampled
+    assert not parse_traceparent(sent[2]).sampled
 
 
 # ---- the worker's steps ---------------------------------------------------------------------

@@ -44,6 +44,8 @@ class FrontTracing:
     def start(self, req) -> None:
         """Open the request's server span (started when its head was parsed) and hand its
         context on in the request's headers."""
+        if req.trace is not None:
+            return  # already has its span (submitted again)
         conn = req.conn
         parent = self._root
         state = ""
@@ -89,6 +91,7 @@ class FrontTracing:
 
     def end(self, req) -> None:
         span = req.trace[1]
+        req.trace = None
         if span.is_recording():
             status = req.status
             span.set_attribute("http.response.status_code", status)

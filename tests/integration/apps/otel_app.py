@@ -24,3 +24,22 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def asgi_app(scope, receive, send):
+    """The same answer from an ASGI app: its span is made in the request's task."""
+    if scope["type"] != "http":
+        return
+    current = trace.get_current_span().get_span_context()
+    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+    with tracer.start_as_current_span("app.asgi_work") as span:
+        mine = span.get_span_context()
+        body = json.dumps({
+            "traceparent": headers.get("traceparent"),
+            "current_span_id": f"{current.span_id:016x}",
+            "span_id": f"{mine.span_id:016x}",
+            "trace_id": f"{mine.trace_id:032x}",
+        }).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
