@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
+import subprocess
 import threading
 
 import pytest
@@ -189,6 +191,19 @@ def test_an_asgi_app_s_spans_nest_under_its_handler_span(server, receiver):
     assert handler["parent"] == front["span_id"]
     assert spans["app.asgi_work"]["parent"] == handler["span_id"] == seen["current_span_id"]
     assert seen["traceparent"] == f"00-{trace_id}-{handler['span_id']}-01"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_an_http2_request_has_its_span(server, receiver):
+    trace_id = "8" * 32
+    out = subprocess.run(["curl", "-s", "--max-time", "20", "--http2-prior-knowledge", "-H",
+                          f"traceparent: 00-{trace_id}-{PARENT}-01", server.url + "/h2"],
+                         capture_output=True, text=True, timeout=30)
+    seen = json.loads(out.stdout)
+    spans = _tree(server, receiver, trace_id, {"GET /", "ExecuteRequestHandler python_app", "app.work"})
+    front = spans["GET /"]
+    assert front["parent"] == PARENT and front["attributes"]["network.protocol.version"] == "2"
+    assert seen["traceparent"] == f"00-{trace_id}-{spans['ExecuteRequestHandler python_app']['span_id']}-01"
 
 
 def test_a_request_without_context_starts_a_new_trace(server, receiver):
