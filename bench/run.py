@@ -31,7 +31,7 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite", "proxy", "php", "accesslog", "metrics")
+                                       "rewrite", "proxy", "php", "accesslog", "metrics", "tracing")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
@@ -255,6 +255,21 @@ def plan(args, workdir: str, fronts: int = 1):
             ("wsgi hello, metrics", "wasp",
              lambda: wasp(workdir, "wsgi_hello", log, name="wasp-metrics", app_extra=sv.METRICS_ON),
              "/", 13, False),
+        ]
+    if "tracing" in args.scenarios:
+        # Issue 11 item 6: OpenTelemetry on (every request sampled: a front span and a span per
+        # module, exported over OTLP/HTTP to a sink in this process) against the same server off.
+        def labelled(dep, label):
+            dep.label = label
+            return dep
+        sink = sv.otlp_sink()
+        cases += [
+            ("wsgi hello, tracing", "wasp",
+             lambda: labelled(wasp(workdir, "wsgi_hello", log, name="wasp-notrace"), "wasp, tracing off"),
+             "/", 13, True),
+            ("wsgi hello, tracing", "wasp",
+             lambda: labelled(wasp(workdir, "wsgi_hello", log, name="wasp-trace",
+                                   app_extra=sv.tracing_toml(sink)), "wasp, tracing on"), "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -329,6 +329,35 @@ def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp
     return Deployment(label, port, [server], ready_timeout=60.0, config_path=config)
 
 
+# ---- the tracing scenario (issue 11) ----
+
+def otlp_sink() -> int:
+    """An OTLP/HTTP receiver that reads and drops what it is sent, on a thread of the bench
+    process (its CPU is not the server's); -> its port."""
+    import http.server
+    import threading
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd.server_address[1]
+
+
+def tracing_toml(port: int) -> str:
+    """`app_extra` TOML turning tracing on, exporting to the sink on `port`."""
+    return f'[tracing]\nenabled = true\nendpoint = "http://127.0.0.1:{port}/v1/traces"\n'
+
+
 # ---- the compression scenario (issue 10) ----
 
 #: wasp's dynamic_types do not name application/json by default (IIS's list): the JSON row adds it.

@@ -1,6 +1,6 @@
 """What a config reload changes, pool by pool: the manager recycles the pools whose workers would
 now run differently (their own settings, or any application they host, the bindings of a site
-they serve, or a system.webServer section of the server, site or application), starts added pools
+they serve, a system.webServer section of the server, site or application, or [tracing]), starts added pools
 and stops removed ones.
 """
 
@@ -24,8 +24,9 @@ def changed_pools(old: Config, new: Config) -> set[str]:
     """Pools in both configs whose settings or hosted applications differ."""
     old_pools, new_pools = _by_name(old), _by_name(new)
     old_apps, new_apps = _hosted(old), _hosted(new)
+    tracing = old.tracing != new.tracing  # every worker traces (or not) by [tracing]
     return {name for name in old_pools.keys() & new_pools.keys()
-            if old_pools[name] != new_pools[name] or old_apps.get(name, []) != new_apps.get(name, [])}
+            if tracing or old_pools[name] != new_pools[name] or old_apps.get(name, []) != new_apps.get(name, [])}
 
 
 def _names(config: Config) -> set[str]:

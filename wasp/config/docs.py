@@ -77,6 +77,11 @@ _SECTION_TEXT = {
         "`http/1.1`. Certificates are re-read on `wasp reload` and when their files change (checked "
         "every 3 s); a bad new file keeps the old certificate serving. `wasp validate` refuses a missing, "
         "unreadable, expired, not yet valid or mismatched certificate or key."),
+    "tracing": (
+        "OpenTelemetry tracing (docs/tracing.md), off by default; needs `pip install "
+        "'wasp-server[otel]'`. The front opens a server span per request and the workers a span per "
+        "pipeline module, exported over OTLP; a client's W3C `traceparent` is continued and the app "
+        "sees wasp's span in its own."),
     "cache": (
         "The front's response cache (HTTP.sys's kernel cache): server-wide limits and admission. "
         "The front serves a cached response itself, without a worker; what may be cached is decided "

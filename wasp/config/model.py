@@ -681,6 +681,49 @@ class WebFarm(_Strict):
     application_request_routing: FarmRouting = field(default_factory=FarmRouting)
 
 
+class Tracing(_Strict):
+    """OpenTelemetry tracing (docs/tracing.md): needs the `wasp-server[otel]` extra when enabled."""
+
+    enabled: Annotated[bool, doc(
+        "Export OpenTelemetry spans: a server span per request from the front, a span per "
+        "pipeline module from the workers, and the apps' own spans under them. Off costs nothing."
+    )] = False
+    endpoint: Annotated[str, doc(
+        "The OTLP receiver (a collector): for \"http/protobuf\" the full URL of its traces path, "
+        "for \"grpc\" its address as a URL (\"http://127.0.0.1:4317\")."
+    )] = "http://127.0.0.1:4318/v1/traces"
+    protocol: Annotated[Literal["http/protobuf", "grpc"], doc(
+        "OTLP transport (OTEL_EXPORTER_OTLP_PROTOCOL's names); grpc needs "
+        "opentelemetry-exporter-otlp-proto-grpc installed as well."
+    )] = "http/protobuf"
+    headers: Annotated[dict[str, str], doc(
+        "Extra request headers for the exporter (an API key of a hosted backend)."
+    )] = field(default_factory=dict)
+    timeout: Annotated[Duration, doc("How long one export may take before it is given up.")] = Duration(10)
+    export_interval: Annotated[Duration, doc(
+        "How long finished spans wait to be exported in a batch (OTEL_BSP_SCHEDULE_DELAY), more "
+        "than 0; each process exports its own, and flushes what is left when it stops or recycles."
+    )] = Duration(5)
+    sampler_ratio: Annotated[float, Meta(ge=0.0, le=1.0, description=(
+        "Share of new traces recorded (TraceIdRatioBased, 0..1). A request that carries an "
+        "accepted traceparent follows its sampled flag instead (ParentBased)."))] = 1.0
+    service_name: Annotated[str, Meta(min_length=1, max_length=255, description=(
+        "The service.name resource attribute of every span."))] = "wasp"
+    module_spans: Annotated[bool, doc(
+        "A worker span for every module notification that ran (BeginRequest request_filtering, "
+        "...); false: only the handler's span (ExecuteRequestHandler python_app) under the "
+        "front's, which is all an app's own spans need."
+    )] = True
+    accept_client_context: Annotated[bool, doc(
+        "Continue the trace a client's W3C traceparent/tracestate names (the spec's default); "
+        "false: every request starts a new trace and the client's headers are replaced."
+    )] = True
+    client_context_from: Annotated[list[str], doc(
+        "Addresses and CIDR networks whose traceparent is accepted (the connection's peer); "
+        "from anyone else it is replaced by a new trace. Empty = from any address."
+    )] = field(default_factory=list)
+
+
 class Config(_Strict):
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
@@ -692,6 +735,7 @@ class Config(_Strict):
     web_farms: Annotated[list[WebFarm], doc("IIS webFarms: the reverse proxy's server farms (docs/reverse-proxy.md).")] = field(default_factory=list)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: Tracing = field(default_factory=Tracing)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
     # Not from the file: the raw tables of the system.webServer sections (wasp/config/sections),

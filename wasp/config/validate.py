@@ -16,7 +16,7 @@ from wasp.config.bindings import binding_text, parse_binding
 from wasp.config.acme import ACME
 from wasp.config.model import (MAX_POOLS, MAX_SITES, UNIX_PREFIX, Application, CacheProfile,
                                CacheSettings, Config, Limits, MetricsSettings, Pool, Recycling, ServerSettings, Site,
-                               SiteBinding, SiteLimits)
+                               SiteBinding, SiteLimits, Tracing)
 from wasp.wire import w3c
 
 Add = Callable[[str, str], None]
@@ -186,6 +186,11 @@ def check_trusted_proxies(entries: list[str], path: str, add: Add) -> None:
                                 "(\"10.0.0.1\", \"10.0.0.0/8\", \"::1\", \"fd00::/8\")")
 
 
+def check_export_interval(value: float, path: str, add: Add) -> None:
+    if not 0 < value <= 86400:
+        add(path, f"{value:g}s is out of range; allowed: more than 0s, at most 1d")
+
+
 FIELD_CHECKS = {
     (CacheProfile, "extension"): check_cache_extension,
     (CacheProfile, "vary_by_headers"): check_header_names,
@@ -193,6 +198,8 @@ FIELD_CHECKS = {
     (ServerSettings, "trusted_proxies"): check_trusted_proxies,
     (MetricsSettings, "allowed_ips"): check_trusted_proxies,
     (MetricsSettings, "url"): lambda url, path, add: url and _check_health_url(url, path, add),
+    (Tracing, "client_context_from"): check_trusted_proxies,
+    (Tracing, "export_interval"): check_export_interval,
     (Limits, "max_global_bandwidth"): check_bandwidth,
     (SiteLimits, "max_bandwidth"): check_bandwidth,
     (Pool, "name"): check_pool_name,
@@ -254,6 +261,7 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
     _check_proxy_protocol(config, add)
     _check_acme(config, add)
     _check_web_farms(config, add)
+    _check_tracing(config.tracing, add)
 
 
 _LOG_FIELD_NAME = re.compile(r"[A-Za-z0-9_()\-]{1,64}")
@@ -482,3 +490,57 @@ def _check_health_url(url: str, at: str, add) -> None:
             any(s in (".", "..") for s in segments) or "//" in url:
         add(at, f"{url!r} is not a plain path (\"/healthz\"): no query, escape, dot segment, "
                 "backslash, space or empty segment")
+
+
+#: The modules each [tracing] protocol needs, with the distribution that brings them.
+TRACING_NEEDS = {
+    "http/protobuf": (("opentelemetry.sdk.trace", "opentelemetry-sdk"),
+                      ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                       "opentelemetry-exporter-otlp-proto-http")),
+    "grpc": (("opentelemetry.sdk.trace", "opentelemetry-sdk"),
+             ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+              "opentelemetry-exporter-otlp-proto-grpc")),
+}
+
+
+def missing_tracing_packages(protocol: str) -> list[str]:
+    """The distributions [tracing] with `protocol` needs that this interpreter cannot import."""
+    from importlib.util import find_spec
+
+    missing = []
+    for module, dist in TRACING_NEEDS[protocol]:
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(dist)
+    return missing
+
+
+def _check_tracing(tracing: Tracing | None, add: Add) -> None:
+    if tracing is None:
+        return
+    from urllib.parse import urlsplit
+
+    endpoint = tracing.endpoint
+    try:
+        url = urlsplit(endpoint)
+        url.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        url = None
+    if (url is None or url.scheme not in ("http", "https") or not url.hostname
+            or any(c <= " " or c == "\x7f" for c in endpoint)):
+        add("tracing.endpoint", f"\"{endpoint}\" is not an http:// or https:// URL "
+                                "(\"http://127.0.0.1:4318/v1/traces\")")
+    for name, value in tracing.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            add(f"tracing.headers.{name}", f"\"{name}\" is not a header name")
+        elif any(c in value for c in "\r\n\x00"):
+            add(f"tracing.headers.{name}", "a header value may not contain CR, LF or NUL")
+    if tracing.enabled:
+        missing = missing_tracing_packages(tracing.protocol)
+        if missing:
+            add("tracing.enabled", "tracing needs " + ", ".join(missing) + " (pip install "
+                "'wasp-server[otel]'" + (" opentelemetry-exporter-otlp-proto-grpc"
+                                         if tracing.protocol == "grpc" else "") + ")")

@@ -30,6 +30,8 @@ class RequestEndings:
         """A routed request: a cache hit is answered at once (never for a stopped pool, which
         owes its 503), a miss may be admitted for storing, then it joins its pool's queue."""
         server = self.server
+        if server.tracing is not None:
+            server.tracing.start(req)
         if req.app.health is not None and req.path.lower() == req.app.health:
             self._send_health(req)
             return

@@ -157,6 +157,7 @@ class Front:
             for link in list(server.links.values()):
                 link.close()
             server.close_logs()
+            server.stop_tracing()
             if server.watcher is not None:
                 server.watcher.close()
             for message in server.log_writer.errors:

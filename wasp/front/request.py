@@ -94,6 +94,8 @@ class Request:
         # absolute URL a rule proxies to; the front's own answer (a redirect, a custom response,
         # or rewriting.ABORT)
         "rewritten", "proxy_url", "answer",
+        # OpenTelemetry (front/tracing.py): (tracing, span, traceparent, tracestate); None = off
+        "trace",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -158,6 +160,7 @@ class Request:
         self.rewritten = False
         self.proxy_url = ""
         self.answer = None
+        self.trace = None
 
     def move(self, stage: Stage) -> None:
         if stage not in _MOVES[self.stage]:

@@ -95,6 +95,8 @@ class Server:
         #: metrics.url scrapes waiting for the manager's text: id -> (connection, request).
         self.scrapes: dict[int, tuple] = {}
         self._scrape_ids = itertools.count(1)
+        #: OpenTelemetry server spans (front/tracing.py), None while [tracing] is off.
+        self.tracing = None
         self.apply_config(config, slots)
         self.refresh_clock()
 
@@ -124,6 +126,7 @@ class Server:
         self.counting = metrics.enabled
         self.metrics_path = metrics.url.encode("utf-8") if metrics.url else None
         self.metrics_allowed = TrustedProxies(metrics.allowed_ips)
+        self._configure_tracing(config.tracing)
         self._set_buckets(config)
         self.h2_max_streams = int(limits.http2_max_concurrent_streams)
         header = config.server.server_header.encode("latin-1")
@@ -392,8 +395,34 @@ class Server:
             path = cook_target(url.encode("utf-8"))[0]
         return self.cache.flush(site_id, path)
 
+    def _configure_tracing(self, settings) -> None:
+        old = self.tracing
+        if old is not None and old.settings == settings:
+            return
+        self.tracing = None
+        if settings.enabled:
+            try:
+                from wasp.front.tracing import FrontTracing
+
+                self.tracing = FrontTracing(settings, self.loop)
+            except ImportError as exc:  # validate refuses this; a reload may still race an uninstall
+                self.notice(f"tracing is enabled but OpenTelemetry cannot be imported: {exc}")
+        if old is not None:
+            # Spans of requests in flight end on the old provider; flush it off the loop.
+            import threading
+
+            threading.Thread(target=old.shutdown, name="wasp-tracing-shutdown", daemon=True).start()
+
+    def stop_tracing(self) -> None:
+        """Export the spans still queued (graceful stop)."""
+        tracing, self.tracing = self.tracing, None
+        if tracing is not None:
+            tracing.shutdown()
+
     # ---- logging ----
     def log_access(self, conn, req: Request) -> None:
+        if req.trace is not None:
+            req.trace[0].end(req)
         app = req.app
         if app is None:
             return

@@ -300,7 +300,10 @@ class WorkerLink(asyncio.Protocol):
                            proxied=conn.proxied or req.client is not None or req.scheme is not None,
                            rewritten=req.rewritten, proxy_url=req.proxy_url)
         has_body = req.chunked or req.content_length > 0
-        self._write(fr.pack_request(sid, head, has_body))
+        if req.trace is None:
+            self._write(fr.pack_request(sid, head, has_body))
+        else:  # tracing: the front's span goes with the head (front/tracing.py)
+            self._write(fr.pack_traced_request(sid, head, has_body, req.trace[2], req.trace[3]))
         if has_body or req.expect:
             conn.dispatched(req)
 

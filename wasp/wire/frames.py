@@ -44,6 +44,7 @@ class FrameType(IntEnum):
 
 
 FLAG_FIN = 0x01
+FLAG_TRACE = 0x02  # REQUEST: the payload is a TracedHead
 
 
 class ProtocolError(Exception):
@@ -202,6 +203,15 @@ class RequestHead(msgspec.Struct, array_like=True):
     proxy_url: str = ""
 
 
+class TracedHead(RequestHead):
+    """A RequestHead with the front's OpenTelemetry span (docs/tracing.md): sent as a REQUEST
+    frame with FLAG_TRACE, only while tracing is on, so with it off the frame is the plain
+    RequestHead, not a byte longer."""
+
+    trace: str = ""        # the front's server span as a W3C traceparent
+    tracestate: str = ""   # the tracestate that goes with it
+
+
 class FileSpan(msgspec.Struct, array_like=True):
     """Answer with a file: the front opens `path` and sends `length` bytes from `offset`."""
 
@@ -237,6 +247,7 @@ NOT_FOR_PROXIES = 2
 _hello_enc = msgspec.msgpack.Encoder()
 _hello_dec = msgspec.msgpack.Decoder(Hello)
 _req_dec = msgspec.msgpack.Decoder(RequestHead)
+_traced_dec = msgspec.msgpack.Decoder(TracedHead)
 _file_dec = msgspec.msgpack.Decoder(FileSpan)
 _cache_dec = msgspec.msgpack.Decoder(CacheHint)
 encode_msgpack = _hello_enc.encode
@@ -267,8 +278,17 @@ def pack_request(stream: int, head: RequestHead, has_body: bool) -> bytes:
     return HEADER.pack(len(payload), _REQUEST, 0 if has_body else FLAG_FIN, stream) + payload
 
 
-def unpack_request(payload: bytes) -> RequestHead:
-    return _decode(_req_dec, payload)
+def pack_traced_request(stream: int, head: RequestHead, has_body: bool, traceparent: str,
+                        tracestate: str) -> bytes:
+    """A REQUEST frame carrying the front's trace context (FLAG_TRACE, a TracedHead)."""
+    payload = encode_msgpack(TracedHead(*msgspec.structs.astuple(head), traceparent, tracestate))
+    return HEADER.pack(len(payload), _REQUEST, FLAG_TRACE | (0 if has_body else FLAG_FIN),
+                       stream) + payload
+
+
+def unpack_request(payload: bytes, flags: int = 0) -> RequestHead:
+    """The head of a REQUEST frame; a TracedHead when its flags have FLAG_TRACE."""
+    return _decode(_traced_dec if flags & FLAG_TRACE else _req_dec, payload)
 
 
 def pack_file(stream: int, span: FileSpan) -> bytes:

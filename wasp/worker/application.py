@@ -58,6 +58,7 @@ class Application:
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
         self.pool_secret: bytes | None = None    # the pool's secret (manager's init), else None
         self.client_board_fd: int | None = None  # the pool's shared client counters (memfd)
+        self.tracing = None                      # worker/tracing.WorkerTracing, [tracing] on
         self.resolve_sections()
 
     def resolve_sections(self) -> None:

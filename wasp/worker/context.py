@@ -42,6 +42,8 @@ class RequestContext:
         "user", "auth_type", "private", "challenges", "extra_headers",
         "compression", "filters", "swallow", "proxy_url", "outbound",
         "mapping", "script",
+        # OpenTelemetry (worker/tracing.py): the parent context of the request's spans
+        "trace",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -68,6 +70,7 @@ class RequestContext:
         self.file_stat = None
         self.is_dir = False
         self.items = None        # per-request scratch space for modules
+        self.trace = None        # worker/tracing.py: set by the first traced step
         self.thread = 0          # ident of the WSGI thread running it (0: the loop / not yet)
         self.task = None         # the asyncio Task of a request run on the loop (ASGI), once
         self.coro = None         # it suspends; `coro` is its pipeline coroutine (for its stack)

@@ -101,6 +101,10 @@ class Pipeline:
             if phase is Phase.MAP_REQUEST_HANDLER:
                 # IIS's core picks the handler from the handler list once the modules mapped.
                 target.append((phase, CORE, self._map))
+        tracing = getattr(app, "tracing", None)
+        if tracing is not None:  # compiled in: a pipeline that does not trace pays nothing
+            self.main = [(phase, name, tracing.wrap(phase, name, step)) for phase, name, step in self.main]
+            self.tail = [(phase, name, tracing.wrap(phase, name, step)) for phase, name, step in self.tail]
         stepped = {name for _phase, name, _step in self.main + self.tail}
         #: The modules a request of this application runs through, in order (`list requests`).
         self.active = [m.id for m in self.modules if m.id in stepped or (

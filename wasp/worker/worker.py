@@ -186,6 +186,8 @@ class Worker:
         self.control: ControlChannel | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._exit: asyncio.Future | None = None
+        #: OpenTelemetry (worker/tracing.py) when [tracing] is enabled and importable.
+        self.tracing = None
 
     # ---- state ----
     def move(self, new: State) -> None:
@@ -293,6 +295,14 @@ class Worker:
         if pool is None:
             raise AppLoadError(f"pool {name!r} is not in the configuration")
         self.pool = pool
+        if config.tracing.enabled and self.tracing is None:
+            try:
+                from wasp.worker.tracing import start as start_tracing
+            except ImportError as exc:
+                log.warning("tracing is enabled but this worker cannot import OpenTelemetry (%s): "
+                            "its requests get no worker spans", exc)
+            else:
+                self.tracing = start_tracing(config.tracing, pool.name, self.worker_id)
         if pool.recycling.requests > 0:
             # The worker counts its requests itself, so the recycle comes after exactly that many
             # (the manager's pings would see the count late). It keeps serving until the manager
@@ -308,6 +318,7 @@ class Worker:
             if isinstance(secret, bytes) and len(secret) >= 32:
                 app.pool_secret = secret  # the pool's, from the manager (Digest nonces)
             app.client_board_fd = self.client_board_fd
+            app.tracing = self.tracing
             load(app, threads=pool.threads, multiprocess=pool.max_processes > 1)
             if app.threaded:  # a request pending before its handler goes to a thread from there
                 app.pipeline.hand_off = self.jobs.put
@@ -438,7 +449,7 @@ class Worker:
 
     def _on_request(self, channel: DataChannel, sid: int, flags: int, payload: bytes) -> None:
         try:
-            head = frames.unpack_request(payload)
+            head = frames.unpack_request(payload, flags)
         except Exception as exc:
             log.error("undecodable REQUEST on stream %d: %s", sid, exc)
             channel.send_raw(frames.pack_abort(sid, 500))
@@ -599,6 +610,12 @@ class Worker:
                     task.get_coro().close()
                 except RuntimeError as exc:
                     log.error("a request task cannot be stopped: %s", exc)
+        if self.tracing is not None:
+            # The spans still queued leave before the process does (a stop or a recycle).
+            try:
+                await asyncio.to_thread(self.tracing.shutdown)
+            except Exception as exc:
+                log.warning("tracing: the last spans were not exported: %s", exc)
         # Responses still queued for a loop's writer (a front was slow to read) leave before the
         # channels close, for up to a second in all.
         for _ in range(100):
