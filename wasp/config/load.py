@@ -255,6 +255,7 @@ def resolve_paths(config: Config, base_dir: str) -> None:
             pool.python = absolute(pool.python)
         if pool.virtualenv:
             pool.virtualenv = absolute(pool.virtualenv)
+        pool.service.python_path = [absolute(p) for p in pool.service.python_path]
     for site in config.sites:
         for app in site.applications:
             if app.physical_path:

@@ -37,16 +37,23 @@ from wasp.manager.events import EventLog
 from wasp.manager.executor import Executor
 from wasp.manager.startup import StartupError, cpu_count, prepare_dirs
 from wasp.manager.reloader import CodeWatcher, pool_roots
+from wasp.manager.services import ServiceActivation
+from wasp.config import services as service_config
 from wasp.manager.supervisor import CommandError, Supervisor, front_count
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
 
 
-class Manager(Executor, AdminApi):
+class Manager(Executor, AdminApi, ServiceActivation):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
-                 run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False):
+                 run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False,
+                 service_listeners: listeners.ListenerSet | None = None):
         self.config = config
+        # tcp pools (services.py): their sockets, bound by serve(), and which pool has which.
+        self.services = service_listeners or listeners.ListenerSet()
+        self.service_plan = service_config.plan(config)
+        self._service_modes: dict[str, str | None] = {}
         #: `wasp serve --reload`: recycle a pool when its Python files change (reloader.py).
         self.code_watcher = CodeWatcher(self._post_threadsafe) if reload_code else None
         self.config_bytes = encode(config)
@@ -153,6 +160,7 @@ class Manager(Executor, AdminApi):
                 except OSError:
                     pass
             self.listeners.close()
+            self._services_close()
             self.isolation.close()
             self.events.write(9003)
             self.events.close()
@@ -194,6 +202,8 @@ class Manager(Executor, AdminApi):
             self.workers.pop(item[1], None)
             self.slots.release_worker(item[1])
             self._execute(self.sup.worker_not_started(item[1], now, item[2], item[3]))
+        elif kind == "service_demand":
+            self._execute(self.sup.front_demand(item[1], now))
         elif kind == "acme":
             self.certificates.handle(item)
         elif kind == "code_changed":
@@ -344,8 +354,10 @@ class Manager(Executor, AdminApi):
                 return self._reject(["the new configuration listens on nothing (no started site "
                                      "has a binding); the running configuration keeps serving"])
             self.listeners.apply(planned)
+            service_plan = self._services_reconfigure(new)
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
+        self.service_plan = service_plan
         self.site_overrides = overrides
         self.slots, self.slot_map = slots, slot_map
         if new.server.run_dir != self.config.server.run_dir or new.server.log_dir != self.config.server.log_dir:
@@ -380,11 +392,14 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
     run_dir = os.path.abspath(config.server.run_dir)
     log_dir = os.path.abspath(config.server.log_dir)
     listener_set = listeners.ListenerSet()
+    service_set = listeners.ListenerSet()
     try:
         prepare_dirs(run_dir, log_dir)
         listener_set.apply(listeners.plan(config))
+        service_set.apply([a for pool in service_config.plan(config).values() for a in pool])
     except (StartupError, rundir.RunDirError, listeners.BindError, OSError, ValueError) as exc:
         listener_set.close()
+        service_set.close()
         stderr.write(f"wasp: {exc}\n")
         return 1
     admin_path = os.path.join(run_dir, "admin.sock")
@@ -403,7 +418,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
 
     async def main() -> int:
         manager = Manager(config, config_file, listener_set, run_dir, log_dir, stderr,
-                          reload_code=reload_code)
+                          reload_code=reload_code, service_listeners=service_set)
         return await manager.run()
 
     try:
@@ -417,3 +432,4 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         return 1
     finally:
         listener_set.close()
+        service_set.close()
