@@ -28,7 +28,7 @@ import sys
 import time
 from importlib import metadata
 
-from wasp.cli import output
+from wasp.cli import deploy, output
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help='"pool" (or "apppool")' + ("" if verb == "recycle" else ', or "site"'))
         p.add_argument("name", metavar="NAME")
         _add_locate(p)
+
+    deploy.register(sub, _add_locate)
 
     p = sub.add_parser("cache", help="empty the front's response cache")
     p.add_argument("action", metavar="flush", choices=["flush"], help="flush")
@@ -402,6 +404,7 @@ def cmd_events(args) -> int:
 COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "recycle": cmd_pool,
             "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
             "cache": cmd_cache, "status": cmd_status}
+COMMANDS["deploy"] = deploy.cmd_deploy
 
 
 def main(argv: list[str] | None = None) -> int:

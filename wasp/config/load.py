@@ -256,6 +256,7 @@ def resolve_paths(config: Config, base_dir: str) -> None:
         if pool.virtualenv:
             pool.virtualenv = absolute(pool.virtualenv)
         pool.service.python_path = [absolute(p) for p in pool.service.python_path]
+        pool.recycling.monitor_changes_to = [absolute(p) for p in pool.recycling.monitor_changes_to]
     for site in config.sites:
         for app in site.applications:
             if app.physical_path:

@@ -115,6 +115,11 @@ class Recycling(_Strict):
     private_memory: Annotated[Size, doc("Recycle when a worker's private memory (USS) exceeds this; 0 disables.")] = Size(0)
     disallow_overlapping_rotation: Annotated[bool, doc("Stop the old worker before starting the new one.")] = False
     disallow_rotation_on_config_change: Annotated[bool, doc("Do not recycle when this pool's config changes.")] = False
+    monitor_changes_to: Annotated[list[str], doc(
+        "Files whose change (written, created, removed) recycles the pool, overlapped (event "
+        "9023); relative to the config file. A deploy touches one of them when its copy is done "
+        "(docs/deploys.md)."
+    )] = field(default_factory=list)
 
 
 class Failure(_Strict):

@@ -38,6 +38,7 @@ from wasp.manager.executor import Executor
 from wasp.manager.startup import StartupError, cpu_count, prepare_dirs
 from wasp.manager.reloader import CodeWatcher, pool_roots
 from wasp.manager.services import ServiceActivation
+from wasp.manager.deploys import FileWatcher, watched
 from wasp.config import services as service_config
 from wasp.manager.supervisor import CommandError, Supervisor, front_count
 
@@ -56,6 +57,8 @@ class Manager(Executor, AdminApi, ServiceActivation):
         self._service_modes: dict[str, str | None] = {}
         #: `wasp serve --reload`: recycle a pool when its Python files change (reloader.py).
         self.code_watcher = CodeWatcher(self._post_threadsafe) if reload_code else None
+        #: recycling.monitor_changes_to (deploys.py).
+        self.file_watcher = FileWatcher(self._post_threadsafe)
         self.config_bytes = encode(config)
         self.pool_secrets: dict[str, bytes] = {}  # Executor.pool_secret
         self.client_boards: dict[str, tuple[int, int]] = {}  # Executor.client_board: (fd, columns)
@@ -128,6 +131,8 @@ class Manager(Executor, AdminApi, ServiceActivation):
             if self.code_watcher is not None:
                 self.code_watcher.watch(pool_roots(self.config, self.config_file))
                 self.code_watcher.start()
+            self.file_watcher.watch(watched(self.config))
+            self.file_watcher.start()
             while not self._exit:
                 now = time.monotonic()
                 deadline = self.sup.next_deadline(now, time.time())
@@ -150,6 +155,7 @@ class Manager(Executor, AdminApi, ServiceActivation):
         finally:
             if self.code_watcher is not None:
                 self.code_watcher.close()
+            self.file_watcher.close()
             server.close()
             self.reaper.close()
             for child in [*self.fronts.values(), *self.workers.values()]:
@@ -208,6 +214,8 @@ class Manager(Executor, AdminApi, ServiceActivation):
             self.certificates.handle(item)
         elif kind == "code_changed":
             self._code_changed(item[1], item[2], now)
+        elif kind == "files_changed":
+            self._code_changed(item[1], item[2], now, event_id=9023)
         elif kind == "code_watch_limit":
             self.stderr.write(f"wasp: --reload watches only the first {item[2]} Python files of "
                               f"application pool '{item[1]}'\n")
@@ -224,10 +232,10 @@ class Manager(Executor, AdminApi, ServiceActivation):
                 if not future.done():
                     future.set_result(result)
 
-    def _code_changed(self, pool: str, files: list[str], now: float) -> None:
+    def _code_changed(self, pool: str, files: list[str], now: float, event_id: int = 9022) -> None:
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
         try:
-            self._execute(self.sup.recycle_pool(pool, now, event_id=9022, files=shown))
+            self._execute(self.sup.recycle_pool(pool, now, event_id=event_id, files=shown))
         except CommandError:
             pass  # stopped, starting or shutting down: its next workers load the new code anyway
 
@@ -374,6 +382,7 @@ class Manager(Executor, AdminApi, ServiceActivation):
         self.events.write(9004, data={"source": self.config_file})
         if self.code_watcher is not None:
             self.code_watcher.watch(pool_roots(new, self.config_file))
+        self.file_watcher.watch(watched(new))
         return []
 
     def _reject(self, problems: list[str]) -> list[str]:
