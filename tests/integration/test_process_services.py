@@ -201,3 +201,38 @@ def test_a_factory_that_raises_closes_that_connection_and_the_worker_stays(wasp_
             client.close()
     assert len(events(server, 9013, pool="Echo")) == 1
     assert not events(server, 5009, pool="Echo")
+
+
+def test_past_max_concurrent_requests_connections_wait_in_the_backlog(wasp_server):
+    port = wasp_server.free_port()
+    server = wasp_server(service_config(port, "services:LineEcho", "max_concurrent_requests = 1"))
+    first = Client(port)
+    waiting = Client(port)
+    try:
+        pid, _ = first.ask("one")
+        waiting.sock.sendall(b"two\n")
+        # Two pongs later the worker has still accepted one connection only, and "two" is unread.
+        seen = []
+
+        def served_twice():
+            rows = [r for r in server.list_json("wp") if r["pool"] == "Echo"]
+            seen.append(rows[0]["requests"] if rows else None)
+            return len([s for s in seen if s is not None]) >= 6
+
+        server.wait_until(served_twice, 30, interval=0.25, what="pongs")
+        assert seen[-1] == 1, seen
+        waiting.sock.setblocking(False)
+        try:
+            data = waiting.sock.recv(100)
+        except BlockingIOError:
+            data = None  # nothing yet: as it should be
+        assert data is None, f"answered or closed past the limit: {data!r}"
+        waiting.sock.setblocking(True)
+        waiting.sock.settimeout(30)
+        first.close()
+        # The slot is free: the waiting connection is accepted and answered.
+        line = waiting.file.readline()
+        assert line == f"{pid} two\n".encode()
+    finally:
+        first.close()
+        waiting.close()

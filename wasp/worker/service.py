@@ -9,6 +9,10 @@ on the listening sockets the manager hands it in `init`.
 * `socket`: `def handler(sock, address)`, run on one of `pool.threads` threads per connection
   with a blocking socket; a connection waits in the kernel's backlog while every thread is busy.
 
+The protocol and stream forms hold at most `pool.max_concurrent_requests` connections open at
+once; past it (or past `threads` for the socket form) the worker accepts nothing more until one
+closes, so a flood of connections waits in the kernel's backlog instead of exhausting the worker.
+
 Life: `init` -> import the app (a failure is `load_failed` + exit 4, as for HTTP pools) -> `ready`
 -> accept. `ping` is answered from the event loop with `served` (connections accepted),
 `inflight` (connections open) and `idle_s` (seconds since the last one closed, 0 while one is
@@ -197,8 +201,10 @@ class ServiceWorker:
                                "traceback": ""})
             self._finish(EXIT_LOAD_FAILED)
             return
-        if self.kind == "socket":
-            self.threads = asyncio.Semaphore(pool.threads)
+        # Connections open at once: `threads` for a socket handler (a thread each), else
+        # `max_concurrent_requests`; past it the next connections wait in the kernel's backlog.
+        self.threads = asyncio.Semaphore(pool.threads if self.kind == "socket"
+                                         else pool.max_concurrent_requests)
         self.state = "ready"
         if self.stopping:
             self._stop_accepting()
@@ -213,7 +219,7 @@ class ServiceWorker:
         loop = self.loop
         while not self.stopping:
             if self.threads is not None:
-                await self.threads.acquire()  # a socket handler needs a free thread first
+                await self.threads.acquire()  # a free slot (a thread, for a socket handler) first
                 if self.stopping:
                     self.threads.release()
                     return
@@ -281,10 +287,11 @@ class ServiceWorker:
 
     def _thread_done(self, conn) -> None:
         self.connections.discard(conn)
-        self.threads.release()
         self._closed()
 
     def _closed(self) -> None:
+        if self.threads is not None:
+            self.threads.release()
         self.open -= 1
         if not self.open:
             self.last = time.monotonic()
