@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 
 import psutil
-from process_support import events, gone, process_config, wait_event
+from process_support import PROCAPPS, events, gone, process_config, wait_event
 
 SITE = """
 [[pools]]
@@ -236,3 +236,42 @@ def test_past_max_concurrent_requests_connections_wait_in_the_backlog(wasp_serve
     finally:
         first.close()
         waiting.close()
+
+
+def test_a_reload_binds_a_new_service_and_a_port_in_use_is_rejected(wasp_server):
+    port, second = wasp_server.free_port(), wasp_server.free_port()
+    server = wasp_server(service_config(port, "services:LineEcho"))
+    text = server.config.read_text()
+    extra = f"""
+[[pools]]
+name = "Two"
+protocol = "tcp"
+[pools.service]
+bindings = ["net.tcp/127.0.0.1:{second}"]
+app = "services:stream_echo"
+python_path = ["{PROCAPPS}"]
+"""
+    server.config.write_text(text + extra)
+    server.cli("reload")
+    client = Client(second)
+    try:
+        assert client.ask("new")[1] == "new"
+    finally:
+        client.close()
+    # A port someone else holds: the reload is rejected and the running services keep serving.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        busy = taken.getsockname()[1]
+        server.config.write_text(text + extra.replace(str(second), str(busy)))
+        result = server.cli("reload", check=False)
+        assert result.returncode != 0 and str(busy) in result.stdout + result.stderr, result
+    finally:
+        taken.close()
+    for target in (port, second):
+        client = Client(target)
+        try:
+            assert client.ask("still")[1] == "still"
+        finally:
+            client.close()

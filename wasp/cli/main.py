@@ -5,6 +5,7 @@
     wasp list sites|apps|pools|wp|requests|cache [--json | --text ATTR] [-c FILE | --run-dir DIR]
     wasp cache flush [SITE [URL]] [-c FILE | --run-dir DIR]
     wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]     (recycle pool '*': every started pool)
+    wasp deploy pool NAME [-c FILE | --run-dir DIR]                 (recycle onto new code; exit 1 with the traceback)
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
