@@ -20,6 +20,7 @@ def register(sub, add_locate) -> None:
     p.add_argument("object", metavar="pool", help='"pool" (or "apppool")')
     p.add_argument("name", metavar="NAME")
     add_locate(p)
+    p.set_defaults(handler=cmd_deploy)
 
 
 def cmd_deploy(args) -> int:
