@@ -33,7 +33,7 @@ from wasp.cli import output
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
-from wasp.cli import deploy  # noqa: E402  (wasp deploy pool: cli/deploy.py)
+from wasp.cli import deploy  # wasp deploy pool (cli/deploy.py)
 from wasp.errors import ConfigError
 
 DEFAULT_FILE = "wasp.toml"
