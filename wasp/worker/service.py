@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import traceback
+import types
 
 from wasp.common.channel import ControlChannel
 from wasp.config import model
@@ -130,14 +131,10 @@ class ServiceWorker:
         self.stopping = False
         self.connections: set = set()   # transports / sockets open, closed at exit
 
-    class _Stats:  # what main.py logs at exit
-        served = 0
-
     @property
-    def stats(self):
-        s = self._Stats()
-        s.served = self.served
-        return s
+    def stats(self) -> types.SimpleNamespace:
+        """What main.py logs at exit, as it does for an HTTP worker."""
+        return types.SimpleNamespace(served=self.served)
 
     async def run(self) -> int:
         self.loop = asyncio.get_running_loop()
