@@ -362,8 +362,16 @@ class Manager(Executor, AdminApi, ServiceActivation):
                 return self._reject(["the new configuration listens on nothing (no started site "
                                      "has a binding); the running configuration keeps serving"])
             self.listeners.apply(planned)
+        except (listeners.BindError, ValueError) as exc:
+            return self._reject([str(exc)])
+        try:
             service_plan = self._services_reconfigure(new)
         except (listeners.BindError, ValueError) as exc:
+            # A tcp pool's port cannot be bound: put the HTTP listeners back as they were.
+            try:
+                self.listeners.apply(listeners.plan(sites.effective(self.config, self.site_overrides)))
+            except (listeners.BindError, ValueError) as again:
+                self.stderr.write(f"wasp: the previous listeners could not be restored: {again}\n")
             return self._reject([str(exc)])
         self.service_plan = service_plan
         self.site_overrides = overrides
