@@ -50,6 +50,8 @@ def test_full_example_loads_and_equals_the_defaults():
     plain = load_text('[[pools]]\nname = "DefaultAppPool"\n[[sites]]\nname = "Default Web Site"\nid = 1\n'
                       'bindings = ["http/*:8080:"]\n[[sites.applications]]\npath = "/"\napp = "m:app"\n')
     config.pool_defaults = plain.pool_defaults
+    for pool in config.pools:  # the replace above also gave the (unused) service an app
+        pool.service.app = ""
     # The example writes every section at server level (and http_errors, caching, access for the
     # site and application): they resolve to the defaults, which is all the plain file has.
     assert set(config.sections["server"]) == set(sections.registered())

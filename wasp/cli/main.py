@@ -5,6 +5,7 @@
     wasp list sites|apps|pools|wp|requests|cache [--json | --text ATTR] [-c FILE | --run-dir DIR]
     wasp cache flush [SITE [URL]] [-c FILE | --run-dir DIR]
     wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]     (recycle pool '*': every started pool)
+    wasp deploy pool NAME [-c FILE | --run-dir DIR]                 (recycle onto new code; exit 1 with the traceback)
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
@@ -36,6 +37,7 @@ from wasp.cli import configcmd, importiis, output, service
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
+from wasp.cli import deploy  # wasp deploy pool (cli/deploy.py)
 from wasp.errors import ConfigError
 
 DEFAULT_FILE = "wasp.toml"
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help='"pool" (or "apppool")' + ("" if verb == "recycle" else ', or "site"'))
         p.add_argument("name", metavar="NAME")
         _add_locate(p)
+
+    deploy.register(sub, _add_locate)
 
     p = sub.add_parser("cache", help="empty the front's response cache")
     p.add_argument("action", metavar="flush", choices=["flush"], help="flush")
@@ -413,6 +417,7 @@ def cmd_events(args) -> int:
 COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "recycle": cmd_pool,
             "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
             "cache": cmd_cache, "status": cmd_status}
+COMMANDS["deploy"] = deploy.cmd_deploy
 
 
 def main(argv: list[str] | None = None) -> int:

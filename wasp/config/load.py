@@ -262,6 +262,8 @@ def resolve_paths(config: Config, base_dir: str) -> None:
             pool.python = absolute(pool.python)
         if pool.virtualenv:
             pool.virtualenv = absolute(pool.virtualenv)
+        pool.service.python_path = [absolute(p) for p in pool.service.python_path]
+        pool.recycling.monitor_changes_to = [absolute(p) for p in pool.recycling.monitor_changes_to]
     if config.log.central_w3c_log_file.directory:
         config.log.central_w3c_log_file.directory = absolute(config.log.central_w3c_log_file.directory)
     for site in config.sites:

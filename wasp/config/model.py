@@ -130,6 +130,11 @@ class Recycling(_Strict):
     private_memory: Annotated[Size, doc("Recycle when a worker's private memory (USS) exceeds this; 0 disables.")] = Size(0)
     disallow_overlapping_rotation: Annotated[bool, doc("Stop the old worker before starting the new one.")] = False
     disallow_rotation_on_config_change: Annotated[bool, doc("Do not recycle when this pool's config changes.")] = False
+    monitor_changes_to: Annotated[list[str], doc(
+        "Files whose change (written, created, removed) recycles the pool, overlapped (event "
+        "9023); relative to the config file. A deploy touches one of them when its copy is done "
+        "(docs/deploys.md)."
+    )] = field(default_factory=list)
 
 
 class Failure(_Strict):
@@ -160,8 +165,35 @@ class Identity(_Strict):
     group: Annotated[str, doc("Group the pool's workers run as; \"\" = the user's primary group.")] = ""
 
 
+class Service(_Strict):
+    """A non-HTTP service hosted by a `protocol = "tcp"` pool (IIS's net.tcp / net.pipe listener
+    adapters): the manager binds `bindings`, starts a worker on the first connection and hands it
+    the listening sockets; the worker runs `app` on the connections it accepts (docs/services.md)."""
+
+    bindings: Annotated[list[str], doc(
+        "Where the manager listens: \"net.tcp/808:*\" (IIS's form: the port on every address), "
+        "\"net.tcp/127.0.0.1:9000\", \"net.tcp/[::1]:9000\", or \"net.pipe/unix:/run/wasp/echo.sock\" "
+        "(a Unix socket)."
+    )] = field(default_factory=list)
+    app: Annotated[str, doc(
+        "\"module:factory\": an asyncio protocol factory (a Protocol class or a function of no "
+        "arguments), an `async def handler(reader, writer)` (asyncio streams) or a "
+        "`def handler(sock, address)` run on a thread per connection (a raw socket)."
+    )] = ""
+    python_path: Annotated[list[str], doc("Folders put first on sys.path before `app` is imported.")] = field(default_factory=list)
+    kind: Annotated[Literal["auto", "protocol", "stream", "socket"], doc(
+        "How `app` is called; auto detects it: a Protocol class or a function of no arguments is "
+        "a protocol factory, a coroutine function a streams handler, a function of two arguments "
+        "a socket handler."
+    )] = "auto"
+
+
 class Pool(_Strict):
     name: Annotated[str, doc("Unique pool name.")]
+    protocol: Annotated[Literal["http", "tcp"], doc(
+        "http: the pool serves the applications of sites through the front. tcp: the pool hosts "
+        "the non-HTTP service of its `service` section (WAS's listener adapters)."
+    )] = "http"
     queue_length: Annotated[int, Meta(ge=10, le=65535, description=(
         "Requests the front holds for this pool; when full, 503 QueueFull."))] = 1000
     max_processes: Annotated[int, Meta(ge=1, le=64, description="Workers in the pool (>1 = web garden).")] = 1
@@ -192,6 +224,7 @@ class Pool(_Strict):
     process_model: ProcessModel = field(default_factory=ProcessModel)
     recycling: Recycling = field(default_factory=Recycling)
     failure: Failure = field(default_factory=Failure)
+    service: Service = field(default_factory=Service)
 
 
 class ErrorPage(_Strict, kw_only=True):

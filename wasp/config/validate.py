@@ -228,7 +228,8 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
         add("pools", f"{len(config.pools)} pools; a server runs at most {MAX_POOLS}")
     if len(config.sites) > MAX_SITES:
         add("sites", f"{len(config.sites)} sites; a server runs at most {MAX_SITES}")
-    if not config.sites:
+    _check_services(config, add)
+    if not config.sites and not any(p is not None and p.protocol == "tcp" for p in config.pools):
         # An empty or truncated file decodes to all defaults: it would serve nothing at all.
         add("sites", "no site is defined: add a [[sites]] entry with bindings and a root application")
     bindings: dict[tuple, str] = {}
@@ -417,6 +418,54 @@ def _check_proxy_protocol(config: Config, add: Add) -> None:
                     f"shares {'its socket' if isinstance(key, str) else f'port {key}'} with site \"{seen[1]}\", which has "
                     f"{str(seen[0]).lower()}: the PROXY header comes before the Host that picks the site")
                 break
+
+
+def _check_services(config: Config, add: Add) -> None:
+    """tcp pools (docs/services.md): a service needs an app and a binding; no address twice."""
+    from wasp.config.services import parse_service_binding
+
+    tcp = {p.name for p in config.pools if p is not None and p.protocol == "tcp"}
+    seen: dict[tuple, str] = {}
+    for i, pool in enumerate(config.pools):
+        if pool is None:
+            continue
+        path = f"pools[{i}].service"
+        if pool.protocol != "tcp":
+            if pool.service.bindings:
+                add(f"pools[{i}].protocol", f"pool \"{pool.name}\" has service bindings but "
+                                            "protocol = \"http\"; set protocol = \"tcp\"")
+            continue
+        if not pool.service.app:
+            add(f"{path}.app", f"tcp pool \"{pool.name}\" names no app (\"module:factory\")")
+        elif ":" not in pool.service.app or not pool.service.app.partition(":")[0].strip():
+            add(f"{path}.app", f"\"{pool.service.app}\" is not \"module:factory\"")
+        if not pool.service.bindings:
+            add(f"{path}.bindings", f"tcp pool \"{pool.name}\" has no binding; add one such as "
+                                    "\"net.tcp/808:*\"")
+        for j, text in enumerate(pool.service.bindings):
+            try:
+                address = parse_service_binding(text)
+            except ValueError as exc:
+                add(f"{path}.bindings[{j}]", str(exc))
+                continue
+            if address in seen:
+                add(f"{path}.bindings[{j}]", f"\"{text}\" is already used by {seen[address]}")
+            seen[address] = f"{path}.bindings[{j}] (pool \"{pool.name}\")"
+    for i, site in enumerate(config.sites):
+        for j, app in enumerate(site.applications if site is not None else []):
+            if app is not None and app.pool in tcp:
+                add(f"sites[{i}].applications[{j}].pool", f"pool \"{app.pool}\" is a tcp pool "
+                                                          "(a non-HTTP service): it cannot serve an HTTP application")
+    for i, site in enumerate(config.sites):
+        if site is None:
+            continue
+        for j, text in enumerate(site.bindings):
+            try:
+                binding = parse_binding(text)
+            except (ValueError, TypeError):
+                continue
+            if binding.port and any(port == binding.port for _, port in seen):
+                add(f"sites[{i}].bindings[{j}]", f"port {binding.port} is also a tcp pool's service binding")
 
 
 def _check_applications(site: Site, path: str, add: Add, pool_names: set[str]) -> None:

@@ -82,6 +82,9 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9022: ("Information", "The worker processes serving application pool '{pool}' are being "
                           "recycled because its Python code changed (wasp serve --reload): "
                           "{files}."),
+    9023: ("Information", "The worker processes serving application pool '{pool}' are being "
+                          "recycled because a file in its recycling.monitor_changes_to changed: "
+                          "{files}."),
     # Configuration changes through the admin API (docs/appcmd.md).
     9070: ("Information", "The configuration was changed by {user}: {what} ({file}; history "
                           "{history})."),
@@ -111,7 +114,7 @@ CATALOGUE: dict[int, tuple[str, str]] = {
 #: written as the event's `reason` field.
 RECYCLE_REASONS = {5074: "time", 5075: "requests", 5076: "schedule", 5077: "memory",
                    5079: "on_demand", 5080: "config_change", 5117: "private_memory",
-                   9022: "code_change"}
+                   9022: "code_change", 9023: "monitor_changes_to"}
 
 
 def format_message(event_id: int, pool: str, pid: int, data: dict) -> tuple[str, str]:

@@ -67,6 +67,7 @@ class Executor:
             method = getattr(self, "_do_" + type(action).__name__)
             method(action)
         self.passed_fds.release()
+        self._sync_services()
 
     def _do_Event(self, a: A.Event) -> None:
         self.events.write(a.event_id, a.pool, a.pid, a.data)
@@ -149,7 +150,8 @@ class Executor:
             proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
                                             python=getattr(settings, "python", "") or None,
                                             account=account,
-                                            virtualenv=getattr(settings, "virtualenv", "") or None)
+                                            virtualenv=getattr(settings, "virtualenv", "") or None,
+                                            service=self.is_service_pool(a.pool))
         except KeyError as exc:
             self._spawn_failed(a, f"no such user or group: {exc.args[0] if exc.args else exc}", True)
             return
@@ -170,6 +172,11 @@ class Executor:
         self.workers[wid] = child = Child(proc, channel)
         self.reaper.watch(child, lambda code: ("worker_exit", wid, code), eof)
         self.sup.worker_spawned(wid, proc.pid)
+        if self.is_service_pool(a.pool):
+            # A tcp pool's worker gets the listening sockets and accepts on them (services.py).
+            channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool,
+                          "listeners": len(self.service_fds(a.pool))}, self.service_fds(a.pool))
+            return
         board = self.client_board(a.pool, settings.max_processes if settings is not None else 1)
         channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool,
                       "secret": self.pool_secret(a.pool)}, [board] if board is not None else [])
@@ -212,8 +219,8 @@ class Executor:
         and replaces only that front's older channel."""
         worker = self.workers.get(a.worker_id)
         rec = self.sup.workers.get(a.worker_id)
-        if worker is None or rec is None:
-            return
+        if worker is None or rec is None or self.is_service_pool(rec.pool):
+            return  # a tcp pool's worker takes its connections from its own listening sockets
         # A front that starts later gets every ready worker then.
         targets = list(self.fronts) if a.front is None else [a.front] if a.front in self.fronts else []
         slot = self.slots.worker(a.worker_id)
@@ -227,7 +234,8 @@ class Executor:
             self.passed_fds.hold(front.channel, [ours_f])
 
     def _do_StopWorker(self, a: A.StopWorker) -> None:
-        if a.drain:
+        rec = self.sup.workers.get(a.worker_id)
+        if a.drain and not (rec is not None and self.is_service_pool(rec.pool)):
             self._send_fronts({"op": "worker_drain", "worker_id": a.worker_id})
         worker = self.workers.get(a.worker_id)
         if worker is not None:

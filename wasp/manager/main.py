@@ -39,23 +39,33 @@ from wasp.manager.events import EventLog
 from wasp.manager.executor import Executor
 from wasp.manager.startup import StartupError, cpu_count, prepare_dirs
 from wasp.manager.reloader import CodeWatcher, pool_roots
+from wasp.manager.services import ServiceActivation
+from wasp.manager.deploys import FileWatcher, watched
+from wasp.config import services as service_config
 from wasp.manager.supervisor import CommandError, Supervisor, front_count
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
 
 
-class Manager(Executor, AdminApi, MetricsApi):
+class Manager(Executor, AdminApi, MetricsApi, ServiceActivation):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
                  run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False,
-                 notifier: systemd.Notifier | None = None):
+                 notifier: systemd.Notifier | None = None,
+                 service_listeners: listeners.ListenerSet | None = None):
         self.config = config
         #: sd_notify (systemd.py): a no-op unless systemd gave us NOTIFY_SOCKET.
         self.notifier = notifier or systemd.Notifier(systemd.SystemdEnvironment())
         self.request_rate = systemd.RequestRate()
         self._stopping_sent = False
+        # tcp pools (services.py): their sockets, bound by serve(), and which pool has which.
+        self.services = service_listeners or listeners.ListenerSet()
+        self.service_plan = service_config.plan(config)
+        self._service_modes: dict[str, str | None] = {}
         #: `wasp serve --reload`: recycle a pool when its Python files change (reloader.py).
         self.code_watcher = CodeWatcher(self._post_threadsafe) if reload_code else None
+        #: recycling.monitor_changes_to (deploys.py).
+        self.file_watcher = FileWatcher(self._post_threadsafe)
         self.config_bytes = encode(config)
         self.pool_secrets: dict[str, bytes] = {}  # Executor.pool_secret
         self.client_boards: dict[str, tuple[int, int]] = {}  # Executor.client_board: (fd, columns)
@@ -131,6 +141,8 @@ class Manager(Executor, AdminApi, MetricsApi):
             if self.code_watcher is not None:
                 self.code_watcher.watch(pool_roots(self.config, self.config_file))
                 self.code_watcher.start()
+            self.file_watcher.watch(watched(self.config))
+            self.file_watcher.start()
             while not self._exit:
                 self._notify_systemd()
                 now = time.monotonic()
@@ -157,6 +169,7 @@ class Manager(Executor, AdminApi, MetricsApi):
         finally:
             if self.code_watcher is not None:
                 self.code_watcher.close()
+            self.file_watcher.close()
             server.close()
             self.reaper.close()
             for child in [*self.fronts.values(), *self.workers.values()]:
@@ -167,6 +180,7 @@ class Manager(Executor, AdminApi, MetricsApi):
                 except OSError:
                     pass
             self.listeners.close()
+            self._services_close()
             self.isolation.close()
             self.events.write(9003)
             self.events.close()
@@ -235,10 +249,14 @@ class Manager(Executor, AdminApi, MetricsApi):
             self.workers.pop(item[1], None)
             self.slots.release_worker(item[1])
             self._execute(self.sup.worker_not_started(item[1], now, item[2], item[3]))
+        elif kind == "service_demand":
+            self._execute(self.sup.front_demand(item[1], now))
         elif kind == "acme":
             self.certificates.handle(item)
         elif kind == "code_changed":
             self._code_changed(item[1], item[2], now)
+        elif kind == "files_changed":
+            self._code_changed(item[1], item[2], now, event_id=9023)
         elif kind == "code_watch_limit":
             self.stderr.write(f"wasp: --reload watches only the first {item[2]} Python files of "
                               f"application pool '{item[1]}'\n")
@@ -255,10 +273,10 @@ class Manager(Executor, AdminApi, MetricsApi):
                 if not future.done():
                     future.set_result(result)
 
-    def _code_changed(self, pool: str, files: list[str], now: float) -> None:
+    def _code_changed(self, pool: str, files: list[str], now: float, event_id: int = 9022) -> None:
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
         try:
-            self._execute(self.sup.recycle_pool(pool, now, event_id=9022, files=shown))
+            self._execute(self.sup.recycle_pool(pool, now, event_id=event_id, files=shown))
         except CommandError:
             pass  # stopped, starting or shutting down: its next workers load the new code anyway
 
@@ -406,6 +424,16 @@ class Manager(Executor, AdminApi, MetricsApi):
             self.listeners.apply(planned)
         except (listeners.BindError, ValueError) as exc:
             return self._reject([str(exc)])
+        try:
+            service_plan = self._services_reconfigure(new)
+        except (listeners.BindError, ValueError) as exc:
+            # A tcp pool's port cannot be bound: put the HTTP listeners back as they were.
+            try:
+                self.listeners.apply(listeners.plan(sites.effective(self.config, self.site_overrides)))
+            except (listeners.BindError, ValueError) as again:
+                self.stderr.write(f"wasp: the previous listeners could not be restored: {again}\n")
+            return self._reject([str(exc)])
+        self.service_plan = service_plan
         self.site_overrides = overrides
         self.slots, self.slot_map = slots, slot_map
         if new.server.run_dir != self.config.server.run_dir or new.server.log_dir != self.config.server.log_dir:
@@ -422,6 +450,7 @@ class Manager(Executor, AdminApi, MetricsApi):
         self.events.write(9004, data={"source": self.config_file})
         if self.code_watcher is not None:
             self.code_watcher.watch(pool_roots(new, self.config_file))
+        self.file_watcher.watch(watched(new))
         return []
 
     def _reject(self, problems: list[str]) -> list[str]:
@@ -444,14 +473,17 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
     run_dir = os.path.abspath(config.server.run_dir)
     log_dir = os.path.abspath(config.server.log_dir)
     listener_set = listeners.ListenerSet()
+    service_set = listeners.ListenerSet()
     try:
         prepare_dirs(run_dir, log_dir)
         planned = listeners.plan(config)
         if under_systemd.listen_fds:
             _adopt(config, planned, listener_set, under_systemd, stderr)
         listener_set.apply(planned)
+        service_set.apply([a for pool in service_config.plan(config).values() for a in pool])
     except (StartupError, rundir.RunDirError, listeners.BindError, OSError, ValueError) as exc:
         listener_set.close()
+        service_set.close()
         stderr.write(f"wasp: {exc}\n")
         return 1
     admin_path = os.path.join(run_dir, "admin.sock")
@@ -470,7 +502,8 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
 
     async def main() -> int:
         manager = Manager(config, config_file, listener_set, run_dir, log_dir, stderr,
-                          reload_code=reload_code, notifier=systemd.Notifier(under_systemd))
+                          reload_code=reload_code, notifier=systemd.Notifier(under_systemd),
+                          service_listeners=service_set)
         return await manager.run()
 
     try:
@@ -484,6 +517,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         return 1
     finally:
         listener_set.close()
+        service_set.close()
 
 
 def _adopt(config: Config, planned: list, listener_set: listeners.ListenerSet,

@@ -122,10 +122,13 @@ def front_command(control_fd: int, listen_fds: list[int], index: int = 0, count:
 
 
 def worker_command(control_fd: int, worker_id: int, pool: str, python: str | None = None,
-                   virtualenv: str | None = None) -> list[str]:
+                   virtualenv: str | None = None, service: bool = False) -> list[str]:
     """The worker's command line: the server's interpreter (with `--virtualenv` for a pool's
-    venv), or the pool's own `python` running the boot program."""
+    venv), or the pool's own `python` running the boot program. `service`: a tcp pool's worker
+    (wasp/worker/service.py)."""
     args = ["--control-fd", str(control_fd), "--worker-id", str(worker_id), "--pool", pool]
+    if service:
+        args.append("--service")
     if python and python != sys.executable:
         return [python, "-c", boot_code(), *args]
     if virtualenv:
@@ -185,7 +188,8 @@ def worker_environment(pool: str, worker_id: int, variables: dict[str, str],
 
 def spawn_worker(worker_id: int, pool: str, variables: dict[str, str], python: str | None = None,
                  account: Account | None = None,
-                 virtualenv: str | None = None) -> tuple[subprocess.Popen, socket.socket]:
+                 virtualenv: str | None = None,
+                 service: bool = False) -> tuple[subprocess.Popen, socket.socket]:
     """Start a worker of `pool` with the pool's interpreter or virtualenv, as `account` when given
     (see `wasp.manager.identity`). Returns the process and the manager's end of its control channel."""
     env = worker_environment(pool, worker_id, variables, account, None if python else virtualenv)
@@ -194,7 +198,7 @@ def spawn_worker(worker_id: int, pool: str, variables: dict[str, str], python: s
         user, group, extra_groups = account.uid, account.gid, list(account.groups)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        proc = _popen(worker_command(theirs.fileno(), worker_id, pool, python, virtualenv), [theirs.fileno()],
+        proc = _popen(worker_command(theirs.fileno(), worker_id, pool, python, virtualenv, service), [theirs.fileno()],
                       env, user, group, extra_groups)
     except BaseException:
         ours.close()

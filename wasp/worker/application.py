@@ -17,6 +17,7 @@ import traceback
 
 from wasp.config import model, sections
 from wasp.errors import AppLoadError
+from wasp.worker.app_offline import OfflineCheck
 
 
 class LoadFailure(AppLoadError):
@@ -40,6 +41,7 @@ class Application:
         self.passthrough: dict = {}              # tables of sections not registered (yet)
         self.web_toml = web_toml                 # its pool's enable_configuration_override
         self.urls = None                         # urlconfig.UrlConfig, when URLs differ
+        self.offline = OfflineCheck("")          # app_offline.htm; set by the worker at load
         self.script_name = path                  # "" for "/"
         self.prefix_len = len(path.encode("utf-8"))
         self.callable = None

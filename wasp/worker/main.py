@@ -25,6 +25,7 @@ def parse_args(argv):
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--pool", required=True)
     parser.add_argument("--virtualenv", default="", help="the pool's venv, put first on sys.path")
+    parser.add_argument("--service", action="store_true", help="a tcp pool's worker (service.py)")
     parser.add_argument("--log-level", default=os.environ.get("WASP_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
@@ -62,7 +63,12 @@ def main(argv=None) -> int:
         except ValueError as exc:
             log.error("cannot use virtualenv %s: %s", args.virtualenv, exc)
             return EXIT_BOOT_ERROR
-    worker = Worker(args.worker_id, args.pool, control)
+    if args.service:
+        from wasp.worker.service import ServiceWorker
+
+        worker = ServiceWorker(args.worker_id, args.pool, control)
+    else:
+        worker = Worker(args.worker_id, args.pool, control)
 
     async def run() -> int:
         loop = asyncio.get_running_loop()

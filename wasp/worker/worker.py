@@ -22,7 +22,7 @@ from wasp.common.channel import ControlChannel
 from wasp.config import model
 from wasp.errors import AppLoadError
 from wasp.wire import frames
-from wasp.worker import eager, watchdog
+from wasp.worker import app_offline, eager, watchdog
 from wasp.worker.application import Application, LoadFailure, load, pool_applications
 from wasp.worker.context import RequestContext
 from wasp.worker.datachannel import DataChannel
@@ -320,6 +320,7 @@ class Worker:
             app.client_board_fd = self.client_board_fd
             app.tracing = self.tracing
             load(app, threads=pool.threads, multiprocess=pool.max_processes > 1)
+            app.offline = app_offline.for_app(app.config)
             if app.threaded:  # a request pending before its handler goes to a thread from there
                 app.pipeline.hand_off = self.jobs.put
             self.apps[app.key] = app
@@ -388,6 +389,11 @@ class Worker:
             pipeline.run_sync(ctx)
         status = await future
         log.info("warm-up GET %s -> %s", full.decode("utf-8"), status)
+        if not 200 <= int(status or 0) < 300:
+            # A deploy whose initialization page fails is a failed start (docs/deploys.md): the
+            # worker never takes traffic and the old one keeps serving.
+            raise LoadFailure(f"initialization page {page} of application {app.key} answered "
+                              f"{status}, not 2xx", "")
 
     # ---- threads ----
     def _start_threads(self, count: int) -> None:
@@ -472,6 +478,10 @@ class Worker:
             ctx.body = AsyncBody(ctx)
         channel.streams[sid] = ctx
         self.stats.begin(ctx)
+        offline = app.offline.current()
+        if offline is not None:  # app_offline.htm (app_offline.py): 503 with it, no app code
+            ctx.respond(*app_offline.response(offline))
+            return
         # The pipeline of the URL's directory (its `modules`), cached with its configuration.
         pipeline = ctx.config.pipeline or app.pipeline
         if threaded:
