@@ -2,8 +2,9 @@
 
     curl --unix-socket run/admin.sock http://wasp/pools
 
-GET  /sites /apps /pools /wp /requests /cache /events?since=N /status
+GET  /sites /apps /pools /wp /requests /cache /events?since=N /status /logs?kind=&site=&lines=
 POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
+POST /wp/<pid>/stacks   /management/token
 
 One request per connection (the answer carries `Connection: close`). Parsing and routing are
 sans-I/O (`RequestParser`, `route`); `serve` wires them to a socket and to a dispatch coroutine the
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import struct
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -43,6 +46,8 @@ class AdminRequest:
     query: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: The connecting process's uid (SO_PEERCRED), for the event log's "who did it".
+    peer_uid: int | None = None
 
 
 class RequestParser:
@@ -102,7 +107,7 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "logs")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:
@@ -128,6 +133,16 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
         return parts[2] + "_site", {"name": parts[1]}
+    if parts == ["management", "token"]:
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return "management_token", {}
+    if len(parts) == 3 and parts[0] == "wp" and parts[2] == "stacks":
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on {path}")
+        if not parts[1].isdigit():
+            raise RouteError(404, f"no such worker process: {parts[1]}")
+        return "stacks", {"pid": int(parts[1])}
     raise RouteError(404, f"no such resource: {path}")
 
 
@@ -152,6 +167,7 @@ async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
             if not data:
                 return
             request = parser.feed(data)
+        request.peer_uid = peer_uid(writer)
         try:
             name, args = route(request.method, request.path)
         except RouteError as exc:
@@ -169,6 +185,15 @@ async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
         pass
     finally:
         writer.close()
+
+
+def peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    return struct.unpack("3i", creds)[1]
 
 
 async def serve(path: str, dispatch: Dispatch) -> asyncio.AbstractServer:

@@ -152,6 +152,11 @@ class AdminApi:
                 future.set_exception(ConnectionError("the front went away"))
 
     async def dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
+        if request.method == "POST":  # every change is in the event log with who asked (9100)
+            return await self.logged(name, args, request, self._dispatch)
+        return await self._dispatch(name, args, request)
+
+    async def _dispatch(self, name: str, args: dict, request: admin.AdminRequest) -> tuple[int, object]:
         if name == "sites":
             return 200, self.site_rows()
         if name == "apps":
@@ -201,6 +206,12 @@ class AdminApi:
             return await self._pool_command(name, args["name"])
         if name in ("start_site", "stop_site"):
             return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
+        if name == "logs":
+            return self.logs_rows(request)
+        if name == "stacks":
+            return await self.worker_stacks(args["pid"])
+        if name == "management_token":
+            return self.management_token()
         return 404, {"error": f"no such resource: {request.path}"}
 
     async def _pool_command(self, name: str, pool: str) -> tuple[int, object]:

@@ -76,6 +76,7 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9019: ("Warning", "Application pool '{pool}': {reason}"),
     9020: ("Warning", "Application pool '{pool}' used {used_pct}% CPU over the last {window_s} "
                       "seconds, over its limit of {limit_pct}%; the action is {action}."),
+    9100: ("Information", "Admin action '{action}' by {user} {outcome}."),
     9021: ("Error", "A replacement process for application pool '{pool}' failed to start "
                     "(attempt {attempt}): {error}. The pool's running workers keep serving; the "
                     "next try is in {retry_s} seconds."),
