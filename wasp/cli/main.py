@@ -28,6 +28,7 @@ import sys
 import time
 from importlib import metadata
 
+from wasp.cli import management as management_cli
 from wasp.cli import output
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events after sequence number N, or of the last DURATION (30s, 10m, 1h, 2d)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
+    management_cli.register(sub)
     return parser
 
 
@@ -402,6 +404,7 @@ def cmd_events(args) -> int:
 COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "recycle": cmd_pool,
             "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
             "cache": cmd_cache, "status": cmd_status}
+COMMANDS.update(management_cli.COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
