@@ -288,7 +288,7 @@ def test_a_long_log_is_read_from_its_end_only(tmp_path, monkeypatch):
 
 
 def test_the_actor_is_the_socket_account_and_the_named_user():
-    request = admin.AdminRequest("POST", "/pools/P/recycle", {}, {"x-wasp-user": "alice"}, peer_uid=0)
+    request = admin.AdminRequest("POST", "/pools/P/recycle", {}, {"x-wasp-user": "alice"}, peer=(1, 0, 0))
     assert mgmtops.actor(request) == "alice (management site, root)"
     request.headers["x-wasp-user"] = "bad\nname"
     assert mgmtops.actor(request) == "root"

@@ -189,12 +189,16 @@ class WebToml(NamedTuple):
     problems: list  # [(path, message, line)]
 
 
-def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
+def read_web_toml(file: str, extra=frozenset(), text: str | None = None) -> WebToml | None:
     """The web.toml at `file`, or None when there is none. `extra`: names of Python modules'
-    sections (from wasp.toml) that it may set too, as may the modules the file itself adds."""
+    sections (from wasp.toml) that it may set too, as may the modules the file itself adds.
+    `text`: judge this text as the file (an edit not yet written)."""
     try:
-        with open(file, "rb") as f:
-            data = f.read()
+        if text is not None:
+            data = text.encode("utf-8")
+        else:
+            with open(file, "rb") as f:
+                data = f.read()
     except FileNotFoundError:
         return None
     except NotADirectoryError:
@@ -302,10 +306,11 @@ LOCK_VIOLATION = "0x80070021"
 
 
 def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
-                files: dict | None = None) -> tuple[Any, Fault | None]:
+                files: dict | None = None, overrides: dict | None = None) -> tuple[Any, Fault | None]:
     """The effective sections of URL `rel` of an application (its wasp.toml levels, then the
     web.toml files under `root`, when given) and the first fault. `files` collects each web.toml
-    looked for -> its stat signature (None: absent)."""
+    looked for -> its stat signature (None: absent). `overrides`: file -> text to judge in place
+    of what is on disk (wasp/config/commit.py)."""
     wasp_levels, modes = levels.levels_for(rel)
     fault = None
     webs: list[WebToml] = []
@@ -317,9 +322,10 @@ def resolve_url(levels: AppLevels, root: str | None, rel: str, sub_dirs: bool,
             signature = stat_signature(file)
             if files is not None:
                 files[file] = signature
-            if signature is None or not _inside(root, file):
+            override = (overrides or {}).get(file)
+            if override is None and (signature is None or not _inside(root, file)):
                 continue
-            web = read_web_toml(file, extra)
+            web = read_web_toml(file, extra, override)
             if web is None:
                 continue
             if fault is None and web.problems:

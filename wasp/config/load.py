@@ -45,6 +45,13 @@ def load(path: str) -> Config:
     return _load_text(text, source, os.path.dirname(source), file=source, files=True)
 
 
+def load_edited(text: str, path: str) -> Config:
+    """Load and validate `text` as if it were the file at `path` (relative paths, line numbers
+    and the files it names as `load(path)` would): an edit is judged before it is written."""
+    source = os.path.abspath(path)
+    return _load_text(text, source, os.path.dirname(source), file=source, files=True)
+
+
 def load_text(text: str, source: str = "<string>") -> Config:
     """Load and validate config text; relative paths are taken against the current directory."""
     return _load_text(text, source, os.getcwd(), file=None if source.startswith("<") else source)

@@ -36,6 +36,20 @@ class _Strict(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=Fa
     pass
 
 
+class ConfigHistory(_Strict):
+    """IIS system.applicationHost/configHistory: snapshots of the config file at each change made
+    through wasp (`wasp set ...`, the admin API), kept for `wasp config history` and
+    `wasp config restore N` (docs/appcmd.md)."""
+
+    enabled: Annotated[bool, doc("Keep a snapshot of the changed file at every change.")] = True
+    max_histories: Annotated[int, Meta(ge=1, le=1000, description=(
+        "Snapshots kept (IIS maxHistories); the oldest go first."))] = 10
+    path: Annotated[str, doc(
+        "Where the snapshots go (CFGHISTORY_NNNNNNNNNN folders). Relative to the config file; "
+        "\"\" = <run_dir>/history."
+    )] = ""
+
+
 class ServerSettings(_Strict):
     run_dir: Annotated[str, doc("Admin socket and pid file. Relative to the config file.")] = "run"
     log_dir: Annotated[str, doc(
@@ -62,6 +76,7 @@ class ServerSettings(_Strict):
         "set the client address and scheme; from any other peer those are ignored. A Unix socket "
         "peer is 127.0.0.1. Empty = trust nobody."
     )] = field(default_factory=list)
+    config_history: ConfigHistory = field(default_factory=ConfigHistory)
 
 
 class Limits(_Strict):

@@ -5,6 +5,9 @@
 GET  /sites /apps /pools /wp /requests /cache /events?since=N /status /logs?kind=&site=&lines=
 POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
 POST /wp/<pid>/stacks   /management/token
+GET  /config?path=&section=&effective=1   /config/history   /backups
+POST /config/changes   /config/history/<N>/restore   /backups   /backups/<name>/restore
+DELETE /backups/<name>                         (docs/appcmd.md; handlers in config_api.py)
 
 One request per connection (the answer carries `Connection: close`). Parsing and routing are
 sans-I/O (`RequestParser`, `route`); `serve` wires them to a socket and to a dispatch coroutine the
@@ -46,8 +49,8 @@ class AdminRequest:
     query: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    #: The connecting process's uid (SO_PEERCRED), for the event log's "who did it".
-    peer_uid: int | None = None
+    #: The connecting process's (pid, uid, gid) from SO_PEERCRED: who made an admin change.
+    peer: tuple[int, int, int] | None = None
 
 
 class RequestParser:
@@ -129,6 +132,9 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
         return parts[2] + "_pool", {"name": parts[1]}
+    config = route_config(method, parts, path)
+    if config is not None:
+        return config
     if len(parts) == 3 and parts[0] == "sites" and parts[2] in SITE_VERBS:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
@@ -144,6 +150,48 @@ def route(method: str, path: str) -> tuple[str, dict]:
             raise RouteError(404, f"no such worker process: {parts[1]}")
         return "stacks", {"pid": int(parts[1])}
     raise RouteError(404, f"no such resource: {path}")
+
+
+def route_config(method: str, parts: list[str], path: str) -> tuple[str, dict] | None:
+    """The configuration routes (wasp/manager/config_api.py), or None."""
+    def only(*methods: str) -> None:
+        if method not in methods:
+            raise RouteError(405, f"{method} not allowed on {path}")
+
+    if parts == ["config"]:
+        only("GET", "HEAD")
+        return "config_get", {}
+    if parts == ["config", "changes"]:
+        only("POST")
+        return "config_change", {}
+    if parts == ["config", "history"]:
+        only("GET", "HEAD")
+        return "config_history", {}
+    if len(parts) == 4 and parts[:2] == ["config", "history"] and parts[3] == "restore":
+        only("POST")
+        return "config_restore", {"number": parts[2]}
+    if parts == ["backups"]:
+        only("GET", "HEAD", "POST")
+        return ("backup_list" if method != "POST" else "backup_add"), {}
+    if len(parts) == 3 and parts[0] == "backups" and parts[2] == "restore":
+        only("POST")
+        return "backup_restore", {"name": parts[1]}
+    if len(parts) == 2 and parts[0] == "backups":
+        only("DELETE")
+        return "backup_delete", {"name": parts[1]}
+    return None
+
+
+def peer_credentials(writer) -> tuple[int, int, int] | None:
+    """(pid, uid, gid) of the process at the other end of a Unix socket."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or getattr(sock, "family", None) != socket.AF_UNIX:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    return struct.unpack("3i", raw)
 
 
 def render(status: int, payload, head_only: bool = False) -> bytes:
@@ -167,7 +215,7 @@ async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
             if not data:
                 return
             request = parser.feed(data)
-        request.peer_uid = peer_uid(writer)
+        request.peer = peer_credentials(writer)
         try:
             name, args = route(request.method, request.path)
         except RouteError as exc:
@@ -185,15 +233,6 @@ async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
         pass
     finally:
         writer.close()
-
-
-def peer_uid(writer: asyncio.StreamWriter) -> int | None:
-    sock = writer.get_extra_info("socket")
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except (AttributeError, OSError):
-        return None
-    return struct.unpack("3i", creds)[1]
 
 
 async def serve(path: str, dispatch: Dispatch) -> asyncio.AbstractServer:

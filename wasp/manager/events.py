@@ -83,6 +83,14 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9022: ("Information", "The worker processes serving application pool '{pool}' are being "
                           "recycled because its Python code changed (wasp serve --reload): "
                           "{files}."),
+    # Configuration changes through the admin API (docs/appcmd.md).
+    9070: ("Information", "The configuration was changed by {user}: {what} ({file}; history "
+                          "{history})."),
+    9071: ("Warning", "A configuration change by {user} was refused: {error} {problems}"),
+    9072: ("Information", "The configuration was restored from {source} by {user} ({file}; "
+                          "history {history})."),
+    9073: ("Information", "Configuration backup '{backup}' was added by {user}."),
+    9074: ("Information", "Configuration backup '{backup}' was deleted by {user}."),
     # Automatic certificates (docs/acme.md).
     9060: ("Information", "A certificate for '{host}' was issued by the ACME CA {directory} "
                           "(serial {serial}, expires {expires}); it is served from now on."),

@@ -102,7 +102,7 @@ def user_of_uid(uid: int | None) -> str:
 def actor(request: AdminRequest) -> str:
     """Who asked: the account of the process on the socket, and the user the management site
     says logged in there (only the server's own account can reach the socket, mode 0600)."""
-    account = user_of_uid(request.peer_uid)
+    account = user_of_uid(request.peer[1] if request.peer else None)
     named = request.headers.get(USER_HEADER, "")
     if named and _USER_TEXT.fullmatch(named):
         return f"{named} (management site, {account})"
