@@ -25,7 +25,7 @@ import time
 import urllib.parse
 
 from wasp.config import management
-from wasp.management import sessions
+from wasp.management import forms, sessions
 from wasp.management.client import Admin
 from wasp.wire.http import reason_phrase
 
@@ -45,6 +45,12 @@ _CHANGES = [
     re.compile(r"cache/flush"),
 ]
 CHANGE_QUERY = {"site", "url"}
+_POOL_SETTINGS = re.compile(r"pools/[^/]+")
+_RESTORE = re.compile(r"config/history/\d{1,10}/restore")
+
+
+def _quoted(rest: str) -> str:
+    return "/".join(urllib.parse.quote(p, safe="") for p in rest.split("/"))
 
 SECURITY_HEADERS = [
     ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -244,6 +250,24 @@ class ManagementApp:
         raw = environ["wsgi.input"].read(length).decode("utf-8", "replace")
         return {k: v[0] for k, v in urllib.parse.parse_qs(raw, max_num_fields=10).items()}
 
+    def read_json(self, environ) -> dict:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise json_error("400 Bad Request", "bad Content-Length") from None
+        if length > MAX_JSON:
+            raise json_error("413 Content Too Large", "the body is too large")
+        kind = (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise json_error("415 Unsupported Media Type", "send JSON (Content-Type: application/json)")
+        try:
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        except ValueError:
+            raise json_error("400 Bad Request", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise json_error("400 Bad Request", "the body must be a JSON object")
+        return body
+
     def take_token(self, given: str) -> bool:
         """The one-time token: a match logs in once and replaces the token (under a lock, so
         two logins cannot both spend it)."""
@@ -288,15 +312,23 @@ class ManagementApp:
     def api(self, method: str, rest: str, environ, user: str) -> tuple[str, bytes]:
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         if method in ("GET", "HEAD"):
+            if rest == "forms/pool":
+                return "200 OK", json.dumps(forms.pool_form()).encode()
+            if _POOL_SETTINGS.fullmatch(rest) or rest == "config/history":
+                return self.forward("GET", "/" + _quoted(rest), query, {"diff"}, user="")
             if rest not in READS:
                 raise json_error("404 Not Found", f"no such resource: /api/{rest}")
             return self.forward("GET", "/" + rest, query, READ_QUERY, user="")
+        if method == "POST" and rest == "validate/pool":
+            return "200 OK", json.dumps({"problems": forms.check_pool(self.read_json(environ))}).encode()
+        if method == "POST" and (rest == "config/changes" or _RESTORE.fullmatch(rest)):
+            body = self.read_json(environ) if rest == "config/changes" else {}
+            body["user"] = user  # who the change is by is the session's, never the page's say
+            return self.forward("POST", "/" + rest, {}, set(), user=user, body=body)
         if method == "POST":
             if not any(p.fullmatch(rest) for p in _CHANGES):
                 raise json_error("404 Not Found", f"no such action: /api/{rest}")
-            parts = rest.split("/")
-            target = "/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
-            return self.forward("POST", target, query, CHANGE_QUERY, user=user)
+            return self.forward("POST", "/" + _quoted(rest), query, CHANGE_QUERY, user=user)
         raise json_error("405 Method Not Allowed", f"{method} is not allowed here")
 
     def forward(self, method: str, target: str, query: dict, allowed: set, user: str, body=None):

@@ -4,7 +4,7 @@
 
 GET  /sites /apps /pools /wp /requests /cache /events?since=N /status /logs?kind=&site=&lines=
 POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
-POST /wp/<pid>/stacks   /management/token
+POST /wp/<pid>/stacks   /management/token        GET /pools/<name> (its effective settings)
 GET  /config?path=&section=&effective=1   /config/history   /backups
 POST /config/changes   /config/history/<N>/restore   /backups   /backups/<name>/restore
 DELETE /backups/<name>                         (docs/appcmd.md; handlers in config_api.py)
@@ -132,6 +132,10 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
         return parts[2] + "_pool", {"name": parts[1]}
+    if len(parts) == 2 and parts[0] == "pools":
+        if method not in ("GET", "HEAD"):
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return "pool_settings", {"name": parts[1]}
     config = route_config(method, parts, path)
     if config is not None:
         return config

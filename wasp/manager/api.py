@@ -213,6 +213,8 @@ class AdminApi:
             return await self.worker_stacks(args["pid"])
         if name == "management_token":
             return self.management_token()
+        if name == "pool_settings":
+            return self.pool_settings(args["name"])
         if name.startswith(("config_", "backup_")):
             from wasp.manager import config_api
             return await config_api.dispatch(self, name, args, request)

@@ -14,6 +14,8 @@ import re
 import secrets
 from typing import TYPE_CHECKING, TextIO
 
+import msgspec
+
 from wasp.config import management
 
 if TYPE_CHECKING:
@@ -156,6 +158,15 @@ def login_urls(config, token: str) -> list[str]:
     return urls
 
 
+def _plain(value):
+    """Duration and Size (float and int subclasses) as plain numbers."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    raise NotImplementedError(type(value))
+
+
 class MgmtOps:
     """`Manager`'s handlers for the management site's operations (main.py has the attributes)."""
 
@@ -167,6 +178,15 @@ class MgmtOps:
         stderr.write("The management site is at " + (", ".join(urls) or "its Unix socket")
                      + "\n(the link logs in once; `wasp management token` prints a new one)\n")
         stderr.flush()
+
+    def pool_settings(self, name: str) -> tuple[int, object]:
+        """A pool's effective settings (its [[pools]] entry over [pool_defaults] over the
+        defaults), for the management site's editor."""
+        rec = self.sup.pools.get(name)
+        if rec is None:
+            return 404, {"error": f'Cannot find APPPOOL object with identifier "{name}".'}
+        return 200, {"name": name, "builtin": name == management.POOL_NAME,
+                     "settings": msgspec.to_builtins(rec.settings, enc_hook=_plain)}
 
     def management_token(self) -> tuple[int, object]:
         """`wasp management token`: a new one-time login link (the old one stops working)."""
