@@ -175,3 +175,60 @@ def test_a_change_without_the_csrf_token_is_refused(server, page):
     assert r.status_code == 421
     # Unauthenticated: nothing.
     assert requests.get(server.mgmt + "/api/pools", timeout=20).status_code == 401
+
+
+# ---------------------------------------------------------------- changing the configuration
+# (last in the file: these edit the module server's wasp.toml)
+
+def test_create_a_pool_and_an_application_and_see_the_new_worker(server, page):
+    page.click("nav a[data-page=pools]")
+    page.fill("#new-pool-name", "Fresh")
+    page.select_option("#new-pool-mode", "always_running")
+    page.click("#new-pool-add")
+    page.locator("#pools-table tr", has_text="Fresh").wait_for()
+    assert '[[pools]]\nname = "Fresh"' in server.config.read_text()
+    page.click("nav a[data-page=sites]")
+    page.select_option("#new-app-site", "Shop")
+    page.fill("#new-app-path", "/fresh")
+    page.fill("#new-app-pool", "Fresh")
+    page.fill("#new-app-app", "procapp:app")
+    page.fill("#new-app-python-path", str(PROCAPPS))
+    page.click("#new-app-add")
+    page.locator("#sites-table", has_text="/fresh → Fresh").wait_for()
+    page.click("nav a[data-page=pools]")
+    page.wait_for_function(
+        """() => { const r = [...document.querySelectorAll('#pools-table tr')].find(t => t.children[0] && t.children[0].textContent === 'Fresh');
+           return r && /\\d/.test(r.querySelector('.pids').textContent); }""", timeout=60000)
+    shown = page.locator("#pools-table tr", has_text="Fresh").locator(".pids").inner_text().split()
+    r = requests.get(server.url + "/fresh/pid", timeout=30)
+    assert r.status_code == 200 and r.text in shown
+    assert set(int(p) for p in shown) == set(server.worker_pids("Fresh"))
+
+
+def test_break_a_setting_see_the_error_then_change_and_roll_back(server, page):
+    original = server.config.read_text()
+    page.goto(server.mgmt + "/#/pool/Apps")
+    page.wait_for_selector("#pool-editor")
+    page.fill("#f-recycling\\.time", "soon")
+    error = page.locator("[data-error-for='recycling.time']")
+    error.filter(has_text="is not a duration").wait_for()
+    assert page.is_disabled("#save")
+    page.fill("#f-recycling\\.time", "29h")
+    page.wait_for_function("() => document.querySelector(\"[data-error-for='recycling.time']\").textContent === ''")
+    page.fill("#f-queue_length", "2000")
+    page.locator("#editor-status", has_text="valid").wait_for()
+    page.click("#save")
+    page.wait_for_selector("#change-diff")
+    assert "+queue_length = 2000" in page.inner_text("#change-diff")
+    assert "queue_length = 2000" in server.config.read_text()
+    page.click("nav a[data-page=history]")
+    page.wait_for_selector("#history-table")
+    numbers = [int(n) for n in page.locator("#history-table tbody tr td:first-child").all_inner_texts()]
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) >= 2
+    page.click(f"button[data-restore='{numbers[1]}']")
+    page.wait_for_selector("#flash-message:not(:has-text('…'))")
+    assert "failed" not in page.inner_text("#flash-message")
+    assert "queue_length = 2000" not in server.config.read_text()
+    settings = page.evaluate("() => fetch('/api/pools/Apps').then(r => r.json())")
+    assert settings["settings"]["queue_length"] == 1000
+    assert server.config.read_text().replace("\n", "") .count("Fresh") == original.count("Fresh")
