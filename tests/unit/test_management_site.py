@@ -301,3 +301,55 @@ def test_prepare_secrets_writes_private_files(tmp_path):
     for name in (management.TOKEN_FILE, management.KEY_FILE):
         assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600
     assert mgmtops.new_token(str(tmp_path)) != token
+
+
+# ---------------------------------------------------------------- the editor's form and checks
+
+from wasp.management import forms  # noqa: E402
+
+
+def test_the_pool_form_lists_the_models_settings():
+    form = {f["path"]: f for f in forms.pool_form()}
+    assert "name" not in form
+    assert form["queue_length"]["kind"] == "int" and (form["queue_length"]["min"], form["queue_length"]["max"]) == (10, 65535)
+    assert form["recycling.time"]["kind"] == "duration" and form["recycling.time"]["default"] == 29 * 3600
+    assert form["memory_limit"]["kind"] == "size"
+    assert form["start_mode"]["choices"] == ["always_running", "on_demand"]
+    assert form["process_model.idle_timeout"]["doc"]
+    json.dumps(forms.pool_form())  # what /api/forms/pool sends
+
+
+def test_check_pool_says_what_the_loader_says_with_paths_inside_the_pool():
+    found = {p["path"]: p["message"] for p in forms.check_pool(
+        {"queue_length": 5, "recycling": {"time": "soon"}, "bogus": 1})}
+    assert found["queue_length"] == "5 is out of range; allowed: 10 to 65535"
+    assert "not a duration" in found["recycling.time"] and found["bogus"] == "unknown key"
+    assert forms.check_pool({"queue_length": 2000, "recycling": {"time": "12h"}}) == []
+    assert forms.check_pool([]) and forms.check_pool({"python": "x", "virtualenv": "y"})
+
+
+def test_config_changes_carry_the_sessions_user_not_the_pages(site):
+    cookie, csrf = login(site)
+    body = json.dumps({"target": {"pool": "P"}, "edits": [], "user": "someone-else"}).encode()
+    status, _, _ = call(site, "POST", "/api/config/changes", {"Cookie": cookie, "X-CSRF-Token": csrf,
+                                                             "Content-Type": "application/json"}, body)
+    assert status == 200
+    method, target, user, sent = site.admin.calls[-1]
+    assert (method, target, user) == ("POST", "/config/changes", "token") and sent["user"] == "token"
+    assert call(site, "POST", "/api/config/changes", {"Cookie": cookie, "X-CSRF-Token": csrf,
+                                                      "Content-Type": "text/plain"}, body)[0] == 415
+    assert call(site, "POST", "/api/config/changes", {"Cookie": cookie, "X-CSRF-Token": csrf,
+                                                      "Content-Type": "application/json"}, b"[1]")[0] == 400
+    assert call(site, "POST", "/api/config/history/3/restore", {"Cookie": cookie, "X-CSRF-Token": csrf})[0] == 200
+    assert site.admin.calls[-1][:2] == ("POST", "/config/history/3/restore")
+    assert call(site, "POST", "/api/config/history/x/restore", {"Cookie": cookie, "X-CSRF-Token": csrf})[0] == 404
+    status, _, out = call(site, "POST", "/api/validate/pool", {"Cookie": cookie, "X-CSRF-Token": csrf,
+                                                               "Content-Type": "application/json"},
+                          json.dumps({"threads": 0}).encode())
+    assert status == 200 and json.loads(out)["problems"][0]["path"] == "threads"
+
+
+def test_pool_settings_route():
+    assert admin.route("GET", "/pools/Apps") == ("pool_settings", {"name": "Apps"})
+    with pytest.raises(admin.RouteError):
+        admin.route("POST", "/pools/Apps")
