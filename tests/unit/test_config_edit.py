@@ -306,3 +306,19 @@ def test_the_config_routes():
         with pytest.raises(RouteError) as info:
             route(method, path)
         assert info.value.status == 405
+
+
+def test_a_symlinked_config_keeps_its_link_and_a_restore_cannot_write_elsewhere(config_dir):
+    real = config_dir / "real.toml"
+    real.write_text(APP_TEXT)
+    (config_dir / "wasp.toml").unlink()
+    (config_dir / "wasp.toml").symlink_to(real)
+    change(config_dir, {"edits": [{"op": "set", "path": "limits.max_connections", "value": 3}]})
+    assert (config_dir / "wasp.toml").is_symlink()
+    assert "max_connections = 3" in real.read_text()
+    with commit.Transaction(str(config_dir / "wasp.toml"), str(config_dir / "run")) as txn:
+        for target in (config_dir / "elsewhere.toml", config_dir / "web.toml"):
+            with pytest.raises(commit.ChangeRefused) as info:
+                txn.replace(str(target), "[default_document]\nenabled = false\n", "me", "restore")
+            assert info.value.status == 403
+            assert not target.exists()

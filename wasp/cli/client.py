@@ -46,14 +46,17 @@ class AdminClient:
         self.socket_path = os.path.join(run_dir, "admin.sock")
         self.timeout = timeout
 
-    def request(self, method: str, path: str, timeout: float | None = None):
+    def request(self, method: str, path: str, timeout: float | None = None, body: bytes | None = None):
         conn = _UnixConnection(self.socket_path, timeout or self.timeout)
         try:
             try:
                 conn.connect()
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 raise ServerNotRunning(self.socket_path, exc.strerror or str(exc)) from None
-            conn.request(method, path, headers={"Host": "wasp"})
+            headers = {"Host": "wasp"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             body = response.read()
         finally:
@@ -80,6 +83,10 @@ class AdminClient:
     def cache_flush(self, site: str = "", url: str = ""):
         query = urllib.parse.urlencode({k: v for k, v in (("site", site), ("url", url)) if v})
         return self.request("POST", "/cache/flush" + (f"?{query}" if query else ""))
+
+    def post_json(self, path: str, payload, method: str = "POST"):
+        """A configuration request (docs/appcmd.md) with a JSON body."""
+        return self.request(method, path, body=json.dumps(payload).encode())
 
     def reload(self):
         return self.request("POST", "/reload")

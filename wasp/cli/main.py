@@ -8,6 +8,9 @@
     wasp stop|start site NAME [-c FILE | --run-dir DIR]
     wasp reload [-c FILE | --run-dir DIR]
     wasp events [--follow] [--since N|DURATION] [--json] [-c FILE | --run-dir DIR]
+    wasp add|set|delete site|app|vdir|pool|binding ID [params]   wasp set config PATH --section S
+    wasp lock|unlock config PATH --section S   wasp list config PATH [--section S] [--effective]
+    wasp config history|restore N   wasp backup add|list|restore|delete NAME   (configcmd.py)
     wasp --version
 
 The admin commands find the server from -c FILE (reading only its server.run_dir, so they work
@@ -29,7 +32,7 @@ import time
 from importlib import metadata
 
 from wasp.cli import management as management_cli
-from wasp.cli import output
+from wasp.cli import configcmd, output
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _add_locate(p)
     management_cli.register(sub)
+    configcmd.register(sub)  # add|set|delete, lock|unlock, list config, config, backup
     return parser
 
 
@@ -411,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (getattr(args, "handler", None) or COMMANDS[args.command])(args)
     except Usage as exc:
         parser.print_usage(sys.stderr)
         print(output.error(str(exc)), file=sys.stderr)

@@ -30,6 +30,7 @@ import difflib
 import fcntl
 import json
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,8 +271,6 @@ def lock_edits(target: Target, doc_data: dict, mode: str) -> list[dict]:
     same = [loc for loc in raw if str(loc.get("path", "")).strip("/").lower() == location.lower()]
     holder = next((loc for loc in same if section in loc), None)
     out: list[dict] = []
-    sel = lambda loc: {"path": loc["path"], "override_mode": loc.get("override_mode", "Inherit")} \
-        if "override_mode" in loc else {"path": loc["path"]}
     value: Any = {}
     if holder is not None:
         if holder.get("override_mode", "Inherit") == mode:
@@ -287,7 +286,6 @@ def lock_edits(target: Target, doc_data: dict, mode: str) -> list[dict]:
                     "value": {"path": location, "override_mode": mode, section: value}})
     else:
         out.append({"op": "set", "path": ["locations", _loc_sel(raw, dest), section], "value": value})
-    del sel
     return out
 
 
@@ -339,14 +337,14 @@ def write_atomic(file: str, text: str) -> None:
     """Write `text` to `file` by a temp file in the same folder, fsync and rename: a reader sees
     the old file or the new one, never half of one. The old file's mode (and owner, as root) is
     kept."""
+    file = os.path.realpath(file)  # a symlinked wasp.toml stays a symlink; its target changes
     folder = os.path.dirname(file) or "."
     try:
         st = os.stat(file)
         mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
     except FileNotFoundError:
         mode, owner = 0o644, None
-    tmp = os.path.join(folder, f".{os.path.basename(file)}.wasp-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(file)}.", suffix=".wasp-tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -479,7 +477,7 @@ class Transaction:
                 final.extend(lock_edits(target, data, str(e.get("mode", ""))))
                 continue
             try:
-                rel = edits_mod._path_of(e) if "path" in e else []
+                rel = edits_mod._path_of(e) if e.get("path") not in (None, []) else []
             except EditError as exc:
                 raise ChangeRefused(exc.status, str(exc)) from None
             if not target.prefix and not rel:
@@ -487,7 +485,15 @@ class Transaction:
             for p in target.pre:
                 if p not in final:
                     final.append(p)
-            final.append(dict(e, path=target.prefix + rel))
+            e = dict(e, path=target.prefix + rel)
+            if (e.get("op") == "add" and e["path"] == ["sites"] and isinstance(e.get("value"), dict)
+                    and "id" not in e["value"]):
+                # appcmd's add site without /id: the next free id.
+                ids = [s.get("id") for s in _sites(data) if isinstance(s.get("id"), int)]
+                ids += [v["value"]["id"] for v in final if v.get("path") == ["sites"]
+                        and isinstance(v.get("value"), dict) and isinstance(v["value"].get("id"), int)]
+                e["value"] = dict(e["value"], id=max(ids, default=0) + 1)
+            final.append(e)
         files = {t.file for t in targets}
         if len(files) != 1:
             raise ChangeRefused(400, "one change edits one file; these edits go to " + ", ".join(sorted(files)))
@@ -498,7 +504,7 @@ class Transaction:
             raise ChangeRefused(409, f"{target.file} was changed since you read it (your base "
                                      f"{str(base)[:12]}…, now {history.sha(old or '')[:12]}…): "
                                      "read it again and redo the change")
-        shown = [describe(dict(e, path=t.prefix + (edits_mod._path_of(e) if "path" in e else [])))
+        shown = [describe(dict(e, path=t.prefix + (edits_mod._path_of(e) if e.get("path") not in (None, []) else [])))
                  if e.get("op") != "lock" else f"{t.label} {t.section}: {describe(e)}"
                  for e, t in zip(raw_edits, targets)]
         what = str(request.get("what") or "; ".join(shown))[:2000]
@@ -528,6 +534,10 @@ class Transaction:
     def replace(self, file: str, text: str, user: str, what: str) -> Written:
         """Write a whole new text (a restore), validated like any change."""
         kind = "wasp.toml" if os.path.abspath(file) == self.config_file else "web.toml"
+        if kind == "web.toml":
+            # Only a web.toml inside an application's physical_path: a history record is a file
+            # on disk, and what it names must not be a way to write anywhere.
+            self._check_web_file(file)
         old = read_text(file)
         written = Written(file, kind, old, text, unified(old, text, file), what, user)
         if text == old:
@@ -541,6 +551,18 @@ class Transaction:
                                      "nothing was written", [str(p) for p in problems])
         self._write(written)
         return written
+
+    def _check_web_file(self, file: str) -> None:
+        config = self._load_current()
+        folder = os.path.realpath(os.path.dirname(file))
+        if os.path.basename(file) != WEB_TOML or os.path.islink(file):
+            raise ChangeRefused(403, f"{file} is neither the configuration file nor a web.toml")
+        for site in config.sites:
+            for app in site.applications:
+                root = os.path.realpath(app.physical_path) if app.physical_path else None
+                if root and (folder == root or folder.startswith(root + os.sep)):
+                    return
+        raise ChangeRefused(403, f"{file} is not inside any application's physical_path")
 
     def _write(self, written: Written) -> None:
         settings = self.settings()

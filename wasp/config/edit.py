@@ -169,6 +169,20 @@ def value_item(value: Any, inline: bool = False):
     return tomlkit.item(value)
 
 
+def inline_text(value: Any) -> str:
+    """A value as one line of TOML (for showing it)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key_text(k)} = {inline_text(v)}" for k, v in value.items()) + " }" \
+            if value else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(inline_text(v) for v in value) + "]"
+    return tomlkit.item(value).as_string()
+
+
+def _key_text(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else tomlkit.item(key).as_string()
+
+
 def plain(value: Any) -> Any:
     """A tomlkit value as plain Python."""
     if hasattr(value, "unwrap"):
@@ -179,7 +193,10 @@ def plain(value: Any) -> Any:
 # ---------------------------------------------------------------------- matching
 
 def _fold(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    """A key as selectors compare it: case-insensitive, and `[status_code='404']` finds 404."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value).lower() if isinstance(value, (str, int)) else value
 
 
 def _matches(element: Any, selector: dict, collection: str) -> bool:
