@@ -53,6 +53,7 @@ def test_enabled_adds_its_own_pool_and_site_on_8172(tmp_path):
     settings = json.loads(pool.environment_variables[management.ENV])
     assert settings["run_dir"] == config.server.run_dir and os.path.isabs(settings["run_dir"])
     assert settings["session_timeout"] == 1200 and settings["group"] == ""
+    assert "UriQuery" not in site.log.log_ext_file_flags  # the login link's token stays out of the log
 
 
 @pytest.mark.parametrize("binding", ["http/*:8172:", "http/0.0.0.0:8172:", "http/10.1.2.3:8172:",

@@ -18,7 +18,8 @@ from typing import Callable
 
 import wasp
 from wasp.config.bindings import parse_binding
-from wasp.config.model import UNIX_PREFIX, Application, Config, Identity, Pool, ProcessModel, Site, SiteBinding
+from wasp.config.model import (DEFAULT_LOG_FLAGS, UNIX_PREFIX, Application, Config, Identity, Pool,
+                               ProcessModel, Site, SiteBinding, SiteLog)
 
 Add = Callable[[str, str], None]
 
@@ -89,8 +90,10 @@ def install(config: Config, add: Add) -> None:
         # A login must not wait for a worker to start, nor a session for an idle one.
         start_mode="always_running", process_model=ProcessModel(idle_timeout=0)))
     wasp_parent = os.path.dirname(os.path.dirname(os.path.abspath(wasp.__file__)))
+    # The login link's query is the token: the site's access log leaves the query out.
+    log = SiteLog(log_ext_file_flags=[f for f in DEFAULT_LOG_FLAGS if f != "UriQuery"])
     config.sites.append(Site(
-        name=SITE_NAME, id=settings.site_id, bindings=list(settings.bindings),
+        name=SITE_NAME, id=settings.site_id, bindings=list(settings.bindings), log=log,
         applications=[Application(path="/", pool=POOL_NAME, app=APP_SPEC, interface="wsgi",
                                   python_path=[wasp_parent])]))
 
