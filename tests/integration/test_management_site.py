@@ -95,6 +95,9 @@ def test_the_printed_link_logs_in_once(server, browser):
         pg.goto(link)
         pg.wait_for_selector("#overview-pools")
         assert "WMSvc" in pg.inner_text("#overview-pools") and "Apps" in pg.inner_text("#overview-pools")
+        # The front's byte counters reach the overview (the site's own answers count).
+        pg.wait_for_function("() => /^[1-9]/.test(document.querySelector('#card-sent .v').textContent)")
+        assert "Rejected" in pg.inner_text("#overview-pools thead")
         cookies = {c["name"]: c for c in context.cookies()}
         assert cookies["wasp_mgmt"]["httpOnly"] and cookies["wasp_mgmt"]["sameSite"] == "Strict"
         other = browser.new_context()

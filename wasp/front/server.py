@@ -16,6 +16,7 @@ from wasp.common.scoreboard import CONNS, SITE, Scoreboard, over_share
 from wasp.config.model import Config
 from wasp.front import rewriting
 from wasp.front.accesslog import AccessLog, ErrorLog
+from wasp.front.logformat import _received as logformat_received, _sent as logformat_sent
 from wasp.front.cache import ResponseCache
 from wasp.front.qos import CHUNK_SECONDS, Bucket
 from wasp.front.queues import Dispatcher, private_board
@@ -28,6 +29,9 @@ from wasp.wire.http import AppPoolUnavailable, http_date
 from wasp.wire.urls import cook_target
 
 
+#: HTTPERR reasons of a request a pool did not take (HTTP.sys's queue rejections).
+_POOL_REJECTIONS = frozenset({"QueueFull", "AppOffline", "Disabled", "Timer_AppPool", "AppShutdown",
+                              "Connection_Abandoned_By_AppPool"})
 #: Seconds between looks at the certificate files (stat only) for a changed certificate.
 CERTIFICATE_POLL = 3
 #: With several fronts: how soon a front whose queued requests found every place on the pool's
@@ -68,6 +72,11 @@ class Server:
         self.on_fault: Callable[[BaseException], None] = lambda exc: None
         self.config = config
         self.access_log = AccessLog(config.server.log_dir)
+        #: Requests the front answered or dropped for a pool instead of a worker (503 QueueFull,
+        #: AppOffline, Timer_AppPool, ...), and bytes to and from clients: for `ping`'s answer.
+        self.rejected: dict[str, int] = {}
+        self.bytes_sent = 0
+        self.bytes_received = 0
         self.error_log = ErrorLog(config.server.log_dir)
         self._second = -1
         self.cache = ResponseCache(config.cache, on_release=self._release_token)
@@ -368,6 +377,8 @@ class Server:
         app = req.app
         if app is None:
             return
+        self.bytes_sent += logformat_sent(conn, req)
+        self.bytes_received += logformat_received(req)
         site = app.site
         if not site.log_enabled:
             return
@@ -402,6 +413,8 @@ class Server:
             if req.app is not None:
                 site_id = req.app.site.id
                 queue = req.app.pool
+                if reason in _POOL_REJECTIONS:
+                    self.rejected[queue] = self.rejected.get(queue, 0) + 1
         line = w3c.httperr_line(self.log_when, c_ip, c_port, conn.s_ip, conn.local[1],
                                 version, method, uri, status, site_id, reason, queue)
         self.error_log.write(line, self.wall)
@@ -416,8 +429,10 @@ class Server:
             inflight[link.pool_name] = inflight.get(link.pool_name, 0) + link.inflight
         pools = {}
         for name, pool in self.dispatcher.pools.items():
-            pools[name] = {"queued": len(pool.queue), "inflight": inflight.get(name, 0), "served": pool.served}
-        return {"pools": pools, "connections": len(self.connections)}
+            pools[name] = {"queued": len(pool.queue), "inflight": inflight.get(name, 0), "served": pool.served,
+                           "rejected": self.rejected.get(name, 0)}
+        return {"pools": pools, "connections": len(self.connections),
+                "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
 
     def requests(self) -> list[dict]:
         """Requests in flight, for `list_requests`."""

@@ -68,11 +68,18 @@ const overview = {
       return (Math.max(0, after - before) / dt).toFixed(1);
     };
     const srv = s.server;
+    const byteRate = (key) => {
+      if (!last || last[key] === undefined) return "";
+      const dt = (now - last.at) / 1000;
+      return dt > 0 ? ` · ${fmtBytes(Math.max(0, srv[key] - last[key]) / dt)}/s` : "";
+    };
     main.replaceChildren(
       h("h2", {}, "Server"),
       h("div", { class: "cards" },
         card("State", stateCell(srv.state)), card("Connections", String(srv.connections), "connections"),
         card("Requests/s", rate(null), "rps"), card("Requests served", String(total), "served"),
+        card("Bytes sent", fmtBytes(srv.bytes_sent) + byteRate("bytes_sent"), "sent"),
+        card("Bytes received", fmtBytes(srv.bytes_received) + byteRate("bytes_received"), "received"),
         card("Uptime", fmtDuration(srv.uptime_s)), card("Cache", `${s.cache.entries} · ${fmtBytes(s.cache.bytes)}`),
         card("Fronts", `${srv.fronts_answering}/${srv.fronts}`), card("Version", `wasp ${srv.version} · pid ${srv.pid}`)),
       h("h3", {}, "Application pools"),
@@ -84,7 +91,7 @@ const overview = {
       h("h3", {}, "Last events"),
       eventsTable(s.events.slice().reverse()),
     );
-    last = { at: now, total, served };
+    last = { at: now, total, served, bytes_sent: srv.bytes_sent, bytes_received: srv.bytes_received };
   },
   refresh: POLL_MS,
 };

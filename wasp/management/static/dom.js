@@ -27,7 +27,7 @@ export function fmtBytes(n) {
   let i = 0;
   let v = Number(n);
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+  return `${i ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
 
 export function fmtDuration(s) {
