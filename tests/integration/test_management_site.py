@@ -129,8 +129,8 @@ def test_pools_page_recycles_and_the_pid_changes(server, page):
     assert str(after[0]) in row.locator(".pids").inner_text()
     # The event log says who did it.
     events = [json.loads(line) for line in (server.logs / "events.jsonl").read_text().splitlines()]
-    mine = [e for e in events if e["id"] == 9100 and e.get("action") == "recycle_pool Apps"]
-    assert mine and mine[-1]["user"].startswith("token (management site,") and "succeeded" in mine[-1]["message"]
+    mine = [e for e in events if e["id"] == 9075 and e.get("action") == "recycle pool" and e.get("target") == "Apps"]
+    assert mine and mine[-1]["user"].startswith("token (via ") and mine[-1]["outcome"] == "done"
 
 
 def test_workers_page_dumps_a_workers_thread_stacks(server, page):

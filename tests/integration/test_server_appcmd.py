@@ -46,6 +46,10 @@ def test_add_a_pool_and_an_app_then_a_pool_setting_recycles_only_that_pool(wasp_
     out = server.cli("add", "app", "Site/api", "applicationPool=api", "app=procapp:app",
                      f'python_path=["{PROCAPPS}"]')
     assert out.stdout.splitlines() == ['APP object "Site/api" added']
+    # The pool gained an application: its worker is recycled (overlapped) to load it. Until the
+    # new worker is ready the old one, which does not host /api, answers 500 (a reload gap of
+    # its own, not of the edit): wait for the new worker.
+    server.wait_until(lambda: get(server, "/api/pid").status_code == 200, 30, what=server.diagnostics)
     api_pid = pid_of(server, "/api/pid")
     assert api_pid != p_pid
     assert pid_of(server, "/pid") == p_pid
@@ -94,6 +98,9 @@ def test_a_bad_change_is_refused_with_the_dotted_path_and_the_server_keeps_servi
     assert [e for e in events(server, 9071)]
     history = json.loads(server.cli("config", "history", "--json").stdout)
     assert history == []  # nothing was written, so nothing was kept
+    server.cli("reload")
+    audited = [e for e in events(server, 9075) if e.get("action") == "reload"]
+    assert audited and "(uid " in audited[0]["user"] and audited[0]["outcome"] == "done"
 
 
 def test_history_restore_and_backups(wasp_server):

@@ -98,9 +98,9 @@ def test_iis_binding_syntax_becomes_a_wasp_binding():
 
 
 def test_object_requests_and_their_appcmd_lines():
-    req, lines = object_change("add", "pool", "api", parse_params(["maxProcesses=2"])[0])
-    assert req == {"edits": [{"op": "add", "path": ["pools"], "value": {"name": "api"}},
-                             {"op": "set", "path": ["pools", {"name": "api"}, "max_processes"], "value": 2}]}
+    req, lines = object_change("add", "pool", "api", parse_params(["maxProcesses=2", "recycling.time=1h"])[0])
+    assert req == {"edits": [{"op": "add", "path": ["pools"], "value": {"name": "api", "max_processes": 2}},
+                             {"op": "set", "path": ["pools", {"name": "api"}, "recycling", "time"], "value": "1h"}]}
     assert lines == ['APPPOOL object "api" added']
     req, lines = object_change("add", "pool", "", parse_params(["/name:batch"])[0])
     assert lines == ['APPPOOL object "batch" added']

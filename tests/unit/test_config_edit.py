@@ -322,3 +322,30 @@ def test_a_symlinked_config_keeps_its_link_and_a_restore_cannot_write_elsewhere(
                 txn.replace(str(target), "[default_document]\nenabled = false\n", "me", "restore")
             assert info.value.status == 403
             assert not target.exists()
+
+
+def test_list_config_names_the_level_that_set_each_key(config_dir):
+    from wasp.config import view
+    from wasp.config.load import load
+
+    change(config_dir, {"target": {"config": "Site", "section": "default_document"},
+                        "edits": [{"op": "set", "path": "enabled", "value": False}]})
+    change(config_dir, {"target": {"config": "Site/sub", "section": "default_document"},
+                        "edits": [{"op": "set", "path": "files", "value": ["a.html"]}]})
+    change(config_dir, {"target": {"config": "Site/sub", "section": "directory_browse", "commit": "web"},
+                        "edits": [{"op": "set", "path": "enabled", "value": True}]})
+    config = load(str(config_dir / "wasp.toml"))
+    seen = view.config_view(config, "Site/sub", "default_document")
+    doc = seen["sections"]["default_document"]
+    assert doc["enabled"] == {"value": False, "set_at": "wasp.toml sites[name='Site']"}
+    assert doc["files"]["value"][0] == "a.html"  # an array adds to the inherited list (IIS <add>)
+    assert doc["files"]["set_at"].startswith("wasp.toml locations[0]")
+    browse = view.config_view(config, "Site/sub", "directory_browse")["sections"]["directory_browse"]
+    assert browse["enabled"] == {"value": True, "set_at": str(config_dir / "www" / "sub" / "web.toml")}
+    assert view.config_view(config, "Site", "default_document")["sections"]["default_document"].keys() == {"enabled"}
+    everything = view.config_view(config, "", "default_document", effective=True)
+    assert everything["sections"]["default_document"]["enabled"] == {"value": True, "set_at": "default"}
+    with pytest.raises(view.ViewError):
+        view.config_view(config, "Nope", "")
+    with pytest.raises(view.ViewError):
+        view.config_view(config, "Site", "no_such_section")

@@ -347,11 +347,17 @@ def send(args_general: dict, request: dict, config_file: str | None, run_dir: st
         raise CommandError(exc.message, 2 if problems and exc.status == 400 else 1, problems) from None
     user = args_general.get("user") or _local_user()
     try:
-        with commit.Transaction(config_file, run_dir) as txn:
+        with commit.Transaction(config_file, run_dir, _checks()) as txn:
             written = txn.prepare(request, user)
     except commit.ChangeRefused as exc:
         raise CommandError(str(exc), 2 if exc.problems else 1, exc.problems) from None
     return written.result(applied=False), False
+
+
+def _checks():
+    """The machine checks a change made here gets, as the server's (wasp validate's)."""
+    from wasp.manager.config_api import machine_checks
+    return machine_checks
 
 
 def _local_user() -> str:
@@ -398,9 +404,9 @@ def object_change(verb: str, kind: str, identifier: str, params: list[Param]) ->
             raise CommandError(f"Must specify the {label} object with identifier.", 2)
         rest = [p for p in params if not (p.op == "set" and p.key == "name" and not identifier)]
         if verb == "add":
-            value = {"name": name}
+            value, later = _fold_into({"name": name}, edits_from(rest, Pool))
             edits = [{"op": "add", "path": ["pools"], "value": value}]
-            edits += [dict(e, path=["pools", {"name": name}] + e["path"]) for e in edits_from(rest, Pool)]
+            edits += [dict(e, path=["pools", {"name": name}] + e["path"]) for e in later]
             return {"edits": edits}, [f'{label} object "{name}" added']
         if verb == "delete":
             return {"edits": [{"op": "delete", "path": ["pools", {"name": name}]}]}, [f'{label} object "{name}" deleted']
@@ -426,11 +432,12 @@ def object_change(verb: str, kind: str, identifier: str, params: list[Param]) ->
         shown = f"{site}{path}"
         rest = [p for p in params if not (p.op == "set" and p.key in ("site", "path"))]
         if verb == "add":
-            edits = [{"op": "add", "path": ["sites", {"name": site}, "applications"], "value": {"path": path}}]
+            value, later = _fold_into({"path": path}, edits_from(rest, Application))
+            edits = [{"op": "add", "path": ["sites", {"name": site}, "applications"], "value": value}]
             edits += [dict(e, path=["sites", {"name": site}, "applications", {"path": path}] + e["path"])
-                      for e in edits_from(rest, Application)]
+                      for e in later]
             lines = [f'{label} object "{shown}" added']
-            if any(e["path"][-1] == "physical_path" for e in edits[1:]):
+            if "physical_path" in value or any(e["path"][-1] == "physical_path" for e in edits[1:]):
                 lines.append(f'VDIR object "{shown.rstrip("/")}/" added')
             return {"target": {"site": site}, "edits": [dict(e, path=e["path"][2:]) for e in edits]}, lines
         if verb == "delete":
@@ -441,6 +448,19 @@ def object_change(verb: str, kind: str, identifier: str, params: list[Param]) ->
     if kind == "binding":
         return _binding(verb, identifier, params, SiteBinding)
     raise CommandError(f"Object '{kind.upper()}' is not supported.", 2)
+
+
+def _fold_into(value: dict, edits: list[dict]) -> tuple[dict, list[dict]]:
+    """Plain top-level keys go into the new element itself (one `add` in the history); the
+    rest are edits after it."""
+    value, later = dict(value), []
+    for e in edits:
+        if e["op"] == "set" and len(e["path"]) == 1 and isinstance(e["path"][0], str) \
+                and e["path"][0] not in value:
+            value[e["path"][0]] = e["value"]
+        else:
+            later.append(e)
+    return value, later
 
 
 def _need(edits: list[dict], label: str) -> list[dict]:

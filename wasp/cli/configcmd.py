@@ -64,7 +64,6 @@ def register(sub) -> None:
         lister.add_argument("--section", metavar="NAME", help="with config: only this section")
         lister.add_argument("--effective", action="store_true",
                             help="with config: every key, the defaults too (appcmd's /config:*)")
-        lister.set_defaults(handler=_list)
 
 
 def _locate(p) -> None:
@@ -192,13 +191,8 @@ def cmd_lock(args) -> int:
     return 0
 
 
-def _list(args) -> int:
-    from wasp.cli.main import cmd_list
-
-    if args.object.lower() != "config":
-        if args.identifier or args.section or args.effective:
-            raise CommandError("PATH, --section and --effective go with `wasp list config`", 2)
-        return cmd_list(args)
+def list_config(args) -> int:
+    """`wasp list config ...` (main.py's cmd_list hands it over)."""
     return _guard(_list_config)(args)
 
 
@@ -299,7 +293,7 @@ def cmd_history(args) -> int:
         settings = history.settings_of_file(file, run_dir)
         try:
             record, text = history.entry(settings.path, n)
-            with commit.Transaction(file, run_dir) as txn:
+            with commit.Transaction(file, run_dir, appcmd._checks()) as txn:
                 result = txn.replace(record["file"], text, args.user or appcmd._local_user(),
                                      f"restore of history {n}").result(applied=False)
         except history.HistoryError as exc:
@@ -348,7 +342,7 @@ def cmd_backup(args) -> int:
                               message=f'BACKUP object "{name}" added')
             elif args.action == "restore":
                 text = history.backup_text(run_dir, args.name)
-                with commit.Transaction(file, run_dir) as txn:
+                with commit.Transaction(file, run_dir, appcmd._checks()) as txn:
                     result = txn.replace(file, text, user, f'restore of backup "{args.name}"').result(applied=False)
                 result["message"] = f'Restored configuration from backup "{args.name}"'
             else:

@@ -242,6 +242,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_list(args) -> int:
+    if args.object.lower() == "config":
+        return configcmd.list_config(args)
+    if getattr(args, "identifier", None) or getattr(args, "section", None) or getattr(args, "effective", False):
+        raise Usage("PATH, --section and --effective go with `wasp list config`")
     what = LIST_ALIASES.get(args.object.lower(), args.object.lower())
     if what not in LIST_OBJECTS:
         raise Usage(f"Object '{args.object.upper()}' is not supported. "

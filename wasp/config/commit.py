@@ -367,21 +367,19 @@ def write_atomic(file: str, text: str) -> None:
         os.close(dfd)
 
 
-def validate_wasp_toml(text: str, file: str) -> list[ConfigProblem]:
-    """What `wasp validate` says of this text as `file` (nothing: it is valid)."""
+def validate_wasp_toml(text: str, file: str, checks=None) -> list[ConfigProblem]:
+    """What `wasp validate` says of this text as `file` (nothing: it is valid). `checks(config,
+    file)` adds what only the machine can tell (interpreters, accounts, Python modules'
+    sections: wasp/manager/config_api.py's `machine_checks`), which config code cannot import."""
     from wasp.config import hierarchy
     from wasp.config.load import load_edited
-    from wasp.manager import environment
 
     try:
         config = load_edited(text, file)
-        problems = environment.check(config, identities=os.geteuid() == 0)
+        problems = list(checks(config, file)) if checks is not None else []
         if problems:
             return problems
-        distributed = hierarchy.check_distributed(config)
-        if distributed:
-            return distributed
-        return environment.module_problems(config, file)
+        return hierarchy.check_distributed(config)
     except ConfigError as exc:
         return list(exc.problems)
 
@@ -416,9 +414,10 @@ class Transaction:
     """One change under the config lock. Use as a context manager; `prepare` writes (or raises
     ChangeRefused having written nothing), `rollback` puts the old text back."""
 
-    def __init__(self, config_file: str, run_dir: str):
+    def __init__(self, config_file: str, run_dir: str, checks=None):
         self.config_file = os.path.abspath(config_file)
         self.run_dir = run_dir
+        self.checks = checks
         self._lock_fd: int | None = None
 
     def __enter__(self) -> "Transaction":
@@ -517,7 +516,7 @@ class Transaction:
             written.changed = False
             return written
         if target.kind == "wasp.toml":
-            problems = validate_wasp_toml(new, target.file)
+            problems = validate_wasp_toml(new, target.file, self.checks)
         else:
             problems = validate_web_toml(self._load_current(), target.file, new)
         if problems:
@@ -543,7 +542,7 @@ class Transaction:
         if text == old:
             written.changed = False
             return written
-        problems = (validate_wasp_toml(text, file) if kind == "wasp.toml"
+        problems = (validate_wasp_toml(text, file, self.checks) if kind == "wasp.toml"
                     else validate_web_toml(self._load_current(), file, text))
         if problems:
             raise ChangeRefused(400, "the restore was refused: that configuration is not valid now "

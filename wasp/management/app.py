@@ -5,8 +5,8 @@ from the internet) and a JSON API under /api/ that the pages call. Every answer 
 from the manager's admin API (client.py); this app keeps no state of the server's and reaches
 into nothing else. It adds the login (sessions.py): the one-time token the server prints at start,
 or the password of a member of `[management] group` checked by the credential store of the
-server-level `basic_authentication` section; and it names the logged-in user on every change, so
-the event log says who did it (event 9100).
+server-level `basic_authentication` section; and it names the logged-in user (`user` in the JSON
+body) on every change, so the event log says who did it (9070-9075).
 
 Settings come from the pool's environment (wasp/config/management.py writes them).
 """
@@ -315,27 +315,28 @@ class ManagementApp:
             if rest == "forms/pool":
                 return "200 OK", json.dumps(forms.pool_form()).encode()
             if _POOL_SETTINGS.fullmatch(rest) or rest == "config/history":
-                return self.forward("GET", "/" + _quoted(rest), query, {"diff"}, user="")
+                return self.forward("GET", "/" + _quoted(rest), query, {"diff"})
             if rest not in READS:
                 raise json_error("404 Not Found", f"no such resource: /api/{rest}")
-            return self.forward("GET", "/" + rest, query, READ_QUERY, user="")
+            return self.forward("GET", "/" + rest, query, READ_QUERY)
         if method == "POST" and rest == "validate/pool":
             return "200 OK", json.dumps({"problems": forms.check_pool(self.read_json(environ))}).encode()
         if method == "POST" and (rest == "config/changes" or _RESTORE.fullmatch(rest)):
             body = self.read_json(environ) if rest == "config/changes" else {}
             body["user"] = user  # who the change is by is the session's, never the page's say
-            return self.forward("POST", "/" + rest, {}, set(), user=user, body=body)
+            return self.forward("POST", "/" + rest, {}, set(), body=body)
         if method == "POST":
             if not any(p.fullmatch(rest) for p in _CHANGES):
                 raise json_error("404 Not Found", f"no such action: /api/{rest}")
-            return self.forward("POST", "/" + _quoted(rest), query, CHANGE_QUERY, user=user)
+            # The admin API writes the user to the event log (9075) with the socket's account.
+            return self.forward("POST", "/" + _quoted(rest), query, CHANGE_QUERY, body={"user": user})
         raise json_error("405 Method Not Allowed", f"{method} is not allowed here")
 
-    def forward(self, method: str, target: str, query: dict, allowed: set, user: str, body=None):
+    def forward(self, method: str, target: str, query: dict, allowed: set, body=None):
         kept = {k: v[0] for k, v in query.items() if k in allowed}
         if kept:
             target += "?" + urllib.parse.urlencode(kept)
-        status, payload = self.admin.call(method, target, user=user, body=body)
+        status, payload = self.admin.call(method, target, body=body)
         return f"{status} {reason_phrase(status)}", json.dumps(payload).encode()
 
 

@@ -1,7 +1,7 @@
 """The management site's way to the server: the manager's admin API on run_dir/admin.sock.
 
-It forwards a request's method, path, query and JSON body, names the logged-in user (the
-manager writes it to the event log with every change) and hands back the API's status and JSON.
+It forwards a request's method, path, query and JSON body (with the logged-in `user`, which the
+manager writes to the event log with every change) and hands back the API's status and JSON.
 """
 
 from __future__ import annotations
@@ -35,11 +35,9 @@ class Admin:
         self.socket_path = os.path.join(run_dir, "admin.sock")
         self.timeout = timeout
 
-    def call(self, method: str, target: str, user: str = "", body=None) -> tuple[int, object]:
+    def call(self, method: str, target: str, body=None) -> tuple[int, object]:
         headers = {"Host": "wasp"}
         data = None
-        if user:
-            headers["X-Wasp-User"] = user
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"

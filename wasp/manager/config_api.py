@@ -30,6 +30,17 @@ NO_FILE = ("this server runs without a configuration file (the embedded default 
            "app): there is no wasp.toml to change; start it with -c FILE")
 
 
+def machine_checks(config, file: str) -> list:
+    """The checks of `wasp validate` beyond the file: each pool's python and virtualenv, its
+    identity (as root), then the Python modules' own sections (in child processes)."""
+    from wasp.manager import environment
+
+    problems = environment.check(config, identities=os.geteuid() == 0)
+    if problems:
+        return problems
+    return environment.module_problems(config, file)
+
+
 def who(request: "AdminRequest", body: dict | None) -> str:
     """"alice (via uid 1000 ops)" or "ops (uid 1000)"."""
     peer = request.peer
@@ -45,6 +56,23 @@ def who(request: "AdminRequest", body: dict | None) -> str:
         named = "".join(c for c in named.strip() if c.isprintable())[:128]
         return f"{named} (via {account})" if account else named
     return account or "unknown"
+
+
+def audit(manager, name: str, args: dict, request: "AdminRequest", status: int, payload) -> None:
+    """Event 9075: who ran which admin action, and how it ended."""
+    try:
+        body = json.loads(request.body) if request.body else {}
+    except ValueError:
+        body = {}
+    verb, _, kind = name.partition("_")
+    if name in ("reload", "cache_flush"):
+        verb, kind = name.replace("_", " "), ""
+    target = args.get("name") or args.get("pid") or request.query.get("site", "")
+    outcome = "done" if status < 400 else (payload.get("error", f"HTTP {status}")
+                                           if isinstance(payload, dict) else f"HTTP {status}")
+    manager.events.write(9075, data={"user": who(request, body if isinstance(body, dict) else {}),
+                                     "action": f"{verb} {kind}".strip(), "target": target or "-",
+                                     "status": status, "outcome": outcome})
 
 
 def _body(request: "AdminRequest") -> dict:
@@ -133,7 +161,7 @@ def _view(manager, query: dict) -> dict:
 async def _change(manager, user: str, make, restored: str = "", message: str = "") -> tuple[int, object]:
     """Run `make(txn)` under the locks, apply what it wrote, roll it back if the server refuses."""
     async with _lock(manager):
-        txn = commit.Transaction(manager.config_file, manager.run_dir)
+        txn = commit.Transaction(manager.config_file, manager.run_dir, machine_checks)
         await asyncio.to_thread(txn.__enter__)
         try:
             try:

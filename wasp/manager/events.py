@@ -76,7 +76,6 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9019: ("Warning", "Application pool '{pool}': {reason}"),
     9020: ("Warning", "Application pool '{pool}' used {used_pct}% CPU over the last {window_s} "
                       "seconds, over its limit of {limit_pct}%; the action is {action}."),
-    9100: ("Information", "Admin action '{action}' by {user} {outcome}."),
     9021: ("Error", "A replacement process for application pool '{pool}' failed to start "
                     "(attempt {attempt}): {error}. The pool's running workers keep serving; the "
                     "next try is in {retry_s} seconds."),
@@ -91,6 +90,7 @@ CATALOGUE: dict[int, tuple[str, str]] = {
                           "history {history})."),
     9073: ("Information", "Configuration backup '{backup}' was added by {user}."),
     9074: ("Information", "Configuration backup '{backup}' was deleted by {user}."),
+    9075: ("Information", "Admin action '{action}' on '{target}' by {user}: {outcome}."),
     # Automatic certificates (docs/acme.md).
     9060: ("Information", "A certificate for '{host}' was issued by the ACME CA {directory} "
                           "(serial {serial}, expires {expires}); it is served from now on."),

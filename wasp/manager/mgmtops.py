@@ -1,5 +1,6 @@
-"""Admin API pieces the management site needs: the tail of a log, a worker's thread stacks, who
-did an action (for the event log), and the management site's login token and session key.
+"""Admin API pieces the management site needs: the tail of a log, a worker's thread stacks, a
+pool's effective settings, and the management site's login token and session key (who did an
+action is event 9075, api.py's AUDITED).
 
 `MgmtOps` is a mixin of `Manager` (main.py) like `AdminApi`; the functions above it do no more
 I/O than reading a file's end or writing the two secrets.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import re
 import secrets
 from typing import TYPE_CHECKING, TextIO
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 #: Lines `GET /logs` returns at most, and bytes of the file's end it reads at most.
 MAX_LINES = 1000
 MAX_TAIL_BYTES = 1024 * 1024
-#: The management site names the user who logged in here; any other client is its uid.
-USER_HEADER = "x-wasp-user"
-_USER_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 STACKS_TIMEOUT = 5.0
 
 _ACCESS_NAME = re.compile(r"u_ex\d{6}(\d\d)?(_x)?\.log")
@@ -90,33 +87,6 @@ def logs_query(log_dir: str, query: dict[str, str], site_ids: set[int]) -> dict:
     if path is None:
         return {"kind": kind, "site": site_id, "file": "", "lines": []}
     return {"kind": kind, "site": site_id, "file": path, "lines": tail(path, lines)}
-
-
-def user_of_uid(uid: int | None) -> str:
-    if uid is None:
-        return "?"
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def actor(request: AdminRequest) -> str:
-    """Who asked: the account of the process on the socket, and the user the management site
-    says logged in there (only the server's own account can reach the socket, mode 0600)."""
-    account = user_of_uid(request.peer[1] if request.peer else None)
-    named = request.headers.get(USER_HEADER, "")
-    if named and _USER_TEXT.fullmatch(named):
-        return f"{named} (management site, {account})"
-    return account
-
-
-def describe(name: str, args: dict, request: AdminRequest) -> str:
-    target = args.get("name") or args.get("pid") or ""
-    text = name if not target else f"{name} {target}"
-    if request.query:
-        text += " " + " ".join(f"{k}={v}" for k, v in sorted(request.query.items()))
-    return text
 
 
 def _write_secret(run_dir: str, name: str, data: bytes) -> None:
@@ -194,15 +164,6 @@ class MgmtOps:
             return 409, {"error": "the management site is not enabled ([management] enabled = true)"}
         token = new_token(self.run_dir)
         return 200, {"token": token, "urls": login_urls(self.config, token)}
-
-    async def logged(self, name: str, args: dict, request: AdminRequest, handler) -> tuple[int, object]:
-        """Run a changing admin command and write event 9100 with who asked and the outcome."""
-        status, payload = await handler(name, args, request)
-        outcome = "succeeded" if status < 400 else (
-            f"failed ({status}: {payload.get('error', '') if isinstance(payload, dict) else payload})")
-        self.events.write(9100, data={"action": describe(name, args, request),
-                                      "user": actor(request), "outcome": outcome})
-        return status, payload
 
     def logs_rows(self, request: AdminRequest) -> tuple[int, object]:
         try:
