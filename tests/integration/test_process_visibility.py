@@ -96,6 +96,10 @@ def test_events_carry_iis_ids_in_jsonl_and_through_the_cli(wasp_server):
         follow.kill()
         follow.wait(10)
         reader.join(10)
+    # The admin action itself is event 9075 (who did it, no pool); the pool's events follow.
+    audits = [e for e in seen if e["id"] == 9075]
+    assert [(e["action"], e["target"]) for e in audits] == [("recycle pool", "Web")]
+    seen = [e for e in seen if e["id"] != 9075]
     ids = [e["id"] for e in seen]
     assert ids[0] == 5079 and ids.count(9013) == 2 and ids.count(9014) == 2 and ids.count(9016) == 2, ids
     assert all(e["pool"] == "Web" and e["level"] == "Information" for e in seen)

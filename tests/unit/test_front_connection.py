@@ -419,6 +419,9 @@ def test_queue_full_is_503_with_httperr_line(tmp_path):
     rig.server.flush_logs()
     [line] = httperr_lines(tmp_path)
     assert line.split(" ")[6:] == ["HTTP/1.1", "GET", "/q", "-", "503", "1", "QueueFull", "P"]
+    # The management site's overview: the pool's rejections (bytes count what the access log
+    # logs; a rejection is HTTPERR's alone, as in HTTP.sys).
+    assert rig.server.stats()["pools"]["P"]["rejected"] == 1
 
 
 def test_tcp_level_pool_closes_instead_of_503(tmp_path):
@@ -593,8 +596,9 @@ def test_list_requests_and_stats(rig):
         ("/two", "Queued", None, "P", 1, "POST"),
     ]
     stats = rig.server.stats()
-    assert stats["pools"]["P"] == {"queued": 1, "inflight": 1, "served": 0}
+    assert stats["pools"]["P"] == {"queued": 1, "inflight": 1, "served": 0, "rejected": 0}
     assert stats["connections"] == 2
+    assert stats["bytes_sent"] == 0 and stats["bytes_received"] == 0  # nothing answered yet
 
 
 def test_stage_moves_are_checked():

@@ -33,6 +33,7 @@ import sys
 import time
 from importlib import metadata
 
+from wasp.cli import management as management_cli
 from wasp.cli import configcmd, importiis, output, service
 from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_locate(p)
     importiis.register(sub)
     service.register(sub)
+    management_cli.register(sub)
     configcmd.register(sub)  # add|set|delete, lock|unlock, list config, config, backup
     return parser
 
@@ -418,6 +420,7 @@ COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "rec
             "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
             "cache": cmd_cache, "status": cmd_status}
 COMMANDS["deploy"] = deploy.cmd_deploy
+COMMANDS.update(management_cli.COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

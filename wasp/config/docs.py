@@ -107,6 +107,10 @@ _SECTION_TEXT = {
         "its certificate from this ACME CA for the binding's host, kept under "
         "`<run_dir>/acme/<host>/`, renewed before it expires; a temporary self-signed one is served "
         "until the first is issued. The manager runs the orders; the front answers the CA's challenges."),
+    "management": (
+        "The management site (IIS's Web Management Service and IIS Manager, in a browser; "
+        "docs/management.md): a built-in site `Management Service` in its own pool `WMSvc`, off "
+        "unless `enabled`. It reads and changes the server only through the admin API."),
     "sites.applications": (
         "Applications of a site. Each has a URL `path` and runs in one `pool`; it may serve static "
         "files (`physical_path`, an existing folder), a Python app (`app`), or both (the app answers "

@@ -19,7 +19,7 @@ from wasp.config import certificates
 from wasp.config.acme import ACME
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
-from wasp.config import hierarchy, sections
+from wasp.config import hierarchy, management, sections
 from wasp.config.sections.http_compression import SERVER_ONLY, threshold_problems
 from wasp.config.model import Config, Pool, SiteBinding
 from wasp.config.sections import rewrite as rewrite_section
@@ -85,10 +85,12 @@ def load_data(data: dict[str, Any], source: str = "", base_dir: str | None = Non
     if config is not INVALID:
         config.sections = tables
         inherit_sections(config, decoder.add)
-        check_config(config, decoder.add, pool_names)
+        management.install(config, decoder.add)
+        check_config(config, decoder.add, pool_names | {p.name for p in config.pools if p})
     if not decoder.problems:
         resolve_paths(config, base_dir if base_dir is not None else os.getcwd())
         check_paths(config, decoder.add)
+        management.finish(config)
     if decoder.problems:
         raise ConfigError(_problems(decoder.problems, locator, file))
     config.source = source

@@ -757,6 +757,32 @@ class Tracing(_Strict):
     )] = field(default_factory=list)
 
 
+class ManagementSettings(_Strict):
+    """The management site (IIS's Web Management Service, WMSvc, and IIS Manager in a browser):
+    a built-in site in its own pool that reads and changes the server only through the admin API
+    (docs/management.md)."""
+
+    enabled: Annotated[bool, doc(
+        "Serve the management site. Off unless set: a site that can stop the server should be "
+        "asked for. On start the server prints a one-time login link (token)."
+    )] = False
+    bindings: Annotated[list[str | SiteBinding], doc(
+        "Where the management site listens, as a site's bindings; IIS's WMSvc port is 8172. A "
+        "binding that is not loopback (127.0.0.0/8, ::1, a Unix socket) must be https."
+    )] = field(default_factory=lambda: ["http/127.0.0.1:8172:"])
+    site_id: Annotated[int, Meta(ge=1, description=(
+        "The management site's id (its log folder is W3SVC<id>); must not be a [[sites]] id."))] = 8172
+    session_timeout: Annotated[Duration, doc(
+        "A login session ends after this long without a request (and at the latest after 12 "
+        "times this)."
+    )] = Duration(1200)
+    group: Annotated[str, doc(
+        "Members of this group (role) of the server-level `basic_authentication` credential "
+        "store (htpasswd + htgroup, PAM, LDAP) may log in with their password; \"\" = only the "
+        "one-time token logs in."
+    )] = ""
+
+
 class Config(_Strict):
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
@@ -769,6 +795,7 @@ class Config(_Strict):
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: Tracing = field(default_factory=Tracing)
+    management: ManagementSettings = field(default_factory=ManagementSettings)
     # Not from the file: where it came from (for relative paths and reload).
     source: str = ""
     # Not from the file: the raw tables of the system.webServer sections (wasp/config/sections),

@@ -19,6 +19,7 @@ from wasp.front.accesslog import AccessLog, ErrorLog
 from wasp.front.logwriter import ThreadWriter
 from wasp.front.cache import Entry, ResponseCache
 from wasp.front.metrics import SiteCounters
+from wasp.front.logformat import _received as logformat_received, _sent as logformat_sent
 from wasp.front.qos import CHUNK_SECONDS, Bucket
 from wasp.front.queues import Dispatcher, private_board
 from wasp.front.request import STAGE_NAMES, Request, Stage
@@ -31,6 +32,9 @@ from wasp.wire.http import AppPoolUnavailable, http_date
 from wasp.wire.urls import cook_target
 
 
+#: HTTPERR reasons of a request a pool did not take (HTTP.sys's queue rejections).
+_POOL_REJECTIONS = frozenset({"QueueFull", "AppOffline", "Disabled", "Timer_AppPool", "AppShutdown",
+                              "Connection_Abandoned_By_AppPool"})
 #: Seconds between looks at the certificate files (stat only) for a changed certificate.
 CERTIFICATE_POLL = 3
 #: metrics.url answers a scrape only for these methods.
@@ -77,6 +81,11 @@ class Server:
         # One thread per front writes the log files: the loop only buffers (logwriter.py).
         self.log_writer = ThreadWriter()
         self.access_log = AccessLog(config.server.log_dir, self.log_writer)
+        #: Requests the front answered or dropped for a pool instead of a worker (503 QueueFull,
+        #: AppOffline, Timer_AppPool, ...), and bytes to and from clients: for `ping`'s answer.
+        self.rejected: dict[str, int] = {}
+        self.bytes_sent = 0
+        self.bytes_received = 0
         self.error_log = ErrorLog(config.server.log_dir, self.log_writer)
         self._second = -1
         self.cache = ResponseCache(config.cache, on_release=self._release_token)
@@ -426,6 +435,8 @@ class Server:
         app = req.app
         if app is None:
             return
+        self.bytes_sent += logformat_sent(conn, req)
+        self.bytes_received += logformat_received(req)
         site = app.site
         counters = site.counters
         if counters is not None:   # metrics.enabled: counted whether the site logs or not
@@ -471,6 +482,8 @@ class Server:
             if req.app is not None:
                 site_id = req.app.site.id
                 queue = req.app.pool
+                if reason in _POOL_REJECTIONS:
+                    self.rejected[queue] = self.rejected.get(queue, 0) + 1
         line = w3c.httperr_line(self.log_when, c_ip, c_port, conn.s_ip, conn.local[1],
                                 version, method, uri, status, site_id, reason, queue)
         self.error_log.write(line, self.wall)
@@ -517,8 +530,10 @@ class Server:
             inflight[link.pool_name] = inflight.get(link.pool_name, 0) + link.inflight
         pools = {}
         for name, pool in self.dispatcher.pools.items():
-            pools[name] = {"queued": len(pool.queue), "inflight": inflight.get(name, 0), "served": pool.served}
-        return {"pools": pools, "connections": len(self.connections)}
+            pools[name] = {"queued": len(pool.queue), "inflight": inflight.get(name, 0), "served": pool.served,
+                           "rejected": self.rejected.get(name, 0)}
+        return {"pools": pools, "connections": len(self.connections),
+                "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
 
     def requests(self) -> list[dict]:
         """Requests in flight, for `list_requests`."""

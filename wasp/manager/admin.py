@@ -2,8 +2,9 @@
 
     curl --unix-socket run/admin.sock http://wasp/pools
 
-GET  /sites /apps /pools /wp /requests /cache /events?since=N /status /metrics
+GET  /sites /apps /pools /wp /requests /cache /events?since=N /status /metrics /logs?kind=&site=&lines=
 POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
+POST /wp/<pid>/stacks   /management/token        GET /pools/<name> (its effective settings)
 GET  /config?path=&section=&effective=1   /config/history   /backups
 POST /config/changes   /config/history/<N>/restore   /backups   /backups/<name>/restore
 DELETE /backups/<name>                         (docs/appcmd.md; handlers in config_api.py)
@@ -109,7 +110,7 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "metrics")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "metrics", "logs")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:
@@ -131,6 +132,10 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
         return parts[2] + "_pool", {"name": parts[1]}
+    if len(parts) == 2 and parts[0] == "pools":
+        if method not in ("GET", "HEAD"):
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return "pool_settings", {"name": parts[1]}
     config = route_config(method, parts, path)
     if config is not None:
         return config
@@ -138,6 +143,16 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")
         return parts[2] + "_site", {"name": parts[1]}
+    if parts == ["management", "token"]:
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return "management_token", {}
+    if len(parts) == 3 and parts[0] == "wp" and parts[2] == "stacks":
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on {path}")
+        if not parts[1].isdigit():
+            raise RouteError(404, f"no such worker process: {parts[1]}")
+        return "stacks", {"pid": int(parts[1])}
     raise RouteError(404, f"no such resource: {path}")
 
 

@@ -35,7 +35,7 @@ FRONT_QUERY_TIMEOUT = 5.0
 #: Admin actions written to the event log with the user (event 9075); configuration changes
 #: have their own events (config_api.py).
 AUDITED = frozenset({"recycle_pool", "stop_pool", "start_pool", "start_site", "stop_site",
-                     "reload", "cache_flush"})
+                     "reload", "cache_flush", "stacks", "management_token"})
 #: Events `wasp status` shows.
 STATUS_EVENTS = 5
 
@@ -116,14 +116,17 @@ class AdminApi:
         """The fronts' `pong` numbers summed (the last pong of a front that did not answer)."""
         pools: dict[str, dict] = {}
         connections = 0
+        traffic = {"bytes_sent": 0, "bytes_received": 0}
         for index in set(self.fronts) | set(answers):
             stats = answers.get(index) or self.front_stats.get(index) or {}
             connections += int(stats.get("connections", 0) or 0)
+            for key in traffic:
+                traffic[key] += int(stats.get(key, 0) or 0)
             for name, numbers in (stats.get("pools") or {}).items():
-                row = pools.setdefault(name, {"queued": 0, "inflight": 0, "served": 0})
+                row = pools.setdefault(name, {"queued": 0, "inflight": 0, "served": 0, "rejected": 0})
                 for key in row:
                     row[key] += int(numbers.get(key, 0) or 0)
-        return {"pools": pools, "connections": connections}
+        return {"pools": pools, "connections": connections, **traffic}
 
     async def _ask_workers(self) -> dict[int, list]:
         """Each live worker's requests in flight (`list_requests`); a worker that does not answer
@@ -215,6 +218,14 @@ class AdminApi:
             return await self._pool_command(name, args["name"])
         if name in ("start_site", "stop_site"):
             return await self._call(lambda now: self.site_command(name[:-5], args["name"]))
+        if name == "logs":
+            return self.logs_rows(request)
+        if name == "stacks":
+            return await self.worker_stacks(args["pid"])
+        if name == "management_token":
+            return self.management_token()
+        if name == "pool_settings":
+            return self.pool_settings(args["name"])
         if name.startswith(("config_", "backup_")):
             from wasp.manager import config_api
             return await config_api.dispatch(self, name, args, request)
@@ -299,7 +310,8 @@ class AdminApi:
                        "config_file": self.config_file or "", "run_dir": self.run_dir,
                        "log_dir": self.log_dir, "state": "Stopping" if self.sup.shutting_down
                        else "Started", "fronts": self.front_count,
-                       "fronts_answering": len(pings), "connections": stats["connections"]},
+                       "fronts_answering": len(pings), "connections": stats["connections"],
+                       "bytes_sent": stats["bytes_sent"], "bytes_received": stats["bytes_received"]},
             "sites": self.site_rows(),
             "pools": self.pool_rows(stats),
             "workers": self.wp_rows(),
@@ -326,6 +338,7 @@ class AdminApi:
             row["queue"] = int(numbers.get("queued", 0))
             row["inflight"] = int(numbers.get("inflight", 0))
             row["served"] = int(numbers.get("served", 0))
+            row["rejected"] = int(numbers.get("rejected", 0))
         return rows
 
     def wp_rows(self) -> list[dict]:

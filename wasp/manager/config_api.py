@@ -67,7 +67,7 @@ def audit(manager, name: str, args: dict, request: "AdminRequest", status: int, 
     verb, _, kind = name.partition("_")
     if name in ("reload", "cache_flush"):
         verb, kind = name.replace("_", " "), ""
-    target = args.get("name") or request.query.get("site", "")
+    target = args.get("name") or args.get("pid") or request.query.get("site", "")
     outcome = "done" if status < 400 else (payload.get("error", f"HTTP {status}")
                                            if isinstance(payload, dict) else f"HTTP {status}")
     manager.events.write(9075, data={"user": who(request, body if isinstance(body, dict) else {}),

@@ -32,6 +32,7 @@ from wasp.manager import activation, admin, environment, listeners, sites, syste
 from wasp.manager.api import AdminApi
 from wasp.manager.metrics import FrontTotals, ManagerCounters
 from wasp.manager.metrics_api import MetricsApi
+from wasp.manager.mgmtops import MgmtOps
 from wasp.manager.isolation import Isolation
 from wasp.manager.processes import Child, PassedFds, Reaper
 from wasp.manager.certificates import Certificates
@@ -48,7 +49,7 @@ from wasp.manager.supervisor import CommandError, Supervisor, front_count
 MAX_WAIT = 30.0
 
 
-class Manager(Executor, AdminApi, MetricsApi, ServiceActivation):
+class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
                  run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False,
                  notifier: systemd.Notifier | None = None,
@@ -138,6 +139,7 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation):
             self._execute(self.sup.start(time.monotonic(), time.time()))
             addresses = ", ".join(ip if ip.startswith("unix:") else f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
+            self.prepare_management(self.stderr)
             if self.code_watcher is not None:
                 self.code_watcher.watch(pool_roots(self.config, self.config_file))
                 self.code_watcher.start()
@@ -349,7 +351,7 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation):
             self._execute(self.sup.worker_stuck(wid, now, message))
         elif op == "recycle_me":
             self._execute(self.sup.worker_recycle_me(wid, str(message.get("reason", "")), now))
-        elif op == "requests":
+        elif op == "requests" or op == "stacks":
             self._resolve(message)
         elif op == "pong":
             vms = uss = 0

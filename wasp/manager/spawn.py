@@ -59,7 +59,8 @@ WORKER_IMPORTS = ("wasp", "uvloop", "httptools", "msgspec", "psutil", "wsproto",
                   "bcrypt", "pam", "ldap3", "pyasn1", "brotli", "_brotli", "zstandard", "regex")
 #: Run-time dependencies only the manager and the front import, never a worker: a pool's own
 #: interpreter keeps its own copy (an app may pin another cryptography than the server's).
-#: h2 is the front's alone: workers never see HTTP/2. tomlkit edits wasp.toml (the CLI, the manager).
+#: h2 is the front's alone: workers never see HTTP/2. tomlkit edits wasp.toml for the manager
+#: and the CLI (docs/appcmd.md).
 SERVER_ONLY_IMPORTS = ("cryptography", "acme", "josepy", "h2", "tomlkit")
 PROBE_TIMEOUT = 20.0
 

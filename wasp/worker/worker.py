@@ -236,6 +236,9 @@ class Worker:
             rows = [dict(row, front=front) for front, channel in sorted(self.channels.items())
                     for row in watchdog.rows(running, channel, now)]
             self.control.send({"op": "requests", "id": message.get("id"), "requests": rows})
+        elif op == "dump_stacks":  # the management site's "thread stacks" action
+            self.control.send({"op": "stacks", "id": message.get("id"),
+                               "stacks": watchdog.thread_stacks()})
         elif op == "stop":
             self.request_stop()
         else:

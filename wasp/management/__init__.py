@@ -1,0 +1,1 @@
+"""The management site (IIS Manager in a browser): docs/management.md."""

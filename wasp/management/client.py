@@ -1,0 +1,56 @@
+"""The management site's way to the server: the manager's admin API on run_dir/admin.sock.
+
+It forwards a request's method, path, query and JSON body (with the logged-in `user`, which the
+manager writes to the event log with every change) and hands back the API's status and JSON.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+
+TIMEOUT = 60.0
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("wasp", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Admin:
+    def __init__(self, run_dir: str, timeout: float = TIMEOUT):
+        self.socket_path = os.path.join(run_dir, "admin.sock")
+        self.timeout = timeout
+
+    def call(self, method: str, target: str, body=None) -> tuple[int, object]:
+        headers = {"Host": "wasp"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = _UnixConnection(self.socket_path, self.timeout)
+        try:
+            conn.request(method, target, body=data, headers=headers)
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return 502, {"error": f"the server's admin API did not answer: {exc}"}
+        finally:
+            conn.close()
+        try:
+            return response.status, json.loads(raw) if raw else None
+        except ValueError:
+            return 502, {"error": "the admin API's answer is not JSON"}
