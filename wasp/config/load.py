@@ -256,6 +256,9 @@ def resolve_paths(config: Config, base_dir: str) -> None:
         if pool.virtualenv:
             pool.virtualenv = absolute(pool.virtualenv)
     for site in config.sites:
+        freb = site.trace_failed_requests_logging
+        freb.directory = absolute(freb.directory) if freb.directory else os.path.join(
+            config.server.log_dir, "FailedReqLogFiles")
         for app in site.applications:
             if app.physical_path:
                 app.physical_path = absolute(app.physical_path)

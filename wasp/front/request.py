@@ -94,6 +94,9 @@ class Request:
         # absolute URL a rule proxies to; the front's own answer (a redirect, a custom response,
         # or rewriting.ABORT)
         "rewritten", "proxy_url", "answer",
+        # a FREB rule traces it: (token, loop time of the worker's last frame) from the TRACE
+        # frame, or None; the front answers TRACED with its times once it logged the request
+        "trace",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -102,6 +105,7 @@ class Request:
         self.stage = _PARSING
         self.t0 = t0
         self.queued_at = 0.0
+        self.trace = None
         self.method = b""
         self.target = b""
         self.version = ""

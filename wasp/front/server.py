@@ -368,6 +368,8 @@ class Server:
         app = req.app
         if app is None:
             return
+        if req.trace is not None:
+            self._traced(conn, req)
         site = app.site
         if not site.log_enabled:
             return
@@ -382,6 +384,13 @@ class Server:
         else:
             line = fmt.line(conn, req, self.log_when, taken if taken > 0 else 0)
             self.access_log.write(site.id, key, line, self.wall, fmt.fields, fmt.suffix)
+
+    def _traced(self, conn, req: Request) -> None:
+        token, answered, link = req.trace
+        req.trace = None
+        now = self.loop.time()
+        st = req.h2
+        link.send_traced(token, answered - req.t0, now - answered, st.sent if st is not None else conn._sent)
 
     def log_error(self, conn, req: Request | None, status: int | None, reason: str) -> None:
         """One HTTPERR line for something the front answered (or a connection it dropped)."""

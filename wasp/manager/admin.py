@@ -102,7 +102,7 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "traces")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:

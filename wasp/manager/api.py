@@ -186,6 +186,10 @@ class AdminApi:
                                                         f"{'' if flushed == 1 else 's'}"}
         if name == "status":
             return 200, await self.status_summary()
+        if name == "traces":
+            from wasp.manager import traces
+
+            return await traces.answer(self.config, request.query)
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))

@@ -40,7 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
-        "compression", "filters", "swallow", "proxy_url", "outbound",
+        "compression", "filters", "swallow", "proxy_url", "outbound", "trace",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -96,7 +96,10 @@ class RequestContext:
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
-        self.config = app.sections if urls is None else urls.lookup(head.path)
+        config = self.config = app.sections if urls is None else urls.lookup(head.path)
+        # Failed Request Tracing (tracing.py): None unless a rule of this directory matches.
+        tracer = config.tracer
+        self.trace = None if tracer is None else tracer.start(self)
 
     @property
     def stage(self) -> str:
@@ -156,6 +159,8 @@ class RequestContext:
         self.auth_type = auth_type if name else ""
         if name:
             self.private = True
+        if self.trace is not None:
+            self.trace.user_set(name, self.auth_type)
 
     def add_header(self, name: str, value: str) -> None:
         """Send `name: value` with this request's response, whoever produces it (the handler,
@@ -222,13 +227,17 @@ class RequestContext:
                                                         body)
         else:
             head = data = frames.pack_response(self.sid, block, content_length, substatus, body)
+        cached = False
         if self.cache is not None and not self.private:
             hint = self.cache.response_hint(self, block, len(body))
             if hint is not None and content_length == len(body):
                 cache = frames.pack_cache(self.sid, hint)
                 data = (cache + head, body) if data is not head else cache + data
+                cached = True
         if self.user:
             data = self._with_user(data)
+        if self.trace is not None:
+            data = self._with_trace(data, cached)
         self.channel.send_final(self, data)
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
@@ -267,12 +276,16 @@ class RequestContext:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
         data = frames.pack_file(self.sid, frames.FileSpan(block, path, offset, length))
+        cached = False
         if self.cache is not None and not self.private:
             hint = self.cache.file_hint(self, block, path, offset, length)
             if hint is not None:
                 data = frames.pack_cache(self.sid, hint) + data
+                cached = True
         if self.user:
             data = self._with_user(data)
+        if self.trace is not None:
+            data = self._with_trace(data, cached)
         self.channel.send_final(self, data)
 
     def end(self) -> None:
@@ -294,16 +307,24 @@ class RequestContext:
                 # for it here (END may come from the loop, which cannot wait).
                 self.window -= len(tail)
                 self._send(frames.pack_body(self.sid, tail))
-        self.channel.send_final(self, frames.pack_end(self.sid))
+        data = frames.pack_end(self.sid)
+        if self.trace is not None:
+            data = self._with_trace(data, False)
+        self.channel.send_final(self, data)
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
         """End the stream: the front answers `status` if nothing was sent yet (0: it closes the
         connection without a response, IIS's AbortRequest), else cuts the response."""
         if self.swallow and self.finished:
             return
+        data = frames.pack_abort(self.sid, status, substatus)
         if not self.started:
             self.status, self.substatus = status, substatus
-        self.channel.send_final(self, frames.pack_abort(self.sid, status, substatus))
+            if self.trace is not None and status >= 400:
+                self.trace.set_error_status(self, status, substatus, "")
+        if self.trace is not None:
+            data = self._with_trace(data, None)
+        self.channel.send_final(self, data)
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
@@ -382,10 +403,24 @@ class RequestContext:
             return (user + data[0],) + data[1:]
         return user + data
 
+    def _with_trace(self, data, cached):
+        """`data` with a TRACE frame in front when the trace's rule matched (tracing.py)."""
+        if self.finished or self.cancelled:
+            return data
+        token = self.trace.decide(self, cached)
+        if not token:
+            return data
+        trace = frames.pack_trace(self.sid, token)
+        if data.__class__ is tuple:
+            return (trace + data[0],) + data[1:]
+        return trace + data
+
     def _mark(self, block: bytes, substatus: int) -> None:
         self.started = True
         self.status = frames.status_of(block)
         self.substatus = substatus
+        if self.trace is not None:
+            self.trace.response(self, block, substatus)
 
     def _send(self, data) -> None:
         if not self.channel.send_frame(self, data):
