@@ -178,6 +178,7 @@ def test_a_matching_request_has_module_events_and_asks_the_front(tmp_path, temp_
     ctx = run(app, pipeline, Authorization="Basic c2VjcmV0", Cookie="a=b")
     trace = ctx.trace
     assert trace.matched and trace.reason == "STATUS_CODE" and trace.trigger == "404"
+    trace.events = trace.record().events
     opcodes = [e[2] for e in trace.events]
     assert opcodes[:3] == ["GENERAL_REQUEST_START", "GENERAL_ENDPOINT_INFORMATION",
                            "GENERAL_REQUEST_HEADERS"]
@@ -242,6 +243,7 @@ failure_definitions = { verbosity = "Error" }
     assert run(app, pipeline, path="/slow").trace.reason == "TIME_TAKEN"
     boom = run(app, pipeline, path="/boom").trace
     assert boom.reason == "VERBOSITY" and boom.trigger == "500"
+    boom.events = boom.record().events
     error = next(dict(e[3]) for e in boom.events if e[2] == "MODULE_ERROR")
     assert error["ModuleName"] == "t.handler" and "kaput" in error["ErrorText"]
     status = next(dict(e[3]) for e in boom.events if e[2] == "MODULE_SET_RESPONSE_ERROR_STATUS")
@@ -266,7 +268,7 @@ failure_definitions = { status_codes = "200" }
     pipeline = Pipeline(app, ("t.handler",))
     trace = run(app, pipeline).trace
     assert trace.matched
-    opcodes = {e[2] for e in trace.events}
+    opcodes = {e[2] for e in trace.record().events}
     assert "NOTIFY_MODULE_START" not in opcodes and "GENERAL_REQUEST_START" in opcodes
 
 

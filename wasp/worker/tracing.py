@@ -9,7 +9,8 @@ request then pays one attribute test (`ctx.trace is None`) in its context and in
 loops. When a tracer exists, a request whose file name matches a rule's path gets a `Trace`; its
 pipeline runs the traced copies of the compiled steps (`traced_steps`: each module's step
 wrapped in NOTIFY_MODULE_START/END), built once per pipeline. Events are tuples appended to a
-list (bounded by MAX_EVENTS). At the request's last frame the failure definition is evaluated
+list (bounded by MAX_EVENTS, and the module events by the compiled steps); what needs formatting
+(the URL, the headers) is formatted only when the trace is written. At the request's last frame the failure definition is evaluated
 (`decide`): status codes, time taken, the worst event level. Only then, and only for a match,
 does the worker ask the front for its times (a TRACE frame; the front answers TRACED once the
 response's last byte is written), and hands the trace to the writer thread, which renders the
@@ -138,7 +139,7 @@ class Trace:
 
     __slots__ = ("tracer", "rule", "events", "t0", "wall0", "worst", "dropped", "matched",
                  "reason", "trigger", "token", "front", "ended", "lock", "error", "answered_ns",
-                 "attributes", "loop", "activity")
+                 "attributes", "loop", "activity", "notify", "head")
 
     def __init__(self, tracer: Tracer, rule: CompiledRule, ctx):
         self.tracer = tracer
@@ -159,16 +160,13 @@ class Trace:
         self.answered_ns = 0
         self.attributes = None
         self.loop = getattr(ctx.channel, "loop", None)
-        self.activity = "{00000000-0000-0000-%04X-%012X}" % (_PID & 0xFFFF, next(_activities))
-        head = ctx.head
-        url = request_url(ctx)
-        self.emit("GENERAL_REQUEST_START", (
-            ("SiteId", tracer.site_id), ("AppPoolId", tracer.pool), ("ConnId", ctx.sid),
-            ("RawConnId", 0), ("RequestURL", url), ("RequestVerb", head.method)))
-        self.emit("GENERAL_ENDPOINT_INFORMATION", (
-            ("RemoteAddress", head.client[0]), ("RemotePort", head.client[1]),
-            ("LocalAddress", head.server[0]), ("LocalPort", head.server[1])))
-        self.emit("GENERAL_REQUEST_HEADERS", (("Headers", dump_headers(head.headers)),))
+        self.activity = ""
+        # Module enter/leave events are recorded (RequestNotifications at Verbose): the traced
+        # steps test this one flag and append prebuilt tuples (tracing's hot path).
+        self.notify = rule.levels.get(freb.REQUEST_NOTIFICATIONS, -1) >= freb.VERBOSE
+        self.head = ctx.head
+        # The request's own events, formatted only if the trace is written (`record`).
+        self.events.append((self.t0, threading.get_ident(), "", ctx.sid))
 
     # ---- recording (the request's thread) ----
     def emit(self, opcode: str, data) -> None:
@@ -188,7 +186,7 @@ class Trace:
         status = ctx.status
         end = block.find(b"\r\n")
         lines = block[end + 2:] if end >= 0 else b""
-        self.emit("GENERAL_RESPONSE_HEADERS", (("Headers", dump_block(lines)),))
+        self.emit("GENERAL_RESPONSE_HEADERS", lambda: (("Headers", dump_block(lines)),))
         if status >= 400:
             self.set_error_status(ctx, status, substatus, block[4:end].decode("latin-1", "replace"))
 
@@ -283,9 +281,24 @@ class Trace:
                 PENDING.pop(self.token, None)
                 submit(self)
 
+    def _records(self, opcode: str) -> bool:
+        _number, level, keyword = freb.EVENTS[opcode]
+        return not keyword or level <= self.rule.levels.get(keyword, -1)
+
+    def _start_events(self, sid: int):
+        head, tracer = self.head, self.tracer
+        yield "GENERAL_REQUEST_START", (
+            ("SiteId", tracer.site_id), ("AppPoolId", tracer.pool), ("ConnId", sid),
+            ("RawConnId", 0), ("RequestURL", request_url(head)), ("RequestVerb", head.method))
+        yield "GENERAL_ENDPOINT_INFORMATION", (
+            ("RemoteAddress", head.client[0]), ("RemotePort", head.client[1]),
+            ("LocalAddress", head.server[0]), ("LocalPort", head.server[1]))
+        yield "GENERAL_REQUEST_HEADERS", (("Headers", dump_headers(head.headers)),)
+
     def _attributes(self, ctx) -> list:
         user = ctx.user or ""
-        return [("url", request_url(ctx)), ("siteId", self.tracer.site_id),
+        self.activity = "{00000000-0000-0000-%04X-%012X}" % (_PID & 0xFFFF, next(_activities))
+        return [("url", request_url(ctx.head)), ("siteId", self.tracer.site_id),
                 ("appPoolId", self.tracer.pool), ("processId", _PID), ("verb", ctx.head.method),
                 ("remoteUserName", user), ("userName", user), ("tokenUserName", _TOKEN_USER),
                 ("authenticationType", ctx.auth_type or ("anonymous" if ctx.user == "" else
@@ -297,7 +310,13 @@ class Trace:
     def record(self) -> freb.TraceRecord:
         """The events in wall-clock time, with the front's before and after."""
         shift = self.wall0 - self.t0
-        events = [(t + shift, thread, opcode, data) for t, thread, opcode, data in self.events]
+        events = []
+        for t, thread, opcode, data in self.events:
+            if not opcode:  # the request's start: its events from the head, formatted now
+                events.extend((t + shift, thread, op, d) for op, d in self._start_events(data)
+                              if self._records(op))
+                continue
+            events.append((t + shift, thread, opcode, data() if callable(data) else data))
         worker_us = (self.answered_ns - self.t0) // 1000
         taken_ms = (time.perf_counter_ns() - self.t0) // 1_000_000
         attributes = list(self.attributes)
@@ -322,8 +341,7 @@ class Trace:
                                 tracer.directory, tracer.max_files, tracer.max_bytes)
 
 
-def request_url(ctx) -> str:
-    head = ctx.head
+def request_url(head) -> str:
     host = ""
     for name, value in head.headers:
         if name.lower() == b"host":
@@ -362,9 +380,6 @@ def dump_block(lines: bytes) -> str:
 
 # ---- the traced copies of a pipeline's steps ----
 
-_STATUS_NAMES = {FINISH: "NOTIFICATION_FINISH_REQUEST"}
-
-
 def traced_steps(steps, pipeline) -> list:
     return [(phase, name, wrap(phase, name, step, pipeline)) for phase, name, step in steps]
 
@@ -376,42 +391,58 @@ def wrap(phase: Phase, name: str, step, pipeline):
             return _mapping(step)
         return step
     catch_all = pipeline.catch_all
+    if not name:
+        def traced_handler(ctx):
+            handler = ctx.handler or catch_all
+            return _run_step(ctx, step, _data_of(handler.id if handler is not None else "",
+                                                 notification))
+        return traced_handler
+    data = _data_of(name, notification)
 
     def traced(ctx):
-        trace = ctx.trace
-        module = name
-        if not module:  # EXECUTE_REQUEST_HANDLER: the mapped handler
-            handler = ctx.handler or catch_all
-            module = handler.id if handler is not None else ""
-        trace.emit("NOTIFY_MODULE_START", (("ModuleName", module), ("Notification", notification),
-                                           ("fIsPostNotification", "false")))
-        try:
-            status = step(ctx)
-        except BaseException:
-            _end(trace, module, notification, "NOTIFICATION_FINISH_REQUEST")
-            raise
-        if status.__class__ is not Status:
-            return _finish_later(trace, module, notification, status)
-        _end(trace, module, notification, _STATUS_NAMES.get(status, "NOTIFICATION_CONTINUE"))
-        return status
+        return _run_step(ctx, step, data)
     return traced
 
 
-def _end(trace, module: str, notification: int, status: str) -> None:
-    trace.emit("NOTIFY_MODULE_END", (("ModuleName", module), ("Notification", notification),
-                                     ("fIsPostNotificationEvent", "false"),
-                                     ("NotificationStatus", status)))
+def _data_of(module: str, notification: int) -> tuple:
+    """The prebuilt Data of a module's enter, continue, finish and pending events."""
+    def end(status):
+        return (("ModuleName", module), ("Notification", notification),
+                ("fIsPostNotificationEvent", "false"), ("NotificationStatus", status))
+    return ((("ModuleName", module), ("Notification", notification), ("fIsPostNotification", "false")),
+            end("NOTIFICATION_CONTINUE"), end("NOTIFICATION_FINISH_REQUEST"))
 
 
-async def _finish_later(trace, module: str, notification: int, awaitable):
+_perf_ns = time.perf_counter_ns
+_ident = threading.get_ident
+
+
+def _run_step(ctx, step, data):
+    trace = ctx.trace
+    if not trace.notify:
+        return step(ctx)
+    events = trace.events
+    events.append((_perf_ns(), _ident(), "NOTIFY_MODULE_START", data[0]))
+    try:
+        status = step(ctx)
+    except BaseException:
+        events.append((_perf_ns(), _ident(), "NOTIFY_MODULE_END", data[2]))
+        raise
+    if status.__class__ is not Status:
+        return _finish_later(events, data, status)
+    events.append((_perf_ns(), _ident(), "NOTIFY_MODULE_END", data[2] if status is FINISH else data[1]))
+    return status
+
+
+async def _finish_later(events, data, awaitable):
     """A step that went pending (an ASGI app, a password check on a thread): its end event
     when it resolves, so the module's span covers the wait."""
     try:
         status = await awaitable
     except BaseException:
-        _end(trace, module, notification, "NOTIFICATION_FINISH_REQUEST")
+        events.append((_perf_ns(), _ident(), "NOTIFY_MODULE_END", data[2]))
         raise
-    _end(trace, module, notification, _STATUS_NAMES.get(status, "NOTIFICATION_CONTINUE"))
+    events.append((_perf_ns(), _ident(), "NOTIFY_MODULE_END", data[2] if status is FINISH else data[1]))
     return status
 
 
