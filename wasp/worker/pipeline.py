@@ -240,7 +240,11 @@ class Pipeline:
 
     def run_handler_sync(self, ctx) -> None:
         """The rest of a request `run_front` handed off: the handler and the last phases."""
-        self._run_sync(ctx, self.after if ctx.trace is None else self.traced().after)
+        if ctx.trace is None:
+            self._run_sync(ctx, self.after)
+        else:
+            ctx.trace.resume()  # the wait for a thread is no module's time
+            self._run_sync(ctx, self.traced().after)
 
     def _run_sync(self, ctx, steps) -> None:
         try:
