@@ -40,6 +40,11 @@ path = "/app"
 pool = "Traced"
 app = "freb_app:app"
 python_path = ["{apps}"]
+[[sites.applications]]
+path = "/asgi"
+pool = "Traced"
+app = "freb_app:asgi"
+python_path = ["{apps}"]
 
 [[sites]]
 name = "Quiet Site"
@@ -64,6 +69,12 @@ def server(wasp_module_server):
     www = wasp_module_server.dir / "www"
     www.mkdir()
     (www / "page.html").write_text("<p>page</p>")
+    # A folder whose web.toml replaces the inherited rules: its .txt files are traced on a 200.
+    (www / "sub").mkdir()
+    (www / "sub" / "a.txt").write_text("sub file")
+    (www / "sub" / "web.toml").write_text(
+        '[trace_failed_requests]\nrules = { clear = true, add = [\n'
+        '  { path = "*.txt", failure_definitions = { status_codes = "200" } } ] }\n')
     return wasp_module_server(CONFIG)
 
 
@@ -149,6 +160,37 @@ def test_an_app_error_names_the_module_and_is_an_error_event(server):
     assert errors and errors[0]["ModuleName"] == "python_app" and "boom from the app" in errors[0]["ErrorText"]
 
 
+def newest_after(server, before):
+    server.wait_until(lambda: files(server, 3) and files(server, 3)[-1] not in before,
+                      timeout=20, what="a new trace")
+    return events(site_dir(server, 3) / files(server, 3)[-1])
+
+
+def test_a_web_toml_s_rules_apply_to_its_folder(server):
+    before = files(server, 3)
+    assert fetch(server, "/sub/a.txt").status_code == 200
+    root, _rows = newest_after(server, before)
+    assert root.get("url").endswith("/sub/a.txt") and root.get("statusCode") == "200"
+    before = files(server, 3)
+    assert fetch(server, "/sub/missing.html").status_code == 404  # the site's rules are cleared
+    assert fetch(server, "/missing-marker.html").status_code == 404
+    root, _rows = newest_after(server, before)
+    assert root.get("url").endswith("/missing-marker.html")
+    assert not any(events(site_dir(server, 3) / n)[0].get("url").endswith("/sub/missing.html")
+                   for n in files(server, 3))
+
+
+def test_an_asgi_app_s_404_has_its_handler_span(server):
+    before = files(server, 3)
+    assert fetch(server, "/asgi/gone").status_code == 404
+    root, rows = newest_after(server, before)
+    assert root.get("url").endswith("/asgi/gone") and root.get("statusCode") == "404"
+    spans = [(op, d.get("ModuleName")) for op, d in rows if op.startswith("NOTIFY_MODULE")]
+    assert ("NOTIFY_MODULE_START", "python_app") in spans and ("NOTIFY_MODULE_END", "python_app") in spans
+    status = next(d for op, d in rows if op == "MODULE_SET_RESPONSE_ERROR_STATUS")
+    assert status["ModuleName"] == "python_app"
+
+
 def test_a_rule_that_matches_nothing_writes_nothing(server):
     for _ in range(3):
         assert fetch(server, "/page.html").status_code == 200
@@ -182,3 +224,7 @@ def test_wasp_list_traces(server):
     assert text[0].startswith('TRACE "Traced Site/fr') and "statuscode:404" in "".join(text)
     only = json.loads(server.cli("list", "traces", "--site", "Quiet Site", "--json").stdout)
     assert only == []
+    assert json.loads(server.cli("list", "traces", "--site", "3", "--json").stdout) == rows
+    missing = server.cli("list", "traces", "--site", "Nope", check=False)
+    assert missing.returncode == 1
+    assert 'Cannot find SITE object with identifier "Nope".' in missing.stderr

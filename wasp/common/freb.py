@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import threading
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape, quoteattr
 
@@ -203,28 +204,35 @@ def numbers(folder: str) -> list[int]:
 def store(record: TraceRecord, data: bytes) -> str:
     """Write `data` as the site's next frNNNNNN.xml and delete the oldest past `max_files`.
     Several workers (pools) may write one site's folder at once: a number is claimed with
-    O_EXCL, so two never write the same file. Returns the path written."""
+    link(), which fails when the name exists, so two never write the same file. Returns the path written."""
     folder = site_directory(record.directory, record.site_id)
     os.makedirs(folder, mode=0o750, exist_ok=True)
-    existing = numbers(folder)
-    number = (existing[-1] if existing else 0) + 1
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    for _attempt in range(1000):
-        path = os.path.join(folder, f"fr{number:06d}.xml")
-        try:
-            fd = os.open(path, flags, 0o640)
-        except FileExistsError:
-            number += 1
-            continue
-        break
-    else:
-        raise OSError(f"no free trace file name in {folder}")
+    # Written under a private name first, then linked to its number: a reader (`wasp list
+    # traces`) never sees half a file, and link() fails if the name is taken (no overwrite).
+    temp = os.path.join(folder, f".fr-{os.getpid()}-{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(temp, flags, 0o640)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
+    try:
+        existing = numbers(folder)
+        number = (existing[-1] if existing else 0) + 1
+        for _attempt in range(1000):
+            path = os.path.join(folder, f"fr{number:06d}.xml")
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                number += 1
+                continue
+            break
+        else:
+            raise OSError(f"no free trace file name in {folder}")
+    finally:
+        os.unlink(temp)
     rotate(folder, record.max_files)
     return path
 

@@ -14,3 +14,12 @@ def app(environ, start_response):
         return [b"the app says not found"]
     start_response("200 OK", [("Content-Type", "text/plain"), ("Set-Cookie", "sid=secret-cookie")])
     return [b"hello"]
+
+
+async def asgi(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    status = 404 if scope["path"].endswith("/gone") else 200
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"asgi says hi"})
