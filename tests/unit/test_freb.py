@@ -411,3 +411,32 @@ def test_the_front_s_times_complete_a_pending_trace(tmp_path, temp_modules, monk
     _delay, fn, args = channel.loop.later[0]
     fn(*args)
     assert submitted == [trace]
+
+
+# ---- bounds (a flood of failing requests, huge headers) ----
+
+def test_header_dumps_are_bounded_and_masked():
+    many = [(b"X-H%d" % i, b"v" * 10000) for i in range(100)]
+    text = tracing.dump_headers([(b"Cookie", b"sid=1")] + many)
+    assert len(text) <= tracing.HEADERS_LIMIT + 10 and text.endswith("...")
+    assert "sid=1" not in text and "v" * (tracing.HEADER_VALUE_LIMIT + 1) not in text
+    block = tracing.dump_block(b"Set-Cookie: a=b\r\nX-Ok: 1\r\n")
+    assert block == f"Set-Cookie: {tracing.MASK}\r\nX-Ok: 1"
+
+
+def test_the_writer_queue_and_the_pending_table_are_bounded(monkeypatch, tmp_path):
+    writer = tracing.Writer()
+    writer.thread = object()  # nobody takes from the queue
+    monkeypatch.setattr(tracing, "QUEUE_LIMIT", 3)
+    for _ in range(5):
+        writer.put(object())
+    assert writer.queue.qsize() == 3 and writer.dropped == 2
+
+
+def test_a_trace_keeps_at_most_max_events(monkeypatch, tmp_path):
+    monkeypatch.setattr(tracing, "MAX_EVENTS", 10)
+    app = make_app(tmp_path, RULES)
+    trace = make_ctx(app, path="/x.php").trace
+    for _ in range(50):
+        trace.emit("USER_SET", (("AuthType", "Basic"), ("UserName", "u")))
+    assert len(trace.events) == 10 and trace.dropped == 41
