@@ -147,7 +147,7 @@ class Trace:
         self.events: list = []
         self.t0 = self.mark = time.perf_counter_ns()
         self.loop_thread = threading.get_ident()  # ctx.thread 0 means this one
-        self.wall0 = time.time_ns()
+        self.wall0 = 0          # wall-clock ns at t0, worked out when the trace is written
         self.worst = 9          # the most severe level seen (1 CriticalError ... 5 Verbose)
         self.dropped = 0
         self.matched = None     # None: not decided yet; then True / False
@@ -156,7 +156,7 @@ class Trace:
         self.token = 0          # TRACE frame token once the front was asked for its times
         self.front = None       # (until_answer_us, after_us, bytes sent) from TRACED
         self.ended = False
-        self.lock = threading.Lock()
+        self.lock = None        # made when the rule matched: the front's answer races the end
         self.error = None       # what an exception said, for the status event that follows
         self.answered_ns = 0
         self.attributes = None
@@ -246,6 +246,7 @@ class Trace:
             return 0
         self.reason = reason
         self.trigger = f"{status}.{sub}" if sub else str(status)
+        self.lock = threading.Lock()
         channel = ctx.channel
         if not hasattr(channel, "sock"):
             return 0  # a warm-up request: no front to ask
@@ -314,7 +315,10 @@ class Trace:
 
     def record(self) -> freb.TraceRecord:
         """The events in wall-clock time, with the front's before and after."""
-        shift = self.wall0 - self.t0
+        # Wall-clock time of the monotonic stamps: the two clocks' offset now (they do not
+        # drift apart measurably during one request).
+        shift = time.time_ns() - time.perf_counter_ns()
+        self.wall0 = self.t0 + shift
         events = []
         loop_thread = self.loop_thread
         for t, thread, opcode, data in self.events:
@@ -433,7 +437,9 @@ def wrap(phase: Phase, name: str, step, pipeline):
             raise
         if status.__class__ is not Status:
             return _finish_later(trace, ctx, data, status)
-        _ended(trace, ctx, data, 2 if status is FINISH else 1)
+        now = _perf_ns()  # _ended, inline: this runs for every module of a traced request
+        trace.events.append((trace.mark, ctx.thread, _STEP, (data, now, 2 if status is FINISH else 1)))
+        trace.mark = now
         return status
     return traced
 
