@@ -60,6 +60,8 @@ _CORE = "IIS Web Core"
 _tokens = itertools.count(1)
 _activities = itertools.count(1)
 _PID = os.getpid()
+_perf_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
 try:
     _TOKEN_USER = getpass.getuser()
 except Exception:  # no passwd entry for the uid
@@ -67,7 +69,7 @@ except Exception:  # no passwd entry for the uid
 
 
 class CompiledRule:
-    __slots__ = ("path", "match", "codes", "time_taken", "failure_level", "levels")
+    __slots__ = ("path", "match", "codes", "time_taken", "failure_level", "levels", "notify")
 
     def __init__(self, rule):
         self.path = rule.path
@@ -96,12 +98,14 @@ class CompiledRule:
             for bit in bits:
                 levels[bit] = max(levels.get(bit, -1), AREA_VERBOSITY[area.verbosity])
         self.levels = levels
+        self.notify = levels.get(freb.REQUEST_NOTIFICATIONS, -1) >= freb.VERBOSE
 
 
 class Tracer:
     """What one effective configuration traces: its rules and where its site's files go."""
 
-    __slots__ = ("rules", "directory", "max_files", "max_bytes", "site_id", "pool", "prefix_len")
+    __slots__ = ("rules", "directory", "max_files", "max_bytes", "site_id", "pool", "prefix_len",
+                 "every")
 
     def __init__(self, app, section, logging_):
         self.rules = [CompiledRule(rule) for rule in section.rules]
@@ -112,9 +116,13 @@ class Tracer:
         self.site_id = app.site.id
         self.pool = app.config.pool
         self.prefix_len = app.prefix_len
+        # The first rule is "*": every request is its, without looking at the path.
+        self.every = self.rules[0] if self.rules[0].path == "*" else None
 
     def start(self, ctx):
         """The request's Trace when a rule's path matches it, else None."""
+        if self.every is not None:
+            return Trace(self, self.every, ctx)
         path = ctx.head.path
         rel = path[self.prefix_len:].decode("utf-8", "replace").lower()
         name = rel[rel.rfind("/") + 1:]
@@ -137,37 +145,35 @@ def compile_tracer(app, config):
 class Trace:
     """One request's buffered events and, at its end, the decision."""
 
-    __slots__ = ("tracer", "rule", "events", "t0", "wall0", "worst", "dropped", "matched",
-                 "reason", "trigger", "token", "front", "ended", "lock", "error", "answered_ns",
-                 "attributes", "loop", "activity", "notify", "head", "mark", "loop_thread")
+    # Class attributes are the defaults (no __slots__): a Trace sets only what differs, since
+    # every request of a traced URL makes one and most are dropped at their end.
+    wall0 = 0               # wall-clock ns at t0, worked out when the trace is written
+    worst = 9               # the most severe level seen (1 CriticalError ... 5 Verbose)
+    dropped = 0
+    matched = None          # None: not decided yet; then True / False
+    reason = ""
+    trigger = ""
+    token = 0               # TRACE frame token once the front was asked for its times
+    front = None            # (until_answer_us, after_us, bytes sent) from TRACED
+    ended = False
+    lock = None             # made when the rule matched: the front's answer races the end
+    error = None            # what an exception said, for the status event that follows
+    answered_ns = 0
+    attributes = None
+    loop = None
+    activity = ""
 
     def __init__(self, tracer: Tracer, rule: CompiledRule, ctx):
         self.tracer = tracer
         self.rule = rule
-        self.events: list = []
-        self.t0 = self.mark = time.perf_counter_ns()
-        self.loop_thread = threading.get_ident()  # ctx.thread 0 means this one
-        self.wall0 = 0          # wall-clock ns at t0, worked out when the trace is written
-        self.worst = 9          # the most severe level seen (1 CriticalError ... 5 Verbose)
-        self.dropped = 0
-        self.matched = None     # None: not decided yet; then True / False
-        self.reason = ""
-        self.trigger = ""
-        self.token = 0          # TRACE frame token once the front was asked for its times
-        self.front = None       # (until_answer_us, after_us, bytes sent) from TRACED
-        self.ended = False
-        self.lock = None        # made when the rule matched: the front's answer races the end
-        self.error = None       # what an exception said, for the status event that follows
-        self.answered_ns = 0
-        self.attributes = None
-        self.loop = getattr(ctx.channel, "loop", None)
-        self.activity = ""
+        self.t0 = self.mark = _perf_ns()
+        self.loop_thread = _get_ident()  # ctx.thread 0 means this one
         # Module enter/leave events are recorded (RequestNotifications at Verbose): the traced
         # steps test this one flag and append prebuilt tuples (tracing's hot path).
-        self.notify = rule.levels.get(freb.REQUEST_NOTIFICATIONS, -1) >= freb.VERBOSE
+        self.notify = rule.notify
         self.head = ctx.head
         # The request's own events, formatted only if the trace is written (`record`).
-        self.events.append((self.t0, 0, "", ctx.sid))
+        self.events = [(self.t0, 0, "", ctx.sid)]
 
     # ---- recording (the request's thread) ----
     def emit(self, opcode: str, data) -> None:
@@ -248,6 +254,7 @@ class Trace:
         self.trigger = f"{status}.{sub}" if sub else str(status)
         self.lock = threading.Lock()
         channel = ctx.channel
+        self.loop = getattr(channel, "loop", None)
         if not hasattr(channel, "sock"):
             return 0  # a warm-up request: no front to ask
         token = next(_tokens) & 0xFFFFFFFF or next(_tokens)
@@ -462,7 +469,6 @@ def _data_of(module: str, notification: int) -> tuple:
             end("NOTIFICATION_CONTINUE"), end("NOTIFICATION_FINISH_REQUEST"))
 
 
-_perf_ns = time.perf_counter_ns
 
 
 def _ended(trace, ctx, data, status: int) -> None:
