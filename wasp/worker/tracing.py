@@ -260,7 +260,10 @@ class Trace:
         token = next(_tokens) & 0xFFFFFFFF or next(_tokens)
         self.token = token
         if len(PENDING) >= PENDING_LIMIT:
-            PENDING.pop(next(iter(PENDING)))
+            try:  # the oldest waits longest: it would have expired first
+                PENDING.pop(next(iter(PENDING)), None)
+            except (StopIteration, RuntimeError):  # the loop took one meanwhile
+                pass
         PENDING[token] = self
         return token
 
