@@ -440,3 +440,14 @@ def test_a_trace_keeps_at_most_max_events(monkeypatch, tmp_path):
     for _ in range(50):
         trace.emit("USER_SET", (("AuthType", "Basic"), ("UserName", "u")))
     assert len(trace.events) == 10 and trace.dropped == 41
+
+
+def test_the_style_sheet_goes_next_to_the_traces_once(tmp_path):
+    rec = record(tmp_path)
+    freb.store(rec, freb.render(rec))
+    sheet = tmp_path / "W3SVC1" / "freb.xsl"
+    assert b"xsl:stylesheet" in sheet.read_bytes()
+    sheet.write_text("the admin's own")
+    freb.store(rec, freb.render(rec))
+    assert sheet.read_text() == "the admin's own"
+    assert freb.numbers(str(tmp_path / "W3SVC1")) == [1, 2]  # not counted as a trace

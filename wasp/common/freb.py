@@ -207,6 +207,7 @@ def store(record: TraceRecord, data: bytes) -> str:
     link(), which fails when the name exists, so two never write the same file. Returns the path written."""
     folder = site_directory(record.directory, record.site_id)
     os.makedirs(folder, mode=0o750, exist_ok=True)
+    _style_sheet(folder)
     # Written under a private name first, then linked to its number: a reader (`wasp list
     # traces`) never sees half a file, and link() fails if the name is taken (no overwrite).
     temp = os.path.join(folder, f".fr-{os.getpid()}-{threading.get_ident()}.tmp")
@@ -235,6 +236,27 @@ def store(record: TraceRecord, data: bytes) -> str:
         os.unlink(temp)
     rotate(folder, record.max_files)
     return path
+
+
+_XSL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "freb.xsl")
+
+
+def _style_sheet(folder: str) -> None:
+    """freb.xsl next to the traces (IIS puts its own there), so a browser shows a timeline.
+    Written once; a file already there (an admin's own, IIS's) is kept."""
+    target = os.path.join(folder, "freb.xsl")
+    if os.path.exists(target) or os.path.islink(target):
+        return
+    try:
+        with open(_XSL, "rb") as f:
+            data = f.read()
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        return  # another worker wrote it meanwhile, or the package lacks it: traces still go
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def rotate(folder: str, max_files: int) -> None:
