@@ -331,15 +331,18 @@ class Trace:
         self.wall0 = self.t0 + shift
         events = []
         loop_thread = self.loop_thread
-        for t, thread, opcode, data in self.events:
+        for event in self.events:
+            if len(event) == 5:  # a module step: (start, thread, prebuilt data, end, 1 | 2)
+                t, thread, prebuilt, end, status = event
+                thread = thread or loop_thread
+                events.append((t + shift, thread, "NOTIFY_MODULE_START", prebuilt[0]))
+                events.append((end + shift, thread, "NOTIFY_MODULE_END", prebuilt[status]))
+                continue
+            t, thread, opcode, data = event
             thread = thread or loop_thread
             if not opcode:  # the request's start: its events from the head, formatted now
                 events.extend((t + shift, thread, op, d) for op, d in self._start_events(data)
                               if self._records(op))
-            elif opcode is _STEP:
-                prebuilt, end, status = data
-                events.append((t + shift, thread, "NOTIFY_MODULE_START", prebuilt[0]))
-                events.append((end + shift, thread, "NOTIFY_MODULE_END", prebuilt[status]))
             else:
                 events.append((t + shift, thread, opcode, data() if callable(data) else data))
         # A step's tuple is appended when it ends, after what happened inside it: in time order
@@ -448,19 +451,18 @@ def wrap(phase: Phase, name: str, step, pipeline):
         if status.__class__ is not Status:
             return _finish_later(trace, ctx, data, status)
         now = _perf_ns()  # _ended, inline: this runs for every module of a traced request
-        trace.events.append((trace.mark, ctx.thread, _STEP, (data, now, 2 if status is FINISH else 1)))
+        trace.events.append((trace.mark, ctx.thread, data, now, 2 if status is FINISH else 1))
         trace.mark = now
         return status
     return traced
 
 
-#: One module step in a trace's buffer: `(start, thread, _STEP, (data, end, 1 | 2))`, which
+#: One module step in a trace's buffer: `(start, thread, data, end, 1 | 2)` (one tuple), which
 #: `Trace.record` turns into NOTIFY_MODULE_START at start and NOTIFY_MODULE_END at end (with
 #: data[1] NOTIFICATION_CONTINUE or data[2] NOTIFICATION_FINISH_REQUEST): one append and one
 #: clock read per step. A step starts where the one before it ended (`trace.mark`): steps run
 #: back to back, and where they do not (a WSGI request waiting for a thread, a pending step)
 #: the mark is taken again (`resume`). The clock read is most of what a traced step costs.
-_STEP = "STEP"
 
 
 def _data_of(module: str, notification: int) -> tuple:
@@ -476,7 +478,7 @@ def _data_of(module: str, notification: int) -> tuple:
 
 def _ended(trace, ctx, data, status: int) -> None:
     now = _perf_ns()
-    trace.events.append((trace.mark, ctx.thread, _STEP, (data, now, status)))
+    trace.events.append((trace.mark, ctx.thread, data, now, status))
     trace.mark = now
 
 
