@@ -166,7 +166,7 @@ def run(app, pipeline, path="/x.php", **headers):
     return ctx
 
 
-def test_a_matching_request_has_module_events_and_asks_the_front(tmp_path, temp_modules, monkeypatch):
+def test_a_matching_request_has_module_events_and_masked_headers(tmp_path, temp_modules, monkeypatch):
     submitted = []
     monkeypatch.setattr(tracing, "submit", submitted.append)
     app = make_app(tmp_path, RULES)
@@ -424,7 +424,7 @@ def test_header_dumps_are_bounded_and_masked():
     assert block == f"Set-Cookie: {tracing.MASK}\r\nX-Ok: 1"
 
 
-def test_the_writer_queue_and_the_pending_table_are_bounded(monkeypatch, tmp_path):
+def test_the_writer_queue_is_bounded(monkeypatch, tmp_path):
     writer = tracing.Writer()
     writer.thread = object()  # nobody takes from the queue
     monkeypatch.setattr(tracing, "QUEUE_LIMIT", 3)
