@@ -19,7 +19,7 @@ from wasp.errors import ConfigError, HttpError
 from wasp.wire import frames
 from wasp.wire.frames import FrameType
 from wasp.worker import modules  # noqa: F401  (registers the built-in modules)
-from wasp.worker import tracing
+from wasp.worker import freb as tracing
 from wasp.worker.application import Application, load_modules
 from wasp.worker.pipeline import Pipeline
 from wasp.worker.registry import CONTINUE, Phase, register, unregister
@@ -116,23 +116,23 @@ def test_no_rules_or_logging_off_means_no_tracer(tmp_path):
     assert make_app(tmp_path, "").sections.tracer is None
     assert make_app(tmp_path, RULES, enabled=False).sections.tracer is None
     ctx = make_ctx(make_app(tmp_path, ""), path="/x.php")
-    assert ctx.trace is None
+    assert ctx.freb is None
 
 
 def test_the_first_rule_whose_path_matches_is_the_request_s(tmp_path):
     app = make_app(tmp_path, RULES)
     tracer = app.sections.tracer
     assert tracer is not None and [r.path for r in tracer.rules] == ["*.php", "*"]
-    assert make_ctx(app, path="/a/INDEX.PHP").trace.rule.path == "*.php"
-    assert make_ctx(app, path="/a/b.html").trace.rule.path == "*"
+    assert make_ctx(app, path="/a/INDEX.PHP").freb.rule.path == "*.php"
+    assert make_ctx(app, path="/a/b.html").freb.rule.path == "*"
     slash = make_app(tmp_path, '[[sites.trace_failed_requests]]\npath = "/"\n'
                      'failure_definitions = { status_codes = "500" }\n')
-    assert make_ctx(slash, path="/dir/").trace is not None
-    assert make_ctx(slash, path="/dir/x").trace is None
+    assert make_ctx(slash, path="/dir/").freb is not None
+    assert make_ctx(slash, path="/dir/x").freb is None
     sub = make_app(tmp_path, '[[sites.trace_failed_requests]]\npath = "api/*"\n'
                    'failure_definitions = { status_codes = "500" }\n')
-    assert make_ctx(sub, path="/api/v1/x").trace is not None
-    assert make_ctx(sub, path="/web/api/x").trace is None
+    assert make_ctx(sub, path="/api/v1/x").freb is not None
+    assert make_ctx(sub, path="/web/api/x").freb is None
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_a_matching_request_has_module_events_and_masked_headers(tmp_path, temp_
         Phase.EXECUTE_REQUEST_HANDLER: answer("404 Not Found")})
     pipeline = Pipeline(app, ("t.first", "t.handler"))
     ctx = run(app, pipeline, Authorization="Basic c2VjcmV0", Cookie="a=b")
-    trace = ctx.trace
+    trace = ctx.freb
     assert trace.matched and trace.reason == "STATUS_CODE" and trace.trigger == "404"
     trace.events = trace.record().events
     opcodes = [e[2] for e in trace.events]
@@ -207,7 +207,7 @@ def test_a_request_that_matches_no_definition_leaves_nothing(tmp_path, temp_modu
         Phase.EXECUTE_REQUEST_HANDLER: answer("200 OK")})
     pipeline = Pipeline(app, ("t.handler",))
     ctx = run(app, pipeline)
-    assert ctx.trace.matched is False and submitted == []
+    assert ctx.freb.matched is False and submitted == []
     assert FrameType.TRACE not in [f[0] for f in ctx.channel.frames()]
     # An untraced URL runs the plain steps: the traced copies are not even built.
     plain = Pipeline(make_app(tmp_path, ""), ("t.handler",))
@@ -240,8 +240,8 @@ failure_definitions = { verbosity = "Error" }
         Phase.MAP_REQUEST_HANDLER: lambda ctx: setattr(ctx, "handler", pipeline.modules[0]) or CONTINUE,
         Phase.EXECUTE_REQUEST_HANDLER: execute})
     pipeline = Pipeline(app, ("t.handler",))
-    assert run(app, pipeline, path="/slow").trace.reason == "TIME_TAKEN"
-    boom = run(app, pipeline, path="/boom").trace
+    assert run(app, pipeline, path="/slow").freb.reason == "TIME_TAKEN"
+    boom = run(app, pipeline, path="/boom").freb
     assert boom.reason == "VERBOSITY" and boom.trigger == "500"
     boom.events = boom.record().events
     error = next(dict(e[3]) for e in boom.events if e[2] == "MODULE_ERROR")
@@ -249,8 +249,8 @@ failure_definitions = { verbosity = "Error" }
     status = next(dict(e[3]) for e in boom.events if e[2] == "MODULE_SET_RESPONSE_ERROR_STATUS")
     assert "kaput" in status["ConfigExceptionInfo"]
     # A 403 is a Warning, not an Error: not failed by verbosity = "Error".
-    assert run(app, pipeline, path="/denied").trace.matched is False
-    assert run(app, pipeline, path="/fine").trace.matched is False
+    assert run(app, pipeline, path="/denied").freb.matched is False
+    assert run(app, pipeline, path="/fine").freb.matched is False
     assert len(submitted) == 2
 
 
@@ -266,7 +266,7 @@ failure_definitions = { status_codes = "200" }
         Phase.MAP_REQUEST_HANDLER: lambda ctx: setattr(ctx, "handler", pipeline.modules[0]) or CONTINUE,
         Phase.EXECUTE_REQUEST_HANDLER: answer("200 OK")})
     pipeline = Pipeline(app, ("t.handler",))
-    trace = run(app, pipeline).trace
+    trace = run(app, pipeline).freb
     assert trace.matched
     opcodes = {e[2] for e in trace.record().events}
     assert "NOTIFY_MODULE_START" not in opcodes and "GENERAL_REQUEST_START" in opcodes
@@ -392,7 +392,7 @@ def test_the_front_s_times_complete_a_pending_trace(tmp_path, temp_modules, monk
     channel.loop = Loop()
     ctx = make_ctx(app, path="/x.php", channel=channel)
     pipeline.run_sync(ctx)
-    trace = ctx.trace
+    trace = ctx.freb
     assert trace.token and tracing.PENDING[trace.token] is trace and submitted == []
     # The TRACE frame goes right before the response, with the token the trace waits under.
     sent = channel.frames()
@@ -436,7 +436,7 @@ def test_the_writer_queue_is_bounded(monkeypatch, tmp_path):
 def test_a_trace_keeps_at_most_max_events(monkeypatch, tmp_path):
     monkeypatch.setattr(tracing, "MAX_EVENTS", 10)
     app = make_app(tmp_path, RULES)
-    trace = make_ctx(app, path="/x.php").trace
+    trace = make_ctx(app, path="/x.php").freb
     for _ in range(50):
         trace.emit("USER_SET", (("AuthType", "Basic"), ("UserName", "u")))
     assert len(trace.events) == 10 and trace.dropped == 41

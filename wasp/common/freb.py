@@ -1,7 +1,7 @@
 """Failed Request Tracing files: IIS's freb XML, the W3SVC<id>/frNNNNNN.xml layout, and reading
 them back for `wasp list traces`.
 
-No request state lives here: the worker (wasp/worker/tracing.py) buffers a request's events as
+No request state lives here: the worker (wasp/worker/freb.py) buffers a request's events as
 plain tuples and hands a finished `TraceRecord` to `render`, which returns the file's bytes, and
 `store`, which numbers, writes and rotates the files. Both run on the worker's trace-writer
 thread, never on a request's. The manager reads the files with `list_traces` (it imports this,

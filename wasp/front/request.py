@@ -96,7 +96,7 @@ class Request:
         "rewritten", "proxy_url", "answer",
         # a FREB rule traces it: (token, loop time of the worker's last frame) from the TRACE
         # frame, or None; the front answers TRACED with its times once it logged the request
-        "trace",
+        "freb",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -105,7 +105,7 @@ class Request:
         self.stage = _PARSING
         self.t0 = t0
         self.queued_at = 0.0
-        self.trace = None
+        self.freb = None
         self.method = b""
         self.target = b""
         self.version = ""

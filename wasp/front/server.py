@@ -368,7 +368,7 @@ class Server:
         app = req.app
         if app is None:
             return
-        if req.trace is not None:
+        if req.freb is not None:
             self._traced(conn, req)
         site = app.site
         if not site.log_enabled:
@@ -386,8 +386,8 @@ class Server:
             self.access_log.write(site.id, key, line, self.wall, fmt.fields, fmt.suffix)
 
     def _traced(self, conn, req: Request) -> None:
-        token, answered, link = req.trace
-        req.trace = None
+        token, answered, link = req.freb
+        req.freb = None
         now = self.loop.time()
         st = req.h2
         link.send_traced(token, answered - req.t0, now - answered, st.sent if st is not None else conn._sent)

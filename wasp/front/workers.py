@@ -233,7 +233,7 @@ class WorkerLink(asyncio.Protocol):
             req = self._last = streams.get(sid)
             if req is not None:
                 try:
-                    req.trace = (fr.unpack_trace(payload), self.server.loop.time(), self)
+                    req.freb = (fr.unpack_trace(payload), self.server.loop.time(), self)
                 except fr.ProtocolError:
                     self._broke_protocol()
                     return

@@ -109,7 +109,7 @@ class Application:
     def bind(self, config) -> None:
         """Attach the pipeline of `config` (an EffectiveConfig of this application) to it."""
         config.pipeline = self.pipeline_for(config.modules)
-        from wasp.worker.tracing import compile_tracer
+        from wasp.worker.freb import compile_tracer
 
         config.tracer = compile_tracer(self, config)
 

@@ -40,7 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
-        "compression", "filters", "swallow", "proxy_url", "outbound", "trace",
+        "compression", "filters", "swallow", "proxy_url", "outbound", "freb",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -99,7 +99,7 @@ class RequestContext:
         config = self.config = app.sections if urls is None else urls.lookup(head.path)
         # Failed Request Tracing (tracing.py): None unless a rule of this directory matches.
         tracer = config.tracer
-        self.trace = None if tracer is None else tracer.start(self)
+        self.freb = None if tracer is None else tracer.start(self)
 
     @property
     def stage(self) -> str:
@@ -159,8 +159,8 @@ class RequestContext:
         self.auth_type = auth_type if name else ""
         if name:
             self.private = True
-        if self.trace is not None:
-            self.trace.user_set(name, self.auth_type)
+        if self.freb is not None:
+            self.freb.user_set(name, self.auth_type)
 
     def add_header(self, name: str, value: str) -> None:
         """Send `name: value` with this request's response, whoever produces it (the handler,
@@ -236,7 +236,7 @@ class RequestContext:
                 cached = True
         if self.user:
             data = self._with_user(data)
-        if self.trace is not None:
+        if self.freb is not None:
             data = self._with_trace(data, cached)
         self.channel.send_final(self, data)
 
@@ -284,7 +284,7 @@ class RequestContext:
                 cached = True
         if self.user:
             data = self._with_user(data)
-        if self.trace is not None:
+        if self.freb is not None:
             data = self._with_trace(data, cached)
         self.channel.send_final(self, data)
 
@@ -308,7 +308,7 @@ class RequestContext:
                 self.window -= len(tail)
                 self._send(frames.pack_body(self.sid, tail))
         data = frames.pack_end(self.sid)
-        if self.trace is not None:
+        if self.freb is not None:
             data = self._with_trace(data, False)
         self.channel.send_final(self, data)
 
@@ -320,9 +320,9 @@ class RequestContext:
         data = frames.pack_abort(self.sid, status, substatus)
         if not self.started:
             self.status, self.substatus = status, substatus
-            if self.trace is not None and status >= 400:
-                self.trace.set_error_status(self, status, substatus, "")
-        if self.trace is not None:
+            if self.freb is not None and status >= 400:
+                self.freb.set_error_status(self, status, substatus, "")
+        if self.freb is not None:
             data = self._with_trace(data, None)
         self.channel.send_final(self, data)
 
@@ -407,7 +407,7 @@ class RequestContext:
         """`data` with a TRACE frame in front when the trace's rule matched (tracing.py)."""
         if self.finished or self.cancelled:
             return data
-        token = self.trace.decide(self, cached)
+        token = self.freb.decide(self, cached)
         if not token:
             return data
         trace = frames.pack_trace(self.sid, token)
@@ -419,8 +419,8 @@ class RequestContext:
         self.started = True
         self.status = frames.status_of(block)
         self.substatus = substatus
-        if self.trace is not None:
-            self.trace.response(self, block, substatus)
+        if self.freb is not None:
+            self.freb.response(self, block, substatus)
 
     def _send(self, data) -> None:
         if not self.channel.send_frame(self, data):

@@ -328,7 +328,7 @@ class DataChannel:
                 self.drained = True
                 self._on_drain(self)
             elif ftype == _TRACED:
-                from wasp.worker.tracing import front_times
+                from wasp.worker.freb import front_times
 
                 front_times(payload)
             else:

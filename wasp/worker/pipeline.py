@@ -182,7 +182,7 @@ class Pipeline:
         carries on with it when it resolves, handing the request to a thread itself
         (`hand_off`) if it gets that far."""
         rest = ()
-        steps = self if ctx.trace is None else self.traced()
+        steps = self if ctx.freb is None else self.traced()
         try:
             for index, (phase, name, step) in enumerate(steps.before):
                 ctx.phase = phase
@@ -211,7 +211,7 @@ class Pipeline:
     async def _resume(self, ctx, awaitable, index: int) -> None:
         """The rest of `before` after a pending step, then the handler (here, or on a thread)."""
         rest = ()
-        steps = self if ctx.trace is None else self.traced()
+        steps = self if ctx.freb is None else self.traced()
         try:
             status = await awaitable
             if status is not FINISH:
@@ -240,10 +240,10 @@ class Pipeline:
 
     def run_handler_sync(self, ctx) -> None:
         """The rest of a request `run_front` handed off: the handler and the last phases."""
-        if ctx.trace is None:
+        if ctx.freb is None:
             self._run_sync(ctx, self.after)
         else:
-            ctx.trace.resume()  # the wait for a thread is no module's time
+            ctx.freb.resume()  # the wait for a thread is no module's time
             self._run_sync(ctx, self.traced().after)
 
     def _run_sync(self, ctx, steps) -> None:
@@ -258,7 +258,7 @@ class Pipeline:
                 self.fail(ctx, exc)
             else:
                 self._check_answered(ctx)
-            for phase, name, step in (self.tail if ctx.trace is None else self.traced().tail):
+            for phase, name, step in (self.tail if ctx.freb is None else self.traced().tail):
                 ctx.phase = phase
                 ctx.module = name
                 try:
@@ -266,12 +266,12 @@ class Pipeline:
                 except Exception:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
-            if ctx.trace is not None:
+            if ctx.freb is not None:
                 _finish_trace(ctx)
             ctx.channel.done(ctx)
 
     async def run_async(self, ctx) -> None:
-        steps = self if ctx.trace is None else self.traced()
+        steps = self if ctx.freb is None else self.traced()
         try:
             try:
                 for phase, name, step in steps.main:
@@ -301,7 +301,7 @@ class Pipeline:
                 except Exception:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
-            if ctx.trace is not None:
+            if ctx.freb is not None:
                 _finish_trace(ctx)
             ctx.channel.done(ctx)
 
@@ -320,8 +320,8 @@ class Pipeline:
 
     # ---- the one place an error becomes a response ----
     def fail(self, ctx, exc: BaseException) -> None:
-        if ctx.trace is not None and not isinstance(exc, Cancelled):
-            ctx.trace.failed(ctx, exc, isinstance(exc, HttpError))
+        if ctx.freb is not None and not isinstance(exc, Cancelled):
+            ctx.freb.failed(ctx, exc, isinstance(exc, HttpError))
         if isinstance(exc, Cancelled) or ctx.cancelled:
             if not ctx.finished and not ctx.cancelled and ctx.started:
                 ctx.abort(500)
@@ -348,10 +348,10 @@ CORE = "IIS Web Core"
 
 
 class _Traced:
-    """A pipeline's step lists, each module's step wrapped for FREB (wasp/worker/tracing.py)."""
+    """A pipeline's step lists, each module's step wrapped for FREB (wasp/worker/freb.py)."""
 
     def __init__(self, pipeline: Pipeline):
-        from wasp.worker.tracing import traced_steps
+        from wasp.worker.freb import traced_steps
 
         self.before = traced_steps(pipeline.before, pipeline)
         self.after = traced_steps(pipeline.after, pipeline)
@@ -361,7 +361,7 @@ class _Traced:
 
 def _finish_trace(ctx) -> None:
     try:
-        ctx.trace.finish(ctx)
+        ctx.freb.finish(ctx)
     except Exception:
         log.exception("failed request tracing of %s failed", _url(ctx))
 

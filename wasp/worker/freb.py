@@ -5,7 +5,7 @@ file written off the request's thread.
 Cost model. Whether tracing is possible at all is decided once per effective configuration (a
 directory of an application): `compile_tracer` returns None unless the site's
 `trace_failed_requests_logging.enabled` is on and some `trace_failed_requests` rule exists, and a
-request then pays one attribute test (`ctx.trace is None`) in its context and in the pipeline's
+request then pays one attribute test (`ctx.freb is None`) in its context and in the pipeline's
 loops. When a tracer exists, a request whose file name matches a rule's path gets a `Trace`; its
 pipeline runs the traced copies of the compiled steps (`traced_steps`: each module's step
 wrapped in NOTIFY_MODULE_START/END), built once per pipeline. Events are tuples appended to a
@@ -440,7 +440,7 @@ def wrap(phase: Phase, name: str, step, pipeline):
     data = _data_of(name, notification)
 
     def traced(ctx):
-        trace = ctx.trace
+        trace = ctx.freb
         if not trace.notify:
             return step(ctx)
         try:
@@ -483,7 +483,7 @@ def _ended(trace, ctx, data, status: int) -> None:
 
 
 def _run_step(ctx, step, data):
-    trace = ctx.trace
+    trace = ctx.freb
     if not trace.notify:
         return step(ctx)
     try:
@@ -515,7 +515,7 @@ def _mapping(step):
         status = step(ctx)
         new = ctx.handler
         if new is not old and new is not None:
-            ctx.trace.emit("HANDLER_CHANGED", (
+            ctx.freb.emit("HANDLER_CHANGED", (
                 ("OldHandlerName", old.id if old is not None else ""),
                 ("NewHandlerName", new.id), ("NewHandlerModules", new.id),
                 ("NewHandlerScriptProcessor", ""), ("NewHandlerType", "")))
