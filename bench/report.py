@@ -13,6 +13,7 @@ PHP_RATIO = 0.9  # PHP hello: wasp fast_cgi -> php-fpm vs nginx -> php-fpm (issu
 SECURITY_RATIO = 0.95  # wasp with IIS's default security modules vs wasp without them (issue 9)
 ACCESS_LOG_RATIO = 0.95  # wasp with its W3C access log vs wasp without one (issue 12)
 METRICS_RATIO = 0.97  # wasp counting requests for /metrics vs wasp with metrics.enabled = false (issue 11)
+FREB_RATIO = 0.97  # wasp with FREB rules that match nothing vs wasp without rules (issue 11)
 GZIP_JSON_RATIO = 1.5  # wasp's dynamic gzip vs nginx gzip -> gunicorn, a 20 KiB JSON (issue 10)
 BROTLI_STATIC_RATIO = 1.0  # wasp's static br copy vs nginx sending a precompressed .br (issue 10)
 RSS_LIMIT_MIB = 40.0
@@ -157,6 +158,14 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
     _ratio_target(rows, "wsgi hello, access log", ACCESS_LOG_RATIO, out,
                   who="wasp with its W3C access log")
     _ratio_target(rows, "wsgi hello, metrics", METRICS_RATIO, out, who="wasp counting for /metrics")
+    _ratio_target(rows, "wsgi hello, freb", FREB_RATIO, out,
+                  who="wasp with a FREB rule every request buffers for (none fails)")
+    path_only = _row(rows, "wsgi hello, freb", "wasp, freb rule *.php only")
+    base = baseline_of(rows, "wsgi hello, freb")
+    if path_only is not None and path_only.result is not None and base is not None \
+            and base.result is not None and base.result.rps:
+        out.append(f"INFO wsgi hello, freb: a rule no path matches {path_only.result.rps:,.0f} req/s = "
+                   f"{path_only.result.rps / base.result.rps:.2f}x {base.server} (no target)")
     _ratio_target(rows, "gzip json 20k", GZIP_JSON_RATIO, out)
     _ratio_target(rows, "brotli static 100k", BROTLI_STATIC_RATIO, out)
     for scenario in ("wsgi 100k", "static 1k", "static 100k", "https handshake"):

@@ -31,7 +31,7 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite", "proxy", "php", "accesslog", "metrics", "tracing")
+                                       "rewrite", "proxy", "php", "accesslog", "metrics", "tracing", "freb")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fronts", type=_fronts, default=[1],
                    help="comma list of server.front_processes values: each wasp row is measured "
                         "with each (default 1)")
+    p.add_argument("--freb", action="store_true", help=(
+        "add the freb scenario (WSGI hello with Failed Request Tracing rules that match nothing "
+        "against the same server without rules) to the chosen scenarios"))
     p.add_argument("--seed", type=int, default=1, help="random seed of the chaos scenario")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, server output)")
     p.add_argument("--lock-wait", type=float, default=1800,
@@ -270,6 +273,23 @@ def plan(args, workdir: str, fronts: int = 1):
             ("wsgi hello, tracing", "wasp",
              lambda: labelled(wasp(workdir, "wsgi_hello", log, name="wasp-trace",
                                    app_extra=sv.tracing_toml(sink)), "wasp, tracing on"), "/", 13, False),
+        ]
+    if "freb" in args.scenarios or getattr(args, "freb", False):
+        # Issue 11 item 8: Failed Request Tracing rules that match nothing cost at most 3%.
+        def labelled(dep, label):
+            dep.label = label
+            return dep
+        cases += [
+            ("wsgi hello, freb", "wasp",
+             lambda: labelled(wasp(workdir, "wsgi_hello", log, name="wasp-nofreb"), "wasp, no freb rules"),
+             "/", 13, True),
+            ("wsgi hello, freb", "wasp",
+             lambda: wasp(workdir, "wsgi_hello", log, name="wasp-freb", app_extra=sv.FREB_RULES),
+             "/", 13, False),
+            ("wsgi hello, freb", "wasp",
+             lambda: labelled(wasp(workdir, "wsgi_hello", log, name="wasp-freb-path",
+                                   app_extra=sv.FREB_PATH_RULE), "wasp, freb rule *.php only"),
+             "/", 13, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -264,6 +264,22 @@ def security_modules_removed() -> str:
 #: Two that test and do not apply to the benchmark's requests (HTTP -> HTTPS for one host, a
 #: canonical host), a rewrite map lookup that finds nothing, then a front controller that rewrites
 #: every request to /index.py (the app answers whatever path it gets).
+#: The freb scenario (issue 11 item 8): tracing on for the site, and a rule every request's path
+#: matches (so each request buffers its events) whose failure definition none meets (hello
+#: answers 200): the trace is dropped at the end. FREB_PATH_RULE: a rule no path matches.
+FREB_RULES = """[[sites.applications.trace_failed_requests]]
+path = "*"
+failure_definitions = { status_codes = "500-599", time_taken = "10s" }
+[sites.trace_failed_requests_logging]
+enabled = true
+"""
+FREB_PATH_RULE = """[[sites.applications.trace_failed_requests]]
+path = "*.php"
+failure_definitions = { status_codes = "400-599" }
+[sites.trace_failed_requests_logging]
+enabled = true
+"""
+
 REWRITE_RULES = r"""[sites.applications.rewrite]
 rewrite_maps = [ { name = "Moved", entries = [ { key = "/old", value = "/new" } ] } ]
 [[sites.applications.rewrite.rules]]

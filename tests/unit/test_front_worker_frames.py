@@ -118,3 +118,36 @@ def test_the_user_a_worker_names_reaches_the_w3c_log(tmp_path):
     [log] = sorted(folder.glob("*.log"))
     lines = [line for line in log.read_text().splitlines() if not line.startswith("#")]
     assert [line.split(" ")[7] for line in lines] == ["ada+lovelace", "-"]
+
+
+def test_a_traced_request_gets_the_front_s_times_once_it_is_sent(tmp_path):
+    # FREB (docs/freb.md): TRACE before the last frame; the front answers TRACED (stream 0)
+    # with its times and the bytes it wrote, when it logs the request. Untraced requests get none.
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    conn, client = rig.connect()
+    conn.data_received(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    rig.loop.now += 0.25
+    worker.feed(fr.pack_trace(sid, 4242))
+    worker.respond(sid, b"traced")
+    sent = client.take()
+    assert sent.startswith(b"HTTP/1.1 200 OK")
+    traced = [f for f in worker.frames() if f[0] == fr.FrameType.TRACED]
+    assert len(traced) == 1 and traced[0][2] == 0
+    token, until_answer_us, after_us, nbytes = fr.unpack_traced(traced[0][3])
+    assert token == 4242 and until_answer_us == 250000 and after_us == 0 and nbytes == len(sent)
+    conn.data_received(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid2, _head, _fin)] = worker.requests()
+    worker.respond(sid2, b"plain")
+    assert [f for f in worker.frames() if f[0] == fr.FrameType.TRACED] == []
+
+
+def test_a_trace_frame_of_the_wrong_size_breaks_the_protocol(tmp_path):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    conn, client = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    worker.feed(fr.pack(fr.FrameType.TRACE, sid, b"\x01\x02"))
+    assert worker.transport.closed

@@ -2,7 +2,7 @@
 
     wasp serve [-c FILE | APP_SPEC [-b ADDRESS]... [--workers N] [--threads N]] [--run-dir DIR]
     wasp validate [-c FILE]
-    wasp list sites|apps|pools|wp|requests|cache [--json | --text ATTR] [-c FILE | --run-dir DIR]
+    wasp list sites|apps|pools|wp|requests|cache|traces [--site S] [--json | --text ATTR] [-c FILE | --run-dir DIR]
     wasp cache flush [SITE [URL]] [-c FILE | --run-dir DIR]
     wasp recycle|stop|start pool NAME [-c FILE | --run-dir DIR]     (recycle pool '*': every started pool)
     wasp deploy pool NAME [-c FILE | --run-dir DIR]                 (recycle onto new code; exit 1 with the traceback)
@@ -42,10 +42,10 @@ from wasp.cli import deploy  # wasp deploy pool (cli/deploy.py)
 from wasp.errors import ConfigError
 
 DEFAULT_FILE = "wasp.toml"
-LIST_OBJECTS = ("sites", "apps", "pools", "wp", "requests", "cache")
+LIST_OBJECTS = ("sites", "apps", "pools", "wp", "requests", "cache", "traces")
 # appcmd's object names, singular and plural, for the same lists.
 LIST_ALIASES = {"site": "sites", "app": "apps", "apppool": "pools", "apppools": "pools", "pool": "pools",
-                "wps": "wp", "request": "requests"}
+                "wps": "wp", "request": "requests", "trace": "traces"}
 FOLLOW_INTERVAL = 1.0
 
 
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", metavar="FILE", help=f"config file (default ./{DEFAULT_FILE})")
 
     p = sub.add_parser("list", help="list sites, apps, pools, worker processes or requests")
-    p.add_argument("object", metavar="OBJECT", help="sites | apps | pools | wp | requests | cache")
+    p.add_argument("object", metavar="OBJECT", help="sites | apps | pools | wp | requests | cache | traces")
+    p.add_argument("--site", metavar="SITE", help="traces: only this site's (name or id)")
     p.add_argument("--json", action="store_true", help="print the admin API's JSON")
     p.add_argument("--text", metavar="ATTR", help=(
         "like appcmd's /text: '*' prints every attribute of each object (a worker's state, "
@@ -257,7 +258,9 @@ def cmd_list(args) -> int:
     if what not in LIST_OBJECTS:
         raise Usage(f"Object '{args.object.upper()}' is not supported. "
                     f"Use one of: {', '.join(LIST_OBJECTS)}.")
-    rows = AdminClient(locate_run_dir(args)).get(what)
+    if args.site and what != "traces":
+        raise Usage("--site goes with list traces")
+    rows = AdminClient(locate_run_dir(args)).get(what, **({"site": args.site} if args.site else {}))
     if args.json:
         print(json.dumps(rows, indent=2))
     elif args.text == "*":

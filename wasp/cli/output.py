@@ -54,6 +54,12 @@ def request_line(row: dict) -> str:
             + ")")
 
 
+def trace_line(row: dict) -> str:
+    """`TRACE "Site/fr000001.xml" (url:…,statuscode:500,wp:2864)`, appcmd's list traces."""
+    return (f'TRACE "{row.get("name", "")}" (url:{row.get("url", "")},'
+            f'statuscode:{row.get("statuscode", "")},wp:{row.get("wp", "")})')
+
+
 def cache_line(row: dict) -> str:
     """One cached response, in appcmd's shape (netsh http show cachestate lists the same facts)."""
     expires = row.get("expires_in")
@@ -70,6 +76,8 @@ OBJECTS = {
     "wp": ("WP", (("WP.NAME", "pid"), ("APPPOOL.NAME", "pool"))),
     "requests": ("REQUEST", (("REQUEST.NAME", "id"),)),
     "cache": ("CACHE", (("CACHE.NAME", "url"),)),
+    "traces": ("TRACE", (("TRACE.NAME", "name"), ("SITE.ID", "site_id"), ("SITE.NAME", "site_name"),
+                         ("WP.NAME", "wp"), ("APPPOOL.NAME", "apppool"))),
 }
 
 
@@ -120,7 +128,7 @@ def text_attribute(row: dict, attribute: str, what: str = "") -> str:
 
 
 LINES = {"sites": site_line, "apps": app_line, "pools": pool_line, "wp": wp_line,
-         "requests": request_line, "cache": cache_line}
+         "requests": request_line, "cache": cache_line, "traces": trace_line}
 
 
 def event_line(record: dict) -> str:

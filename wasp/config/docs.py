@@ -45,6 +45,9 @@ _SECTION_TEXT = {
         "least one site, and every site at least one binding (an empty file is an error, not a "
         "server that serves nothing)."),
     "sites.log": "The site's W3C extended access log, in `<log_dir>/W3SVC<id>/`.",
+    "sites.trace_failed_requests_logging": (
+        "IIS's traceFailedRequestsLogging: where the site's Failed Request Tracing files go "
+        "(docs/freb.md); the `trace_failed_requests` rules say which requests leave one."),
     "sites.log.custom_fields": (
         "IIS 8.5 custom log fields (logFile/customFields): columns after the standard ones, in the order "
         "listed. With any, the site's file is `u_exYYMMDD_x.log`. A value is escaped as the other fields "
@@ -392,6 +395,7 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("ErrorPage", "status_code"): 404, ("ErrorPage", "path"): "404.html",
             ("HeaderEntry", "name"): "X-Frame-Options", ("RedirectRule", "wildcard"): "*.php",
             ("RedirectRule", "destination"): "/index.html",
+            ("TraceRule", "path"): "*.php",
             ("CustomLogField", "log_field_name"): "x-https", ("CustomLogField", "source_name"): "HTTPS",
             ("CustomLogField", "source_type"): "server_variable",
             ("FileExtension", "file_extension"): ".config", ("VerbRule", "verb"): "TRACE",
@@ -442,7 +446,8 @@ _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExten
                      "OneToOneMapping", "ManyToOneMapping",
                      "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType",
                      "RewriteRule", "RewriteMap", "OutboundRule", "Precondition",
-                     "RestrictionEntry", "FastCgiApplication", "AuthoringRule"}
+                     "RestrictionEntry", "FastCgiApplication", "AuthoringRule",
+                     "TraceRule"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

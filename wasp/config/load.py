@@ -271,6 +271,9 @@ def resolve_paths(config: Config, base_dir: str) -> None:
     for site in config.sites:
         if site.log.directory:
             site.log.directory = absolute(site.log.directory)
+        freb = site.trace_failed_requests_logging
+        freb.directory = absolute(freb.directory) if freb.directory else os.path.join(
+            config.server.log_dir, "FailedReqLogFiles")
         for app in site.applications:
             if app.physical_path:
                 app.physical_path = absolute(app.physical_path)

@@ -620,6 +620,23 @@ class SiteLimits(_Strict):
     )] = Duration(0)
 
 
+class TraceFailedRequestsLogging(_Strict):
+    """IIS's site `<traceFailedRequestsLogging>`: where the site's FREB trace files go (docs/freb.md)."""
+
+    enabled: Annotated[bool, doc(
+        "Write the trace files the `trace_failed_requests` rules ask for (IIS's default: off)."
+    )] = False
+    directory: Annotated[str, doc(
+        "The trace folder; files go in <directory>/W3SVC<site id>/fr000001.xml. \"\" = "
+        "<log_dir>/FailedReqLogFiles. Relative to the config file."
+    )] = ""
+    max_log_files: Annotated[int, Meta(ge=1, le=10000, description=(
+        "Trace files kept per site (1..10000); the oldest goes when a new one is written."))] = 50
+    max_log_file_size_kb: Annotated[int, Meta(ge=0, le=1048576, description=(
+        "A trace file's size limit in KB: events past it are left out and the file ends with "
+        "a LOG_FILE_MAX_SIZE_TRUNCATE event. 0 = IIS's 1024."))] = 1024
+
+
 class Site(_Strict):
     name: Annotated[str, doc("Unique site name.")]
     id: Annotated[int, Meta(ge=1, description="Unique site id; the log folder is W3SVC<id>.")]
@@ -637,6 +654,8 @@ class Site(_Strict):
         "IP:port must agree."
     )] = False
     http_errors: HttpErrors = field(default_factory=HttpErrors)
+    trace_failed_requests_logging: TraceFailedRequestsLogging = field(
+        default_factory=TraceFailedRequestsLogging)
     access: Access = field(default_factory=Access)
     caching: Caching = field(default_factory=Caching)
     health_url: Annotated[str, doc(

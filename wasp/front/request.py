@@ -96,6 +96,9 @@ class Request:
         "rewritten", "proxy_url", "answer",
         # OpenTelemetry (front/tracing.py): (tracing, span, traceparent, tracestate); None = off
         "trace",
+        # a FREB rule traces it: (token, loop time of the worker's last frame) from the TRACE
+        # frame, or None; the front answers TRACED with its times once it logged the request
+        "freb",
     )
 
     def __init__(self, conn, rid: int, t0: float):
@@ -104,6 +107,7 @@ class Request:
         self.stage = _PARSING
         self.t0 = t0
         self.queued_at = 0.0
+        self.freb = None
         self.method = b""
         self.target = b""
         self.version = ""

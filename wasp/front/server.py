@@ -437,6 +437,8 @@ class Server:
             return
         self.bytes_sent += logformat_sent(conn, req)
         self.bytes_received += logformat_received(req)
+        if req.freb is not None:
+            self._traced(conn, req)
         site = app.site
         counters = site.counters
         if counters is not None:   # metrics.enabled: counted whether the site logs or not
@@ -462,6 +464,13 @@ class Server:
                 line = fmt.line(conn, req, self.log_when, taken, wall)
             for dest in dests:
                 self.access_log.emit(dest, line, wall, fields)
+
+    def _traced(self, conn, req: Request) -> None:
+        token, answered, link = req.freb
+        req.freb = None
+        now = self.loop.time()
+        st = req.h2
+        link.send_traced(token, answered - req.t0, now - answered, st.sent if st is not None else conn._sent)
 
     def log_error(self, conn, req: Request | None, status: int | None, reason: str) -> None:
         """One HTTPERR line for something the front answered (or a connection it dropped)."""

@@ -27,6 +27,7 @@ _HELLO = int(FrameType.HELLO)
 _CACHE = int(FrameType.CACHE)
 _USER = int(FrameType.USER)
 _MODULES = int(FrameType.MODULES)
+_TRACE = int(FrameType.TRACE)
 
 _STREAM_LIMIT = 2 ** 32
 _EXECUTING = Stage.EXECUTING   # globals: an enum member lookup costs a call on Python 3.11
@@ -228,6 +229,14 @@ class WorkerLink(asyncio.Protocol):
                 except fr.ProtocolError:
                     self._broke_protocol()
                     return
+        elif ftype == _TRACE:
+            req = self._last = streams.get(sid)
+            if req is not None:
+                try:
+                    req.freb = (fr.unpack_trace(payload), self.server.loop.time(), self)
+                except fr.ProtocolError:
+                    self._broke_protocol()
+                    return
 
     def connection_lost(self, exc) -> None:
         if self.state is not LinkState.CLOSED:
@@ -306,6 +315,12 @@ class WorkerLink(asyncio.Protocol):
             self._write(fr.pack_traced_request(sid, head, has_body, req.trace[2], req.trace[3]))
         if has_body or req.expect:
             conn.dispatched(req)
+
+    def send_traced(self, token: int, until_answer: float, after: float, sent: int) -> None:
+        """A traced request's times, once its response went out (FREB, docs/freb.md)."""
+        if self.state is not LinkState.CLOSED:
+            self._write(fr.pack_traced(token, max(0, int(until_answer * 1e6)),
+                                       max(0, int(after * 1e6)), sent))
 
     def send_body(self, req, data: bytes) -> None:
         self._write(fr.pack_body(req.stream, data))

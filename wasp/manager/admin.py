@@ -110,7 +110,8 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "metrics", "logs")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status", "metrics", "logs",
+         "traces")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:

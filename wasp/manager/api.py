@@ -203,6 +203,10 @@ class AdminApi:
             return 200, await self.status_summary()
         if name == "metrics":
             return 200, admin.Text(await self.metrics_text(), CONTENT_TYPE)
+        if name == "traces":
+            from wasp.manager import traces
+
+            return await traces.answer(self.config, request.query)
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))

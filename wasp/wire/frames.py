@@ -41,6 +41,9 @@ class FrameType(IntEnum):
                    # "auth_type NUL name" in UTF-8 (cs-username in the W3C log)
     MODULES = 13   # worker -> front: the modules the request runs through, "a,b,c" in ASCII, sent
                    # at BEGIN_REQUEST only when the site logs the WASP_MODULES server variable
+    TRACE = 14     # worker -> front: u32 token, just before the last frame of a request a FREB
+                   # rule traces: "tell me your times for it" (docs/freb.md)
+    TRACED = 15    # front -> worker, stream 0: TracedTimes, once the traced response was sent
 
 
 FLAG_FIN = 0x01
@@ -331,6 +334,34 @@ def unpack_modules(payload) -> bytes:
     if len(data) > 4096 or any(b < 0x21 or b > 0x7e for b in data):
         raise ProtocolError("MODULES frame is not a printable ASCII list")
     return data
+
+
+#: TRACED payload: token, then the front's microseconds from reading the request to the worker's
+#: last frame for it (`until_answer`: its time before the worker plus the worker's), from that
+#: frame to the response's last byte written (`after`), and the bytes it sent for the response.
+#: Durations, not timestamps: the front's and the worker's loops need not share a clock.
+_TRACED = struct.Struct("<IQQQ")
+
+
+def pack_trace(stream: int, token: int) -> bytes:
+    return pack(FrameType.TRACE, stream, _U32.pack(token))
+
+
+def unpack_trace(payload) -> int:
+    if len(payload) != 4:
+        raise ProtocolError("TRACE frame is not 4 bytes")
+    return _U32.unpack(payload)[0]
+
+
+def pack_traced(token: int, until_answer_us: int, after_us: int, sent: int) -> bytes:
+    return pack(FrameType.TRACED, 0, _TRACED.pack(token, until_answer_us, after_us, sent))
+
+
+def unpack_traced(payload) -> tuple[int, int, int, int]:
+    """-> (token, until_answer_us, after_us, bytes sent)."""
+    if len(payload) != _TRACED.size:
+        raise ProtocolError("TRACED frame of the wrong size")
+    return _TRACED.unpack(payload)
 
 
 # RESPONSE payload: u16 substatus | i64 content_length (-1 unknown) | u32 block length | block | body

@@ -113,6 +113,9 @@ class Application:
     def bind(self, config) -> None:
         """Attach the pipeline of `config` (an EffectiveConfig of this application) to it."""
         config.pipeline = self.pipeline_for(config.modules)
+        from wasp.worker.freb import compile_tracer
+
+        config.tracer = compile_tracer(self, config)
 
     def python_modules(self) -> list:
         """The Python module entries the application's wasp.toml levels name (root and locations)."""
@@ -157,6 +160,7 @@ def pool_applications(config: model.Config, pool: str) -> list[Application]:
             application.source = config.source
             application.web_farms = config.web_farms  # the reverse proxy's farms
             application.run_dir = config.server.run_dir  # static compression's default directory
+            application.log_dir = config.server.log_dir  # FREB's default trace folder
             application.frequent_hit = (config.cache.frequent_hit_threshold,
                                         float(config.cache.frequent_hit_time_period))
             found.append(application)

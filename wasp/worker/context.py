@@ -44,6 +44,8 @@ class RequestContext:
         "mapping", "script",
         # OpenTelemetry (worker/tracing.py): the parent context of the request's spans
         "trace",
+        # Failed Request Tracing (worker/freb.py): the request's buffered trace, or None
+        "freb",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -103,7 +105,10 @@ class RequestContext:
         # The effective configuration of this request's URL: one attribute per section
         # (wasp/config/sections), merged server -> site -> application. Read-only.
         urls = app.urls
-        self.config = app.sections if urls is None else urls.lookup(head.path)
+        config = self.config = app.sections if urls is None else urls.lookup(head.path)
+        # Failed Request Tracing (tracing.py): None unless a rule of this directory matches.
+        tracer = config.tracer
+        self.freb = None if tracer is None else tracer.start(self)
 
     @property
     def stage(self) -> str:
@@ -163,6 +168,8 @@ class RequestContext:
         self.auth_type = auth_type if name else ""
         if name:
             self.private = True
+        if self.freb is not None:
+            self.freb.user_set(name, self.auth_type)
 
     def add_header(self, name: str, value: str) -> None:
         """Send `name: value` with this request's response, whoever produces it (the handler,
@@ -229,13 +236,17 @@ class RequestContext:
                                                         body)
         else:
             head = data = frames.pack_response(self.sid, block, content_length, substatus, body)
+        cached = False
         if self.cache is not None and not self.private:
             hint = self.cache.response_hint(self, block, len(body))
             if hint is not None and content_length == len(body):
                 cache = frames.pack_cache(self.sid, hint)
                 data = (cache + head, body) if data is not head else cache + data
+                cached = True
         if self.user:
             data = self._with_user(data)
+        if self.freb is not None:
+            data = self._with_trace(data, cached)
         self.channel.send_final(self, data)
 
     def start_response(self, block: bytes, content_length: int = -1, substatus: int = 0) -> None:
@@ -274,12 +285,16 @@ class RequestContext:
             block = block + b"".join(self.extra_headers)
         self._mark(block, 0)
         data = frames.pack_file(self.sid, frames.FileSpan(block, path, offset, length))
+        cached = False
         if self.cache is not None and not self.private:
             hint = self.cache.file_hint(self, block, path, offset, length)
             if hint is not None:
                 data = frames.pack_cache(self.sid, hint) + data
+                cached = True
         if self.user:
             data = self._with_user(data)
+        if self.freb is not None:
+            data = self._with_trace(data, cached)
         self.channel.send_final(self, data)
 
     def end(self) -> None:
@@ -301,16 +316,24 @@ class RequestContext:
                 # for it here (END may come from the loop, which cannot wait).
                 self.window -= len(tail)
                 self._send(frames.pack_body(self.sid, tail))
-        self.channel.send_final(self, frames.pack_end(self.sid))
+        data = frames.pack_end(self.sid)
+        if self.freb is not None:
+            data = self._with_trace(data, False)
+        self.channel.send_final(self, data)
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
         """End the stream: the front answers `status` if nothing was sent yet (0: it closes the
         connection without a response, IIS's AbortRequest), else cuts the response."""
         if self.swallow and self.finished:
             return
+        data = frames.pack_abort(self.sid, status, substatus)
         if not self.started:
             self.status, self.substatus = status, substatus
-        self.channel.send_final(self, frames.pack_abort(self.sid, status, substatus))
+            if self.freb is not None and status >= 400:
+                self.freb.set_error_status(self, status, substatus, "")
+        if self.freb is not None:
+            data = self._with_trace(data, None)
+        self.channel.send_final(self, data)
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
@@ -389,10 +412,24 @@ class RequestContext:
             return (user + data[0],) + data[1:]
         return user + data
 
+    def _with_trace(self, data, cached):
+        """`data` with a TRACE frame in front when the trace's rule matched (tracing.py)."""
+        if self.finished or self.cancelled:
+            return data
+        token = self.freb.decide(self, cached)
+        if not token:
+            return data
+        trace = frames.pack_trace(self.sid, token)
+        if data.__class__ is tuple:
+            return (trace + data[0],) + data[1:]
+        return trace + data
+
     def _mark(self, block: bytes, substatus: int) -> None:
         self.started = True
         self.status = frames.status_of(block)
         self.substatus = substatus
+        if self.freb is not None:
+            self.freb.response(self, block, substatus)
 
     def _send(self, data) -> None:
         if not self.channel.send_frame(self, data):

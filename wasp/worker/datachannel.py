@@ -31,6 +31,7 @@ _END = FrameType.END
 _WINDOW = FrameType.WINDOW
 _CANCEL = FrameType.CANCEL
 _DRAIN = FrameType.DRAIN
+_TRACED = FrameType.TRACED
 
 #: Buffers per sendmsg: well under IOV_MAX (1024).
 _IOV_BATCH = 256
@@ -326,6 +327,10 @@ class DataChannel:
             elif ftype == _DRAIN:
                 self.drained = True
                 self._on_drain(self)
+            elif ftype == _TRACED:
+                from wasp.worker.freb import front_times
+
+                front_times(payload)
             else:
                 log.warning("data channel: unexpected frame type %d on stream %d", ftype, sid)
             if self.closed:

@@ -117,6 +117,15 @@ class Pipeline:
         #: Where a pending request whose handler blocks goes (the worker's WSGI thread queue).
         self.hand_off = None
         self._pending: set = set()
+        self._traced = None  # the traced copies of the steps (tracing.py), built when first needed
+
+    def traced(self) -> "_Traced":
+        """The steps with each module's call wrapped in NOTIFY_MODULE_START/END, for requests a
+        FREB rule traces (built once; untraced requests never touch them)."""
+        found = self._traced
+        if found is None:
+            found = self._traced = _Traced(self)
+        return found
 
     def _send_modules(self, ctx):
         ctx.channel.send_frame(ctx, frames.pack_modules(ctx.sid, self._modules_field))
@@ -177,8 +186,9 @@ class Pipeline:
         carries on with it when it resolves, handing the request to a thread itself
         (`hand_off`) if it gets that far."""
         rest = ()
+        steps = self if ctx.freb is None else self.traced()
         try:
-            for index, (phase, name, step) in enumerate(self.before):
+            for index, (phase, name, step) in enumerate(steps.before):
                 ctx.phase = phase
                 ctx.module = name
                 status = step(ctx)
@@ -191,7 +201,7 @@ class Pipeline:
                 handler = ctx.handler or self.catch_all
                 if handler is not None and handler.blocking:
                     return True
-                rest = self.after
+                rest = steps.after
         except Exception as exc:
             self.fail(ctx, exc)
         self._run_sync(ctx, rest)
@@ -205,10 +215,11 @@ class Pipeline:
     async def _resume(self, ctx, awaitable, index: int) -> None:
         """The rest of `before` after a pending step, then the handler (here, or on a thread)."""
         rest = ()
+        steps = self if ctx.freb is None else self.traced()
         try:
             status = await awaitable
             if status is not FINISH:
-                for phase, name, step in self.before[index:]:
+                for phase, name, step in steps.before[index:]:
                     ctx.phase = phase
                     ctx.module = name
                     status = step(ctx)
@@ -222,7 +233,7 @@ class Pipeline:
                         ctx.task = None
                         self.hand_off(ctx)
                         return
-                    rest = self.after
+                    rest = steps.after
         except asyncio.CancelledError:
             self.fail(ctx, Cancelled("request task cancelled"))
             rest = ()
@@ -233,7 +244,11 @@ class Pipeline:
 
     def run_handler_sync(self, ctx) -> None:
         """The rest of a request `run_front` handed off: the handler and the last phases."""
-        self._run_sync(ctx, self.after)
+        if ctx.freb is None:
+            self._run_sync(ctx, self.after)
+        else:
+            ctx.freb.resume()  # the wait for a thread is no module's time
+            self._run_sync(ctx, self.traced().after)
 
     def _run_sync(self, ctx, steps) -> None:
         handed = False
@@ -255,7 +270,7 @@ class Pipeline:
                 self.fail(ctx, exc)
             else:
                 self._check_answered(ctx)
-            for phase, name, step in self.tail:
+            for phase, name, step in (self.tail if ctx.freb is None else self.traced().tail):
                 ctx.phase = phase
                 ctx.module = name
                 try:
@@ -264,6 +279,8 @@ class Pipeline:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
             if not handed:
+                if ctx.freb is not None:
+                    _finish_trace(ctx)
                 ctx.channel.done(ctx)
 
     def _await_rest(self, ctx, awaitable, rest) -> None:
@@ -290,7 +307,7 @@ class Pipeline:
                 self.fail(ctx, exc)
             else:
                 self._check_answered(ctx)
-            for phase, name, step in self.tail:
+            for phase, name, step in (self.tail if ctx.freb is None else self.traced().tail):
                 ctx.phase = phase
                 ctx.module = name
                 try:
@@ -299,12 +316,15 @@ class Pipeline:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
             ctx.task = None
+            if ctx.freb is not None:
+                _finish_trace(ctx)
             ctx.channel.done(ctx)
 
     async def run_async(self, ctx) -> None:
+        steps = self if ctx.freb is None else self.traced()
         try:
             try:
-                for phase, name, step in self.main:
+                for phase, name, step in steps.main:
                     ctx.phase = phase
                     ctx.module = name
                     status = step(ctx)
@@ -321,7 +341,7 @@ class Pipeline:
                 self.fail(ctx, exc)
             else:
                 self._check_answered(ctx)
-            for phase, name, step in self.tail:
+            for phase, name, step in steps.tail:
                 ctx.phase = phase
                 ctx.module = name
                 try:
@@ -331,6 +351,8 @@ class Pipeline:
                 except Exception:
                     log.exception("%s in %s failed for %s", name, phase.name, _url(ctx))
         finally:
+            if ctx.freb is not None:
+                _finish_trace(ctx)
             ctx.channel.done(ctx)
 
     def _execute(self, ctx):
@@ -348,6 +370,8 @@ class Pipeline:
 
     # ---- the one place an error becomes a response ----
     def fail(self, ctx, exc: BaseException) -> None:
+        if ctx.freb is not None and not isinstance(exc, Cancelled):
+            ctx.freb.failed(ctx, exc, isinstance(exc, HttpError))
         if isinstance(exc, Cancelled) or ctx.cancelled:
             if not ctx.finished and not ctx.cancelled and ctx.started:
                 ctx.abort(500)
@@ -371,6 +395,25 @@ class Pipeline:
 
 #: The name IIS's detailed error gives the engine itself (a config error, 500.19).
 CORE = "IIS Web Core"
+
+
+class _Traced:
+    """A pipeline's step lists, each module's step wrapped for FREB (wasp/worker/freb.py)."""
+
+    def __init__(self, pipeline: Pipeline):
+        from wasp.worker.freb import traced_steps
+
+        self.before = traced_steps(pipeline.before, pipeline)
+        self.after = traced_steps(pipeline.after, pipeline)
+        self.tail = traced_steps(pipeline.tail, pipeline)
+        self.main = self.before + self.after
+
+
+def _finish_trace(ctx) -> None:
+    try:
+        ctx.freb.finish(ctx)
+    except Exception:
+        log.exception("failed request tracing of %s failed", _url(ctx))
 
 
 def _check_config(ctx):

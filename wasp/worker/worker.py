@@ -609,6 +609,9 @@ class Worker:
         for thread in self.threads:
             if thread.ident not in stuck:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        from wasp.worker import freb as tracing
+
+        tracing.flush_all()  # traces still waiting for a front's times, then the writer
         current = asyncio.current_task()
         others = [task for task in self.tasks if task is not current]
         for task in others:

@@ -381,6 +381,9 @@ class EffectiveConfig:
     fault = None
     #: The worker's compiled pipeline for these sections' `modules` (wasp/worker/application.py).
     pipeline = None
+    #: The worker's FREB tracer for these sections (wasp/worker/freb.py); None: no rule can
+    #: match here, and requests pay nothing for tracing.
+    tracer = None
 
     def __init__(self, values: dict[str, Any]):
         self.__dict__.update(values)
