@@ -10,10 +10,8 @@ keeps serving. The manager's loop never waits on a disk.
 from __future__ import annotations
 
 import os
-import threading
-from typing import Callable
 
-POLL_S = 1.0
+from wasp.manager.reloader import PollingWatcher
 
 
 def watched(config) -> dict[str, list[str]]:
@@ -29,42 +27,17 @@ def stamp(path: str) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-class FileWatcher:
-    def __init__(self, post: Callable[[tuple], None], interval: float = POLL_S):
-        self._post = post
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._files: dict[str, list[str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wasp-monitor-changes", daemon=True)
+class FileWatcher(PollingWatcher):
+    """Posts ("files_changed", pool, files) when a listed file is written, created or removed
+    (a file is compared only once it has been seen: one added to the list is not a change)."""
 
-    def watch(self, files: dict[str, list[str]]) -> None:
-        with self._lock:
-            self._files = {pool: list(paths) for pool, paths in files.items()}
+    thread_name = "wasp-monitor-changes"
 
-    def start(self) -> None:
-        self._thread.start()
+    def key(self, pool: str, paths: list[str]):
+        return pool
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        known: dict[tuple[str, str], tuple | None] = {}
-        while not self._stop.is_set():
-            with self._lock:
-                files = dict(self._files)
-            current = {}
-            for pool, paths in files.items():
-                changed = []
-                for path in paths:
-                    now = stamp(path)
-                    key = (pool, path)
-                    if key in known and known[key] != now:
-                        changed.append(path)
-                    current[key] = now
-                if changed:
-                    self._post(("files_changed", pool, changed))
-            known = current
-            self._stop.wait(self._interval)
+    def check(self, pool: str, paths: list[str], before: dict | None) -> tuple[dict, list[tuple]]:
+        before = before or {}
+        now = {path: stamp(path) for path in paths}
+        changed = [path for path in paths if path in before and before[path] != now[path]]
+        return now, [("files_changed", pool, changed)] if changed else []

@@ -85,24 +85,25 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
     return sorted(changed)
 
 
-class CodeWatcher:
-    """A thread that posts ("code_changed", pool, files) when a pool's files change, and
-    ("code_watch_limit", pool, limit) once when a pool has more than MAX_FILES files."""
+class PollingWatcher:
+    """A thread that polls, every `interval`, what `watch` named for each pool, and posts what
+    `check` reports, so the manager's loop never waits on a disk. Subclasses give `check` (and
+    may give `key`: what identifies a pool's watch between polls)."""
 
-    def __init__(self, post: Callable[[tuple], None], interval: float = POLL_S,
-                 limit: int = MAX_FILES):
+    thread_name = "wasp-watch"
+
+    def __init__(self, post: Callable[[tuple], None], interval: float = POLL_S):
         self._post = post
         self._interval = interval
-        self._limit = limit
         self._lock = threading.Lock()
-        self._roots: dict[str, list[str]] = {}
+        self._watched: dict[str, list[str]] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wasp-reload", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
 
-    def watch(self, roots: dict[str, list[str]]) -> None:
-        """Watch these pools' directories from now on (on start and after a config reload)."""
+    def watch(self, watched: dict[str, list[str]]) -> None:
+        """Watch these pools' paths from now on (on start and after a config reload)."""
         with self._lock:
-            self._roots = {pool: list(dirs) for pool, dirs in roots.items()}
+            self._watched = {pool: list(paths) for pool, paths in watched.items()}
 
     def start(self) -> None:
         self._thread.start()
@@ -112,27 +113,53 @@ class CodeWatcher:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    def key(self, pool: str, paths: list[str]):
+        return (pool, tuple(paths))
+
+    def check(self, pool: str, paths: list[str], before) -> tuple[object, list[tuple]]:
+        """This poll's state of `paths` and the messages to post, given the last poll's state
+        (None on the first)."""
+        raise NotImplementedError
+
     def _run(self) -> None:
-        known: dict[tuple[str, tuple[str, ...]], Snapshot] = {}
-        warned: set[str] = set()
+        known: dict = {}
         while not self._stop.is_set():
             with self._lock:
-                roots = dict(self._roots)
+                watched = dict(self._watched)
             current = {}
-            for pool, dirs in roots.items():
-                key = (pool, tuple(dirs))
-                snapshot, cut = scan(dirs, self._limit)
-                if cut and pool not in warned:
-                    warned.add(pool)
-                    self._post(("code_watch_limit", pool, self._limit))
-                before = known.get(key)
-                if before is not None:
-                    changed = changes(before, snapshot)
-                    if changed:
-                        self._post(("code_changed", pool, changed))
-                current[key] = snapshot
-            known = current  # pools or directories no longer configured are forgotten
+            for pool, paths in watched.items():
+                key = self.key(pool, paths)
+                state, messages = self.check(pool, paths, known.get(key))
+                for message in messages:
+                    self._post(message)
+                current[key] = state
+            known = current  # pools or paths no longer configured are forgotten
             self._stop.wait(self._interval)
 
 
-__all__ = ["CodeWatcher", "pool_roots", "scan", "changes", "POLL_S", "MAX_FILES"]
+class CodeWatcher(PollingWatcher):
+    """Posts ("code_changed", pool, files) when a pool's files change, and
+    ("code_watch_limit", pool, limit) once when a pool has more than MAX_FILES files."""
+
+    thread_name = "wasp-reload"
+
+    def __init__(self, post: Callable[[tuple], None], interval: float = POLL_S,
+                 limit: int = MAX_FILES):
+        super().__init__(post, interval)
+        self._limit = limit
+        self._warned: set[str] = set()
+
+    def check(self, pool: str, paths: list[str], before: Snapshot | None) -> tuple[Snapshot, list[tuple]]:
+        snapshot, cut = scan(paths, self._limit)
+        messages: list[tuple] = []
+        if cut and pool not in self._warned:
+            self._warned.add(pool)
+            messages.append(("code_watch_limit", pool, self._limit))
+        if before is not None:
+            changed = changes(before, snapshot)
+            if changed:
+                messages.append(("code_changed", pool, changed))
+        return snapshot, messages
+
+
+__all__ = ["CodeWatcher", "PollingWatcher", "pool_roots", "scan", "changes", "POLL_S", "MAX_FILES"]
