@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import urllib.parse
+
+from wasp.common.unixsock import UnixHTTPConnection
 
 
 class ServerNotRunning(Exception):
@@ -25,29 +25,13 @@ class AdminError(Exception):
         super().__init__(message)
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("wasp", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class AdminClient:
     def __init__(self, run_dir: str, timeout: float = 30.0):
         self.socket_path = os.path.join(run_dir, "admin.sock")
         self.timeout = timeout
 
     def request(self, method: str, path: str, timeout: float | None = None, body: bytes | None = None):
-        conn = _UnixConnection(self.socket_path, timeout or self.timeout)
+        conn = UnixHTTPConnection(self.socket_path, timeout or self.timeout)
         try:
             try:
                 conn.connect()

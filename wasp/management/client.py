@@ -9,25 +9,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
+
+from wasp.common.unixsock import UnixHTTPConnection
 
 TIMEOUT = 60.0
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("wasp", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 class Admin:
@@ -41,7 +26,7 @@ class Admin:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        conn = _UnixConnection(self.socket_path, self.timeout)
+        conn = UnixHTTPConnection(self.socket_path, self.timeout)
         try:
             conn.request(method, target, body=data, headers=headers)
             response = conn.getresponse()
