@@ -186,8 +186,9 @@ def test_access_log_line_written(front, tmp_path):
     folder = tmp_path / "W3SVC1"
     lines = []
     while time.monotonic() < deadline:  # flushed by the once-a-second tick
-        if folder.exists():
-            lines = [line for line in log_lines(tmp_path, "W3SVC1", os.listdir(folder)[0]) if "/x+y" in line]
+        names = os.listdir(folder) if folder.exists() else []  # the folder is made before the file
+        if names:
+            lines = [line for line in log_lines(tmp_path, "W3SVC1", names[0]) if "/x+y" in line]
             if lines:
                 break
         time.sleep(0.1)
