@@ -199,3 +199,8 @@ def test_head_has_the_length_and_no_body(site):
     Pipeline(app).run_sync(ctx)
     status, _sub, _headers, body, _kind, length = ctx.channel.response()
     assert (status, body, length) == (200, b"", len("a<head>H</head>"))
+
+
+def test_exec_with_a_nul_byte_is_an_error_not_a_crash(site):
+    status, _h, body = page(site, '<!--#exec cmd="echo a\x00b" -->', exec_={"ssi_exec_disable": False})
+    assert (status, body) == (200, ERR)

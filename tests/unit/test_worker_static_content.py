@@ -191,3 +191,9 @@ def test_a_file_whose_name_is_not_utf8_is_sent_by_the_worker(tmp_path):
     assert (status, kind, body) == (200, "response", b"latin-1 name")
     status, _sub, _h, body, *_ = serve(root, b"/caf\xe9.txt", headers=[("Range", "bytes=2-4")])
     assert (status, body) == (206, b"tin")
+
+
+def test_a_relative_footer_file_name_gives_no_footer(root):
+    _st, _sub, _h, _b, kind, _s = serve(root, "/page.html", {
+        "enable_doc_footer": True, "is_doc_footer_file_name": True, "default_doc_footer": "foot.html"})
+    assert kind == "file"

@@ -289,6 +289,8 @@ def run(argv: list[str], cwd: str, env: dict, timeout: float) -> bytes:
                                 start_new_session=True, close_fds=True)
     except OSError as exc:
         raise IncludeError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the command or a variable
+        raise IncludeError("a NUL byte in the command or its environment") from None
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -261,7 +261,11 @@ class StaticRules:
         self.footer_file = None
         if section.enable_doc_footer and section.default_doc_footer:
             if section.is_doc_footer_file_name:
-                self.footer_file = section.default_doc_footer
+                if os.path.isabs(section.default_doc_footer):
+                    self.footer_file = section.default_doc_footer
+                else:  # IIS wants a full path too; a relative one would depend on the cwd
+                    log.warning("static_content: default_doc_footer %r is not an absolute path; "
+                                "no footer", section.default_doc_footer)
             else:
                 self.footer_text = section.default_doc_footer.encode("utf-8")
 
