@@ -140,6 +140,11 @@ python_path = ["{apps}"]
 path = "Proto Site/nokeep"
 [locations.http_protocol]
 allow_keep_alive = false
+
+[[locations]]
+path = "Proto Site/plain"
+[locations.http_protocol]
+custom_headers = { remove = ["x-frame-options"], add = [{ name = "X-Plain", value = "1" }] }
 """
 
 
@@ -148,11 +153,14 @@ def server(wasp_module_server):
     base = wasp_module_server.dir
     www = base / "www"
     for folder in ("errors", "custerr/en-US", "custerr/fr-FR", "listing", "nokeep", "old/a",
-                   "child", "wild", "dir", "delegated", "exact"):
+                   "child", "wild", "dir", "delegated", "exact", "plain"):
         (www / folder).mkdir(parents=True, exist_ok=True)
     (www / "page.html").write_text("<p>page</p>")
     (www / "index.html").write_text("<p>index</p>")
     (www / "nokeep" / "page.html").write_text("<p>nokeep</p>")
+    (www / "plain" / "page.html").write_text("<p>plain</p>")
+    (www / "wild" / "web.toml").write_text(
+        '[http_redirect]\nrules = [{ wildcard = "*.asp", destination = "/asp.html" }]\n')
     (www / "dir" / "index.html").write_text("<p>dir</p>")
     (www / "data.unknownext").write_text("x")
     (www / "errors" / "404.html").write_text("<h1>custom-404-file</h1>")
@@ -294,6 +302,9 @@ def test_wildcard_rules_with_308(server):
     r = fetch(server, "redir.test", "/wild/deep/a.PHP")
     assert r.status_code == 308 and r.headers["Location"] == "/index.html"
     assert fetch(server, "redir.test", "/wild/a.html").status_code == 404
+    # The folder's web.toml adds a rule to the location's (after it).
+    r = fetch(server, "redir.test", "/wild/x.asp")
+    assert r.status_code == 308 and r.headers["Location"] == "/asp.html"
 
 
 # ---- httpProtocol -----------------------------------------------------------------------------
@@ -305,6 +316,12 @@ def test_custom_headers_everywhere_and_no_server_header(server):
         assert r.headers["X-Frame-Options"] == "DENY", path
         assert "Server" not in r.headers and "X-Redirected" not in r.headers, (path, r.headers)
     assert fetch(server, "pages.test", "/page.html").headers.get("Server")  # other sites keep it
+
+
+def test_a_folder_removes_an_inherited_custom_header_and_adds_its_own(server):
+    r = fetch(server, "proto.test", "/plain/page.html")
+    assert r.status_code == 200 and "X-Frame-Options" not in r.headers
+    assert r.headers["X-Plain"] == "1" and "Server" not in r.headers
 
 
 def test_redirect_headers_only_on_redirects(server):

@@ -130,7 +130,6 @@ def inherit_sections(config: Config, add) -> None:
     names = sections.python_module_names([tables["server"], *by_index_sites.values(),
                                           *by_index_apps.values()])
     tables["locations"] = hierarchy.take_locations(tables["locations"], config, add, names)
-    _check_locations(config, add)
     for i, site in enumerate(config.sites):
         if site is None:
             continue
@@ -157,6 +156,9 @@ def inherit_sections(config: Config, add) -> None:
             app.http_errors, app.caching = effective.http_errors, effective.caching
             if "access" in app_tables:
                 app.access = effective.access
+    # After the loop: a location's collection directives (remove) see the site's and the
+    # application's entries, which the loop files under tables["sites"] / ["applications"].
+    _check_locations(config, add)
 
 
 def _check_locations(config: Config, add) -> None:
