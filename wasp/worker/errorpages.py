@@ -181,6 +181,8 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
         page = custom_response(ctx, status, substatus)
         if page is not None:
             block, body = page
+            if block.startswith(b"302 "):
+                return block, body  # a Redirect page: the error's own headers (Allow) are not its
             extra = "".join(f"{name}: {value}\r\n" for name, value in getattr(exc, "headers", ()))
             return block + extra.encode("latin-1"), body
         text = custom_page(status)
