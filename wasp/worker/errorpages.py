@@ -128,8 +128,9 @@ def is_local(head) -> bool:
 
 
 def detailed_for(ctx) -> bool:
-    """Whether `ctx`'s client gets the detailed error page."""
-    mode = ctx.app.config.http_errors.error_mode
+    """Whether `ctx`'s client gets the detailed error page (the URL's effective error_mode: a
+    location or a web.toml may set it)."""
+    mode = ctx.config.http_errors.error_mode
     return mode == "Detailed" or (mode == "DetailedLocalOnly" and is_local(ctx.head))
 
 
