@@ -353,3 +353,14 @@ def test_trace_is_refused_before_any_app(server):
         r = fetch(server, "proto.test", path, "TRACE", Cookie="session=secret")
         assert r.status_code == 405 and "secret" not in r.text, path
         assert "TRACE" not in r.headers["Allow"]
+
+
+def test_http2_has_the_custom_header_and_no_server_field(server):
+    from h2_support import H2Client
+
+    with H2Client(server.port) as client:
+        response = client.get("/nokeep/page.html", authority="proto.test")
+    assert response["ended"], response
+    names = set(response["headers"])
+    assert response["headers"][b":status"] == b"200"
+    assert b"x-frame-options" in names and b"server" not in names and b"connection" not in names
