@@ -274,6 +274,8 @@ def test_redirect_appends_the_path_below_the_folder_and_the_query(server):
     assert r.headers["Location"] == "http://new.example/base/a/b.html?x=1&y=%20"
     assert "Object Moved" in r.text
     assert fetch(server, "redir.test", "/page.html").status_code == 200  # outside the folder
+    r = fetch(server, "redir.test", "/old")  # the folder's own URL: the destination itself
+    assert r.status_code == 302 and r.headers["Location"] == "http://new.example/base"
 
 
 def test_nothing_of_the_url_leaves_location_unencoded(server):
@@ -294,6 +296,7 @@ def test_exact_destination_with_query_variable_and_permanent(server):
 
 def test_child_only_leaves_the_folder_itself(server):
     assert fetch(server, "redir.test", "/child/").status_code == 403  # 403.14: not redirected
+    assert fetch(server, "redir.test", "/child").status_code == 301  # to "/child/": not ours
     r = fetch(server, "redir.test", "/child/x.html")
     assert r.status_code == 307 and r.headers["Location"] == "/moved/x.html"
 

@@ -213,7 +213,7 @@ def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     pipeline.run_sync(ctx)
     assert ctx.channel.response()[:2] == (404, 0)
     content = Pipeline(make_app(physical_path=str(tmp_path)))
-    assert map_steps(content) == ["protocol_support", "default_document", "http_redirect",
+    assert map_steps(content) == ["protocol_support", "http_redirect", "default_document",
                                   "IIS Web Core"]
     assert mapped(content) == ["StaticFile"]
     with_app = make_app(physical_path=str(tmp_path))
@@ -246,7 +246,7 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
         "custom_error", "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == [
-        "protocol_support", "request_filtering", "default_document", "http_redirect",
+        "protocol_support", "request_filtering", "http_redirect", "default_document",
         "static_file", *security, "custom_error", "python_app"]
 
 
