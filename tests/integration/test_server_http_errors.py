@@ -64,6 +64,18 @@ python_path = ["{apps}"]
 [sites.applications.http_errors]
 existing_response = "PassThrough"
 
+[[sites.applications]]
+path = "/asgi"
+pool = "Errs"
+app = "errors_asgi:app"
+python_path = ["{apps}"]
+[sites.applications.http_errors]
+existing_response = "Replace"
+errors = { clear = true, add = [
+  { status_code = 404, path = "{dir}/www/errors/404.html" },
+  { status_code = 500, path = "/asgi/page", response_mode = "ExecuteURL" },
+] }
+
 [[sites]]
 name = "Traversal"
 id = 2
@@ -238,6 +250,11 @@ def test_replace_swaps_the_app_404_for_the_site_page(server):
     for path in ("/replace/own404", "/replace/stream404", "/replace/empty404"):
         r = fetch(server, "pages.test", path)
         assert r.status_code == 404 and r.text == "<h1>custom-404-file</h1>", (path, r.text)
+
+
+def test_replace_swaps_a_streamed_asgi_404_for_an_absolute_file_page(server):
+    r = fetch(server, "pages.test", "/asgi/own404")
+    assert r.status_code == 404 and r.text == "<h1>custom-404-file</h1>", r.text
 
 
 def test_pass_through_keeps_even_an_empty_app_404(server):
