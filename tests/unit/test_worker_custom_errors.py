@@ -61,6 +61,12 @@ def test_auto_keeps_a_body_and_replaces_an_empty_response(tmp_path):
     empty.add_filter(existing_response)
     empty.respond(b"404 Not Found\r\nContent-Length: 0\r\n", b"")
     assert empty.channel.response()[3] == b"<p>error page</p>"
+    challenged = make_ctx(app, path="/app")
+    challenged.add_filter(existing_response)
+    challenged.respond(b"401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nX-Own: 1\r\n"
+                       b"Content-Length: 0\r\n", b"")
+    _status, _sub, headers, body, _kind, _ = challenged.channel.response()
+    assert headers["www-authenticate"] == "Bearer" and "x-own" not in headers and body
     passed = app_with(tmp_path, {"error_mode": "Custom", "existing_response": "PassThrough"})
     ctx = make_ctx(passed, path="/app")
     ctx.add_filter(existing_response)
