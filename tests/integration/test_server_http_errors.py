@@ -212,6 +212,7 @@ def test_a_substatus_entry_picks_the_accept_language_folder(server):
     assert fetch(server, "pages.test", "/listing/").text == "english-403-14"
     r = fetch(server, "pages.test", "/listing/", **{"Accept-Language": "fr-FR,en;q=0.5"})
     assert r.status_code == 403 and r.text == "french-403-14"
+    assert fetch(server, "pages.test", "/listing/", **{"Accept-Language": "fr-fr"}).text == "french-403-14"
     # A tag that tries to climb out of the folder is not a language: en-US it is.
     r = fetch(server, "pages.test", "/listing/", **{"Accept-Language": "../../etc"})
     assert r.status_code == 403 and r.text == "english-403-14"
