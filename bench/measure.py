@@ -92,6 +92,32 @@ def check_answer(port: int, path: str, length: int, settle_s: float = 10.0, tls:
             f"first answered, then 200")
 
 
+def check_encoding(port: int, path: str, length: int, accept: str, coding: str,
+                   settle_s: float = 10.0) -> None:
+    """The compression rows: with `Accept-Encoding: accept` the answer must come `coding`-encoded
+    and decode to the `length` bytes of the plain answer. A static file is compressed once it is
+    frequently hit, so this asks again for a while; raises ServerFailed when it never does."""
+    import gzip
+
+    started = time.monotonic()
+    while True:
+        r = http_get(port, path, timeout=10, headers={"Accept-Encoding": accept})
+        got = r.headers.get("content-encoding", "")
+        if r.status == 200 and got == coding:
+            if coding == "br":
+                import brotli
+                body = brotli.decompress(r.body)
+            else:
+                body = gzip.decompress(r.body)
+            if len(body) != length:
+                raise ServerFailed(f"GET {path} ({coding}) decoded to {len(body)} bytes, not {length}")
+            return
+        if time.monotonic() - started > settle_s:
+            raise ServerFailed(f"GET {path} with Accept-Encoding: {accept} answered {r.status} "
+                               f"Content-Encoding {got or 'none'} for {settle_s:.0f}s, expected {coding}")
+        time.sleep(0.1)
+
+
 def summary(failure: str) -> str:
     """A failure in one line: its first line and, if it quotes output, the output's last line."""
     lines = [line.strip() for line in failure.splitlines() if line.strip()]
@@ -151,6 +177,8 @@ def _load(row: Row, dep: Deployment, url: str, path: str, length: int, settings:
         note = check_answer(dep.port, path, length, tls=dep.scheme == "https")
         if note:
             row.notes.append(note)
+        if dep.encoding:
+            check_encoding(dep.port, path, length, *dep.encoding)
         wrk.run(url, settings.warmup, settings.connections, headers=headers)
         # The cost model: every server process's CPU right before and right after the measured
         # run; wrk's own (a reaped child of this process) from getrusage, reported apart.

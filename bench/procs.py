@@ -61,13 +61,14 @@ def _unverified() -> ssl.SSLContext:
     return context
 
 
-def http_get(port: int, path: str = "/", timeout: float = 5.0, tls: bool = False) -> Response:
+def http_get(port: int, path: str = "/", timeout: float = 5.0, tls: bool = False,
+             headers: dict[str, str] | None = None) -> Response:
     if tls:
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=_unverified())
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         r = conn.getresponse()
         body = r.read()
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body)

@@ -10,6 +10,8 @@ ASGI_RATIO = 0.6  # wasp vs uvicorn
 CACHED_RATIO = 1.5  # wasp's front cache vs nginx proxy_cache -> gunicorn, a cached WSGI page
 HTTPS_RATIO = 2.0  # wasp vs nginx (TLS 1.3) -> gunicorn, keep-alive
 SECURITY_RATIO = 0.95  # wasp with IIS's default security modules vs wasp without them (issue 9)
+GZIP_JSON_RATIO = 1.5  # wasp's dynamic gzip vs nginx gzip -> gunicorn, a 20 KiB JSON (issue 10)
+BROTLI_STATIC_RATIO = 1.0  # wasp's static br copy vs nginx sending a precompressed .br (issue 10)
 RSS_LIMIT_MIB = 40.0
 
 #: Issue 8's targets, each against one named peer of a scenario: (scenario, peer's server label,
@@ -148,6 +150,8 @@ def targets(rows: list[Row], rss: Rss | None) -> list[str]:
             f"wasp errors {w.error_text()} (target 0)")
     _ratio_target(rows, "wsgi hello, security", SECURITY_RATIO, out,
                   who="wasp with IIS's default security modules")
+    _ratio_target(rows, "gzip json 20k", GZIP_JSON_RATIO, out)
+    _ratio_target(rows, "brotli static 100k", BROTLI_STATIC_RATIO, out)
     for scenario in ("wsgi 100k", "static 1k", "static 100k", "https handshake"):
         pair = _compared(rows, scenario, [])
         if pair:

@@ -4,7 +4,8 @@
                         [--quick] [--servers wasp,gunicorn,...] [--wasp-log] [--keep]
                         [--fronts 1,2]
 
-Scenarios: wsgi, asgi, static, cached, https, rss (default) and recycle, chaos, slowloris, h2 (on request). Prints a markdown
+Scenarios: wsgi, asgi, static, cached, https, rss (default) and recycle, chaos, slowloris, h2, security,
+compression (on request). Prints a markdown
 table and the targets as PASS/FAIL, and writes both to bench/results/<timestamp>.md. Exit status
 1 when any row could not run (a server did not start or answered wrongly), else 0.
 See docs/benchmarks.md.
@@ -29,7 +30,7 @@ if REPO not in sys.path:
 from bench import install  # noqa: E402  (stdlib only; runs before psutil is importable)
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security")
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian")
 
 
@@ -177,6 +178,27 @@ def plan(args, workdir: str, fronts: int = 1):
                              "wasp, no security modules"), "/", 13, True),
             ("wsgi hello, security", "wasp", lambda: wasp(workdir, "wsgi_hello", log, name="wasp-sec"),
              "/", 13, False),
+        ]
+    if "compression" in args.scenarios:
+        # Issue 10: dynamic gzip of a 20 KiB JSON answer, and brotli of a 100 KiB static file.
+        json_length = len(__import__("bench.apps.wsgi_json", fromlist=["BODY"]).BODY)
+        css = "/" + sv.STYLESHEET
+        css_length = os.path.getsize(os.path.join(sv.STATIC_DIR, sv.STYLESHEET))
+
+        def accepting(dep, accept, coding):
+            dep.wrk_headers = (f"Accept-Encoding: {accept}",)
+            dep.encoding = (accept, coding)
+            return dep
+        cases += [
+            ("gzip json 20k", "nginx-gunicorn", lambda: sv.nginx_gzip_gunicorn(workdir, "wsgi_json"), "/",
+             json_length, True),
+            ("gzip json 20k", "wasp",
+             lambda: accepting(wasp(workdir, "wsgi_json", log, name="wasp-gzip",
+                                    app_extra=sv.JSON_COMPRESSION), "gzip", "gzip"), "/", json_length, False),
+            ("brotli static 100k", "nginx", lambda: sv.nginx_brotli_static(workdir), css, css_length, True),
+            ("brotli static 100k", "wasp",
+             lambda: accepting(wasp(workdir, None, log, name="wasp-br"), "gzip, deflate, br", "br"), css,
+             css_length, False),
         ]
     return [c for c in cases if c[1] in args.servers]
 

@@ -22,6 +22,7 @@ APPS = {
     "wsgi_100k": "bench.apps.wsgi_100k:app",
     "asgi_hello": "bench.apps.asgi_hello:app",
     "wsgi_page": "bench.apps.wsgi_page:app",
+    "wsgi_json": "bench.apps.wsgi_json:app",
 }
 
 
@@ -33,6 +34,9 @@ class Deployment:
     ready_timeout: float = 30.0
     config_path: str = ""  # wasp only: the wasp.toml the manager runs
     wrk_headers: tuple[str, ...] = ()  # on every wrk request, e.g. ("Connection: close",)
+    #: The compression rows: (Accept-Encoding sent, Content-Encoding the answer must have), checked
+    #: before the run, so a server that quietly sends identity cannot make a fine-looking row.
+    encoding: tuple[str, str] | None = None
 
     @property
     def scheme(self) -> str:
@@ -282,3 +286,88 @@ def wasp(workdir: str, app: str | None, wasp_log: bool = True, name: str = "wasp
                      env=wasp_env())
     label = "wasp" if fronts == 1 else f"wasp {fronts} fronts"
     return Deployment(label, port, [server], ready_timeout=60.0, config_path=config)
+
+
+# ---- the compression scenario (issue 10) ----
+
+#: wasp's dynamic_types do not name application/json by default (IIS's list): the JSON row adds it.
+JSON_COMPRESSION = """[http_compression]
+dynamic_types = [ { mime_type = "application/json" } ]
+"""
+#: The compression rows' file: a 100 KiB stylesheet (bench/static/100k.css).
+STYLESHEET = "100k.css"
+#: brotli quality of nginx's precompressed copy: wasp's default static level for br.
+BROTLI_STATIC_QUALITY = 9
+
+
+def nginx_gzip_gunicorn(workdir: str, app: str) -> Deployment:
+    """nginx's gzip filter (level 1, its default; wasp's dynamic gzip level 0 is zlib's 1 too) in
+    front of gunicorn gthread, compressing application/json."""
+    upstream = gunicorn(workdir, app, name="gunicorn-gzip")
+    port = free_port()
+    body = f"""    upstream app {{
+        server 127.0.0.1:{upstream.port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        gzip on;
+        gzip_types application/json;
+        gzip_min_length 2700;
+        gzip_vary on;
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}"""
+    nginx = _nginx(workdir, "nginx-gzip", port, body)
+    dep = Deployment("nginx gzip -> gunicorn gthread", port, upstream.servers + [nginx])
+    dep.wrk_headers = ("Accept-Encoding: gzip",)
+    dep.encoding = ("gzip", "gzip")
+    return dep
+
+
+def nginx_brotli_static(workdir: str) -> Deployment:
+    """nginx serving a precompressed .br copy with sendfile: Debian's nginx has neither the brotli
+    module nor brotli_static, so a `map` on Accept-Encoding picks `<file>.br` through an internal
+    location that sets `Content-Encoding: br` and `Vary`, the way gzip_static serves `.gz` files.
+    The copy is made here with the brotli library at wasp's default static quality."""
+    import brotli
+    root = os.path.join(workdir, "nginx-br-root")
+    os.makedirs(os.path.join(root, "br"), exist_ok=True)
+    with open(os.path.join(STATIC_DIR, STYLESHEET), "rb") as f:
+        data = f.read()
+    with open(os.path.join(root, STYLESHEET), "wb") as f:
+        f.write(data)
+    with open(os.path.join(root, "br", STYLESHEET), "wb") as f:  # the copy, under the same name
+        f.write(brotli.compress(data, quality=BROTLI_STATIC_QUALITY))
+    port = free_port()
+    body = f"""    sendfile on;
+    tcp_nopush on;
+    map $http_accept_encoding $br_copy {{
+        default "";
+        "~*(^|[ ,])br([ ,;]|$)" "1";
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        types {{ text/css css; }}
+        location ^~ /br/ {{
+            internal;
+            add_header Content-Encoding br;
+            add_header Vary Accept-Encoding;
+        }}
+        location / {{
+            add_header Vary Accept-Encoding;
+            if ($br_copy) {{
+                rewrite ^(.*)$ /br$1 last;
+            }}
+        }}
+    }}"""
+    dep = Deployment("nginx precompressed .br (sendfile)", port,
+                     [_nginx(workdir, "nginx-br", port, body)])
+    dep.wrk_headers = ("Accept-Encoding: gzip, deflate, br",)
+    dep.encoding = ("gzip, deflate, br", "br")
+    return dep

@@ -115,6 +115,11 @@ realm = "both"
 user_file = "{dir}/users.htdigest"
 
 [[locations]]
+path = "Auth Site/flask/domain"
+[locations.basic_authentication]
+default_logon_domain = "EXAMPLE.TEST"
+
+[[locations]]
 path = "Auth Site/flask/secret"
 [locations.authorization]
 rules = [ { access_type = "Deny", users = "?" } ]
@@ -155,6 +160,7 @@ def server(wasp_module_server):
     htpasswd(users, "alice", PASSWORDS["alice"], "-B")
     htpasswd(users, "bob", PASSWORDS["bob"], "-5")
     htpasswd(users, "carol", PASSWORDS["carol"], "-2")
+    htpasswd(users, "erin@EXAMPLE.TEST", "erin pw", "-B")
     (d / "groups").write_text("banned: carol\nstaff: alice bob\n")
     lines = []
     for realm in ("digest realm", "both"):
@@ -412,6 +418,20 @@ def test_flask_sees_remote_user_and_auth_type(server):
     assert get(server, "/flask/whoami").json()["user"] is None  # anonymous
     r = get(server, "/flask/whoami", auth=basic("alice", "wrong"))
     assert status(r) == (401, 1)
+
+
+def test_default_logon_domain_qualifies_a_name_typed_without_one(server):
+    path = "/flask/domain/whoami"
+    for typed in ("erin", "erin@EXAMPLE.TEST"):
+        r = get(server, path, auth=HTTPBasicAuth(typed, "erin pw"))
+        assert r.status_code == 200, r.text[:300]
+        assert r.json()["user"] == "erin@EXAMPLE.TEST"  # what the store checked, the app sees
+    # alice is in the file without a domain: under this location she is alice@EXAMPLE.TEST.
+    assert status(get(server, path, auth=basic("alice"))) == (401, 1)
+    # Without the setting, names are used as typed (and the verified-header cache, which just
+    # saw "erin:erin pw" succeed under the domain, does not carry it over).
+    assert status(get(server, "/flask/whoami", auth=HTTPBasicAuth("erin", "erin pw"))) == (401, 1)
+    assert get(server, "/flask/whoami", auth=basic("alice")).json()["user"] == "alice"
 
 
 def test_flask_rules_apply_to_the_app_and_its_redirects(server):

@@ -85,6 +85,34 @@ def test_list_text_forms(server):
     assert len(wps) == 2, wps
 
 
+def test_status_is_one_screen_of_the_whole_server(server):
+    pid_a = int(get(server, "a.test").text)
+    for _ in range(3):
+        get(server, "b.test")
+    text = server.cli("status").stdout
+    first = text.splitlines()[0]
+    assert re.match(r"\u25cf wasp \S+ - started since \d+[smhd]", first), text
+    assert f"config: {server.config}" in text, text
+    assert "fronts: 1/1 answering" in text, text
+    assert "Site A (id 1) Started: " in text and "Site B (id 2) Started: " in text, text
+    assert re.search(r"PoolA Started: 1/1 workers, queue 0, in flight 0, served \d+", text), text
+    pool_a = text[text.index("PoolA Started"):text.index("PoolB Started")]
+    assert f"pid {pid_a} Ready, up " in pool_a, text
+    assert "Last events:" in text and "9014 Information" in text, text  # a worker became ready
+    summary = json.loads(server.cli("status", "--json").stdout)
+    assert summary["server"]["state"] == "Started" and summary["server"]["pid"] == server.proc.pid
+    assert {p["name"]: p["state"] for p in summary["pools"]} == {"PoolA": "Started", "PoolB": "Started"}
+    assert pid_a in [w["pid"] for w in summary["workers"]]
+    assert len(summary["events"]) <= 5 and summary["cache"].keys() == {"entries", "bytes"}
+
+
+def test_status_of_a_server_that_is_not_running_exits_3(server):
+    server.stop()
+    result = server.cli("status", check=False)
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
+    assert "wasp is not running" in result.stderr, result.stderr
+
+
 def test_list_json_forms(server):
     pid_a = int(get(server, "a.test").text)
     wps = server.list_json("wp")

@@ -52,6 +52,18 @@ type = "api_key:ApiKey"
 keys = { bot = "k-123", other = "k-456" }
 
 [[locations]]
+path = "Mod Site/gate"
+[[locations.modules.add]]
+name = "gate"
+type = "pipe_modules:AsyncGate"
+
+[[locations]]
+path = "Mod Site/flask/pid"
+[[locations.modules.add]]
+name = "gate"
+type = "pipe_modules:AsyncGate"
+
+[[locations]]
 path = "Mod Site/wt"
 override_mode = "Allow"
 [locations.modules]
@@ -84,6 +96,7 @@ def server(wasp_module_server):
     d = wasp_module_server.dir
     write(d / "www/index.html", "home")
     write(d / "www/private/secret.txt", "the secret")
+    write(d / "www/gate/page.txt", "behind the gate")
     write(d / "flaskwww/static.txt", "flask static")
     write(d / "www/wt/web.toml", '[[modules.add]]\nname = "wt_ping"\ntype = "pipe_modules:Ping"\n'
                                  '[wt_ping]\nanswer = "web.toml pong"\n')
@@ -168,6 +181,29 @@ def test_managed_handler_modules_run_only_for_the_python_app(server):
     # run_all_managed_modules_for_all_requests (the root application): static files too
     assert get(server, "/index.html?b", **{"X-Block": "1"}).status_code == 403
     assert get(server, "/index.html?b").text == "home"
+
+
+@pytest.mark.parametrize("held, release", [("/gate/page.txt", "/gate/x"),       # static file
+                                           ("/flask/pid", "/flask/pid")])    # WSGI app
+def test_async_phases_are_pending_steps_and_hold_nobody_else(server, held, release):
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(get, server, held, **{"X-Hold": "1"})
+        # The held request awaits on the worker's loop; the same worker answers this one (its
+        # module sees one waiter: the hold arrived first) and that releases the held one.
+        def release_it():
+            r = get(server, release, **{"X-Release": "1"})
+            return r if r.text == "released 1" else None
+        r = server.wait_until(release_it, 30, what="the held request to be waiting")
+        assert r.status_code == 200
+        r = waiting.result(timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    assert r.text == "behind the gate" if held.startswith("/gate") else r.text.isdigit()
+    # An async step can answer (respond + FINISH) and its exception is a 500 for that request.
+    r = get(server, held, **{"X-Async-Answer": "1"})
+    assert (r.status_code, r.text) == (200, "answered after an await")
+    assert get(server, held, **{"X-Async-Fail": "1"}).status_code == 500
+    assert get(server, held).status_code == 200
 
 
 def test_a_module_that_raises_is_500_for_that_request_only(server):

@@ -36,6 +36,19 @@ path = "F/small"
 max_allowed_content_length = 100
 
 [[locations]]
+path = "F/legacy"
+[locations.request_filtering]
+legacy_status_codes = true
+[locations.request_filtering.request_limits]
+max_allowed_content_length = 100
+header_limits = [{ header = "X-Big", size_limit = 10 }]
+
+[[locations]]
+path = "F/modern"
+[locations.request_filtering.request_limits]
+header_limits = [{ header = "X-Big", size_limit = 10 }]
+
+[[locations]]
 path = "F/open"
 [locations.request_filtering.hidden_segments]
 segments = { remove = ["bin"] }
@@ -154,6 +167,22 @@ def test_content_length_and_chunked_bodies_over_the_limit_are_413_1(server):
     # Elsewhere IIS's 30,000,000 bytes apply.
     assert raw(server, b"POST /up HTTP/1.1\r\nHost: f.test\r\nContent-Length: 200\r\n\r\n" + b"z" * 200).body \
         == b"app /up read 200"
+
+
+def test_legacy_status_codes_are_iis_7s_404_13_and_404_10(server):
+    r = get(server, "/legacy/up", "POST", "Content-Length: 101\r\n")
+    assert r.status == 404 and b"HTTP Error 404.13" in r.body, r.body[:300]
+    assert b"Content Length Too Large" in r.body
+    chunk = b"40\r\n" + b"y" * 64 + b"\r\n"
+    big = raw(server, b"POST /legacy/up HTTP/1.1\r\nHost: f.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + chunk * 2 + b"0\r\n\r\n")
+    assert big.status == 404 and b"HTTP Error 404.13" in big.body, (big.status, big.body[:300])
+    r = get(server, "/legacy/page", "GET", "X-Big: " + "b" * 11 + "\r\n")
+    assert r.status == 404 and b"HTTP Error 404.10" in r.body, r.body[:300]
+    assert get(server, "/legacy/page", "GET", "X-Big: " + "b" * 10 + "\r\n").status == 200
+    # IIS 10's codes without the setting.
+    r = get(server, "/modern/page", "GET", "X-Big: " + "b" * 11 + "\r\n")
+    assert r.status == 431 and b"HTTP Error 431" in r.body, r.body[:300]
 
 
 def test_the_substatus_reaches_the_w3c_log(server):

@@ -268,3 +268,23 @@ def test_proxy_protocol_is_refused_on_an_https_binding(tmp_path, monkeypatch):
     binding = '[{ binding = "https/*:8443:", certificate = "c.pem", key = "k.pem" }]\nproxy_protocol = true'
     found = problems(POOL + site(binding))
     assert [(p, m) for p, _, m in found if p == "sites[0].proxy_protocol" and "http bindings only" in m], found
+
+
+# ---- sites.health_url ----
+
+def _with_health(url: str, apps=('path = "/"',)) -> str:
+    return POOL + site(apps=apps).replace('bindings = ["http/*:8080:"]\n',
+                                          f'bindings = ["http/*:8080:"]\nhealth_url = "{url}"\n')
+
+
+@pytest.mark.parametrize("url", ["/healthz", "/api/health", "/a-b_c.d/Up"])
+def test_a_plain_health_url_is_accepted(url):
+    load_text(_with_health(url))
+
+
+@pytest.mark.parametrize("url", ["healthz", "/h?x=1", "/h#f", "/h%7a", "/a/../h", "/./h", "//h",
+                                 "/a b", "/a\\\\b"])
+def test_a_health_url_that_is_not_a_plain_path_is_refused(url):
+    path, _line, message = one(_with_health(url))
+    assert path == "sites[0].health_url" and "not a plain path" in message, message
+

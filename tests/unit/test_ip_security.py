@@ -3,6 +3,7 @@ mode, the per-client counters and their bounds. Table-driven, attacker's inputs 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -168,7 +169,7 @@ def test_domain_entries_only_with_reverse_dns_and_only_confirmed_names():
     assert first_ip.check("10.0.0.1", names) is None and asked == []  # decided before a lookup
 
 
-def test_resolver_forward_confirms_caches_and_never_waits_behind_a_flood():
+def test_resolver_caches_never_blocks_the_loop_and_never_waits_behind_a_flood():
     release = threading.Event()
     calls = []
 
@@ -181,34 +182,39 @@ def test_resolver_forward_confirms_caches_and_never_waits_behind_a_flood():
     now = [0.0]
     resolver = Resolver(lookup, wait=0.05, ttl=10, negative_ttl=1, max_pending=2, backoff=5,
                         clock=lambda: now[0])
-    waited = []
-    real_start = resolver._start
 
-    def start(address):
-        future = real_start(address)
-        result = future.result
-
-        def timed(timeout=None):
-            waited.append(address)
-            return result(timeout=timeout)
-        future.result = timed
-        return future
-    resolver._start = start
-    try:
-        assert resolver.names("192.0.2.1") == ["host.example.com"]
-        assert resolver.names("192.0.2.1") == ["host.example.com"] and calls.count("192.0.2.1") == 1
+    async def main():
+        assert resolver.cached("192.0.2.1") is None
+        assert await resolver.resolve("192.0.2.1") == ["host.example.com"]
+        assert resolver.cached("192.0.2.1") == ["host.example.com"]
+        assert await resolver.resolve("192.0.2.1") == ["host.example.com"] and calls.count("192.0.2.1") == 1
         now[0] = 11.0
-        assert resolver.names("192.0.2.1") == ["host.example.com"] and calls.count("192.0.2.1") == 2
-        waited.clear()
-        assert resolver.names("10.0.0.1") == [] and waited == ["10.0.0.1"]   # slow: no name
-        assert resolver.names("10.0.0.1") == [] and waited == ["10.0.0.1"]   # pending: no second wait
-        assert resolver.names("10.0.0.2") == [] and waited == ["10.0.0.1"]   # backing off: no wait
-        assert resolver.names("10.0.0.3") == [] and "10.0.0.3" not in calls  # saturated: not even asked
-        now[0] = 30.0
+        assert resolver.cached("192.0.2.1") is None  # expired
+        assert await resolver.resolve("192.0.2.1") == ["host.example.com"] and calls.count("192.0.2.1") == 2
+        # A slow lookup: the loop keeps running while a request waits for it.
+        ticks = []
+
+        async def ticker():
+            while not release.is_set() and len(ticks) < 10000:
+                ticks.append(1)
+                await asyncio.sleep(0)
+        tick = asyncio.ensure_future(ticker())
+        first, second = await asyncio.gather(resolver.resolve("10.0.0.1"), resolver.resolve("10.0.0.1"))
+        assert first == second == [] and calls.count("10.0.0.1") == 1   # one shared lookup
+        assert ticks  # other work ran on the loop while both waited
+        assert await resolver.resolve("10.0.0.2") == []                   # backing off: no wait
+        assert await resolver.resolve("10.0.0.3") == [] and "10.0.0.3" not in calls  # saturated
         release.set()
+        await tick
+        now[0] = 30.0
         resolver._pool.shutdown(wait=True)
         resolver._pool = None
-        assert resolver.names("192.0.2.9") == [] and waited[-1] == "192.0.2.9"  # backoff over
+        assert "10.0.0.1" not in resolver._pending   # the lookup a waiter gave up on finished
+        assert resolver.cached("10.0.0.1") == []     # and its failure is cached
+        assert await resolver.resolve("192.0.2.9") == [] and "192.0.2.9" in calls  # backoff over
+
+    try:
+        asyncio.run(main())
     finally:
         release.set()
         resolver.close()

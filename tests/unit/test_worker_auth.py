@@ -238,9 +238,28 @@ def test_digest_wrong_answers(change, error):
             auth.check(params, "GET", "/x?y=1", "r", ha1_of, 1000)
 
 
-def test_another_workers_nonce_is_not_recognised():
+def test_another_secrets_nonce_is_not_recognised():
     mine, theirs = digest.DigestAuth(), digest.DigestAuth()
     assert mine.issued_at(theirs.nonce(5)) is None and mine.issued_at(mine.nonce(5)) == 5000
+    with pytest.raises(Malformed):
+        mine.check(answer(theirs, 1000), "GET", "/x?y=1", "r", ha1_of, 1000)
+
+
+def test_a_sibling_workers_nonce_is_stale_never_accepted_twice():
+    # Two workers of a pool (or one before and one after a recycle): the pool's secret, each its
+    # own issuer and replay table.
+    secret = bytes(range(32))
+    first, second = digest.DigestAuth(60, secret), digest.DigestAuth(60, secret)
+    params = answer(first, 1000)
+    assert second.issued_at(params["nonce"]) == 1000 * 1000       # recognised
+    with pytest.raises(digest.Stale):                             # right answer: retry silently
+        second.check(params, "GET", "/x?y=1", "r", ha1_of, 1001)
+    assert first.check(params, "GET", "/x?y=1", "r", ha1_of, 1001) == "u"
+    with pytest.raises(digest.Stale):                             # its replay: not accepted there
+        second.check(params, "GET", "/x?y=1", "r", ha1_of, 1002)
+    assert first.check(params, "GET", "/x?y=1", "r", ha1_of, 1002) is None  # nor here
+    wrong = answer(first, 1000, password="no")
+    assert second.check(wrong, "GET", "/x?y=1", "r", ha1_of, 1001) is None  # a wrong one: 401.1
 
 
 def test_an_evicted_nonce_is_never_accepted_again():
@@ -314,3 +333,29 @@ def test_the_host_realm_cannot_inject_into_the_challenge():
     assert host_of(ctx(b"[::1]:8080")) == "[::1]"
     assert host_of(ctx(b'evil", stale=true, x="\\')) == "evilstaletruex"
     assert digest.quote(r'a"b\c') == r'"a\"b\\c"'
+
+
+# ---- default_logon_domain ----
+
+@pytest.mark.parametrize("typed, expect", [
+    ("alice", "alice@EXAMPLE.COM"), ("alice@other.org", "alice@other.org"),
+    ("OTHER\\alice", "OTHER\\alice"),
+])
+def test_default_logon_domain_qualifies_names_typed_without_one(typed, expect):
+    from wasp.worker.modules.basic_authentication import qualified
+    assert qualified(typed, "EXAMPLE.COM") == expect
+
+
+@pytest.mark.parametrize("domain, ok", [
+    ("EXAMPLE.COM", True), ("CONTOSO", True), ("", True), ("a-b.example", True),
+    ("bad domain", False), ("x@y", False), ("X\\Y", False), ("-lead", False), ("a\r\nb", False),
+])
+def test_default_logon_domain_is_checked_with_its_dotted_path(domain, ok):
+    from wasp.config import sections
+    problems = []
+    sections.resolve([("", {"basic_authentication": {"default_logon_domain": domain}})],
+                     lambda p, m: problems.append((p, m)))
+    if ok:
+        assert problems == []
+    else:
+        assert [p for p, _ in problems] == ["basic_authentication.default_logon_domain"], problems

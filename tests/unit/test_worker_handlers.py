@@ -42,6 +42,10 @@ def tables(app_handlers=None, server=None):
     return t
 
 
+#: IIS's server-side include entries, between the Python app's and StaticFile.
+SSINC = ["SSINC-stm", "SSINC-shtm", "SSINC-shtml"]
+
+
 def run(app, method="GET", path="/"):
     pipeline = Pipeline(app)
     ctx = make_ctx(app, method=method, path=path)
@@ -52,12 +56,12 @@ def run(app, method="GET", path="/"):
 def test_a_level_s_entries_come_before_the_inherited_ones(tmp_path):
     t = tables([{"name": "Api", "path": "/api/*", "verb": "POST", "modules": "python_app"}])
     app = make_app(physical_path=str(tmp_path), tables=t)
-    assert [e.name for e in app.sections.handlers.entries] == ["Api", "PythonApp", "StaticFile"]
+    assert [e.name for e in app.sections.handlers.entries] == ["Api", "PythonApp", *SSINC, "StaticFile"]
 
 
 def test_removing_and_clearing_handlers(tmp_path):
     app = make_app(physical_path=str(tmp_path), tables=tables({"remove": ["PythonApp"]}))
-    assert [e.name for e in app.sections.handlers.entries] == ["StaticFile"]
+    assert [e.name for e in app.sections.handlers.entries] == [*SSINC, "StaticFile"]
     app = make_app(physical_path=str(tmp_path), tables=tables({"clear": True}))
     assert app.sections.handlers.entries == []
     assert run(app, path="/x.txt")[:2] == (404, 4)
@@ -99,7 +103,7 @@ def test_an_entry_whose_module_does_not_run_is_passed_over(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     app = make_app(physical_path=str(tmp_path))  # no Python app: PythonApp has no handler
     pipeline = Pipeline(app)
-    assert pipeline.map_for(app.sections.handlers).names == ["StaticFile"]
+    assert pipeline.map_for(app.sections.handlers).names == [*SSINC, "StaticFile"]
     assert run(app, path="/f.txt")[:2] == (200, 0)
 
 

@@ -215,10 +215,11 @@ def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     content = Pipeline(make_app(physical_path=str(tmp_path)))
     assert map_steps(content) == ["protocol_support", "http_redirect", "default_document",
                                   "IIS Web Core"]
-    assert mapped(content) == ["StaticFile"]
+    ssinc = ["SSINC-stm", "SSINC-shtm", "SSINC-shtml"]  # server_side_include, with content only
+    assert mapped(content) == [*ssinc, "StaticFile"]
     with_app = make_app(physical_path=str(tmp_path))
     with_app.host = object()
-    assert mapped(Pipeline(with_app)) == ["PythonApp", "StaticFile"]
+    assert mapped(Pipeline(with_app)) == ["PythonApp", *ssinc, "StaticFile"]
 
 
 def test_not_found_defaults():
@@ -241,13 +242,16 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "windows_authentication", "digest_authentication",
                 "client_certificate_mapping_authentication", "ip_restriction",
                 "dynamic_ip_restriction"]
+    compression = ["dynamic_compression", "static_compression"]
     assert [m.id for m in Pipeline(app).modules] == [
-        "protocol_support", "request_filtering", "http_redirect", "static_file", *security,
-        "custom_error", "python_app"]
+        "protocol_support", "request_filtering", *compression, "http_redirect",
+        "directory_listing", "server_side_include", "static_file", *security, "custom_error",
+        "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == [
-        "protocol_support", "request_filtering", "http_redirect", "default_document",
-        "static_file", *security, "custom_error", "python_app"]
+        "protocol_support", "request_filtering", *compression, "http_redirect",
+        "default_document", "directory_listing", "server_side_include", "static_file", *security,
+        "custom_error", "python_app"]
 
 
 def test_a_python_module_entry_that_does_not_import_names_entry_type_and_cause():

@@ -84,6 +84,15 @@ def test_content_length_over_the_limit_is_413_1():
                tables=server(request_limits={"max_allowed_content_length": 0})) == PASS
 
 
+def test_legacy_status_codes_are_404_13_and_404_10():
+    legacy = {"legacy_status_codes": True,
+              "request_limits": {"max_allowed_content_length": "1KB",
+                                 "header_limits": [{"header": "X-Big", "size_limit": 10}]}}
+    assert run("/up", method="POST", content_length=1001, tables=server(**legacy)) == (404, 13)
+    assert run("/up", headers=[("X-Big", "1234567890a")], tables=server(**legacy)) == (404, 10)
+    assert run("/up", headers=[("X-Big", "1234567890")], tables=server(**legacy)) == PASS
+
+
 # ---- each rule, configured ----
 
 @pytest.mark.parametrize("section, request_, expected", [

@@ -205,7 +205,7 @@ def test_only_the_wsgi_handler_is_handed_to_a_thread(site, tmp_path):
         ctx = make_ctx(app, path=path)
         assert app.pipeline.run_front(ctx) is True, path
         assert not ctx.started and ctx.channel.written == [] and ctx.channel.finished == []
-        # (custom_error's step, just before the handler, is the last on the loop)
+        # the last step before the hand-off: PRE_EXECUTE (custom_error, compression)
         assert ctx.phase is Phase.PRE_EXECUTE_REQUEST_HANDLER and ctx.handler.id == "python_app"
         app.pipeline.run_handler_sync(ctx)
         assert ctx.channel.response()[3] == path.encode() and ctx.channel.finished == [ctx]

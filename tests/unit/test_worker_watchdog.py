@@ -104,13 +104,15 @@ def test_rows_list_live_requests_of_the_current_channel_only():
     from wasp.worker import modules  # noqa: F401  (registers the built-in modules)
     from wasp.worker.pipeline import Pipeline
     live.app.pipeline = Pipeline(live.app)
-    # No content, no app: request filtering and anonymous authentication run for every request.
+    # No content, no app: request filtering, dynamic compression (of error pages) and anonymous
+    # authentication run for every request.
     assert watchdog.rows([live], channel, 12.5)[0]["modules"] == \
-        "protocol_support,request_filtering,anonymous_authentication,custom_error"
+        "protocol_support,request_filtering,dynamic_compression,anonymous_authentication,custom_error"
     live.app.host = object()
     live.app.pipeline = Pipeline(live.app)
     assert watchdog.rows([live], channel, 12.5)[0]["modules"] == \
-        "protocol_support,request_filtering,anonymous_authentication,custom_error,python_app"
+        "protocol_support,request_filtering,dynamic_compression,anonymous_authentication," \
+        "custom_error,python_app"
 
 
 # ---- the worker --------------------------------------------------------------------------------

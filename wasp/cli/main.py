@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "[IPv6]:PORT; repeat for several (default 127.0.0.1:8000)"))
     p.add_argument("--workers", type=int, metavar="N", help="with APP_SPEC: worker processes (the pool's max_processes)")
     p.add_argument("--threads", type=int, metavar="N", help="with APP_SPEC: threads per worker")
+    p.add_argument("--reload", action="store_true", help=(
+        "developer mode: recycle a pool (overlapped) when the Python files of its applications "
+        "change"))
     p.add_argument("--run-dir", metavar="DIR", help=(
         "where the admin socket and pid file go (default: the config's server.run_dir, or one "
         "derived from this directory, the app and its bindings)"))
@@ -96,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", metavar="flush", choices=["flush"], help="flush")
     p.add_argument("site", nargs="?", default="", metavar="SITE", help="only this site (name or id)")
     p.add_argument("url", nargs="?", default="", metavar="URL", help="only this path of the site, e.g. /index.html")
+    _add_locate(p)
+
+    p = sub.add_parser("status", help="a one-screen summary: pools, workers, queues, cache, "
+                                      "the last events (like systemctl status)")
+    p.add_argument("--json", action="store_true", help="print the admin API's JSON")
     _add_locate(p)
 
     p = sub.add_parser("reload", help="re-read the config file (like SIGHUP)")
@@ -187,7 +195,7 @@ def cmd_serve(args) -> int:
         print(f"wasp: {exc}", file=sys.stderr)
         return 2
     from wasp.manager.main import serve
-    return serve(config, config_file)
+    return serve(config, config_file, reload_code=args.reload)
 
 
 def _check_environment(config, identities: bool = True) -> None:
@@ -211,6 +219,12 @@ def cmd_validate(args) -> int:
         distributed = hierarchy.check_distributed(config)
         if distributed:
             raise ConfigError(distributed)
+        if path:  # Python modules' own sections, decoded by importing them (in child processes)
+            from wasp.manager import environment
+
+            modules = environment.module_problems(config, path)
+            if modules:
+                raise ConfigError(modules)
     except ConfigError as exc:
         _print_problems(exc, sys.stdout)
         return 2
@@ -289,6 +303,17 @@ def _recycle_all(args) -> int:
 def cmd_cache(args) -> int:
     answer = AdminClient(locate_run_dir(args)).cache_flush(args.site, args.url)
     print(answer.get("message", "") if isinstance(answer, dict) else answer)
+    return 0
+
+
+def cmd_status(args) -> int:
+    """Exit 0 when the server runs, 3 when it does not (systemctl status's "not running")."""
+    try:
+        summary = AdminClient(locate_run_dir(args)).get("status")
+    except ServerNotRunning as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    print(json.dumps(summary, indent=2) if args.json else output.status_text(summary))
     return 0
 
 
@@ -376,7 +401,7 @@ def cmd_events(args) -> int:
 
 COMMANDS = {"serve": cmd_serve, "validate": cmd_validate, "list": cmd_list, "recycle": cmd_pool,
             "stop": cmd_pool, "start": cmd_pool, "reload": cmd_reload, "events": cmd_events,
-            "cache": cmd_cache}
+            "cache": cmd_cache, "status": cmd_status}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -132,3 +132,70 @@ def event_line(record: dict) -> str:
 def command_done(pool: str, verb: str) -> str:
     """`"DefaultAppPool" successfully recycled` (appcmd's wording)."""
     return f'"{pool}" successfully {verb}'
+
+
+def _duration(seconds: float) -> str:
+    """3d 4h, 2h 13m, 5m 2s, 42s: the two largest units, as `systemctl status` shows an age."""
+    seconds = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def status_text(summary: dict) -> str:
+    """`wasp status`: one screen, like `systemctl status`: the server, then each site, each pool
+    with its workers, the response cache and the last events."""
+    server = summary.get("server", {})
+    state = server.get("state", "Unknown")
+    lines = [f"\u25cf wasp {server.get('version', '')} - {state.lower()} since "
+             f"{_duration(server.get('uptime_s', 0))} (manager pid {server.get('pid', '?')})",
+             f"    config: {server.get('config_file') or '(embedded default site or one app)'}",
+             f"    run dir: {server.get('run_dir', '')}   logs: {server.get('log_dir', '')}",
+             f"    fronts: {server.get('fronts_answering', 0)}/{server.get('fronts', 0)} answering, "
+             f"{server.get('connections', 0)} open connection"
+             f"{'' if server.get('connections', 0) == 1 else 's'}"]
+    cache = summary.get("cache", {})
+    lines.append(f"    cache: {cache.get('entries', 0)} response"
+                 f"{'' if cache.get('entries', 0) == 1 else 's'}, {_size(cache.get('bytes', 0))}")
+    lines.append("")
+    lines.append("Sites:")
+    for site in summary.get("sites", []):
+        lines.append(f"    {site['name']} (id {site['id']}) {site.get('state', 'Unknown')}: "
+                     f"{', '.join(site.get('bindings', [])) or 'no bindings'}")
+    lines.append("")
+    lines.append("Pools:")
+    workers = summary.get("workers", [])
+    for pool in summary.get("pools", []):
+        recycle = pool.get("recycle", "ok")
+        lines.append(f"    {pool['name']} {pool.get('state', 'Unknown')}: "
+                     f"{pool.get('workers', 0)}/{pool.get('max_processes', 0)} workers, "
+                     f"queue {pool.get('queue', 0)}, in flight {pool.get('inflight', 0)}, "
+                     f"served {pool.get('served', 0)}, {pool.get('start_mode', '')}"
+                     + (f", recycle {recycle}" if recycle and recycle != "ok" else ""))
+        for w in workers:
+            if w.get("pool") == pool["name"]:
+                lines.append(f"        \u2514\u2500 pid {w['pid']} {w.get('state', '')}, up "
+                             f"{_duration(w.get('uptime_s', 0))}, {w.get('requests', 0)} requests, "
+                             f"RSS {_size(int(w.get('rss', 0) or 0))}")
+    events = summary.get("events", [])
+    if events:
+        lines.append("")
+        lines.append("Last events:")
+        for record in events:
+            message = str(record.get("message", "")).split("\n", 1)[0]
+            lines.append(f"    {record.get('time', '')} {record.get('id', '')} "
+                         f"{record.get('level', '')}: {message}")
+    return "\n".join(lines)

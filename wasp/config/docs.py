@@ -268,6 +268,9 @@ def _collection_note(cls: type, name: str) -> str:
     key = " + ".join(f"`{k}`" for k in marker.key) if isinstance(marker.key, tuple) else f"`{marker.key}`"
     default = _default_of(info)
     text = "\nA collection keyed by " + key + (" (added entries go first)" if not marker.merge_append else "")
+    if default and len(default) > 100:
+        # A long default list (IIS's MIME map): its size and where to read it, not the list.
+        return text + f": default {len(default)} entries (IIS's list; `wasp/config/mimemap.py`).\n"
     return text + (": default `" + _toml(default) + "`.\n" if default else ", empty by default.\n")
 
 
@@ -384,7 +387,9 @@ _SAMPLES = {("Pool", "name"): "DefaultAppPool", ("ModuleEntry", "name"): "api_ke
             ("OneToOneMapping", "certificate"): "/etc/wasp/alice.pem",
             ("OneToOneMapping", "user_name"): "alice", ("ManyToOneMapping", "name"): "staff",
             ("CertificateRule", "certificate_sub_field"): "O",
-            ("CertificateRule", "match_criteria"): "Example*"}
+            ("CertificateRule", "match_criteria"): "Example*",
+            ("MimeMap", "file_extension"): ".jxl", ("MimeMap", "mime_type"): "image/jxl",
+            ("Scheme", "name"): "gzip", ("MimeType", "mime_type"): "text/*"}
 
 
 def full_example() -> str:
@@ -411,7 +416,8 @@ def full_example() -> str:
 #: that the file still loads as the defaults.
 _COMMENTED_ARRAYS = {"CacheProfile", "CustomLogField", "ModuleEntry", "FileExtension", "VerbRule",
                      "HeaderLimit", "FilteringRule", "IpRule", "Rule", "HandlerEntry",
-                     "OneToOneMapping", "ManyToOneMapping", "ErrorPage", "HeaderEntry", "RedirectRule"}
+                     "OneToOneMapping", "ManyToOneMapping",
+                     "MimeMap", "ErrorPage", "HeaderEntry", "RedirectRule", "Scheme", "MimeType"}
 
 
 def _write_table(out: list[str], header: str, cls: type, *, array: bool, skip: set[str] = frozenset(),

@@ -99,6 +99,9 @@ def take_locations(raw: Any, config, add: Add, names: set[str] = frozenset()) ->
             if key not in sections.registered() and key not in passthrough:
                 add(f"{at}.{key}", "unknown key; a location holds path, override_mode and sections")
                 continue
+            if key in passthrough and key not in sections.registered() and not isinstance(value, dict):
+                add(f"{at}.{key}", sections.MODULE_SECTION_NOT_A_TABLE)
+                continue
             tables[key] = value
             first = seen.setdefault((site.id, url, key), at)
             if first != at:
@@ -217,6 +220,8 @@ def read_web_toml(file: str, extra=frozenset()) -> WebToml | None:
             problems.append((key, "unknown section" if isinstance(tables[key], dict) else
                              "unknown key; a web.toml holds sections (such as [default_document])",
                              locator.line_of(key)))
+        elif key not in known and not isinstance(tables[key], dict):
+            problems.append((key, sections.MODULE_SECTION_NOT_A_TABLE, locator.line_of(key)))
     return WebToml(file, {k: v for k, v in tables.items() if k in known or k in extra}, locator,
                    problems)
 
@@ -244,6 +249,13 @@ def check_locks(web: WebToml, state: dict[str, tuple[str, str]]) -> list[tuple[s
         if mode == "Deny":
             found.append((name, f"{LOCKED_TEXT} The section {name} is locked by {where} in wasp.toml.",
                           web.locator.line_of(name) if web.locator else None))
+            continue
+        table = web.tables[name]
+        for key in sorted(sections.LOCKED_ATTRIBUTES.get(name, ())):
+            if isinstance(table, dict) and key in table:
+                found.append((f"{name}.{key}", f"{LOCKED_TEXT} The attribute {name}.{key} is "
+                              "locked (lockAttributes): set it in wasp.toml.",
+                              web.locator.line_of(f"{name}.{key}") if web.locator else None))
     return found
 
 

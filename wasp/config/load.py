@@ -20,6 +20,7 @@ from wasp.config.acme import ACME
 from wasp.config.decode import INVALID, Decoder
 from wasp.config.locate import LineLocator
 from wasp.config import hierarchy, sections
+from wasp.config.sections.http_compression import SERVER_ONLY, threshold_problems
 from wasp.config.model import Config, Pool, SiteBinding
 from wasp.config.validate import FIELD_CHECKS, check_config, check_paths
 from wasp.errors import ConfigError, ConfigProblem
@@ -126,10 +127,20 @@ def inherit_sections(config: Config, add) -> None:
     tables = config.sections
     by_index_sites, by_index_apps = tables["sites"], tables["applications"]
     tables["sites"], tables["applications"] = {}, {}
-    sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # the server level's problems, once
+    server_level, _ = sections.resolve([("", tables["server"])], add, FIELD_CHECKS)  # problems once
+    _check_server_only(server_level, by_index_sites, by_index_apps, add)
     names = sections.python_module_names([tables["server"], *by_index_sites.values(),
                                           *by_index_apps.values()])
+    sections.module_section_problems(tables["server"], names, "", add)
+    for i, site_tables in by_index_sites.items():
+        sections.module_section_problems(site_tables, names, f"sites[{i}]", add)
+    for (i, j), app_tables in by_index_apps.items():
+        sections.module_section_problems(app_tables, names, f"sites[{i}].applications[{j}]", add)
     tables["locations"] = hierarchy.take_locations(tables["locations"], config, add, names)
+    for location in tables["locations"] or ():
+        for name in SERVER_ONLY:
+            if name in location["tables"]:
+                add(f"{location['at']}.{name}", _SERVER_ONLY_MESSAGE)
     for i, site in enumerate(config.sites):
         if site is None:
             continue
@@ -159,6 +170,26 @@ def inherit_sections(config: Config, add) -> None:
     # After the loop: a location's collection directives (remove) see the site's and the
     # application's entries, which the loop files under tables["sites"] / ["applications"].
     _check_locations(config, add)
+
+
+_SERVER_ONLY_MESSAGE = ("this section is AppHostOnly in IIS: set it at server level only "
+                        "(the top-level table of wasp.toml)")
+
+
+def _check_server_only(server_level, by_index_sites: dict, by_index_apps: dict, add) -> None:
+    """IIS's allowDefinition="AppHostOnly" sections (httpCompression) at a site or an application
+    are errors; and the server level's http_compression must make sense as a whole."""
+    for name in SERVER_ONLY:
+        for i, site_tables in sorted(by_index_sites.items()):
+            if name in (site_tables or {}):
+                add(f"sites[{i}].{name}", _SERVER_ONLY_MESSAGE)
+        for (i, j), app_tables in sorted(by_index_apps.items()):
+            if name in (app_tables or {}):
+                add(f"sites[{i}].applications[{j}].{name}", _SERVER_ONLY_MESSAGE)
+    compression = getattr(server_level, "http_compression", None)
+    if compression is not None:
+        for key, message in threshold_problems(compression):
+            add(f"http_compression.{key}", message)
 
 
 def _check_locations(config: Config, add) -> None:

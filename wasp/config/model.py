@@ -50,6 +50,12 @@ class ServerSettings(_Strict):
         "limits hold across all of them (docs/internals.md, \"Several fronts\"). A reload "
         "cannot change it: restart the server."
     )] = None
+    shutdown_delay: Annotated[Duration, doc(
+        "On a graceful stop, keep accepting and serving this long while every site's "
+        "`health_url` answers 503, so load balancers take the server out before its ports "
+        "close; then the ports close and requests in flight finish (the pools' "
+        "shutdown_time_limit counts from then). 0 = close the ports at once."
+    )] = Duration(0)
     trusted_proxies: Annotated[list[str], doc(
         "Addresses and CIDR networks (\"10.0.0.0/8\", \"::1\") of reverse proxies and load "
         "balancers whose X-Forwarded-For, X-Forwarded-Proto, Forwarded and PROXY protocol headers "
@@ -497,6 +503,12 @@ class Site(_Strict):
     http_errors: HttpErrors = field(default_factory=HttpErrors)
     access: Access = field(default_factory=Access)
     caching: Caching = field(default_factory=Caching)
+    health_url: Annotated[str, doc(
+        "A path (\"/healthz\") the front answers itself, for load balancers: 200 \"OK\" while "
+        "the server runs and every pool of the site's applications is Started, else 503 (also "
+        "while the server drains on its way to stopping). Compared without regard to case; no "
+        "worker is involved or started. \"\" = off."
+    )] = ""
     applications: list[Application] = field(default_factory=list)
 
 

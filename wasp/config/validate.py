@@ -241,6 +241,8 @@ def check_config(config: Config, add: Add, pool_names: set[str]) -> None:
             else:
                 bindings[key] = f"{path} (site \"{site.name}\")"
         _check_applications(site, f"sites[{i}]", add, pool_names)
+        if site.health_url:
+            _check_health_url(site, f"sites[{i}].health_url", add)
         _check_custom_fields(site.log.custom_fields, f"sites[{i}].log.custom_fields", add)
     _check_tls_ports(config, add)
     _check_access(config, add)
@@ -448,3 +450,15 @@ def _unique(items, what: str, add: Add) -> None:
             add(path, f"duplicate {what} {shown}; already used by {first[value]}")
         else:
             first[value] = path
+
+
+def _check_health_url(site, at: str, add) -> None:
+    """A plain absolute path: what the front compares the cooked request path with, so it must be
+    its own cooked form. (Every site has a root application, so the path falls in one.)"""
+    url = site.health_url
+    segments = url.split("/")[1:]
+    if not url.startswith("/") or any(c in url for c in "?#%\\") or \
+            any(ord(c) <= 0x20 or c == "\x7f" for c in url) or \
+            any(s in (".", "..") for s in segments) or "//" in url:
+        add(at, f"{url!r} is not a plain path (\"/healthz\"): no query, escape, dot segment, "
+                "backslash, space or empty segment")

@@ -25,7 +25,9 @@ from collections import OrderedDict
 from email.utils import parsedate_to_datetime
 from typing import Callable, Hashable, Iterable
 
-from wasp.wire.frames import CACHE_FOR_TIME_PERIOD, CACHE_UNTIL_CHANGE, CacheHint
+from wasp.wire.frames import (
+    CACHE_FOR_TIME_PERIOD, CACHE_UNTIL_CHANGE, NOT_FOR_HTTP_10, NOT_FOR_PROXIES, CacheHint,
+)
 
 #: Frequent-hit counters kept at most (URLs asked for once each must not grow memory unbounded).
 MAX_CANDIDATES = 65536
@@ -52,7 +54,8 @@ def automatic_size() -> int:
 
 class Entry:
     __slots__ = ("key", "base", "site_id", "pool", "block", "body", "block_304", "etag", "modified",
-                 "policy", "expires", "hits", "last_used", "size", "deps", "wire", "wire_date")
+                 "policy", "expires", "hits", "last_used", "size", "deps", "wire", "wire_date",
+                 "not_for")
 
     def __init__(self, key, base: Base, site_id: int, pool: str, block: bytes, body: bytes,
                  policy: int, expires: float, now: float, deps: tuple):
@@ -68,6 +71,7 @@ class Entry:
         self.deps = deps
         self.wire = b""          # the front's whole keep-alive answer, for the Date line it has
         self.wire_date = None
+        self.not_for = 0         # CacheHint.not_for: requests this (compressed) entry must not answer
         lines = []
         kept_304 = []
         self.etag = None
@@ -101,6 +105,19 @@ class Entry:
             since = _seconds(if_modified_since)
             return since is not None and self.modified <= since
         return False
+
+
+def refuses(entry: Entry, version: str, headers) -> bool:
+    """Whether a compressed entry must not answer this request: HTTP/1.0, or through a proxy
+    (a Via header), when the worker's compression said so (CacheHint.not_for)."""
+    not_for = entry.not_for
+    if not_for & NOT_FOR_HTTP_10 and version == "1.0":
+        return True
+    if not_for & NOT_FOR_PROXIES:
+        for name, _value in headers:
+            if len(name) == 3 and name.lower() == b"via":
+                return True
+    return False
 
 
 def etag_matches(value: bytes, etag: bytes) -> bool:
@@ -210,6 +227,7 @@ class ResponseCache:
         expires = now + hint.duration if hint.duration > 0 else 0.0
         deps = tuple(deps)
         entry = Entry(key, base, site_id, pool, block, body, hint.policy, expires, now, deps)
+        entry.not_for = hint.not_for
         if entry.size > self.max_size:
             return None
         while self.size + entry.size > self.max_size and self.entries:

@@ -102,10 +102,16 @@ class Front:
     def begin_stop(self) -> None:
         if self.stopping:
             return
+        server = self.server
+        delay = float(server.config.server.shutdown_delay) if server is not None else 0.0
+        if delay > 0 and not server.leaving:
+            # Lame duck: health URLs say 503 while everything else is served as before.
+            server.leaving = True
+            self.loop.call_later(delay, self.begin_stop)
+            return
         self.stopping = True
         for address in list(self._listeners):
             self._unlisten(address)
-        server = self.server
         if server is None:
             self._finish(0)
             return

@@ -37,7 +37,8 @@ def access_bits(flags: list[str]) -> int:
 
 
 class AppEntry:
-    __slots__ = ("key", "path", "prefix", "pool", "site", "queue", "access", "cache")
+    __slots__ = ("key", "path", "prefix", "pool", "site", "queue", "access", "cache", "health",
+                 "health_pools")
 
     def __init__(self, key: str, path: str, pool: str, site: "SiteEntry", access: int = 0):
         self.key = key          # "<site id><app path>", how the worker names the application
@@ -48,6 +49,8 @@ class AppEntry:
         self.queue = None       # the pool's PoolQueue, set by whoever owns the queues
         self.access = access    # ACCESS_* bits; 0 = no check
         self.cache = False      # its responses may be cached (caching.enabled and enable_kernel_cache)
+        self.health = None      # the site's health_url, lowered, when it falls in this application
+        self.health_pools: tuple[str, ...] = ()  # the pools whose state it reports
 
 
 class SiteEntry:
@@ -178,6 +181,12 @@ class Router:
                     entry.apps.append(ae)
             entry.apps.sort(key=lambda a: len(a.prefix), reverse=True)
             entry.single = not entry.apps
+            if site.health_url:
+                health = site.health_url.lower().encode("utf-8")
+                owner = entry.app_for(health)
+                if owner is not None:
+                    owner.health = health
+                    owner.health_pools = tuple(dict.fromkeys(a.pool for a in site.applications))
             for text in site.bindings:
                 binding = parse_binding(text)
                 if site.proxy_protocol:

@@ -60,6 +60,8 @@ class Server:
         self.ids = itertools.count(self.board.index + 1, self.board.fronts)
         self.site_cells: dict[int, int] = {}
         self.stopping = False
+        #: Stopping after server.shutdown_delay: health URLs answer 503 meanwhile.
+        self.leaving = False
         #: Called with an exception a connection or worker link hit (a bug): the process's main
         #: reports it. The connection involved is closed; the front carries on.
         self.on_fault: Callable[[BaseException], None] = lambda exc: None
@@ -302,6 +304,21 @@ class Server:
         tokens = watcher.watch_file(span.path)  # before reading: a later change is then seen
         if tokens is None:
             return None
+        hint = req.cache_hint
+        if hint.source:
+            # A compressed copy of a static file: a change of the file itself must drop it.
+            more = watcher.watch_file(hint.source)
+            if more is None:
+                cache.release_unused(tokens)
+                return None
+            tokens = tokens + more
+            try:
+                unchanged = os.stat(hint.source).st_mtime_ns == hint.source_mtime_ns
+            except OSError:
+                unchanged = False
+            if not unchanged:
+                cache.release_unused(tokens)
+                return None
         data = None
         try:
             fd = os.open(span.path, os.O_RDONLY | os.O_CLOEXEC)

@@ -2,7 +2,7 @@
 
     curl --unix-socket run/admin.sock http://wasp/pools
 
-GET  /sites /apps /pools /wp /requests /cache /events?since=N
+GET  /sites /apps /pools /wp /requests /cache /events?since=N /status
 POST /pools/<name>/recycle|stop|start   /sites/<name>/start|stop   /reload   /cache/flush?site=&url=
 
 One request per connection (the answer carries `Connection: close`). Parsing and routing are
@@ -102,7 +102,7 @@ class RouteError(Exception):
 
 POOL_VERBS = ("recycle", "stop", "start")
 SITE_VERBS = ("stop", "start")
-LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events")
+LISTS = ("sites", "apps", "pools", "wp", "requests", "cache", "events", "status")
 
 
 def route(method: str, path: str) -> tuple[str, dict]:

@@ -10,6 +10,7 @@ appcmd's /wait, waits on a predicate checked after each input the loop handles (
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from wasp.manager.supervisor import Supervisor
 
 FRONT_QUERY_TIMEOUT = 5.0
+#: Events `wasp status` shows.
+STATUS_EVENTS = 5
 
 
 class AdminApi:
@@ -180,6 +183,8 @@ class AdminApi:
             flushed = sum(int(a.get("flushed", 0) or 0) for a in answers.values())
             return 200, {"flushed": flushed, "message": f"flushed {flushed} cached response"
                                                         f"{'' if flushed == 1 else 's'}"}
+        if name == "status":
+            return 200, await self.status_summary()
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))
@@ -262,6 +267,31 @@ class AdminApi:
                      else f'"{name}" successfully {verb}ed.'}
 
     # ------------------------------------------------------------------ views
+    async def status_summary(self) -> dict:
+        """`wasp status`: the server, its sites, pools and workers, the cache and the last
+        events, from one round of questions to the fronts."""
+        import wasp
+
+        pings = await self._ask_fronts({"op": "ping"})
+        stats = self._front_stats(pings)
+        cached = await self._ask_fronts({"op": "list_cache"})
+        entries = [e for answer in cached.values() for e in answer.get("entries", [])
+                   if isinstance(e, dict)]
+        return {
+            "server": {"version": wasp.__version__, "pid": os.getpid(),
+                       "uptime_s": round(time.monotonic() - self.started, 3),
+                       "config_file": self.config_file or "", "run_dir": self.run_dir,
+                       "log_dir": self.log_dir, "state": "Stopping" if self.sup.shutting_down
+                       else "Started", "fronts": self.front_count,
+                       "fronts_answering": len(pings), "connections": stats["connections"]},
+            "sites": self.site_rows(),
+            "pools": self.pool_rows(stats),
+            "workers": self.wp_rows(),
+            "cache": {"entries": len(entries), "bytes": sum(int(e.get("size", 0) or 0)
+                                                            for e in entries)},
+            "events": self.events.since(0)[-STATUS_EVENTS:],
+        }
+
     def site_rows(self) -> list[dict]:
         return [{"name": s.name, "id": s.id, "bindings": [binding_text(b) for b in s.bindings],
                  "state": "Started" if sites.is_started(self.config, self.site_overrides, s.name) else "Stopped"}

@@ -88,3 +88,68 @@ def _located(found: list[tuple[str, str]], source: str) -> list[ConfigProblem]:
             pass
     return [ConfigProblem(path, message, locator.line_of(path) if locator else None, file)
             for path, message in found]
+
+
+
+#: How long `wasp validate` lets one pool's Python modules import (wasp.worker.modcheck).
+MODULE_CHECK_TIMEOUT = 30.0
+
+
+def module_problems(config: Config, config_file: str,
+                    timeout: float = MODULE_CHECK_TIMEOUT) -> list[ConfigProblem]:
+    """The sections of Python modules decoded for real: for each pool whose applications use one
+    (a `modules` entry with a type in wasp.toml or in a web.toml), `wasp.worker.modcheck` runs in
+    a child process with the pool's interpreter and environment, imports the modules from each
+    application's python_path, registers their sections and validates again. A child that hangs
+    past `timeout` is killed and reported, and so is one that fails."""
+    import json
+    import subprocess
+
+    from wasp.config import hierarchy, sections
+
+    everywhere = bool(sections.python_module_entries(config.sections))
+    found: list[ConfigProblem] = []
+    for i, pool in enumerate(config.pools):
+        apps = [app for site in config.sites for app in site.applications if app.pool == pool.name]
+        if not apps:
+            continue
+        needed = everywhere or any(
+            sections.python_module_entries([web.tables for web in map(hierarchy.read_web_toml, files)
+                                            if web is not None])
+            for files in (hierarchy.web_toml_files(os.path.realpath(app.physical_path))
+                          for app in apps if app.physical_path and pool.enable_configuration_override))
+        if not needed:
+            continue
+        python = pool.python or sys.executable
+        env = spawn.worker_environment(pool.name, 0, dict(pool.environment_variables), None,
+                                       None if pool.python else pool.virtualenv or None)
+        if pool.virtualenv and not pool.python:
+            env["WASP_MODCHECK_VIRTUALENV"] = pool.virtualenv
+        where = f"pools[{i}]"
+        try:
+            done = subprocess.run([python, "-m", "wasp.worker.modcheck", config_file, pool.name],
+                                  capture_output=True, text=True, timeout=timeout, env=env,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            found.append(ConfigProblem(where, f"importing pool {pool.name!r}'s Python modules to check "
+                                              f"their sections took over {timeout:g}s (an import that "
+                                              "hangs?); not checked", file=config.source or None))
+            continue
+        except OSError as exc:
+            found.append(ConfigProblem(where, f"cannot run {python} to check the Python modules' "
+                                              f"sections: {exc}", file=config.source or None))
+            continue
+        try:
+            rows = json.loads(done.stdout or "null")
+            if not isinstance(rows, list):
+                raise ValueError(done.stdout[-200:])
+        except ValueError:
+            tail = " ".join((done.stderr or "").strip().splitlines()[-3:])
+            found.append(ConfigProblem(where, f"checking pool {pool.name!r}'s Python modules failed "
+                                              f"(exit {done.returncode}): {tail[-400:]}",
+                                       file=config.source or None))
+            continue
+        for row in rows:
+            found.append(ConfigProblem(row.get("path") or "", row.get("message") or "?",
+                                       row.get("line"), row.get("file")))
+    return found

@@ -79,6 +79,9 @@ CATALOGUE: dict[int, tuple[str, str]] = {
     9021: ("Error", "A replacement process for application pool '{pool}' failed to start "
                     "(attempt {attempt}): {error}. The pool's running workers keep serving; the "
                     "next try is in {retry_s} seconds."),
+    9022: ("Information", "The worker processes serving application pool '{pool}' are being "
+                          "recycled because its Python code changed (wasp serve --reload): "
+                          "{files}."),
     # Automatic certificates (docs/acme.md).
     9060: ("Information", "A certificate for '{host}' was issued by the ACME CA {directory} "
                           "(serial {serial}, expires {expires}); it is served from now on."),
@@ -98,7 +101,8 @@ CATALOGUE: dict[int, tuple[str, str]] = {
 #: The recycling trigger behind each recycle event (IIS logEventOnRecycle flag names, snake_case),
 #: written as the event's `reason` field.
 RECYCLE_REASONS = {5074: "time", 5075: "requests", 5076: "schedule", 5077: "memory",
-                   5079: "on_demand", 5080: "config_change", 5117: "private_memory"}
+                   5079: "on_demand", 5080: "config_change", 5117: "private_memory",
+                   9022: "code_change"}
 
 
 def format_message(event_id: int, pool: str, pid: int, data: dict) -> tuple[str, str]:

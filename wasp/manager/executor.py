@@ -9,16 +9,20 @@ decided here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pwd
 import socket
 from typing import TYPE_CHECKING, TextIO
 
+from wasp.common import clientboard
 from wasp.common.channel import ControlChannel
 from wasp.common.scoreboard import SlotTable
 from wasp.manager import actions as A
 from wasp.manager import spawn
 from wasp.manager.processes import Child
+
+log = logging.getLogger("wasp.manager")
 
 if TYPE_CHECKING:
     from wasp.config.model import Config
@@ -138,6 +142,8 @@ class Executor:
             if problem:
                 self._spawn_failed(a, problem, permanent=True)
                 return
+            if settings is not None:
+                self.isolation.prepare_compression(self.config, settings, account)
             proc, sock = spawn.spawn_worker(a.worker_id, a.pool, variables,
                                             python=getattr(settings, "python", "") or None,
                                             account=account,
@@ -162,7 +168,37 @@ class Executor:
         self.workers[wid] = child = Child(proc, channel)
         self.reaper.watch(child, lambda code: ("worker_exit", wid, code), eof)
         self.sup.worker_spawned(wid, proc.pid)
-        channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool})
+        board = self.client_board(a.pool, settings.max_processes if settings is not None else 1)
+        channel.send({"op": "init", "config": self.config_bytes, "pool": a.pool,
+                      "secret": self.pool_secret(a.pool)}, [board] if board is not None else [])
+
+    def client_board(self, pool: str, max_processes: int) -> int | None:
+        """The pool's shared dynamic-IP counters (wasp/common/clientboard.py): a memfd made once
+        per manager run (again only when a reload gave the pool more workers than it has
+        columns for), passed to each of its workers in `init`."""
+        columns = clientboard.columns_for(max_processes)
+        found = self.client_boards.get(pool)
+        if found is not None and found[1] >= columns:
+            return found[0]
+        try:
+            fd = clientboard.create(columns)
+        except OSError as exc:
+            log.warning("pool %s: no shared client counters (%s): dynamic_ip_security counts per "
+                        "worker", pool, exc)
+            return None
+        if found is not None:
+            os.close(found[0])
+        self.client_boards[pool] = (fd, columns)
+        return fd
+
+    def pool_secret(self, pool: str) -> bytes:
+        """The pool's secret: made once per manager run, the same for every worker of the pool
+        and for the workers that replace them (the HMAC key of Digest nonces). It goes over the
+        control socketpair, never the environment (which children, CGI among them, inherit)."""
+        secret = self.pool_secrets.get(pool)
+        if secret is None:
+            secret = self.pool_secrets[pool] = os.urandom(32)
+        return secret
 
     def _spawn_failed(self, a: A.SpawnWorker, error: str, permanent: bool = False) -> None:
         # One event that says why; no 5009 for a process that never ran (it would have pid 0).

@@ -9,6 +9,7 @@ import sys
 
 from wasp.config import venv as venvs
 from wasp.config.model import Config, Pool
+from wasp.config.sections.http_compression import compression_root, server_directory
 from wasp.manager import cgroups, identity, spawn
 from wasp.manager.events import EventLog
 
@@ -56,6 +57,23 @@ class Isolation:
                 lines.append(f'wasp: pool "{pool.name}" runs as user {acct.user} (uid {acct.uid}); '
                              "set identity.user to change it")
         return lines
+
+    def prepare_compression(self, config: Config, pool: Pool, acct: identity.Account | None) -> None:
+        """Make the pool's compressed-file folder (static compression) and give it to the
+        pool's account, as IIS grants the pool identity its folder of "IIS Temporary Compressed
+        Files". A failure leaves static compression off in the workers, which say why."""
+        root = compression_root(server_directory(config.sections), config.source,
+                                config.server.run_dir, pool.name)
+        try:
+            os.makedirs(os.path.dirname(root), mode=0o711, exist_ok=True)
+            os.makedirs(root, mode=0o711, exist_ok=True)
+            os.chmod(root, 0o711)  # whatever the umask: the account writes, others only traverse
+            if acct is not None and os.geteuid() == 0 and acct.uid != 0:
+                st = os.stat(root)
+                if (st.st_uid, st.st_gid) != (acct.uid, acct.gid):
+                    os.chown(root, acct.uid, acct.gid)
+        except OSError:
+            pass
 
     def runtime_problem(self, pool: Pool, acct: identity.Account | None) -> str:
         """Why the pool's workers cannot start on its `python` or `virtualenv`, or "" when they

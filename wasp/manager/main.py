@@ -36,7 +36,8 @@ from wasp.manager.certificates import Certificates
 from wasp.manager.events import EventLog
 from wasp.manager.executor import Executor
 from wasp.manager.startup import StartupError, cpu_count, prepare_dirs
-from wasp.manager.supervisor import Supervisor, front_count
+from wasp.manager.reloader import CodeWatcher, pool_roots
+from wasp.manager.supervisor import CommandError, Supervisor, front_count
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
@@ -44,9 +45,13 @@ MAX_WAIT = 30.0
 
 class Manager(Executor, AdminApi):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
-                 run_dir: str, log_dir: str, stderr: TextIO):
+                 run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False):
         self.config = config
+        #: `wasp serve --reload`: recycle a pool when its Python files change (reloader.py).
+        self.code_watcher = CodeWatcher(self._post_threadsafe) if reload_code else None
         self.config_bytes = encode(config)
+        self.pool_secrets: dict[str, bytes] = {}  # Executor.pool_secret
+        self.client_boards: dict[str, tuple[int, int]] = {}  # Executor.client_board: (fd, columns)
         self.site_overrides: dict[str, bool] = {}  # `wasp start|stop site`: name -> started?
         self.config_file = config_file
         self.listeners = listener_set
@@ -113,6 +118,9 @@ class Manager(Executor, AdminApi):
             self._execute(self.sup.start(time.monotonic(), time.time()))
             addresses = ", ".join(ip if ip.startswith("unix:") else f"{ip}:{port}" for ip, port in self.listeners.sockets)
             self.events.write(9001, pid=os.getpid(), data={"listeners": addresses or "nothing"})
+            if self.code_watcher is not None:
+                self.code_watcher.watch(pool_roots(self.config, self.config_file))
+                self.code_watcher.start()
             while not self._exit:
                 now = time.monotonic()
                 deadline = self.sup.next_deadline(now, time.time())
@@ -133,6 +141,8 @@ class Manager(Executor, AdminApi):
                     self.certificates.tick(time.time())
                 self._check_watchers()
         finally:
+            if self.code_watcher is not None:
+                self.code_watcher.close()
             server.close()
             self.reaper.close()
             for child in [*self.fronts.values(), *self.workers.values()]:
@@ -186,6 +196,11 @@ class Manager(Executor, AdminApi):
             self._execute(self.sup.worker_not_started(item[1], now, item[2], item[3]))
         elif kind == "acme":
             self.certificates.handle(item)
+        elif kind == "code_changed":
+            self._code_changed(item[1], item[2], now)
+        elif kind == "code_watch_limit":
+            self.stderr.write(f"wasp: --reload watches only the first {item[2]} Python files of "
+                              f"application pool '{item[1]}'\n")
         elif kind == "reaped":
             pass  # a command we ran for the admin; its outcome is its own business
         elif kind == "call":
@@ -198,6 +213,13 @@ class Manager(Executor, AdminApi):
             else:
                 if not future.done():
                     future.set_result(result)
+
+    def _code_changed(self, pool: str, files: list[str], now: float) -> None:
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        try:
+            self._execute(self.sup.recycle_pool(pool, now, event_id=9022, files=shown))
+        except CommandError:
+            pass  # stopped, starting or shutting down: its next workers load the new code anyway
 
     def _on_signal(self, signum: int, now: float) -> None:
         if signum == signal.SIGHUP:
@@ -338,6 +360,8 @@ class Manager(Executor, AdminApi):
         self._send_fronts(message, fds)
         self._execute(self.sup.reconfigure(new, changed_pools(old, new), now, time.time()))
         self.events.write(9004, data={"source": self.config_file})
+        if self.code_watcher is not None:
+            self.code_watcher.watch(pool_roots(new, self.config_file))
         return []
 
     def _reject(self, problems: list[str]) -> list[str]:
@@ -349,7 +373,8 @@ class Manager(Executor, AdminApi):
 
 # ---------------------------------------------------------------------- start-up
 
-def serve(config: Config, config_file: str | None = None, stderr: TextIO | None = None) -> int:
+def serve(config: Config, config_file: str | None = None, stderr: TextIO | None = None,
+          reload_code: bool = False) -> int:
     """Run the server until it is stopped. Returns the exit code: 0, or 1 when it cannot start."""
     stderr = stderr or sys.stderr
     run_dir = os.path.abspath(config.server.run_dir)
@@ -377,7 +402,8 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         runner = asyncio.run
 
     async def main() -> int:
-        manager = Manager(config, config_file, listener_set, run_dir, log_dir, stderr)
+        manager = Manager(config, config_file, listener_set, run_dir, log_dir, stderr,
+                          reload_code=reload_code)
         return await manager.run()
 
     try:

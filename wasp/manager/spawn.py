@@ -56,7 +56,7 @@ EXIT_NO_WASP = 5
 #: bcrypt, pam (python-pam), ldap3 and its pyasn1: Basic authentication's providers, imported
 #: by a worker only when a URL uses them.
 WORKER_IMPORTS = ("wasp", "uvloop", "httptools", "msgspec", "psutil", "wsproto", "h11",
-                  "bcrypt", "pam", "ldap3", "pyasn1")
+                  "bcrypt", "pam", "ldap3", "pyasn1", "brotli", "_brotli", "zstandard")
 #: Run-time dependencies only the manager and the front import, never a worker: a pool's own
 #: interpreter keeps its own copy (an app may pin another cryptography than the server's).
 #: h2 is the front's alone: workers never see HTTP/2.

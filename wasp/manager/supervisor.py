@@ -284,11 +284,11 @@ class Supervisor(Lifecycle):
             raise CommandError(NOT_NOW)
         return rec
 
-    def recycle_pool(self, name: str, now: float, event_id: int = 5079) -> list:
+    def recycle_pool(self, name: str, now: float, event_id: int = 5079, **data) -> list:
         rec = self._pool(name)
         if rec.state is not PoolState.STARTED:
             raise CommandError(NOT_NOW)
-        self._pool_event(event_id, rec)
+        self._pool_event(event_id, rec, **data)
         if rec.recycle_attempts:
             # Replacements are failing (a broken deploy): an administrator's recycle, typically
             # after fixing it, tries again at once instead of waiting out the back-off.
@@ -366,7 +366,8 @@ class Supervisor(Lifecycle):
         self.shutting_down = True
         self._emit(A.Event(9002))
         limits = [r.settings.process_model.shutdown_time_limit for r in self.pools.values()]
-        self.shutdown_deadline = now + max(limits or [90.0])
+        # The fronts keep serving for shutdown_delay first (lame duck), then drain.
+        self.shutdown_deadline = now + float(self.config.server.shutdown_delay) + max(limits or [90.0])
         for rec in self.pools.values():
             if rec.state in (PoolState.STARTING, PoolState.STARTED, PoolState.DISABLED):
                 rec.set_state(PoolState.STOPPING)

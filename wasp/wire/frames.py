@@ -218,6 +218,15 @@ class CacheHint(msgspec.Struct, array_like=True):
     duration: float          # seconds the front may serve it; 0 = until it changes
     vary: list[str]          # lower-case request header names whose values key separate copies
     mtime_ns: int = 0        # FILE: the mtime of the file the headers describe (the front checks)
+    source: str = ""         # FILE: the file a compressed copy was made from; the entry goes
+    source_mtime_ns: int = 0  # when it changes too (and is not stored if its mtime differs)
+    not_for: int = 0         # a compressed response: NOT_FOR_* requests never get it from the cache
+
+
+#: CacheHint.not_for bits: which requests a cached compressed response must not answer
+#: (http_compression.no_compression_for_http_10 / no_compression_for_proxies).
+NOT_FOR_HTTP_10 = 1
+NOT_FOR_PROXIES = 2
 
 
 _hello_enc = msgspec.msgpack.Encoder()

@@ -55,6 +55,8 @@ class Application:
         self.source = ""                         # wasp.toml, for the line of a bad key
         self.lifespan = None
         self.state: dict = {}                    # ASGI lifespan state, copied into each scope
+        self.pool_secret: bytes | None = None    # the pool's secret (manager's init), else None
+        self.client_board_fd: int | None = None  # the pool's shared client counters (memfd)
         self.resolve_sections()
 
     def resolve_sections(self) -> None:
@@ -149,6 +151,9 @@ def pool_applications(config: model.Config, pool: str) -> list[Application]:
             application = Application(site, app, config.sections, web_toml)
             application.at = ("", f"sites[{i}]", f"sites[{i}].applications[{j}]")
             application.source = config.source
+            application.run_dir = config.server.run_dir  # static compression's default directory
+            application.frequent_hit = (config.cache.frequent_hit_threshold,
+                                        float(config.cache.frequent_hit_time_period))
             found.append(application)
     return found
 

@@ -40,7 +40,7 @@ class RequestContext:
         "located", "file_path", "file_stat", "is_dir",
         "items", "thread", "task", "coro", "expired_at", "stuck", "cache", "config",
         "user", "auth_type", "private", "challenges", "extra_headers",
-        "filters", "swallow",
+        "compression", "filters", "swallow",
     )
 
     def __init__(self, channel, sid: int, head: frames.RequestHead, app, threaded: bool):
@@ -81,6 +81,9 @@ class RequestContext:
         self.private = False
         self.challenges = None   # WWW-Authenticate values collected by authentication modules
         self.extra_headers = None  # header lines a module adds to whatever response goes out
+        # dynamic_compression's offer until the response starts, then the body's encoder (or
+        # None): respond / start_response / send_body* / end pass the response through it.
+        self.compression = None
         # IIS's RQ_SEND_RESPONSE: callables a module adds (`add_filter`) that see each response
         # head before it goes out; `swallow` once one of them answered instead (the rest of the
         # handler's response is dropped).
@@ -197,6 +200,10 @@ class RequestContext:
                 return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        offer = self.compression
+        if offer is not None:
+            self.compression = None
+            block, body, content_length = offer.whole(self, block, body, content_length)
         if content_length is None:
             content_length = len(body)
         if self.head_only:
@@ -221,14 +228,19 @@ class RequestContext:
         if self.filters is not None:
             block = self._outgoing(block, None, content_length)
             if block is None:
+                self.compression = None  # what the handler sends next goes nowhere
                 return
         if self.extra_headers:
             block = block + b"".join(self.extra_headers)
+        offer = self.compression
+        if offer is not None:
+            block, content_length, self.compression = offer.begin(self, block, content_length)
         self._mark(block, substatus)
         data = frames.pack_response(self.sid, block, content_length, substatus)
         self._send(self._with_user(data) if self.user else data)
 
     def send_file(self, block: bytes, path: str, offset: int, length: int) -> None:
+        self.compression = None  # a file goes as it is (a static copy is compressed already)
         if self.filters is not None:
             block = self._outgoing(block, None, length)
             if block is None:
@@ -248,6 +260,15 @@ class RequestContext:
     def end(self) -> None:
         if self.swallow:
             return
+        encoder = self.compression
+        if encoder is not None:
+            self.compression = None
+            tail = encoder.finish()
+            if tail and not self.cancelled and not self.head_only:
+                # The coding's trailer, a few bytes: sent past the credit rather than waiting
+                # for it here (END may come from the loop, which cannot wait).
+                self.window -= len(tail)
+                self._send(frames.pack_body(self.sid, tail))
         self.channel.send_final(self, frames.pack_end(self.sid))
 
     def abort(self, status: int = 500, substatus: int = 0) -> None:
@@ -261,6 +282,14 @@ class RequestContext:
 
     def send_body(self, data) -> None:
         """Body bytes from a thread, waiting for WINDOW credit when the front is behind."""
+        encoder = self.compression
+        if encoder is not None and data and not self.head_only:
+            for piece in encoder.feed(data):
+                self._send_body(piece)
+            return
+        self._send_body(data)
+
+    def _send_body(self, data) -> None:
         if self.head_only or not data or self.swallow:
             if self.cancelled:
                 raise Cancelled("client went away")
@@ -277,6 +306,14 @@ class RequestContext:
 
     async def send_body_async(self, data) -> None:
         """Body bytes from the loop, awaiting WINDOW credit."""
+        encoder = self.compression
+        if encoder is not None and data and not self.head_only:
+            for piece in encoder.feed(data):
+                await self._send_body_async(piece)
+            return
+        await self._send_body_async(data)
+
+    async def _send_body_async(self, data) -> None:
         if self.head_only or not data or self.swallow:
             if self.cancelled:
                 raise Cancelled("client went away")

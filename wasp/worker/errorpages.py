@@ -76,6 +76,8 @@ _DETAILED = {
     (404, 19): ("Denied by filtering rule", "The request filtering module is configured to deny a request based on a filtering rule."),
     (404, 20): ("Too Many URL Segments", "The request URL contains too many segments."),
     (413, 1): ("Request Entity Too Large", "The request filtering module is configured to deny a request that exceeds the request content length."),
+    (404, 13): ("Content Length Too Large", "The request filtering module is configured to deny a request that exceeds the request content length."),
+    (404, 10): ("Request Header Too Long", "The request filtering module is configured to deny a request where the request header is too long."),
     (431, 0): ("Request Header Fields Too Large", "The request filtering module is configured to deny a request where a header is too long."),
     (405, 0): ("Method Not Allowed", "The page you are looking for cannot be displayed because an invalid method (HTTP verb) is being used."),
     (500, 0): ("Internal Server Error", "The page cannot be displayed because an internal server error has occurred."),

@@ -31,7 +31,12 @@ class BodyTooLarge(HttpError):
 def _too_large(ctx, limit: int) -> BodyTooLarge:
     """Answer 413.1 (the pipeline's one place for errors; nothing if a response started) and
     return the error for the reader to raise into the app."""
-    exc = BodyTooLarge(f"request body over max_allowed_content_length ({limit} bytes)")
+    detail = f"request body over max_allowed_content_length ({limit} bytes)"
+    filtering = getattr(getattr(ctx, "config", None), "request_filtering", None)
+    if filtering is not None and filtering.legacy_status_codes:  # IIS 7.0-8.5: 404.13
+        exc = BodyTooLarge(detail, status=404, substatus=13, reason="NotFound")
+    else:
+        exc = BodyTooLarge(detail)
     pipeline = getattr(ctx.app, "pipeline", None)
     if pipeline is not None:
         pipeline.fail(ctx, exc)

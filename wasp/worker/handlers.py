@@ -46,10 +46,14 @@ def parse_verbs(verb: str) -> frozenset | None:
 
 
 class Mapping:
-    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing")
+    __slots__ = ("name", "match", "verbs", "handler", "resource", "denied", "skip_existing",
+                 "lister")
 
-    def __init__(self, entry, handler, policy):
+    def __init__(self, entry, handler, policy, lister=None):
         self.name = entry.name
+        #: A module of the entry that lists directories (directory_listing): it takes the
+        #: entry's directory URLs ending in "/" that default_document left a directory.
+        self.lister = lister
         self.match = compile_path(entry.path)
         self.verbs = parse_verbs(entry.verb)
         self.handler = handler
@@ -68,9 +72,11 @@ class HandlerMap:
         for entry in section.entries:
             ids = [m.strip() for m in entry.modules.split(",") if m.strip()]
             named.update(ids)
-            handler = next((available[i] for i in ids if i in available), None)
+            usable = [available[i] for i in ids if i in available]
+            lister = next((m for m in usable if getattr(m, "lists_directories", False)), None)
+            handler = next((m for m in usable if m is not lister), lister)
             if handler is not None:
-                self.mappings.append(Mapping(entry, handler, policy))
+                self.mappings.append(Mapping(entry, handler, policy, lister))
         self.root = root
         self.prepare = prepare  # default_document's: a directory URL -> its default document
         self.needs_file = root is not None and any(
@@ -105,6 +111,8 @@ class HandlerMap:
                 continue
             if mapping.skip_existing and ctx.file_path is not None and not ctx.is_dir:
                 continue
+            if mapping.handler is mapping.lister and not (ctx.is_dir and ctx.head.path.endswith(b"/")):
+                continue  # only the directory lister is left of the entry: it maps directories only
             break
         else:
             if allowed is not None:
@@ -121,4 +129,7 @@ class HandlerMap:
             found = ctx.file_path is not None if self.root is not None else False
             if not found or (resource == "File" and ctx.is_dir) or (resource == "Directory" and not ctx.is_dir):
                 raise NotFound(f"handler {mapping.name} needs a {resource.lower()}")
+        if mapping.lister is not None and ctx.is_dir and ctx.head.path.endswith(b"/"):
+            ctx.handler = mapping.lister
+            return
         ctx.handler = mapping.handler

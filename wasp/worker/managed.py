@@ -4,14 +4,17 @@ A `modules` entry with a `type` ("package.module:Class") names a subclass of was
 The worker imports it from the application's python_path (and the pool's virtualenv, already on
 sys.path), registers its own section under the entry's name, and wraps one instance per
 application in a `ManagedModule`: a registry Module whose phase steps hand the user's method a
-`wasp.modules.Request` and check what it returns. Everything that can go wrong here (the import,
-the class, its section, its `setup`) is a ModuleError naming the entry, its type and the cause;
-at worker start that is a load failure (exit code 4, the pool's event says why).
+`wasp.modules.Request` and check what it returns. A phase method before the handler may be
+`async def`: its step returns the coroutine and the pipeline awaits it as a pending step.
+Everything that can go wrong here (the import, the class, its section, its `setup`) is a
+ModuleError naming the entry, its type and the cause; at worker start that is a load failure
+(exit code 4, the pool's event says why).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 
 import msgspec
@@ -51,6 +54,12 @@ def import_class(entry, python_path=()) -> type:
     if not any(callable(getattr(obj, phase.method, None)) for phase in PHASES):
         raise ModuleError(f"{describe(entry)}: {qualname} defines no phase method "
                           f"({', '.join(p.method for p in PHASES[:3])}, ...)")
+    late = [phase.method for phase in PHASES if phase > Phase.EXECUTE_REQUEST_HANDLER
+            and inspect.iscoroutinefunction(getattr(obj, phase.method, None))]
+    if late:
+        raise ModuleError(f"{describe(entry)}: {', '.join(late)} cannot be async: only the phases "
+                          "before the handler (begin_request ... pre_execute_request_handler) may "
+                          "be `async def`")
     section = getattr(obj, "section", None)
     if section is not None and not (isinstance(section, type) and issubclass(section, msgspec.Struct)):
         raise ModuleError(f"{describe(entry)}: its section must be a msgspec Struct, not {section!r}")
@@ -104,6 +113,18 @@ class ManagedModule(Module):
 
 
 def _step(method, request_type, entry, phase):
+    if inspect.iscoroutinefunction(method):
+        # `async def`: the step returns the coroutine, a pending step the pipeline awaits on the
+        # event loop (IIS's RQ_NOTIFICATION_PENDING) while the worker serves other requests.
+        async def pending(ctx):
+            status = await method(request_type(ctx))
+            if status is CONTINUE or status is FINISH:
+                return status
+            raise TypeError(f"{describe(entry)}: {phase.method}() returned {status!r}, "
+                            "not CONTINUE or FINISH")
+        pending.__name__ = phase.method
+        return pending
+
     def step(ctx):
         status = method(request_type(ctx))
         if status is CONTINUE or status is FINISH:

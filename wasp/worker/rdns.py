@@ -5,17 +5,20 @@ attacker's 203.0.113.7 can claim to be `trusted.example.com`. A name counts only
 lookup of it gives the same address back (the "forward-confirmed reverse DNS" rule of tcpwrappers
 and Apache's `Require host`). Names are lower case without the trailing dot.
 
-Lookups run on a few resolver threads (getnameinfo/getaddrinfo block). The pipeline step (on the
-worker's event loop) waits for one at most `wait` seconds; a lookup still running then goes on in
-the background and fills the cache, and this request is treated as having no name. That is safe
-both ways: a name is only ever *needed* to match an allow entry (no name: not allowed, the
-unlisted rule decides), and a deny entry by name can be dodged by an attacker anyway (its PTR
-records are its own, or it just fails the forward check). The loop waits only for the request
-that starts a lookup (others for the same address do not wait); after a wait ran out, no request
-waits for `backoff` seconds (name servers are slow now: an attacker's, for its own addresses,
-can be made so on purpose); and when `max_pending` lookups are under way a new address gets no
-wait at all. A flood of addresses with slow name servers thus holds the loop at most `wait`
-seconds per `backoff`.
+Lookups run on a few resolver threads (getnameinfo/getaddrinfo block); the event loop never
+waits on one. `cached(address)` answers from the cache (None on a miss) and `resolve(address)`
+is a coroutine: the ip_restriction step returns it as a pending step (IIS's
+RQ_NOTIFICATION_PENDING), the pipeline carries on with the request when it resolves, and every
+other request goes on being served meanwhile. Requests for an address whose lookup is under way
+wait for that same lookup. A request waits at most `wait` seconds; a lookup still running then
+goes on in the background and fills the cache, and this request is treated as having no name.
+That is safe both ways: a name is only ever *needed* to match an allow entry (no name: not
+allowed, the unlisted rule decides), and a deny entry by name can be dodged by an attacker anyway
+(its PTR records are its own, or it just fails the forward check). After a wait ran out, no
+request waits for `backoff` seconds (name servers are slow now: an attacker's, for its own
+addresses, can be made so on purpose), and when `max_pending` lookups are under way a new
+address gets no lookup and no wait: a flood of addresses with slow name servers costs at most
+`max_pending` busy resolver threads, never the loop.
 
 Results (names and failures) are cached for `ttl` / `negative_ttl` seconds (the resolver library
 does not give the records' own TTL), in a table of at most `limit` addresses.
@@ -23,6 +26,7 @@ does not give the records' own TTL), in a table of at most `limit` addresses.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import socket
 import threading
@@ -64,7 +68,7 @@ def _same(a: str, b: str) -> bool:
 class Resolver:
     """Cached forward-confirmed reverse lookups, safe to call from the loop or any thread."""
 
-    def __init__(self, lookup: Lookup = confirmed_names, *, wait: float = 0.5, ttl: float = 300.0,
+    def __init__(self, lookup: Lookup = confirmed_names, *, wait: float = 3.0, ttl: float = 300.0,
                  negative_ttl: float = 60.0, limit: int = 16384, threads: int = 4,
                  max_pending: int = 32, backoff: float = 10.0,
                  clock: Callable[[], float] = time.monotonic):
@@ -83,26 +87,39 @@ class Resolver:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def names(self, address: str) -> list[str]:
-        """The cached names of `address`, or a lookup waited for at most `wait` seconds."""
+    def cached(self, address: str) -> list[str] | None:
+        """The cached names of `address` (possibly none), or None when it is not cached."""
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(address)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        return None
+
+    async def resolve(self, address: str) -> list[str]:
+        """The names of `address`: cached, or looked up on a resolver thread and waited for at
+        most `wait` seconds without holding the event loop."""
         now = self.clock()
         with self._lock:
             hit = self._cache.get(address)
             if hit is not None and hit[0] > now:
                 return hit[1]
-            if address in self._pending:
-                return []  # its lookup is under way: one request waited for it already
-            if len(self._pending) >= self.max_pending:
-                return []  # saturated: no name now; don't wait behind a flood
-            future = self._start(address)
+            future = self._pending.get(address)
+            if future is None:
+                if len(self._pending) >= self.max_pending:
+                    return []  # saturated: no name now; don't queue behind a flood
+                future = self._start(address)
             if now < self._slow_until:
                 return []
         try:
-            return future.result(timeout=self.wait)
-        except concurrent.futures.TimeoutError:
+            # shield: a request that stops waiting must not cancel the lookup others share.
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.wait)
+        except asyncio.TimeoutError:
             with self._lock:
                 self._slow_until = self.clock() + self.backoff
             return []
+        except asyncio.CancelledError:
+            raise
         except Exception:
             return []
 

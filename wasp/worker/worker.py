@@ -170,6 +170,7 @@ class Worker:
         self.stats = Stats()
         self.apps: dict[str, Application] = {}
         self.pool: model.Pool | None = None
+        self.client_board_fd: int | None = None  # from `init`: the pool's shared client counters
         self.capacity = 1
         #: One data channel per front index (server.front_processes): `attach` names the front.
         self.channels: dict[int, DataChannel] = {}
@@ -215,6 +216,10 @@ class Worker:
         op = message.get("op")
         if op == "init" and self.state is State.STARTING:
             self.move(State.LOADING)
+            # The pool's shared client counters (dynamic_ip_security), when the manager sent them.
+            self.client_board_fd = fds[0] if fds else None
+            for fd in fds[1:]:
+                os.close(fd)
             self._spawn(self._init(message))
         elif op == "attach":
             self._attach(fds, int(message.get("front") or 0))
@@ -298,7 +303,11 @@ class Worker:
         os.environ["WASP_POOL"] = pool.name
         os.environ["WASP_WORKER_ID"] = str(self.worker_id)
         apps = pool_applications(config, pool.name)
+        secret = message.get("secret")
         for app in apps:
+            if isinstance(secret, bytes) and len(secret) >= 32:
+                app.pool_secret = secret  # the pool's, from the manager (Digest nonces)
+            app.client_board_fd = self.client_board_fd
             load(app, threads=pool.threads, multiprocess=pool.max_processes > 1)
             if app.threaded:  # a request pending before its handler goes to a thread from there
                 app.pipeline.hand_off = self.jobs.put

@@ -11,6 +11,7 @@ flask_app = Flask(__name__)
 
 
 @flask_app.route("/whoami", methods=["GET", "POST", "DELETE", "HEAD"])
+@flask_app.route("/domain/whoami")
 def whoami():
     return jsonify(user=request.environ.get("REMOTE_USER"), auth_type=request.environ.get("AUTH_TYPE"),
                    method=request.method)

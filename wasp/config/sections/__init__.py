@@ -73,6 +73,11 @@ _loaded = False
 SECTION_CHECKS: dict[tuple[type, str | None], Callable[[Any, str, Add], None]] = {}
 
 
+#: Attributes a web.toml may never set, by section name (IIS's install-time `lockAttributes`:
+#: staticContent's isDocFooterFileName). Setting one is a 500.19 lock violation for its folder.
+LOCKED_ATTRIBUTES: dict[str, frozenset[str]] = {}
+
+
 def check(cls: type, field_name: str | None = None):
     """Decorator: `@check(IpRule, "ip_address")` registers a SECTION_CHECKS entry."""
     def decorate(fn):
@@ -411,7 +416,7 @@ def resolve(levels: list[tuple[str, dict]], add: Add, checks=None) -> tuple[Effe
     return EffectiveConfig(values), unknown
 
 
-__all__ = ["Section", "section", "check", "SECTION_CHECKS", "collection", "register", "unregister", "registered", "info",
+__all__ = ["Section", "section", "check", "SECTION_CHECKS", "LOCKED_ATTRIBUTES", "collection", "register", "unregister", "registered", "info",
            "Delta", "CollectionOps", "decode_delta", "apply", "resolve", "EffectiveConfig",
            "SectionError", "OverrideMode", "Collection"]
 
@@ -426,6 +431,45 @@ def split_tables(raw: dict, passthrough: set[str]) -> tuple[dict, dict]:
     for key, value in raw.items():
         (tables if key in sections or key in passthrough else rest)[key] = value
     return rest, tables
+
+
+#: What a Python module's own section that is not a table gets (its fields are the module's).
+MODULE_SECTION_NOT_A_TABLE = ("expected a table: this is the section of a Python module (a `modules` "
+                              "entry with a type), [name] with its settings")
+
+
+def module_section_problems(raw: dict, passthrough: set[str], at: str, add) -> None:
+    """A level's Python-module sections that are not tables, reported as `at.name`."""
+    known = registered()
+    for key in passthrough:
+        if key in raw and key not in known and not isinstance(raw[key], dict):
+            add(f"{at}.{key}" if at else key, MODULE_SECTION_NOT_A_TABLE)
+
+
+def python_module_entries(tables) -> list[tuple[str, str]]:
+    """(name, type) of every `modules` entry with a type (a Python module) anywhere in raw
+    tables, nested at any depth (levels, locations, web.toml files), in the order met."""
+    found: list[tuple[str, str]] = []
+    stack = [tables]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            raw = item.get("modules")
+            entries = raw if isinstance(raw, list) else []
+            if isinstance(raw, dict):
+                for key in ("entries", "add"):
+                    if isinstance(raw.get(key), list):
+                        entries = entries + raw[key]
+            for entry in entries:
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
+                        and isinstance(entry.get("type"), str) and entry["type"]:
+                    pair = (entry["name"], entry["type"])
+                    if pair not in found:
+                        found.append(pair)
+            stack.extend(v for k, v in item.items() if k != "modules")
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def python_module_names(levels) -> set[str]:

@@ -58,15 +58,24 @@ class AnonymousAuthentication(Section):
     )] = ""
 
 
+#: A domain name or NetBIOS-style name: letters, digits, dots and hyphens, no "@" or "\".
+_DOMAIN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?)?$"
+
+
 @section("basic_authentication", override_mode_default="Deny")
 class BasicAuthentication(Section):
     """IIS basicAuthentication (BasicAuthenticationModule, RFC 7617)."""
 
     enabled: Annotated[bool, doc("Accept `Authorization: Basic` credentials and challenge with Basic.")] = False
     realm: Annotated[str, doc("The realm of the challenge; \"\" = the request's host name, as IIS does.")] = ""
-    default_logon_domain: Annotated[str, doc(
-        "IIS's defaultLogonDomain: a domain put in front of user names given without one."
-    )] = ""
+    default_logon_domain: Annotated[str, Meta(pattern=_DOMAIN, description=(
+        "IIS's defaultLogonDomain, the domain of a user name typed without one: \"alice\" is "
+        "checked and logged on as \"alice@<domain>\" (the form sssd, Kerberos and LDAP "
+        "userPrincipalName use; the provider must know the user by that name: an htpasswd line "
+        "`alice@EXAMPLE.COM:...`, a PAM stack resolving qualified names, an LDAP `user_filter` "
+        "such as (userPrincipalName={user})). A name typed with a domain (\"alice@other\", "
+        "\"OTHER\\alice\") is kept as typed. \"\" = names are used as typed."
+    ))] = ""
     provider: Annotated[Literal["htpasswd", "pam", "ldap"], doc(
         "Where passwords are checked: an htpasswd `user_file` (bcrypt or SHA-crypt), the system's "
         "users through PAM (`pam_service`), or an LDAP directory (`[...basic_authentication.ldap]`, "

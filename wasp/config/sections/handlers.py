@@ -71,11 +71,20 @@ class HandlerEntry(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 #: The default list (IIS's handler list restricted to what wasp has): the Python app, then
-#: StaticFile path="*" verb="*" modules="StaticFileModule,DefaultDocumentModule" Either Read.
+#: StaticFile path="*" verb="*" modules="StaticFileModule,DefaultDocumentModule,
+#: DirectoryListingModule" Either Read.
 DEFAULT_HANDLERS = (
     HandlerEntry(name="PythonApp", path="*", verb="*", modules="python_app",
                  resource_type="Unspecified", require_access="Script", skip_existing_files=True),
-    HandlerEntry(name="StaticFile", path="*", verb="*", modules="static_file,default_document",
+    # IIS's SSINC entries (ServerSideIncludeModule, resourceType File, requireAccess Script).
+    HandlerEntry(name="SSINC-stm", path="*.stm", verb="GET,HEAD,POST", modules="server_side_include",
+                 resource_type="File", require_access="Script"),
+    HandlerEntry(name="SSINC-shtm", path="*.shtm", verb="GET,HEAD,POST", modules="server_side_include",
+                 resource_type="File", require_access="Script"),
+    HandlerEntry(name="SSINC-shtml", path="*.shtml", verb="GET,HEAD,POST", modules="server_side_include",
+                 resource_type="File", require_access="Script"),
+    HandlerEntry(name="StaticFile", path="*", verb="*",
+                 modules="static_file,default_document,directory_listing",
                  resource_type="Either", require_access="Read"),
 )
 

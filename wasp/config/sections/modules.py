@@ -30,8 +30,10 @@ from wasp.config.sections import Section, collection, section
 #: comes before default_document: both act in MAP_REQUEST_HANDLER here, and IIS redirects before
 #: its StaticFile handler would add a directory's trailing slash. custom_error is IIS's
 #: CustomErrorModule, after the security modules.
-NATIVE_MODULES = ("http_cache", "protocol_support", "request_filtering", "http_redirect",
-                  "default_document", "static_file",
+NATIVE_MODULES = ("http_cache", "protocol_support", "request_filtering",
+                  "dynamic_compression", "static_compression",  # IIS: after HttpCacheModule
+                  "http_redirect", "default_document", "directory_listing", "server_side_include",
+                  "static_file",
                   "anonymous_authentication", "url_authorization", "basic_authentication",
                   "windows_authentication", "digest_authentication",
                   "client_certificate_mapping_authentication", "ip_restriction", "dynamic_ip_restriction",

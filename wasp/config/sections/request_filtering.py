@@ -166,7 +166,8 @@ class FilteringRule(Struct, forbid_unknown_fields=True, kw_only=True):
 @section("request_filtering", override_mode_default="Allow")
 class RequestFiltering(Section):
     """IIS system.webServer/security/requestFiltering (RequestFilteringModule). Denials are 404
-    with IIS's substatus (404.5 ... 404.20), 413.1 or 431, in the W3C log's sc-substatus."""
+    with IIS's substatus (404.5 ... 404.20), 413.1 or 431 (404.13 / 404.10 with
+    `legacy_status_codes`), in the W3C log's sc-substatus."""
 
     allow_double_escaping: Annotated[bool, doc(
         "false: a URL path that decodes to something that would decode again (a `%XX` or "
@@ -179,6 +180,12 @@ class RequestFiltering(Section):
         "Query-string sequences and rules are matched against the query as sent and decoded; "
         "false: as sent only."
     )] = True
+    legacy_status_codes: Annotated[bool, doc(
+        "Answer as IIS 7.0-8.5 did: 404.13 (Content Length Too Large) instead of 413.1 for "
+        "`max_allowed_content_length`, 404.10 (Request Header Too Long) instead of 431 for "
+        "`header_limits`, for clients or monitoring that expect the old codes. IIS 10's 413.1 / "
+        "431 by default."
+    )] = False
     request_limits: RequestLimits = field(default_factory=RequestLimits)
     file_extensions: FileExtensions = field(default_factory=FileExtensions)
     verbs: Verbs = field(default_factory=Verbs)

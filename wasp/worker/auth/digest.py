@@ -1,13 +1,19 @@
 """RFC 7616 HTTP Digest access authentication, server side, sans I/O: challenges, parsing the
 client's response, checking it against HA1 values.
 
-Nonces are stateless: base64url(issued-at ms, 8 random bytes, HMAC-SHA256(secret, both)[:16]),
-so any nonce this worker issued is recognised without a table, and a nonce older than its
-lifetime is answered with a fresh one and `stale=true` (the client retries without asking the
-user). Only replay protection keeps state: the nonce-counts (nc) each nonce was used with,
-recorded after a successful check, in a bounded table. When the table drops a nonce it raises a
-floor: a nonce issued at or before it and no longer in the table is stale, never "unused", so an
-evicted nonce cannot be replayed from nc=1.
+Nonces are stateless: base64url(issued-at ms, issuer, 8 random bytes, HMAC-SHA256(secret, all
+three)[:16]). The secret is the pool's (the manager makes one per pool per run and hands it to
+every worker in `init`), so a nonce any worker of the pool issued, before or after a recycle, is
+recognised without a table. Replay protection keeps state: the nonce-counts (nc) each nonce was
+used with, recorded after a successful check, in a bounded table of this `DigestAuth` (one per
+worker process). The `issuer` (random, one per DigestAuth) says whose table knows a nonce: a
+right answer to a nonce of another issuer (a sibling worker of a web garden, the worker before a
+recycle) cannot be checked for replays here, so it is Stale: fresh challenges with `stale=true`,
+which the client answers with this worker's nonce without asking the user. A captured answer is
+thus never accepted twice anywhere, and an honest client is never asked for its password again.
+A nonce older than its lifetime is Stale too. When the table drops a nonce it raises a floor: a
+nonce issued at or before it and no longer in the table is stale, never "unused", so an evicted
+nonce cannot be replayed from nc=1.
 
 qop=auth only (auth-int would need the body before AUTHENTICATE_REQUEST); algorithms SHA-256
 (offered first) and MD5 (what most clients, `requests` and curl among them, send by default).
@@ -33,6 +39,9 @@ HEX_SIZE = {"SHA-256": 64, "MD5": 32}
 
 _PARAM = re.compile(rb'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))\s*(?:,|$)', re.S)
 _NC = re.compile(r"^[0-9a-fA-F]{8}$")
+_ISSUER = 4
+_BODY = 8 + _ISSUER + 8
+_NONCE_CHARS = (_BODY + 16) * 4 // 3  # 36 bytes: 48 base64 characters, no padding
 _REQUIRED = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
 
 
@@ -75,9 +84,11 @@ def parse(rest: bytes) -> dict[str, str]:
 class DigestAuth:
     """One realm's nonces and replay table."""
 
-    def __init__(self, lifetime: float = 300.0, secret: bytes | None = None, size: int = 10000):
+    def __init__(self, lifetime: float = 300.0, secret: bytes | None = None, size: int = 10000,
+                 issuer: bytes | None = None):
         self.lifetime = lifetime
         self.secret = secret or os.urandom(32)
+        self.issuer = issuer or os.urandom(_ISSUER)
         self.size = size
         self._seen: OrderedDict[str, set[str]] = OrderedDict()
         self._issued: dict[str, int] = {}
@@ -86,22 +97,28 @@ class DigestAuth:
 
     # ---- nonces ----
     def nonce(self, now: float) -> str:
-        body = int(now * 1000).to_bytes(8, "big") + os.urandom(8)
+        body = int(now * 1000).to_bytes(8, "big") + self.issuer + os.urandom(8)
         mac = hmac.new(self.secret, body, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
 
     def issued_at(self, nonce: str) -> int | None:
-        """The nonce's issue time (ms) when this worker made it, else None."""
-        if len(nonce) != 43:
+        """The nonce's issue time (ms) when a holder of this secret made it, else None."""
+        found = self._open(nonce)
+        return found[0] if found is not None else None
+
+    def _open(self, nonce: str) -> tuple[int, bytes] | None:
+        """(issue time ms, issuer) of a nonce made with this secret, else None."""
+        if len(nonce) != _NONCE_CHARS:
             return None
         try:
-            raw = base64.urlsafe_b64decode(nonce + "=")
+            raw = base64.urlsafe_b64decode(nonce)
         except (binascii.Error, ValueError):
             return None
-        body, mac = raw[:16], raw[16:]
-        if not hmac.compare_digest(hmac.new(self.secret, body, hashlib.sha256).digest()[:16], mac):
+        body, mac = raw[:-16], raw[-16:]
+        if len(body) != _BODY or not hmac.compare_digest(
+                hmac.new(self.secret, body, hashlib.sha256).digest()[:16], mac):
             return None
-        return int.from_bytes(body[:8], "big")
+        return int.from_bytes(body[:8], "big"), body[8:8 + _ISSUER]
 
     def challenges(self, realm: str, now: float, stale: bool = False) -> list[str]:
         extra = ", stale=true" if stale else ""
@@ -129,9 +146,10 @@ class DigestAuth:
         if params["uri"] != target:
             raise Malformed("uri does not match the request target")
         nonce = params["nonce"]
-        issued = self.issued_at(nonce)
-        if issued is None:
+        opened = self._open(nonce)
+        if opened is None:
             raise Malformed("not a nonce of this server")
+        issued, issuer = opened
         h = ALGORITHMS[algorithm]
         user = params["username"]
         stored = ha1_of(user, realm, algorithm)
@@ -146,6 +164,8 @@ class DigestAuth:
         age = now * 1000 - issued
         if age > self.lifetime * 1000 or age < -5000:
             raise Stale()
+        if issuer != self.issuer:
+            raise Stale()  # another worker's: its nc history is not here
         if not self._record(nonce, issued, params["nc"].lower()):
             return None  # a replayed (nonce, nc)
         return user

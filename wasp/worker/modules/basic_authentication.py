@@ -15,6 +15,9 @@ Checks cost: bcrypt ~50-100 ms, a PAM conversation, two LDAP binds. So:
 - failed logons are counted per client address (FailureLimiter): past `max_failed_logons`
   within `failed_logon_window`, logons from that address get 401.1 without being checked.
 
+`default_logon_domain` (IIS's defaultLogonDomain): a user name typed without a domain is checked
+and logged on as `user@domain` (`qualified`); one typed with a domain is kept.
+
 A URL with Basic enabled is private: its responses depend on who asked, so the front never
 caches them.
 """
@@ -74,7 +77,9 @@ class BasicAuthenticationModule(Module):
         if limiter.blocked(client, now):
             raise unauthorized(ctx, 1, "logon failed: too many failed logons from this address")
         store = self._store(section)
-        key = self.cache.key(store.id, value)
+        domain = section.default_logon_domain
+        # The domain is part of the key: the same header means another user under another one.
+        key = self.cache.key(f"{store.id}\0{domain}" if domain else store.id, value)
         generation = store.generation()
         hit = self.cache.get(key, generation, now)
         if hit is not None:  # only a header that once parsed and verified is in the cache
@@ -86,6 +91,8 @@ class BasicAuthenticationModule(Module):
         except Malformed as exc:
             limiter.failed(client, now)
             raise unauthorized(ctx, 1, f"logon failed: {exc}") from None
+        if domain:
+            user = qualified(user, domain)
         return self._verify(ctx, store, key, generation, user, password, limiter, client,
                             section.user_token_ttl)
 
@@ -116,6 +123,15 @@ class BasicAuthenticationModule(Module):
         if limiter is None:
             limiter = self.limiters[key] = FailureLimiter(*key)
         return limiter
+
+
+def qualified(user: str, domain: str) -> str:
+    """IIS's defaultLogonDomain on Linux: a user name typed without a domain gets `@domain`
+    (the qualified form of sssd, Kerberos, LDAP userPrincipalName); "alice@other" and
+    "OTHER\\alice" already name one and are kept."""
+    if "@" in user or "\\" in user:
+        return user
+    return f"{user}@{domain}"
 
 
 def _check(store, user: str, password: str):

@@ -29,7 +29,7 @@ import ssl
 
 from wasp.errors import HttpError
 from wasp.wire import x509name
-from wasp.worker.modules.ip_restriction import mentioned
+from wasp.worker.tables import mentioned
 from wasp.worker.registry import CONTINUE, Module, Phase, register
 
 log = logging.getLogger("wasp.worker")

@@ -8,14 +8,17 @@ stateless nonce (wasp/worker/auth/digest.py) and checks `Authorization: Digest`:
 The response must name this realm and the request target exactly as sent, and each
 (nonce, nc) is accepted once. Failed logons count per client address as for Basic.
 
-The nonce secret is per worker process: after a recycle, or from another worker of a web
-garden, a nonce is unknown and the client is asked again with a fresh one (stale=true when its
-answer is otherwise right is not knowable then: it is a 401.1 with new challenges, which
-browsers and `requests` answer by asking again).
+The nonce key is the pool's (the manager's per-pool secret, the same for every worker of a web
+garden and for the workers after a recycle; derived per nonce lifetime and per application), so
+a nonce another worker of the pool issued is recognised: a right answer to it is stale=true
+(fresh challenges the client answers silently with this worker's nonce, since replays can only
+be checked where the nonce was issued), never a 401.1 that makes a browser ask the user again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 from wasp.worker.auth import host_of, set_roles
@@ -33,6 +36,10 @@ class DigestAuthenticationModule(Module):
         # per-URL configuration, locations or web.toml, keeps it in).
         self.needed = getattr(app, "urls", None) is not None or app.sections.digest_authentication.enabled
         self.realms: dict[float, DigestAuth] = {}
+        # The pool's secret (None in a worker started without one: a random key of its own),
+        # bound to this application: another application's nonces are not this one's.
+        pool = getattr(app, "pool_secret", None)
+        self.key = hmac.new(pool, f"digest nonce {app.key}".encode(), hashlib.sha256).digest() if pool else None
         self.files: dict[tuple, object] = {}
         self.limiters: dict[tuple, FailureLimiter] = {}
 
@@ -85,7 +92,10 @@ class DigestAuthenticationModule(Module):
         # from the Host header: a table per realm would let clients grow it).
         auth = self.realms.get(lifetime)
         if auth is None:
-            auth = self.realms[lifetime] = DigestAuth(lifetime)
+            secret = None
+            if self.key is not None:
+                secret = hmac.new(self.key, repr(float(lifetime)).encode(), hashlib.sha256).digest()
+            auth = self.realms[lifetime] = DigestAuth(lifetime, secret)
         return auth
 
     def _file(self, path: str, kind):

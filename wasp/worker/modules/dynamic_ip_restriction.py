@@ -9,9 +9,11 @@ deny). The client is `RequestHead.client` (the peer, or the client a trusted pro
 for); X-Forwarded-For itself is never used here, even in ip_security's proxy mode, because a
 client could rotate a forged one to dodge its own counts.
 
-Counts are per client, per application, per worker process (IIS counts per w3wp): in a web garden
-of N workers a client's requests spread over them, so it is denied once it passes the limits on
-the worker it reaches (up to about N times the limit in total). `enable_logging_only_mode` lets
+Counts are per client and application, per *pool*: every worker of the pool counts in the pool's
+shared table (wasp/common/clientboard.py, a memfd the manager passes in `init`), so a web garden
+of N workers admits exactly the limits, not N times them (IIS counts per w3wp), and a recycle
+does not reset a client's counts. A worker without the shared table (started without a manager)
+counts on its own (wasp/worker/clients.py). `enable_logging_only_mode` lets
 every request through and logs, at most once a second per client, the ones it would deny.
 """
 
@@ -20,9 +22,11 @@ from __future__ import annotations
 import logging
 import time
 
+from wasp.common.clientboard import BoardError, SharedClientTable
 from wasp.worker.clients import ClientTable
-from wasp.worker.modules.ip_restriction import deny, mentioned
+from wasp.worker.modules.ip_restriction import deny
 from wasp.worker.registry import CONTINUE, Module, Phase, register
+from wasp.worker.tables import mentioned
 
 log = logging.getLogger("wasp.worker")
 
@@ -33,10 +37,14 @@ _LOG_LIMIT = 4096
 @register("dynamic_ip_restriction", phases=(Phase.BEGIN_REQUEST, Phase.END_REQUEST))
 class DynamicIpRestrictionModule(Module):
     def setup(self, app) -> None:
-        self.table = ClientTable()
         self.app_key = app.key
         self.logged: dict[str, float] = {}
         self.needed = mentioned(app.tables, "dynamic_ip_security")
+        self.table = self.prefix = None
+        if self.needed:
+            self.table = _pool_table(getattr(app, "client_board_fd", None))
+            # One board serves every application of the pool: a client's counts are per app.
+            self.prefix = f"{app.key}\0" if isinstance(self.table, SharedClientTable) else ""
 
     def wants(self, phase) -> bool:
         return self.needed
@@ -50,7 +58,7 @@ class DynamicIpRestrictionModule(Module):
         ctx.private = True
         client = ctx.head.client[0]
         verdict = self.table.admit(
-            client, ctx,
+            self.prefix + client, ctx,
             max_concurrent=concurrent.max_concurrent_requests if concurrent.enabled else 0,
             max_requests=rate.max_requests if rate.enabled else 0,
             interval=rate.request_interval_ms / 1000.0,
@@ -73,7 +81,7 @@ class DynamicIpRestrictionModule(Module):
         if items is not None:
             client = items.pop(_KEY, None)
             if client is not None:
-                self.table.release(client, ctx)
+                self.table.release(self.prefix + client, ctx)
         return CONTINUE
 
     def _log(self, client: str, substatus: int, what: str) -> None:
@@ -86,3 +94,23 @@ class DynamicIpRestrictionModule(Module):
         logged[client] = now
         log.warning("dynamic_ip_security (logging only) would deny %s in %s: too many %s (x.%d)",
                     client, self.app_key, what, substatus)
+
+
+_BOARDS: dict[int, SharedClientTable] = {}
+
+
+def _pool_table(fd: int | None):
+    """The worker's view of its pool's shared counters (one for all its applications), or a
+    table of this worker's own when there are none (a worker started without a manager, or no
+    column free)."""
+    if fd is None:
+        return ClientTable()
+    table = _BOARDS.get(fd)
+    if table is None:
+        try:
+            table = _BOARDS[fd] = SharedClientTable(fd)
+        except (BoardError, OSError, ValueError) as exc:
+            log.warning("dynamic_ip_security: the pool's shared counters are unusable (%s): "
+                        "this worker counts on its own", exc)
+            return ClientTable()
+    return table

@@ -103,7 +103,10 @@ class Rule:
 
     # ---- asked by the context when the response goes out ----
     def response_hint(self, ctx, block: bytes, body_length: int) -> CacheHint | None:
-        return response_hint(self._policy(ctx), self.vary, block, body_length)
+        hint = response_hint(self._policy(ctx), self.vary, block, body_length)
+        if hint is not None:
+            _not_for(ctx, hint)
+        return hint
 
     def file_hint(self, ctx, block: bytes, path: str, offset: int, length: int) -> CacheHint | None:
         static = _is_static(ctx)
@@ -122,10 +125,25 @@ class Rule:
         hint = response_hint(self.static if static else self.app, self.vary, block, length)
         if hint is not None:
             hint.mtime_ns = st.st_mtime_ns
+            if static and ctx.file_path and ctx.file_path != path:
+                # A compressed copy (static_compression): the entry depends on the file too.
+                hint.source = ctx.file_path
+                hint.source_mtime_ns = ctx.file_stat.st_mtime_ns
+            _not_for(ctx, hint)
         return hint
 
     def _policy(self, ctx) -> tuple[int, float]:
         return self.static if _is_static(ctx) else self.app
+
+
+#: ctx.items key: CacheHint.not_for of a compressed response (static/dynamic_compression set it).
+NOT_FOR = "cache.not_for"
+
+
+def _not_for(ctx, hint: CacheHint) -> None:
+    items = ctx.items
+    if items is not None:
+        hint.not_for = items.get(NOT_FOR, 0)
 
 
 def _is_static(ctx) -> bool:

@@ -9,7 +9,9 @@ The client is `RequestHead.client`: the peer, or the client a `server.trusted_pr
 forwarded for (the front decides that, wasp/wire/forwarded.py). With `enable_proxy_mode` every
 address of `X-Forwarded-For` is checked as well and any denial denies: a header the client wrote
 itself can add denials, never take one away, so proxy mode is safe with untrusted clients; a
-malformed header is 400.10 (IIS). A request a rule applies to is marked private, so the front's
+malformed header is 400.10 (IIS). A domain entry needs the client's name: a cached one decides at
+once; otherwise the step returns an awaitable (a pending request, wasp/worker/rdns.py) that
+looks the name up on a resolver thread and decides then, the event loop serving others meanwhile. A request a rule applies to is marked private, so the front's
 response cache never hands a denied client what an allowed one fetched.
 
 Denial: `deny_action` Forbidden 403.503, Unauthorized 401.503, NotFound 404.503 (.504 when a
@@ -23,28 +25,14 @@ from wasp.config.sections.ip_security import DENY_STATUS
 from wasp.errors import BadRequest, HttpError
 from wasp.worker.iprules import MalformedForwardedFor, RuleSet, forwarded_for
 from wasp.worker.rdns import Resolver
+from wasp.worker.tables import mentioned
 from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
 
 _COMPILED_LIMIT = 1024
+#: Addresses one request waits to resolve at most (the client and X-Forwarded-For's, in proxy mode).
+_MAX_LOOKUPS = 16
 
 _REASONS = {0: "AbortRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}
-
-
-def mentioned(tables, name: str) -> bool:
-    """Whether section `name` is written anywhere in the config's tables (server, sites,
-    applications, locations). Both sections are locked by default, so a web.toml can only set
-    one under a location that names it: a section nowhere in wasp.toml is at its default for
-    every URL, and its module can stay out of the compiled pipeline."""
-    stack = [tables]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if name in item:
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def deny(ctx, action: str, substatus: int, detail: str):
@@ -88,11 +76,40 @@ class IpRestrictionModule(Module):
         if not rules.active:
             return CONTINUE
         ctx.private = True
-        names = None
-        if rules.has_domains:
-            if self.resolver is None:
-                self.resolver = Resolver()
-            names = self.resolver.names
+        if not rules.has_domains:
+            return self._decide(ctx, rules, None)
+        if self.resolver is None:
+            self.resolver = Resolver()
+        known: dict[str, list[str]] = {}
+        try:
+            return self._decide(ctx, rules, self._names(known))
+        except _Lookup as miss:
+            # A name not in the cache: the request is pending on a resolver thread (the loop
+            # goes on serving others) and the check runs again once the name is known.
+            return self._resolve(ctx, rules, known, miss.address)
+
+    async def _resolve(self, ctx, rules, known, address: str):
+        for _ in range(_MAX_LOOKUPS):
+            known[address] = await self.resolver.resolve(address)
+            try:
+                return self._decide(ctx, rules, self._names(known))
+            except _Lookup as miss:
+                address = miss.address
+        return self._decide(ctx, rules, lambda address: known.get(address, []))
+
+    def _names(self, known: dict[str, list[str]]):
+        cached = self.resolver.cached
+
+        def names(address: str) -> list[str]:
+            found = known.get(address)
+            if found is None:
+                found = cached(address)
+                if found is None:
+                    raise _Lookup(address)
+            return found
+        return names
+
+    def _decide(self, ctx, rules: RuleSet, names):
         address = ctx.head.client[0]
         verdict = rules.check(address, names)
         if verdict is None and rules.proxy_mode:
@@ -107,3 +124,10 @@ class IpRestrictionModule(Module):
         if verdict is None:
             return CONTINUE
         return deny(ctx, rules.deny_status, verdict, f"the client {address} is denied by ip_security")
+
+
+class _Lookup(Exception):
+    """The check needs a name the resolver has not cached."""
+
+    def __init__(self, address: str):
+        self.address = address

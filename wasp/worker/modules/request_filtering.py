@@ -54,6 +54,9 @@ class HeaderTooLong(HttpError):
     reason = "FieldLength"
 
 
+#: IIS 7.0-8.5's substatuses for what IIS 10 answers 413.1 and 431 (`legacy_status_codes`).
+HEADER_TOO_LONG = 10
+CONTENT_TOO_LARGE = 13
 URL_SEQUENCE = 5
 VERB = 6
 FILE_EXTENSION = 7
@@ -154,7 +157,7 @@ def _normal(value: str) -> bytes:
 class Rules:
     """One effective `request_filtering` section, compiled. `check` raises the denial."""
 
-    __slots__ = ("max_length", "max_url", "max_query", "max_segments", "header_limits",
+    __slots__ = ("legacy", "max_length", "max_url", "max_query", "max_segments", "header_limits",
                  "verbs_denied", "verbs_allowed", "verbs_unlisted", "verbs_dav", "tunnelling",
                  "check_verbs", "double_escaping", "high_bit", "url_sequences", "allowed_urls",
                  "hidden", "hidden_dav", "ext_denied", "ext_allowed", "ext_unlisted", "ext_dav",
@@ -164,6 +167,7 @@ class Rules:
     def __init__(self, section) -> None:
         limits = section.request_limits
         self.max_length = int(limits.max_allowed_content_length)
+        self.legacy = section.legacy_status_codes
         self.max_url = limits.max_url
         self.max_query = limits.max_query_string
         self.max_segments = limits.max_url_segments
@@ -214,6 +218,8 @@ class Rules:
         if self.max_length and head.content_length > self.max_length:
             if self.check_verbs:
                 self._verbs(head)  # a denied verb says 404.6 before the length says 413.1
+            if self.legacy:
+                raise Denied("Content-Length over max_allowed_content_length", substatus=CONTENT_TOO_LARGE)
             raise ContentTooLarge("Content-Length over max_allowed_content_length")
         if self.max_query and len(head.query) > self.max_query:
             if self.check_verbs:
@@ -347,7 +353,10 @@ class Rules:
         for low, size in sizes.items():
             limit = self.header_limits[low]
             if limit == 0 or size > limit:
-                raise HeaderTooLong(f"header {low.decode('ascii')} over its size limit")
+                detail = f"header {low.decode('ascii')} over its size limit"
+                if self.legacy:
+                    raise Denied(detail, substatus=HEADER_TOO_LONG)
+                raise HeaderTooLong(detail)
 
     def _check_url_sequences(self, head, path: bytes) -> None:
         raw = raw_path(head)

@@ -4,20 +4,29 @@ The front cooks the path already (percent-decoded, `\\` -> `/`, dot segments res
 worker does not trust it: `locate` refuses NUL, backslashes and `..` segments (404.5, IIS's "URL
 sequence denied"), anything whose real path leaves the real root (a symlink out), and anything that
 is not a regular file or directory.
+
+What a file is sent with comes from the URL's effective `static_content` section (MIME map,
+client cache headers, ETag, document footer), compiled once per effective configuration into a
+`StaticRules` kept on it (`_static_content`). A file with a footer is read and sent by the
+worker; every other file keeps the front's sendfile path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import stat as stat_mod
+import zlib
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from wasp.errors import Forbidden, NotFound
+from wasp.errors import Forbidden, HttpError, NotFound
 from wasp.wire.http import http_date as imf_fixdate
 from wasp.worker.errorpages import MethodNotAllowed, RangeNotSatisfiable
-from wasp.worker.modules.mime import content_type
+from wasp.worker.modules.mime import content_type, table_of
 from wasp.worker.registry import FINISH, Module, Phase, register
+
+log = logging.getLogger("wasp.worker")
 
 # Windows FILETIME (100 ns ticks since 1601) of the Unix epoch: IIS builds ETags from FILETIMEs.
 _FILETIME_EPOCH = 116444736000000000
@@ -174,9 +183,13 @@ def _http_date_seconds(value: bytes) -> int | None:
         return None
 
 
-def not_modified(head, etag: str, mtime: int) -> bool:
+def not_modified(head, etag: str | None, mtime: int) -> bool:
+    """Whether the client's copy is current (etag None: no ETag is sent, so If-None-Match
+    matches only "*")."""
     inm = header(head, b"if-none-match")
     if inm is not None:
+        if etag is None:
+            return inm.strip() == b"*"
         return _etag_matches(inm, etag)
     ims = header(head, b"if-modified-since")
     if ims is not None:
@@ -229,18 +242,122 @@ def _range_applies(head, etag: str, last_modified: str) -> bool:
     return text == last_modified
 
 
-def serve_file(ctx, path: str, st: os.stat_result, mime: str) -> None:
-    head = ctx.head
+#: A file with a footer is read into memory; a bigger one is sent as it is (with sendfile).
+FOOTER_FILE_LIMIT = 4 * 1024 * 1024
+#: A footer file bigger than this is not read (the footer is then left out, with a log line).
+FOOTER_LIMIT = 64 * 1024
+
+
+class StaticRules:
+    """One effective `static_content` section, compiled: what serve_file needs per request."""
+
+    __slots__ = ("types", "cache_lines", "set_etag", "footer_text", "footer_file")
+
+    def __init__(self, section):
+        self.types = table_of(section.mime_map)
+        self.cache_lines = cache_headers(section.client_cache)
+        self.set_etag = section.client_cache.set_e_tag
+        self.footer_text = b""
+        self.footer_file = None
+        if section.enable_doc_footer and section.default_doc_footer:
+            if section.is_doc_footer_file_name:
+                self.footer_file = section.default_doc_footer
+            else:
+                self.footer_text = section.default_doc_footer.encode("utf-8")
+
+    def footer(self) -> bytes:
+        """The footer's bytes (a footer file is read each time: it may change without a reload)."""
+        if self.footer_file is None:
+            return self.footer_text
+        try:
+            with open(self.footer_file, "rb") as f:
+                data = f.read(FOOTER_LIMIT + 1)
+        except OSError as exc:
+            log.warning("static_content: the footer file %s cannot be read: %s", self.footer_file, exc)
+            return b""
+        if len(data) > FOOTER_LIMIT:
+            log.warning("static_content: the footer file %s is over %d bytes; left out",
+                        self.footer_file, FOOTER_LIMIT)
+            return b""
+        return data
+
+
+def cache_headers(client_cache) -> str:
+    """IIS clientCache -> the header lines it adds to a static file's response."""
+    mode = client_cache.cache_control_mode
+    custom = client_cache.cache_control_custom.strip()
+    directives = []
+    lines = ""
+    if mode == "DisableCache":
+        directives.append("no-cache")
+    elif mode == "UseMaxAge":
+        directives.append(f"max-age={int(client_cache.cache_control_max_age)}")
+    elif mode == "UseExpires" and client_cache.http_expires:
+        lines = f"Expires: {client_cache.http_expires}\r\n"
+    if custom:
+        directives.append(custom)
+    if directives:
+        lines = f"Cache-Control: {', '.join(directives)}\r\n" + lines
+    return lines
+
+
+def rules_of(config) -> StaticRules:
+    """The compiled static_content of an effective configuration (kept on it)."""
+    rules = config.__dict__.get("_static_content")
+    if rules is None:
+        rules = config._static_content = StaticRules(config.static_content)
+    return rules
+
+
+def _footer_applies(mime: str) -> bool:
+    """IIS appends the footer to the documents StaticFileModule serves; wasp to HTML only, so a
+    footer (an HTML fragment) never corrupts an image or a script."""
+    return mime.startswith("text/html")
+
+
+def serve_file(ctx, path: str, st: os.stat_result, mime: str, rules: StaticRules | None = None) -> None:
     size = st.st_size
     etag = etag_of(st)
     mtime = int(st.st_mtime)
+    if rules is not None and (rules.footer_text or rules.footer_file) and _footer_applies(mime) \
+            and size <= FOOTER_FILE_LIMIT:
+        footer = rules.footer()
+        if footer:
+            # The footer is part of the entity: its validator changes with it (and the body is
+            # made here, so no compressed copy of the file on disk stands for it).
+            etag = f'{etag[:-1]}:{zlib.crc32(footer):x}"'
+            serve_representation(ctx, path, size, etag, mtime, mime, rules=rules, footer=footer)
+            return
+    items = ctx.items
+    if items is not None:
+        # static_compression left its offer: it answers with the compressed copy when it can
+        # (and otherwise may add Vary: Accept-Encoding to the identity response below).
+        offer = items.get("static_compression")
+        if offer is not None and offer(ctx, path, st, mime):
+            return
+    serve_representation(ctx, path, size, etag, mtime, mime, rules=rules)
+
+
+def serve_representation(ctx, path: str, size: int, etag: str, mtime: int, mime: str,
+                         extra_headers: str = "", rules: StaticRules | None = None,
+                         footer: bytes = b"") -> None:
+    """One representation of a file: `size` bytes of `path` (the file itself, or its compressed
+    copy with `extra_headers` saying so), with its validators and static_content's client-cache
+    lines; 304, 206 or 200."""
+    head = ctx.head
     last_modified = http_date(mtime)
-    common = (f"Content-Type: {mime}\r\nLast-Modified: {last_modified}\r\n"
-              f"Accept-Ranges: bytes\r\nETag: {etag}\r\n")
-    if not_modified(head, etag, mtime):
-        ctx.respond(f"304 Not Modified\r\nLast-Modified: {last_modified}\r\nETag: {etag}\r\n"
+    send_etag = rules is None or rules.set_etag
+    tag_line = f"ETag: {etag}\r\n" if send_etag else ""
+    extra_lines = rules.cache_lines if rules is not None else ""
+    if not_modified(head, etag if send_etag else None, mtime):
+        ctx.respond(f"304 Not Modified\r\nLast-Modified: {last_modified}\r\n{tag_line}{extra_lines}"
                     .encode("latin-1"))
         return
+    if footer:
+        serve_with_footer(ctx, path, mime, last_modified, tag_line + extra_lines, footer)
+        return
+    common = (f"Content-Type: {mime}\r\n{extra_headers}Last-Modified: {last_modified}\r\n"
+              f"Accept-Ranges: bytes\r\n{tag_line}{extra_lines}")
     status, start, length, extra = "200 OK", 0, size, ""
     value = header(head, b"range")
     if value is not None and _range_applies(head, etag, last_modified):
@@ -255,8 +372,45 @@ def serve_file(ctx, path: str, st: os.stat_result, mime: str) -> None:
     block = f"{status}\r\n{common}{extra}Content-Length: {length}\r\n".encode("latin-1")
     if ctx.head_only or length == 0:
         ctx.respond(block, content_length=length)
+    elif not path.isascii() and not _utf8(path):
+        # A name with bytes that are not UTF-8 cannot travel in a FILE frame (its path is a
+        # msgpack str): the worker reads such a file itself, up to a bound.
+        if length > UNNAMEABLE_LIMIT:
+            raise HttpError(f"{length} bytes under a file name that is not UTF-8", status=500)
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                body = f.read(length)
+        except OSError:
+            raise NotFound("the file cannot be read") from None
+        ctx.respond(block, body)
     else:
         ctx.send_file(block, path, start, length)
+
+
+#: The largest file whose non-UTF-8 name makes the worker send it itself.
+UNNAMEABLE_LIMIT = 16 * 1024 * 1024
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def serve_with_footer(ctx, path: str, mime: str, last_modified: str, lines: str, footer: bytes) -> None:
+    """The file and the footer in one body (no ranges: the entity is not the file on disk)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(FOOTER_FILE_LIMIT + 1)
+    except OSError:
+        raise NotFound("the file cannot be read") from None
+    body = data + footer
+    block = (f"200 OK\r\nContent-Type: {mime}\r\nLast-Modified: {last_modified}\r\n{lines}"
+             f"Content-Length: {len(body)}\r\n").encode("latin-1")
+    ctx.respond(block, body)
 
 
 @register("static_file", phases=(Phase.EXECUTE_REQUEST_HANDLER,))
@@ -286,10 +440,11 @@ class StaticFileModule(Module):
                 redirect_to_slash(ctx)
                 return FINISH
             raise Forbidden("directory listing denied", substatus=14)
-        mime = content_type(ctx.file_path)
+        rules = rules_of(ctx.config)
+        mime = content_type(ctx.file_path, rules.types)
         if mime is None:
             raise NotFound("no MIME map entry for the extension", substatus=3)
         if ctx.head.method not in ("GET", "HEAD"):
             raise MethodNotAllowed("GET, HEAD")
-        serve_file(ctx, ctx.file_path, ctx.file_stat, mime)
+        serve_file(ctx, ctx.file_path, ctx.file_stat, mime, rules)
         return FINISH

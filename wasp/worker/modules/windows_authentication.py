@@ -7,7 +7,8 @@ request runs as the client's principal (`alice@EXAMPLE.COM`, or `alice` with str
 The acceptor's answer (the mutual-authentication token) goes back in `WWW-Authenticate: Negotiate
 <base64>` on whatever response the request gets. A request without the header is offered the
 `Negotiate` challenge; a token that does not verify (garbage, a ticket for another service, an
-expired ticket, a replay) is 401.1.
+expired ticket, a replay) is 401.1. A replay is known by MIT's replay cache, which the module
+names itself (REPLAY_CACHE) so that KRB5RCACHETYPE=none in the environment cannot turn it off.
 
 Kerberos needs one leg. A mechanism that wants more (NTLM inside SPNEGO) gets its next token in a
 401.1, but the context is not kept: wasp hands requests, not connections, to workers (the next
@@ -27,13 +28,18 @@ import logging
 
 from wasp.errors import HttpError
 from wasp.worker.authn import NEGOTIATE, Unauthorized, add_challenge, unauthorized
-from wasp.worker.modules.ip_restriction import mentioned
+from wasp.worker.tables import mentioned
 from wasp.worker.registry import CONTINUE, Module, ModuleError, Phase, register
 
 log = logging.getLogger("wasp.worker")
 
 _MISSING = ("windows_authentication needs the gssapi package (python-gssapi): "
             "pip install 'wasp-server[kerberos]' (and the system's libgssapi-krb5)")
+
+#: The acceptor's replay cache: MIT's default file cache ("file2", KRB5RCACHEDIR or /var/tmp,
+#: krb5_<euid>.rcache2), one file shared by every process of the user, so a token accepted by one
+#: worker is refused by its siblings and by the workers after a recycle.
+REPLAY_CACHE = "dfl:"
 
 #: A token longer than this is refused before GSSAPI sees it (a ticket with a large PAC is ~12 KB).
 MAX_TOKEN = 64 * 1024
@@ -117,12 +123,14 @@ class WindowsAuthenticationModule(Module):
                 kind = (gssapi.NameType.kerberos_principal if "/" in principal
                         else gssapi.NameType.hostbased_service)
                 name = gssapi.Name(principal, kind)
+            # The replay cache is named, never left to the environment: KRB5RCACHETYPE=none
+            # (or KRB5RCACHENAME=none:) in the worker's environment would otherwise turn it
+            # off and let a captured Authorization header in again.
+            store = {"rcache": REPLAY_CACHE}
+            if section.keytab:
+                store["keytab"] = section.keytab
             try:
-                if section.keytab:
-                    creds = gssapi.Credentials(name=name, usage="accept",
-                                               store={"keytab": section.keytab})
-                else:
-                    creds = gssapi.Credentials(name=name, usage="accept")
+                creds = gssapi.Credentials(name=name, usage="accept", store=store)
             except gssapi.exceptions.GSSError as exc:
                 detail = (f"windows_authentication: no acceptor credentials for "
                           f"{section.service_principal or 'any principal'} in keytab "
