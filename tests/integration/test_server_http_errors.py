@@ -64,6 +64,18 @@ python_path = ["{apps}"]
 [sites.applications.http_errors]
 existing_response = "PassThrough"
 
+[[sites.applications]]
+path = "/asgi"
+pool = "Errs"
+app = "errors_asgi:app"
+python_path = ["{apps}"]
+[sites.applications.http_errors]
+existing_response = "Replace"
+errors = { clear = true, add = [
+  { status_code = 404, path = "{dir}/www/errors/404.html" },
+  { status_code = 500, path = "/asgi/page", response_mode = "ExecuteURL" },
+] }
+
 [[sites]]
 name = "Traversal"
 id = 2
@@ -140,6 +152,11 @@ python_path = ["{apps}"]
 path = "Proto Site/nokeep"
 [locations.http_protocol]
 allow_keep_alive = false
+
+[[locations]]
+path = "Proto Site/plain"
+[locations.http_protocol]
+custom_headers = { remove = ["x-frame-options"], add = [{ name = "X-Plain", value = "1" }] }
 """
 
 
@@ -148,11 +165,14 @@ def server(wasp_module_server):
     base = wasp_module_server.dir
     www = base / "www"
     for folder in ("errors", "custerr/en-US", "custerr/fr-FR", "listing", "nokeep", "old/a",
-                   "child", "wild", "dir", "delegated", "exact"):
+                   "child", "wild", "dir", "delegated", "exact", "plain"):
         (www / folder).mkdir(parents=True, exist_ok=True)
     (www / "page.html").write_text("<p>page</p>")
     (www / "index.html").write_text("<p>index</p>")
     (www / "nokeep" / "page.html").write_text("<p>nokeep</p>")
+    (www / "plain" / "page.html").write_text("<p>plain</p>")
+    (www / "wild" / "web.toml").write_text(
+        '[http_redirect]\nrules = [{ wildcard = "*.asp", destination = "/asp.html" }]\n')
     (www / "dir" / "index.html").write_text("<p>dir</p>")
     (www / "data.unknownext").write_text("x")
     (www / "errors" / "404.html").write_text("<h1>custom-404-file</h1>")
@@ -192,6 +212,7 @@ def test_a_substatus_entry_picks_the_accept_language_folder(server):
     assert fetch(server, "pages.test", "/listing/").text == "english-403-14"
     r = fetch(server, "pages.test", "/listing/", **{"Accept-Language": "fr-FR,en;q=0.5"})
     assert r.status_code == 403 and r.text == "french-403-14"
+    assert fetch(server, "pages.test", "/listing/", **{"Accept-Language": "fr-fr"}).text == "french-403-14"
     # A tag that tries to climb out of the folder is not a language: en-US it is.
     r = fetch(server, "pages.test", "/listing/", **{"Accept-Language": "../../etc"})
     assert r.status_code == 403 and r.text == "english-403-14"
@@ -232,6 +253,11 @@ def test_replace_swaps_the_app_404_for_the_site_page(server):
         assert r.status_code == 404 and r.text == "<h1>custom-404-file</h1>", (path, r.text)
 
 
+def test_replace_swaps_a_streamed_asgi_404_for_an_absolute_file_page(server):
+    r = fetch(server, "pages.test", "/asgi/own404")
+    assert r.status_code == 404 and r.text == "<h1>custom-404-file</h1>", r.text
+
+
 def test_pass_through_keeps_even_an_empty_app_404(server):
     r = fetch(server, "pages.test", "/pass/empty404")
     assert r.status_code == 404 and r.content == b""
@@ -266,6 +292,8 @@ def test_redirect_appends_the_path_below_the_folder_and_the_query(server):
     assert r.headers["Location"] == "http://new.example/base/a/b.html?x=1&y=%20"
     assert "Object Moved" in r.text
     assert fetch(server, "redir.test", "/page.html").status_code == 200  # outside the folder
+    r = fetch(server, "redir.test", "/old")  # the folder's own URL: the destination itself
+    assert r.status_code == 302 and r.headers["Location"] == "http://new.example/base"
 
 
 def test_nothing_of_the_url_leaves_location_unencoded(server):
@@ -286,6 +314,7 @@ def test_exact_destination_with_query_variable_and_permanent(server):
 
 def test_child_only_leaves_the_folder_itself(server):
     assert fetch(server, "redir.test", "/child/").status_code == 403  # 403.14: not redirected
+    assert fetch(server, "redir.test", "/child").status_code == 301  # to "/child/": not ours
     r = fetch(server, "redir.test", "/child/x.html")
     assert r.status_code == 307 and r.headers["Location"] == "/moved/x.html"
 
@@ -294,6 +323,9 @@ def test_wildcard_rules_with_308(server):
     r = fetch(server, "redir.test", "/wild/deep/a.PHP")
     assert r.status_code == 308 and r.headers["Location"] == "/index.html"
     assert fetch(server, "redir.test", "/wild/a.html").status_code == 404
+    # The folder's web.toml adds a rule to the location's (after it).
+    r = fetch(server, "redir.test", "/wild/x.asp")
+    assert r.status_code == 308 and r.headers["Location"] == "/asp.html"
 
 
 # ---- httpProtocol -----------------------------------------------------------------------------
@@ -305,6 +337,12 @@ def test_custom_headers_everywhere_and_no_server_header(server):
         assert r.headers["X-Frame-Options"] == "DENY", path
         assert "Server" not in r.headers and "X-Redirected" not in r.headers, (path, r.headers)
     assert fetch(server, "pages.test", "/page.html").headers.get("Server")  # other sites keep it
+
+
+def test_a_folder_removes_an_inherited_custom_header_and_adds_its_own(server):
+    r = fetch(server, "proto.test", "/plain/page.html")
+    assert r.status_code == 200 and "X-Frame-Options" not in r.headers
+    assert r.headers["X-Plain"] == "1" and "Server" not in r.headers
 
 
 def test_redirect_headers_only_on_redirects(server):
@@ -336,3 +374,14 @@ def test_trace_is_refused_before_any_app(server):
         r = fetch(server, "proto.test", path, "TRACE", Cookie="session=secret")
         assert r.status_code == 405 and "secret" not in r.text, path
         assert "TRACE" not in r.headers["Allow"]
+
+
+def test_http2_has_the_custom_header_and_no_server_field(server):
+    from h2_support import H2Client
+
+    with H2Client(server.port) as client:
+        response = client.get("/nokeep/page.html", authority="proto.test")
+    assert response["ended"], response
+    names = set(response["headers"])
+    assert response["headers"][b":status"] == b"200"
+    assert b"x-frame-options" in names and b"server" not in names and b"connection" not in names

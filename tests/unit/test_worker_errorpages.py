@@ -21,7 +21,8 @@ REMOTE = ("203.0.113.9", 50000)
 
 def failed_ctx(mode: str, client=LOOPBACK, headers=()):
     app = make_app("/", physical_path="/srv/www/site-7f3a",
-                   http_errors=model.HttpErrors(error_mode=mode))
+                   http_errors=model.HttpErrors(error_mode=mode),
+                   tables={"server": {"http_errors": {"error_mode": mode}}})
     ctx = make_ctx(app, path="/secret/data.unknownext", client=client, headers=headers)
     ctx.phase = Phase.EXECUTE_REQUEST_HANDLER
     ctx.module = "static_file"
@@ -100,7 +101,8 @@ def crashing_app(tmp_path, mode: str):
         f"    raise RuntimeError('cannot read {PHYSICAL}')\n")
     from wasp.worker.application import load
     app = make_app("/", physical_path=str(tmp_path), app="crashapp:app",
-                   python_path=[str(tmp_path)], http_errors=model.HttpErrors(error_mode=mode))
+                   python_path=[str(tmp_path)], http_errors=model.HttpErrors(error_mode=mode),
+                   tables={"server": {"http_errors": {"error_mode": mode}}})
     load(app, threads=1, multiprocess=False)
     return app
 
@@ -125,7 +127,8 @@ def test_static_errors_in_custom_mode_through_the_pipeline(tmp_path):
     (root / "dir").mkdir(parents=True)
     (root / "data.unknownext").write_text("x")
     (root / "page.html").write_text("<p>hi</p>")
-    app = make_app("/", physical_path=str(root), http_errors=model.HttpErrors(error_mode="Custom"))
+    app = make_app("/", physical_path=str(root), http_errors=model.HttpErrors(error_mode="Custom"),
+                   tables={"server": {"http_errors": {"error_mode": "Custom"}}})
     pipeline = Pipeline(app)
     for path, method, status in (("/data.unknownext", "GET", 404), ("/dir/", "GET", 403),
                                  ("/page.html", "POST", 405), ("/nope.html", "GET", 404),

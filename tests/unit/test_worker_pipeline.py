@@ -213,7 +213,7 @@ def test_default_pipeline_maps_with_the_handler_list(tmp_path):
     pipeline.run_sync(ctx)
     assert ctx.channel.response()[:2] == (404, 0)
     content = Pipeline(make_app(physical_path=str(tmp_path)))
-    assert map_steps(content) == ["protocol_support", "default_document", "http_redirect",
+    assert map_steps(content) == ["protocol_support", "http_redirect", "default_document",
                                   "IIS Web Core"]
     ssinc = ["SSINC-stm", "SSINC-shtm", "SSINC-shtml"]  # server_side_include, with content only
     assert mapped(content) == [*ssinc, "StaticFile"]
@@ -245,13 +245,13 @@ def test_the_modules_section_decides_the_pipeline(tmp_path):
                 "web_dav", "cgi", "fast_cgi"]
     compression = ["dynamic_compression", "static_compression"]
     assert [m.id for m in Pipeline(app).modules] == [
-        "protocol_support", "request_filtering", *compression, "directory_listing",
-        "http_redirect", "server_side_include", "static_file", *security, "custom_error",
+        "protocol_support", "request_filtering", *compression, "http_redirect",
+        "directory_listing", "server_side_include", "static_file", *security, "custom_error",
         "rewrite", "reverse_proxy", "python_app"]
     other = make_app("/other", physical_path=str(tmp_path), tables=tables)
     assert [m.id for m in Pipeline(other).modules] == [
-        "protocol_support", "request_filtering", *compression, "default_document",
-        "directory_listing", "http_redirect", "server_side_include", "static_file", *security,
+        "protocol_support", "request_filtering", *compression, "http_redirect",
+        "default_document", "directory_listing", "server_side_include", "static_file", *security,
         "custom_error", "rewrite", "reverse_proxy", "python_app"]
 
 

@@ -152,7 +152,6 @@ def inherit_sections(config: Config, add) -> None:
         for name in SERVER_ONLY:
             if name in location["tables"]:
                 add(f"{location['at']}.{name}", _SERVER_ONLY_MESSAGE)
-    _check_locations(config, add)
     for i, site in enumerate(config.sites):
         if site is None:
             continue
@@ -181,6 +180,9 @@ def inherit_sections(config: Config, add) -> None:
             app.http_errors, app.caching = effective.http_errors, effective.caching
             if "access" in app_tables:
                 app.access = effective.access
+    # After the loop: a location's collection directives (remove) see the site's and the
+    # application's entries, which the loop files under tables["sites"] / ["applications"].
+    _check_locations(config, add)
 
 
 _SERVER_ONLY_MESSAGE = ("this section is AppHostOnly in IIS: set it at server level only "

@@ -106,16 +106,15 @@ def file_candidates(ctx, path: str, prefix: str) -> list[tuple[str, str]]:
         if base is None:
             return []
         base = os.path.realpath(base)
-        seen, found = set(), []
+        folders: list[str] = []
         for tag in [*languages(ctx.head), _FALLBACK_LANGUAGE]:
-            for name in (tag, tag.lower()):
-                if name.lower() in seen and name != tag:
-                    continue
+            language, _, region = tag.partition("-")
+            usual = f"{language.lower()}-{region.upper()}" if region else language.lower()
+            for name in (tag, usual, tag.lower()):  # as sent, IIS's "fr-FR", lower case
                 folder = os.path.join(base, name)
-                if folder not in seen:
-                    seen.add(folder)
-                    found.append((folder, os.path.join(folder, path)))
-            seen.add(tag.lower())
+                if folder not in folders:
+                    folders.append(folder)
+        found = [(folder, os.path.join(folder, path)) for folder in folders]
         found.append((base, os.path.join(base, path)))
         return found
     if os.path.isabs(path):

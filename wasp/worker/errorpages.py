@@ -130,8 +130,9 @@ def is_local(head) -> bool:
 
 
 def detailed_for(ctx) -> bool:
-    """Whether `ctx`'s client gets the detailed error page."""
-    mode = ctx.app.config.http_errors.error_mode
+    """Whether `ctx`'s client gets the detailed error page (the URL's effective error_mode: a
+    location or a web.toml may set it)."""
+    mode = ctx.config.http_errors.error_mode
     return mode == "Detailed" or (mode == "DetailedLocalOnly" and is_local(ctx.head))
 
 
@@ -183,6 +184,8 @@ def render(exc: HttpError, ctx) -> tuple[bytes, bytes]:
         page = custom_response(ctx, status, substatus)
         if page is not None:
             block, body = page
+            if block.startswith(b"302 "):
+                return block, body  # a Redirect page: the error's own headers (Allow) are not its
             extra = "".join(f"{name}: {value}\r\n" for name, value in getattr(exc, "headers", ()))
             return block + extra.encode("latin-1"), body
         text = custom_page(status)

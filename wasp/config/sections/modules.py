@@ -26,11 +26,13 @@ from wasp.config.sections import Section, collection, section
 #: http_cache: in IIS its BeginRequest notification is registered at a higher priority than the
 #: other modules', so it runs first in that phase wherever it sits in the list (§2.15).
 #: protocol_support comes before request_filtering: its work is IIS's RQ_SEND_RESPONSE (custom
-#: headers on every response), which it must hook before any module can answer. custom_error is
-#: IIS's CustomErrorModule, after the security modules.
+#: headers on every response), which it must hook before any module can answer. http_redirect
+#: comes before default_document: both act in MAP_REQUEST_HANDLER here, and IIS redirects before
+#: its StaticFile handler would add a directory's trailing slash. custom_error is IIS's
+#: CustomErrorModule, after the security modules.
 NATIVE_MODULES = ("http_cache", "protocol_support", "request_filtering",
                   "dynamic_compression", "static_compression",  # IIS: after HttpCacheModule
-                  "default_document", "directory_listing", "http_redirect", "server_side_include",
+                  "http_redirect", "default_document", "directory_listing", "server_side_include",
                   "static_file",
                   "anonymous_authentication", "url_authorization", "basic_authentication",
                   "windows_authentication", "digest_authentication",

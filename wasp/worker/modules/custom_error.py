@@ -16,6 +16,8 @@ that, when the handler's response head goes out with a status of 400 or more, ap
   (fTrySkipCustomErrors), which a Python app cannot say; on Linux the rule is the body: an error
   response with a body (or a streamed one, whose length is not known) is kept, an empty one
   (Content-Length 0) is replaced.
+A replacing page keeps the handler's WWW-Authenticate, Proxy-Authenticate, Allow and Retry-After
+(an API's empty 401 still challenges the client).
 """
 
 from __future__ import annotations
@@ -38,9 +40,25 @@ def existing_response(ctx, block: bytes, body, length: int):
         return block
     if mode == "Auto" and not (length == 0 or (body is not None and not body and length < 0)):
         return block
-    page, page_body = errorpages.render(HttpError("the handler's own error response", status=status), ctx)
+    exc = HttpError("the handler's own error response", status=status)
+    exc.headers = kept_headers(block)
+    page, page_body = errorpages.render(exc, ctx)
     ctx.respond(page, page_body)
     return None
+
+
+#: Headers of the handler's error response that the replacing page keeps: what the status means
+#: to the client (a 401's challenge, a 405's Allow, a 503's Retry-After).
+KEPT = frozenset({b"www-authenticate", b"proxy-authenticate", b"allow", b"retry-after"})
+
+
+def kept_headers(block: bytes) -> list[tuple[str, str]]:
+    kept = []
+    for line in block.split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() in KEPT:
+            kept.append((name.strip().decode("latin-1"), value.strip().decode("latin-1")))
+    return kept
 
 
 existing_response.custom_error = True  # errorpages.render drops it for the server's own pages

@@ -100,10 +100,15 @@ class HttpRedirectionModule(Module):
             return prefix
         rel = ctx.head.path[app.prefix_len:]
         folder = rel[:rel.rfind(b"/") + 1] or b"/"
-        found = self.bases.get(folder)
+        key = rel if urls.exact and rel.rstrip(b"/").lower() in urls.exact else folder
+        found = self.bases.get(key)
         if found is not None and found[0] is section:
             return found[1]
         base = prefix + folder.rstrip(b"/")
+        if urls.exact and rel.rstrip(b"/").lower() in urls.exact:
+            # A location named for this URL itself ("/old" without its slash): it is the base
+            # unless a folder above has the same section.
+            base = prefix + rel.rstrip(b"/")
         ancestor = b""
         for part in folder.split(b"/")[:-1]:
             ancestor += part + b"/"
@@ -112,7 +117,7 @@ class HttpRedirectionModule(Module):
                 break
         if len(self.bases) >= BASE_CACHE_LIMIT:
             self.bases.clear()
-        self.bases[folder] = (section, base)
+        self.bases[key] = (section, base)
         return base
 
     def map_request_handler(self, ctx):
