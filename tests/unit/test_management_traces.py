@@ -37,7 +37,7 @@ def trace_bytes(url="http://127.0.0.1:8080/a.py", events=None) -> bytes:
                                                       ("NotificationStatus", "NOTIFICATION_CONTINUE"))),
             (T0 + 2_200_000, 7, "GENERAL_RESPONSE_HEADERS", (("Headers", "Content-Type: text/html\r\nX-A: <b>\r\n"),)),
             (T0 + 3_000_000, 7, "FRONT_RESPONSE_SENT", (("FrontTimeBeforeWorker", "0.2"), ("WorkerTime", "2.1"),
-                                                        ("FrontTimeAfterWorker", "0.3"))),
+                                                        ("FrontTimeAfterWorker", "0.3 ms"))),
         ]
     attributes = [("url", url), ("siteId", 1), ("appPoolId", "Pool<1>"), ("processId", 42),
                   ("verb", "GET"), ("failureReason", "STATUS_CODE"), ("statusCode", "500"),

@@ -182,7 +182,7 @@ def summary(trace: Trace) -> list[tuple[str, str]]:
                            ("WorkerTime", "Worker"), ("FrontTimeAfterWorker", "Front after worker")):
             value = front.get(key)
             if value:
-                rows.append((label, f"{value} ms"))
+                rows.append((label, value if value.endswith("ms") else f"{value} ms"))
     return rows
 
 
@@ -197,7 +197,7 @@ def _e(value) -> str:
 
 
 ROW_H = 18
-LABEL_W = 330
+LABEL_W = 400
 PLOT_W = 700
 
 
@@ -206,6 +206,10 @@ def timeline_svg(trace: Trace) -> str:
     if not rows:
         return '<p class="muted" id="timeline-empty">No module events in this trace (its rule ' \
                'did not record the RequestNotifications area at Verbose).</p>'
+    # The axis covers the worker's pipeline (first module entered to last left); the front's
+    # time before the worker (a cold start can be most of it) is in the summary instead.
+    origin = min(s["start"] for s in rows)
+    rows = [dict(s, start=s["start"] - origin, end=s["end"] - origin) for s in rows]
     total = max((s["end"] for s in rows), default=0) or 1
     height = ROW_H * len(rows) + 24
     width = LABEL_W + PLOT_W + 80
