@@ -180,3 +180,101 @@ def test_a_utf16_doctype_cannot_slip_past():
     data = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY a "x">]><failedRequest/>'
     with pytest.raises(freb_view.BadTrace):
         freb_view.parse(data.encode("utf-16"))
+
+
+# ---- the management app: /api/traces (filter, newest first, pages) and /trace ----
+
+class FakeAdmin:
+    def __init__(self, rows, raw=(200, "application/xml", b"")):
+        self.rows = rows
+        self.raw = raw
+        self.calls = []
+
+    def call(self, method, target, body=None):
+        self.calls.append(target)
+        return 200, [dict(r) for r in self.rows]
+
+    def call_raw(self, target):
+        self.calls.append(target)
+        return self.raw
+
+
+def app_with(rows, raw=(200, "application/xml", b"")):
+    from wasp.management.app import ManagementApp
+
+    app = ManagementApp({"run_dir": "/nonexistent"})
+    app.admin = FakeAdmin(rows, raw)
+    return app
+
+
+def listing(app, query=""):
+    import json
+
+    status, body = app.traces({"QUERY_STRING": query})
+    return status, json.loads(body)
+
+
+def rows_of(n):
+    return [{"name": f"S/fr{i:06d}.xml", "path": f"/x/fr{i:06d}.xml", "site_id": 1,
+             "statuscode": "404.2" if i % 2 else "500", "date": f"2026-12-03T10:{i // 60:02d}:{i % 60:02d}.000000Z"}
+            for i in range(1, n + 1)]
+
+
+def test_traces_are_newest_first_in_pages_of_50():
+    app = app_with(rows_of(120))
+    status, body = listing(app)
+    assert status == "200 OK" and body["total"] == 120 and body["per_page"] == 50
+    assert body["rows"][0]["file"] == "fr000120.xml" and len(body["rows"]) == 50
+    assert all("path" not in r for r in body["rows"])
+    assert listing(app, "page=3")[1]["rows"][-1]["file"] == "fr000001.xml"
+    assert listing(app, "page=4")[1]["rows"] == []
+
+
+def test_traces_filter_by_status_and_pass_the_site_on():
+    app = app_with(rows_of(10))
+    assert listing(app, "status=404")[1]["total"] == 5
+    assert listing(app, "status=404.2")[1]["total"] == 5
+    assert listing(app, "status=404.1")[1]["total"] == 0
+    assert listing(app, "status=5")[1]["total"] == 5
+    assert listing(app, "status=50")[1]["total"] == 5
+    assert listing(app, "status=500")[1]["total"] == 5
+    listing(app, "site=S%20x")
+    assert app.admin.calls[-1] == "/traces?site=S+x"
+
+
+@pytest.mark.parametrize("query", ["status=abc", "status=404;x", "page=0", "page=x", "status=%00"])
+def test_bad_traces_queries_are_400(query):
+    from wasp.management.app import Response
+
+    with pytest.raises(Response) as info:
+        app_with(rows_of(1)).traces({"QUERY_STRING": query})
+    assert info.value.status.startswith("400")
+
+
+@pytest.mark.parametrize("query", ["site=1&name=../fr000001.xml", "site=1&name=fr000001.xml%00",
+                                   "site=../1&name=fr000001.xml", "site=1&name=%2Fetc%2Fpasswd",
+                                   "site=1", "name=fr000001.xml"])
+def test_the_trace_page_checks_its_query_before_asking(query):
+    from wasp.management.app import Response
+
+    app = app_with([])
+    with pytest.raises(Response) as info:
+        app.trace_page({"QUERY_STRING": query}, "GET", raw=False)
+    assert info.value.status.startswith("400") and app.admin.calls == []
+
+
+def test_the_trace_page_renders_and_the_raw_is_an_attachment():
+    from wasp.management.app import Response
+
+    data = trace_bytes(url="http://h/<script>x</script>")
+    app = app_with([], raw=(200, "application/xml", data))
+    status, body, kind = app.trace_page({"QUERY_STRING": "site=1&name=fr000001.xml"}, "GET", raw=False)
+    assert status == "200 OK" and kind.startswith("text/html") and b"&lt;script&gt;x" in body
+    assert app.admin.calls == ["/traces/1/fr000001.xml"]
+    with pytest.raises(Response) as info:
+        app.trace_page({"QUERY_STRING": "site=1&name=fr000001.xml"}, "GET", raw=True)
+    assert info.value.body == data and ("Content-Disposition", 'attachment; filename="fr000001.xml"') in info.value.headers
+    hostile = app_with([], raw=(200, "application/xml", b'<!DOCTYPE x [<!ENTITY a "b">]><failedRequest/>'))
+    with pytest.raises(Response) as info:
+        hostile.trace_page({"QUERY_STRING": "site=1&name=fr000001.xml"}, "GET", raw=False)
+    assert info.value.status.startswith("422")
