@@ -175,9 +175,13 @@ def test_in_the_browser_open_traces_then_the_trace_and_see_the_timeline(server):
             assert pg.locator("#timeline rect").count() >= 5
             assert "python_app" in pg.text_content("#timeline")
             assert "MODULE_ERROR" in pg.inner_text("#events")
-            assert pg.evaluate("() => window.__xss === undefined")
             if os.environ.get("WASP_SCREENSHOTS"):
                 pg.screenshot(path=os.path.join(os.environ["WASP_SCREENSHOTS"], "trace.png"), full_page=False)
+            # The trace page has no script of its own: the URL's <script> must not become one.
+            pg.goto(server.mgmt + "/trace?site=5&name=fr000002.xml")
+            pg.wait_for_selector("#summary")
+            assert pg.evaluate("() => document.querySelectorAll('script').length") == 0
+            assert "<script>alert(1)</script>" in pg.inner_text("#summary")
             context.close()
         finally:
             browser.close()
