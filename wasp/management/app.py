@@ -45,6 +45,8 @@ _CHANGES = [
     re.compile(r"cache/flush"),
 ]
 CHANGE_QUERY = {"site", "url"}
+TRACES_PAGE = 50
+_STATUS_FILTER = re.compile(r"[1-5][0-9]{0,2}(\.[0-9]{1,5})?")
 _POOL_SETTINGS = re.compile(r"pools/[^/]+")
 _RESTORE = re.compile(r"config/history/\d{1,10}/restore")
 
@@ -177,6 +179,10 @@ class ManagementApp:
             body = {"user": session.user, "csrf": codec.csrf_token(session),
                     "timeout_s": self.timeout}
             return "200 OK", json.dumps(body).encode(), "application/json", extra
+        if path in ("/trace", "/trace/raw"):
+            return self.trace_page(environ, method, raw=path == "/trace/raw") + (extra,)
+        if path == "/api/traces" and method in ("GET", "HEAD"):
+            return self.traces(environ) + ("application/json", extra)
         if path.startswith("/api/"):
             status, body = self.api(method, path[len("/api/"):], environ, session.user)
             return status, body, "application/json", extra
@@ -307,6 +313,64 @@ class ManagementApp:
             section = msgspec.convert(self.basic, BasicAuthentication, strict=False)
             self._store = store_for(section)
         return self._store
+
+    # ------------------------------------------------------------------ traces (FREB)
+    def traces(self, environ) -> tuple[str, bytes]:
+        """GET /api/traces?site=&status=&page=: the trace files, newest first, TRACES_PAGE a
+        page; `status` keeps the codes that start with it (`404`, `404.2`, `5`)."""
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
+        wanted = query.get("status", "").strip()
+        if wanted and not _STATUS_FILTER.fullmatch(wanted):
+            raise json_error("400 Bad Request", "status: a code like 404, 404.2 or 5")
+        try:
+            page = int(query.get("page", "1"))
+        except ValueError:
+            raise json_error("400 Bad Request", "page must be a number") from None
+        if not 1 <= page <= 100000:
+            raise json_error("400 Bad Request", "page must be 1 or more")
+        site = query.get("site", "")
+        status, rows = self.admin.call("GET", "/traces" + ("?" + urllib.parse.urlencode({"site": site})
+                                                           if site else ""))
+        if status != 200 or not isinstance(rows, list):
+            return f"{status} {reason_phrase(status)}", json.dumps(rows).encode()
+        if wanted:
+            rows = [r for r in rows if str(r.get("statuscode", "")) == wanted
+                    or str(r.get("statuscode", "")).startswith(wanted if len(wanted) < 3 else wanted + ".")]
+        rows.sort(key=lambda r: (str(r.get("date", "")), str(r.get("name", ""))), reverse=True)
+        total = len(rows)
+        chosen = rows[(page - 1) * TRACES_PAGE:page * TRACES_PAGE]
+        for row in chosen:
+            row.pop("path", None)  # the page needs site id + file name only
+            row["file"] = str(row.get("name", "")).rsplit("/", 1)[-1]
+        body = {"total": total, "page": page, "per_page": TRACES_PAGE, "rows": chosen}
+        return "200 OK", json.dumps(body).encode()
+
+    def trace_page(self, environ, method: str, raw: bool):
+        """GET /trace?site=ID&name=frNNNNNN.xml: one trace rendered (freb_view.py); /trace/raw: its XML."""
+        if method not in ("GET", "HEAD"):
+            raise json_error("405 Method Not Allowed", "traces are read with GET")
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
+        site, name = query.get("site", ""), query.get("name", "")
+        if not re.fullmatch(r"[0-9]{1,10}", site):
+            raise json_error("400 Bad Request", "site: the site's id")
+        if not re.fullmatch(r"fr[0-9]{6,10}\.xml", name):
+            raise json_error("400 Bad Request", "name: a trace file name (frNNNNNN.xml)")
+        status, kind, data = self.admin.call_raw(f"/traces/{site}/{name}")
+        if status != 200:
+            return f"{status} {reason_phrase(status)}", data, "application/json"
+        if raw:
+            # Sent as a download, never shown inline: the file's own stylesheet PI and any
+            # markup a URL smuggled into it stay inert (nosniff, CSP, attachment).
+            raise Response("200 OK", data, "application/xml; charset=utf-8",
+                           [("Content-Disposition", f'attachment; filename="{name}"')])
+        from wasp.management import freb_view
+        try:
+            trace = freb_view.parse(data)
+        except freb_view.BadTrace as exc:
+            raise json_error("422 Unprocessable Content", str(exc)) from None
+        href = "/trace/raw?" + urllib.parse.urlencode({"site": site, "name": name})
+        body = freb_view.page(trace, site, name, href).encode("utf-8")
+        return "200 OK", body, "text/html; charset=utf-8"
 
     # ------------------------------------------------------------------ the API
     def api(self, method: str, rest: str, environ, user: str) -> tuple[str, bytes]:

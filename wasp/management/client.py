@@ -39,3 +39,16 @@ class Admin:
             return response.status, json.loads(raw) if raw else None
         except ValueError:
             return 502, {"error": "the admin API's answer is not JSON"}
+
+    def call_raw(self, target: str) -> tuple[int, str, bytes]:
+        """GET `target` and hand back (status, content type, body) as sent (a trace's XML)."""
+        conn = UnixHTTPConnection(self.socket_path, self.timeout)
+        try:
+            conn.request("GET", target, headers={"Host": "wasp"})
+            response = conn.getresponse()
+            return response.status, response.getheader("Content-Type", ""), response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            return 502, "application/json", json.dumps(
+                {"error": f"the server's admin API did not answer: {exc}"}).encode()
+        finally:
+            conn.close()

@@ -121,6 +121,10 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method not in ("GET", "HEAD"):
             raise RouteError(405, f"{method} not allowed on /{parts[0]}")
         return parts[0], {}
+    if len(parts) == 3 and parts[0] == "traces":  # one FREB file (wasp/manager/traces.py)
+        if method not in ("GET", "HEAD"):
+            raise RouteError(405, f"{method} not allowed on {path}")
+        return "trace_file", {"site": parts[1], "file": parts[2]}
     if len(parts) == 1 and parts[0] == "reload":
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on /reload")

@@ -207,6 +207,10 @@ class AdminApi:
             from wasp.manager import traces
 
             return await traces.answer(self.config, request.query)
+        if name == "trace_file":
+            from wasp.manager import traces
+
+            return await traces.one(self.config, args["site"], args["file"])
         if name == "events":
             try:
                 since = int(request.query.get("since", "0"))

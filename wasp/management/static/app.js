@@ -241,8 +241,40 @@ function w3cTable(lines) {
   return table(fields, rows.reverse(), { id: "log-table" });
 }
 
+// ---------------------------------------------------------------- failed request traces
+const tracesState = { site: "", status: "", page: 1 };
+const tracesPage = {
+  title: "Failed Request Traces",
+  async render(main) {
+    const sites = await api("sites");
+    const query = new URLSearchParams({ page: String(tracesState.page) });
+    if (tracesState.site) query.set("site", tracesState.site);
+    if (tracesState.status) query.set("status", tracesState.status);
+    const answer = await api("traces?" + query.toString());
+    const pages = Math.max(1, Math.ceil(answer.total / answer.per_page));
+    const go = (page) => { tracesState.page = page; show(); };
+    const rows = answer.rows.map((t) => [
+      h("a", { href: "/trace?" + new URLSearchParams({ site: String(t.site_id), name: t.file }).toString(), class: "trace-link" }, t.url),
+      t.statuscode, `${t.time_taken} ms`, t.verb, t.date, t.name, t.apppool, t.failure_reason]);
+    main.replaceChildren(
+      h("h2", {}, "Failed Request Traces"),
+      h("div", { class: "filters" },
+        h("label", {}, "Site", h("select", { id: "trace-site", onchange: (ev) => { tracesState.site = ev.target.value; tracesState.page = 1; show(); } },
+          h("option", { value: "" }, "All sites"),
+          ...sites.map((s) => h("option", { value: String(s.id), selected: String(s.id) === tracesState.site ? "" : undefined }, `${s.name} (W3SVC${s.id})`)))),
+        h("label", {}, "Status", h("input", { id: "trace-status", value: tracesState.status, placeholder: "404, 500.19, 5",
+          onchange: (ev) => { tracesState.status = ev.target.value.trim(); tracesState.page = 1; show(); } }))),
+      answer.rows.length ? table(["URL", "Status", "Time taken", "Verb", "Date", "File", "App pool", "Reason"], rows, { id: "traces" })
+        : h("p", { class: "muted", id: "no-traces" }, "No trace files (a site's trace_failed_requests_logging must be enabled and a rule must match)."),
+      h("p", { class: "pager" },
+        h("button", { id: "traces-prev", disabled: answer.page <= 1 ? "" : undefined, onclick: () => go(answer.page - 1) }, "Newer"),
+        ` page ${answer.page} of ${pages} (${answer.total} traces) `,
+        h("button", { id: "traces-next", disabled: answer.page >= pages ? "" : undefined, onclick: () => go(answer.page + 1) }, "Older")));
+  },
+};
+
 // ---------------------------------------------------------------- router
-const pages = { overview, sites: sitesPage, pools: poolsPage, workers: workersPage, events: eventsPage, logs: logsPage, ...configPages.routes };
+const pages = { overview, sites: sitesPage, pools: poolsPage, workers: workersPage, events: eventsPage, logs: logsPage, traces: tracesPage, ...configPages.routes };
 
 export async function show() {
   const [name, ...args] = (location.hash.replace(/^#\/?/, "") || "overview").split("/");
