@@ -9,8 +9,14 @@ import signal
 import threading
 import time
 
+import pathlib
+import shutil
+
 import psutil
 import pytest
+
+import wasp
+from wasp.cli.client import AdminClient
 
 CONFIG = """
 {pool_timing}
@@ -70,25 +76,12 @@ class Load:
                 if not keep_alive or closing:
                     conn.close()
                     conn = None
-            except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
-                # A keep-alive connection the old front closed while idle (between requests) is
-                # what every HTTP client retries; a new connection must never see this.
-                if conn is not None and keep_alive and getattr(conn, "_wasp_used", False):
-                    conn.close()
-                    conn = None
-                    continue
-                with self.lock:
-                    self.failures.append(repr(exc))
-                conn = None
             except Exception as exc:
                 with self.lock:
                     self.failures.append(repr(exc))
                 if conn is not None:
                     conn.close()
                 conn = None
-            else:
-                if conn is not None:
-                    conn._wasp_used = True
 
     def __enter__(self):
         for t in self.threads:
@@ -188,3 +181,37 @@ def test_two_upgrades_at_once_are_refused_and_sigusr2_works(server):
     assert manager_pid(server) != old[0]
     if second.returncode == 1:
         assert "already under way" in second.stderr or "shutting down" in second.stderr, second.stderr
+
+
+def test_upgrade_runs_the_newly_installed_version(wasp_server, tmp_path):
+    """Two installed versions: the server runs from a copy of the package on PYTHONPATH (an
+    install); the copy is then replaced in place with a bumped __version__, as an upgrade of the
+    installed package does, and `wasp upgrade` must bring that version up (GET /status)."""
+    site = tmp_path / "installed"
+    shutil.copytree(pathlib.Path(wasp.__file__).parent, site / "wasp",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    srv = wasp_server(CONFIG, env={"PYTHONPATH": str(site)})
+    try:
+        client = AdminClient(str(srv.run_dir))
+        assert client.get("status")["server"]["version"] == wasp.__version__
+        init = site / "wasp" / "__init__.py"
+        init.write_text(init.read_text().replace(f'__version__ = "{wasp.__version__}"',
+                                                 '__version__ = "99.0.0+upgraded"'))
+        old = old_generation(srv)
+        srv.cli("upgrade", timeout=120)
+        wait_gone(srv, old)
+        status = client.get("status")["server"]
+        assert status["version"] == "99.0.0+upgraded" and status["pid"] == manager_pid(srv) != old[0]
+    finally:
+        pid = manager_pid(srv)
+        if pid != srv.proc.pid:
+            try:
+                proc = psutil.Process(pid)
+                kids = proc.children(recursive=True)
+                proc.terminate()
+                proc.wait(30)
+                for kid in kids:
+                    if kid.is_running():
+                        kid.kill()
+            except psutil.Error:
+                pass
