@@ -574,6 +574,9 @@ class Server:
         still accepts, `wasp upgrade`) instead of racing a close of an idle connection with its
         next request, which it sees as a reset."""
         self.stopping = True
+        for conn in list(self.connections):
+            if getattr(conn, "goaway_on_stop", False):
+                conn.close_if_idle()
         self.loop.call_at(self.loop.time() + STOP_IDLE_GRACE, self._close_idle)
 
     def _close_idle(self) -> None:
