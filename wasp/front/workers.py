@@ -264,7 +264,7 @@ class WorkerLink(asyncio.Protocol):
             self.transport.close()
             return
         self.capacity = max(1, hello.capacity)
-        self.apps = frozenset(hello.apps) if hello.apps else None
+        self.apps = frozenset(hello.apps) if hello.apps is not None else None
         if self.pid == 0:
             self.pid = hello.pid
         if self.state is LinkState.WAITING_HELLO:

@@ -169,8 +169,8 @@ class Hello(msgspec.Struct, array_like=True):
     capacity: int  # requests the worker takes at once; the front never dispatches more
     #: the application keys ("<site id><app path>") the worker loaded; the front dispatches to it
     #: only requests for these (a reload can give the pool apps its old worker does not host).
-    #: Empty: not said (every application of the pool).
-    apps: list[str] = msgspec.field(default_factory=list)
+    #: None: not said (every application of the pool); [] hosts none (a pool with no apps yet).
+    apps: list[str] | None = None
 
 
 class TlsInfo(msgspec.Struct, array_like=True):
