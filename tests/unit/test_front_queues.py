@@ -11,8 +11,9 @@ from wasp.wire.http import AppPoolUnavailable
 
 
 class Worker:
-    def __init__(self, pool, capacity):
+    def __init__(self, pool, capacity, apps=None):
         self.pool_name = pool
+        self.apps = frozenset(apps) if apps is not None else None
         self.capacity = capacity
         self.inflight = 0
         self.got = []
@@ -257,3 +258,93 @@ def test_starved_queue_asks_to_look_again_only_when_shared():
     lone.worker_ready(Worker("P", 0))
     lone.submit(req(lone), 0.0)
     assert "lone" not in starved
+
+
+class _App:
+    def __init__(self, key):
+        self.key = key
+
+
+def app_req(d, key):
+    r = req(d)
+    r.app = _App(key)
+    return r
+
+
+def test_a_request_goes_only_to_a_worker_that_hosts_its_application(setup):
+    # A reload gave pool P application "1/new"; its old worker loaded only "1/"
+    d, demands = setup
+    old = Worker("P", 4, apps={"1/"})
+    d.worker_ready(old)
+    a, b = app_req(d, "1/new"), app_req(d, "1/")
+    d.submit(a, 1.0)
+    d.submit(b, 1.0)
+    assert old.got == [b]                       # what the old worker knows goes on to it
+    assert a.stage is Stage.QUEUED and list(d.pools["P"].queue) == [a]
+    assert demands == []                        # the pool has a worker: the recycle brings the other
+    c = app_req(d, "1/")
+    d.submit(c, 1.0)                            # behind a queued request it cannot take: not blocked
+    assert old.got == [b, c]
+    new = Worker("P", 4, apps={"1/", "1/new"})
+    d.worker_ready(new)
+    assert new.got == [a] and not d.pools["P"].queue
+
+
+def test_the_partial_pump_keeps_order_and_places(setup):
+    d, _ = setup
+    old = Worker("P", 1, apps={"1/"})
+    d.worker_ready(old)
+    rs = [app_req(d, k) for k in ("1/", "1/new", "1/", "1/new")]
+    for r in rs:
+        d.submit(r, 1.0)
+    assert old.got == [rs[0]]
+    assert list(d.pools["P"].queue) == rs[1:]
+    old.inflight -= 1
+    d.pump(d.pools["P"])
+    assert old.got == [rs[0], rs[2]]
+    assert list(d.pools["P"].queue) == [rs[1], rs[3]]
+    new = Worker("P", 1, apps={"1/", "1/new"})
+    d.worker_ready(new)
+    assert new.got == [rs[1]] and list(d.pools["P"].queue) == [rs[3]]   # oldest first
+    d.worker_gone(old)                           # the old one drains: the new one hosts all
+    assert d.pools["P"].common == {"1/", "1/new"}
+
+
+def test_unhosted_requests_share_the_queue_bound(setup):
+    demands = []
+    d = Dispatcher(demands.append)
+    d.configure(config(queue_length=2))
+    d.worker_ready(Worker("P", 4, apps={"1/"}))
+    d.submit(app_req(d, "1/new"), 1.0)
+    d.submit(app_req(d, "1/new"), 1.0)
+    with pytest.raises(AppPoolUnavailable) as err:
+        d.submit(app_req(d, "1/new"), 1.0)
+    assert err.value.reason == "QueueFull"
+    assert len(d.expire(100.0, 10.0)) == 2      # and the queue's timeout (503 Timer_AppPool)
+
+
+def test_a_failed_replacement_answers_its_applications_app_offline(setup):
+    d, _ = setup
+    old = Worker("P", 4, apps={"1/"})
+    d.worker_ready(old)
+    a = app_req(d, "1/new")
+    d.submit(a, 1.0)
+    assert d.unhosted("P") == [a] and not d.pools["P"].queue
+    with pytest.raises(AppPoolUnavailable) as err:
+        d.submit(app_req(d, "1/new"), 1.0)
+    assert err.value.reason == "AppOffline"
+    b = app_req(d, "1/")
+    d.submit(b, 1.0)                            # the old applications are still served
+    assert old.got == [b]
+    d.worker_ready(Worker("P", 4, apps={"1/", "1/new"}))   # a later retry came up
+    c = app_req(d, "1/new")
+    d.submit(c, 1.0)
+    assert c.stage is Stage.EXECUTING
+
+
+def test_unhosted_is_nothing_without_workers(setup):
+    d, demands = setup
+    assert d.unhosted("P") == [] and d.unhosted("nope") == []
+    a = app_req(d, "1/new")
+    d.submit(a, 1.0)
+    assert a.stage is Stage.QUEUED and demands == ["P"]

@@ -75,6 +75,7 @@ class Front:
         self._handlers = {
             "config": self._on_config,
             "pool_state": self._on_pool_state,
+            "pool_unhosted": self._on_pool_unhosted,
             "worker_add": self._on_worker_add,
             "worker_drain": self._on_worker_drain,
             "list_requests": self._on_list_requests,
@@ -211,6 +212,16 @@ class Front:
         pool = server.dispatcher.pools.get(name)
         for req in server.dispatcher.set_state(name, message["state"], reason):
             req.conn.reject(req, AppPoolUnavailable(pool.reason, close=pool.tcp_level))
+
+    def _on_pool_unhosted(self, message: dict, fds: list[int]) -> None:
+        server = self.server
+        if server is None:
+            return
+        name = message["pool"]
+        reason = message.get("reason") or "AppOffline"
+        pool = server.dispatcher.pools.get(name)
+        for req in server.dispatcher.unhosted(name, reason):
+            req.conn.reject(req, AppPoolUnavailable(reason, close=pool.tcp_level))
 
     def _on_worker_add(self, message: dict, fds: list[int]) -> None:
         if not fds:

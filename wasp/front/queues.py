@@ -14,7 +14,17 @@ before a dispatch. A front whose pool has queued requests but whose workers are 
 fronts' requests is told (`on_starved`) to pump again shortly: another front's request ending
 frees the place, and nothing tells this front.
 
-No I/O: workers are objects with `free`, `pool_name`, `claim()` and `dispatch(request)`.
+A reload can give a pool an application its running worker did not load (`wasp add app`, an
+application moved to another pool): the manager recycles the pool overlapped, and until the new
+worker is up the old one keeps serving what it hosts. Each worker names its applications in
+HELLO (`apps`); a request goes only to a worker that hosts its application, and one that no
+worker hosts waits in the queue (same `queue_length` and timeout) for one that does. When the
+replacement fails (`pool_unhosted` from the manager) those requests are answered 503 AppOffline
+and new ones for those applications get it at once, until a worker's HELLO (docs/internals.md,
+"Reloads that change a pool's applications").
+
+No I/O: workers are objects with `free`, `pool_name`, `apps` (a frozenset of application keys,
+or None: all), `claim()` and `dispatch(request)`.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ _STARTED = PoolState.STARTED   # a global: an enum member lookup costs a call on
 
 class Worker(Protocol):
     pool_name: str
+    apps: frozenset[str] | None
 
     @property
     def free(self) -> int: ...
@@ -59,7 +70,7 @@ def private_board() -> Scoreboard:
 
 class PoolQueue:
     __slots__ = ("name", "limit", "tcp_level", "state", "reason", "queue", "workers",
-                 "demand_sent", "served", "cell", "counters")
+                 "demand_sent", "served", "cell", "counters", "common", "unhosted")
 
     def __init__(self, name: str, limit: int, tcp_level: bool, started: bool, cell: int = QUEUED):
         self.name = name
@@ -73,6 +84,27 @@ class PoolQueue:
         self.served = 0
         self.cell = cell        # this pool's queued-count cell in the scoreboard
         self.counters = PoolCounters()   # arrivals, rejections, durations (wasp/front/metrics.py)
+        #: the applications every worker hosts (None: every worker hosts every application, or
+        #: none is up): a request for one of these takes the fast path, any worker will do
+        self.common: frozenset[str] | None = None
+        #: the reason ("AppOffline") to answer requests for applications no worker hosts, set
+        #: when the manager says the worker that would host them failed to start; "" = wait
+        self.unhosted = ""
+
+    def update_common(self) -> None:
+        common = None
+        for worker in self.workers:
+            apps = worker.apps
+            if apps is not None:
+                common = apps if common is None else common & apps
+        self.common = common
+
+    def hosts(self, key: str) -> bool:
+        """Some worker of the pool hosts application `key` (whether or not it has room)."""
+        common = self.common
+        if common is None or key in common:
+            return True
+        return any(w.apps is None or key in w.apps for w in self.workers)
 
     def best_worker(self) -> Worker | None:
         best = None
@@ -83,14 +115,26 @@ class PoolQueue:
                 best, most = worker, free
         return best
 
-    def claim_worker(self) -> Worker | None:
-        """The worker with the most free capacity, with a place claimed on it; None when none
-        has one (another front may have taken the last place since `free` was read)."""
+    def claim_worker(self, key: str | None = None) -> Worker | None:
+        """The worker with the most free capacity (among those hosting application `key`),
+        with a place claimed on it; None when none has one (another front may have taken the
+        last place since `free` was read)."""
+        common = self.common
+        if key is not None and common is not None and key not in common:
+            return self._claim_hosting(key)
         best = self.best_worker()
         if best is None or best.claim():
             return best
         for worker in sorted(self.workers, key=lambda w: -w.free):
             if worker is not best and worker.free > 0 and worker.claim():
+                return worker
+        return None
+
+    def _claim_hosting(self, key: str) -> Worker | None:
+        """claim_worker among the workers that host `key` (some do not: a reload's window)."""
+        hosting = [w for w in self.workers if w.apps is None or key in w.apps]
+        for worker in sorted(hosting, key=lambda w: -w.free):
+            if worker.free > 0 and worker.claim():
                 return worker
         return None
 
@@ -170,8 +214,15 @@ class Dispatcher:
             counters.reject(pool.reason)
             raise AppPoolUnavailable(pool.reason, close=pool.tcp_level)
         queue = pool.queue
+        if pool.common is not None:
+            key = request.app.key
+            if pool.unhosted and key not in pool.common and not pool.hosts(key):
+                counters.reject(pool.unhosted)
+                raise AppPoolUnavailable(pool.unhosted, close=pool.tcp_level)
+        else:
+            key = None
         if not queue:
-            worker = pool.claim_worker()
+            worker = pool.claim_worker(key)
             if worker is not None:
                 worker.dispatch(request)
                 return
@@ -182,6 +233,12 @@ class Dispatcher:
         request.move(Stage.QUEUED)
         request.queued_at = now
         queue.append(request)
+        if key is not None and len(queue) > 1:
+            # Requests no worker hosts wait at the head: this one may still have a place.
+            self._pump_partial(pool, pool.common)
+            self.board.set(pool.cell, len(queue))
+            if request.stage is not Stage.QUEUED:
+                return
         if not pool.demand_sent and pool.best_worker() is None:
             pool.demand_sent = True
             self._on_demand(pool.name)
@@ -203,14 +260,60 @@ class Dispatcher:
         queue = pool.queue
         if not queue:
             return
-        while queue:
-            worker = pool.claim_worker()
-            if worker is None:
-                break
-            worker.dispatch(queue.popleft())
+        common = pool.common
+        if common is None:
+            while queue:
+                worker = pool.claim_worker()
+                if worker is None:
+                    break
+                worker.dispatch(queue.popleft())
+        else:
+            self._pump_partial(pool, common)
         self.board.set(pool.cell, len(queue))
         if queue and self._on_starved is not None and pool.workers:
             self._on_starved()
+
+    def _pump_partial(self, pool: PoolQueue, common: frozenset[str]) -> None:
+        """pump when some worker does not host every application: oldest first, each request to
+        a worker that hosts its application; one that none can take now keeps its place."""
+        queue = pool.queue
+        kept: list[Request] = []
+        full: set[str] = set()     # applications whose hosting workers are full on this pass
+        while queue:
+            request = queue.popleft()
+            key = request.app.key
+            if key in full:
+                kept.append(request)
+                continue
+            worker = pool.claim_worker(key)
+            if worker is None:
+                if key in common:
+                    queue.appendleft(request)   # every worker is full: nothing more goes now
+                    break
+                full.add(key)
+                kept.append(request)
+                continue
+            worker.dispatch(request)
+        queue.extendleft(reversed(kept))
+
+    def unhosted(self, name: str, reason: str = "AppOffline") -> list[Request]:
+        """`pool_unhosted`: the worker that would host the applications the pool's workers do
+        not failed to start. Returns the queued requests for those to answer 503 `reason`; new
+        ones are answered so at once until a worker says HELLO."""
+        pool = self.pools.get(name)
+        if pool is None or pool.state is not PoolState.STARTED or not pool.workers:
+            return []
+        pool.unhosted = reason
+        rejected = [r for r in pool.queue if not pool.hosts(r.app.key)]
+        if rejected:
+            drop = set(map(id, rejected))
+            kept = [r for r in pool.queue if id(r) not in drop]
+            pool.queue.clear()
+            pool.queue.extend(kept)
+            for _ in rejected:
+                pool.counters.reject(reason)
+            self.board.set(pool.cell, len(pool.queue))
+        return rejected
 
     def pump_all(self) -> bool:
         """Pump every pool with queued requests (the starved retry); True while some still wait
@@ -243,6 +346,8 @@ class Dispatcher:
             return
         if worker not in pool.workers:
             pool.workers.append(worker)
+        pool.update_common()
+        pool.unhosted = ""      # a new worker: what it hosts is served, the rest waits again
         pool.demand_sent = False
         self.pump(pool)
 
@@ -252,6 +357,7 @@ class Dispatcher:
             return
         if worker in pool.workers:
             pool.workers.remove(worker)
+            pool.update_common()
         if (pool.queue and not pool.workers and not pool.demand_sent
                 and pool.state is PoolState.STARTED):
             pool.demand_sent = True

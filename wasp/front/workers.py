@@ -76,6 +76,8 @@ class WorkerLink(asyncio.Protocol):
         self.pid = pid
         self.state = LinkState.WAITING_HELLO
         self.capacity = 0
+        #: the applications its HELLO named (None: not said, every application of the pool)
+        self.apps: frozenset[str] | None = None
         self.inflight = 0
         self.served = 0
         self.streams: dict = {}
@@ -262,13 +264,14 @@ class WorkerLink(asyncio.Protocol):
             self.transport.close()
             return
         self.capacity = max(1, hello.capacity)
+        self.apps = frozenset(hello.apps) if hello.apps is not None else None
         if self.pid == 0:
             self.pid = hello.pid
         if self.state is LinkState.WAITING_HELLO:
             self.move(LinkState.ACTIVE)
             self.server.dispatcher.worker_ready(self)
         elif self.state is LinkState.ACTIVE:
-            self._pump()
+            self.server.dispatcher.worker_ready(self)   # its application set may have changed
 
     def _released(self, count: int) -> None:
         self.inflight -= count

@@ -94,6 +94,16 @@ class SetPoolState:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolUnhosted:
+    """`pool_unhosted` to every front: a replacement worker failed to start while others of
+    the pool serve; requests for applications no serving worker hosts (a reload added them)
+    get 503 `reason` instead of waiting for it."""
+
+    pool: str
+    reason: str = "AppOffline"
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """An entry for the event log (and a line on stderr); ids in `wasp.manager.events`."""
 

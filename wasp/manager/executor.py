@@ -135,6 +135,9 @@ class Executor:
         elif a.front in self.fronts:
             self.fronts[a.front].channel.send(message)
 
+    def _do_PoolUnhosted(self, a: A.PoolUnhosted) -> None:
+        self._send_fronts({"op": "pool_unhosted", "pool": a.pool, "reason": a.reason})
+
     def _do_SpawnWorker(self, a: A.SpawnWorker) -> None:
         rec = self.sup.pools.get(a.pool)
         settings = rec.settings if rec else None

@@ -148,6 +148,9 @@ class Lifecycle:
                 rec.recycle_retry_at = rec.spawn_not_before = now + delay
                 self._pool_event(9021, rec, w.pid, attempt=rec.recycle_attempts,
                                  retry_s=f"{delay:g}", error=rec.recycle_error)
+                # Applications a reload gave the pool, which the serving workers do not host,
+                # are offline until a retry comes up (the old ones keep being served).
+                self._emit(A.PoolUnhosted(rec.name))
                 return
         self._record_failure(rec, now)
 

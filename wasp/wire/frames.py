@@ -167,6 +167,10 @@ class Hello(msgspec.Struct, array_like=True):
     worker_id: int
     pid: int
     capacity: int  # requests the worker takes at once; the front never dispatches more
+    #: the application keys ("<site id><app path>") the worker loaded; the front dispatches to it
+    #: only requests for these (a reload can give the pool apps its old worker does not host).
+    #: None: not said (every application of the pool); [] hosts none (a pool with no apps yet).
+    apps: list[str] | None = None
 
 
 class TlsInfo(msgspec.Struct, array_like=True):

@@ -450,7 +450,8 @@ class Worker:
         channel = self.channels[front] = DataChannel(
             sock, self.loop, on_request=self._on_request, on_drain=self._on_drain,
             on_close=self._on_channel_close, on_done=self._on_done)
-        channel.send_raw(frames.pack_hello(frames.Hello(self.worker_id, os.getpid(), self.capacity)))
+        channel.send_raw(frames.pack_hello(frames.Hello(self.worker_id, os.getpid(), self.capacity,
+                                                                sorted(self.apps))))
 
     def _all_drained(self) -> bool:
         """Every front has sent DRAIN or closed its channel (or none is attached)."""
