@@ -275,7 +275,7 @@ def load(app: Application, *, threads: int, multiprocess: bool) -> None:
             # Static content with a handler that must read bodies on a thread (web_dav, where
             # authoring is enabled): it runs on the pool's threads, and its request bodies are
             # read there. server_side_include is blocking too but never makes an application
-            # threaded (cgi and fast_cgi run only in loop-side applications).
+            # threaded. cgi, fast_cgi and the reverse proxy still run on the loop (flow.to_async).
             app.threaded = True
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt,)):

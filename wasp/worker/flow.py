@@ -302,3 +302,21 @@ class AsyncBody:
             ctx = self._ctx
             ctx.channel.send_frame(ctx, frames.pack_window(ctx.sid, len(data)))
         return data, not self._eof
+
+
+def to_async(ctx) -> None:
+    """A request of a threaded application (a WSGI app, or web_dav) whose handler runs on the
+    loop instead (the reverse proxy, cgi, fast_cgi): its body reader was made for a thread. Called
+    on the loop before anything read the body, so its bytes move over as they are and what the
+    front sends next is fed to the new reader."""
+    if not ctx.threaded:
+        return
+    body = ctx.body
+    ctx.threaded = False
+    if isinstance(body, BlockingBody):
+        new = AsyncBody(ctx, eof=body._eof)
+        if body._buf:
+            new.feed(bytes(body._buf))
+            body._buf.clear()
+        new.limit = body.limit
+        ctx.body = new

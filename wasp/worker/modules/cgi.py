@@ -27,6 +27,7 @@ import signal
 from wasp.errors import HttpError, NotFound
 from wasp.worker import gateway
 from wasp.worker.context import Cancelled
+from wasp.worker.flow import to_async
 from wasp.worker.procs import spawn_child
 from wasp.worker.registry import FINISH, Module, Phase, register
 
@@ -80,11 +81,13 @@ class CgiModule(Module):
         self.threaded = app.threaded
 
     def wants(self, phase) -> bool:
-        # A script needs content; in an application with a WSGI app the loop-side handlers do
-        # not run (its request bodies are read by threads).
-        return self.root is not None and not self.threaded
+        # A script needs content. In a threaded application it runs on the loop too.
+        return self.root is not None
 
     def execute_request_handler(self, ctx):
+        # In a threaded application (a WSGI app, or web_dav) this handler is not blocking, so
+        # it runs on the loop: its body is read there (flow.to_async).
+        to_async(ctx)
         return self.run(ctx)
 
     async def run(self, ctx):

@@ -27,6 +27,7 @@ from wasp.errors import HttpError
 from wasp.wire import fastcgi as fcgi
 from wasp.worker import gateway
 from wasp.worker.context import Cancelled
+from wasp.worker.flow import to_async
 from wasp.worker.fastcgi_pool import External, FastCgiFailure, is_address, pool_for, shutdown_all
 from wasp.worker.registry import FINISH, Module, Phase, register
 
@@ -63,12 +64,15 @@ class FastCgiModule(Module):
         self.externals: dict = {}
 
     def wants(self, phase) -> bool:
-        return self.root is not None and not self.threaded
+        return self.root is not None
 
     def cleanup(self) -> None:
         shutdown_all()
 
     def execute_request_handler(self, ctx):
+        # In a threaded application (a WSGI app, or web_dav) this handler is not blocking, so
+        # it runs on the loop: its body is read there (flow.to_async).
+        to_async(ctx)
         return self.run(ctx)
 
     def target_for(self, ctx):

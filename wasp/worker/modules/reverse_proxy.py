@@ -28,7 +28,7 @@ from wasp.wire.backend import (IDEMPOTENT, LAST_CHUNK, BackendError, BadRequestH
                                ResponseReader, chunk, request_head, response_block)
 from wasp.worker.context import Cancelled
 from wasp.worker.farms import Farms, split_url
-from wasp.worker.flow import AsyncBody, BlockingBody
+from wasp.worker.flow import AsyncBody, BlockingBody, to_async
 from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
 
 log = logging.getLogger("wasp.worker.proxy")
@@ -443,15 +443,4 @@ def _rewriter(ctx, server, host: str):
     return rewrite
 
 
-def _to_async(ctx) -> None:
-    """A request of an application with a WSGI app: its body reader was made for a thread; the
-    proxy reads on the loop. Nothing has read it yet, so its bytes move over as they are."""
-    body = ctx.body
-    ctx.threaded = False
-    if isinstance(body, BlockingBody):
-        new = AsyncBody(ctx, eof=body._eof)
-        if body._buf:
-            new.feed(bytes(body._buf))
-            body._buf.clear()
-        new.limit = body.limit
-        ctx.body = new
+_to_async = to_async  # wasp/worker/flow.py
