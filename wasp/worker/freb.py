@@ -69,7 +69,8 @@ except Exception:  # no passwd entry for the uid
 
 
 class CompiledRule:
-    __slots__ = ("path", "match", "codes", "time_taken", "failure_level", "levels", "notify")
+    __slots__ = ("path", "match", "codes", "time_taken", "failure_level", "levels", "notify",
+                 "table")
 
     def __init__(self, rule):
         self.path = rule.path
@@ -99,6 +100,9 @@ class CompiledRule:
                 levels[bit] = max(levels.get(bit, -1), AREA_VERBOSITY[area.verbosity])
         self.levels = levels
         self.notify = levels.get(freb.REQUEST_NOTIFICATIONS, -1) >= freb.VERBOSE
+        # opcode -> (level, recorded?): what `Trace.emit` asks, worked out once per rule.
+        self.table = {opcode: (level, not keyword or level <= levels.get(keyword, -1))
+                      for opcode, (_number, level, keyword) in freb.EVENTS.items()}
 
 
 class Tracer:
@@ -177,16 +181,21 @@ class Trace:
 
     # ---- recording (the request's thread) ----
     def emit(self, opcode: str, data) -> None:
-        _number, level, keyword = freb.EVENTS[opcode]
+        """Buffer one event: a tuple, its data formatted later when `data` is a callable."""
+        level, recorded = self.rule.table[opcode]
         if level < self.worst:
             self.worst = level
-        if keyword and level > self.rule.levels.get(keyword, -1):
+        if not recorded:
             return
         events = self.events
         if len(events) >= MAX_EVENTS:
             self.dropped += 1
             return
-        events.append((time.perf_counter_ns(), threading.get_ident(), opcode, data))
+        events.append((_perf_ns(), _get_ident(), opcode, data))
+
+    def records(self, opcode: str) -> bool:
+        """Whether the rule keeps `opcode`: a module tests it before building an event's data."""
+        return self.rule.table[opcode][1]
 
     def response(self, ctx, block: bytes, substatus: int) -> None:
         """The response head goes out (ctx._mark): its headers, and who set an error status."""
@@ -225,6 +234,14 @@ class Trace:
             self.emit("AUTH_SUCCEEDED", (("AuthType", auth_type), ("RemoteUserName", name),
                                          ("AuthUserName", name)))
 
+    def file_missing(self, ctx, handler: str) -> None:
+        """The handler map found no file for a handler that needs one (IIS's StaticFile 404)."""
+        self.emit("STATIC_FILE_START", (("RequestURL", ctx.head.path.decode("utf-8", "replace")),
+                                        ("Handler", handler)))
+        self.emit("STATIC_FILE_END", (("FileName", ctx.file_path or ""), ("Successful", "false"),
+                                      ("HttpStatus", 404), ("HttpSubStatus", 0),
+                                      ("Reason", "FILE_NOT_FOUND")))
+
     # ---- the decision (at the last frame) ----
     def decide(self, ctx, cacheable: bool | None) -> int:
         """Evaluate the failure definition; returns the TRACE token to send (0: none)."""
@@ -236,7 +253,7 @@ class Trace:
                 ("Reason", "OK" if cacheable else ("RESPONSE_IS_PRIVATE" if ctx.private else
                                                    "NO_CACHE_RULE" if ctx.cache is None else
                                                    "NOT_CACHEABLE"))))
-        now = time.perf_counter_ns()
+        now = _perf_ns()
         self.answered_ns = now
         rule = self.rule
         status, sub = ctx.status, ctx.substatus
@@ -297,10 +314,6 @@ class Trace:
         """The request goes on after a wait that is no module's (a WSGI thread took it)."""
         self.mark = time.perf_counter_ns()
 
-    def _records(self, opcode: str) -> bool:
-        _number, level, keyword = freb.EVENTS[opcode]
-        return not keyword or level <= self.rule.levels.get(keyword, -1)
-
     def _start_events(self, sid: int):
         head, tracer = self.head, self.tracer
         yield "GENERAL_REQUEST_START", (
@@ -342,7 +355,7 @@ class Trace:
             thread = thread or loop_thread
             if not opcode:  # the request's start: its events from the head, formatted now
                 events.extend((t + shift, thread, op, d) for op, d in self._start_events(data)
-                              if self._records(op))
+                              if self.records(op))
             else:
                 events.append((t + shift, thread, opcode, data() if callable(data) else data))
         # A step's tuple is appended when it ends, after what happened inside it: in time order
