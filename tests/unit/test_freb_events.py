@@ -114,3 +114,27 @@ def test_an_untraced_request_gets_no_trace_at_all(tmp_path):
     app = make_app(tmp_path, "", physical_path=str(tmp_path))
     ctx = run(app, app.pipeline, path="/missing.txt")
     assert ctx.status == 404 and ctx.freb is None
+
+
+AUTH = """[sites.applications.anonymous_authentication]
+enabled = false
+[sites.applications.basic_authentication]
+enabled = true
+"""
+
+
+def test_a_401_shows_the_authentication_area(tmp_path, submitted):
+    app = make_app(tmp_path, AUTH + CATCH_ALL, physical_path=str(tmp_path))
+    ctx = run(app, app.pipeline, path="/a.txt", Authorization="Bearer abc")
+    assert ctx.status == 401
+    events = events_of(ctx)
+    kinds = opcodes(events, "AUTH_")
+    assert kinds[0] == "AUTH_REQUEST_AUTH_TYPE" and kinds.count("AUTH_REQUEST_AUTH_TYPE") == 1
+    assert dict(events)["AUTH_REQUEST_AUTH_TYPE"]["RequestAuthType"] == "Bearer"
+    started = [d["AuthTypeSupported"] for op, d in events if op == "AUTH_START"]
+    ended = [d for op, d in events if op == "AUTH_END"]
+    assert "basic_authentication" in started and len(started) == len(ended)
+    assert all(d["UserSet"] == "false" for d in ended)
+    status = next(d for op, d in events if op == "MODULE_SET_RESPONSE_ERROR_STATUS")
+    assert status["HttpStatus"] == 401
+    assert "abc" not in str(events)  # the credentials themselves never go in a trace

@@ -166,6 +166,7 @@ class Trace:
     attributes = None
     loop = None
     activity = ""
+    auth_seen = False       # AUTH_REQUEST_AUTH_TYPE was recorded
 
     def __init__(self, tracer: Tracer, rule: CompiledRule, ctx):
         self.tracer = tracer
@@ -451,6 +452,8 @@ def wrap(phase: Phase, name: str, step, pipeline):
             return _run_step(ctx, step, data)
         return traced_handler
     data = _data_of(name, notification)
+    if phase == Phase.AUTHENTICATE_REQUEST:
+        return _authenticating(name, step, data)
 
     def traced(ctx):
         trace = ctx.freb
@@ -520,6 +523,31 @@ async def _finish_later(trace, ctx, data, awaitable):
         raise
     _ended(trace, ctx, data, 2 if status is FINISH else 1)
     return status
+
+
+def _authenticating(name: str, step, data):
+    """An authentication module's traced step: IIS's Authentication area around it (AUTH_START,
+    AUTH_REQUEST_AUTH_TYPE once per request, AUTH_END with what it left). USER_SET and
+    AUTH_SUCCEEDED come from ctx.set_user; a 401 shows as MODULE_SET_RESPONSE_ERROR_STATUS."""
+    def traced_auth(ctx):
+        trace = ctx.freb
+        if trace.rule.table["AUTH_START"][1]:
+            if not trace.auth_seen:
+                trace.auth_seen = True
+                scheme = ""
+                for header, value in ctx.head.headers:
+                    if header.lower() == b"authorization":
+                        scheme = value.split(b" ", 1)[0][:32].decode("latin-1")
+                        break
+                trace.emit("AUTH_REQUEST_AUTH_TYPE", (("RequestAuthType", scheme or "anonymous"),))
+            trace.emit("AUTH_START", (("AuthTypeSupported", name),))
+            try:
+                return _run_step(ctx, step, data)
+            finally:
+                trace.emit("AUTH_END", (("AuthTypeSupported", name),
+                                        ("UserSet", "true" if ctx.user is not None else "false")))
+        return _run_step(ctx, step, data)
+    return traced_auth
 
 
 def _mapping(step):
