@@ -133,6 +133,12 @@ def test_a_404_and_a_slow_request_make_fr000001_and_fr000002(server):
     status = [d for op, d in rows if op == "MODULE_SET_RESPONSE_ERROR_STATUS"]
     assert status and status[0]["ModuleName"] == "IIS Web Core" and status[0]["HttpStatus"] == "404"
     assert status[0]["Notification"] == "16"
+    # The StaticFile area (issue 11 item 5): the handler that lacked its file, and why.
+    static = [(op, d) for op, d in rows if op.startswith("STATIC_FILE_")]
+    assert [op for op, _ in static] == ["STATIC_FILE_START", "STATIC_FILE_END"]
+    assert static[0][1]["Handler"] == "static_file"
+    assert static[1][1]["Successful"] == "false" and static[1][1]["Reason"] == "FILE_NOT_FOUND"
+    assert "AUTH_REQUEST_AUTH_TYPE" in opcodes and "c2VjcmV0OnB3" not in str(rows)
     headers = next(d["Headers"] for op, d in rows if op == "GENERAL_REQUEST_HEADERS")
     assert "secret" not in headers and "c2VjcmV0OnB3" not in headers
     assert "Authorization: [masked by wasp]" in headers
