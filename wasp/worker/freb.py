@@ -370,7 +370,8 @@ class Trace:
             before_us = max(0, until_answer_us - worker_us)
             start = self.wall0 - before_us * 1000
             events.insert(0, (start, 0, "FRONT_REQUEST_RECEIVED", (
-                ("FrontTimeBeforeWorker", f"{before_us / 1000:.3f} ms"),)))
+                ("FrontTimeBeforeWorker", f"{before_us / 1000:.3f} ms"),
+                ("Protocol", "HTTP/" + self.head.version))))
             end = self.wall0 + (self.answered_ns - self.t0) + after_us * 1000
             events.append((max(end, events[-1][0]), 0, "FRONT_RESPONSE_SENT", (
                 ("FrontTimeBeforeWorker", f"{before_us / 1000:.3f} ms"),
