@@ -133,6 +133,12 @@ def test_a_404_and_a_slow_request_make_fr000001_and_fr000002(server):
     status = [d for op, d in rows if op == "MODULE_SET_RESPONSE_ERROR_STATUS"]
     assert status and status[0]["ModuleName"] == "IIS Web Core" and status[0]["HttpStatus"] == "404"
     assert status[0]["Notification"] == "16"
+    # The StaticFile area (issue 11 item 5): the handler that lacked its file, and why.
+    static = [(op, d) for op, d in rows if op.startswith("STATIC_FILE_")]
+    assert [op for op, _ in static] == ["STATIC_FILE_START", "STATIC_FILE_END"]
+    assert static[0][1]["Handler"] == "static_file"
+    assert static[1][1]["Successful"] == "false" and static[1][1]["Reason"] == "FILE_NOT_FOUND"
+    assert "AUTH_REQUEST_AUTH_TYPE" in opcodes and "c2VjcmV0OnB3" not in str(rows)
     headers = next(d["Headers"] for op, d in rows if op == "GENERAL_REQUEST_HEADERS")
     assert "secret" not in headers and "c2VjcmV0OnB3" not in headers
     assert "Authorization: [masked by wasp]" in headers
@@ -228,3 +234,27 @@ def test_wasp_list_traces(server):
     missing = server.cli("list", "traces", "--site", "Nope", check=False)
     assert missing.returncode == 1
     assert 'Cannot find SITE object with identifier "Nope".' in missing.stderr
+
+
+def test_an_http2_request_s_trace_has_the_front_s_times_and_protocol(server):
+    """h2c with prior knowledge (curl): the trace comes with the front's times and says HTTP/2."""
+    import subprocess
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null",
+                          "-w", "%{http_code} %{http_version}", server.url + "/missing-h2.html"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == "404 2", (out.stdout, out.stderr)
+
+    def mine():
+        for name in files(server, 3):
+            root, rows = events(site_dir(server, 3) / name)
+            if root.get("url").endswith("/missing-h2.html") and rows[-1][0] == "FRONT_RESPONSE_SENT":
+                return root, rows
+        return None
+    server.wait_until(lambda: mine() is not None, timeout=20, what="the h2 request's trace")
+    root, rows = mine()
+    assert root.get("statusCode") == "404"
+    received = rows[0][1]
+    assert rows[0][0] == "FRONT_REQUEST_RECEIVED" and received["Protocol"] == "HTTP/2"
+    sent = rows[-1][1]
+    assert sent["FrontTimeAfterWorker"].endswith(" ms") and int(sent["BytesSent"]) > 0
+    assert "STATIC_FILE_END" in [op for op, _ in rows]

@@ -69,7 +69,8 @@ except Exception:  # no passwd entry for the uid
 
 
 class CompiledRule:
-    __slots__ = ("path", "match", "codes", "time_taken", "failure_level", "levels", "notify")
+    __slots__ = ("path", "match", "codes", "time_taken", "failure_level", "levels", "notify",
+                 "table")
 
     def __init__(self, rule):
         self.path = rule.path
@@ -99,6 +100,9 @@ class CompiledRule:
                 levels[bit] = max(levels.get(bit, -1), AREA_VERBOSITY[area.verbosity])
         self.levels = levels
         self.notify = levels.get(freb.REQUEST_NOTIFICATIONS, -1) >= freb.VERBOSE
+        # opcode -> (level, recorded?): what `Trace.emit` asks, worked out once per rule.
+        self.table = {opcode: (level, not keyword or level <= levels.get(keyword, -1))
+                      for opcode, (_number, level, keyword) in freb.EVENTS.items()}
 
 
 class Tracer:
@@ -162,6 +166,7 @@ class Trace:
     attributes = None
     loop = None
     activity = ""
+    auth_seen = False       # AUTH_REQUEST_AUTH_TYPE was recorded
 
     def __init__(self, tracer: Tracer, rule: CompiledRule, ctx):
         self.tracer = tracer
@@ -177,16 +182,21 @@ class Trace:
 
     # ---- recording (the request's thread) ----
     def emit(self, opcode: str, data) -> None:
-        _number, level, keyword = freb.EVENTS[opcode]
+        """Buffer one event: a tuple, its data formatted later when `data` is a callable."""
+        level, recorded = self.rule.table[opcode]
         if level < self.worst:
             self.worst = level
-        if keyword and level > self.rule.levels.get(keyword, -1):
+        if not recorded:
             return
         events = self.events
         if len(events) >= MAX_EVENTS:
             self.dropped += 1
             return
-        events.append((time.perf_counter_ns(), threading.get_ident(), opcode, data))
+        events.append((_perf_ns(), _get_ident(), opcode, data))
+
+    def records(self, opcode: str) -> bool:
+        """Whether the rule keeps `opcode`: a module tests it before building an event's data."""
+        return self.rule.table[opcode][1]
 
     def response(self, ctx, block: bytes, substatus: int) -> None:
         """The response head goes out (ctx._mark): its headers, and who set an error status."""
@@ -225,6 +235,14 @@ class Trace:
             self.emit("AUTH_SUCCEEDED", (("AuthType", auth_type), ("RemoteUserName", name),
                                          ("AuthUserName", name)))
 
+    def file_missing(self, ctx, handler: str) -> None:
+        """The handler map found no file for a handler that needs one (IIS's StaticFile 404)."""
+        self.emit("STATIC_FILE_START", (("RequestURL", ctx.head.path.decode("utf-8", "replace")),
+                                        ("Handler", handler)))
+        self.emit("STATIC_FILE_END", (("FileName", ctx.file_path or ""), ("Successful", "false"),
+                                      ("HttpStatus", 404), ("HttpSubStatus", 0),
+                                      ("Reason", "FILE_NOT_FOUND")))
+
     # ---- the decision (at the last frame) ----
     def decide(self, ctx, cacheable: bool | None) -> int:
         """Evaluate the failure definition; returns the TRACE token to send (0: none)."""
@@ -236,7 +254,7 @@ class Trace:
                 ("Reason", "OK" if cacheable else ("RESPONSE_IS_PRIVATE" if ctx.private else
                                                    "NO_CACHE_RULE" if ctx.cache is None else
                                                    "NOT_CACHEABLE"))))
-        now = time.perf_counter_ns()
+        now = _perf_ns()
         self.answered_ns = now
         rule = self.rule
         status, sub = ctx.status, ctx.substatus
@@ -297,10 +315,6 @@ class Trace:
         """The request goes on after a wait that is no module's (a WSGI thread took it)."""
         self.mark = time.perf_counter_ns()
 
-    def _records(self, opcode: str) -> bool:
-        _number, level, keyword = freb.EVENTS[opcode]
-        return not keyword or level <= self.rule.levels.get(keyword, -1)
-
     def _start_events(self, sid: int):
         head, tracer = self.head, self.tracer
         yield "GENERAL_REQUEST_START", (
@@ -342,7 +356,7 @@ class Trace:
             thread = thread or loop_thread
             if not opcode:  # the request's start: its events from the head, formatted now
                 events.extend((t + shift, thread, op, d) for op, d in self._start_events(data)
-                              if self._records(op))
+                              if self.records(op))
             else:
                 events.append((t + shift, thread, opcode, data() if callable(data) else data))
         # A step's tuple is appended when it ends, after what happened inside it: in time order
@@ -356,7 +370,8 @@ class Trace:
             before_us = max(0, until_answer_us - worker_us)
             start = self.wall0 - before_us * 1000
             events.insert(0, (start, 0, "FRONT_REQUEST_RECEIVED", (
-                ("FrontTimeBeforeWorker", f"{before_us / 1000:.3f} ms"),)))
+                ("FrontTimeBeforeWorker", f"{before_us / 1000:.3f} ms"),
+                ("Protocol", "HTTP/" + self.head.version))))
             end = self.wall0 + (self.answered_ns - self.t0) + after_us * 1000
             events.append((max(end, events[-1][0]), 0, "FRONT_RESPONSE_SENT", (
                 ("FrontTimeBeforeWorker", f"{before_us / 1000:.3f} ms"),
@@ -438,6 +453,8 @@ def wrap(phase: Phase, name: str, step, pipeline):
             return _run_step(ctx, step, data)
         return traced_handler
     data = _data_of(name, notification)
+    if phase == Phase.AUTHENTICATE_REQUEST:
+        return _authenticating(name, step, data)
 
     def traced(ctx):
         trace = ctx.freb
@@ -507,6 +524,31 @@ async def _finish_later(trace, ctx, data, awaitable):
         raise
     _ended(trace, ctx, data, 2 if status is FINISH else 1)
     return status
+
+
+def _authenticating(name: str, step, data):
+    """An authentication module's traced step: IIS's Authentication area around it (AUTH_START,
+    AUTH_REQUEST_AUTH_TYPE once per request, AUTH_END with what it left). USER_SET and
+    AUTH_SUCCEEDED come from ctx.set_user; a 401 shows as MODULE_SET_RESPONSE_ERROR_STATUS."""
+    def traced_auth(ctx):
+        trace = ctx.freb
+        if trace.rule.table["AUTH_START"][1]:
+            if not trace.auth_seen:
+                trace.auth_seen = True
+                scheme = ""
+                for header, value in ctx.head.headers:
+                    if header.lower() == b"authorization":
+                        scheme = value.split(b" ", 1)[0][:32].decode("latin-1")
+                        break
+                trace.emit("AUTH_REQUEST_AUTH_TYPE", (("RequestAuthType", scheme or "anonymous"),))
+            trace.emit("AUTH_START", (("AuthTypeSupported", name),))
+            try:
+                return _run_step(ctx, step, data)
+            finally:
+                trace.emit("AUTH_END", (("AuthTypeSupported", name),
+                                        ("UserSet", "true" if ctx.user is not None else "false")))
+        return _run_step(ctx, step, data)
+    return traced_auth
 
 
 def _mapping(step):

@@ -171,6 +171,8 @@ class HandlerMap:
         if resource != "Unspecified" and split < 0:
             found = ctx.file_path is not None if self.root is not None else False
             if not found or (resource == "File" and ctx.is_dir) or (resource == "Directory" and not ctx.is_dir):
+                if ctx.freb is not None:  # FREB: the StaticFile area sees the file it lacked
+                    ctx.freb.file_missing(ctx, mapping.handler.id if mapping.handler else mapping.name)
                 raise NotFound(f"handler {mapping.name} needs a {resource.lower()}")
         if mapping.lister is not None and ctx.is_dir and ctx.head.path.endswith(b"/"):
             ctx.handler = mapping.lister

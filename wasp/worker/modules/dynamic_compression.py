@@ -48,6 +48,53 @@ class DynamicOffer:
 
     def whole(self, ctx, block: bytes, body, content_length):
         """-> (block, body, content_length) of a response sent in one frame."""
+        if ctx.freb is not None:
+            out = self._whole(ctx, block, body, content_length)
+            self._trace(ctx, block, content_length if content_length is not None else len(body),
+                        out[1] is not body)
+            return out
+        return self._whole(ctx, block, body, content_length)
+
+    def begin(self, ctx, block: bytes, content_length: int):
+        """-> (block, content_length, encoder or None) of a response whose body follows."""
+        out = self._begin(ctx, block, content_length)
+        if ctx.freb is not None:
+            self._trace(ctx, block, content_length, out[2] is not None)
+        return out
+
+    def _trace(self, ctx, block: bytes, length: int, done: bool) -> None:
+        """FREB's DYNAMIC_COMPRESSION_* events, with IIS's reason when nothing was compressed."""
+        trace = ctx.freb
+        trace.emit("DYNAMIC_COMPRESSION_START", ())
+        if done:
+            trace.emit("DYNAMIC_COMPRESSION_SUCCESS", (("Encoding", self.coding),))
+        else:
+            trace.emit("DYNAMIC_COMPRESSION_NOT_SUCCESS", (("Reason", self._why_not(ctx, block, length)),))
+        trace.emit("DYNAMIC_COMPRESSION_END", ())
+
+    def _why_not(self, ctx, block: bytes, length: int) -> str:
+        if ctx.head_only:
+            return "HEAD_REQUEST"
+        status = block[:3]
+        if status < b"200" or status in _NO_BODY:
+            return "NO_RESPONSE_BODY"
+        content_type = None
+        for line in block.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-encoding":
+                return "ALREADY_CONTENT_ENCODED"
+            if name == b"content-type":
+                content_type = value.strip()
+        if not self.module.types.allows(content_type):
+            return "NO_MATCHING_CONTENT_TYPE"
+        if 0 <= length < self.module.min_size:
+            return "NOT_ENOUGH_BYTES"  # wasp's minimum size; IIS compresses any dynamic body
+        if self.coding is None:
+            return "NO_ACCEPT_ENCODING"
+        return "NO_COMPRESSION_STREAMING"
+
+    def _whole(self, ctx, block: bytes, body, content_length):
         if ctx.head_only:
             return block, body, content_length
         size = len(body) if content_length is None else content_length
@@ -69,8 +116,7 @@ class DynamicOffer:
             items[NOT_FOR] = self.module.not_for
         return block + b"Content-Length: %d\r\n" % len(packed), packed, len(packed)
 
-    def begin(self, ctx, block: bytes, content_length: int):
-        """-> (block, content_length, encoder or None) of a response whose body follows."""
+    def _begin(self, ctx, block: bytes, content_length: int):
         if ctx.head_only:
             return block, content_length, None
         edited = self._edit(block, content_length)
@@ -194,4 +240,9 @@ class DynamicCompressionModule(Module):
         elif ctx.cache is not None:
             # The front may keep this response: it must say it varies by Accept-Encoding.
             ctx.compression = DynamicOffer(self, None, 0, False)
+        elif ctx.freb is not None:  # FREB: nothing will look at the response; say why now
+            ctx.freb.emit("DYNAMIC_COMPRESSION_START", ())
+            ctx.freb.emit("DYNAMIC_COMPRESSION_NOT_SUCCESS", (
+                ("Reason", "NO_ACCEPT_ENCODING" if self.gate.on else "CPU_LIMIT_REACHED"),))
+            ctx.freb.emit("DYNAMIC_COMPRESSION_END", ())
         return CONTINUE

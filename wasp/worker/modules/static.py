@@ -434,6 +434,30 @@ class StaticFileModule(Module):
         return self.root is not None  # without content there is nothing to map
 
     def execute_request_handler(self, ctx):
+        if ctx.freb is not None:
+            return self._traced(ctx)
+        return self._execute(ctx)
+
+    def _traced(self, ctx):
+        """FREB's StaticFile events around the handler (only for a traced request)."""
+        trace = ctx.freb
+        trace.emit("STATIC_FILE_START", (("RequestURL", ctx.head.path.decode("utf-8", "replace")),
+                                         ("Handler", "static_file")))
+        try:
+            status = self._execute(ctx)
+        except HttpError as exc:
+            trace.emit("STATIC_FILE_END", (
+                ("FileName", ctx.file_path or ""), ("Successful", "false"),
+                ("HttpStatus", exc.status), ("HttpSubStatus", exc.substatus),
+                ("Reason", str(exc)[:200])))
+            raise
+        st = ctx.file_stat
+        trace.emit("STATIC_FILE_END", (
+            ("FileName", ctx.file_path or ""), ("Successful", "true"),
+            ("FileSize", st.st_size if st is not None else 0), ("HttpStatus", ctx.status)))
+        return status
+
+    def _execute(self, ctx):
         if self.root is None:
             raise NotFound("the application has no physical_path")
         locate(ctx, self.root)

@@ -81,31 +81,52 @@ class StaticCompressionModule(Module):
     def offer(self, ctx, path: str, st: os.stat_result, mime: str) -> bool:
         """Answer with the compressed copy of `path` when there is one; False: the caller sends
         the file itself."""
-        if st.st_size < self.min_size or not self.types.allows(mime):
-            return False
+        trace = ctx.freb
+        if trace is None:
+            return not self._offer(ctx, path, st, mime)
+        trace.emit("STATIC_COMPRESSION_START", (("FileName", path),))
+        reason = self._offer(ctx, path, st, mime)
+        if reason:
+            trace.emit("STATIC_COMPRESSION_NOT_SUCCESS", (("Reason", reason),))
+        else:
+            trace.emit("STATIC_COMPRESSION_SUCCESS", (("FileName", path),))
+        trace.emit("STATIC_COMPRESSION_END", ())
+        return not reason
+
+    def _offer(self, ctx, path: str, st: os.stat_result, mime: str) -> str:
+        """"" when the compressed copy answered, else IIS's reason it did not."""
+        if st.st_size < self.min_size:
+            return "FILE_TOO_SMALL"
+        if not self.types.allows(mime):
+            return "NO_MATCHING_CONTENT_TYPE"
         ctx.add_header("Vary", "Accept-Encoding")
         if ctx.head.method != "GET":
-            return False
+            return "NOT_GET_REQUEST"
         coding = request_coding(ctx.head, self.settings, self.offered)
         if not coding:
             if coding is not None:
                 ctx.cache = None  # HTTP/1.0 or Via: not this identity response for gzip clients
-            return False
+                return "HTTP_1_0_OR_PROXY_REQUEST"
+            return "NO_ACCEPT_ENCODING"
         store = self.store
         if not store.usable:
-            return False
+            return "COMPRESSION_DIRECTORY_UNUSABLE"
         found = store.lookup(path, st, coding)
         if found is None:
             if store.hopeless(path, st, coding):
-                return False  # no copy will come: the file itself may be front-cached
+                return "COMPRESSION_FAILED"  # no copy will come: the file itself may be front-cached
             if self.gate.on:
                 if self.ignore_frequency or store.frequently_hit(path):
                     store.schedule(path, st, coding, self.schemes[coding])
+                    reason = "COMPRESSED_COPY_NOT_READY"
+                else:
+                    reason = "NOT_FREQUENTLY_HIT"
                 ctx.cache = None  # a compressed copy is coming: do not let the front keep this one
-            return False
+                return reason
+            return "CPU_LIMIT_REACHED"
         copy, size = found
         ctx.items[NOT_FOR] = self.not_for
         serve_representation(ctx, copy, size, variant_etag(etag_of(st), coding), int(st.st_mtime),
                              mime, f"Content-Encoding: {coding}\r\n{self.cache_headers}",
                              rules=rules_of(ctx.config))
-        return True
+        return ""
