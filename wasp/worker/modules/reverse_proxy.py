@@ -28,7 +28,7 @@ from wasp.wire.backend import (IDEMPOTENT, LAST_CHUNK, BackendError, BadRequestH
                                ResponseReader, chunk, request_head, response_block)
 from wasp.worker.context import Cancelled
 from wasp.worker.farms import Farms, split_url
-from wasp.worker.flow import AsyncBody, BlockingBody, to_async
+from wasp.worker.flow import to_async
 from wasp.worker.registry import CONTINUE, FINISH, Module, Phase, register
 
 log = logging.getLogger("wasp.worker.proxy")
@@ -131,7 +131,7 @@ class ReverseProxyModule(Module):
         if scheme not in ("http", "https") or not host:
             raise NotFound(f"not an http(s) URL to proxy to: {url!r}", substatus=4)
         if ctx.threaded:
-            _to_async(ctx)
+            to_async(ctx)
         farm = self.farms.farms.get(host.partition(":")[0].lower())
         cookie = _cookie(head.headers, farm.cookie_name) if farm is not None and farm.use_cookie else None
         if head.websocket:
@@ -442,5 +442,3 @@ def _rewriter(ctx, server, host: str):
         return value
     return rewrite
 
-
-_to_async = to_async  # wasp/worker/flow.py
