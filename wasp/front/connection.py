@@ -1024,9 +1024,6 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 and not self._in_head and not self._held)
 
     def close_if_idle(self) -> None:
-        # A connection that has not begun a request yet was accepted just before the listener
-        # closed (a graceful stop, `wasp upgrade`): its request is on its way, so it is served
-        # once, with Connection: close, rather than reset (its header wait still bounds it).
-        if self.idle and self._heads:
+        if self.idle:
             self._abort_connection()
 
