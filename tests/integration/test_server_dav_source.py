@@ -74,6 +74,22 @@ bindings = ["http/127.0.0.1:{port}:"]
                              'modules = "fast_cgi", script_processor = "unix:{dir}/fpm.sock", '
                              'resource_type = "File" }')
 
+CONFIG += """
+[[sites.applications]]
+path = "/plain"
+pool = "Dav"
+physical_path = "plainroot"
+cgi_restriction = [ { path = "%(cgi)s" } ]
+[sites.applications.basic_authentication]
+enabled = true
+user_file = "{dir}/users.htpasswd"
+[sites.applications.web_dav_authoring_rules]
+rules = [ { users = "alice", path = "*", access = ["Read", "Write", "Source"] } ]
+[sites.applications.handlers]
+access_policy = ["Read", "Script"]
+add = [ { name = "PHP-CGI", path = "*.php", verb = "GET,HEAD,POST", modules = "cgi", script_processor = "%(cgi)s", resource_type = "File" } ]
+"""
+
 PASSWORDS = {"alice": "alice pw", "bob": "bob pw", "carol": "carol pw", "dave": "dave pw"}
 
 
@@ -85,7 +101,7 @@ def server(wasp_module_server):
     for user, password in PASSWORDS.items():
         subprocess.run(["htpasswd", "-b", "-B", str(users), user, password], check=True,
                        capture_output=True)
-    for folder in ("www", "fpmroot"):
+    for folder in ("www", "fpmroot", "plainroot"):
         (d / folder).mkdir(parents=True, exist_ok=True)
         (d / folder / "secret.php").write_bytes(SCRIPT)
         (d / folder / "notes.txt").write_bytes(b"plain notes\n")
@@ -214,3 +230,9 @@ def test_a_source_response_is_never_cached_for_others(server):
         assert r.status_code == 200 and r.text == RAN
         r = get(server, "/secret.php", None)
         assert r.status_code == 200 and r.text == RAN
+
+
+def test_where_web_dav_is_off_translate_f_changes_nothing(server):
+    """/plain has authoring rules granting alice Source, but WebDAV authoring is not enabled."""
+    r = get(server, "/plain/secret.php", "alice")
+    assert r.status_code == 200 and r.text == RAN, (r.status_code, r.text[:300])
