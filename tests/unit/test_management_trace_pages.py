@@ -185,25 +185,32 @@ def test_a_utf16_doctype_cannot_slip_past():
 # ---- the management app: /api/traces (filter, newest first, pages) and /trace ----
 
 class FakeAdmin:
-    def __init__(self, rows, raw=(200, "application/xml", b"")):
-        self.rows = rows
+    """The admin API as the manager answers it (wasp/manager/traces.py) over the trace folder
+    of `config`; trace files are read for real."""
+
+    def __init__(self, config, raw=(200, "application/xml", b"")):
+        self.config = config
         self.raw = raw
         self.calls = []
 
     def call(self, method, target, body=None):
+        import urllib.parse
+
         self.calls.append(target)
-        return 200, [dict(r) for r in self.rows]
+        path, _, query = target.partition("?")
+        assert method == "GET" and path == "/traces"
+        return asyncio.run(traces.answer(self.config, dict(urllib.parse.parse_qsl(query))))
 
     def call_raw(self, target):
         self.calls.append(target)
         return self.raw
 
 
-def app_with(rows, raw=(200, "application/xml", b"")):
+def app_with(config, raw=(200, "application/xml", b"")):
     from wasp.management.app import ManagementApp
 
     app = ManagementApp({"run_dir": "/nonexistent"})
-    app.admin = FakeAdmin(rows, raw)
+    app.admin = FakeAdmin(config, raw)
     return app
 
 
@@ -214,40 +221,134 @@ def listing(app, query=""):
     return status, json.loads(body)
 
 
-def rows_of(n):
-    return [{"name": f"S/fr{i:06d}.xml", "path": f"/x/fr{i:06d}.xml", "site_id": 1,
-             "statuscode": "404.2" if i % 2 else "500", "date": f"2026-12-03T10:{i // 60:02d}:{i % 60:02d}.000000Z"}
-            for i in range(1, n + 1)]
+def write_traces(folder, n, t0=1_790_000_000):
+    """n trace files fr000001..: odd numbers 404.2, even 500, written one second apart."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = trace_bytes()
+    bodies = {"500": data, "404.2": data.replace(b'statusCode="500"', b'statusCode="404.2"', 1)}
+    assert bodies["404.2"] != data
+    for i in range(1, n + 1):
+        path = folder / f"fr{i:06d}.xml"
+        path.write_bytes(bodies["404.2" if i % 2 else "500"])
+        os.utime(path, (t0 + i, t0 + i))
 
 
-def test_traces_are_newest_first_in_pages_of_50():
-    app = app_with(rows_of(120))
+def traced(tmp_path, n):
+    config = config_for(tmp_path)
+    write_traces(tmp_path / "FailedReqLogFiles" / "W3SVC3", n)
+    traces.HEADS.clear()
+    return config
+
+
+def test_traces_are_newest_first_in_pages_of_50(tmp_path):
+    app = app_with(traced(tmp_path, 120))
     status, body = listing(app)
     assert status == "200 OK" and body["total"] == 120 and body["per_page"] == 50
     assert body["rows"][0]["file"] == "fr000120.xml" and len(body["rows"]) == 50
-    assert all("path" not in r for r in body["rows"])
+    assert [r["file"] for r in body["rows"][:2]] == ["fr000120.xml", "fr000119.xml"]
+    assert all("path" not in r and r["date"].endswith("Z") and r["site_id"] == 3 for r in body["rows"])
     assert listing(app, "page=3")[1]["rows"][-1]["file"] == "fr000001.xml"
+    assert len(listing(app, "page=3")[1]["rows"]) == 20
     assert listing(app, "page=4")[1]["rows"] == []
 
 
-def test_traces_filter_by_status_and_pass_the_site_on():
-    app = app_with(rows_of(10))
+def test_traces_filter_by_status_and_pass_the_site_on(tmp_path):
+    app = app_with(traced(tmp_path, 10))
     assert listing(app, "status=404")[1]["total"] == 5
     assert listing(app, "status=404.2")[1]["total"] == 5
+    assert {r["statuscode"] for r in listing(app, "status=404.2")[1]["rows"]} == {"404.2"}
     assert listing(app, "status=404.1")[1]["total"] == 0
     assert listing(app, "status=5")[1]["total"] == 5
     assert listing(app, "status=50")[1]["total"] == 5
     assert listing(app, "status=500")[1]["total"] == 5
-    listing(app, "site=S%20x")
-    assert app.admin.calls[-1] == "/traces?site=S+x"
+    assert listing(app, "status=40")[1]["rows"][0]["file"] == "fr000009.xml"
+    assert listing(app, "site=S")[1]["total"] == 10
+    assert app.admin.calls[-1] == "/traces?page=1&per_page=50&site=S"
+    status, body = listing(app, "site=S%20x")
+    assert status.startswith("404") and app.admin.calls[-1] == "/traces?page=1&per_page=50&site=S+x"
+
+
+def test_a_page_reads_only_its_own_heads(tmp_path, monkeypatch):
+    """5000 traces: a page reads 50 heads; a status filter reads every head once, then the cache
+    answers until a file changes (mtime, size)."""
+    import time
+
+    config = traced(tmp_path, 5000)
+    read = []
+    real = freb.read_root
+    monkeypatch.setattr(freb, "read_root", lambda path: read.append(path) or real(path))
+    app = app_with(config)
+    began = time.perf_counter()
+    status, body = listing(app, "page=2")
+    first_page = time.perf_counter() - began
+    assert body["total"] == 5000 and body["rows"][0]["file"] == "fr004950.xml" and len(read) == 50
+    read.clear()
+    listing(app, "page=100")
+    assert len(read) == 50 and listing(app, "page=100")[1]["rows"][-1]["file"] == "fr000001.xml"
+    traces.HEADS.clear()
+    read.clear()
+    began = time.perf_counter()
+    body = listing(app, "status=404.2")[1]
+    filtered_cold = time.perf_counter() - began
+    assert body["total"] == 2500 and len(read) == 5000 and body["rows"][0]["file"] == "fr004999.xml"
+    read.clear()
+    began = time.perf_counter()
+    body = listing(app, "status=404.2&page=50")[1]
+    filtered_warm = time.perf_counter() - began
+    assert len(read) == 0 and body["rows"][-1]["file"] == "fr000001.xml"
+    changed = tmp_path / "FailedReqLogFiles" / "W3SVC3" / "fr004999.xml"
+    changed.write_bytes(changed.read_bytes().replace(b'statusCode="404.2"', b'statusCode="500"', 1))
+    body = listing(app, "status=404.2")[1]
+    assert body["total"] == 2499 and read == [str(changed)]
+    print(f"\n5000 traces: page 2 {first_page * 1000:.1f} ms, status filter cold "
+          f"{filtered_cold * 1000:.1f} ms, warm {filtered_warm * 1000:.1f} ms")
+
+
+def test_several_sites_are_merged_newest_first(tmp_path):
+    site = types.SimpleNamespace(id=4, name="T", trace_failed_requests_logging=types.SimpleNamespace(
+        directory=str(tmp_path / "FailedReqLogFiles")))
+    config = config_for(tmp_path)
+    config.sites.append(site)
+    for site_id, offset in ((3, 0), (4, 5)):   # S's files at t+10, +20, +30; T's at +15, +25, +35
+        folder = tmp_path / "FailedReqLogFiles" / f"W3SVC{site_id}"
+        write_traces(folder, 3)
+        for i in (1, 2, 3):
+            os.utime(folder / f"fr{i:06d}.xml", (1_790_000_000 + 10 * i + offset,) * 2)
+    traces.HEADS.clear()
+    status, body = asyncio.run(traces.answer(config, {"page": "1", "per_page": "4"}))
+    assert status == 200 and body["total"] == 6
+    assert [r["name"] for r in body["rows"]] == ["T/fr000003.xml", "S/fr000003.xml", "T/fr000002.xml",
+                                                 "S/fr000002.xml"]
+    body = asyncio.run(traces.answer(config, {"page": "2", "per_page": "4"}))[1]
+    assert [r["name"] for r in body["rows"]] == ["T/fr000001.xml", "S/fr000001.xml"]
+    # The CLI's listing (no page) is still every trace, oldest first, per site.
+    rows = asyncio.run(traces.answer(config, {}))[1]
+    assert [r["name"] for r in rows][:2] == ["S/fr000001.xml", "S/fr000002.xml"] and len(rows) == 6
+
+
+@pytest.mark.parametrize("query", [{"page": "0"}, {"page": "x"}, {"page": "1", "per_page": "501"},
+                                   {"page": "1", "per_page": "0"}, {"page": "1", "status": "4x"},
+                                   {"page": "1", "status": "600"}])
+def test_bad_paged_queries_are_400_at_the_admin_api(tmp_path, query):
+    assert asyncio.run(traces.answer(traced(tmp_path, 1), query))[0] == 400
+
+
+def test_a_file_that_is_not_a_trace_or_a_symlink_is_left_out_of_the_page(tmp_path):
+    config = traced(tmp_path, 3)
+    folder = tmp_path / "FailedReqLogFiles" / "W3SVC3"
+    (folder / "fr000004.xml").write_bytes(b"not a trace")
+    (tmp_path / "outside.xml").write_bytes(trace_bytes())
+    (folder / "fr000005.xml").symlink_to(tmp_path / "outside.xml")
+    body = asyncio.run(traces.answer(config, {"page": "1"}))[1]
+    assert [r["file"] for r in body["rows"]] == ["fr000003.xml", "fr000002.xml", "fr000001.xml"]
 
 
 @pytest.mark.parametrize("query", ["status=abc", "status=404;x", "page=0", "page=x", "status=%00"])
-def test_bad_traces_queries_are_400(query):
+def test_bad_traces_queries_are_400(tmp_path, query):
     from wasp.management.app import Response
 
     with pytest.raises(Response) as info:
-        app_with(rows_of(1)).traces({"QUERY_STRING": query})
+        app_with(traced(tmp_path, 1)).traces({"QUERY_STRING": query})
     assert info.value.status.startswith("400")
 
 
@@ -257,7 +358,7 @@ def test_bad_traces_queries_are_400(query):
 def test_the_trace_page_checks_its_query_before_asking(query):
     from wasp.management.app import Response
 
-    app = app_with([])
+    app = app_with(None)
     with pytest.raises(Response) as info:
         app.trace_page({"QUERY_STRING": query}, "GET", raw=False)
     assert info.value.status.startswith("400") and app.admin.calls == []
@@ -267,14 +368,14 @@ def test_the_trace_page_renders_and_the_raw_is_an_attachment():
     from wasp.management.app import Response
 
     data = trace_bytes(url="http://h/<script>x</script>")
-    app = app_with([], raw=(200, "application/xml", data))
+    app = app_with(None, raw=(200, "application/xml", data))
     status, body, kind = app.trace_page({"QUERY_STRING": "site=1&name=fr000001.xml"}, "GET", raw=False)
     assert status == "200 OK" and kind.startswith("text/html") and b"&lt;script&gt;x" in body
     assert app.admin.calls == ["/traces/1/fr000001.xml"]
     with pytest.raises(Response) as info:
         app.trace_page({"QUERY_STRING": "site=1&name=fr000001.xml"}, "GET", raw=True)
     assert info.value.body == data and ("Content-Disposition", 'attachment; filename="fr000001.xml"') in info.value.headers
-    hostile = app_with([], raw=(200, "application/xml", b'<!DOCTYPE x [<!ENTITY a "b">]><failedRequest/>'))
+    hostile = app_with(None, raw=(200, "application/xml", b'<!DOCTYPE x [<!ENTITY a "b">]><failedRequest/>'))
     with pytest.raises(Response) as info:
         hostile.trace_page({"QUERY_STRING": "site=1&name=fr000001.xml"}, "GET", raw=False)
     assert info.value.status.startswith("422")

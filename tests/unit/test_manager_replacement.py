@@ -201,6 +201,30 @@ def test_an_admin_recycle_while_replacements_fail_tries_again_at_once():
     assert h.sup.recycle_outcome("P", {1}, h.sup.pools["P"].start_failures) == ""
 
 
+def test_a_changed_config_while_replacements_fail_tries_again_at_once():
+    h = Harness(config(RAPID))
+    h.ready(1)
+    h.run(h.sup.recycle_pool("P", h.now))
+    for wid in (2, 3, 4):
+        fail_load(h, wid)
+        h.advance(replacement_backoff(wid - 1))
+    fail_load(h, 5)  # now 8 s to wait
+    out = h.run(h.sup.reconfigure(h.sup.config, {"P"}, h.now, h.wall))
+    assert spawned(out) == [6] and 5080 in h.events()
+    out = h.ready(6)
+    assert A.AttachWorker(6) in out and A.StopWorker(1, drain=True) in out
+
+
+def test_an_unchanged_pool_keeps_its_back_off_at_a_reload():
+    h = Harness(config(RAPID))
+    h.ready(1)
+    h.run(h.sup.recycle_pool("P", h.now))
+    fail_load(h, 2)
+    fail_load(h, spawned(h.advance(1))[0])  # now 2 s to wait
+    assert not spawned(h.run(h.sup.reconfigure(h.sup.config, set(), h.now, h.wall)))
+    assert spawned(h.advance(2))
+
+
 def test_recycle_outcome_reports_the_first_failed_replacement():
     h = Harness(config(RAPID))
     h.ready(1)

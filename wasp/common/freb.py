@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 import threading
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape, quoteattr
@@ -290,12 +291,21 @@ _HEAD_BYTES = 16384
 
 
 def read_root(path: str) -> dict | None:
-    """The `<failedRequest>` attributes of a trace file (read from its first 16 KB), or None."""
+    """The `<failedRequest>` attributes of a trace file (read from its first 16 KB), or None
+    (no such regular file: a symlink is not followed)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEAD_BYTES)
+        fd = os.open(path, flags)   # a symlink planted in the folder is not followed
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, _HEAD_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     match = _ROOT.search(head)
     if match is None:
         return None
@@ -311,6 +321,23 @@ def read_root(path: str) -> dict | None:
     return found
 
 
+def trace_row(site_id: int, site_name: str, path: str, root: dict) -> dict:
+    """appcmd's TRACE object of the file at `path` whose `<failedRequest>` attributes are `root`."""
+    return {
+        "name": f"{site_name}/{os.path.basename(path)}", "path": path, "url": root.get("url", ""),
+        "statuscode": root.get("statusCode", ""), "site_id": site_id,
+        "site_name": site_name, "wp": root.get("processId", ""),
+        "apppool": root.get("appPoolId", ""), "verb": root.get("verb", ""),
+        "remote_user_name": root.get("remoteUserName", ""),
+        "user_name": root.get("userName", ""),
+        "authentication_type": root.get("authenticationType", ""),
+        "activity_id": root.get("activityId", ""),
+        "failure_reason": root.get("failureReason", ""),
+        "trigger_status_code": root.get("triggerStatusCode", ""),
+        "time_taken": root.get("timeTaken", ""),
+    }
+
+
 def list_traces(sites: list[tuple[int, str, str]]) -> list[dict]:
     """appcmd's TRACE objects: for each (site id, site name, trace directory), its files, oldest
     first, with the root's attributes."""
@@ -323,17 +350,5 @@ def list_traces(sites: list[tuple[int, str, str]]) -> list[dict]:
             root = read_root(path)
             if root is None:
                 continue
-            rows.append({
-                "name": f"{site_name}/{name}", "path": path, "url": root.get("url", ""),
-                "statuscode": root.get("statusCode", ""), "site_id": site_id,
-                "site_name": site_name, "wp": root.get("processId", ""),
-                "apppool": root.get("appPoolId", ""), "verb": root.get("verb", ""),
-                "remote_user_name": root.get("remoteUserName", ""),
-                "user_name": root.get("userName", ""),
-                "authentication_type": root.get("authenticationType", ""),
-                "activity_id": root.get("activityId", ""),
-                "failure_reason": root.get("failureReason", ""),
-                "trigger_status_code": root.get("triggerStatusCode", ""),
-                "time_taken": root.get("timeTaken", ""),
-            })
+            rows.append(trace_row(site_id, site_name, path, root))
     return rows

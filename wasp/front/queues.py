@@ -61,6 +61,12 @@ class Worker(Protocol):
     def dispatch(self, request: Request) -> None: ...
 
 
+def worker_hosts(worker: Worker, key: str) -> bool:
+    """The worker hosts application `key` (its HELLO named no applications: it hosts them all)."""
+    apps = worker.apps
+    return apps is None or key in apps
+
+
 def private_board() -> Scoreboard:
     """A scoreboard nobody else reads: a lone front (tests, or a front started without one)."""
     buf = bytearray(size_for(1))
@@ -104,7 +110,7 @@ class PoolQueue:
         common = self.common
         if common is None or key in common:
             return True
-        return any(w.apps is None or key in w.apps for w in self.workers)
+        return any(worker_hosts(w, key) for w in self.workers)
 
     def best_worker(self) -> Worker | None:
         best = None
@@ -132,7 +138,7 @@ class PoolQueue:
 
     def _claim_hosting(self, key: str) -> Worker | None:
         """claim_worker among the workers that host `key` (some do not: a reload's window)."""
-        hosting = [w for w in self.workers if w.apps is None or key in w.apps]
+        hosting = [w for w in self.workers if worker_hosts(w, key)]
         for worker in sorted(hosting, key=lambda w: -w.free):
             if worker.free > 0 and worker.claim():
                 return worker

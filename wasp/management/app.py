@@ -328,21 +328,17 @@ class ManagementApp:
             raise json_error("400 Bad Request", "page must be a number") from None
         if not 1 <= page <= 100000:
             raise json_error("400 Bad Request", "page must be 1 or more")
+        # The manager pages and filters (wasp/manager/traces.py): it reads only the heads of
+        # the page shown, so the page costs the same with 50 traces or 5000.
+        ask = {"page": str(page), "per_page": str(TRACES_PAGE)}
         site = query.get("site", "")
-        status, rows = self.admin.call("GET", "/traces" + ("?" + urllib.parse.urlencode({"site": site})
-                                                           if site else ""))
-        if status != 200 or not isinstance(rows, list):
-            return f"{status} {reason_phrase(status)}", json.dumps(rows).encode()
+        if site:
+            ask["site"] = site
         if wanted:
-            rows = [r for r in rows if str(r.get("statuscode", "")) == wanted
-                    or str(r.get("statuscode", "")).startswith(wanted if len(wanted) < 3 else wanted + ".")]
-        rows.sort(key=lambda r: (str(r.get("date", "")), str(r.get("name", ""))), reverse=True)
-        total = len(rows)
-        chosen = rows[(page - 1) * TRACES_PAGE:page * TRACES_PAGE]
-        for row in chosen:
-            row.pop("path", None)  # the page needs site id + file name only
-            row["file"] = str(row.get("name", "")).rsplit("/", 1)[-1]
-        body = {"total": total, "page": page, "per_page": TRACES_PAGE, "rows": chosen}
+            ask["status"] = wanted
+        status, body = self.admin.call("GET", "/traces?" + urllib.parse.urlencode(ask))
+        if status != 200 or not isinstance(body, dict):
+            return f"{status} {reason_phrase(status)}", json.dumps(body).encode()
         return "200 OK", json.dumps(body).encode()
 
     def trace_page(self, environ, method: str, raw: bool):

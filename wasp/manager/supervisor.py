@@ -353,6 +353,10 @@ class Supervisor(Lifecycle):
                     rec.wanted = min(rec.wanted, settings.max_processes)
                 if name in changed and not settings.recycling.disallow_rotation_on_config_change:
                     self._pool_event(5080, rec)
+                    if rec.recycle_attempts:
+                        # Replacements are failing (a broken deploy) and the config changed,
+                        # typically to fix it: try the new one at once, as an admin recycle does.
+                        rec.spawn_not_before, rec.recycle_retry_at = 0.0, None
                     for w in self.workers_of(name):
                         self._recycle_worker(w, now, None)
             # The front was sent a new config; it keeps pool states, but say them again anyway.

@@ -102,6 +102,11 @@ class HandlerMap:
             m.skip_existing or m.resource != "Unspecified" for m in self.mappings)
         # ARR: a request with a proxy URL goes to the reverse proxy, whatever the list says.
         self.proxy = available.get("reverse_proxy")
+        # WebDAV's `Translate: f`: a GET for the source of a file, from an author whose authoring
+        # rules grant Source, goes to web_dav (the file as it is), whatever the list says.
+        dav = available.get("web_dav")
+        self.source = dav if dav is not None and hasattr(dav, "serves_source") else None
+        self.source_mapping = next((m for m in self.mappings if m.handler is dav), None)
         # A handler module no entry names and that says it takes what nobody maps (a test's).
         self.catch_all = catch_all if catch_all is not None and catch_all.id not in named else None
 
@@ -122,6 +127,11 @@ class HandlerMap:
             if self.prepare is not None:
                 self.prepare(ctx)
         method = ctx.head.method
+        if self.source is not None and (method == "GET" or method == "HEAD") \
+                and self.source.serves_source(ctx):
+            ctx.mapping = self.source_mapping
+            ctx.handler = self.source
+            return
         rel = None
         allowed = None
         for mapping in self.mappings:

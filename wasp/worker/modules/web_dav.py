@@ -4,7 +4,9 @@ The handler of the `WebDAV` entry of the handler list (wasp/config/sections/hand
 PROPPATCH, MKCOL, PUT, DELETE, COPY, MOVE, LOCK, UNLOCK and OPTIONS where `web_dav_authoring`
 is enabled; elsewhere it passes the request to the next entry (the Python app, static files).
 GET and HEAD stay with static_file, except for a file with no MIME map entry, which an author
-with Read access gets as `default_mime_type` (IIS's allowNonMimeMapFiles).
+with Read access gets as `default_mime_type` (IIS's allowNonMimeMapFiles), and a GET with
+`Translate: f` from an author with Source and Read access, which gets the file as it is, before
+any handler (PHP, CGI, the app) would run it (`serves_source`).
 
 Every request is checked against `web_dav_authoring_rules` (Read for PROPFIND and GET, Write for
 everything that changes content or locks, Read on the source and Write on the destination of
@@ -223,6 +225,32 @@ class WebDavModule(Module):
             return not self._serves_source(ctx)
         return False
 
+    def serves_source(self, ctx) -> bool:
+        """The handler list's `Translate: f` hook (wasp/worker/handlers.py), before any entry:
+        True when this GET or HEAD asks for the file's source (`Translate: f`, any case) and the
+        user's authoring rules grant Source and Read on it; the handler then serves the file as
+        it is, whatever handler (PHP, CGI, the Python app) the URL maps to. Otherwise the request
+        is mapped as usual: IIS's WebDAV "If Translate:f AND Source is enabled, handle with the
+        Static File Handler, else continue processing normally" (David Wang, IIS team, "WebDAV,
+        Source, and Read Permissions on IIS", 2008) - no source leaks, and no refusal either.
+        Only an existing regular file of that exact name inside the content counts: no path
+        info, no directory, no alternate spelling (`x.php.`, `x.php::$DATA` name no file here).
+        Two Translate headers are not a source request."""
+        values = [v for k, v in ctx.head.headers if len(k) == 9 and k.lower() == b"translate"]
+        if len(values) != 1 or values[0].strip().lower() != b"f":
+            return False   # none, `t`, or two that may disagree: the request is mapped as usual
+        if not ctx.config.web_dav_authoring.enabled:
+            return False
+        ctx.private = True
+        try:
+            res = self._resource(ctx, self._rel(ctx))
+        except (HttpError, OSError):
+            return False
+        if res.st is None or not stat_mod.S_ISREG(res.st.st_mode) or not self._mime_ok(ctx, res):
+            return False
+        granted = self._access(ctx, res)
+        return "Source" in granted and "Read" in granted
+
     def _serves_source(self, ctx) -> bool:
         rules = self._rules(ctx.config.web_dav_authoring_rules)
         if not rules.non_mime:
@@ -246,7 +274,11 @@ class WebDavModule(Module):
         if method == "GET" or method == "HEAD":
             res = self._resource(ctx, self._rel(ctx))
             self._need(ctx, res, "Read")
-            serve_file(ctx, res.fs, res.st, self._rules(ctx.config.web_dav_authoring_rules).mime)
+            if res.st is None or not stat_mod.S_ISREG(res.st.st_mode):
+                raise NotFound("no such file")   # gone since the mapping looked
+            mime = content_type(res.fs, _types(ctx)) or \
+                self._rules(ctx.config.web_dav_authoring_rules).mime
+            serve_file(ctx, res.fs, res.st, mime)
             return FINISH
         if method not in DAV_METHODS:
             raise MethodNotAllowed(ALLOW)
