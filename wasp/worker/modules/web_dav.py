@@ -236,11 +236,11 @@ class WebDavModule(Module):
         Only an existing regular file of that exact name inside the content counts: no path
         info, no directory, no alternate spelling (`x.php.`, `x.php::$DATA` name no file here).
         Two Translate headers are not a source request."""
+        if not ctx.config.web_dav_authoring.enabled:
+            return False   # first: most GETs are for sites without WebDAV, and this is cheapest
         values = [v for k, v in ctx.head.headers if len(k) == 9 and k.lower() == b"translate"]
         if len(values) != 1 or values[0].strip().lower() != b"f":
             return False   # none, `t`, or two that may disagree: the request is mapped as usual
-        if not ctx.config.web_dav_authoring.enabled:
-            return False
         ctx.private = True
         try:
             res = self._resource(ctx, self._rel(ctx))
