@@ -364,18 +364,26 @@ class External:
         host, _colon, port = address.rpartition(":")
         return await open_tcp(host.strip("[]"), int(port))
 
-    async def acquire(self, deadline: float):
-        """-> (connection, reused): an idle kept connection, else a new one within the bound."""
-        if not self.keep:
-            return await self.connect(), False
+    def take_idle(self):
+        """An idle kept connection still open, or None."""
         idle = self.idle
         while idle:
             conn, _used = idle.pop()     # the most recent: the likeliest still open
             if not conn.closed and not conn.eof:
                 self.reused += 1
-                return conn, True
+                return conn
             conn.close()
             self.open -= 1
+        return None
+
+    async def acquire(self, deadline: float, fresh: bool = False):
+        """-> (connection, reused): an idle kept connection (unless `fresh`), else a new one
+        within the bound."""
+        if not self.keep:
+            return await self.connect(), False
+        conn = None if fresh else self.take_idle()
+        if conn is not None:
+            return conn, True
         loop = asyncio.get_running_loop()
         while self.open >= self.keep:
             if len(self.waiters) >= self.settings.queue_length:
@@ -396,7 +404,7 @@ class External:
                 except ValueError:
                     pass
             if conn is not None:          # handed over by release
-                if not conn.closed and not conn.eof:
+                if not fresh and not conn.closed and not conn.eof:
                     self.reused += 1
                     return conn, True
                 conn.close()

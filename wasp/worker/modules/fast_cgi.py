@@ -127,14 +127,18 @@ class FastCgiModule(Module):
         inst = None
         conn = None
         reused = False
+        fresh = False
         healthy = False
         feeder = None
         try:
             while True:
                 if external:
+                    conn = None if fresh else target.take_idle()  # the common case: no timer, no await
+                    reused = conn is not None
                     try:
-                        async with asyncio.timeout(deadline - loop.time()):
-                            conn, reused = await target.acquire(deadline)
+                        if conn is None:
+                            async with asyncio.timeout(deadline - loop.time()):
+                                conn, reused = await target.acquire(deadline, fresh)
                     except (OSError, asyncio.TimeoutError) as exc:
                         raise FastCgiFailure(f"cannot connect to the FastCGI server {target.name}: {exc}") from None
                     rid = 1
@@ -161,6 +165,7 @@ class FastCgiModule(Module):
                     target.release(conn, False)
                     conn = None
                     retry = False
+                    fresh = True
                     continue
                 break
             healthy = exchange.protocol_status == fcgi.REQUEST_COMPLETE and exchange.clean \
