@@ -551,8 +551,14 @@ def _php_fpm_binary() -> str:
     return "php-fpm"
 
 
+#: wasp's worker processes in the bench (max_processes) and the kept connections each may have
+#: to php-fpm: together never more than php-fpm's children (a kept connection holds a child).
+WASP_WORKERS = 2
+PHP_KEEP_CONNECTIONS = PHP_FPM_CHILDREN // WASP_WORKERS
+
+
 class _FastCgiServer(Server):
-    """php-fpm speaks FastCGI, not HTTP: ready once its TCP port accepts."""
+    """php-fpm speaks FastCGI, not HTTP: ready once its Unix socket accepts."""
 
     def wait_ready(self, port: int, path: str = "/", timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -560,20 +566,23 @@ class _FastCgiServer(Server):
             if self.proc.poll() is not None:
                 raise ServerFailed(f"{self.name} exited with code {self.proc.returncode}:\n{self.output_tail()}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket_path)
                     return
             except OSError:
                 time.sleep(0.1)
-        raise ServerFailed(f"{self.name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+        raise ServerFailed(f"{self.name} did not listen on {self.socket_path} within {timeout:.0f}s")
 
 
 def php_fpm(workdir: str, name: str) -> Server:
-    """A php-fpm of the bench's own (static pool of PHP_FPM_CHILDREN, TCP on 127.0.0.1)."""
-    port = free_port()
+    """A php-fpm of the bench's own: a static pool of PHP_FPM_CHILDREN listening on a Unix
+    socket (nginx and wasp both connect to one so, with the same pool config)."""
+    port = free_port()  # unused by php-fpm; the Server record wants one
     prefix = os.path.join(workdir, name)
     os.makedirs(prefix, exist_ok=True)
     root = os.geteuid() == 0
     conf = os.path.join(prefix, "php-fpm.conf")
+    sock = os.path.join(prefix, "fpm.sock")
     with open(conf, "w") as f:
         f.write(f"""[global]
 pid = {prefix}/fpm.pid
@@ -582,18 +591,22 @@ daemonize = no
 
 [bench]
 {"user = root" if root else ""}
-listen = 127.0.0.1:{port}
+listen = {sock}
+listen.mode = 0600
+listen.backlog = 511
 pm = static
 pm.max_children = {PHP_FPM_CHILDREN}
 pm.max_requests = 0
 """)
     argv = [_php_fpm_binary(), "-F", "-y", conf, "-p", prefix] + (["-R"] if root else [])
-    return _FastCgiServer(name=name, argv=argv, workdir=workdir, port=port, kind="php-fpm")
+    server = _FastCgiServer(name=name, argv=argv, workdir=workdir, port=port, kind="php-fpm")
+    server.socket_path = sock
+    return server
 
 
 def nginx_php(workdir: str) -> Deployment:
-    """nginx -> php-fpm the usual way: fastcgi_pass with the stock parameters, a new FastCGI
-    connection per request (nginx's default, as wasp does with an external server)."""
+    """nginx -> php-fpm the usual way: fastcgi_pass to the pool's Unix socket with the stock
+    parameters, a new FastCGI connection per request (nginx's default)."""
     fpm = php_fpm(workdir, "php-fpm-nginx")
     port = free_port()
     params = "\n".join(f"            fastcgi_param {k} {v};" for k, v in (
@@ -611,7 +624,7 @@ def nginx_php(workdir: str) -> Deployment:
         root {PHP_DIR};
         location ~ \\.php$ {{
             try_files $uri =404;
-            fastcgi_pass 127.0.0.1:{fpm.port};
+            fastcgi_pass unix:{fpm.socket_path};
 {params}
         }}
     }}"""
@@ -619,15 +632,20 @@ def nginx_php(workdir: str) -> Deployment:
 
 
 def wasp_php(workdir: str, wasp_log: bool, fronts: int = 1) -> Deployment:
-    """wasp's fast_cgi handler -> php-fpm by address (*.php mapped as IIS's PHP_via_FastCGI)."""
+    """wasp's fast_cgi handler -> php-fpm by address (*.php mapped as IIS's PHP_via_FastCGI), the
+    same Unix socket pool config as nginx's, with PHP_KEEP_CONNECTIONS kept per worker."""
     fpm = php_fpm(workdir, "php-fpm-wasp")
     handler = f"""[[sites.applications.handlers]]
 name = "PHP_via_FastCGI"
 path = "*.php"
 verb = "GET,HEAD,POST"
 modules = "fast_cgi"
-script_processor = "127.0.0.1:{fpm.port}"
+script_processor = "unix:{fpm.socket_path}"
 resource_type = "Either"
+
+[[fast_cgi]]
+full_path = "unix:{fpm.socket_path}"
+keep_connections = {PHP_KEEP_CONNECTIONS}
 """
     dep = wasp(workdir, None, wasp_log, name="wasp-php", app_extra=handler, fronts=fronts, content=PHP_DIR)
     dep.servers.insert(0, fpm)

@@ -26,7 +26,7 @@ def copy_pages(target: pathlib.Path) -> pathlib.Path:
     return target
 
 
-def fpm_config(directory: pathlib.Path, children: int = 4) -> pathlib.Path:
+def fpm_config(directory: pathlib.Path, children: int = 4, listen: str = "", extra: str = "") -> pathlib.Path:
     root = os.geteuid() == 0
     conf = directory / "php-fpm.conf"
     conf.write_text(f"""[global]
@@ -36,17 +36,20 @@ daemonize = no
 
 [wasp-test]
 {"user = root" if root else ""}
-listen = {directory}/fpm.sock
+listen = {listen or f"{directory}/fpm.sock"}
 pm = static
 pm.max_children = {children}
 clear_env = no
 catch_workers_output = yes
+{extra}
 """)
     return conf
 
 
-def start_fpm(directory: pathlib.Path, children: int = 4) -> subprocess.Popen:
-    conf = fpm_config(directory, children)
+def start_fpm(directory: pathlib.Path, children: int = 4, listen: str = "", extra: str = "") -> subprocess.Popen:
+    """`listen` "127.0.0.1:PORT" for TCP (default: fpm.sock in `directory`); `extra` more pool
+    lines ("pm.max_requests = 3")."""
+    conf = fpm_config(directory, children, listen, extra)
     argv = [PHP_FPM, "-F", "-y", str(conf), "-p", str(directory)]
     if os.geteuid() == 0:
         argv.append("-R")
@@ -58,8 +61,12 @@ def start_fpm(directory: pathlib.Path, children: int = 4) -> subprocess.Popen:
         if proc.poll() is not None:
             raise AssertionError(f"php-fpm exited: {(directory / 'fpm.stdout').read_text()}")
         try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(str(sock))
+            if listen:
+                host, _colon, port = listen.rpartition(":")
+                socket.create_connection((host, int(port)), timeout=1).close()
+            else:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(str(sock))
             return proc
         except OSError:
             time.sleep(0.05)

@@ -15,7 +15,8 @@ fail; more than `rapid_fails_per_minute` in a minute and the pool refuses reques
 the oldest of them is a minute old.
 
 `External` is an address (php-fpm): one connection per request, closed after it (as nginx does by
-default), so an idle connection never holds one of the server's children.
+default), so an idle connection never holds one of the server's children; or, with
+`keep_connections`, a bounded set of kept connections per worker (see the class).
 """
 
 from __future__ import annotations
@@ -334,12 +335,27 @@ class ProcessPool:
 
 
 class External:
-    """An external FastCGI server: "unix:/path", "host:port", "[v6]:port"."""
+    """An external FastCGI server: "unix:/path", "host:port", "[v6]:port".
+
+    With `keep_connections` 0 every request opens its own connection and closes it after (nginx's
+    default). With N > 0 the worker keeps its connections (FCGI_KEEP_CONN) and never has more than
+    N open to the server, busy or idle: a request that finds all N busy waits for one (at most
+    `queue_length` wait: 503.4) instead of opening another. A php-fpm child serves one connection
+    until it closes, so an extra connection past the children that kept ones hold would wait in
+    the listen backlog until an idle one timed out; with workers x N <= pm.max_children it never
+    does. An idle connection is closed after `idle_timeout`, and dropped as soon as the server
+    closes it (php-fpm does when a child reaches pm.max_requests)."""
 
     def __init__(self, address: str, settings):
         self.address = address
         self.settings = settings
         self.name = address
+        self.keep = settings.keep_connections
+        self.idle: collections.deque = collections.deque()   # (conn, last used), oldest first
+        self.open = 0            # connections counted against keep (idle and busy)
+        self.waiters: collections.deque = collections.deque()
+        self.reused = 0          # requests sent on a kept connection (tests, diagnostics)
+        self._reaper = None
 
     async def connect(self):
         address = self.address
@@ -347,6 +363,105 @@ class External:
             return await open_unix(address[5:])
         host, _colon, port = address.rpartition(":")
         return await open_tcp(host.strip("[]"), int(port))
+
+    def take_idle(self):
+        """An idle kept connection still open, or None."""
+        idle = self.idle
+        while idle:
+            conn, _used = idle.pop()     # the most recent: the likeliest still open
+            if not conn.closed and not conn.eof:
+                self.reused += 1
+                return conn
+            conn.close()
+            self.open -= 1
+        return None
+
+    async def acquire(self, deadline: float, fresh: bool = False):
+        """-> (connection, reused): an idle kept connection (unless `fresh`), else a new one
+        within the bound."""
+        if not self.keep:
+            return await self.connect(), False
+        conn = None if fresh else self.take_idle()
+        if conn is not None:
+            return conn, True
+        loop = asyncio.get_running_loop()
+        while self.open >= self.keep:
+            if len(self.waiters) >= self.settings.queue_length:
+                raise QueueFull(f"the queue of FastCGI server {self.name} is full")
+            fut = loop.create_future()
+            self.waiters.append(fut)
+            try:
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    conn = await fut
+            except asyncio.TimeoutError:
+                raise FastCgiFailure("the request waited for a connection to the FastCGI server "
+                                     f"{self.name} past request_timeout") from None
+            finally:
+                if not fut.done():
+                    fut.cancel()
+                try:
+                    self.waiters.remove(fut)
+                except ValueError:
+                    pass
+            if conn is not None:          # handed over by release
+                if not fresh and not conn.closed and not conn.eof:
+                    self.reused += 1
+                    return conn, True
+                conn.close()
+                self.open -= 1
+        self.open += 1
+        try:
+            conn = await self.connect()
+        except BaseException:
+            self.open -= 1
+            self._wake(None)
+            raise
+        return conn, False
+
+    def release(self, conn, reusable: bool) -> None:
+        if not self.keep:
+            conn.close()
+            return
+        if not reusable or conn.closed or conn.eof:
+            conn.close()
+            self.open -= 1
+            self._wake(None)
+            return
+        if self._wake(conn):
+            return
+        self.idle.append((conn, time.monotonic()))
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().call_later(
+                min(max(float(self.settings.idle_timeout) / 4, 1.0), 30.0), self._reap)
+
+    def _wake(self, conn) -> bool:
+        """Hand `conn` (or, for None, a free place under the bound) to the oldest waiter."""
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(conn)
+                return True
+        return False
+
+    def _reap(self) -> None:
+        self._reaper = None
+        timeout = float(self.settings.idle_timeout)
+        now = time.monotonic()
+        idle = self.idle
+        while idle and (now - idle[0][1] >= timeout or idle[0][0].closed or idle[0][0].eof):
+            conn, _used = idle.popleft()
+            conn.close()
+            self.open -= 1
+        if idle:
+            self._reaper = asyncio.get_running_loop().call_later(
+                min(max(timeout / 4, 1.0), 30.0), self._reap)
+
+    def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        while self.idle:
+            self.idle.popleft()[0].close()
 
 
 def is_address(value: str) -> bool:

@@ -9,8 +9,9 @@ more than `rapid_fails_per_minute` times in a minute the application is refused 
 minute has passed. A `script_processor` with no application entry runs with IIS's defaults.
 
 An external FastCGI server (php-fpm) needs no entry: `script_processor = "unix:/run/php/fpm.sock"`
-or `"127.0.0.1:9000"`; wasp only connects to it (`request_timeout`, `activity_timeout` and
-`stderr_mode` come from an entry whose full_path is that address, if there is one).
+or `"127.0.0.1:9000"`; wasp only connects to it (`request_timeout`, `activity_timeout`,
+`stderr_mode`, `keep_connections`, `idle_timeout` and `queue_length` come from an entry whose
+full_path is that address, if there is one).
 
 IIS makes the section AppHostOnly; wasp accepts it at any wasp.toml level (a web.toml only where a
 location unlocks it) and keys the running processes by (full_path, arguments, settings).
@@ -80,6 +81,14 @@ class FastCgiApplication(Struct, forbid_unknown_fields=True, kw_only=True):
         "accepted and also uses Unix sockets (nothing outside the worker can reach them)."
     )] = "NamedPipe"
     flush_named_pipe: Annotated[bool, doc("IIS's flushNamedPipe; nothing to flush on Linux: ignored.")] = False
+    keep_connections: Annotated[int, Meta(ge=0, le=10000), doc(
+        "An external FastCGI server (an address) only: when > 0 each worker keeps its "
+        "connections to it open (FCGI_KEEP_CONN) and has at most this many, busy or idle; a "
+        "request finding them all busy waits (queue_length, then 503.4). A kept connection holds "
+        "a php-fpm child: keep workers x keep_connections <= pm.max_children. 0: a new "
+        "connection per request, closed after it (nginx's default). Idle ones close after "
+        "idle_timeout."
+    )] = 0
     monitor_changes_to: Annotated[str, Meta(pattern=r"^[^\x00]*$"), doc(
         "A file (php.ini) whose change recycles the application's processes (checked every second)."
     )] = ""

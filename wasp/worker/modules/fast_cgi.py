@@ -34,6 +34,9 @@ from wasp.worker.registry import FINISH, Module, Phase, register
 log = logging.getLogger("wasp.worker.fastcgi")
 
 STDERR_KEEP = 64 * 1024
+#: A body up to this size to a server with kept connections is read whole before it is sent,
+#: so that the request can go again on a new connection (a larger one streams: no retry).
+RETRY_BODY = 64 * 1024
 _GENERIC = b"The FastCGI application wrote to its error stream.\r\n"
 
 
@@ -47,12 +50,17 @@ def settings_for(section, path: str, arguments: str):
 
 
 class _Exchange:
-    __slots__ = ("stderr", "ended", "protocol_status")
+    __slots__ = ("stderr", "ended", "protocol_status", "clean")
 
     def __init__(self):
         self.stderr = bytearray()
         self.ended = False
         self.protocol_status = 0
+        self.clean = False     # nothing after END_REQUEST: the connection can serve another
+
+
+class _Gone(Exception):
+    """A kept connection was closed by the server before it answered anything."""
 
 
 @register("fast_cgi", phases=(Phase.EXECUTE_REQUEST_HANDLER,))
@@ -67,6 +75,8 @@ class FastCgiModule(Module):
         return self.root is not None
 
     def cleanup(self) -> None:
+        for external in self.externals.values():
+            external.shutdown()
         shutdown_all()
 
     def execute_request_handler(self, ctx):
@@ -87,6 +97,8 @@ class FastCgiModule(Module):
                 external = External(path, settings or FastCgiApplication(full_path=path))
                 if len(self.externals) < 256:
                     self.externals[(path, id(settings))] = external
+                else:
+                    external.keep = 0  # not kept itself: its connections could not be either
             return external
         if settings is None:
             raise FastCgiFailure(f"no fast_cgi application is configured for {processor}")
@@ -102,38 +114,62 @@ class FastCgiModule(Module):
             env["CONTENT_LENGTH"] = str(len(body))
         elif ctx.body is None:
             body = b""
+        elif ctx.head.content_length <= RETRY_BODY and target.__class__ is External and target.keep:
+            body = await gateway.read_unsized(ctx)  # at hand for a retry on a new connection
         settings = target.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(settings.request_timeout)
         external = isinstance(target, External)
+        # A kept connection the server closed just as it was taken (php-fpm's child reached
+        # pm.max_requests) is retried once on a new one, when nothing came back on it and the
+        # whole request is still at hand (a streamed body is not).
+        retry = external and body is not None
         inst = None
         conn = None
+        reused = False
+        fresh = False
         healthy = False
         feeder = None
         try:
-            if external:
-                try:
-                    async with asyncio.timeout(deadline - loop.time()):
-                        conn = await target.connect()
-                except (OSError, asyncio.TimeoutError) as exc:
-                    raise FastCgiFailure(f"cannot connect to the FastCGI server {target.name}: {exc}") from None
-                rid = 1
-            else:
-                inst = await target.acquire(deadline)
-                conn = inst.conn
-                rid = inst.next_id()
-            first = fcgi.pack_begin(rid, keep_conn=not external) + fcgi.pack_params(rid, env.items())
-            try:
-                if body is not None:
-                    conn.write(first + fcgi.pack_stdin(rid, body) + fcgi.pack_stdin(rid, b"") if body
-                               else first + fcgi.pack_stdin(rid, b""))
+            while True:
+                if external:
+                    conn = None if fresh else target.take_idle()  # the common case: no timer, no await
+                    reused = conn is not None
+                    try:
+                        if conn is None:
+                            async with asyncio.timeout(deadline - loop.time()):
+                                conn, reused = await target.acquire(deadline, fresh)
+                    except (OSError, asyncio.TimeoutError) as exc:
+                        raise FastCgiFailure(f"cannot connect to the FastCGI server {target.name}: {exc}") from None
+                    rid = 1
+                    keep = target.keep > 0
                 else:
-                    conn.write(first)
-                    feeder = asyncio.ensure_future(_feed(ctx, conn, rid))
-            except OSError:
-                pass  # it went away: the read below says so
-            exchange = await self._read(ctx, target, inst, conn, rid, deadline)
-            healthy = exchange.protocol_status == fcgi.REQUEST_COMPLETE
+                    inst = await target.acquire(deadline)
+                    conn = inst.conn
+                    rid = inst.next_id()
+                    keep = True
+                first = fcgi.pack_begin(rid, keep_conn=keep) + fcgi.pack_params(rid, env.items())
+                try:
+                    if body is not None:
+                        conn.write(first + fcgi.pack_stdin(rid, body) + fcgi.pack_stdin(rid, b"") if body
+                                   else first + fcgi.pack_stdin(rid, b""))
+                    else:
+                        conn.write(first)
+                        feeder = asyncio.ensure_future(_feed(ctx, conn, rid))
+                except OSError:
+                    pass  # it went away: the read below says so
+                try:
+                    exchange = await self._read(ctx, target, inst, conn, rid, deadline, retry and reused)
+                except _Gone:
+                    log.debug("%s closed a kept connection: the request goes on a new one", target.name)
+                    target.release(conn, False)
+                    conn = None
+                    retry = False
+                    fresh = True
+                    continue
+                break
+            healthy = exchange.protocol_status == fcgi.REQUEST_COMPLETE and exchange.clean \
+                and (feeder is None or (feeder.done() and not feeder.cancelled() and feeder.result()))
         except HttpError as exc:
             # IIS writes its FastCGI failures to the event log; the error page carries no detail
             log.warning("%s %s: %s", ctx.head.method, ctx.head.path.decode("utf-8", "replace"), exc.detail)
@@ -145,12 +181,13 @@ class FastCgiModule(Module):
                 target.release(inst, healthy)
             elif conn is not None:
                 try:
-                    conn.close()
+                    target.release(conn, healthy and conn.size == 0)
                 except Exception:
                     pass
         return FINISH
 
-    async def _read(self, ctx, target, inst, conn, rid: int, deadline: float) -> _Exchange:
+    async def _read(self, ctx, target, inst, conn, rid: int, deadline: float,
+                    retryable: bool = False) -> _Exchange:
         settings = target.settings
         mode = settings.stderr_mode
         activity = float(settings.activity_timeout)
@@ -158,6 +195,7 @@ class FastCgiModule(Module):
         parser = fcgi.Reader(rid)
         relay = gateway.Relay(ctx, FastCgiFailure(f"{target.name} sent a malformed response head"))
         exchange = _Exchange()
+        received = False
         while not exchange.ended:
             left = deadline - loop.time()
             wait = min(activity, left)
@@ -169,13 +207,18 @@ class FastCgiModule(Module):
                 which = "request_timeout" if wait >= left else "activity_timeout"
                 raise FastCgiFailure(f"{target.name} exceeded the configured {which}") from None
             except OSError as exc:
+                if retryable and not received:
+                    raise _Gone() from None
                 if inst is not None:
                     inst.fail()
                 raise FastCgiFailure(f"the FastCGI process {target.name} exited unexpectedly ({exc})") from None
             if not data:
+                if retryable and not received:
+                    raise _Gone()
                 if inst is not None:
                     inst.fail()
                 raise FastCgiFailure(f"the FastCGI process {target.name} exited unexpectedly")
+            received = True
             try:
                 events = parser.feed(data)
             except fcgi.FastCgiError as exc:
@@ -195,6 +238,7 @@ class FastCgiModule(Module):
                 elif cls is fcgi.EndRequest:
                     exchange.ended = True
                     exchange.protocol_status = event.protocol_status
+        exchange.clean = parser.buffered == 0
         if exchange.protocol_status != fcgi.REQUEST_COMPLETE:
             if exchange.protocol_status == fcgi.OVERLOADED:
                 raise FastCgiFailure(f"{target.name} is overloaded", status=503)
@@ -214,8 +258,9 @@ class FastCgiModule(Module):
         return exchange
 
 
-async def _feed(ctx, conn, rid: int) -> None:
-    """The request body as STDIN records, at the pace the application reads it."""
+async def _feed(ctx, conn, rid: int) -> bool:
+    """The request body as STDIN records, at the pace the application reads it; True once all
+    of it went (a connection with a STDIN stream cut short cannot serve another request)."""
     try:
         while True:
             data, more = await ctx.body.take()
@@ -226,7 +271,9 @@ async def _feed(ctx, conn, rid: int) -> None:
                 break
         conn.write(fcgi.pack_stdin(rid, b""))
         await conn.drain()
+        return True
     except (Cancelled, OSError):
         pass
     except Exception:
         log.debug("request body to FastCGI stopped", exc_info=True)
+    return False
