@@ -59,17 +59,19 @@ def relay_rig(tmp):
     conn, transport = rig.connect()
     link = worker.link
     respond = fr.pack_response
-    out = worker.transport.out
+    to_worker = worker.transport
 
     def one():
         conn.data_received(REQUEST)
         rig.loop.run_soon()
         # the stream id is in the REQUEST frame's header (u32 at offset 6)
+        out = to_worker.out
         sid = int.from_bytes(out[6:10], "little")
         out.clear()
         link.data_received(respond(sid, BLOCK, 13, body=b"Hello, world!"))
         rig.loop.run_soon()
         transport.out.clear()
+    one.rig, one.client, one.worker = rig, transport, worker  # for tests/unit/test_bench_hotpath.py
     return one
 
 
@@ -90,6 +92,7 @@ def hit_rig(tmp):
         conn.data_received(REQUEST)
         rig.loop.run_soon()
         transport.out.clear()
+    one.rig, one.client, one.worker = rig, transport, worker
     return one
 
 
