@@ -115,3 +115,32 @@ def test_keep_zero_opens_and_closes_every_time():
         ext.release(a, True)
         assert a.closed and b is not a and not ext.idle
     run(main())
+
+
+def test_a_handed_over_waiter_is_never_formatted():
+    """A waiter `release` gave a connection was popped already: taking it out again must not
+    ask the deque (whose miss formats the future's repr on every handed-over request)."""
+    formatted = []
+
+    class Watched(asyncio.Future):
+        def __repr__(self):
+            formatted.append(1)
+            return "<Watched>"
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.create_future = lambda: Watched(loop=loop)
+        ext, made = external(keep=1)
+        a, _ = await ext.acquire(loop.time() + 10)
+        waiters = [asyncio.ensure_future(ext.acquire(loop.time() + 10)) for _ in range(3)]
+        await asyncio.sleep(0)
+        ext.release(a, True)
+        conn, reused = await waiters[0]
+        assert conn is a and reused
+        waiters[1].cancel()                              # a cancelled waiter leaves the queue
+        await asyncio.sleep(0)
+        assert len(ext.waiters) == 1
+        ext.release(conn, True)
+        assert (await waiters[2])[0] is a
+        assert not ext.waiters and not formatted
+    run(main())

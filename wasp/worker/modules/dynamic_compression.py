@@ -133,6 +133,9 @@ class DynamicOffer:
         status = block[:3]
         if status < b"200" or status in _NO_BODY:
             return None
+        module = self.module
+        if 0 <= length < module.min_size:
+            return None  # too small to compress, whatever its type: no need to read the head
         lines = block.split(b"\r\n")
         content_type = vary = None
         etag_at = -1
@@ -147,10 +150,9 @@ class DynamicOffer:
                 vary = i
             elif name == b"etag":
                 etag_at = i
-        module = self.module
-        if not module.types.allows(content_type) or 0 <= length < module.min_size:
-            # Not compressible, or too small to be: the same bytes for every client (no Vary,
-            # so a cache keeps one copy for all of them).
+        if not module.types.allows(content_type):
+            # Not compressible: the same bytes for every client (no Vary, so a cache keeps one
+            # copy for all of them; a body under min_size is left alike, above).
             return None
         if vary is not None:
             value = lines[vary].partition(b":")[2]
