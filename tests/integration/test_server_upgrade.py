@@ -215,3 +215,71 @@ def test_upgrade_runs_the_newly_installed_version(wasp_server, tmp_path):
                         kid.kill()
             except psutil.Error:
                 pass
+
+
+SLOW_APP = """
+import time
+time.sleep(5)   # a slow import: the old generation's first worker is still starting at the handover
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"Hello from the slow app"]
+"""
+
+
+def test_a_request_queued_for_a_worker_still_starting_is_answered_across_an_upgrade(wasp_server, tmp_path):
+    """The old generation's on-demand worker is still importing its app when the new manager
+    takes over: the request the old front queued for it is served by it (it is attached when
+    ready), not closed unanswered by a kill of the starting worker."""
+    appdir = tmp_path / "slowapp"
+    appdir.mkdir()
+    (appdir / "slowupgrade.py").write_text(SLOW_APP)
+    srv = wasp_server(CONFIG.replace('app = "systemd_app:app"', 'app = "slowupgrade:app"')
+                      .replace('python_path = ["{apps}"]', f'python_path = ["{appdir}"]'))
+    manager = psutil.Process(srv.proc.pid)
+    outcome: list = []
+
+    def get() -> None:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=40)
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            outcome.append((response.status, response.read()))
+        except Exception as exc:
+            outcome.append(repr(exc))
+
+    client = threading.Thread(target=get, daemon=True)
+    client.start()
+    try:
+        # The request started the pool's first worker: wait until it exists, then upgrade.
+        srv.wait_until(lambda: any("wasp.worker" in " ".join(c.cmdline())
+                                   for c in manager.children(recursive=True)), 20,
+                       what="the first worker started")
+        old = old_generation(srv)
+        srv.cli("upgrade", timeout=120)
+        client.join(40)
+        assert outcome == [(200, b"Hello from the slow app")], outcome
+        wait_gone(srv, old)
+    finally:
+        client.join(1)
+        try:
+            pid = manager_pid(srv)
+        except (OSError, ValueError):
+            pid = None
+        if pid and pid != srv.proc.pid:
+            try:
+                new = psutil.Process(pid)
+                children = new.children(recursive=True)
+                new.send_signal(signal.SIGTERM)
+                new.wait(30)
+            except psutil.NoSuchProcess:
+                children = []
+            except psutil.TimeoutExpired:
+                new.kill()
+                children = []
+            for child in children:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass

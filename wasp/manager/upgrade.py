@@ -276,7 +276,7 @@ class UpgradeOps:
             self.events.write(9082, pid=proc.pid, data={"pid": proc.pid, "old": os.getpid()})
             self.stderr.write(f"wasp: upgrade: the new manager (pid {proc.pid}) serves; "
                               "this one drains and exits\n")
-            self._execute(self.sup.shutdown(time.monotonic()))
+            self._execute(self.sup.shutdown(time.monotonic(), handover=True))
             self._upgrade_proc = proc  # not waited for: it outlives this process
             return 200, {"old_pid": os.getpid(), "new_pid": proc.pid,
                          "message": f"upgraded: the new manager is pid {proc.pid}"}
