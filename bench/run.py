@@ -31,7 +31,8 @@ from bench import install  # noqa: E402  (stdlib only; runs before psutil is imp
 
 DEFAULT_SCENARIOS = ("wsgi", "asgi", "static", "cached", "https", "rss")
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ("recycle", "chaos", "slowloris", "h2", "security", "compression",
-                                       "rewrite", "proxy", "php", "accesslog", "metrics", "tracing", "freb")
+                                       "rewrite", "proxy", "php", "accesslog", "metrics", "tracing", "freb",
+                                       "upgrade")
 SERVERS = ("wasp", "gunicorn", "nginx-gunicorn", "uvicorn", "nginx", "granian", "nginx-php-fpm")
 
 
@@ -404,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             if "chaos" in args.scenarios:
                 sections.append(stress.run_chaos(workdir, settings, 10 if args.quick else 60, args.seed,
                                                  fronts=fronts))
+        if "upgrade" in args.scenarios and "wasp" in args.servers:
+            from bench.upgrade import run_upgrade  # wasp upgrade x3 under wrk (bench/upgrade.py)
+            sections.append(run_upgrade(workdir, settings, 30 if args.quick else 45))
         if "slowloris" in args.scenarios:
             from bench.slowloris import run_slowloris
             sections.append(run_slowloris(workdir, settings))

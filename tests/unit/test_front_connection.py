@@ -567,13 +567,29 @@ def test_websocket_rejected_by_the_app_closes(rig):
 def test_stop_closes_idle_connections_and_finishes_in_flight(rig):
     worker = rig.worker()
     idle, t_idle = rig.connect()
+    idle.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _, _)] = worker.requests()
+    worker.respond(sid)
+    assert not t_idle.closed  # keep-alive, idle now
+    fresh, t_fresh = rig.connect()  # accepted, its request not read yet
     busy, t_busy = rig.connect()
     busy.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     rig.server.stop()
-    assert t_idle.closed and not t_busy.closed
+    # Idle keep-alive connections get STOP_IDLE_GRACE for one more request (Connection: close).
+    assert not t_idle.closed and not t_busy.closed
     [(sid, _, _)] = worker.requests()
     worker.respond(sid)
     assert b"Connection: close" in t_busy.out and t_busy.closed
+    from wasp.front.server import STOP_IDLE_GRACE
+    rig.loop.now += STOP_IDLE_GRACE
+    rig.loop.run_due()
+    assert t_idle.closed
+    # A connection that never began a request is served once rather than reset.
+    assert not t_fresh.closed
+    fresh.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _, _)] = worker.requests()
+    worker.respond(sid)
+    assert b"Connection: close" in t_fresh.out and t_fresh.closed
 
 
 def test_max_connections(tmp_path):

@@ -588,3 +588,32 @@ def test_a_permanent_spawn_failure_while_a_worker_serves_is_a_failed_replacement
     assert pool.state is PoolState.STARTED and h.sup.workers[1].state is WorkerState.READY
     assert 5002 not in h.events() and 9021 in h.events()
     assert pool.recycle_error == "virtualenv /srv/v is gone"
+
+
+def test_a_worker_starting_at_shutdown_is_attached_when_ready_then_stopped():
+    # An on-demand pool's first worker is still importing when the stop (or an upgrade's
+    # handover) begins: the front may hold requests queued for it. A kill would close them
+    # unanswered; instead it is attached when ready, serves the queue, and is stopped.
+    h = Harness(config())
+    h.demand()
+    [wid] = h.live(WorkerState.STARTING)
+    out = h.run(h.sup.shutdown(h.now, handover=True))
+    assert A.StopFront(0, True) in out
+    assert not of(out, A.KillWorker) and not of(out, A.StopWorker)
+    out = h.ready(wid)
+    assert acts(out) == [A.AttachWorker(wid), A.StopWorker(wid, drain=False)]
+    h.run(h.sup.front_exited(0, 1, h.now))
+    assert acts(h.exited(wid)) == [A.Exit()]
+
+
+def test_a_worker_still_starting_at_the_shutdown_deadline_is_killed():
+    h = Harness(config("""
+        [pools.process_model]
+        shutdown_time_limit = "7s"
+        """))
+    h.demand()
+    [wid] = h.live(WorkerState.STARTING)
+    h.run(h.sup.shutdown(h.now))
+    out = h.advance(7)
+    assert A.KillWorker(wid) in out
+    assert acts(h.ready(wid)) == [A.StopWorker(wid, drain=False)]   # too late: not attached

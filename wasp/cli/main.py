@@ -39,6 +39,7 @@ from wasp.cli.binds import BindError, parse_bind
 from wasp.cli.client import AdminClient, AdminError, ServerNotRunning
 from wasp.cli.locate import LocateError, dirs_from_file, fallback_run_dir
 from wasp.cli import deploy  # wasp deploy pool (cli/deploy.py)
+from wasp.cli import upgrade as upgrade_cli  # wasp upgrade (cli/upgrade.py)
 from wasp.errors import ConfigError
 
 DEFAULT_FILE = "wasp.toml"
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_locate(p)
 
     deploy.register(sub, _add_locate)
+    upgrade_cli.register(sub, _add_locate)
 
     p = sub.add_parser("cache", help="empty the front's response cache")
     p.add_argument("action", metavar="flush", choices=["flush"], help="flush")
@@ -181,6 +183,8 @@ def cmd_serve(args) -> int:
     from wasp.config import defaults
     from wasp.config.load import load
 
+    from wasp.manager import upgrade as upgrade_child
+    upgrade_child.child()  # started by `wasp upgrade`: its stderr also goes to the old manager
     if args.app_spec and args.config:
         raise Usage("give either -c FILE or APP_SPEC, not both")
     for flag, value in (("-b/--bind", args.bind), ("--workers", args.workers), ("--threads", args.threads)):

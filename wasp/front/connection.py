@@ -1024,6 +1024,9 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 and not self._in_head and not self._held)
 
     def close_if_idle(self) -> None:
-        if self.idle:
+        # A connection that has not begun a request yet was accepted just before the listener
+        # closed (a graceful stop, `wasp upgrade`): its request is on its way, so it is served
+        # once, with Connection: close, rather than reset (its header wait still bounds it).
+        if self.idle and self._heads:
             self._abort_connection()
 

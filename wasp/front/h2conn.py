@@ -65,6 +65,10 @@ _CLOSED = ConnState.CLOSED
 
 
 class Http2Connection(H2RequestReader, H2ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol):
+    #: A stopping front sends GOAWAY at once (no race with the client's next stream: HTTP/2
+    #: says which streams were taken), unlike HTTP/1.1's idle grace (server.STOP_IDLE_GRACE).
+    goaway_on_stop = True
+
     def __init__(self, server):
         self.server = server
         self.transport = None

@@ -65,6 +65,7 @@ class Front:
         self.server: Server | None = None
         self.channel: ControlChannel | None = None
         self.stopping = False
+        self._handover = False  # the stop hands the traffic to a new generation (wasp upgrade)
         self._control_fd = control_fd
         self._listen_fds = listen_fds
         self._inherited: dict[Address, socket.socket] = {}
@@ -81,7 +82,7 @@ class Front:
             "list_requests": self._on_list_requests,
             "list_cache": self._on_list_cache,
             "cache_flush": self._on_cache_flush,
-            "stop": lambda msg, fds: self.begin_stop(),
+            "stop": lambda msg, fds: self.begin_stop(bool(msg.get("handover"))),
             "ping": self._on_ping,
             "acme": self._on_acme,
             "metrics": self._on_metrics,
@@ -104,15 +105,16 @@ class Front:
         self._shutdown()
         return code
 
-    def begin_stop(self) -> None:
+    def begin_stop(self, handover: bool = False) -> None:
         if self.stopping:
             return
+        self._handover = self._handover or handover
         server = self.server
         delay = float(server.config.server.shutdown_delay) if server is not None else 0.0
         if delay > 0 and not server.leaving:
             # Lame duck: health URLs say 503 while everything else is served as before.
             server.leaving = True
-            self.loop.call_later(delay, self.begin_stop)
+            self.loop.call_later(delay, self.begin_stop, handover)
             return
         self.stopping = True
         for address in list(self._listeners):
@@ -122,7 +124,7 @@ class Front:
             return
         limits = [float(p.process_model.shutdown_time_limit) for p in server.config.pools]
         self._stop_deadline = self.loop.time() + (max(limits) if limits else DEFAULT_STOP_LIMIT)
-        server.stop()
+        server.stop(handover=self._handover)
         self._check_stopped()
 
     def _check_stopped(self) -> None:

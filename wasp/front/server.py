@@ -567,11 +567,31 @@ class Server:
                 })
         return out
 
-    def stop(self) -> None:
-        """Stop taking new work: responses close their connections, idle ones close now."""
+    def stop(self, handover: bool = False) -> None:
+        """Stop taking new work: responses close their connections (Connection: close), idle
+        ones close after STOP_IDLE_GRACE. A keep-alive client busy on its connection gets its next
+        answer with Connection: close and reconnects (to the listener of the generation that
+        still accepts, `wasp upgrade`) instead of racing a close of an idle connection with its
+        next request, which it sees as a reset.
+
+        On a `handover` (wasp upgrade: the new generation already accepts) an idle HTTP/1.1
+        connection is not closed early at all: it keeps its own idle timeout, as on any day, so
+        its client's next request, whenever it comes, is answered (Connection: close) instead of
+        racing a close. The front's stop deadline still bounds the wait."""
         self.stopping = True
         for conn in list(self.connections):
+            if getattr(conn, "goaway_on_stop", False):
+                conn.close_if_idle()
+        if not handover:
+            self.loop.call_at(self.loop.time() + STOP_IDLE_GRACE, self._close_idle)
+
+    def _close_idle(self) -> None:
+        for conn in list(self.connections):
             conn.close_if_idle()
+
+
+#: Seconds a stopping front leaves idle keep-alive connections open for one more request.
+STOP_IDLE_GRACE = 1.0
 
 
 #: The head of a metrics.url answer (the exposition format's content type; never cached).

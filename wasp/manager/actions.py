@@ -14,9 +14,11 @@ class SpawnFront:
 
 @dataclass(frozen=True, slots=True)
 class StopFront:
-    """Send front `index` `stop`."""
+    """Send front `index` `stop` (`handover`: another generation takes the traffic, `wasp
+    upgrade`: idle keep-alive connections are left to their own idle timeout)."""
 
     index: int = 0
+    handover: bool = False
 
 
 @dataclass(frozen=True, slots=True)

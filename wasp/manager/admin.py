@@ -129,6 +129,10 @@ def route(method: str, path: str) -> tuple[str, dict]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on /reload")
         return "reload", {}
+    if parts == ["upgrade"]:
+        if method != "POST":
+            raise RouteError(405, f"{method} not allowed on /upgrade")
+        return "upgrade", {}
     if parts == ["cache", "flush"]:
         if method != "POST":
             raise RouteError(405, f"{method} not allowed on {path}")

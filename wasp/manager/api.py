@@ -201,6 +201,8 @@ class AdminApi:
                                                         f"{'' if flushed == 1 else 's'}"}
         if name == "status":
             return 200, await self.status_summary()
+        if name == "upgrade":
+            return await self.upgrade()  # upgrade.py
         if name == "metrics":
             return 200, admin.Text(await self.metrics_text(), CONTENT_TYPE)
         if name == "traces":

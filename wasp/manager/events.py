@@ -93,6 +93,9 @@ CATALOGUE: dict[int, tuple[str, str]] = {
                           "history {history})."),
     9073: ("Information", "Configuration backup '{backup}' was added by {user}."),
     9074: ("Information", "Configuration backup '{backup}' was deleted by {user}."),
+    9080: ("Information", "Upgrade: a new manager (pid {pid}) is starting from the installed wasp."),
+    9081: ("Error", "Upgrade failed: {reason}; the running manager keeps serving."),
+    9082: ("Information", "Upgrade: the new manager (pid {pid}) serves; the old one ({old}) drains and exits."),
     9075: ("Information", "Admin action '{action}' on '{target}' by {user}: {outcome}."),
     # Automatic certificates (docs/acme.md).
     9060: ("Information", "A certificate for '{host}' was issued by the ACME CA {directory} "

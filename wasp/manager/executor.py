@@ -116,7 +116,7 @@ class Executor:
     def _do_StopFront(self, a: A.StopFront) -> None:
         child = self.fronts.get(a.index)
         if child is not None:
-            child.channel.send({"op": "stop"})
+            child.channel.send({"op": "stop", "handover": a.handover} if a.handover else {"op": "stop"})
 
     def _do_KillFront(self, a: A.KillFront) -> None:
         child = self.fronts.get(a.index)

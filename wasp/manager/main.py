@@ -44,12 +44,13 @@ from wasp.manager.services import ServiceActivation
 from wasp.manager.deploys import FileWatcher, watched
 from wasp.config import services as service_config
 from wasp.manager.supervisor import CommandError, Supervisor, front_count
+from wasp.manager import upgrade as upgrade_mod
 
 #: Longest the loop sleeps without an input, so a wall-clock jump still reaches the schedule.
 MAX_WAIT = 30.0
 
 
-class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
+class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps, upgrade_mod.UpgradeOps):
     def __init__(self, config: Config, config_file: str | None, listener_set: listeners.ListenerSet,
                  run_dir: str, log_dir: str, stderr: TextIO, reload_code: bool = False,
                  notifier: systemd.Notifier | None = None,
@@ -78,6 +79,10 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
         self.stderr = stderr
         self.admin_path = os.path.join(run_dir, "admin.sock")
         self.pid_path = os.path.join(run_dir, "wasp.pid")
+        #: Started by `wasp upgrade` (upgrade.py): its own admin socket until it is ready.
+        self.upgrade_child = upgrade_mod.child()
+        if self.upgrade_child.active:
+            self.admin_path = os.path.join(run_dir, upgrade_mod.CHILD_ADMIN)
         self.events = EventLog(os.path.join(log_dir, "events.jsonl"), stderr)
         self.cpu_count = cpu_count()
         self.front_count = front_count(config, self.cpu_count)
@@ -128,6 +133,7 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
         self.passed_fds = PassedFds(self.loop)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
             self.loop.add_signal_handler(signum, self.queue.put_nowait, ("signal", signum))
+        self.loop.add_signal_handler(signal.SIGUSR2, self.queue.put_nowait, ("signal", signal.SIGUSR2))
         server = await admin.serve(self.admin_path, self.dispatch)
         try:
             # Before the front exists: the manager may have to move itself into a leaf cgroup.
@@ -147,6 +153,7 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
             self.file_watcher.start()
             while not self._exit:
                 self._notify_systemd()
+                self.upgrade_child_tick()
                 now = time.monotonic()
                 deadline = self.sup.next_deadline(now, time.time())
                 renewal = self.certificates.next_deadline(now, time.time())
@@ -176,7 +183,7 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
             self.reaper.close()
             for child in [*self.fronts.values(), *self.workers.values()]:
                 child.kill()
-            for path in (self.admin_path, self.pid_path):
+            for path in (() if self.handed_over else (self.admin_path, self.pid_path)):
                 try:
                     os.unlink(path)
                 except OSError:
@@ -285,6 +292,9 @@ class Manager(Executor, AdminApi, MetricsApi, ServiceActivation, MgmtOps):
     def _on_signal(self, signum: int, now: float) -> None:
         if signum == signal.SIGHUP:
             self.reload(now)
+            return
+        if signum == signal.SIGUSR2:
+            self.upgrade_signal()
             return
         # Service managers repeat SIGTERM (and send it to the whole group): it never escalates.
         # Only SIGQUIT, or a second SIGINT (Ctrl-C twice), stops at once.
@@ -477,7 +487,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
     listener_set = listeners.ListenerSet()
     service_set = listeners.ListenerSet()
     try:
-        prepare_dirs(run_dir, log_dir)
+        prepare_dirs(run_dir, log_dir, os.getppid() if upgrade_mod.child().active else None)
         planned = listeners.plan(config)
         if under_systemd.listen_fds:
             _adopt(config, planned, listener_set, under_systemd, stderr)
@@ -493,8 +503,9 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         listener_set.close()
         stderr.write(f"wasp: the admin socket path is too long for a Unix socket: {admin_path}\n")
         return 1
-    with open(os.path.join(run_dir, "wasp.pid"), "w") as f:
-        f.write(f"{os.getpid()}\n")
+    if not upgrade_mod.child().active:  # a new generation writes it once it is ready
+        with open(os.path.join(run_dir, "wasp.pid"), "w") as f:
+            f.write(f"{os.getpid()}\n")
     set_title(f"wasp: manager {config_file or ''}".rstrip())
     try:
         import uvloop
@@ -503,8 +514,10 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         runner = asyncio.run
 
     async def main() -> int:
+        notifier = systemd.Notifier(under_systemd)
+        notifier.socket_text = under_systemd.notify_socket  # for a new generation (upgrade.py)
         manager = Manager(config, config_file, listener_set, run_dir, log_dir, stderr,
-                          reload_code=reload_code, notifier=systemd.Notifier(under_systemd),
+                          reload_code=reload_code, notifier=notifier,
                           service_listeners=service_set)
         return await manager.run()
 

@@ -186,6 +186,7 @@ class WorkerRecord:
         # it has exited.
         self.holds_slot = False
         self.stop_asked = False       # its exit is expected (drain, stop, kill we chose)
+        self.serve_then_stop = False  # starting when the server began to stop: attach, then stop
         self.counts_as_failure = False  # killed for a reason rapid-fail protection counts
         self.failure_reason = ""
         self.load_error = ""

@@ -23,7 +23,7 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def prepare_dirs(run_dir: str, log_dir: str) -> None:
+def prepare_dirs(run_dir: str, log_dir: str, upgrading_from: int | None = None) -> None:
     """Create run_dir (0700) and log_dir; refuse a run_dir another live server uses, or one that
     is not ours and private (wasp/config/rundir.py: a local user may have pre-created it).
 
@@ -43,4 +43,6 @@ def prepare_dirs(run_dir: str, log_dir: str) -> None:
                 pid = f.read().strip()
         except OSError:
             pid = "?"
+        if upgrading_from is not None and pid == str(upgrading_from):
+            return  # the manager that started this one to take over (upgrade.py)
         raise StartupError(f"wasp is already running with run_dir {run_dir} (pid {pid})")

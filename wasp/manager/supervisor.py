@@ -146,6 +146,8 @@ class Supervisor(Lifecycle):
         w.ready_at = now
         w.kill_at = None
         if rec is None or rec.state is not PoolState.STARTED or self.shutting_down:
+            if self.shutting_down and w.serve_then_stop and not self._killed_all:
+                self._emit(A.AttachWorker(worker_id))  # the fronts' queues for it, then the stop
             self._stop_worker(w, now)
             return self._take()
         settings = rec.settings
@@ -365,7 +367,8 @@ class Supervisor(Lifecycle):
         return self._take()
 
     # ------------------------------------------------------------------ shutdown
-    def shutdown(self, now: float) -> list:
+    def shutdown(self, now: float, handover: bool = False) -> list:
+        """The graceful stop (`handover`: a new generation already serves, `wasp upgrade`)."""
         if self.shutting_down:
             return []
         self.shutting_down = True
@@ -380,12 +383,19 @@ class Supervisor(Lifecycle):
         for index, front in self.fronts.items():
             if front.state is FrontState.RUNNING:
                 front.set_state(FrontState.STOPPING)
-                self._emit(A.StopFront(index))
+                self._emit(A.StopFront(index, handover))
             front.restart_at = None
         # The front finishes what it has queued, so workers keep taking requests until the front
-        # sends DRAIN or closes their channel: no worker_drain here.
+        # sends DRAIN or closes their channel: no worker_drain here. A worker still starting
+        # (an on-demand pool's first worker importing its app) is left to finish: the front may
+        # hold requests queued for it, which a kill would turn into closed connections (an
+        # upgrade's old generation, a stop right after the first request). It is attached when
+        # ready, serves that queue, and is stopped like the others; the shutdown deadline bounds
+        # it as it bounds every drain.
         for w in list(self.workers.values()):
-            if w.state is not WorkerState.DRAINING:
+            if w.state is WorkerState.STARTING:
+                w.serve_then_stop = True
+            elif w.state is not WorkerState.DRAINING:
                 self._stop_worker(w, now)
             w.kill_at = None
         self._check_done()
