@@ -275,3 +275,50 @@ python_path = ["{PROCAPPS}"]
             assert client.ask("still")[1] == "still"
         finally:
             client.close()
+
+
+def test_a_tcp_pool_survives_wasp_upgrade_on_the_same_socket(wasp_server):
+    """`wasp upgrade` hands the tcp pool's listening socket to the new generation (named
+    upgrade-tcp): the new manager does not try to bind the port the old one holds, a connection
+    made before the upgrade is still answered by the old worker while it drains, and new
+    connections are served by the new generation's worker."""
+    port = wasp_server.free_port()
+    server = wasp_server(service_config(port, "services:LineEcho"))
+    before = Client(port)
+    try:
+        old_pid, echoed = before.ask("one")
+        assert echoed == "one"
+        old_manager = server.proc.pid
+        result = server.cli("upgrade", timeout=120)
+        new_manager = int((server.run_dir / "wasp.pid").read_text())
+        assert new_manager != old_manager and f"-> {new_manager}" in result.stdout
+        assert before.ask("two") == (old_pid, "two")      # still served while the old drains
+        after = Client(port)
+        try:
+            new_pid, echoed = after.ask("three")
+            assert echoed == "three" and new_pid != old_pid
+            assert psutil.Process(new_pid).ppid() == new_manager
+        finally:
+            after.close()
+    finally:
+        before.close()
+        try:
+            pid = int((server.run_dir / "wasp.pid").read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid and pid != server.proc.pid:
+            try:
+                new = psutil.Process(pid)
+                children = new.children(recursive=True)
+                new.terminate()
+                new.wait(30)
+            except psutil.NoSuchProcess:
+                children = []
+            except psutil.TimeoutExpired:
+                new.kill()
+                children = []
+            for child in children:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass

@@ -490,7 +490,7 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
         prepare_dirs(run_dir, log_dir, os.getppid() if upgrade_mod.child().active else None)
         planned = listeners.plan(config)
         if under_systemd.listen_fds:
-            _adopt(config, planned, listener_set, under_systemd, stderr)
+            _adopt(config, planned, listener_set, under_systemd, stderr, service_set)
         listener_set.apply(planned)
         service_set.apply([a for pool in service_config.plan(config).values() for a in pool])
     except (StartupError, rundir.RunDirError, listeners.BindError, OSError, ValueError) as exc:
@@ -536,9 +536,26 @@ def serve(config: Config, config_file: str | None = None, stderr: TextIO | None 
 
 
 def _adopt(config: Config, planned: list, listener_set: listeners.ListenerSet,
-           env: systemd.SystemdEnvironment, stderr: TextIO) -> None:
-    """Socket activation: hand the sockets systemd passed to the addresses they serve."""
+           env: systemd.SystemdEnvironment, stderr: TextIO,
+           service_set: listeners.ListenerSet | None = None) -> None:
+    """Socket activation: hand the sockets systemd passed to the addresses they serve. A tcp
+    pool's socket an upgrading manager handed over (named upgrade-tcp) goes to the pool's
+    address it was bound for, so the new generation's service keeps the same socket (and its
+    backlog) instead of failing to bind a port the old one still holds."""
     taken, problems = activation.inherit(env.listen_fds, env.listen_fdnames)
+    if service_set is not None:
+        wanted = {a for pool in service_config.plan(config).values() for a in pool}
+        services = {}
+        for item, sock in list(taken):
+            if item.name == upgrade_mod.SERVICE_NAME:
+                taken.remove((item, sock))
+                if item.address in wanted:
+                    services[item.address] = sock
+                else:
+                    problems.append(f"upgrade: the tcp socket on {item.address} serves no tcp pool "
+                                    "of this config; closed")
+                    sock.close()
+        service_set.adopt(services)
     matched, unused = activation.match(config, planned, [item for item, _ in taken])
     listener_set.adopt({address: taken[i][1] for address, i in matched.items()})
     def where(address) -> str:

@@ -37,6 +37,8 @@ ENV_FD = "WASP_UPGRADE_FD"
 ENV_SOCKETS = "WASP_UPGRADE_SOCKETS"
 ENV_NAMES = "WASP_UPGRADE_NAMES"
 CHILD_ADMIN = "admin.upgrade.sock"
+#: LISTEN_FDNAMES name of a tcp pool's listening socket handed to the new generation.
+SERVICE_NAME = "upgrade-tcp"
 #: Lines of the new manager's stderr kept for the report.
 KEEP_LINES = 40
 
@@ -75,15 +77,17 @@ def manager_argv() -> list[str]:
     return list(sys.argv[1:])
 
 
-def start(sockets: list, notify_socket: str = "", cwd: str | None = None) -> tuple[subprocess.Popen, int]:
-    """Start the new manager with these listening sockets; (its process, the pipe's read end)."""
+def start(sockets: list, notify_socket: str = "", cwd: str | None = None,
+          service_sockets: list = ()) -> tuple[subprocess.Popen, int]:
+    """Start the new manager with these listening sockets (the HTTP ones named `upgrade`, the
+    tcp pools' `upgrade-tcp`); (its process, the pipe's read end)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    fds = [s.fileno() for s in sockets]
+    fds = [s.fileno() for s in sockets] + [s.fileno() for s in service_sockets]
     env = dict(os.environ)
     for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", ENV_FD):
         env.pop(name, None)
     env[ENV_SOCKETS] = ",".join(map(str, fds))
-    env[ENV_NAMES] = ":".join("upgrade" for _ in fds)
+    env[ENV_NAMES] = ":".join(["upgrade"] * len(sockets) + [SERVICE_NAME] * len(service_sockets))
     env[ENV_FD] = str(write_end)
     if notify_socket:
         env["NOTIFY_SOCKET"] = notify_socket
@@ -227,8 +231,10 @@ class UpgradeOps:
         self._upgrading = True
         try:
             sockets = list(self.listeners.sockets.values())
+            services = list(self.services.sockets.values())
             try:
-                proc, read_end = start(sockets, getattr(self.notifier, "socket_text", ""))
+                proc, read_end = start(sockets, getattr(self.notifier, "socket_text", ""),
+                                       service_sockets=services)
             except OSError as exc:
                 return self._upgrade_failed(None, f"the new manager could not be started: {exc}", [])
             self.events.write(9080, pid=proc.pid, data={"pid": proc.pid})
