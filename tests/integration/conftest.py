@@ -382,10 +382,37 @@ class WaspServer:
                 pass
             except PermissionError:
                 pass
+        self.stop_later_generation()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
         return self.proc.returncode
+
+    def stop_later_generation(self, timeout: float = 30) -> None:
+        """A `wasp upgrade` leaves a new manager that is not this fixture's child (wasp.pid names
+        it): stop it by that PID too (SIGTERM, then SIGKILL), and kill what it started."""
+        try:
+            pid = int((self.run_dir / "wasp.pid").read_text())
+        except (OSError, ValueError):
+            return
+        if pid == self.proc.pid:
+            return
+        try:
+            manager = psutil.Process(pid)
+            if "wasp" not in " ".join(manager.cmdline()):
+                return  # the pid file is stale and the number belongs to someone else now
+            children = manager.children(recursive=True)
+            manager.send_signal(signal.SIGTERM)
+            manager.wait(timeout)
+        except psutil.NoSuchProcess:
+            children = []
+        except psutil.TimeoutExpired:
+            manager.kill()
+        for child in children:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def _arg_value(cmd: list[str], flag: str) -> str | None:

@@ -302,23 +302,3 @@ def test_a_tcp_pool_survives_wasp_upgrade_on_the_same_socket(wasp_server):
             after.close()
     finally:
         before.close()
-        try:
-            pid = int((server.run_dir / "wasp.pid").read_text())
-        except (OSError, ValueError):
-            pid = None
-        if pid and pid != server.proc.pid:
-            try:
-                new = psutil.Process(pid)
-                children = new.children(recursive=True)
-                new.terminate()
-                new.wait(30)
-            except psutil.NoSuchProcess:
-                children = []
-            except psutil.TimeoutExpired:
-                new.kill()
-                children = []
-            for child in children:
-                try:
-                    child.kill()
-                except psutil.NoSuchProcess:
-                    pass
