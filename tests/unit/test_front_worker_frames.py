@@ -151,3 +151,36 @@ def test_a_trace_frame_of_the_wrong_size_breaks_the_protocol(tmp_path):
     [(sid, _head, _fin)] = worker.requests()
     worker.feed(fr.pack(fr.FrameType.TRACE, sid, b"\x01\x02"))
     assert worker.transport.closed
+
+
+def test_a_request_read_after_the_worker_s_eof_waits_for_the_next_worker(tmp_path):
+    """A killed worker's EOF and a new request can be read in the same loop turn, before the
+    transport's connection_lost runs: the request must wait for the replacement, not go to the
+    dead worker and come back 503 Connection_Abandoned_By_AppPool (seen in a CI run of
+    test_blocked_event_loop_misses_pings_and_is_replaced)."""
+    rig = FrontRig(tmp_path)
+    old = rig.worker(worker_id=1)
+    old.link.eof_received()
+    conn, client = rig.connect()
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert old.requests() == []
+    old.crash()
+    rig.loop.run_soon()
+    assert client.take() == b""
+    new = rig.worker(worker_id=2)
+    [(sid, _head, _fin)] = new.requests()
+    new.respond(sid)
+    rig.loop.run_soon()
+    assert client.take().startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_link_that_broke_the_protocol_gets_no_new_request(tmp_path):
+    rig = FrontRig(tmp_path)
+    worker = rig.worker()
+    first, _ = rig.connect()
+    first.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(sid, _head, _fin)] = worker.requests()
+    worker.feed(_bad_frames(sid)[0])
+    second, _ = rig.connect(peername=("127.0.0.1", 50001))
+    second.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert worker.link.streams == {}     # it waits in the queue for a worker that keeps to it

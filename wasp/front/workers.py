@@ -166,6 +166,7 @@ class WorkerLink(asyncio.Protocol):
                 self._ended += 1
             if req.stage is not Stage.DONE:
                 req.conn.on_abort(req, 502)
+        self.server.dispatcher.worker_gone(self)   # as at EOF: nothing more is sent to it
         self.transport.close()
 
     def _frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
@@ -239,6 +240,14 @@ class WorkerLink(asyncio.Protocol):
                 except fr.ProtocolError:
                     self._broke_protocol()
                     return
+
+    def eof_received(self):
+        # The worker's end closed: it exited or was killed. Nothing more goes to it from now on:
+        # the transport's close runs connection_lost only on the next loop turn, and a request
+        # read in this turn would otherwise be sent to a dead worker and come back 503 Abandoned
+        # instead of waiting in the queue for the worker that replaces it.
+        self.server.dispatcher.worker_gone(self)
+        return None
 
     def connection_lost(self, exc) -> None:
         if self.state is not LinkState.CLOSED:

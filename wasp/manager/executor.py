@@ -246,8 +246,14 @@ class Executor:
 
     def _do_KillWorker(self, a: A.KillWorker) -> None:
         worker = self.workers.get(a.worker_id)
-        if worker is not None:
-            worker.kill()
+        if worker is None:
+            return
+        # The fronts hear first, so a request that arrives between the decision and the death
+        # waits for the replacement instead of going to a worker that is about to be killed.
+        rec = self.sup.workers.get(a.worker_id)
+        if not (rec is not None and self.is_service_pool(rec.pool)):
+            self._send_fronts({"op": "worker_drain", "worker_id": a.worker_id})
+        worker.kill()
 
     def _do_OrphanWorker(self, a: A.OrphanWorker) -> None:
         worker = self.workers.pop(a.worker_id, None)
