@@ -31,6 +31,10 @@ failure_definitions = { status_codes = "404.0, 500-599", time_taken = "300ms" }
 [[sites.trace_failed_requests]]
 path = "*.never"
 failure_definitions = { status_codes = "200" }
+[[sites.rewrite.rules]]
+name = "moved"
+match = { url = "^moved/(.*)$" }
+action = { type = "Rewrite", url = "/gone-{R:1}" }
 [[sites.applications]]
 path = "/"
 pool = "Traced"
@@ -184,6 +188,28 @@ def test_a_web_toml_s_rules_apply_to_its_folder(server):
     assert root.get("url").endswith("/missing-marker.html")
     assert not any(events(site_dir(server, 3) / n)[0].get("url").endswith("/sub/missing.html")
                    for n in files(server, 3))
+
+
+def test_a_rewritten_url_s_trace_shows_the_rule_and_the_url_change(server):
+    """The Rewrite area (issue 11 item 5): URL Rewrite's rule-by-rule events and URL_CHANGED."""
+    before = files(server, 3)
+    assert fetch(server, "/moved/page.html").status_code == 404   # /gone-page.html is missing
+    root, rows = newest_after(server, before)
+    assert root.get("url").endswith("/moved/page.html")
+    opcodes = [op for op, _ in rows]
+    rewrite = [op for op in opcodes if op in (
+        "URL_REWRITE_START", "RULE_EVALUATION_START", "PATTERN_MATCH", "REWRITE_ACTION",
+        "RULE_EVALUATION_END", "URL_REWRITE_END", "URL_CHANGED")]
+    assert rewrite == ["URL_REWRITE_START", "RULE_EVALUATION_START", "PATTERN_MATCH",
+                       "REWRITE_ACTION", "RULE_EVALUATION_END", "URL_REWRITE_END", "URL_CHANGED"]
+    data = dict(rows)
+    assert data["RULE_EVALUATION_START"]["RuleName"] == "moved"
+    assert data["PATTERN_MATCH"] == {"Pattern": "^moved/(.*)$", "Input": "moved/page.html",
+                                     "Negate": "false", "Matched": "true"}
+    assert data["URL_CHANGED"] == {"OldUrl": "/moved/page.html", "NewUrl": "/gone-page.html",
+                                   "Scope": "Distributed"}
+    # the rewrite runs in BEGIN_REQUEST, before the static file handler looks for the new URL
+    assert opcodes.index("URL_CHANGED") < opcodes.index("STATIC_FILE_START")
 
 
 def test_an_asgi_app_s_404_has_its_handler_span(server):

@@ -519,3 +519,62 @@ def test_the_loader_checks_the_merged_rules_of_each_application():
     assert "uses-no-map" in found["sites[0].applications[0].rewrite"]
     assert "Gone" in found["rewrite.global_rules"]
     assert len(found) == 2   # the server's map serves the site's rule
+
+
+# ---- Failed Request Tracing: the same decision with a trace, and what the trace hears ----
+
+_TRACED_CASES = [
+    ("/a", ""), ("/home", ""), ("/api/x", ""), ("/x", "v=2"), ("/p/about", "lang=en")]
+
+
+def _traced_rulesets():
+    return [
+        rules({"name": "one", "match": {"url": "^a$"}, "action": {"type": "Rewrite", "url": "/b"}},
+              {"name": "two", "match": {"url": "^b$"}, "action": {"type": "Rewrite", "url": "/c"},
+               "stop_processing": True},
+              {"name": "three", "match": {"url": "^c$"}, "action": {"type": "Rewrite", "url": "/d"}}),
+        rules({"name": "not-api", "match": {"url": "^api/", "negate": True},
+               "action": {"type": "CustomResponse", "status_code": 403}}),
+        rules({"name": "host", "match": {"url": "(.*)"},
+               "conditions": {"logical_grouping": "MatchAny", "entries": [
+                   {"input": "{QUERY_STRING}", "pattern": "^v=(\\d)$"},
+                   {"input": "{URL}", "pattern": "^/p/"}]},
+               "action": {"type": "Redirect", "url": "/{C:1}/{R:1}"}}),
+        rules({"name": "proxy", "match": {"url": "^p/(.*)"},
+               "action": {"type": "Rewrite", "url": "http://127.0.0.1:9000/{R:1}"}},
+              {"name": "never", "match": {"url": ".*"}, "action": {"type": "AbortRequest"}}),
+    ]
+
+
+def test_a_traced_evaluation_decides_exactly_as_an_untraced_one():
+    for ruleset in _traced_rulesets():
+        for path, query in _TRACED_CASES:
+            heard = []
+            traced = ruleset.evaluate(path, query, Vars().get, Vars(),
+                                      lambda op, data: heard.append((op, dict(data))))
+            plain = run(ruleset, path, query)
+            assert repr(traced) == repr(plain) and traced.variables == plain.variables
+            assert heard[0][0] == "URL_REWRITE_START" and heard[-1][0] == "URL_REWRITE_END"
+            starts = [d["RuleName"] for op, d in heard if op == "RULE_EVALUATION_START"]
+            ends = [d["RuleName"] for op, d in heard if op == "RULE_EVALUATION_END"]
+            assert starts == ends   # every rule evaluated is closed, in order
+
+
+def test_a_trace_follows_the_url_through_a_chain_of_rewrites():
+    ruleset = _traced_rulesets()[0]
+    heard = []
+    ruleset.evaluate("/a", "", Vars().get, Vars(), lambda op, data: heard.append((op, dict(data))))
+    ends = [(d["RuleName"], d["RequestURL"], d["Succeeded"], d["StopProcessing"])
+            for op, d in heard if op == "RULE_EVALUATION_END"]
+    assert ends == [("one", "a", "true", "false"), ("two", "b", "true", "true")]
+    assert heard[-1] == ("URL_REWRITE_END", {"RequestURL": "/c"})
+
+
+def test_a_match_any_trace_stops_at_the_first_condition_that_holds():
+    heard = []
+    _traced_rulesets()[2].evaluate("/x", "v=2", Vars().get, Vars(),
+                                   lambda op, data: heard.append((op, dict(data))))
+    conditions = [d for op, d in heard if op == "CONDITION_EVALUATION"]
+    assert [(c["Input"], c["ExpandedInput"], c["Succeeded"]) for c in conditions] == [
+        ("{QUERY_STRING}", "v=2", "true")]
+    assert ("CONDITIONS_EVALUATION_START", {"LogicalGrouping": "MatchAny"}) in heard

@@ -217,6 +217,14 @@ class RewriteMap:
 
 # ================================================================ conditions
 
+#: A traced input (a URL, an expanded condition input) is cut at this many characters.
+_TRACED_TEXT = 4096
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 class Condition:
     __slots__ = ("input", "match_type", "pattern", "negate")
 
@@ -235,11 +243,21 @@ class Conditions:
         self.any = any_
         self.track_all = track_all
 
-    def evaluate(self, env: Env, fs) -> bool:
-        """True when the conditions hold; sets env.cond to the back-references for the action."""
+    def evaluate(self, env: Env, fs, trace: Callable | None = None) -> bool:
+        """True when the conditions hold; sets env.cond to the back-references for the action.
+        `trace(opcode, data)`, when given, hears each condition's evaluation (FREB)."""
         env.cond = ()
         if not self.items:
             return True
+        if trace is not None:
+            trace("CONDITIONS_EVALUATION_START",
+                  (("LogicalGrouping", "MatchAny" if self.any else "MatchAll"),))
+            held = self._evaluate(env, fs, trace)
+            trace("CONDITIONS_EVALUATION_END", (("Succeeded", _bool(held)),))
+            return held
+        return self._evaluate(env, fs, None)
+
+    def _evaluate(self, env: Env, fs, trace) -> bool:
         tracked: list[str] = [] if self.track_all else None
         for cond in self.items:
             text = cond.input.expand(env)
@@ -251,6 +269,12 @@ class Conditions:
             else:
                 caps = (text,) if fs is not None and fs.is_dir(text) else None
             ok = (caps is None) if cond.negate else (caps is not None)
+            if trace is not None:
+                trace("CONDITION_EVALUATION", (
+                    ("Input", cond.input.source), ("ExpandedInput", text[:_TRACED_TEXT]),
+                    ("MatchType", "Pattern" if pattern is not None else cond.match_type),
+                    ("Pattern", pattern.source if pattern is not None else ""),
+                    ("Negate", _bool(cond.negate)), ("Succeeded", _bool(ok))))
             if ok:
                 if caps is not None and not cond.negate:
                     if self.track_all:
@@ -357,11 +381,23 @@ class RuleSet:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def evaluate(self, path: str, query: str, variable: Callable[[str], str], fs=None) -> Result:
+    def evaluate(self, path: str, query: str, variable: Callable[[str], str], fs=None,
+                 trace: Callable | None = None, scope: str = "Distributed") -> Result:
         """Run the rules over a request. `path` is the URL path with its leading "/" (decoded, as
         the front cooked it), `query` the raw query string. `variable(NAME)` returns a server
         variable; {URL}, {PATH_INFO} and {QUERY_STRING} follow the rewrites made so far, the
-        others are the request's. Raises RuleTimeout."""
+        others are the request's. Raises RuleTimeout. `trace(opcode, data)`, when given, hears
+        URL Rewrite's Failed Request Tracing events (`scope`: "Distributed" or "Global")."""
+        if trace is None:
+            return self._evaluate(path, query, variable, fs, None, scope)
+        trace("URL_REWRITE_START", (("RequestURL", path[:_TRACED_TEXT]), ("Scope", scope),
+                                    ("Type", "Inbound")))
+        result = self._evaluate(path, query, variable, fs, trace, scope)
+        final = result.path if result.kind == REWRITE and not result.proxy else path
+        trace("URL_REWRITE_END", (("RequestURL", final[:_TRACED_TEXT]),))
+        return result
+
+    def _evaluate(self, path: str, query: str, variable, fs, trace, scope: str) -> Result:
         result = Result()
         current = path
         state = {"URL": path, "QUERY_STRING": query}
@@ -380,25 +416,39 @@ class RuleSet:
         for rule in self.rules:
             caps = rule.pattern.match(text)
             if rule.negate:
-                if caps is not None:
-                    continue
-                caps = ()
-            elif caps is None:
+                caps = None if caps is not None else ()
+            if trace is not None:
+                _trace_rule_start(trace, rule, text, caps is not None, scope)
+            if caps is None:
+                if trace is not None:
+                    _trace_rule_end(trace, rule, text, scope, False, False)
                 continue
             env.rule = caps
-            if not rule.conditions.evaluate(env, fs):
+            if not rule.conditions.evaluate(env, fs, trace):
+                if trace is not None:
+                    _trace_rule_end(trace, rule, text, scope, False, False)
                 continue
             result.rules.append(rule.name)
             for name, template, replace in rule.sets:
-                result.variables.append((name, _one_line(template.expand(env)), replace))
+                value = _one_line(template.expand(env))
+                result.variables.append((name, value, replace))
+                if trace is not None:
+                    trace("SET_SERVER_VARIABLE", (("VariableName", name),
+                                                  ("VariableValue", value[:_TRACED_TEXT]),
+                                                  ("Replace", _bool(replace))))
             action = rule.action
             kind = action.type
             if kind == NONE:
+                if trace is not None:
+                    _trace_rule_end(trace, rule, text, scope, True, rule.stop)
                 if rule.stop:
                     break
                 continue
             if kind == ABORT:
                 result.kind = ABORT
+                if trace is not None:
+                    trace("ABORT_REQUEST_ACTION", ())
+                    _trace_rule_end(trace, rule, text, scope, True, True)
                 return result
             if kind == CUSTOM:
                 result.kind = CUSTOM
@@ -406,6 +456,11 @@ class RuleSet:
                 result.substatus = action.sub_status_code
                 result.reason = _one_line(action.status_reason.expand(env)) if action.status_reason else ""
                 result.description = action.status_description.expand(env) if action.status_description else ""
+                if trace is not None:
+                    trace("CUSTOM_RESPONSE_ACTION", (
+                        ("StatusCode", result.status), ("SubStatusCode", result.substatus),
+                        ("StatusReason", result.reason), ("StatusDescription", result.description)))
+                    _trace_rule_end(trace, rule, text, scope, True, True)
                 return result
             url = action.url.expand(env)
             new_path, sep, new_query = url.partition("?")
@@ -420,15 +475,27 @@ class RuleSet:
                     # is), not to the request's directory, which a browser would resolve it to.
                     new_path = "/" + new_path
                 result.location = safe_location(new_path + (sep + new_query if sep else ""))
+                if trace is not None:
+                    trace("REDIRECT_ACTION", (
+                        ("Substitution", action.url.source), ("RedirectURL", result.location),
+                        ("AppendQueryString", _bool(action.append_query_string)),
+                        ("StatusCode", result.status)))
+                    _trace_rule_end(trace, rule, text, scope, True, True)
                 return result
             # Rewrite
             if _is_absolute(new_path):
                 result.kind = REWRITE
                 result.proxy = safe_proxy_url(new_path + ("?" + new_query if new_query else ""))
                 result.path, result.query = current, state["QUERY_STRING"]
+                if trace is not None:
+                    _trace_rewrite(trace, action, result.proxy)
+                    _trace_rule_end(trace, rule, text, scope, True, True)
                 return result
             if not new_path.startswith("/"):
                 new_path = "/" + new_path
+            if trace is not None:
+                _trace_rewrite(trace, action, new_path + ("?" + new_query if new_query else ""))
+                _trace_rule_end(trace, rule, text, scope, True, rule.stop)
             current = new_path
             text = current[1:]
             state["URL"] = new_path
@@ -438,6 +505,26 @@ class RuleSet:
             if rule.stop:
                 break
         return result
+
+
+def _trace_rule_start(trace, rule: Rule, text: str, matched: bool, scope: str) -> None:
+    url = text[:_TRACED_TEXT]
+    trace("RULE_EVALUATION_START", (("RuleName", rule.name), ("RequestURL", url),
+                                    ("Scope", scope), ("Type", "Inbound")))
+    trace("PATTERN_MATCH", (("Pattern", rule.pattern.source), ("Input", url),
+                            ("Negate", _bool(rule.negate)), ("Matched", _bool(matched))))
+
+
+def _trace_rule_end(trace, rule: Rule, text: str, scope: str, succeeded: bool, stop: bool) -> None:
+    trace("RULE_EVALUATION_END", (("RuleName", rule.name), ("RequestURL", text[:_TRACED_TEXT]),
+                                  ("Scope", scope), ("Type", "Inbound"),
+                                  ("Succeeded", _bool(succeeded)), ("StopProcessing", _bool(stop))))
+
+
+def _trace_rewrite(trace, action: Action, url: str) -> None:
+    trace("REWRITE_ACTION", (("Substitution", action.url.source), ("RewriteURL", url[:_TRACED_TEXT]),
+                             ("AppendQueryString", _bool(action.append_query_string)),
+                             ("LogRewrittenURL", "false")))
 
 
 def header_name(variable: str) -> str:

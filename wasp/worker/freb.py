@@ -324,6 +324,9 @@ class Trace:
             ("RemoteAddress", head.client[0]), ("RemotePort", head.client[1]),
             ("LocalAddress", head.server[0]), ("LocalPort", head.server[1]))
         yield "GENERAL_REQUEST_HEADERS", (("Headers", dump_headers(head.headers)),)
+        if head.rewritten:  # a global rule in the front changed the URL before routing
+            yield "URL_CHANGED", (("OldUrl", head.target.decode("utf-8", "replace")),
+                                  ("NewUrl", url_of(head)), ("Scope", "Global"))
 
     def _attributes(self, ctx) -> list:
         user = ctx.user or ""
@@ -389,6 +392,11 @@ class Trace:
 
 def _first(event) -> int:
     return event[0]
+
+
+def url_of(head) -> str:
+    """The request's path and query as the pipeline sees them now (after any rewrite)."""
+    return (head.path + (b"?" + head.query if head.query else b"")).decode("utf-8", "replace")
 
 
 def request_url(head) -> str:

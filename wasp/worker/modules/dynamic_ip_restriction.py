@@ -68,6 +68,13 @@ class DynamicIpRestrictionModule(Module):
             if items is None:
                 items = ctx.items = {}
             items[_KEY] = client
+        if ctx.freb is not None:
+            ctx.freb.emit("IP_RESTRICTION_DECISION", (
+                ("ModuleName", "dynamic_ip_restriction"), ("RemoteAddress", client),
+                ("Allowed", "true" if verdict == 0 or section.enable_logging_only_mode else "false"),
+                ("HttpSubStatus", verdict),
+                ("DenyAction", "" if verdict == 0 else
+                 "LoggingOnly" if section.enable_logging_only_mode else section.deny_action)))
         if verdict == 0:
             return CONTINUE
         what = "requests in flight" if verdict == 501 else "requests in the interval"

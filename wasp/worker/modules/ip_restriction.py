@@ -121,6 +121,12 @@ class IpRestrictionModule(Module):
                 verdict = rules.check(address, names)
                 if verdict is not None:
                     break
+        if ctx.freb is not None:
+            ctx.freb.emit("IP_RESTRICTION_DECISION", (
+                ("ModuleName", "ip_restriction"), ("RemoteAddress", address),
+                ("Allowed", "true" if verdict is None else "false"),
+                ("HttpSubStatus", verdict or 0),
+                ("DenyAction", "" if verdict is None else rules.deny_status)))
         if verdict is None:
             return CONTINUE
         return deny(ctx, rules.deny_status, verdict, f"the client {address} is denied by ip_security")

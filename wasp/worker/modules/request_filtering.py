@@ -485,7 +485,13 @@ class RequestFilteringModule(Module):
             rules = config._request_filtering = rules_for(config.request_filtering)
         if rules.private:
             ctx.private = True
-        rules.check(ctx.head)
+        try:
+            rules.check(ctx.head)
+        except HttpError as exc:
+            if ctx.freb is not None:
+                ctx.freb.emit("REQUEST_FILTERING_DENIED", (
+                    ("Reason", str(exc)), ("HttpStatus", exc.status), ("HttpSubStatus", exc.substatus)))
+            raise
         if rules.max_length and ctx.body is not None and ctx.head.content_length < 0 \
                 and not ctx.head.websocket:
             # A chunked body: measured while it is read (flow.py), 413.1 when it goes over.

@@ -32,6 +32,7 @@ from wasp.wire.htmlrewrite import HtmlRewriter
 from wasp.wire.http import InvalidUrl, reason_phrase
 from wasp.wire.urls import cook_path
 from wasp.worker import errorpages
+from wasp.worker.freb import url_of
 from wasp.worker.modules.ip_restriction import mentioned
 from wasp.worker.registry import CONTINUE, FINISH, Module, ModuleError, Phase, register
 
@@ -139,8 +140,11 @@ class RewriteModule(Module):
             return CONTINUE
         variables = Variables(ctx, self)
         path = head.path.decode("utf-8", "surrogateescape")
+        trace = ctx.freb
+        emit = trace.emit if trace is not None and trace.records("RULE_EVALUATION_START") else None
         try:
-            result = inbound.evaluate(path, head.query.decode("latin-1"), variables.get, variables)
+            result = inbound.evaluate(path, head.query.decode("latin-1"), variables.get, variables,
+                                      emit)
         except engine.RuleTimeout as exc:
             log.warning("rewrite rule failed for %s: %s", path[:200], exc)
             raise RewriteFailed(str(exc)) from None
@@ -184,6 +188,9 @@ class RewriteModule(Module):
         headers = [(n, v) for n, v in head.headers if n.lower() != _ORIGINAL]
         headers.append((b"X-Original-URL", head.target))
         ctx.head = msgspec.structs.replace(head, path=path, query=query, headers=headers)
+        if ctx.freb is not None:
+            ctx.freb.emit("URL_CHANGED", (("OldUrl", url_of(head)), ("NewUrl", url_of(ctx.head)),
+                                          ("Scope", "Distributed")))
         urls = ctx.app.urls
         if urls is not None:
             ctx.config = urls.lookup(path)

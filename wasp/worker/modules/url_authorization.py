@@ -101,7 +101,13 @@ class UrlAuthorizationModule(Module):
         user = (ctx.user or "").casefold()
         roles = frozenset(r.casefold() for r in roles_of(ctx)) if user else frozenset()
         methods = tunnelled(ctx.head)
-        if all(rules.allowed(user, roles, method) for method in methods):
+        allowed = all(rules.allowed(user, roles, method) for method in methods)
+        if ctx.freb is not None:
+            ctx.freb.emit("AUTHORIZATION_DECISION", (
+                ("ModuleName", "url_authorization"), ("UserName", ctx.user or ""),
+                ("Roles", ",".join(sorted(roles))), ("Verbs", ",".join(sorted(methods))),
+                ("Allowed", "true" if allowed else "false")))
+        if allowed:
             return CONTINUE
         if not user:
             raise unauthorized(ctx, 2, "access denied: authorization rules refuse the anonymous user")
