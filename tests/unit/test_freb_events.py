@@ -138,3 +138,27 @@ def test_a_401_shows_the_authentication_area(tmp_path, submitted):
     status = next(d for op, d in events if op == "MODULE_SET_RESPONSE_ERROR_STATUS")
     assert status["HttpStatus"] == 401
     assert "abc" not in str(events)  # the credentials themselves never go in a trace
+
+
+def test_auth_end_of_a_pending_check_comes_when_the_check_resolves(tmp_path, submitted, temp_modules):
+    """A module whose check goes pending (a password check on a thread, an LDAP bind): AUTH_END
+    after the user is set, saying so, not when the step handed back its wait."""
+    import asyncio
+
+    from worker_fakes import make_ctx
+
+    async def check(ctx):
+        await asyncio.sleep(0)
+        ctx.set_user("alice", "Basic")
+        return CONTINUE
+
+    temp_modules("t.slow_auth", (Phase.AUTHENTICATE_REQUEST,),
+                 {Phase.AUTHENTICATE_REQUEST: lambda ctx: check(ctx)})
+    (tmp_path / "a.txt").write_text("a")
+    app = make_app(tmp_path, CATCH_ALL, physical_path=str(tmp_path))
+    pipeline = Pipeline(app, ("t.slow_auth", "static_file"))
+    ctx = make_ctx(app, path="/a.txt")
+    asyncio.run(pipeline.run_async(ctx))
+    events = [op for op, _d in events_of(ctx) if op in ("AUTH_START", "USER_SET", "AUTH_END")]
+    assert events == ["AUTH_START", "USER_SET", "AUTH_END"]
+    assert dict(events_of(ctx))["AUTH_END"] == {"AuthTypeSupported": "t.slow_auth", "UserSet": "true"}

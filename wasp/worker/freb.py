@@ -551,12 +551,30 @@ def _authenticating(name: str, step, data):
                 trace.emit("AUTH_REQUEST_AUTH_TYPE", (("RequestAuthType", scheme or "anonymous"),))
             trace.emit("AUTH_START", (("AuthTypeSupported", name),))
             try:
-                return _run_step(ctx, step, data)
-            finally:
-                trace.emit("AUTH_END", (("AuthTypeSupported", name),
-                                        ("UserSet", "true" if ctx.user is not None else "false")))
+                status = _run_step(ctx, step, data)
+            except BaseException:
+                _auth_end(trace, ctx, name)
+                raise
+            if status.__class__ is not Status:
+                return _auth_end_later(trace, ctx, name, status)
+            _auth_end(trace, ctx, name)
+            return status
         return _run_step(ctx, step, data)
     return traced_auth
+
+
+def _auth_end(trace, ctx, name: str) -> None:
+    trace.emit("AUTH_END", (("AuthTypeSupported", name),
+                            ("UserSet", "true" if ctx.user is not None else "false")))
+
+
+async def _auth_end_later(trace, ctx, name: str, awaitable):
+    """A module whose check went pending (a password check on a thread): AUTH_END when it
+    resolves, with the user it set."""
+    try:
+        return await awaitable
+    finally:
+        _auth_end(trace, ctx, name)
 
 
 def _mapping(step):
