@@ -578,3 +578,37 @@ def test_a_match_any_trace_stops_at_the_first_condition_that_holds():
     assert [(c["Input"], c["ExpandedInput"], c["Succeeded"]) for c in conditions] == [
         ("{QUERY_STRING}", "v=2", "true")]
     assert ("CONDITIONS_EVALUATION_START", {"LogicalGrouping": "MatchAny"}) in heard
+
+
+def test_a_trace_never_holds_a_credential_a_rule_reads():
+    """A rule on {HTTP_COOKIE} (or Authorization) whose capture sets a server variable: the trace
+    shows the templates and the decision, never the values, as FREB masks those headers in its
+    header dumps."""
+    section, problems = effective({"rewrite": {
+        "allowed_server_variables": ["HTTP_X_SESSION"],
+        "rules": [{"name": "by-session", "match": {"url": "^account$"},
+                   "conditions": {"entries": [{"input": "{HTTP_COOKIE}", "pattern": "sid=(\\w+)"}]},
+                   "server_variables": [{"name": "HTTP_X_SESSION", "value": "{C:1}"}],
+                   "action": {"type": "Rewrite", "url": "/sessions/{C:1}"}}]}})
+    assert problems == []
+    ruleset = compile_section(section)[0]
+    heard = []
+    v = Vars(HTTP_COOKIE="sid=topsecret42")
+    result = ruleset.evaluate("/account", "", v.get, v, lambda op, data: heard.append((op, dict(data))))
+    assert result.path == "/sessions/topsecret42"     # the decision is unchanged
+    # The URL the rule builds is the request's URL from then on (every later event shows it);
+    # what the trace holds besides it never has the cookie.
+    assert "topsecret42" not in repr([(op, d) for op, d in heard
+                                      if op not in ("REWRITE_ACTION", "URL_REWRITE_END")])
+    shown = {op: d for op, d in heard}
+    assert shown["CONDITION_EVALUATION"]["Input"] == "{HTTP_COOKIE}"
+    assert shown["CONDITION_EVALUATION"]["ExpandedInput"] == "[masked by wasp]"
+    assert shown["REWRITE_ACTION"]["Substitution"] == "/sessions/{C:1}"
+    assert shown["SET_SERVER_VARIABLE"]["VariableValue"] == "[masked by wasp]"
+    # A rule that reads no credential shows its values.
+    heard.clear()
+    _traced_rulesets()[0].evaluate("/a", "", v.get, v, lambda op, data: heard.append((op, dict(data))))
+    assert [d["RewriteURL"] for op, d in heard if op == "REWRITE_ACTION"] == ["/b", "/c"]
+    heard.clear()
+    _traced_rulesets()[2].evaluate("/x", "v=2", v.get, v, lambda op, data: heard.append((op, dict(data))))
+    assert dict(heard)["CONDITION_EVALUATION"]["ExpandedInput"] == "v=2"

@@ -43,6 +43,13 @@ REQUEST_NOTIFICATIONS = 0x100
 MODULE = 0x200
 REWRITE = 0x400
 
+#: Header values a trace never holds (IIS writes them as sent; wasp chooses safe), by header name
+#: and as the server variables URL Rewrite names them; MASK stands in their place.
+MASKED = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
+MASKED_VARIABLES = frozenset({"HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE",
+                              "RESPONSE_SET_COOKIE"})
+MASK = "[masked by wasp]"
+
 #: opcode name -> (opcode number, level, area keyword). The numbers are wasp's own (IIS's are
 #: not published in the sources this follows); freb.xsl keys on the RenderingInfo name.
 EVENTS = {

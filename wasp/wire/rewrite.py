@@ -24,6 +24,7 @@ import re
 from typing import Any, Callable
 from urllib.parse import quote, unquote
 
+from wasp.common.freb import MASK, MASKED_VARIABLES
 from wasp.wire.rewritepattern import (  # noqa: F401  (part of this module's API)
     FAST_INPUT, MATCH_TIMEOUT, MAX_INPUT, Pattern, RewriteConfigError, RuleTimeout, translate_ecmascript,
 )
@@ -225,6 +226,19 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _reads_secret(template: "Template | None") -> bool:
+    return template is not None and not template.variables().isdisjoint(MASKED_VARIABLES)
+
+
+def _traced(rule: "Rule", value: str) -> str:
+    """What a trace shows of an expanded condition input, server variable or custom response
+    text of `rule`: masked when the rule reads a credential anywhere (a condition on
+    {HTTP_COOKIE}, a server variable set from its {C:1}), as FREB's header dumps are. A URL a
+    rule builds is shown: it is the request's URL from then on, in every later event (and in a
+    redirect's Location header), so hiding it in one event would hide nothing."""
+    return MASK if rule.secret else value[:_TRACED_TEXT]
+
+
 class Condition:
     __slots__ = ("input", "match_type", "pattern", "negate")
 
@@ -243,7 +257,7 @@ class Conditions:
         self.any = any_
         self.track_all = track_all
 
-    def evaluate(self, env: Env, fs, trace: Callable | None = None) -> bool:
+    def evaluate(self, env: Env, fs, trace: Callable | None = None, secret: bool = False) -> bool:
         """True when the conditions hold; sets env.cond to the back-references for the action.
         `trace(opcode, data)`, when given, hears each condition's evaluation (FREB)."""
         env.cond = ()
@@ -252,12 +266,12 @@ class Conditions:
         if trace is not None:
             trace("CONDITIONS_EVALUATION_START",
                   (("LogicalGrouping", "MatchAny" if self.any else "MatchAll"),))
-            held = self._evaluate(env, fs, trace)
+            held = self._evaluate(env, fs, trace, secret)
             trace("CONDITIONS_EVALUATION_END", (("Succeeded", _bool(held)),))
             return held
-        return self._evaluate(env, fs, None)
+        return self._evaluate(env, fs, None, False)
 
-    def _evaluate(self, env: Env, fs, trace) -> bool:
+    def _evaluate(self, env: Env, fs, trace, secret: bool) -> bool:
         tracked: list[str] = [] if self.track_all else None
         for cond in self.items:
             text = cond.input.expand(env)
@@ -271,7 +285,8 @@ class Conditions:
             ok = (caps is None) if cond.negate else (caps is not None)
             if trace is not None:
                 trace("CONDITION_EVALUATION", (
-                    ("Input", cond.input.source), ("ExpandedInput", text[:_TRACED_TEXT]),
+                    ("Input", cond.input.source),
+                    ("ExpandedInput", MASK if secret else text[:_TRACED_TEXT]),
                     ("MatchType", "Pattern" if pattern is not None else cond.match_type),
                     ("Pattern", pattern.source if pattern is not None else ""),
                     ("Negate", _bool(cond.negate)), ("Succeeded", _bool(ok))))
@@ -309,7 +324,7 @@ class Action:
 
 
 class Rule:
-    __slots__ = ("name", "pattern", "negate", "conditions", "action", "stop", "sets")
+    __slots__ = ("name", "pattern", "negate", "conditions", "action", "stop", "sets", "secret")
 
     def __init__(self, name: str, pattern: Pattern, negate: bool, conditions: Conditions,
                  action: Action, stop: bool, sets: tuple = ()):
@@ -320,6 +335,10 @@ class Rule:
         self.action = action
         self.stop = stop
         self.sets = sets   # (variable name, Template, replace) the rule sets when it applies
+        #: It reads a credential (Cookie, Authorization): a trace masks what it expands.
+        self.secret = any(_reads_secret(t) for t in (
+            *(c.input for c in conditions.items), action.url, action.status_reason,
+            action.status_description, *(s[1] for s in sets)))
 
 
 class Result:
@@ -424,7 +443,7 @@ class RuleSet:
                     _trace_rule_end(trace, rule, text, scope, False, False)
                 continue
             env.rule = caps
-            if not rule.conditions.evaluate(env, fs, trace):
+            if not rule.conditions.evaluate(env, fs, trace, rule.secret):
                 if trace is not None:
                     _trace_rule_end(trace, rule, text, scope, False, False)
                 continue
@@ -433,8 +452,8 @@ class RuleSet:
                 value = _one_line(template.expand(env))
                 result.variables.append((name, value, replace))
                 if trace is not None:
-                    trace("SET_SERVER_VARIABLE", (("VariableName", name),
-                                                  ("VariableValue", value[:_TRACED_TEXT]),
+                    shown = MASK if name in MASKED_VARIABLES else _traced(rule, value)
+                    trace("SET_SERVER_VARIABLE", (("VariableName", name), ("VariableValue", shown),
                                                   ("Replace", _bool(replace))))
             action = rule.action
             kind = action.type
@@ -459,7 +478,8 @@ class RuleSet:
                 if trace is not None:
                     trace("CUSTOM_RESPONSE_ACTION", (
                         ("StatusCode", result.status), ("SubStatusCode", result.substatus),
-                        ("StatusReason", result.reason), ("StatusDescription", result.description)))
+                        ("StatusReason", _traced(rule, result.reason)),
+                        ("StatusDescription", _traced(rule, result.description))))
                     _trace_rule_end(trace, rule, text, scope, True, True)
                 return result
             url = action.url.expand(env)
@@ -477,7 +497,8 @@ class RuleSet:
                 result.location = safe_location(new_path + (sep + new_query if sep else ""))
                 if trace is not None:
                     trace("REDIRECT_ACTION", (
-                        ("Substitution", action.url.source), ("RedirectURL", result.location),
+                        ("Substitution", action.url.source),
+                        ("RedirectURL", result.location[:_TRACED_TEXT]),
                         ("AppendQueryString", _bool(action.append_query_string)),
                         ("StatusCode", result.status)))
                     _trace_rule_end(trace, rule, text, scope, True, True)
@@ -488,13 +509,13 @@ class RuleSet:
                 result.proxy = safe_proxy_url(new_path + ("?" + new_query if new_query else ""))
                 result.path, result.query = current, state["QUERY_STRING"]
                 if trace is not None:
-                    _trace_rewrite(trace, action, result.proxy)
+                    _trace_rewrite(trace, rule, result.proxy)
                     _trace_rule_end(trace, rule, text, scope, True, True)
                 return result
             if not new_path.startswith("/"):
                 new_path = "/" + new_path
             if trace is not None:
-                _trace_rewrite(trace, action, new_path + ("?" + new_query if new_query else ""))
+                _trace_rewrite(trace, rule, new_path + ("?" + new_query if new_query else ""))
                 _trace_rule_end(trace, rule, text, scope, True, rule.stop)
             current = new_path
             text = current[1:]
@@ -521,8 +542,10 @@ def _trace_rule_end(trace, rule: Rule, text: str, scope: str, succeeded: bool, s
                                   ("Succeeded", _bool(succeeded)), ("StopProcessing", _bool(stop))))
 
 
-def _trace_rewrite(trace, action: Action, url: str) -> None:
-    trace("REWRITE_ACTION", (("Substitution", action.url.source), ("RewriteURL", url[:_TRACED_TEXT]),
+def _trace_rewrite(trace, rule: Rule, url: str) -> None:
+    action = rule.action
+    trace("REWRITE_ACTION", (("Substitution", action.url.source),
+                             ("RewriteURL", url[:_TRACED_TEXT]),
                              ("AppendQueryString", _bool(action.append_query_string)),
                              ("LogRewrittenURL", "false")))
 

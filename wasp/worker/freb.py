@@ -53,8 +53,8 @@ FRONT_WAIT = 2.0
 QUEUE_LIMIT = 256
 PENDING_LIMIT = 10000
 
-MASKED = {b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"}
-MASK = "[masked by wasp]"
+MASKED = freb.MASKED
+MASK = freb.MASK
 
 _CORE = "IIS Web Core"
 _tokens = itertools.count(1)
