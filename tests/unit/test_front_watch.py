@@ -129,9 +129,31 @@ def test_poll_reads_the_queue_only_when_fionread_says_events_wait(watched, tmp_p
         return 0
 
     monkeypatch.setattr(watch.fcntl, "ioctl", ioctl)
+    loop.remove_reader(watcher.fd)   # only poll() reads in this test
     target.write_text("b")
     watcher.poll()              # "nothing queued": no read
     assert reads == [] and file_token not in seen.changed
+    settle(loop)                # the next loop turn
     queued[0] = 16
     watcher.poll()              # events wait: read and handled
     assert reads and file_token in seen.changed
+
+
+def test_poll_asks_the_kernel_once_per_loop_turn(watched, tmp_path, monkeypatch):
+    """Every hit of one turn was read after the loop's poll returned, and a change made before its
+    request was sent was queued before that: the turn's first hit asks, the rest need not."""
+    loop, watcher, seen = watched
+    target = tmp_path / "a.css"
+    target.write_text("a")
+    [file_token, *_] = watcher.watch_file(str(target))
+    asked = []
+    real_ioctl = watch.fcntl.ioctl
+    monkeypatch.setattr(watch.fcntl, "ioctl", lambda *a: asked.append(a[0]) or real_ioctl(*a))
+    loop.remove_reader(watcher.fd)   # only poll() reads in this test
+    for _ in range(5):
+        watcher.poll()
+    assert asked == [watcher.fd]
+    target.write_text("b")
+    settle(loop)
+    watcher.poll()
+    assert asked == [watcher.fd, watcher.fd] and file_token in seen.changed

@@ -105,6 +105,7 @@ class FileWatcher:
         self._dirs: dict[int, str] = {}
         self._names: dict[int, set[bytes]] = {}   # wd -> names with live tokens
         self._queued = array.array("i", [0])      # FIONREAD's answer, for poll
+        self._polled = False                       # poll asked the kernel in this loop turn
         self._libc = _libc()
         if self._libc is None:
             self.error = "no C library with inotify"
@@ -174,10 +175,20 @@ class FileWatcher:
     def poll(self) -> None:
         """Handle the events already queued now. A hit on a file entry calls this first, so a
         change made before the request was read is never answered from the cache (the loop may
-        hand us the client's bytes before the inotify descriptor's)."""
+        hand us the client's bytes before the inotify descriptor's: a keep-alive connection
+        that was ready in the last turn stays ahead of it in epoll's ready list).
+
+        Once per loop turn is enough: every request this turn reads was readable when the loop's
+        poll returned, and so was every change made before such a request was sent, since its
+        client sent it after the change. The first hit of a turn asks the kernel; the others
+        (about 60 a turn under load) pay one attribute test instead of an ioctl."""
+        if self._polled:
+            return
         fd = self.fd
         if fd < 0:
             return
+        self._polled = True
+        self.loop.call_soon(self._next_turn)
         # Ask how many event bytes are queued first: an empty queue (nearly every hit) then costs
         # one ioctl, not a read that fails with EAGAIN (a third of the time, without the exception).
         try:
@@ -188,6 +199,9 @@ class FileWatcher:
             if not self._queued[0]:
                 return
         self._readable()
+
+    def _next_turn(self) -> None:
+        self._polled = False
 
     def _readable(self) -> None:
         while self.fd >= 0:
