@@ -452,6 +452,27 @@ def test_half_closed_client_while_throttled_gets_its_response(tmp_path):
         client.close()
 
 
+def test_half_close_after_a_throttled_response_ended_still_delivers_all_of_it(tmp_path):
+    """Under load the worker's END can come before the client's FIN is read: the request is
+    answered (and logged) while its bytes still wait for bandwidth. The FIN must not close the
+    connection on them (seen in CI: a 256 KiB stream cut at 64 KiB)."""
+    import socket
+
+    rig, worker, conn, transport, sid, ours, client = _hangup_rig(tmp_path)
+    try:
+        worker.feed(fr.pack_end(sid))
+        assert not conn._pending and conn._held     # answered, bytes held for their turn
+        client.shutdown(socket.SHUT_WR)
+        assert conn.eof_received() is True
+        for _ in range(200):
+            rig.advance(0.5)
+            rig.loop.run_due()
+        assert len(split_responses(bytes(transport.out))[0][2]) == 50_000 and transport.closed
+    finally:
+        ours.close()
+        client.close()
+
+
 # ---- trusted proxies: X-Forwarded-For / -Proto / Forwarded ----
 
 def _forwarded_request(rig, peer, headers: bytes):

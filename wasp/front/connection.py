@@ -419,12 +419,16 @@ class HttpConnection(ResponseWriter, RequestEndings, QosMixin, asyncio.Protocol)
                 req.link.send_end(req)
                 return True
             return False
-        if state is _OPEN and self._pending and self._cur is None and not self._in_head:
+        if state is _OPEN and (self._pending or self._held) and self._cur is None and not self._in_head:
             # A client may shut down its side once it has sent its request(s): answer, then close.
             # (With a request still incomplete, the client gave up on it: close, which cancels.)
+            # On a limited connection the last response may be answered and logged already while
+            # its bytes still wait for bandwidth (`_held`): they go out first, then the close.
             self._eof = True
             if self._buckets is not None:
                 self._watch_hangup()   # or it closed: a throttled response would not tell (qos.py)
+            if not self._pending:
+                self._close()
             return True
         return False
 
