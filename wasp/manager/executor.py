@@ -236,10 +236,15 @@ class Executor:
             self.passed_fds.hold(worker.channel, [ours_w])
             self.passed_fds.hold(front.channel, [ours_f])
 
+    def _drain_in_fronts(self, worker_id: int) -> None:
+        """Tell the fronts to send the worker nothing more (a tcp pool's worker has no fronts)."""
+        rec = self.sup.workers.get(worker_id)
+        if not (rec is not None and self.is_service_pool(rec.pool)):
+            self._send_fronts({"op": "worker_drain", "worker_id": worker_id})
+
     def _do_StopWorker(self, a: A.StopWorker) -> None:
-        rec = self.sup.workers.get(a.worker_id)
-        if a.drain and not (rec is not None and self.is_service_pool(rec.pool)):
-            self._send_fronts({"op": "worker_drain", "worker_id": a.worker_id})
+        if a.drain:
+            self._drain_in_fronts(a.worker_id)
         worker = self.workers.get(a.worker_id)
         if worker is not None:
             worker.channel.send({"op": "stop"})
@@ -250,9 +255,7 @@ class Executor:
             return
         # The fronts hear first, so a request that arrives between the decision and the death
         # waits for the replacement instead of going to a worker that is about to be killed.
-        rec = self.sup.workers.get(a.worker_id)
-        if not (rec is not None and self.is_service_pool(rec.pool)):
-            self._send_fronts({"op": "worker_drain", "worker_id": a.worker_id})
+        self._drain_in_fronts(a.worker_id)
         worker.kill()
 
     def _do_OrphanWorker(self, a: A.OrphanWorker) -> None:
